@@ -1,0 +1,8 @@
+// tunekit: fine-tuning of large language models from Node.js. The public API.
+export { TunekitError, type TunekitErrorCode } from './errors.js';
+export { runtimeInfo, setRuntimeOptions, measureFmaPeak, type RuntimeInfo, type RuntimeOptions, type Isa } from './runtime.js';
+export { Tensor, DTYPE_SIZE, numel, type Dtype } from './tensor.js';
+export { gemm, linearForward, linearBackwardInput, linearBackwardWeight, type GemmOptions } from './ops/gemm.js';
+export { openSafetensors, type SafetensorsReader } from './safetensors/read.js';
+export { writeSafetensors, writeShardedSafetensors, type WriteOptions, type ShardedWriteOptions, type TensorMap } from './safetensors/write.js';
+export { type TensorInfo, type SafetensorsDtype } from './safetensors/format.js';

@@ -1,0 +1,62 @@
+// The one typed description of the native addon's surface. Everything else in lib/ goes through
+// this module; nothing outside it touches the addon directly.
+import { createRequire } from 'node:module';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export type NativeDtype = 'f32' | 'bf16' | 'f16' | 'i32' | 'u8';
+export type Isa = 'scalar' | 'avx2' | 'avx512' | 'avx512bf16' | 'amx';
+
+export interface NativeTensor {
+  readonly dtype: NativeDtype;
+  readonly shape: number[];
+  readonly byteLength: number;
+  readonly buffer: ArrayBuffer;
+}
+
+export interface NativeRuntimeInfo {
+  isa: Isa;
+  detectedIsa: Isa;
+  isaForced: boolean;
+  threads: number;
+  logicalCores: number;
+  buildFlavour: string;
+  cpuVendor: string;
+  cpuFeatures: { avx2: boolean; avx512f: boolean; avx512bf16: boolean; amxBf16: boolean; amxPermissionDenied: boolean };
+}
+
+export interface NativeGemmOptions {
+  transposeA?: boolean;
+  transposeB?: boolean;
+  alpha?: number;
+  beta?: number;
+  reference?: boolean;
+  repeat?: number;
+}
+
+export interface NativeAddon {
+  Tensor: new (dtype: NativeDtype, shape: number[]) => NativeTensor;
+  runtimeInfo(): NativeRuntimeInfo;
+  setRuntimeOptions(options: { threads?: number; isa?: Isa }): void;
+  measureFmaPeak(seconds: number): Promise<number>;
+  gemm(a: NativeTensor, b: NativeTensor, c: NativeTensor, options: NativeGemmOptions): Promise<void>;
+}
+
+/** The package root: the nearest folder above this file whose package.json names tunekit. */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pkg = join(dir, 'package.json');
+    if (existsSync(pkg) && JSON.parse(readFileSync(pkg, 'utf8')).name === 'tunekit') return dir;
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('tunekit: could not find the package root above ' + fileURLToPath(import.meta.url));
+    dir = parent;
+  }
+}
+
+const require = createRequire(import.meta.url);
+// node-gyp-build loads build/Release first, then prebuilds/<platform>-<arch>/.
+const loadBinding = require('node-gyp-build') as (root: string) => NativeAddon;
+
+export const native: NativeAddon = loadBinding(packageRoot());

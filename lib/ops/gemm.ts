@@ -1,0 +1,75 @@
+// fp32 matrix multiply: C = alpha * op(A) * op(B) + beta * C, on native threads.
+// The three products of a linear layer y = x·Wᵀ are named helpers below.
+import { z } from 'zod';
+import { awaitNative, TunekitError } from '../errors.js';
+import { native } from '../native.js';
+import { Tensor } from '../tensor.js';
+import { parseOptions } from '../validate.js';
+
+const GemmOptions = z
+  .object({
+    transposeA: z.boolean().optional().describe('Use Aᵀ (A stored as k x m)'),
+    transposeB: z.boolean().optional().describe('Use Bᵀ (B stored as n x k)'),
+    alpha: z.number().finite().optional().describe('Scale of the product (default 1)'),
+    beta: z.number().finite().optional().describe('Scale of the existing C when `out` is given (default 0: C is overwritten)'),
+    out: z.custom<Tensor<'f32'>>((v) => v instanceof Tensor, 'Tensor').optional().describe('Write into this m x n f32 tensor instead of a new one'),
+    reference: z.boolean().optional().describe('Use the plain fp64-accumulating reference instead of the fast kernel'),
+    repeat: z.number().int().min(1).max(1_000_000).optional().describe('Run the product this many times (benchmarks)'),
+  })
+  .strict();
+export type GemmOptions = z.input<typeof GemmOptions>;
+
+function matrix(t: unknown, name: string): Tensor<'f32'> {
+  if (!(t instanceof Tensor)) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `Expected a Tensor for ${name}`);
+  if (t.dtype !== 'f32' || t.shape.length !== 2) {
+    throw new TunekitError(
+      'ERR_TUNEKIT_INVALID_ARGUMENT',
+      `Expected a 2-D f32 tensor for ${name} but received ${t.dtype} [${t.shape.join(', ')}]`,
+    );
+  }
+  return t as Tensor<'f32'>;
+}
+
+/** C = alpha * op(A) * op(B) + beta * C; returns C (a new tensor unless `out` is given). */
+export async function gemm(a: Tensor<'f32'>, b: Tensor<'f32'>, options: GemmOptions = {}): Promise<Tensor<'f32'>> {
+  const o = parseOptions(GemmOptions, options, 'gemm');
+  const A = matrix(a, 'a'), B = matrix(b, 'b');
+  const [m, k] = o.transposeA ? [A.shape[1]!, A.shape[0]!] : [A.shape[0]!, A.shape[1]!];
+  const [kb, n] = o.transposeB ? [B.shape[1]!, B.shape[0]!] : [B.shape[0]!, B.shape[1]!];
+  if (k !== kb) {
+    throw new TunekitError(
+      'ERR_TUNEKIT_INVALID_ARGUMENT',
+      `Expected inner dimensions to agree but op(a) is [${m}, ${k}] and op(b) is [${kb}, ${n}]`,
+    );
+  }
+  const c = o.out ? matrix(o.out, 'out') : Tensor.zeros('f32', [m, n]);
+  if (c.shape[0] !== m || c.shape[1] !== n) {
+    throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `Expected out of shape [${m}, ${n}] but received [${c.shape.join(', ')}]`);
+  }
+  await awaitNative(() =>
+    native.gemm(A.handle, B.handle, c.handle, {
+      transposeA: o.transposeA,
+      transposeB: o.transposeB,
+      alpha: o.alpha,
+      beta: o.out ? o.beta : 0,
+      reference: o.reference,
+      repeat: o.repeat,
+    }),
+  );
+  return c;
+}
+
+/** Forward of a linear layer: Y = X·Wᵀ, with X [tokens, in] and W [out, in]. */
+export function linearForward(x: Tensor<'f32'>, w: Tensor<'f32'>, options: Omit<GemmOptions, 'transposeA' | 'transposeB'> = {}) {
+  return gemm(x, w, { ...options, transposeB: true });
+}
+
+/** Gradient w.r.t. the input: dX = dY·W, with dY [tokens, out] and W [out, in]. */
+export function linearBackwardInput(dy: Tensor<'f32'>, w: Tensor<'f32'>, options: Omit<GemmOptions, 'transposeA' | 'transposeB'> = {}) {
+  return gemm(dy, w, options);
+}
+
+/** Gradient w.r.t. the weight: dW = dYᵀ·X, with dY [tokens, out] and X [tokens, in]. */
+export function linearBackwardWeight(dy: Tensor<'f32'>, x: Tensor<'f32'>, options: Omit<GemmOptions, 'transposeA' | 'transposeB'> = {}) {
+  return gemm(dy, x, { ...options, transposeA: true });
+}

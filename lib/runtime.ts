@@ -1,0 +1,36 @@
+// Runtime information and settings: which ISA the kernels use, how many threads.
+import { z } from 'zod';
+import { awaitNative, callNative } from './errors.js';
+import { native, type Isa, type NativeRuntimeInfo } from './native.js';
+import { parseOptions } from './validate.js';
+
+export type { Isa };
+export type RuntimeInfo = NativeRuntimeInfo;
+
+/** The ISA in use, the CPU's features, the thread count and how the addon was built. */
+export function runtimeInfo(): RuntimeInfo {
+  return callNative(() => native.runtimeInfo());
+}
+
+const RuntimeOptions = z
+  .object({
+    threads: z.number().int().min(1).max(1024).optional().describe('Worker threads for kernels (default: one per logical core, or TUNEKIT_THREADS)'),
+    isa: z
+      .enum(['scalar', 'avx2', 'avx512', 'avx512bf16', 'amx'])
+      .optional()
+      .describe('Kernel instruction set (default: the best the CPU supports, or TUNEKIT_ISA); must be supported by this CPU'),
+  })
+  .strict();
+export type RuntimeOptions = z.input<typeof RuntimeOptions>;
+
+/** Changes threads or ISA for calls started from now on. */
+export function setRuntimeOptions(options: RuntimeOptions): void {
+  const parsed = parseOptions(RuntimeOptions, options, 'setRuntimeOptions');
+  callNative(() => native.setRuntimeOptions(parsed));
+}
+
+/** Sustained fp32 FMA throughput (GFLOP/s) of the runtime's threads with its ISA: the GEMM ceiling. */
+export function measureFmaPeak(seconds = 0.5): Promise<number> {
+  const s = parseOptions(z.number().gt(0).max(60), seconds, 'seconds');
+  return awaitNative(() => native.measureFmaPeak(s));
+}

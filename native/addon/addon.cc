@@ -1,0 +1,122 @@
+// Module entry: registers the JS surface and owns the per-environment AddonState.
+#include <napi.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "../core/fma_peak.h"
+#include "AddonTensor.h"
+#include "PromiseWorker.h"
+#include "addon_state.h"
+#include "errors.h"
+#include "options.h"
+
+namespace tk {
+
+Napi::Value gemm_binding(const Napi::CallbackInfo& info);
+
+namespace {
+
+#ifndef TUNEKIT_BUILD_FLAVOUR
+#define TUNEKIT_BUILD_FLAVOUR "unknown"
+#endif
+
+// Applies TUNEKIT_ISA / TUNEKIT_THREADS; bad values are reported by runtimeInfo, not fatal at load.
+void init_state(AddonState& s) {
+  const CpuFeatures& f = cpu_features();
+  s.detected_isa = best_isa(f);
+  s.isa = s.detected_isa;
+  if (const char* env = std::getenv("TUNEKIT_ISA")) {
+    Isa forced;
+    if (parse_isa(env, &forced) && forced <= s.detected_isa) {
+      s.isa = forced;
+      s.isa_forced = true;
+    }
+  }
+  int threads = f.logical_cores;
+  if (const char* env = std::getenv("TUNEKIT_THREADS")) {
+    int n = std::atoi(env);
+    if (n >= 1 && n <= 1024) threads = n;
+  }
+  s.pool = std::make_shared<ThreadPool>(threads);
+}
+
+Napi::Value runtime_info(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Env env = info.Env();
+    auto* s = env.GetInstanceData<AddonState>();
+    const CpuFeatures& f = cpu_features();
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("isa", isa_name(s->isa));
+    out.Set("detectedIsa", isa_name(s->detected_isa));
+    out.Set("isaForced", s->isa_forced);
+    out.Set("threads", s->pool->size());
+    out.Set("logicalCores", f.logical_cores);
+    out.Set("buildFlavour", TUNEKIT_BUILD_FLAVOUR);
+    out.Set("cpuVendor", f.vendor);
+    Napi::Object feats = Napi::Object::New(env);
+    feats.Set("avx2", f.avx2);
+    feats.Set("avx512f", f.avx512f);
+    feats.Set("avx512bf16", f.avx512_bf16);
+    feats.Set("amxBf16", f.amx_bf16);
+    feats.Set("amxPermissionDenied", f.amx_permission_denied);
+    out.Set("cpuFeatures", feats);
+    return out;
+  });
+}
+
+// setRuntimeOptions({threads?, isa?}): applies to calls started afterwards.
+Napi::Value set_runtime_options(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    auto* s = info.Env().GetInstanceData<AddonState>();
+    Napi::Object o = options_arg(info, 0);
+    if (!o.Get("isa").IsUndefined()) {
+      std::string name = option_string(o, "isa", "");
+      Isa isa;
+      check_arg(parse_isa(name, &isa), "Expected isa one of scalar, avx2, avx512, avx512bf16, amx but received " + name);
+      if (isa > s->detected_isa)
+        fail(ErrorCode::Unsupported, "isa " + name + " is not supported by this CPU (best: " +
+                                         isa_name(s->detected_isa) + ")");
+      s->isa = isa;
+      s->isa_forced = isa != s->detected_isa;
+    }
+    if (!o.Get("threads").IsUndefined()) {
+      int n = static_cast<int>(option_int(o, "threads", 1, 1, 1024));
+      if (n != s->pool->size()) s->pool = std::make_shared<ThreadPool>(n);
+    }
+    return info.Env().Undefined();
+  });
+}
+
+// measureFmaPeak(seconds) -> Promise<number>: GFLOP/s of the current pool with the current ISA.
+Napi::Value measure_fma_peak(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    auto* s = info.Env().GetInstanceData<AddonState>();
+    double seconds = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0.5;
+    check_arg(seconds > 0 && seconds <= 60, "Expected seconds in (0, 60] for measureFmaPeak");
+    auto pool = s->pool;
+    Isa isa = s->isa;
+    auto result = std::make_shared<double>(0);
+    return PromiseWorker::start(
+        info.Env(), [pool, isa, seconds, result] { *result = measure_fma_peak_gflops(isa, *pool, seconds); },
+        [result](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, *result); });
+  });
+}
+
+Napi::Object init(Napi::Env env, Napi::Object exports) {
+  auto* state = new AddonState();
+  init_state(*state);
+  env.SetInstanceData(state);  // deleted by the environment's cleanup
+  exports.Set("Tensor", AddonTensor::define(env));
+  exports.Set("runtimeInfo", Napi::Function::New(env, runtime_info, "runtimeInfo"));
+  exports.Set("setRuntimeOptions", Napi::Function::New(env, set_runtime_options, "setRuntimeOptions"));
+  exports.Set("measureFmaPeak", Napi::Function::New(env, measure_fma_peak, "measureFmaPeak"));
+  exports.Set("gemm", Napi::Function::New(env, gemm_binding, "gemm"));
+  return exports;
+}
+
+}  // namespace
+}  // namespace tk
+
+static Napi::Object InitTunekit(Napi::Env env, Napi::Object exports) { return tk::init(env, exports); }
+NODE_API_MODULE(tunekit, InitTunekit)

@@ -1,0 +1,20 @@
+// Per-environment state of the addon (one per Node.js main thread or worker_thread).
+// Why not globals: each environment may configure its own threads and ISA, and everything is
+// released by the environment's cleanup (better-sqlite3's rule). Workers hold a shared_ptr to the
+// pool they were created with, so reconfiguring never pulls a pool from under a running call.
+#pragma once
+#include <memory>
+
+#include "../core/cpu_features.h"
+#include "../core/thread_pool.h"
+
+namespace tk {
+
+struct AddonState {
+  std::shared_ptr<ThreadPool> pool;
+  Isa isa = Isa::Scalar;          // ISA the kernels use
+  Isa detected_isa = Isa::Scalar;  // best the CPU offers
+  bool isa_forced = false;        // chosen through TUNEKIT_ISA or setRuntimeOptions
+};
+
+}  // namespace tk

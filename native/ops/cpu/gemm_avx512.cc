@@ -1,0 +1,104 @@
+// AVX-512 micro-kernel, 14 x 32: 28 zmm accumulators, two B vectors and one broadcast operand
+// (folded into the FMA as an embedded broadcast) — 31 of the 32 zmm registers. Per step it issues
+// 28 FMAs against 16 loads, enough to keep two 512-bit FMA pipes busy.
+// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own _mm512_undefined_* values.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include "gemm_kernels.h"
+
+namespace tk {
+namespace {
+
+constexpr int MR = 14, NR = 32;
+
+__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma"))) void kernel_14x32(
+    int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta) {
+#define TK_ROW_DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
+  TK_ROW_DECL(0) TK_ROW_DECL(1) TK_ROW_DECL(2) TK_ROW_DECL(3) TK_ROW_DECL(4) TK_ROW_DECL(5) TK_ROW_DECL(6)
+  TK_ROW_DECL(7) TK_ROW_DECL(8) TK_ROW_DECL(9) TK_ROW_DECL(10) TK_ROW_DECL(11) TK_ROW_DECL(12) TK_ROW_DECL(13)
+#undef TK_ROW_DECL
+  for (int64_t p = 0; p < kc; ++p) {
+    _mm_prefetch(reinterpret_cast<const char*>(b + 8 * NR), _MM_HINT_T0);
+    const __m512 b0 = _mm512_load_ps(b), b1 = _mm512_load_ps(b + 16);
+#define TK_ROW_FMA(i)                               \
+  {                                                 \
+    const __m512 ai = _mm512_set1_ps(a[i]);         \
+    c##i##0 = _mm512_fmadd_ps(ai, b0, c##i##0);     \
+    c##i##1 = _mm512_fmadd_ps(ai, b1, c##i##1);     \
+  }
+    TK_ROW_FMA(0) TK_ROW_FMA(1) TK_ROW_FMA(2) TK_ROW_FMA(3) TK_ROW_FMA(4) TK_ROW_FMA(5) TK_ROW_FMA(6)
+    TK_ROW_FMA(7) TK_ROW_FMA(8) TK_ROW_FMA(9) TK_ROW_FMA(10) TK_ROW_FMA(11) TK_ROW_FMA(12) TK_ROW_FMA(13)
+#undef TK_ROW_FMA
+    a += MR;
+    b += NR;
+  }
+  const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+#define TK_ROW_STORE(i)                                                          \
+  {                                                                              \
+    float* ci = c + i * ldc;                                                     \
+    __m512 r0 = _mm512_mul_ps(va, c##i##0), r1 = _mm512_mul_ps(va, c##i##1);     \
+    if (beta != 0.0f) {                                                          \
+      r0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci), r0);                         \
+      r1 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci + 16), r1);                    \
+    }                                                                            \
+    _mm512_storeu_ps(ci, r0);                                                    \
+    _mm512_storeu_ps(ci + 16, r1);                                               \
+  }
+  TK_ROW_STORE(0) TK_ROW_STORE(1) TK_ROW_STORE(2) TK_ROW_STORE(3) TK_ROW_STORE(4) TK_ROW_STORE(5)
+  TK_ROW_STORE(6) TK_ROW_STORE(7) TK_ROW_STORE(8) TK_ROW_STORE(9) TK_ROW_STORE(10) TK_ROW_STORE(11)
+  TK_ROW_STORE(12) TK_ROW_STORE(13)
+#undef TK_ROW_STORE
+}
+
+// Transposes 16 rows of 16 floats in registers: on return r[c] holds column c of the input.
+__attribute__((target("avx512f"))) inline void transpose_16x16(__m512 r[16]) {
+  __m512 t[16], u[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  // Now each 128-bit lane l of u[4i + k] holds rows 4i..4i+3 at column 4l + k.
+  for (int i = 0; i < 4; ++i) {
+    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 1]);
+    const __m512d c = _mm512_castps_pd(t[4 * i + 2]), d = _mm512_castps_pd(t[4 * i + 3]);
+    u[4 * i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, c));
+    u[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, c));
+    u[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b, d));
+    u[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b, d));
+  }
+  // Gather lane l of u[k], u[4+k], u[8+k], u[12+k] into column 4l + k.
+  for (int k = 0; k < 4; ++k) {
+    const __m512 x0 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0x44), y0 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0x44);
+    const __m512 x1 = _mm512_shuffle_f32x4(u[k], u[4 + k], 0xEE), y1 = _mm512_shuffle_f32x4(u[8 + k], u[12 + k], 0xEE);
+    r[k] = _mm512_shuffle_f32x4(x0, y0, 0x88);
+    r[4 + k] = _mm512_shuffle_f32x4(x0, y0, 0xDD);
+    r[8 + k] = _mm512_shuffle_f32x4(x1, y1, 0x88);
+    r[12 + k] = _mm512_shuffle_f32x4(x1, y1, 0xDD);
+  }
+}
+
+__attribute__((target("avx512f"))) void transpose_pack(const float* src, int64_t ld, int64_t rows, int64_t kc,
+                                                      int width, float* dst) {
+  for (int r0 = 0; r0 < width; r0 += 16) {
+    const int group_rows = static_cast<int>(rows - r0 < 0 ? 0 : (rows - r0 > 16 ? 16 : rows - r0));
+    const int group_width = width - r0 < 16 ? width - r0 : 16;
+    const __mmask16 store_mask = static_cast<__mmask16>((1u << group_width) - 1);
+    for (int64_t p0 = 0; p0 < kc; p0 += 16) {
+      const int q = static_cast<int>(kc - p0 < 16 ? kc - p0 : 16);
+      const __mmask16 load_mask = static_cast<__mmask16>((1u << q) - 1);
+      __m512 r[16];
+      for (int i = 0; i < 16; ++i)
+        r[i] = i < group_rows ? _mm512_maskz_loadu_ps(load_mask, src + (r0 + i) * ld + p0) : _mm512_setzero_ps();
+      transpose_16x16(r);
+      for (int p = 0; p < q; ++p) _mm512_mask_storeu_ps(dst + (p0 + p) * width + r0, store_mask, r[p]);
+    }
+  }
+}
+
+}  // namespace
+
+GemmKernel gemm_kernel_avx512() { return {MR, NR, 256, 336, 1024, kernel_14x32, transpose_pack}; }
+
+}  // namespace tk

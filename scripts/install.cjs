@@ -1,0 +1,118 @@
+#!/usr/bin/env node
+// Installs the native addon: a matching prebuilt binary from prebuilds/ if one loads, else a build
+// from source with cmake-js (CMakeLists.txt), else with the node-gyp that ships with npm
+// (binding.gyp, CPU only). Nothing is downloaded: cmake-js takes Node-API headers from the
+// node-api-headers package, node-gyp from this Node's own include/ folder when it has one.
+//
+// Environment:
+//   TUNEKIT_BUILD_FROM_SOURCE=1   ignore prebuilds (same as --from-source)
+//   TUNEKIT_BUILD_WITH=cmake|node-gyp   use only that build system
+//   TUNEKIT_CUDA=1                ask CMake to compile the CUDA kernels (CPU-only if no nvcc)
+'use strict';
+const { spawnSync } = require('node:child_process');
+const fs = require('node:fs');
+const path = require('node:path');
+
+const root = path.resolve(__dirname, '..');
+const log = (msg) => console.log(`tunekit: ${msg}`);
+const fromSource = process.argv.includes('--from-source') || process.env.TUNEKIT_BUILD_FROM_SOURCE === '1';
+const only = process.env.TUNEKIT_BUILD_WITH;
+if (only && only !== 'cmake' && only !== 'node-gyp') {
+  console.error(`tunekit: Expected TUNEKIT_BUILD_WITH to be cmake or node-gyp but received ${only}`);
+  process.exit(1);
+}
+
+function loads(file) {
+  const r = spawnSync(process.execPath, ['-e', `require(${JSON.stringify(file)}).runtimeInfo()`], { stdio: 'pipe' });
+  return r.status === 0;
+}
+
+function findPrebuild() {
+  const dir = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`);
+  if (!fs.existsSync(dir)) return null;
+  const file = fs.readdirSync(dir).find((f) => f.endsWith('.node'));
+  return file ? path.join(dir, file) : null;
+}
+
+function run(cmd, args) {
+  log(`${path.basename(cmd)} ${args.join(' ')}`);
+  const r = spawnSync(cmd, args, { cwd: root, stdio: 'inherit' });
+  return r.status === 0;
+}
+
+function hasCmake() {
+  const r = spawnSync('cmake', ['--version'], { stdio: 'ignore' });
+  return r.status === 0;
+}
+
+function buildWithCmake() {
+  let cli;
+  try {
+    cli = require.resolve('cmake-js/bin/cmake-js', { paths: [root] });
+  } catch {
+    log('cmake-js is not installed; skipping the CMake build');
+    return false;
+  }
+  if (!hasCmake()) {
+    log('cmake was not found on PATH; skipping the CMake build');
+    return false;
+  }
+  const args = [cli, 'compile', '--out', 'build'];
+  if (process.env.TUNEKIT_CUDA === '1') args.push('--CDTUNEKIT_CUDA=ON');
+  return run(process.execPath, args);
+}
+
+function findNodeGyp() {
+  const candidates = [
+    process.env.npm_config_node_gyp,
+    path.join(path.dirname(process.execPath), '../lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js'),
+    path.join(path.dirname(process.execPath), '../share/nodejs/node-gyp/bin/node-gyp.js'),
+  ];
+  for (const c of candidates) if (c && fs.existsSync(c)) return c;
+  try {
+    return require.resolve('node-gyp/bin/node-gyp.js', { paths: [root] });
+  } catch {
+    return null;
+  }
+}
+
+function buildWithNodeGyp() {
+  const gyp = findNodeGyp();
+  if (!gyp) {
+    log('node-gyp was not found');
+    return false;
+  }
+  const args = [gyp, 'rebuild'];
+  // Use this Node's own headers when installed beside it (distribution packages), so no download.
+  const prefix = path.resolve(path.dirname(process.execPath), '..');
+  if (fs.existsSync(path.join(prefix, 'include/node/node_api.h')) && fs.existsSync(path.join(prefix, 'include/node/common.gypi'))) {
+    args.push(`--nodedir=${prefix}`);
+  }
+  return run(process.execPath, args);
+}
+
+function main() {
+  if (!fromSource) {
+    const prebuild = findPrebuild();
+    if (prebuild && loads(prebuild)) {
+      log(`using prebuilt binary ${path.relative(root, prebuild)}`);
+      return 0;
+    }
+    if (prebuild) log(`prebuilt binary ${path.relative(root, prebuild)} does not load here; building from source`);
+  }
+  const builders = [
+    ['cmake', buildWithCmake],
+    ['node-gyp', buildWithNodeGyp],
+  ].filter(([name]) => !only || name === only);
+  for (const [name, build] of builders) {
+    if (build() && loads(path.join(root, 'build/Release/tunekit.node'))) {
+      log(`built with ${name}: build/Release/tunekit.node`);
+      return 0;
+    }
+    log(`${name} build did not produce a loadable addon`);
+  }
+  console.error('tunekit: could not install the native addon (no usable prebuild, CMake and node-gyp builds failed)');
+  return 1;
+}
+
+process.exit(main());
