@@ -1,5 +1,13 @@
 #include "thread_pool.h"
 
+#include <chrono>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define TK_PAUSE() _mm_pause()
+#else
+#define TK_PAUSE() std::this_thread::yield()
+#endif
+
 namespace tk {
 
 ThreadPool::ThreadPool(int num_threads) : num_threads_(num_threads < 1 ? 1 : num_threads) {
@@ -29,19 +37,28 @@ void ThreadPool::drain_tasks() {
   }
 }
 
+namespace {
+// How long an idle worker polls for new work before it sleeps on the condition variable.
+constexpr auto kSpin = std::chrono::microseconds(200);
+}  // namespace
+
 void ThreadPool::worker_loop() {
   unsigned long long seen = 0;
   for (;;) {
+    const auto spin_until = std::chrono::steady_clock::now() + kSpin;
+    while (generation_.load(std::memory_order_acquire) == seen && std::chrono::steady_clock::now() < spin_until) {
+      for (int i = 0; i < 64; ++i) TK_PAUSE();
+    }
     {
       std::unique_lock<std::mutex> lock(mutex_);
-      wake_.wait(lock, [&] { return stopping_ || generation_ != seen; });
+      wake_.wait(lock, [&] { return stopping_ || generation_.load() != seen; });
       if (stopping_) return;
-      seen = generation_;
+      seen = generation_.load();
     }
     drain_tasks();
-    {
+    if (busy_workers_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (--busy_workers_ == 0) done_.notify_one();
+      done_.notify_one();
     }
   }
 }
@@ -58,16 +75,19 @@ void ThreadPool::run(int num_tasks, const std::function<void(int)>& fn) {
     job_ = &fn;
     num_tasks_ = num_tasks;
     next_task_.store(0, std::memory_order_relaxed);
-    busy_workers_ = static_cast<int>(workers_.size());
+    busy_workers_.store(static_cast<int>(workers_.size()));
     first_error_ = nullptr;
-    ++generation_;
+    generation_.fetch_add(1, std::memory_order_release);
   }
   wake_.notify_all();
   drain_tasks();
+  // Workers usually finish within microseconds of the caller: poll before sleeping.
+  const auto spin_until = std::chrono::steady_clock::now() + kSpin;
+  while (busy_workers_.load(std::memory_order_acquire) != 0 && std::chrono::steady_clock::now() < spin_until) TK_PAUSE();
   std::exception_ptr error;
   {
     std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [&] { return busy_workers_ == 0; });
+    done_.wait(lock, [&] { return busy_workers_.load() == 0; });
     job_ = nullptr;
     error = first_error_;
     first_error_ = nullptr;

@@ -45,6 +45,6 @@ __attribute__((target("avx2,fma"))) void kernel_6x16(int64_t kc, const float* a,
 
 }  // namespace
 
-GemmKernel gemm_kernel_avx2() { return {MR, NR, 256, 192, 2048, kernel_6x16, gemm_transpose_pack_scalar}; }
+GemmKernel gemm_kernel_avx2() { return {MR, NR, 512, 192, 2048, kernel_6x16, gemm_transpose_pack_scalar}; }
 
 }  // namespace tk

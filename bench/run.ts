@@ -1,0 +1,31 @@
+// `npm run bench -- <suite...> [--json] [--reps N] [--quick]`: runs benchmark suites and prints
+// ours | peer | ratio | limit for each case (or one JSON object per row with --json).
+import { runGemm } from './suites/gemm.js';
+import { printRows, type Row } from './table.js';
+
+type Suite = (o: { reps: number; quick: boolean }) => Promise<{ rows: Row[]; notes: string[] }>;
+const SUITES: Record<string, Suite> = { gemm: runGemm };
+
+async function main(argv: string[]): Promise<number> {
+  const json = argv.includes('--json');
+  const quick = argv.includes('--quick');
+  const repsAt = argv.indexOf('--reps');
+  const reps = repsAt >= 0 ? Number(argv[repsAt + 1]) : 7;
+  if (!Number.isInteger(reps) || reps < 1) {
+    console.error(`Expected positive integer for --reps but received ${argv[repsAt + 1]}`);
+    return 2;
+  }
+  const names = argv.filter((a, i) => !a.startsWith('--') && !(repsAt >= 0 && i === repsAt + 1));
+  if (names.length === 0 || names.some((n) => !(n in SUITES))) {
+    console.error(`usage: npm run bench -- <${Object.keys(SUITES).join('|')}> [--json] [--reps N] [--quick]`);
+    return 2;
+  }
+  for (const name of names) {
+    const { rows, notes } = await SUITES[name]!({ reps, quick });
+    printRows(rows, json, `suite ${name}`);
+    if (!json) for (const n of notes) console.log(`  ${n}`);
+  }
+  return 0;
+}
+
+process.exitCode = await main(process.argv.slice(2));
