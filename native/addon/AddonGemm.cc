@@ -21,16 +21,17 @@ Napi::Value gemm_binding(const Napi::CallbackInfo& info) {
                 "Expected 2-D f32 tensors for gemm but received " + std::string(dtype_name(t->dtype)) + " " +
                     t->shape_string());
     GemmArgs g;
-    g.trans_a = option_bool(o, "transposeA", false);
-    g.trans_b = option_bool(o, "transposeB", false);
+    g.a.trans = option_bool(o, "transposeA", false);
+    g.b.trans = option_bool(o, "transposeB", false);
+    g.bf16 = option_bool(o, "bf16", false);
     g.alpha = static_cast<float>(option_number(o, "alpha", 1.0));
     g.beta = static_cast<float>(option_number(o, "beta", 0.0));
     const bool reference = option_bool(o, "reference", false);
     const int64_t repeat = option_int(o, "repeat", 1, 1, 1000000);
-    g.m = g.trans_a ? a.shape[1] : a.shape[0];
-    g.k = g.trans_a ? a.shape[0] : a.shape[1];
-    const int64_t kb = g.trans_b ? b.shape[1] : b.shape[0];
-    g.n = g.trans_b ? b.shape[0] : b.shape[1];
+    g.m = g.a.trans ? a.shape[1] : a.shape[0];
+    g.k = g.a.trans ? a.shape[0] : a.shape[1];
+    const int64_t kb = g.b.trans ? b.shape[1] : b.shape[0];
+    g.n = g.b.trans ? b.shape[0] : b.shape[1];
     check_arg(kb == g.k, "Expected inner dimensions to agree but op(a) is [" + std::to_string(g.m) + ", " +
                              std::to_string(g.k) + "] and op(b) is [" + std::to_string(kb) + ", " +
                              std::to_string(g.n) + "]");
@@ -38,10 +39,10 @@ Napi::Value gemm_binding(const Napi::CallbackInfo& info) {
                                                           std::to_string(g.n) + "] but received " +
                                                           c.shape_string());
     check_arg(c.storage != a.storage && c.storage != b.storage, "Expected c not to alias a or b");
-    g.a = a.data<float>();
-    g.lda = a.shape[1];
-    g.b = b.data<float>();
-    g.ldb = b.shape[1];
+    g.a.data = a.data<float>();
+    g.a.ld = a.shape[1];
+    g.b.data = b.data<float>();
+    g.b.ld = b.shape[1];
     g.c = c.data<float>();
     g.ldc = c.shape[1];
     // The worker owns copies of the tensors (shared storage), so the memory outlives any JS handle.
@@ -52,9 +53,9 @@ Napi::Value gemm_binding(const Napi::CallbackInfo& info) {
         [g, pool, isa, reference, repeat, a, b, c] {
           for (int64_t r = 0; r < repeat; ++r) {
             if (reference)
-              gemm_f32_reference(g);
+              gemm_reference(g);
             else
-              gemm_f32(g, isa, *pool);
+              gemm(g, isa, *pool);
           }
         },
         nullptr, {info[0], info[1], info[2]});

@@ -1,26 +1,28 @@
-// fp32 GEMM driver: the BLIS loop nest (NC -> KC -> MC -> NR -> MR) around a per-ISA micro-kernel.
+// GEMM driver: the BLIS loop nest (NC -> KC -> MC -> NR -> MR) around a per-ISA micro-kernel.
 // Packing copies a KC x NC block of op(B) and an MC x KC block of op(A) into contiguous panels in
-// the order the micro-kernel reads them, so the kernel streams memory linearly whatever the
-// operands' layout or transposition. Threads split C into disjoint column (or row) ranges and each
-// runs the whole loop nest on its range, so every C element is summed in one fixed order:
-// results do not depend on scheduling.
+// the order the micro-kernel reads them — transposing, decoding compressed weights and rounding to
+// bf16 on the way — so the kernel streams memory linearly whatever the operands' layout. Threads
+// split C into disjoint column (or row) ranges and each runs the whole loop nest on its range, so
+// every C element is summed in one fixed order: results do not depend on scheduling.
 #include "gemm.h"
 
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "../core/error.h"
+#include "../core/float16.h"
 #include "cpu/gemm_kernels.h"
 
 namespace tk {
 namespace {
 
-// Per-thread packing buffers, grown on demand and reused across calls.
-struct PackBuffer {
+// Per-thread scratch, grown on demand and reused across calls.
+struct Scratch {
   float* data = nullptr;
   size_t capacity = 0;
-  ~PackBuffer() { std::free(data); }
+  ~Scratch() { std::free(data); }
   float* get(size_t floats) {
     if (floats > capacity) {
       std::free(data);
@@ -35,80 +37,136 @@ struct PackBuffer {
     return data;
   }
 };
-thread_local PackBuffer tls_pack_a, tls_pack_b;
-
-// Packs op(A)[i0 : i0+mc, p0 : p0+kc] into ceil(mc/MR) panels of kc x MR, zero-padding the last.
-void pack_a(const GemmArgs& g, const GemmKernel& kr, int64_t i0, int64_t mc, int64_t p0, int64_t kc, float* dst) {
-  const int mr = kr.mr;
-  for (int64_t ir = 0; ir < mc; ir += mr) {
-    const int64_t rows = std::min<int64_t>(mr, mc - ir);
-    float* panel = dst + ir * kc;
-    if (g.trans_a) {  // op(A)[i, p] = A[p, i]: each k step reads `rows` contiguous values
-      for (int64_t p = 0; p < kc; ++p) {
-        const float* src = g.a + (p0 + p) * g.lda + i0 + ir;
-        float* out = panel + p * mr;
-        for (int64_t i = 0; i < rows; ++i) out[i] = src[i];
-        for (int64_t i = rows; i < mr; ++i) out[i] = 0.0f;
-      }
-    } else {  // op(A)[i, p] = A[i, p]: a transposing copy
-      kr.transpose_pack(g.a + (i0 + ir) * g.lda + p0, g.lda, rows, kc, mr, panel);
-    }
-  }
-}
-
-// Packs op(B)[p0 : p0+kc, j0 : j0+nc] into ceil(nc/NR) panels of kc x NR, zero-padding the last.
-void pack_b(const GemmArgs& g, const GemmKernel& kr, int64_t p0, int64_t kc, int64_t j0, int64_t nc, float* dst) {
-  const int nr = kr.nr;
-  for (int64_t jr = 0; jr < nc; jr += nr) {
-    const int64_t cols = std::min<int64_t>(nr, nc - jr);
-    float* panel = dst + jr * kc;
-    if (g.trans_b) {  // op(B)[p, j] = B[j, p]: the forward X·Wᵀ case, a transposing copy
-      kr.transpose_pack(g.b + (j0 + jr) * g.ldb + p0, g.ldb, cols, kc, nr, panel);
-    } else {
-      for (int64_t p = 0; p < kc; ++p) {
-        const float* src = g.b + (p0 + p) * g.ldb + j0 + jr;
-        float* out = panel + p * nr;
-        std::memcpy(out, src, cols * sizeof(float));
-        for (int64_t j = cols; j < nr; ++j) out[j] = 0.0f;
-      }
-    }
-  }
-}
+thread_local Scratch tls_pack_a, tls_pack_b, tls_f32_a, tls_f32_b, tls_decode;
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
-// Splits `total` into `parts` nearly equal block sizes that are multiples of `unit`.
+// Splits `total` into nearly equal blocks of at most `max_block`, each a multiple of `unit`.
 int64_t block_size(int64_t total, int64_t max_block, int64_t unit) {
   int64_t blocks = (total + max_block - 1) / max_block;
   return round_up((total + blocks - 1) / blocks, unit);
 }
 
+// Packs op(X)[r0 : r0+rows, p0 : p0+kc] of a dense operand as panels of width `w` (depth `depth`
+// between panels), writing depth rows q0.. of each panel. `trans` means X is stored k x rows.
+void pack_dense(const GemmOperand& x, const GemmKernel& kr, int w, int64_t r0, int64_t rows, int64_t p0,
+                int64_t kc, int64_t q0, int64_t depth, float* dst) {
+  for (int64_t rr = 0; rr < rows; rr += w) {
+    const int64_t n = std::min<int64_t>(w, rows - rr);
+    float* panel = dst + rr * depth + q0 * w;
+    if (x.trans) {  // op(X)[r, p] = X[p, r]: each step reads n contiguous values
+      for (int64_t p = 0; p < kc; ++p) {
+        const float* src = x.data + (p0 + p) * x.ld + r0 + rr;
+        float* out = panel + p * w;
+        std::memcpy(out, src, n * sizeof(float));
+        for (int64_t i = n; i < w; ++i) out[i] = 0.0f;
+      }
+    } else {  // op(X)[r, p] = X[r, p]: a transposing copy
+      kr.transpose_pack(x.data + (r0 + rr) * x.ld + p0, x.ld, n, kc, w, panel);
+    }
+  }
+}
+
+// The same for a B operand held as a WeightView W: op(B) = W (k x n) or Wᵀ (trans).
+void pack_weights(const GemmOperand& x, const GemmKernel& kr, int64_t j0, int64_t cols, int64_t p0, int64_t kc,
+                  int64_t q0, int64_t depth, float* dst) {
+  const WeightView& w = *x.weights;
+  const int nr = kr.nr;
+  if (x.trans) {  // op(B)[p, j] = W[j, p]: decode NR rows of W, then transpose them into the panel
+    float* rowbuf = tls_decode.get(static_cast<size_t>(nr * kc));
+    for (int64_t jr = 0; jr < cols; jr += nr) {
+      const int64_t n = std::min<int64_t>(nr, cols - jr);
+      for (int64_t j = 0; j < n; ++j) w.decode(j0 + jr + j, p0, kc, rowbuf + j * kc);
+      kr.transpose_pack(rowbuf, kc, n, kc, nr, dst + jr * depth + q0 * nr);
+    }
+  } else {  // op(B)[p, j] = W[p, j]: decode a row segment per step and scatter it across panels
+    float* row = tls_decode.get(static_cast<size_t>(cols));
+    for (int64_t p = 0; p < kc; ++p) {
+      w.decode(p0 + p, j0, cols, row);
+      for (int64_t jr = 0; jr < cols; jr += nr) {
+        const int64_t n = std::min<int64_t>(nr, cols - jr);
+        float* out = dst + jr * depth + (q0 + p) * nr;
+        std::memcpy(out, row + jr, n * sizeof(float));
+        for (int64_t j = n; j < nr; ++j) out[j] = 0.0f;
+      }
+    }
+  }
+}
+
+// Packs K range [p0, p0 + kc) of the concatenated operand [X | X2] (A side: rows are M) or
+// [X ; X2] (B side: rows are N), splitting the range at the first product's depth k1.
+void pack_block(const GemmOperand& x, const GemmOperand& x2, int64_t k1, bool b_side, const GemmKernel& kr,
+                int w, int64_t r0, int64_t rows, int64_t p0, int64_t kc, float* dst) {
+  const int64_t split = std::clamp<int64_t>(k1 - p0, 0, kc);
+  auto pack = [&](const GemmOperand& op, int64_t from, int64_t len, int64_t q0) {
+    if (len <= 0) return;
+    if (op.weights) return pack_weights(op, kr, r0, rows, from, len, q0, kc, dst);
+    // pack_dense's `trans` means "stored K-major"; a B operand is K-major when not transposed.
+    GemmOperand stored = op;
+    if (b_side) stored.trans = !op.trans;
+    pack_dense(stored, kr, w, r0, rows, from, len, q0, kc, dst);
+  };
+  pack(x, p0, split, 0);
+  pack(x2, p0 + split - k1, kc - split, split);
+}
+
+// Rewrites fp32 panels (depth kc) as bf16-pair panels (depth rounded up to even), or, for the fp32
+// kernel in bf16 mode, rounds them to bf16 in place.
+void to_bf16(const float* src, int64_t panels, int w, int64_t kc, bool pairs, void* dst) {
+  if (!pairs) {
+    float* out = static_cast<float*>(dst);
+    for (int64_t i = 0; i < panels * w * kc; ++i) out[i] = round_to_bf16(src[i]);
+    return;
+  }
+  const int64_t kc2 = round_up(kc, 2);
+  uint16_t* out = static_cast<uint16_t*>(dst);
+  for (int64_t pnl = 0; pnl < panels; ++pnl) {
+    const float* in = src + pnl * w * kc;
+    uint16_t* o = out + pnl * w * kc2;
+    for (int64_t q = 0; q < kc2 / 2; ++q)
+      for (int i = 0; i < w; ++i) {
+        o[(q * w + i) * 2] = float_to_bf16(in[(2 * q) * w + i]);
+        o[(q * w + i) * 2 + 1] = 2 * q + 1 < kc ? float_to_bf16(in[(2 * q + 1) * w + i]) : 0;
+      }
+  }
+}
+
 // Runs the whole loop nest for C[m0:m1, n0:n1].
 void gemm_range(const GemmArgs& g, const GemmKernel& kr, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
-  const int64_t M = m1 - m0, N = n1 - n0;
+  const int64_t M = m1 - m0, N = n1 - n0, K = g.k + g.k2;
   if (M <= 0 || N <= 0) return;
   const int64_t nc_max = block_size(N, kr.nc, kr.nr);
-  const int64_t kc_max = block_size(g.k, kr.kc, 1);
+  const int64_t kc_max = block_size(K, kr.kc, kr.bf16_pairs ? 2 : 1);
   const int64_t mc_max = block_size(M, kr.mc, kr.mr);
-  float* packed_b = tls_pack_b.get(static_cast<size_t>(kc_max * round_up(nc_max, kr.nr)));
-  float* packed_a = tls_pack_a.get(static_cast<size_t>(kc_max * round_up(mc_max, kr.mr)));
+  // In bf16 mode panels are first packed as fp32, then converted (in place for the fp32 kernel).
+  const bool convert = g.bf16;
+  const size_t b_floats = static_cast<size_t>(round_up(kc_max, 2) * round_up(nc_max, kr.nr));
+  const size_t a_floats = static_cast<size_t>(round_up(kc_max, 2) * round_up(mc_max, kr.mr));
+  float* packed_b = tls_pack_b.get(b_floats);
+  float* packed_a = tls_pack_a.get(a_floats);
+  float* staged_b = convert && kr.bf16_pairs ? tls_f32_b.get(b_floats) : packed_b;
+  float* staged_a = convert && kr.bf16_pairs ? tls_f32_a.get(a_floats) : packed_a;
   alignas(64) float edge[16 * 64];  // one MR x NR tile for ragged edges (MR*NR <= 1024)
 
   for (int64_t jc = n0; jc < n1; jc += nc_max) {
     const int64_t nc = std::min(nc_max, n1 - jc);
-    for (int64_t pc = 0; pc < g.k; pc += kc_max) {
-      const int64_t kc = std::min(kc_max, g.k - pc);
+    for (int64_t pc = 0; pc < K; pc += kc_max) {
+      const int64_t kc = std::min(kc_max, K - pc);
+      // Panel strides in bytes: fp32 panels are kc deep, bf16-pair panels kc rounded up to even.
+      const int64_t elem = kr.bf16_pairs ? 2 : 4, depth = kr.bf16_pairs ? round_up(kc, 2) : kc;
       const float beta = pc == 0 ? g.beta : 1.0f;
-      pack_b(g, kr, pc, kc, jc, nc, packed_b);
+      pack_block(g.b, g.b2, g.k, true, kr, kr.nr, jc, nc, pc, kc, staged_b);
+      if (convert) to_bf16(staged_b, (nc + kr.nr - 1) / kr.nr, kr.nr, kc, kr.bf16_pairs, packed_b);
       for (int64_t ic = m0; ic < m1; ic += mc_max) {
         const int64_t mc = std::min(mc_max, m1 - ic);
-        pack_a(g, kr, ic, mc, pc, kc, packed_a);
+        pack_block(g.a, g.a2, g.k, false, kr, kr.mr, ic, mc, pc, kc, staged_a);
+        if (convert) to_bf16(staged_a, (mc + kr.mr - 1) / kr.mr, kr.mr, kc, kr.bf16_pairs, packed_a);
         for (int64_t jr = 0; jr < nc; jr += kr.nr) {
           const int64_t cols = std::min<int64_t>(kr.nr, nc - jr);
-          const float* bp = packed_b + jr * kc;
+          const char* bp = reinterpret_cast<const char*>(packed_b) + jr * depth * elem;
           for (int64_t ir = 0; ir < mc; ir += kr.mr) {
             const int64_t rows = std::min<int64_t>(kr.mr, mc - ir);
-            const float* ap = packed_a + ir * kc;
+            const char* ap = reinterpret_cast<const char*>(packed_a) + ir * depth * elem;
             float* c = g.c + (ic + ir) * g.ldc + jc + jr;
             if (rows == kr.mr && cols == kr.nr) {
               kr.fn(kc, ap, bp, c, g.ldc, g.alpha, beta);
@@ -127,10 +185,10 @@ void gemm_range(const GemmArgs& g, const GemmKernel& kr, int64_t m0, int64_t m1,
   }
 }
 
-GemmKernel kernel_for(Isa isa) {
+GemmKernel kernel_for(Isa isa, bool bf16) {
   switch (isa) {
     case Isa::Amx:
-    case Isa::Avx512Bf16:
+    case Isa::Avx512Bf16: return bf16 ? gemm_kernel_avx512_bf16() : gemm_kernel_avx512();
     case Isa::Avx512: return gemm_kernel_avx512();
     case Isa::Avx2: return gemm_kernel_avx2();
     case Isa::Scalar: break;
@@ -149,12 +207,12 @@ void scale_c(const GemmArgs& g) {
 
 }  // namespace
 
-void gemm_f32(const GemmArgs& g, Isa isa, ThreadPool& pool) {
+void gemm(const GemmArgs& g, Isa isa, ThreadPool& pool) {
   if (g.m == 0 || g.n == 0) return;
-  if (g.k == 0) return scale_c(g);
-  const GemmKernel kr = kernel_for(isa);
+  if (g.k + g.k2 == 0) return scale_c(g);
+  const GemmKernel kr = kernel_for(isa, g.bf16);
   // Threads pay off only when each gets a few micro-seconds of work.
-  const double flops = 2.0 * g.m * g.n * g.k;
+  const double flops = 2.0 * g.m * g.n * (g.k + g.k2);
   int threads = flops < 4e6 ? 1 : pool.size();
   // Split the dimension with more micro-tiles; keep ranges multiples of the tile.
   const int64_t n_tiles = (g.n + kr.nr - 1) / kr.nr, m_tiles = (g.m + kr.mr - 1) / kr.mr;
@@ -170,15 +228,31 @@ void gemm_f32(const GemmArgs& g, Isa isa, ThreadPool& pool) {
   });
 }
 
-void gemm_f32_reference(const GemmArgs& g) {
+namespace {
+
+// The element of an operand at non-K index r and K index p — op(A)[r, p] or op(B)[p, r] —
+// decoded (and bf16-rounded in bf16 mode), for the reference.
+float operand_at(const GemmOperand& x, bool b_side, int64_t r, int64_t p, bool bf16) {
+  float v;
+  const bool k_major = b_side ? !x.trans : x.trans;  // stored with K as the row index
+  const int64_t row = k_major ? p : r, col = k_major ? r : p;
+  if (x.weights)
+    x.weights->decode(row, col, 1, &v);
+  else
+    v = x.data[row * x.ld + col];
+  return bf16 ? round_to_bf16(v) : v;
+}
+
+}  // namespace
+
+void gemm_reference(const GemmArgs& g) {
   for (int64_t i = 0; i < g.m; ++i)
     for (int64_t j = 0; j < g.n; ++j) {
       double sum = 0.0;
-      for (int64_t p = 0; p < g.k; ++p) {
-        const double a = g.trans_a ? g.a[p * g.lda + i] : g.a[i * g.lda + p];
-        const double b = g.trans_b ? g.b[j * g.ldb + p] : g.b[p * g.ldb + j];
-        sum += a * b;
-      }
+      for (int64_t p = 0; p < g.k; ++p)
+        sum += static_cast<double>(operand_at(g.a, false, i, p, g.bf16)) * operand_at(g.b, true, j, p, g.bf16);
+      for (int64_t p = 0; p < g.k2; ++p)
+        sum += static_cast<double>(operand_at(g.a2, false, i, p, g.bf16)) * operand_at(g.b2, true, j, p, g.bf16);
       float& c = g.c[i * g.ldc + j];
       c = static_cast<float>(g.alpha * sum + (g.beta == 0.0f ? 0.0 : static_cast<double>(g.beta) * c));
     }

@@ -9,8 +9,10 @@ namespace {
 
 constexpr int MR = 6, NR = 16;
 
-__attribute__((target("avx2,fma"))) void kernel_6x16(int64_t kc, const float* a, const float* b, float* c,
+__attribute__((target("avx2,fma"))) void kernel_6x16(int64_t kc, const void* av, const void* bv, float* c,
                                                       int64_t ldc, float alpha, float beta) {
+  const float* a = static_cast<const float*>(av);
+  const float* b = static_cast<const float*>(bv);
 #define TK_ROW_DECL(i) __m256 c##i##0 = _mm256_setzero_ps(), c##i##1 = _mm256_setzero_ps();
   TK_ROW_DECL(0) TK_ROW_DECL(1) TK_ROW_DECL(2) TK_ROW_DECL(3) TK_ROW_DECL(4) TK_ROW_DECL(5)
 #undef TK_ROW_DECL
@@ -45,6 +47,6 @@ __attribute__((target("avx2,fma"))) void kernel_6x16(int64_t kc, const float* a,
 
 }  // namespace
 
-GemmKernel gemm_kernel_avx2() { return {MR, NR, 512, 192, 2048, kernel_6x16, gemm_transpose_pack_scalar}; }
+GemmKernel gemm_kernel_avx2() { return {MR, NR, 512, 192, 2048, kernel_6x16, gemm_transpose_pack_scalar, false}; }
 
 }  // namespace tk

@@ -14,7 +14,9 @@ namespace {
 constexpr int MR = 14, NR = 32;
 
 __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma"))) void kernel_14x32(
-    int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta) {
+    int64_t kc, const void* av, const void* bv, float* c, int64_t ldc, float alpha, float beta) {
+  const float* a = static_cast<const float*>(av);
+  const float* b = static_cast<const float*>(bv);
 #define TK_ROW_DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
   TK_ROW_DECL(0) TK_ROW_DECL(1) TK_ROW_DECL(2) TK_ROW_DECL(3) TK_ROW_DECL(4) TK_ROW_DECL(5) TK_ROW_DECL(6)
   TK_ROW_DECL(7) TK_ROW_DECL(8) TK_ROW_DECL(9) TK_ROW_DECL(10) TK_ROW_DECL(11) TK_ROW_DECL(12) TK_ROW_DECL(13)
@@ -79,8 +81,10 @@ __attribute__((target("avx512f"))) inline void transpose_16x16(__m512 r[16]) {
   }
 }
 
-__attribute__((target("avx512f"))) void transpose_pack(const float* src, int64_t ld, int64_t rows, int64_t kc,
-                                                      int width, float* dst) {
+}  // namespace
+
+__attribute__((target("avx512f"))) void gemm_transpose_pack_avx512(const float* src, int64_t ld, int64_t rows,
+                                                                  int64_t kc, int width, float* dst) {
   for (int r0 = 0; r0 < width; r0 += 16) {
     const int group_rows = static_cast<int>(rows - r0 < 0 ? 0 : (rows - r0 > 16 ? 16 : rows - r0));
     const int group_width = width - r0 < 16 ? width - r0 : 16;
@@ -97,10 +101,8 @@ __attribute__((target("avx512f"))) void transpose_pack(const float* src, int64_t
   }
 }
 
-}  // namespace
-
 // Blocking measured on Zen 5 (48 KiB L1, 1 MiB L2) with bench/ gemm: a deep KC amortizes the C tile
 // updates, and MC x KC of A (~0.5 MiB) leaves room in L2 for the streaming B micro-panels.
-GemmKernel gemm_kernel_avx512() { return {MR, NR, 768, 168, 1024, kernel_14x32, transpose_pack}; }
+GemmKernel gemm_kernel_avx512() { return {MR, NR, 768, 168, 1024, kernel_14x32, gemm_transpose_pack_avx512, false}; }
 
 }  // namespace tk

@@ -1,15 +1,18 @@
-// Micro-kernels for the fp32 GEMM, one per ISA, and their blocking parameters.
-// A micro-kernel computes one MR x NR tile of C from packed panels:
-//   a: kc columns of MR values (a[p*MR + i] = op(A)[i, p]),
-//   b: kc rows of NR values    (b[p*NR + j] = op(B)[p, j]),
+// Micro-kernels for the GEMM, one per ISA, and their blocking parameters.
+// An fp32 micro-kernel computes one MR x NR tile of C from packed panels:
+//   a: kc steps of MR values (a[p*MR + i] = op(A)[i, p]),
+//   b: kc steps of NR values (b[p*NR + j] = op(B)[p, j]),
 //   C[i, j] = alpha * sum_p a[p*MR+i] * b[p*NR+j] + beta * C[i, j]   (C not read when beta == 0).
+// A bf16 micro-kernel reads panels of bf16 pairs instead: kc rounded up to even, and step q holds
+//   a[(q*MR + i)*2 + t] = op(A)[i, 2q + t],  b[(q*NR + j)*2 + t] = op(B)[2q + t, j]
+// — the layout vdpbf16ps multiplies and sums pairwise into fp32.
 #pragma once
 #include <cstdint>
 
 namespace tk {
 
-using GemmMicroKernel = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                                 float alpha, float beta);
+using GemmMicroKernel = void (*)(int64_t kc, const void* a, const void* b, float* c, int64_t ldc, float alpha,
+                                 float beta);
 
 // Packs a rows x kc block stored row-major (src[r * ld + p]) as kc rows of `width` values
 // (dst[p * width + r]), zero-filling rows..width. This is the transposing half of packing
@@ -17,18 +20,21 @@ using GemmMicroKernel = void (*)(int64_t kc, const float* a, const float* b, flo
 using GemmTransposePack = void (*)(const float* src, int64_t ld, int64_t rows, int64_t kc, int width,
                                    float* dst);
 void gemm_transpose_pack_scalar(const float* src, int64_t ld, int64_t rows, int64_t kc, int width, float* dst);
+void gemm_transpose_pack_avx512(const float* src, int64_t ld, int64_t rows, int64_t kc, int width, float* dst);
 
 struct GemmKernel {
   int mr, nr;  // register tile
-  int kc;      // depth of a packed panel: a kc x NR panel of B stays in L1
+  int kc;      // depth of a packed panel
   int mc;      // max rows of A packed at once: the MC x KC block stays in L2
   int nc;      // max columns of B packed at once: the KC x NC block stays in L3
   GemmMicroKernel fn;
   GemmTransposePack transpose_pack;
+  bool bf16_pairs;  // fn reads bf16-pair panels
 };
 
 GemmKernel gemm_kernel_scalar();
 GemmKernel gemm_kernel_avx2();
 GemmKernel gemm_kernel_avx512();
+GemmKernel gemm_kernel_avx512_bf16();
 
 }  // namespace tk

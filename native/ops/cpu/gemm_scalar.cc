@@ -7,7 +7,9 @@ namespace {
 
 constexpr int MR = 4, NR = 8;
 
-void kernel_4x8(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, float alpha, float beta) {
+void kernel_4x8(int64_t kc, const void* av, const void* bv, float* c, int64_t ldc, float alpha, float beta) {
+  const float* a = static_cast<const float*>(av);
+  const float* b = static_cast<const float*>(bv);
   float acc[MR][NR] = {};
   for (int64_t p = 0; p < kc; ++p) {
     const float* ap = a + p * MR;
@@ -33,6 +35,6 @@ void gemm_transpose_pack_scalar(const float* src, int64_t ld, int64_t rows, int6
     for (int64_t p = 0; p < kc; ++p) dst[p * width + r] = 0.0f;
 }
 
-GemmKernel gemm_kernel_scalar() { return {MR, NR, 256, 128, 2048, kernel_4x8, gemm_transpose_pack_scalar}; }
+GemmKernel gemm_kernel_scalar() { return {MR, NR, 256, 128, 2048, kernel_4x8, gemm_transpose_pack_scalar, false}; }
 
 }  // namespace tk

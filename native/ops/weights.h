@@ -1,0 +1,27 @@
+// A read-only view of a row-major weight matrix in any storage format the GEMM accepts.
+// Why: frozen weights stay compressed (bf16, f16, NF4, GGUF blocks) and are decoded a panel at a
+// time inside the GEMM's packing step, so the full-precision matrix never exists in memory.
+#pragma once
+#include <cstdint>
+
+#include "gguf_quant.h"
+
+namespace tk {
+
+enum class WeightFormat { F32, BF16, F16, NF4, Q4_0, Q4_1, Q8_0 };
+
+const char* weight_format_name(WeightFormat f);
+
+struct WeightView {
+  WeightFormat format = WeightFormat::F32;
+  int64_t rows = 0, cols = 0;
+  const void* data = nullptr;  // dense: elements, row stride `ld`; NF4: packed codes; GGUF: blocks
+  int64_t ld = 0;              // dense formats only
+  const float* absmax = nullptr;  // NF4: fp32 absmax per block (double quant resolved at load)
+  int64_t blocksize = 64;         // NF4 block size
+
+  // out[i] = W[row, col + i] for i < count.
+  void decode(int64_t row, int64_t col, int64_t count, float* out) const;
+};
+
+}  // namespace tk
