@@ -28,7 +28,11 @@ CASES = [
 
 def emit_dynamic_map() -> None:
     code = F.create_dynamic_map(signed=True)
-    values = ",\n    ".join(", ".join(f"{v:.9g}f" for v in code[i : i + 4].tolist()) for i in range(0, 256, 4))
+    def literal(v: float) -> str:
+        s = f"{v:.9g}"
+        return (s if any(c in s for c in ".e") else s + ".0") + "f"
+
+    values = ",\n    ".join(", ".join(literal(v) for v in code[i : i + 4].tolist()) for i in range(0, 256, 4))
     path = os.path.join(ROOT, "native", "core", "bnb_dynamic_map.cc")
     with open(path, "w") as f:
         f.write(
