@@ -2,7 +2,8 @@
 export { TunekitError, type TunekitErrorCode } from './errors.js';
 export { runtimeInfo, setRuntimeOptions, measureFmaPeak, type RuntimeInfo, type RuntimeOptions, type Isa } from './runtime.js';
 export { Tensor, DTYPE_SIZE, numel, type Dtype } from './tensor.js';
-export { gemm, linearForward, linearBackwardInput, linearBackwardWeight, type GemmOptions } from './ops/gemm.js';
+export { gemm, linearForward, linearBackwardInput, linearBackwardWeight, type GemmOptions, type MatrixOperand } from './ops/gemm.js';
+export { Weights, quantizeWeights, type WeightFormat, type QuantizeOptions, type WeightParts } from './weights.js';
 export { openSafetensors, type SafetensorsReader } from './safetensors/read.js';
 export { writeSafetensors, writeShardedSafetensors, type WriteOptions, type ShardedWriteOptions, type TensorMap } from './safetensors/write.js';
 export { type TensorInfo, type SafetensorsDtype } from './safetensors/format.js';

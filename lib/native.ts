@@ -26,9 +26,30 @@ export interface NativeRuntimeInfo {
   cpuFeatures: { avx2: boolean; avx512f: boolean; avx512bf16: boolean; amxBf16: boolean; amxPermissionDenied: boolean };
 }
 
+export type WeightFormat = 'f32' | 'bf16' | 'f16' | 'nf4' | 'q4_0' | 'q4_1' | 'q8_0';
+
+export interface NativeWeightsSpec {
+  format: WeightFormat;
+  shape: [number, number];
+  blocksize?: number;
+  doubleQuant?: boolean;
+  data: NativeTensor;
+  absmax?: NativeTensor;
+  qabsmax?: NativeTensor;
+  absmax2?: NativeTensor;
+  offset?: number;
+}
+
+export interface NativeWeights {
+  info(): { format: WeightFormat; shape: [number, number]; blocksize: number; doubleQuant: boolean; storedBytes: number };
+  parts(): { data: NativeTensor; absmax?: NativeTensor; qabsmax?: NativeTensor; absmax2?: NativeTensor; offset?: number };
+  dequantize(): Promise<NativeTensor>;
+}
+
 export interface NativeGemmOptions {
   transposeA?: boolean;
   transposeB?: boolean;
+  bf16?: boolean;
   alpha?: number;
   beta?: number;
   reference?: boolean;
@@ -37,10 +58,12 @@ export interface NativeGemmOptions {
 
 export interface NativeAddon {
   Tensor: new (dtype: NativeDtype, shape: number[]) => NativeTensor;
+  Weights: new (spec: NativeWeightsSpec) => NativeWeights;
+  quantizeWeights(w: NativeTensor, options: { format: WeightFormat; blocksize?: number; doubleQuant?: boolean }): Promise<NativeWeights>;
   runtimeInfo(): NativeRuntimeInfo;
   setRuntimeOptions(options: { threads?: number; isa?: Isa }): void;
   measureFmaPeak(seconds: number): Promise<number>;
-  gemm(a: NativeTensor, b: NativeTensor, c: NativeTensor, options: NativeGemmOptions): Promise<void>;
+  gemm(a: NativeTensor, b: NativeTensor | NativeWeights, c: NativeTensor, options: NativeGemmOptions): Promise<void>;
 }
 
 /** The package root: the nearest folder above this file whose package.json names tunekit. */

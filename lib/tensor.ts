@@ -39,7 +39,8 @@ export class Tensor<D extends Dtype = Dtype> {
   readonly dtype: D;
   readonly shape: readonly number[];
 
-  private constructor(handle: NativeTensor) {
+  /** @internal Wraps a native tensor handle. */
+  constructor(handle: NativeTensor) {
     this.handle = handle;
     this.dtype = handle.dtype as D;
     this.shape = Object.freeze(handle.shape);

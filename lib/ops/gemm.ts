@@ -4,12 +4,14 @@ import { z } from 'zod';
 import { awaitNative, TunekitError } from '../errors.js';
 import { native } from '../native.js';
 import { Tensor } from '../tensor.js';
+import { Weights } from '../weights.js';
 import { parseOptions } from '../validate.js';
 
 const GemmOptions = z
   .object({
     transposeA: z.boolean().optional().describe('Use Aᵀ (A stored as k x m)'),
     transposeB: z.boolean().optional().describe('Use Bᵀ (B stored as n x k)'),
+    bf16: z.boolean().optional().describe('Round both operands to bf16 (round-to-nearest-even) and accumulate in fp32'),
     alpha: z.number().finite().optional().describe('Scale of the product (default 1)'),
     beta: z.number().finite().optional().describe('Scale of the existing C when `out` is given (default 0: C is overwritten)'),
     out: z.custom<Tensor<'f32'>>((v) => v instanceof Tensor, 'Tensor').optional().describe('Write into this m x n f32 tensor instead of a new one'),
@@ -30,10 +32,23 @@ function matrix(t: unknown, name: string): Tensor<'f32'> {
   return t as Tensor<'f32'>;
 }
 
-/** C = alpha * op(A) * op(B) + beta * C; returns C (a new tensor unless `out` is given). */
-export async function gemm(a: Tensor<'f32'>, b: Tensor<'f32'>, options: GemmOptions = {}): Promise<Tensor<'f32'>> {
+/** A B operand: an f32/bf16/f16 tensor or compact Weights. */
+export type MatrixOperand = Tensor<'f32'> | Tensor<'bf16'> | Tensor<'f16'> | Weights;
+
+function bOperand(b: unknown): { shape: readonly number[]; handle: Tensor['handle'] | Weights['handle'] } {
+  if (b instanceof Weights) return b;
+  if (b instanceof Tensor && b.shape.length === 2 && (b.dtype === 'f32' || b.dtype === 'bf16' || b.dtype === 'f16')) return b;
+  const what = b instanceof Tensor ? `${b.dtype} [${b.shape.join(', ')}]` : typeof b;
+  throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `Expected a 2-D f32, bf16 or f16 tensor or Weights for b but received ${what}`);
+}
+
+/**
+ * C = alpha * op(A) * op(B) + beta * C; returns C (a new tensor unless `out` is given).
+ * B may be compact Weights (bf16, f16, NF4, GGUF blocks), decoded inside the GEMM's packing step.
+ */
+export async function gemm(a: Tensor<'f32'>, b: MatrixOperand, options: GemmOptions = {}): Promise<Tensor<'f32'>> {
   const o = parseOptions(GemmOptions, options, 'gemm');
-  const A = matrix(a, 'a'), B = matrix(b, 'b');
+  const A = matrix(a, 'a'), B = bOperand(b);
   const [m, k] = o.transposeA ? [A.shape[1]!, A.shape[0]!] : [A.shape[0]!, A.shape[1]!];
   const [kb, n] = o.transposeB ? [B.shape[1]!, B.shape[0]!] : [B.shape[0]!, B.shape[1]!];
   if (k !== kb) {
@@ -50,6 +65,7 @@ export async function gemm(a: Tensor<'f32'>, b: Tensor<'f32'>, options: GemmOpti
     native.gemm(A.handle, B.handle, c.handle, {
       transposeA: o.transposeA,
       transposeB: o.transposeB,
+      bf16: o.bf16,
       alpha: o.alpha,
       beta: o.out ? o.beta : 0,
       reference: o.reference,
@@ -60,12 +76,12 @@ export async function gemm(a: Tensor<'f32'>, b: Tensor<'f32'>, options: GemmOpti
 }
 
 /** Forward of a linear layer: Y = X·Wᵀ, with X [tokens, in] and W [out, in]. */
-export function linearForward(x: Tensor<'f32'>, w: Tensor<'f32'>, options: Omit<GemmOptions, 'transposeA' | 'transposeB'> = {}) {
+export function linearForward(x: Tensor<'f32'>, w: MatrixOperand, options: Omit<GemmOptions, 'transposeA' | 'transposeB'> = {}) {
   return gemm(x, w, { ...options, transposeB: true });
 }
 
 /** Gradient w.r.t. the input: dX = dY·W, with dY [tokens, out] and W [out, in]. */
-export function linearBackwardInput(dy: Tensor<'f32'>, w: Tensor<'f32'>, options: Omit<GemmOptions, 'transposeA' | 'transposeB'> = {}) {
+export function linearBackwardInput(dy: Tensor<'f32'>, w: MatrixOperand, options: Omit<GemmOptions, 'transposeA' | 'transposeB'> = {}) {
   return gemm(dy, w, options);
 }
 

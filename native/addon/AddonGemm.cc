@@ -1,24 +1,63 @@
 // gemm(a, b, c, options) -> Promise<void>: C = alpha * op(A) * op(B) + beta * C on a worker thread.
+// A is a 2-D f32 Tensor; B is a 2-D f32/bf16/f16 Tensor or a Weights object (NF4, GGUF blocks...).
 #include <napi.h>
 
 #include "../ops/gemm.h"
 #include "AddonTensor.h"
+#include "AddonWeights.h"
 #include "PromiseWorker.h"
 #include "addon_state.h"
 #include "options.h"
 
 namespace tk {
 
+// The B operand as the GEMM reads it, plus whatever keeps its memory alive.
+struct BOperand {
+  Tensor dense;                                  // f32 fast path
+  std::shared_ptr<const WeightStore> store;      // Weights objects
+  std::shared_ptr<WeightView> view;              // bf16/f16 tensors and Weights
+  int64_t rows = 0, cols = 0;
+};
+
+BOperand b_operand(const Napi::Value& value) {
+  BOperand b;
+  if (AddonWeights* w = AddonWeights::unwrap_or_null(value)) {
+    b.store = w->store();
+    b.view = std::make_shared<WeightView>(b.store->view());
+    b.rows = b.store->rows;
+    b.cols = b.store->cols;
+    return b;
+  }
+  const Tensor& t = AddonTensor::unwrap(value, "b")->tensor();
+  check_arg(t.rank() == 2 && (t.dtype == Dtype::F32 || t.dtype == Dtype::BF16 || t.dtype == Dtype::F16),
+            "Expected a 2-D f32, bf16 or f16 tensor or Weights for b but received " + std::string(dtype_name(t.dtype)) +
+                " " + t.shape_string());
+  b.rows = t.shape[0];
+  b.cols = t.shape[1];
+  if (t.dtype == Dtype::F32) {
+    b.dense = t;
+  } else {
+    b.dense = t;  // keeps the storage alive
+    b.view = std::make_shared<WeightView>();
+    b.view->format = t.dtype == Dtype::BF16 ? WeightFormat::BF16 : WeightFormat::F16;
+    b.view->rows = b.rows;
+    b.view->cols = b.cols;
+    b.view->data = t.raw();
+    b.view->ld = b.cols;
+  }
+  return b;
+}
+
 Napi::Value gemm_binding(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     auto* state = info.Env().GetInstanceData<AddonState>();
     const Tensor& a = AddonTensor::unwrap(info[0], "a")->tensor();
-    const Tensor& b = AddonTensor::unwrap(info[1], "b")->tensor();
+    const BOperand b = b_operand(info[1]);
     const Tensor& c = AddonTensor::unwrap(info[2], "c")->tensor();
     Napi::Object o = options_arg(info, 3);
-    for (const Tensor* t : {&a, &b, &c})
+    for (const Tensor* t : {&a, &c})
       check_arg(t->dtype == Dtype::F32 && t->rank() == 2,
-                "Expected 2-D f32 tensors for gemm but received " + std::string(dtype_name(t->dtype)) + " " +
+                "Expected 2-D f32 tensors for a and c but received " + std::string(dtype_name(t->dtype)) + " " +
                     t->shape_string());
     GemmArgs g;
     g.a.trans = option_bool(o, "transposeA", false);
@@ -30,22 +69,26 @@ Napi::Value gemm_binding(const Napi::CallbackInfo& info) {
     const int64_t repeat = option_int(o, "repeat", 1, 1, 1000000);
     g.m = g.a.trans ? a.shape[1] : a.shape[0];
     g.k = g.a.trans ? a.shape[0] : a.shape[1];
-    const int64_t kb = g.b.trans ? b.shape[1] : b.shape[0];
-    g.n = g.b.trans ? b.shape[0] : b.shape[1];
+    const int64_t kb = g.b.trans ? b.cols : b.rows;
+    g.n = g.b.trans ? b.rows : b.cols;
     check_arg(kb == g.k, "Expected inner dimensions to agree but op(a) is [" + std::to_string(g.m) + ", " +
                              std::to_string(g.k) + "] and op(b) is [" + std::to_string(kb) + ", " +
                              std::to_string(g.n) + "]");
     check_arg(c.shape[0] == g.m && c.shape[1] == g.n, "Expected c of shape [" + std::to_string(g.m) + ", " +
                                                           std::to_string(g.n) + "] but received " +
                                                           c.shape_string());
-    check_arg(c.storage != a.storage && c.storage != b.storage, "Expected c not to alias a or b");
+    check_arg(c.storage != a.storage && c.storage != b.dense.storage, "Expected c not to alias a or b");
     g.a.data = a.data<float>();
     g.a.ld = a.shape[1];
-    g.b.data = b.data<float>();
-    g.b.ld = b.shape[1];
+    if (b.view) {
+      g.b.weights = b.view.get();
+    } else {
+      g.b.data = b.dense.data<float>();
+      g.b.ld = b.cols;
+    }
     g.c = c.data<float>();
     g.ldc = c.shape[1];
-    // The worker owns copies of the tensors (shared storage), so the memory outlives any JS handle.
+    // The worker owns copies of the operands (shared storage), so memory outlives any JS handle.
     auto pool = state->pool;
     const Isa isa = state->isa;
     return PromiseWorker::start(

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "addon_state.h"
 #include "errors.h"
 
 namespace tk {
@@ -40,6 +41,11 @@ Napi::Function AddonTensor::define(Napi::Env env) {
 
 AddonTensor::AddonTensor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AddonTensor>(info) {
   guarded(info, [&]() -> Napi::Value {
+    if (info.Length() == 1 && info[0].IsExternal()) {  // from wrap(): adopt a native tensor
+      tensor_ = *info[0].As<Napi::External<Tensor>>().Data();
+      info.This().As<Napi::Object>().TypeTag(&kTensorTag);
+      return info.Env().Undefined();
+    }
     check_arg(info.Length() >= 2 && info[0].IsString(), "Expected dtype string as first argument");
     Dtype dtype;
     std::string name = info[0].As<Napi::String>().Utf8Value();
@@ -48,6 +54,12 @@ AddonTensor::AddonTensor(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Addo
     info.This().As<Napi::Object>().TypeTag(&kTensorTag);
     return info.Env().Undefined();
   });
+}
+
+Napi::Object AddonTensor::wrap(Napi::Env env, const Tensor& tensor) {
+  Tensor copy = tensor;
+  auto* state = env.GetInstanceData<AddonState>();
+  return state->tensor_ctor.New({Napi::External<Tensor>::New(env, &copy)});
 }
 
 AddonTensor* AddonTensor::unwrap(const Napi::Value& value, const char* what) {

@@ -14,6 +14,8 @@ class AddonTensor : public Napi::ObjectWrap<AddonTensor> {
   // new Tensor(dtype: string, shape: number[])
   explicit AddonTensor(const Napi::CallbackInfo& info);
 
+  // A new JS Tensor sharing `tensor`'s storage.
+  static Napi::Object wrap(Napi::Env env, const Tensor& tensor);
   // Unwraps `value` as a tensor or throws a TypeError naming `what`.
   static AddonTensor* unwrap(const Napi::Value& value, const char* what);
   const Tensor& tensor() const { return tensor_; }

@@ -6,6 +6,7 @@
 
 #include "../core/fma_peak.h"
 #include "AddonTensor.h"
+#include "AddonWeights.h"
 #include "PromiseWorker.h"
 #include "addon_state.h"
 #include "errors.h"
@@ -107,7 +108,12 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   auto* state = new AddonState();
   init_state(*state);
   env.SetInstanceData(state);  // deleted by the environment's cleanup
-  exports.Set("Tensor", AddonTensor::define(env));
+  Napi::Function tensor = AddonTensor::define(env), weights = AddonWeights::define(env);
+  state->tensor_ctor = Napi::Persistent(tensor);
+  state->weights_ctor = Napi::Persistent(weights);
+  exports.Set("Tensor", tensor);
+  exports.Set("Weights", weights);
+  exports.Set("quantizeWeights", Napi::Function::New(env, quantize_weights_binding, "quantizeWeights"));
   exports.Set("runtimeInfo", Napi::Function::New(env, runtime_info, "runtimeInfo"));
   exports.Set("setRuntimeOptions", Napi::Function::New(env, set_runtime_options, "setRuntimeOptions"));
   exports.Set("measureFmaPeak", Napi::Function::New(env, measure_fma_peak, "measureFmaPeak"));

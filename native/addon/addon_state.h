@@ -3,6 +3,8 @@
 // released by the environment's cleanup (better-sqlite3's rule). Workers hold a shared_ptr to the
 // pool they were created with, so reconfiguring never pulls a pool from under a running call.
 #pragma once
+#include <napi.h>
+
 #include <memory>
 
 #include "../core/cpu_features.h"
@@ -15,6 +17,8 @@ struct AddonState {
   Isa isa = Isa::Scalar;          // ISA the kernels use
   Isa detected_isa = Isa::Scalar;  // best the CPU offers
   bool isa_forced = false;        // chosen through TUNEKIT_ISA or setRuntimeOptions
+  Napi::FunctionReference tensor_ctor;   // to wrap tensors made in native code
+  Napi::FunctionReference weights_ctor;  // to wrap weights made in native code
 };
 
 }  // namespace tk

@@ -56,8 +56,8 @@ void nf4_quantize(const float* x, int64_t n, int64_t blocksize, bool double_quan
   if (n & 1) out.codes[n / 2] = static_cast<uint8_t>((out.codes[n / 2] & 0xf0) | nf4_index(0.0f));
   if (!double_quant) return;
 
-  // offset = mean(absmax) in fp32 (the sum in double, then rounded, matches torch's mean on CPU for
-  // the sizes we test; see test/reference).
+  // offset = mean(absmax), summed in fp64 and rounded. bitsandbytes takes torch's fp32 mean, whose
+  // last bit depends on PyTorch's vectorized summation order; the codes agree either way.
   double sum = 0.0;
   for (int64_t b = 0; b < blocks; ++b) sum += out.absmax[b];
   const float offset = static_cast<float>(sum / static_cast<double>(blocks));
