@@ -3,6 +3,7 @@ export { TunekitError, type TunekitErrorCode } from './errors.js';
 export { runtimeInfo, setRuntimeOptions, measureFmaPeak, type RuntimeInfo, type RuntimeOptions, type Isa } from './runtime.js';
 export { Tensor, DTYPE_SIZE, numel, type Dtype } from './tensor.js';
 export { gemm, linearForward, linearBackwardInput, linearBackwardWeight, type GemmOptions, type MatrixOperand } from './ops/gemm.js';
+export { loraLinearForward, loraLinearBackward, loraScale, type LoraAdapter, type LoraOptions, type LoraSaved } from './ops/lora.js';
 export { Weights, quantizeWeights, type WeightFormat, type QuantizeOptions, type WeightParts } from './weights.js';
 export { openSafetensors, type SafetensorsReader } from './safetensors/read.js';
 export { writeSafetensors, writeShardedSafetensors, type WriteOptions, type ShardedWriteOptions, type TensorMap } from './safetensors/write.js';

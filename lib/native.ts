@@ -56,6 +56,13 @@ export interface NativeGemmOptions {
   repeat?: number;
 }
 
+export interface NativeLoraOptions {
+  scale: number;
+  dropout?: number;
+  seed?: number;
+  bf16?: boolean;
+}
+
 export interface NativeAddon {
   Tensor: new (dtype: NativeDtype, shape: number[]) => NativeTensor;
   Weights: new (spec: NativeWeightsSpec) => NativeWeights;
@@ -64,6 +71,14 @@ export interface NativeAddon {
   setRuntimeOptions(options: { threads?: number; isa?: Isa }): void;
   measureFmaPeak(seconds: number): Promise<number>;
   gemm(a: NativeTensor, b: NativeTensor | NativeWeights, c: NativeTensor, options: NativeGemmOptions): Promise<void>;
+  loraLinearForward(
+    x: NativeTensor, w: NativeTensor | NativeWeights, a: NativeTensor, b: NativeTensor, y: NativeTensor, t: NativeTensor,
+    options: NativeLoraOptions,
+  ): Promise<void>;
+  loraLinearBackward(
+    dy: NativeTensor, x: NativeTensor, w: NativeTensor | NativeWeights, a: NativeTensor, b: NativeTensor, t: NativeTensor,
+    dx: NativeTensor | null, da: NativeTensor, db: NativeTensor, options: NativeLoraOptions,
+  ): Promise<void>;
 }
 
 /** The package root: the nearest folder above this file whose package.json names tunekit. */

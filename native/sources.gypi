@@ -5,6 +5,7 @@
     'tunekit_sources': [
       'native/addon/addon.cc',
       'native/addon/AddonGemm.cc',
+      'native/addon/AddonLora.cc',
       'native/addon/AddonTensor.cc',
       'native/addon/AddonWeights.cc',
       'native/addon/PromiseWorker.cc',
@@ -16,6 +17,7 @@
       'native/core/thread_pool.cc',
       'native/ops/gemm.cc',
       'native/ops/gguf_quant.cc',
+      'native/ops/lora_linear.cc',
       'native/ops/nf4.cc',
       'native/ops/weight_store.cc',
       'native/ops/weights.cc',

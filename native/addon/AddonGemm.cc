@@ -7,19 +7,24 @@
 #include "AddonWeights.h"
 #include "PromiseWorker.h"
 #include "addon_state.h"
+#include "operands.h"
 #include "options.h"
 
 namespace tk {
 
-// The B operand as the GEMM reads it, plus whatever keeps its memory alive.
-struct BOperand {
-  Tensor dense;                                  // f32 fast path
-  std::shared_ptr<const WeightStore> store;      // Weights objects
-  std::shared_ptr<WeightView> view;              // bf16/f16 tensors and Weights
-  int64_t rows = 0, cols = 0;
-};
+GemmOperand BOperand::operand(bool trans) const {
+  GemmOperand o;
+  o.trans = trans;
+  if (view) {
+    o.weights = view.get();
+  } else {
+    o.data = dense.data<float>();
+    o.ld = cols;
+  }
+  return o;
+}
 
-BOperand b_operand(const Napi::Value& value) {
+BOperand b_operand(const Napi::Value& value, const char* what) {
   BOperand b;
   if (AddonWeights* w = AddonWeights::unwrap_or_null(value)) {
     b.store = w->store();
@@ -28,16 +33,14 @@ BOperand b_operand(const Napi::Value& value) {
     b.cols = b.store->cols;
     return b;
   }
-  const Tensor& t = AddonTensor::unwrap(value, "b")->tensor();
+  const Tensor& t = AddonTensor::unwrap(value, what)->tensor();
   check_arg(t.rank() == 2 && (t.dtype == Dtype::F32 || t.dtype == Dtype::BF16 || t.dtype == Dtype::F16),
-            "Expected a 2-D f32, bf16 or f16 tensor or Weights for b but received " + std::string(dtype_name(t.dtype)) +
-                " " + t.shape_string());
+            std::string("Expected a 2-D f32, bf16 or f16 tensor or Weights for ") + what + " but received " +
+                dtype_name(t.dtype) + " " + t.shape_string());
   b.rows = t.shape[0];
   b.cols = t.shape[1];
-  if (t.dtype == Dtype::F32) {
-    b.dense = t;
-  } else {
-    b.dense = t;  // keeps the storage alive
+  b.dense = t;  // the f32 operand, or the storage behind a bf16/f16 view
+  if (t.dtype != Dtype::F32) {
     b.view = std::make_shared<WeightView>();
     b.view->format = t.dtype == Dtype::BF16 ? WeightFormat::BF16 : WeightFormat::F16;
     b.view->rows = b.rows;
@@ -48,17 +51,26 @@ BOperand b_operand(const Napi::Value& value) {
   return b;
 }
 
+const Tensor& f32_matrix(const Napi::Value& value, const char* what, int64_t rows, int64_t cols) {
+  const Tensor& t = AddonTensor::unwrap(value, what)->tensor();
+  const bool ok = t.dtype == Dtype::F32 && t.rank() == 2 && (rows < 0 || t.shape[0] == rows) &&
+                  (cols < 0 || t.shape[1] == cols);
+  if (!ok) {
+    std::string want = "[" + (rows < 0 ? std::string("*") : std::to_string(rows)) + ", " +
+                       (cols < 0 ? std::string("*") : std::to_string(cols)) + "]";
+    fail(ErrorCode::InvalidArgument, std::string("Expected ") + what + " to be an f32 tensor of shape " + want +
+                                         " but received " + dtype_name(t.dtype) + " " + t.shape_string());
+  }
+  return t;
+}
+
 Napi::Value gemm_binding(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     auto* state = info.Env().GetInstanceData<AddonState>();
-    const Tensor& a = AddonTensor::unwrap(info[0], "a")->tensor();
-    const BOperand b = b_operand(info[1]);
-    const Tensor& c = AddonTensor::unwrap(info[2], "c")->tensor();
+    const Tensor& a = f32_matrix(info[0], "a");
+    const BOperand b = b_operand(info[1], "b");
+    const Tensor& c = f32_matrix(info[2], "c");
     Napi::Object o = options_arg(info, 3);
-    for (const Tensor* t : {&a, &c})
-      check_arg(t->dtype == Dtype::F32 && t->rank() == 2,
-                "Expected 2-D f32 tensors for a and c but received " + std::string(dtype_name(t->dtype)) + " " +
-                    t->shape_string());
     GemmArgs g;
     g.a.trans = option_bool(o, "transposeA", false);
     g.b.trans = option_bool(o, "transposeB", false);
@@ -80,12 +92,7 @@ Napi::Value gemm_binding(const Napi::CallbackInfo& info) {
     check_arg(c.storage != a.storage && c.storage != b.dense.storage, "Expected c not to alias a or b");
     g.a.data = a.data<float>();
     g.a.ld = a.shape[1];
-    if (b.view) {
-      g.b.weights = b.view.get();
-    } else {
-      g.b.data = b.dense.data<float>();
-      g.b.ld = b.cols;
-    }
+    g.b = b.operand(g.b.trans);
     g.c = c.data<float>();
     g.ldc = c.shape[1];
     // The worker owns copies of the operands (shared storage), so memory outlives any JS handle.

@@ -15,6 +15,8 @@
 namespace tk {
 
 Napi::Value gemm_binding(const Napi::CallbackInfo& info);
+Napi::Value lora_forward_binding(const Napi::CallbackInfo& info);
+Napi::Value lora_backward_binding(const Napi::CallbackInfo& info);
 
 namespace {
 
@@ -118,6 +120,8 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("setRuntimeOptions", Napi::Function::New(env, set_runtime_options, "setRuntimeOptions"));
   exports.Set("measureFmaPeak", Napi::Function::New(env, measure_fma_peak, "measureFmaPeak"));
   exports.Set("gemm", Napi::Function::New(env, gemm_binding, "gemm"));
+  exports.Set("loraLinearForward", Napi::Function::New(env, lora_forward_binding, "loraLinearForward"));
+  exports.Set("loraLinearBackward", Napi::Function::New(env, lora_backward_binding, "loraLinearBackward"));
   return exports;
 }
 

@@ -1,0 +1,140 @@
+#include "lora_linear.h"
+
+#include <vector>
+
+#include "../core/error.h"
+
+namespace tk {
+
+float lora_dropout_factor(uint64_t seed, int64_t i, float p) {
+  if (p <= 0.0f) return 1.0f;
+  // splitmix64 of (seed, i): a counter-based stream, identical on every thread and run.
+  uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (static_cast<uint64_t>(i) + 1);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z ^= z >> 31;
+  const float u = static_cast<float>(z >> 40) * (1.0f / 16777216.0f);  // [0, 1) with 24 bits
+  return u < p ? 0.0f : 1.0f / (1.0f - p);
+}
+
+namespace {
+
+GemmOperand dense(const float* data, int64_t ld, bool trans) {
+  GemmOperand o;
+  o.data = data;
+  o.ld = ld;
+  o.trans = trans;
+  return o;
+}
+
+GemmOperand frozen(const GemmOperand& w, bool trans) {
+  GemmOperand o = w;
+  o.trans = trans;
+  return o;
+}
+
+// drop(X) into `out` (only called when dropout > 0).
+void apply_dropout(const LoraLinearArgs& g, const float* x, float* out, ThreadPool& pool) {
+  const int64_t n = g.m * g.in;
+  const int tasks = pool.size();
+  pool.run(tasks, [&](int t) {
+    for (int64_t i = n * t / tasks; i < n * (t + 1) / tasks; ++i) out[i] = x[i] * lora_dropout_factor(g.seed, i, g.dropout);
+  });
+}
+
+void check(const LoraLinearArgs& g) {
+  check_arg(g.dropout >= 0.0f && g.dropout < 1.0f, "Expected dropout in [0, 1)");
+  check_arg(g.r >= 1, "Expected a LoRA rank >= 1");
+}
+
+}  // namespace
+
+void lora_linear_forward(const LoraLinearArgs& g, float* y, float* t, Isa isa, ThreadPool& pool) {
+  check(g);
+  std::vector<float> dropped;
+  const float* xd = g.x;
+  if (g.dropout > 0.0f) {
+    dropped.resize(static_cast<size_t>(g.m * g.in));
+    apply_dropout(g, g.x, dropped.data(), pool);
+    xd = dropped.data();
+  }
+  // T = drop(X)·Aᵀ  [m, r]
+  GemmArgs ta;
+  ta.m = g.m, ta.n = g.r, ta.k = g.in;
+  ta.a = dense(xd, g.in, false);
+  ta.b = dense(g.a, g.in, true);
+  ta.c = t, ta.ldc = g.r, ta.bf16 = g.bf16;
+  gemm(ta, isa, pool);
+  // Y = [X | s·T]·[W | B]ᵀ
+  std::vector<float> ts(t, t + g.m * g.r);
+  for (float& v : ts) v *= g.scale;
+  GemmArgs ya;
+  ya.m = g.m, ya.n = g.out, ya.k = g.in;
+  ya.a = dense(g.x, g.in, false);
+  ya.b = frozen(g.w, true);
+  ya.k2 = g.r;
+  ya.a2 = dense(ts.data(), g.r, false);
+  ya.b2 = dense(g.b, g.r, true);
+  ya.c = y, ya.ldc = g.out, ya.bf16 = g.bf16;
+  gemm(ya, isa, pool);
+}
+
+void lora_linear_backward(const LoraLinearArgs& g, const float* dy, const float* t, float* dx, float* da, float* db,
+                          Isa isa, ThreadPool& pool) {
+  check(g);
+  // dT = s · dY·B  [m, r]
+  std::vector<float> dt(static_cast<size_t>(g.m * g.r));
+  GemmArgs dta;
+  dta.m = g.m, dta.n = g.r, dta.k = g.out;
+  dta.a = dense(dy, g.out, false);
+  dta.b = dense(g.b, g.r, false);
+  dta.c = dt.data(), dta.ldc = g.r, dta.alpha = g.scale, dta.bf16 = g.bf16;
+  gemm(dta, isa, pool);
+  // dB = s · dYᵀ·T  [out, r]
+  GemmArgs dba;
+  dba.m = g.out, dba.n = g.r, dba.k = g.m;
+  dba.a = dense(dy, g.out, true);
+  dba.b = dense(t, g.r, false);
+  dba.c = db, dba.ldc = g.r, dba.alpha = g.scale, dba.bf16 = g.bf16;
+  gemm(dba, isa, pool);
+  // dA = dTᵀ·drop(X)  [r, in]
+  std::vector<float> dropped;
+  const float* xd = g.x;
+  if (g.dropout > 0.0f) {
+    dropped.resize(static_cast<size_t>(g.m * g.in));
+    apply_dropout(g, g.x, dropped.data(), pool);
+    xd = dropped.data();
+  }
+  GemmArgs daa;
+  daa.m = g.r, daa.n = g.in, daa.k = g.m;
+  daa.a = dense(dt.data(), g.r, true);
+  daa.b = dense(xd, g.in, false);
+  daa.c = da, daa.ldc = g.in, daa.bf16 = g.bf16;
+  gemm(daa, isa, pool);
+  if (!dx) return;
+  // dX = dY·W + drop'(dT·A): one product [dY | dT]·[W ; A] without dropout.
+  GemmArgs dxa;
+  dxa.m = g.m, dxa.n = g.in, dxa.k = g.out;
+  dxa.a = dense(dy, g.out, false);
+  dxa.b = frozen(g.w, false);
+  dxa.c = dx, dxa.ldc = g.in, dxa.bf16 = g.bf16;
+  if (g.dropout == 0.0f) {
+    dxa.k2 = g.r;
+    dxa.a2 = dense(dt.data(), g.r, false);
+    dxa.b2 = dense(g.a, g.in, false);
+    gemm(dxa, isa, pool);
+    return;
+  }
+  gemm(dxa, isa, pool);
+  std::vector<float>& low = dropped;  // reuse: drop'(dT·A) = mask ⊙ (dT·A)
+  GemmArgs la;
+  la.m = g.m, la.n = g.in, la.k = g.r;
+  la.a = dense(dt.data(), g.r, false);
+  la.b = dense(g.a, g.in, false);
+  la.c = low.data(), la.ldc = g.in, la.bf16 = g.bf16;
+  gemm(la, isa, pool);
+  const int64_t n = g.m * g.in;
+  for (int64_t i = 0; i < n; ++i) dx[i] += low[i] * lora_dropout_factor(g.seed, i, g.dropout);
+}
+
+}  // namespace tk

@@ -1,0 +1,39 @@
+// Fused LoRA linear layer (PEFT's lora.Linear), W frozen:
+//   forward   Y  = X·Wᵀ + s · (drop(X)·Aᵀ)·Bᵀ          X [m, in], W [out, in], A [r, in], B [out, r]
+//   backward  dT = s · dY·B                           T = drop(X)·Aᵀ is saved by the forward
+//             dB = s · dYᵀ·T,  dA = dTᵀ·drop(X),  dX = dY·W + drop'(dT·A)
+// with s = alpha / r (or alpha / sqrt(r), rsLoRA). Fusion: the low-rank term rides along the frozen
+// product as r extra K columns ([X | sT]·[W | B]ᵀ, and [dY | dT]·[W ; A] for dX without dropout),
+// so Y and dX are each written in one pass; W may be any compact format, decoded in packing.
+// Dropout is inverted dropout with a counter-based mask (seed, element index), recomputed in the
+// backward instead of stored.
+#pragma once
+#include <cstdint>
+
+#include "gemm.h"
+
+namespace tk {
+
+struct LoraLinearArgs {
+  int64_t m = 0, in = 0, out = 0, r = 0;
+  const float* x = nullptr;    // [m, in]
+  GemmOperand w;               // frozen W [out, in] (dense f32 or WeightView); trans is ignored
+  const float* a = nullptr;    // [r, in]
+  const float* b = nullptr;    // [out, r]
+  float scale = 1.0f;
+  float dropout = 0.0f;        // probability in [0, 1)
+  uint64_t seed = 0;
+  bool bf16 = false;
+};
+
+// y [m, out] and t [m, r] (saved for the backward) are written.
+void lora_linear_forward(const LoraLinearArgs& args, float* y, float* t, Isa isa, ThreadPool& pool);
+
+// da [r, in] and db [out, r] are written; dx [m, in] too unless null.
+void lora_linear_backward(const LoraLinearArgs& args, const float* dy, const float* t, float* dx, float* da,
+                          float* db, Isa isa, ThreadPool& pool);
+
+// The dropout multiplier (0 or 1 / (1 - p)) of element i of X for a seed.
+float lora_dropout_factor(uint64_t seed, int64_t i, float p);
+
+}  // namespace tk
