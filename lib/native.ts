@@ -69,7 +69,7 @@ export interface NativeAddon {
   quantizeWeights(w: NativeTensor, options: { format: WeightFormat; blocksize?: number; doubleQuant?: boolean }): Promise<NativeWeights>;
   runtimeInfo(): NativeRuntimeInfo;
   setRuntimeOptions(options: { threads?: number; isa?: Isa }): void;
-  measureFmaPeak(seconds: number): Promise<number>;
+  measureLimit(kind: 'fp32' | 'bf16' | 'memory', seconds: number): Promise<number>;
   gemm(a: NativeTensor, b: NativeTensor | NativeWeights, c: NativeTensor, options: NativeGemmOptions): Promise<void>;
   loraLinearForward(
     x: NativeTensor, w: NativeTensor | NativeWeights, a: NativeTensor, b: NativeTensor, y: NativeTensor, t: NativeTensor,

@@ -31,6 +31,15 @@ export function setRuntimeOptions(options: RuntimeOptions): void {
 
 /** Sustained fp32 FMA throughput (GFLOP/s) of the runtime's threads with its ISA: the GEMM ceiling. */
 export function measureFmaPeak(seconds = 0.5): Promise<number> {
+  return measureLimit('fp32', seconds);
+}
+
+/**
+ * The machine's ceilings on the runtime's threads and ISA, measured: 'fp32' FMA and 'bf16'
+ * (vdpbf16ps; 0 without AVX512_BF16) throughput in GFLOP/s, 'memory' read bandwidth in GB/s.
+ */
+export function measureLimit(kind: 'fp32' | 'bf16' | 'memory', seconds = 0.5): Promise<number> {
+  const k = parseOptions(z.enum(['fp32', 'bf16', 'memory']), kind, 'kind');
   const s = parseOptions(z.number().gt(0).max(60), seconds, 'seconds');
-  return awaitNative(() => native.measureFmaPeak(s));
+  return awaitNative(() => native.measureLimit(k, s));
 }

@@ -1,27 +1,25 @@
-// Suite `gemm`: fp32 GFLOP/s of the three linear-layer products at M = 512 tokens on the
-// projection shapes of SmolLM2-135M and Llama-3.2-1B, against
-//   - the machine's own fp32 FMA peak on the same threads (measured here: the `limit` column), and
-//   - OpenBLAS cblas_sgemm in the same run, when Debian's libopenblas-dev is installed.
+// Suite `gemm`: GFLOP/s of the three linear-layer products at M = 512 tokens on the projection
+// shapes of SmolLM2-135M and Llama-3.2-1B, in fp32 and bf16, against
+//   - the machine's own ceiling on the same threads, measured here (`limit`): the fp32 FMA peak,
+//     and the bf16 peak (vdpbf16ps; this CPU has no AMX tiles);
+//   - peers in the same run: OpenBLAS cblas_sgemm for fp32 (when libopenblas-dev is installed),
+//     PyTorch torch.matmul for bf16 (when bench/peers/setup.sh has made its environment).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { gemm, measureFmaPeak, runtimeInfo, Tensor } from '../../lib/index.js';
+import { gemm, measureLimit, runtimeInfo, Tensor } from '../../lib/index.js';
 import { packageRoot } from '../../lib/native.js';
+import { peerSeconds, peerVersion } from '../peers.js';
 import { median, type Row } from '../table.js';
+import { medianSeconds, MODELS, TOKENS } from '../timing.js';
 
-const M = 512;
-// (in = K, out = N) of each distinct projection: q/o, k/v, gate/up, down.
-const MODELS: [string, [number, number][]][] = [
-  ['smollm2-135m', [[576, 576], [576, 192], [576, 1536], [1536, 576]]],
-  ['llama-3.2-1b', [[2048, 2048], [2048, 512], [2048, 8192], [8192, 2048]]],
-];
 type Op = { name: string; m: number; n: number; k: number; ta: boolean; tb: boolean };
 // Y = X·Wᵀ (M x out), dX = dY·W (M x in), dW = dYᵀ·X (out x in).
 function ops(k: number, n: number): Op[] {
   return [
-    { name: 'fwd X·Wt', m: M, n, k, ta: false, tb: true },
-    { name: 'dX = dY·W', m: M, n: k, k: n, ta: false, tb: false },
-    { name: 'dW = dYt·X', m: n, n: k, k: M, ta: true, tb: false },
+    { name: 'fwd X·Wt', m: TOKENS, n, k, ta: false, tb: true },
+    { name: 'dX = dY·W', m: TOKENS, n: k, k: n, ta: false, tb: false },
+    { name: 'dW = dYt·X', m: n, n: k, k: TOKENS, ta: true, tb: false },
   ];
 }
 
@@ -35,18 +33,32 @@ function openblasPeer(): string | null {
   return r.status === 0 ? out : null;
 }
 
+function summary(rows: Row[], label: string, limit: number, target: string): Row {
+  const ours = median(rows.map((r) => r.ours));
+  const peers = rows.filter((r) => r.peer !== null).map((r) => r.peer!);
+  const peer = peers.length ? median(peers) : null;
+  return {
+    suite: 'gemm', case: `${label} median over shapes`, ours, peer, ratio: peer ? ours / peer : null, limit, unit: 'GFLOP/s',
+    note: `${((100 * ours) / limit).toFixed(0)}% of limit (${target})`,
+  };
+}
+
 export async function runGemm(options: { reps: number; quick: boolean }): Promise<{ rows: Row[]; notes: string[] }> {
   const info = runtimeInfo();
-  const peak = await measureFmaPeak(1.0);
-  const peer = openblasPeer();
+  const fp32Peak = await measureLimit('fp32', 1.0);
+  const bf16Peak = await measureLimit('bf16', 1.0);
+  const blas = openblasPeer();
   // OpenBLAS 0.3.21 does not know this CPU and would pick a slow SSE kernel; we name its AVX-512 one.
-  const peerEnv = { ...process.env, OPENBLAS_NUM_THREADS: String(info.threads), OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE_PEER ?? 'SkylakeX' };
+  const blasEnv = { ...process.env, OPENBLAS_NUM_THREADS: String(info.threads), OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE_PEER ?? 'SkylakeX' };
+  const torch = peerVersion();
   const notes = [
-    `ours: tunekit ${info.isa} kernels, ${info.threads} threads; limit: measured fp32 FMA peak ${peak.toFixed(1)} GFLOP/s`,
-    peer ? `peer: OpenBLAS cblas_sgemm, OPENBLAS_NUM_THREADS=${info.threads}, OPENBLAS_CORETYPE=${peerEnv.OPENBLAS_CORETYPE}` : 'peer: OpenBLAS not installed (apt-get install libopenblas-dev) — peer column empty',
+    `ours: tunekit ${info.isa} kernels, ${info.threads} threads`,
+    `limit: measured fp32 FMA peak ${fp32Peak.toFixed(1)} GFLOP/s, bf16 (vdpbf16ps) peak ${bf16Peak.toFixed(1)} GFLOP/s`,
+    blas ? `fp32 peer: OpenBLAS cblas_sgemm, OPENBLAS_NUM_THREADS=${info.threads}, OPENBLAS_CORETYPE=${blasEnv.OPENBLAS_CORETYPE}` : 'fp32 peer: OpenBLAS not installed (apt-get install libopenblas-dev)',
+    torch ? `bf16 peer: torch.matmul in bf16 (${torch}), ${info.threads} threads` : 'bf16 peer: run bench/peers/setup.sh for PyTorch',
     `each figure: median of ${options.reps} timed runs after a warm-up`,
   ];
-  const rows: Row[] = [];
+  const byMode: Record<'fp32' | 'bf16', Row[]> = { fp32: [], bf16: [] };
   for (const [model, shapes] of MODELS) {
     for (const [k, n] of options.quick ? shapes.slice(0, 1) : shapes) {
       for (const op of ops(k, n)) {
@@ -56,46 +68,36 @@ export async function runGemm(options: { reps: number; quick: boolean }): Promis
         a.data.fill(0.5);
         b.data.fill(0.25);
         const out = Tensor.zeros('f32', [op.m, op.n]);
-        // Enough repeats per native call that the Promise round trip is noise (>= ~50 ms).
-        const repeat = Math.max(1, Math.round(50e-3 / (flops / (peak * 1e9 * 0.7))));
-        await gemm(a, b, { transposeA: op.ta, transposeB: op.tb, out });
-        const times: number[] = [];
-        for (let r = 0; r < options.reps; r++) {
-          const t0 = process.hrtime.bigint();
-          await gemm(a, b, { transposeA: op.ta, transposeB: op.tb, out, repeat });
-          times.push(Number(process.hrtime.bigint() - t0) / 1e9 / repeat);
+        for (const mode of ['fp32', 'bf16'] as const) {
+          const peak = mode === 'fp32' ? fp32Peak : bf16Peak;
+          const seconds = await medianSeconds(
+            (repeat) => gemm(a, b, { transposeA: op.ta, transposeB: op.tb, out, repeat, bf16: mode === 'bf16' }),
+            options.reps,
+            flops / (peak * 1e9 * 0.7),
+          );
+          let peer: number | null = null;
+          if (mode === 'fp32' && blas) {
+            const s = execFileSync(blas, [op.m, op.n, op.k, +op.ta, +op.tb, Math.max(options.reps, 9)].map(String), { env: blasEnv, encoding: 'utf8' });
+            peer = flops / Number(s.trim()) / 1e9;
+          }
+          if (mode === 'bf16') {
+            const s = peerSeconds({ op: 'matmul', dtype: 'bf16', m: op.m, n: op.n, k: op.k, ta: op.ta, tb: op.tb, reps: options.reps, threads: info.threads });
+            peer = s ? flops / s / 1e9 : null;
+          }
+          const ours = flops / seconds / 1e9;
+          byMode[mode].push({
+            suite: 'gemm', case: `${mode} ${model} ${op.name} ${op.m}x${op.n}x${op.k}`, ours, peer, ratio: peer ? ours / peer : null,
+            limit: peak, unit: 'GFLOP/s', note: `${((100 * ours) / peak).toFixed(0)}% of limit`,
+          });
         }
-        const ours = flops / median(times) / 1e9;
-        let theirs: number | null = null;
-        if (peer) {
-          const s = execFileSync(peer, [op.m, op.n, op.k, +op.ta, +op.tb, Math.max(options.reps, repeat * 2)].map(String), { env: peerEnv, encoding: 'utf8' });
-          theirs = flops / Number(s.trim()) / 1e9;
-        }
-        rows.push({
-          suite: 'gemm',
-          case: `${model} ${op.name} ${op.m}x${op.n}x${op.k}`,
-          ours,
-          peer: theirs,
-          ratio: theirs ? ours / theirs : null,
-          limit: peak,
-          unit: 'GFLOP/s',
-          note: `${((100 * ours) / peak).toFixed(0)}% of peak`,
-        });
       }
     }
   }
-  const medOurs = median(rows.map((r) => r.ours));
-  const peers = rows.filter((r) => r.peer !== null).map((r) => r.peer!);
-  const medPeer = peers.length ? median(peers) : null;
-  rows.push({
-    suite: 'gemm',
-    case: 'median over shapes',
-    ours: medOurs,
-    peer: medPeer,
-    ratio: medPeer ? medOurs / medPeer : null,
-    limit: peak,
-    unit: 'GFLOP/s',
-    note: `${((100 * medOurs) / peak).toFixed(0)}% of peak (target >= 70%)${medPeer ? `, ${medOurs >= medPeer ? '>=' : '<'} OpenBLAS` : ''}`,
-  });
+  const rows = [
+    ...byMode.fp32,
+    summary(byMode.fp32, 'fp32', fp32Peak, 'target >= 70%, >= OpenBLAS'),
+    ...byMode.bf16,
+    summary(byMode.bf16, 'bf16', bf16Peak, 'target >= 1.3x PyTorch'),
+  ];
   return { rows, notes };
 }

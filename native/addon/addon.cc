@@ -91,17 +91,26 @@ Napi::Value set_runtime_options(const Napi::CallbackInfo& info) {
   });
 }
 
-// measureFmaPeak(seconds) -> Promise<number>: GFLOP/s of the current pool with the current ISA.
-Napi::Value measure_fma_peak(const Napi::CallbackInfo& info) {
+// measureLimit(kind, seconds) -> Promise<number>: the machine's ceiling on the current pool and
+// ISA — 'fp32' and 'bf16' in GFLOP/s, 'memory' (read bandwidth) in GB/s.
+Napi::Value measure_limit(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     auto* s = info.Env().GetInstanceData<AddonState>();
-    double seconds = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : 0.5;
-    check_arg(seconds > 0 && seconds <= 60, "Expected seconds in (0, 60] for measureFmaPeak");
+    const std::string kind = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+    check_arg(kind == "fp32" || kind == "bf16" || kind == "memory",
+              "Expected kind one of fp32, bf16, memory but received \"" + kind + "\"");
+    double seconds = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0.5;
+    check_arg(seconds > 0 && seconds <= 60, "Expected seconds in (0, 60] for measureLimit");
     auto pool = s->pool;
     Isa isa = s->isa;
     auto result = std::make_shared<double>(0);
     return PromiseWorker::start(
-        info.Env(), [pool, isa, seconds, result] { *result = measure_fma_peak_gflops(isa, *pool, seconds); },
+        info.Env(),
+        [pool, isa, seconds, kind, result] {
+          if (kind == "fp32") *result = measure_fma_peak_gflops(isa, *pool, seconds);
+          if (kind == "bf16") *result = measure_bf16_peak_gflops(isa, *pool, seconds);
+          if (kind == "memory") *result = measure_read_bandwidth_gbs(*pool, size_t{1} << 30, seconds);
+        },
         [result](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, *result); });
   });
 }
@@ -118,7 +127,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("quantizeWeights", Napi::Function::New(env, quantize_weights_binding, "quantizeWeights"));
   exports.Set("runtimeInfo", Napi::Function::New(env, runtime_info, "runtimeInfo"));
   exports.Set("setRuntimeOptions", Napi::Function::New(env, set_runtime_options, "setRuntimeOptions"));
-  exports.Set("measureFmaPeak", Napi::Function::New(env, measure_fma_peak, "measureFmaPeak"));
+  exports.Set("measureLimit", Napi::Function::New(env, measure_limit, "measureLimit"));
   exports.Set("gemm", Napi::Function::New(env, gemm_binding, "gemm"));
   exports.Set("loraLinearForward", Napi::Function::New(env, lora_forward_binding, "loraLinearForward"));
   exports.Set("loraLinearBackward", Napi::Function::New(env, lora_backward_binding, "loraLinearBackward"));

@@ -5,7 +5,9 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <vector>
 
 namespace tk {
@@ -50,13 +52,24 @@ double fma_loop_scalar(long iters, float* sink) {
   return 2.0 * 12 * static_cast<double>(iters);
 }
 
-}  // namespace
+__attribute__((target("avx512f,avx512bf16"))) double bf16_loop(long iters, float* sink) {
+  __m512 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(1.0f + i * 1e-3f);
+  const __m512bh x = (__m512bh)_mm512_set1_epi32(0x3f803f80), y = (__m512bh)_mm512_set1_epi32(0x33d633d6);
+  for (long it = 0; it < iters; ++it)
+    for (int i = 0; i < 12; ++i) acc[i] = _mm512_dpbf16_ps(acc[i], x, y);
+  __m512 s = acc[0];
+  for (int i = 1; i < 12; ++i) s = _mm512_add_ps(s, acc[i]);
+  *sink = _mm512_reduce_add_ps(s);
+  return 4.0 * 16 * 12 * static_cast<double>(iters);
+}
 
-double measure_fma_peak_gflops(Isa isa, ThreadPool& pool, double seconds) {
-  auto loop = isa >= Isa::Avx512 ? fma_loop_avx512 : isa == Isa::Avx2 ? fma_loop_avx2 : fma_loop_scalar;
+using Loop = double (*)(long, float*);
+
+// Runs `loop` on every thread, growing the iteration count until one run lasts `seconds`.
+double time_loop(Loop loop, ThreadPool& pool, double seconds) {
   std::vector<float> sinks(pool.size() * 16);
   long iters = 1 << 16;
-  // Grow the iteration count until one run lasts long enough to time reliably.
   for (;;) {
     auto t0 = std::chrono::steady_clock::now();
     std::vector<double> flops(pool.size());
@@ -69,6 +82,62 @@ double measure_fma_peak_gflops(Isa isa, ThreadPool& pool, double seconds) {
     }
     iters = dt < seconds / 16 ? iters * 8 : static_cast<long>(iters * seconds / dt * 1.1);
   }
+}
+
+__attribute__((target("avx2"))) double sum_avx2(const float* p, size_t n) {
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  for (size_t i = 0; i + 32 <= n; i += 32) {
+    a0 = _mm256_add_ps(a0, _mm256_load_ps(p + i));
+    a1 = _mm256_add_ps(a1, _mm256_load_ps(p + i + 8));
+    a2 = _mm256_add_ps(a2, _mm256_load_ps(p + i + 16));
+    a3 = _mm256_add_ps(a3, _mm256_load_ps(p + i + 24));
+  }
+  float out[8];
+  _mm256_storeu_ps(out, _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)));
+  return out[0];
+}
+
+double sum_scalar(const float* p, size_t n) {
+  float s[4] = {0, 0, 0, 0};
+  for (size_t i = 0; i + 4 <= n; i += 4)
+    for (int j = 0; j < 4; ++j) s[j] += p[i + j];
+  return s[0] + s[1] + s[2] + s[3];
+}
+
+}  // namespace
+
+double measure_fma_peak_gflops(Isa isa, ThreadPool& pool, double seconds) {
+  return time_loop(isa >= Isa::Avx512 ? fma_loop_avx512 : isa == Isa::Avx2 ? fma_loop_avx2 : fma_loop_scalar, pool,
+                   seconds);
+}
+
+double measure_bf16_peak_gflops(Isa isa, ThreadPool& pool, double seconds) {
+  return isa >= Isa::Avx512Bf16 ? time_loop(bf16_loop, pool, seconds) : 0.0;
+}
+
+double measure_read_bandwidth_gbs(ThreadPool& pool, size_t bytes, double seconds) {
+  const size_t n = bytes / sizeof(float) / 64 * 64;
+  float* data = static_cast<float*>(std::aligned_alloc(64, n * sizeof(float)));
+  if (!data) return 0.0;
+  const int threads = pool.size();
+  pool.run(threads, [&](int t) {  // first touch by the reading thread
+    for (size_t i = n * t / threads; i < n * (t + 1) / threads; ++i) data[i] = 1.0f;
+  });
+  const bool avx2 = cpu_features().avx2;
+  std::vector<double> sinks(threads);
+  double best = 0.0;
+  const auto start = std::chrono::steady_clock::now();
+  do {  // best of several passes: the ceiling, not the average
+    auto t0 = std::chrono::steady_clock::now();
+    pool.run(threads, [&](int t) {
+      const size_t lo = n * t / threads / 32 * 32, hi = n * (t + 1) / threads / 32 * 32;
+      sinks[t] += avx2 ? sum_avx2(data + lo, hi - lo) : sum_scalar(data + lo, hi - lo);
+    });
+    double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    best = std::max(best, static_cast<double>(n * sizeof(float)) / dt / 1e9);
+  } while (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < seconds);
+  std::free(data);
+  return best;
 }
 
 }  // namespace tk

@@ -11,4 +11,12 @@ namespace tk {
 // for about `seconds`, with the widest vectors `isa` allows.
 double measure_fma_peak_gflops(Isa isa, ThreadPool& pool, double seconds);
 
+// GFLOP/s of vdpbf16ps (4 flops per lane: two products, two adds) on every thread; 0 without
+// AVX512_BF16. The ceiling of the bf16 GEMM on CPUs without AMX.
+double measure_bf16_peak_gflops(Isa isa, ThreadPool& pool, double seconds);
+
+// Read bandwidth (GB/s) of every thread streaming its share of a `bytes`-sized buffer (make it
+// several times the last-level cache): the ceiling of memory-bound work such as dequantization.
+double measure_read_bandwidth_gbs(ThreadPool& pool, size_t bytes, double seconds);
+
 }  // namespace tk

@@ -110,25 +110,15 @@ void pack_block(const GemmOperand& x, const GemmOperand& x2, int64_t k1, bool b_
   pack(x2, p0 + split - k1, kc - split, split);
 }
 
-// Rewrites fp32 panels (depth kc) as bf16-pair panels (depth rounded up to even), or, for the fp32
-// kernel in bf16 mode, rounds them to bf16 in place.
-void to_bf16(const float* src, int64_t panels, int w, int64_t kc, bool pairs, void* dst) {
-  if (!pairs) {
+// Rewrites fp32 panels (depth kc) as bf16-pair panels for a bf16 kernel or, for an fp32 kernel
+// in bf16 mode, rounds them to bf16 in place.
+void to_bf16(const GemmKernel& kr, const float* src, int64_t panels, int w, int64_t kc, void* dst) {
+  if (!kr.bf16_pairs) {
     float* out = static_cast<float*>(dst);
     for (int64_t i = 0; i < panels * w * kc; ++i) out[i] = round_to_bf16(src[i]);
     return;
   }
-  const int64_t kc2 = round_up(kc, 2);
-  uint16_t* out = static_cast<uint16_t*>(dst);
-  for (int64_t pnl = 0; pnl < panels; ++pnl) {
-    const float* in = src + pnl * w * kc;
-    uint16_t* o = out + pnl * w * kc2;
-    for (int64_t q = 0; q < kc2 / 2; ++q)
-      for (int i = 0; i < w; ++i) {
-        o[(q * w + i) * 2] = float_to_bf16(in[(2 * q) * w + i]);
-        o[(q * w + i) * 2 + 1] = 2 * q + 1 < kc ? float_to_bf16(in[(2 * q + 1) * w + i]) : 0;
-      }
-  }
+  kr.pair_pack(src, panels, w, kc, static_cast<uint16_t*>(dst));
 }
 
 // Runs the whole loop nest for C[m0:m1, n0:n1].
@@ -156,11 +146,11 @@ void gemm_range(const GemmArgs& g, const GemmKernel& kr, int64_t m0, int64_t m1,
       const int64_t elem = kr.bf16_pairs ? 2 : 4, depth = kr.bf16_pairs ? round_up(kc, 2) : kc;
       const float beta = pc == 0 ? g.beta : 1.0f;
       pack_block(g.b, g.b2, g.k, true, kr, kr.nr, jc, nc, pc, kc, staged_b);
-      if (convert) to_bf16(staged_b, (nc + kr.nr - 1) / kr.nr, kr.nr, kc, kr.bf16_pairs, packed_b);
+      if (convert) to_bf16(kr, staged_b, (nc + kr.nr - 1) / kr.nr, kr.nr, kc, packed_b);
       for (int64_t ic = m0; ic < m1; ic += mc_max) {
         const int64_t mc = std::min(mc_max, m1 - ic);
         pack_block(g.a, g.a2, g.k, false, kr, kr.mr, ic, mc, pc, kc, staged_a);
-        if (convert) to_bf16(staged_a, (mc + kr.mr - 1) / kr.mr, kr.mr, kc, kr.bf16_pairs, packed_a);
+        if (convert) to_bf16(kr, staged_a, (mc + kr.mr - 1) / kr.mr, kr.mr, kc, packed_a);
         for (int64_t jr = 0; jr < nc; jr += kr.nr) {
           const int64_t cols = std::min<int64_t>(kr.nr, nc - jr);
           const char* bp = reinterpret_cast<const char*>(packed_b) + jr * depth * elem;

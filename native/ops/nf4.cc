@@ -79,13 +79,41 @@ void nf4_resolve_absmax(const uint8_t* qabsmax, const float* absmax2, float offs
     absmax[b] = kBnbDynamicMap[qabsmax[b]] * absmax2[b / kNf4DoubleQuantBlock] + offset;
 }
 
+namespace {
+
+// Both code values of every byte: the GEMM's packing step decodes weights on the hot path.
+struct PairTable {
+  float v[256][2];
+  PairTable() {
+    for (int b = 0; b < 256; ++b) v[b][0] = kNf4Code[b >> 4], v[b][1] = kNf4Code[b & 15];
+  }
+};
+const PairTable kPairs;
+
+}  // namespace
+
 void nf4_dequantize(const uint8_t* codes, const float* absmax, int64_t blocksize, int64_t start, int64_t count,
                     float* out) {
-  for (int64_t i = 0; i < count; ++i) {
-    const int64_t e = start + i;
-    const uint8_t byte = codes[e >> 1];
-    const uint8_t q = (e & 1) ? (byte & 0x0f) : (byte >> 4);
-    out[i] = kNf4Code[q] * absmax[e / blocksize];
+  int64_t e = start;
+  const int64_t end = start + count;
+  while (e < end) {
+    // One block (or the part of it in range) at a time: one absmax, whole bytes in the middle.
+    const int64_t block = e / blocksize, stop = std::min(end, (block + 1) * blocksize);
+    const float scale = absmax[block];
+    if (e & 1) {  // an odd first element is the low nibble of its byte
+      *out++ = kNf4Code[codes[e >> 1] & 15] * scale;
+      ++e;
+    }
+    for (; e + 1 < stop; e += 2) {
+      const float* pair = kPairs.v[codes[e >> 1]];
+      out[0] = pair[0] * scale;
+      out[1] = pair[1] * scale;
+      out += 2;
+    }
+    if (e < stop) {  // an even last element is the high nibble
+      *out++ = kNf4Code[codes[e >> 1] >> 4] * scale;
+      ++e;
+    }
   }
 }
 

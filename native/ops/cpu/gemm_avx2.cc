@@ -47,6 +47,6 @@ __attribute__((target("avx2,fma"))) void kernel_6x16(int64_t kc, const void* av,
 
 }  // namespace
 
-GemmKernel gemm_kernel_avx2() { return {MR, NR, 512, 192, 2048, kernel_6x16, gemm_transpose_pack_scalar, false}; }
+GemmKernel gemm_kernel_avx2() { return {MR, NR, 512, 192, 2048, kernel_6x16, gemm_transpose_pack_scalar, false, nullptr}; }
 
 }  // namespace tk

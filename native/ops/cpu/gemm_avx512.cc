@@ -103,6 +103,6 @@ __attribute__((target("avx512f"))) void gemm_transpose_pack_avx512(const float* 
 
 // Blocking measured on Zen 5 (48 KiB L1, 1 MiB L2) with bench/ gemm: a deep KC amortizes the C tile
 // updates, and MC x KC of A (~0.5 MiB) leaves room in L2 for the streaming B micro-panels.
-GemmKernel gemm_kernel_avx512() { return {MR, NR, 768, 168, 1024, kernel_14x32, gemm_transpose_pack_avx512, false}; }
+GemmKernel gemm_kernel_avx512() { return {MR, NR, 768, 168, 1024, kernel_14x32, gemm_transpose_pack_avx512, false, nullptr}; }
 
 }  // namespace tk

@@ -59,9 +59,36 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma"))) voi
 #undef TK_ROW_STORE
 }
 
+// vcvtne2ps2bf16 rounds to nearest even like the scalar path (it flushes fp32 denormals to zero).
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void pair_pack(const float* src, int64_t panels,
+                                                                              int width, int64_t kc, uint16_t* dst) {
+  const int64_t pairs = (kc + 1) / 2;
+  // Interleave: output 2i <- first row's lane i, 2i + 1 <- second row's lane i.
+  alignas(64) uint16_t order[32];
+  for (int i = 0; i < 16; ++i) order[2 * i] = static_cast<uint16_t>(i), order[2 * i + 1] = static_cast<uint16_t>(16 + i);
+  const __m512i idx = _mm512_load_si512(order);
+  for (int64_t pnl = 0; pnl < panels; ++pnl) {
+    const float* in = src + pnl * width * kc;
+    uint16_t* out = dst + pnl * width * pairs * 2;
+    for (int64_t q = 0; q < pairs; ++q) {
+      const float* r0 = in + 2 * q * width;
+      const bool has_second = 2 * q + 1 < kc;
+      for (int j = 0; j < width; j += 16) {
+        const int n = width - j < 16 ? width - j : 16;
+        const __mmask16 m = static_cast<__mmask16>((1u << n) - 1);
+        const __m512 x0 = _mm512_maskz_loadu_ps(m, r0 + j);
+        const __m512 x1 = has_second ? _mm512_maskz_loadu_ps(m, r0 + width + j) : _mm512_setzero_ps();
+        const __m512i both = (__m512i)_mm512_cvtne2ps_pbh(x1, x0);
+        const __m512i pairs_out = _mm512_permutexvar_epi16(idx, both);
+        _mm512_mask_storeu_epi16(out + (q * width + j) * 2, static_cast<__mmask32>((1ull << (2 * n)) - 1), pairs_out);
+      }
+    }
+  }
+}
+
 }  // namespace
 
 // KC counts bf16 elements (pairs = KC / 2); panels are half the bytes of fp32 ones.
-GemmKernel gemm_kernel_avx512_bf16() { return {MR, NR, 1024, 168, 1024, kernel_bf16_14x32, gemm_transpose_pack_avx512, true}; }
+GemmKernel gemm_kernel_avx512_bf16() { return {MR, NR, 768, 112, 1024, kernel_bf16_14x32, gemm_transpose_pack_avx512, true, pair_pack}; }
 
 }  // namespace tk

@@ -22,6 +22,11 @@ using GemmTransposePack = void (*)(const float* src, int64_t ld, int64_t rows, i
 void gemm_transpose_pack_scalar(const float* src, int64_t ld, int64_t rows, int64_t kc, int width, float* dst);
 void gemm_transpose_pack_avx512(const float* src, int64_t ld, int64_t rows, int64_t kc, int width, float* dst);
 
+// Rewrites `panels` fp32 panels (kc steps of `width` values each) as bf16-pair panels
+// (ceil(kc/2) steps of width x 2 values, a zero pad for odd kc), rounding to nearest even.
+using GemmPairPack = void (*)(const float* src, int64_t panels, int width, int64_t kc, uint16_t* dst);
+void gemm_pair_pack_scalar(const float* src, int64_t panels, int width, int64_t kc, uint16_t* dst);
+
 struct GemmKernel {
   int mr, nr;  // register tile
   int kc;      // depth of a packed panel
@@ -29,7 +34,8 @@ struct GemmKernel {
   int nc;      // max columns of B packed at once: the KC x NC block stays in L3
   GemmMicroKernel fn;
   GemmTransposePack transpose_pack;
-  bool bf16_pairs;  // fn reads bf16-pair panels
+  bool bf16_pairs;  // fn reads bf16-pair panels ...
+  GemmPairPack pair_pack;  // ... which this makes from fp32 panels
 };
 
 GemmKernel gemm_kernel_scalar();

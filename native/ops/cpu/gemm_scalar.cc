@@ -2,6 +2,8 @@
 // It is the path for CPUs without AVX2 and the one CI forces with TUNEKIT_ISA=scalar.
 #include "gemm_kernels.h"
 
+#include "../../core/float16.h"
+
 namespace tk {
 namespace {
 
@@ -35,6 +37,19 @@ void gemm_transpose_pack_scalar(const float* src, int64_t ld, int64_t rows, int6
     for (int64_t p = 0; p < kc; ++p) dst[p * width + r] = 0.0f;
 }
 
-GemmKernel gemm_kernel_scalar() { return {MR, NR, 256, 128, 2048, kernel_4x8, gemm_transpose_pack_scalar, false}; }
+void gemm_pair_pack_scalar(const float* src, int64_t panels, int width, int64_t kc, uint16_t* dst) {
+  const int64_t pairs = (kc + 1) / 2;
+  for (int64_t pnl = 0; pnl < panels; ++pnl) {
+    const float* in = src + pnl * width * kc;
+    uint16_t* out = dst + pnl * width * pairs * 2;
+    for (int64_t q = 0; q < pairs; ++q)
+      for (int i = 0; i < width; ++i) {
+        out[(q * width + i) * 2] = float_to_bf16(in[(2 * q) * width + i]);
+        out[(q * width + i) * 2 + 1] = 2 * q + 1 < kc ? float_to_bf16(in[(2 * q + 1) * width + i]) : 0;
+      }
+  }
+}
+
+GemmKernel gemm_kernel_scalar() { return {MR, NR, 256, 128, 2048, kernel_4x8, gemm_transpose_pack_scalar, false, nullptr}; }
 
 }  // namespace tk

@@ -1,0 +1,88 @@
+"""Peer timings for the bench suites: PyTorch (and bitsandbytes) doing the same work as tunekit.
+
+Usage: python torch_peer.py '<json job>'  ->  prints one JSON object {"seconds": median, ...}
+Jobs:
+  {"op": "matmul", "dtype": "bf16"|"f32", "m", "n", "k", "ta", "tb", "reps", "threads"}
+      C = op(A) @ op(B) with torch.matmul (bf16 runs through oneDNN).
+  {"op": "nf4_matmul", "m", "n", "k", "blocksize", "dtype", "reps", "threads"}
+      Y = X @ deq(W).T with bitsandbytes.matmul_4bit on the CPU backend (W [n, k] in NF4).
+  {"op": "nf4_dequant", "n", "k", "blocksize", "reps", "threads"}
+      bitsandbytes.functional.dequantize_4bit of an [n, k] NF4 matrix to fp32.
+  {"op": "lora", "m", "inp", "out", "r", "dtype", "reps", "threads"} and {"op": "linear", ...}
+      forward + backward of x @ W.T (+ s * (x @ A.T) @ B.T) with W frozen, x and A, B requiring grad.
+"""
+import json
+import statistics
+import sys
+import time
+import warnings
+
+warnings.filterwarnings("ignore")
+import torch  # noqa: E402
+
+
+def timed(fn, reps):
+    fn()  # warm-up
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main():
+    job = json.loads(sys.argv[1])
+    torch.set_num_threads(job.get("threads", 2))
+    torch.manual_seed(0)
+    reps = job.get("reps", 7)
+    dt = {"bf16": torch.bfloat16, "f32": torch.float32}[job.get("dtype", "f32")]
+    op = job["op"]
+    if op == "matmul":
+        m, n, k = job["m"], job["n"], job["k"]
+        a = torch.randn(k, m, dtype=dt) if job["ta"] else torch.randn(m, k, dtype=dt)
+        b = torch.randn(n, k, dtype=dt) if job["tb"] else torch.randn(k, n, dtype=dt)
+        A = a.t() if job["ta"] else a
+        B = b.t() if job["tb"] else b
+        out = {"seconds": timed(lambda: torch.matmul(A, B), reps)}
+    elif op in ("nf4_matmul", "nf4_dequant"):
+        import bitsandbytes as bnb
+        import bitsandbytes.functional as F
+
+        n, k = job["n"], job["k"]
+        w = torch.randn(n, k, dtype=torch.float32) * 0.02
+        q, state = F.quantize_4bit(w, blocksize=job.get("blocksize", 64), quant_type="nf4")
+        if op == "nf4_dequant":
+            out = {"seconds": timed(lambda: F.dequantize_4bit(q, state, quant_type="nf4"), reps)}
+        else:
+            x = torch.randn(job["m"], k, dtype=dt)
+            with torch.no_grad():
+                out = {"seconds": timed(lambda: bnb.matmul_4bit(x, q.t(), quant_state=state), reps)}
+    elif op in ("lora", "linear"):
+        m, inp, o, r = job["m"], job["inp"], job["out"], job.get("r", 0)
+        x = torch.randn(m, inp, dtype=dt, requires_grad=True)
+        w = torch.randn(o, inp, dtype=dt) * 0.02
+        a = (torch.randn(r, inp, dtype=dt) * 0.02).requires_grad_() if r else None
+        b = (torch.randn(o, r, dtype=dt) * 0.02).requires_grad_() if r else None
+        g = torch.randn(m, o, dtype=dt)
+        s = 2.0
+
+        def step():
+            y = x @ w.t()
+            if r:
+                y = y + s * ((x @ a.t()) @ b.t())
+            y.backward(g)
+            x.grad = None
+            if r:
+                a.grad = None
+                b.grad = None
+
+        out = {"seconds": timed(step, reps)}
+    else:
+        raise SystemExit(f"unknown op {op}")
+    out["torch"] = torch.__version__
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()
