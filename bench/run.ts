@@ -1,10 +1,12 @@
 // `npm run bench -- <suite...> [--json] [--reps N] [--quick]`: runs benchmark suites and prints
 // ours | peer | ratio | limit for each case (or one JSON object per row with --json).
 import { runGemm } from './suites/gemm.js';
+import { runLora } from './suites/lora.js';
+import { runNf4 } from './suites/nf4.js';
 import { printRows, type Row } from './table.js';
 
 type Suite = (o: { reps: number; quick: boolean }) => Promise<{ rows: Row[]; notes: string[] }>;
-const SUITES: Record<string, Suite> = { gemm: runGemm };
+const SUITES: Record<string, Suite> = { gemm: runGemm, nf4: runNf4, lora: runLora };
 
 async function main(argv: string[]): Promise<number> {
   const json = argv.includes('--json');

@@ -13,6 +13,7 @@ export interface NativeTensor {
   readonly shape: number[];
   readonly byteLength: number;
   readonly buffer: ArrayBuffer;
+  dispose(): void;
 }
 
 export interface NativeRuntimeInfo {

@@ -39,6 +39,8 @@ export class Tensor<D extends Dtype = Dtype> {
   readonly dtype: D;
   readonly shape: readonly number[];
 
+  private view?: TypedArrayFor<D>;
+
   /** @internal Wraps a native tensor handle. */
   constructor(handle: NativeTensor) {
     this.handle = handle;
@@ -72,13 +74,23 @@ export class Tensor<D extends Dtype = Dtype> {
     return this.handle.byteLength;
   }
 
+  /**
+   * Frees the native memory now rather than at garbage collection (whose finalizers run only when
+   * the event loop turns — a synchronous loop allocating big tensors should dispose them). Views
+   * from `data`/`bytes` become detached (length 0); passing the tensor to an op is then an error.
+   */
+  dispose(): void {
+    this.view = undefined;
+    callNative(() => this.handle.dispose());
+  }
+
   /** A view of the native memory as raw bytes. */
   get bytes(): Uint8Array {
     return new Uint8Array(this.handle.buffer);
   }
 
-  /** A typed-array view of the native memory (bf16/f16 as raw Uint16 bit patterns). */
+  /** A typed-array view of the native memory (bf16/f16 as raw Uint16 bit patterns); made once. */
   get data(): TypedArrayFor<D> {
-    return view(this.dtype, this.handle.buffer) as TypedArrayFor<D>;
+    return (this.view ??= view(this.dtype, this.handle.buffer) as TypedArrayFor<D>);
   }
 }

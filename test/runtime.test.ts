@@ -88,6 +88,22 @@ describe('runtime', () => {
     expect(() => Tensor.from('f32', [2, 2], [1, 2, 3])).toThrow('Expected 4 values for shape [2, 2] but received 3');
   });
 
+  it('frees tensors on dispose, even while a native call still uses them', async () => {
+    // 25 GiB through a synchronous loop: without dispose, finalizers would not run in time.
+    for (let i = 0; i < 400; i++) {
+      const t = Tensor.zeros('f32', [16 << 20]);
+      t.data[i] = 1;
+      t.dispose();
+    }
+    expect(process.memoryUsage().rss).toBeLessThan(4 * 2 ** 30);
+    const a = Tensor.from('f32', [300, 300], randomValues(300 * 300, 3));
+    const pending = gemm(a, a, { reference: true });
+    a.dispose(); // the worker holds its own reference
+    expect((await pending).shape).toEqual([300, 300]);
+    expect(a.data.length).toBe(0);
+    await expect(gemm(a, a)).rejects.toThrow('Expected a live Tensor for a but it was disposed');
+  });
+
   it('shares tensor memory with JS without copies', () => {
     const t = Tensor.zeros('f32', [4]);
     t.data[2] = 5;

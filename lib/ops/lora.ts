@@ -24,8 +24,20 @@ export function loraScale(alpha: number, r: number, rslora = false): number {
   return rslora ? alpha / Math.sqrt(r) : alpha / r;
 }
 
+const isF32 = (v: unknown) => v instanceof Tensor && v.dtype === 'f32';
 const LoraOptions = z
   .object({
+    out: z
+      .object({
+        y: z.custom<Tensor<'f32'>>(isF32, 'f32 Tensor').optional(),
+        t: z.custom<Tensor<'f32'>>(isF32, 'f32 Tensor').optional(),
+        dx: z.custom<Tensor<'f32'>>(isF32, 'f32 Tensor').optional(),
+        da: z.custom<Tensor<'f32'>>(isF32, 'f32 Tensor').optional(),
+        db: z.custom<Tensor<'f32'>>(isF32, 'f32 Tensor').optional(),
+      })
+      .strict()
+      .optional()
+      .describe('Write results into these tensors instead of new ones (reuse across steps)'),
     dropout: z.number().min(0).lt(1).optional().describe('LoRA dropout probability on the adapter input (default 0)'),
     seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional().describe('Seed of the dropout mask; pass the same to the backward'),
     bf16: z.boolean().optional().describe('Run the products in bf16 with fp32 accumulation'),
@@ -60,7 +72,7 @@ export async function loraLinearForward(
   const o = parseOptions(LoraOptions, options, 'loraLinearForward');
   const scale = checkAdapter(adapter);
   const m = x.shape[0]!, out = w.shape[0]!, r = adapter.a.shape[0]!;
-  const y = Tensor.zeros('f32', [m, out]), t = Tensor.zeros('f32', [m, r]);
+  const y = o.out?.y ?? Tensor.zeros('f32', [m, out]), t = o.out?.t ?? Tensor.zeros('f32', [m, r]);
   await awaitNative(() =>
     native.loraLinearForward(x.handle, wHandle(w), adapter.a.handle, adapter.b.handle, y.handle, t.handle, {
       scale, dropout: o.dropout, seed: o.seed, bf16: o.bf16,
@@ -75,8 +87,8 @@ export async function loraLinearBackward(
 ): Promise<{ dx: Tensor<'f32'> | null; da: Tensor<'f32'>; db: Tensor<'f32'> }> {
   const o = parseOptions(LoraOptions, options, 'loraLinearBackward');
   const scale = checkAdapter(adapter);
-  const dx = o.inputGrad === false ? null : Tensor.zeros('f32', [x.shape[0]!, x.shape[1]!]);
-  const da = Tensor.zeros('f32', [...adapter.a.shape]), db = Tensor.zeros('f32', [...adapter.b.shape]);
+  const dx = o.inputGrad === false ? null : (o.out?.dx ?? Tensor.zeros('f32', [x.shape[0]!, x.shape[1]!]));
+  const da = o.out?.da ?? Tensor.zeros('f32', [...adapter.a.shape]), db = o.out?.db ?? Tensor.zeros('f32', [...adapter.b.shape]);
   await awaitNative(() =>
     native.loraLinearBackward(dy.handle, x.handle, wHandle(w), adapter.a.handle, adapter.b.handle, saved.t.handle, dx?.handle ?? null, da.handle, db.handle, {
       scale, dropout: o.dropout, seed: o.seed, bf16: o.bf16,

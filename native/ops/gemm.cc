@@ -110,6 +110,31 @@ void pack_block(const GemmOperand& x, const GemmOperand& x2, int64_t k1, bool b_
   pack(x2, p0 + split - k1, kc - split, split);
 }
 
+// Packs the same block straight into bf16-pair panels when the kernel can (dense operands, and a
+// segment split on a pair boundary); returns false when the fp32 staging path must be used.
+bool pack_block_pairs(const GemmOperand& x, const GemmOperand& x2, int64_t k1, bool b_side, const GemmKernel& kr,
+                      int w, int64_t r0, int64_t rows, int64_t p0, int64_t kc, uint16_t* dst) {
+  if (!kr.pair_pack_kmajor) return false;
+  const int64_t split = std::clamp<int64_t>(k1 - p0, 0, kc);
+  if ((split > 0 && x.weights) || (split < kc && x2.weights) || (split % 2 && split < kc)) return false;
+  const int64_t depth = round_up(kc, 2);
+  auto pack = [&](const GemmOperand& op, int64_t from, int64_t len, int64_t q0) {
+    if (len <= 0) return;
+    const bool k_major = b_side ? !op.trans : op.trans;
+    for (int64_t rr = 0; rr < rows; rr += w) {
+      const int n = static_cast<int>(std::min<int64_t>(w, rows - rr));
+      uint16_t* panel = dst + rr * depth + q0 * w;
+      if (k_major)
+        kr.pair_pack_kmajor(op.data + from * op.ld + r0 + rr, op.ld, n, w, len, panel);
+      else
+        kr.pair_pack_transpose(op.data + (r0 + rr) * op.ld + from, op.ld, n, w, len, panel);
+    }
+  };
+  pack(x, p0, split, 0);
+  pack(x2, p0 + split - k1, kc - split, split);
+  return true;
+}
+
 // Rewrites fp32 panels (depth kc) as bf16-pair panels for a bf16 kernel or, for an fp32 kernel
 // in bf16 mode, rounds them to bf16 in place.
 void to_bf16(const GemmKernel& kr, const float* src, int64_t panels, int w, int64_t kc, void* dst) {
@@ -145,12 +170,18 @@ void gemm_range(const GemmArgs& g, const GemmKernel& kr, int64_t m0, int64_t m1,
       // Panel strides in bytes: fp32 panels are kc deep, bf16-pair panels kc rounded up to even.
       const int64_t elem = kr.bf16_pairs ? 2 : 4, depth = kr.bf16_pairs ? round_up(kc, 2) : kc;
       const float beta = pc == 0 ? g.beta : 1.0f;
-      pack_block(g.b, g.b2, g.k, true, kr, kr.nr, jc, nc, pc, kc, staged_b);
-      if (convert) to_bf16(kr, staged_b, (nc + kr.nr - 1) / kr.nr, kr.nr, kc, packed_b);
+      if (!(convert && pack_block_pairs(g.b, g.b2, g.k, true, kr, kr.nr, jc, nc, pc, kc,
+                                        reinterpret_cast<uint16_t*>(packed_b)))) {
+        pack_block(g.b, g.b2, g.k, true, kr, kr.nr, jc, nc, pc, kc, staged_b);
+        if (convert) to_bf16(kr, staged_b, (nc + kr.nr - 1) / kr.nr, kr.nr, kc, packed_b);
+      }
       for (int64_t ic = m0; ic < m1; ic += mc_max) {
         const int64_t mc = std::min(mc_max, m1 - ic);
-        pack_block(g.a, g.a2, g.k, false, kr, kr.mr, ic, mc, pc, kc, staged_a);
-        if (convert) to_bf16(kr, staged_a, (mc + kr.mr - 1) / kr.mr, kr.mr, kc, packed_a);
+        if (!(convert && pack_block_pairs(g.a, g.a2, g.k, false, kr, kr.mr, ic, mc, pc, kc,
+                                          reinterpret_cast<uint16_t*>(packed_a)))) {
+          pack_block(g.a, g.a2, g.k, false, kr, kr.mr, ic, mc, pc, kc, staged_a);
+          if (convert) to_bf16(kr, staged_a, (mc + kr.mr - 1) / kr.mr, kr.mr, kc, packed_a);
+        }
         for (int64_t jr = 0; jr < nc; jr += kr.nr) {
           const int64_t cols = std::min<int64_t>(kr.nr, nc - jr);
           const char* bp = reinterpret_cast<const char*>(packed_b) + jr * depth * elem;

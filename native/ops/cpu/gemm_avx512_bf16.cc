@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "gemm_kernels.h"
+#include "transpose_avx512.h"
 
 namespace tk {
 namespace {
@@ -86,9 +87,61 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void pair_pack(c
   }
 }
 
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void pair_pack_kmajor(
+    const float* src, int64_t ld, int n, int width, int64_t kc, uint16_t* dst) {
+  alignas(64) uint16_t order[32];
+  for (int i = 0; i < 16; ++i) order[2 * i] = static_cast<uint16_t>(i), order[2 * i + 1] = static_cast<uint16_t>(16 + i);
+  const __m512i idx = _mm512_load_si512(order);
+  const int64_t pairs = (kc + 1) / 2;
+  for (int64_t q = 0; q < pairs; ++q) {
+    const float* r0 = src + 2 * q * ld;
+    const bool has_second = 2 * q + 1 < kc;
+    for (int j = 0; j < width; j += 16) {
+      const int valid = n - j < 0 ? 0 : (n - j > 16 ? 16 : n - j);
+      const int lanes = width - j < 16 ? width - j : 16;
+      const __mmask16 m = static_cast<__mmask16>((1u << valid) - 1);
+      const __m512 x0 = _mm512_maskz_loadu_ps(m, r0 + j);
+      const __m512 x1 = has_second ? _mm512_maskz_loadu_ps(m, r0 + ld + j) : _mm512_setzero_ps();
+      const __m512i out = _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(x1, x0));
+      _mm512_mask_storeu_epi16(dst + (q * width + j) * 2, static_cast<__mmask32>((1ull << (2 * lanes)) - 1), out);
+    }
+  }
+}
+
+// Each row's consecutive pair (2q, 2q+1) is one 32-bit bf16 pair, so after converting rows to bf16
+// the panel is a 16 x 16 transpose of 32-bit lanes, done with the fp32 transpose.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void pair_pack_transpose(
+    const float* src, int64_t ld, int n, int width, int64_t kc, uint16_t* dst) {
+  const int64_t pairs = (kc + 1) / 2;
+  for (int r0 = 0; r0 < width; r0 += 16) {
+    const int rows = n - r0 < 0 ? 0 : (n - r0 > 16 ? 16 : n - r0);
+    const int lanes = width - r0 < 16 ? width - r0 : 16;
+    const __mmask16 store_mask = static_cast<__mmask16>((1u << lanes) - 1);
+    for (int64_t q0 = 0; q0 < pairs; q0 += 16) {
+      const int qn = static_cast<int>(pairs - q0 < 16 ? pairs - q0 : 16);
+      const int64_t p0 = 2 * q0;
+      const int64_t left = kc - p0;  // fp32 values left in each row (up to 32 used)
+      const __mmask16 m_lo = static_cast<__mmask16>(left >= 16 ? 0xffff : (1u << left) - 1);
+      const __mmask16 m_hi = static_cast<__mmask16>(left >= 32 ? 0xffff : left <= 16 ? 0 : (1u << (left - 16)) - 1);
+      __m512 r[16];
+      for (int i = 0; i < 16; ++i) {
+        if (i < rows) {
+          const float* row = src + (r0 + i) * ld + p0;
+          const __m512 lo = _mm512_maskz_loadu_ps(m_lo, row), hi = _mm512_maskz_loadu_ps(m_hi, row + 16);
+          r[i] = _mm512_castsi512_ps((__m512i)_mm512_cvtne2ps_pbh(hi, lo));
+        } else {
+          r[i] = _mm512_setzero_ps();
+        }
+      }
+      transpose_16x16_ps(r);
+      for (int q = 0; q < qn; ++q) _mm512_mask_storeu_ps(reinterpret_cast<float*>(dst + ((q0 + q) * width + r0) * 2), store_mask, r[q]);
+    }
+  }
+}
+
 }  // namespace
 
 // KC counts bf16 elements (pairs = KC / 2); panels are half the bytes of fp32 ones.
-GemmKernel gemm_kernel_avx512_bf16() { return {MR, NR, 768, 112, 1024, kernel_bf16_14x32, gemm_transpose_pack_avx512, true, pair_pack}; }
+GemmKernel gemm_kernel_avx512_bf16() { return {MR, NR, 768, 112, 1024, kernel_bf16_14x32, gemm_transpose_pack_avx512, true, pair_pack, pair_pack_kmajor, pair_pack_transpose}; }
 
 }  // namespace tk

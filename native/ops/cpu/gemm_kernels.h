@@ -27,6 +27,12 @@ void gemm_transpose_pack_avx512(const float* src, int64_t ld, int64_t rows, int6
 using GemmPairPack = void (*)(const float* src, int64_t panels, int width, int64_t kc, uint16_t* dst);
 void gemm_pair_pack_scalar(const float* src, int64_t panels, int width, int64_t kc, uint16_t* dst);
 
+// Direct bf16-pair packing of one panel from a dense fp32 source, skipping the fp32 staging copy:
+//   kmajor:    src[p * ld + i]  (K is the row index: B as stored for dX, A stored transposed)
+//   transpose: src[i * ld + p]  (K is contiguous: activations, W in the forward X·Wᵀ)
+// for lanes i < n (zero beyond, up to `width`) and steps p < kc; writes ceil(kc/2) pair steps.
+using GemmPairPackDirect = void (*)(const float* src, int64_t ld, int n, int width, int64_t kc, uint16_t* dst);
+
 struct GemmKernel {
   int mr, nr;  // register tile
   int kc;      // depth of a packed panel
@@ -36,6 +42,8 @@ struct GemmKernel {
   GemmTransposePack transpose_pack;
   bool bf16_pairs;  // fn reads bf16-pair panels ...
   GemmPairPack pair_pack;  // ... which this makes from fp32 panels
+  GemmPairPackDirect pair_pack_kmajor = nullptr;     // ... or straight from the operand
+  GemmPairPackDirect pair_pack_transpose = nullptr;
 };
 
 GemmKernel gemm_kernel_scalar();
