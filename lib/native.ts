@@ -44,7 +44,7 @@ export interface NativeWeightsSpec {
 export interface NativeWeights {
   info(): { format: WeightFormat; shape: [number, number]; blocksize: number; doubleQuant: boolean; storedBytes: number };
   parts(): { data: NativeTensor; absmax?: NativeTensor; qabsmax?: NativeTensor; absmax2?: NativeTensor; offset?: number };
-  dequantize(): Promise<NativeTensor>;
+  dequantize(out?: NativeTensor): Promise<NativeTensor>;
 }
 
 export interface NativeGemmOptions {

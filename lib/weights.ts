@@ -86,9 +86,10 @@ export class Weights {
     };
   }
 
-  /** The whole matrix in fp32 (kernels never need this; export and inspection do). */
-  async dequantize(): Promise<Tensor<'f32'>> {
-    return new Tensor(await awaitNative(() => this.handle.dequantize())) as Tensor<'f32'>;
+  /** The whole matrix in fp32, into `out` if given (kernels never need this; export and inspection do). */
+  async dequantize(out?: Tensor<'f32'>): Promise<Tensor<'f32'>> {
+    const handle = await awaitNative(() => this.handle.dequantize(out?.handle));
+    return out ?? (new Tensor(handle) as Tensor<'f32'>);
   }
 }
 

@@ -41,6 +41,14 @@ describe('GGUF blocks decode as llama.cpp defines them', () => {
     expect([...(await w.dequantize()).data]).toEqual([...q1.map((q) => q * 0.125), ...q2.map((q) => q * -0.75)]);
   });
 
+  it('dequantizes into a given tensor, and checks its shape', async () => {
+    const w = await quantizeWeights(Tensor.from('f32', [3, 64], randomValues(192, 4)), { format: 'q8_0' });
+    const out = Tensor.zeros('f32', [3, 64]);
+    expect(await w.dequantize(out)).toBe(out);
+    expect([...out.data]).toEqual([...(await w.dequantize()).data]);
+    await expect(w.dequantize(Tensor.zeros('f32', [64, 3]))).rejects.toThrow('Expected out to be an f32 tensor of shape [3, 64] but received f32 [64, 3]');
+  });
+
   it('rejects block data of the wrong size', () => {
     expect(() => Weights.fromParts({ format: 'q8_0', shape: [2, 32], data: blocks(new Array(67).fill(0)) })).toThrow(
       'Expected blocks to be u8 with 68 elements but received u8 [67]',

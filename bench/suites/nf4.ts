@@ -37,8 +37,9 @@ export async function runNf4(options: { reps: number; quick: boolean }): Promise
       });
       // Dequantization to fp32: reads n*k/2 code bytes + absmax, writes n*k floats.
       const bytes = (n * k) / 2 + (n * k / 64) * 4 + n * k * 4;
+      const target = Tensor.zeros('f32', [n, k]);
       const tDeq = await medianSeconds(async (repeat) => {
-        for (let r = 0; r < repeat; r++) await nf4.dequantize();
+        for (let r = 0; r < repeat; r++) await nf4.dequantize(target);
       }, options.reps, bytes / 2e10);
       const peerDeq = peerSeconds({ op: 'nf4_dequant', n, k, blocksize: 64, reps: options.reps, threads: info.threads });
       dequantRows.push({

@@ -108,13 +108,30 @@ Napi::Value AddonWeights::parts(const Napi::CallbackInfo& info) {
   });
 }
 
+// dequantize(out?) -> Promise<Tensor>: into `out` (an f32 [rows, cols] tensor) or a new tensor.
 Napi::Value AddonWeights::dequantize(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     auto store = store_;
-    auto out = std::make_shared<Tensor>(Tensor::zeros(Dtype::F32, {store->rows, store->cols}));
+    auto* state = info.Env().GetInstanceData<AddonState>();
+    const bool given = info.Length() > 0 && !info[0].IsUndefined() && !info[0].IsNull();
+    Tensor target;
+    if (given) {
+      target = AddonTensor::unwrap(info[0], "out")->tensor();
+      check_arg(target.dtype == Dtype::F32 && target.rank() == 2 && target.shape[0] == store->rows &&
+                    target.shape[1] == store->cols,
+                "Expected out to be an f32 tensor of shape [" + std::to_string(store->rows) + ", " +
+                    std::to_string(store->cols) + "] but received " + dtype_name(target.dtype) + " " +
+                    target.shape_string());
+    } else {
+      target = Tensor::zeros(Dtype::F32, {store->rows, store->cols});
+    }
+    auto pool = state->pool;
+    Napi::Value keep = given ? info[0] : info.This();
     return PromiseWorker::start(
-        info.Env(), [store, out] { dequantize_weights(*store, out->data<float>()); },
-        [out](Napi::Env env) -> Napi::Value { return AddonTensor::wrap(env, *out); }, {info.This()});
+        info.Env(), [store, target, pool] { dequantize_weights(*store, target.data<float>(), *pool); },
+        [target, given, keep_ref = std::make_shared<Napi::Reference<Napi::Value>>(Napi::Persistent(keep))](
+            Napi::Env env) -> Napi::Value { return given ? keep_ref->Value() : AddonTensor::wrap(env, target); },
+        {info.This()});
   });
 }
 

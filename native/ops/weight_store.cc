@@ -1,5 +1,6 @@
 #include "weight_store.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -150,9 +151,12 @@ void validate_weights(WeightStore& s) {
   }
 }
 
-void dequantize_weights(const WeightStore& s, float* out) {
+void dequantize_weights(const WeightStore& s, float* out, ThreadPool& pool) {
   const WeightView v = s.view();
-  for (int64_t r = 0; r < s.rows; ++r) v.decode(r, 0, s.cols, out + r * s.cols);
+  const int tasks = static_cast<int>(std::min<int64_t>(pool.size(), std::max<int64_t>(s.rows, 1)));
+  pool.run(tasks, [&](int t) {
+    for (int64_t r = s.rows * t / tasks; r < s.rows * (t + 1) / tasks; ++r) v.decode(r, 0, s.cols, out + r * s.cols);
+  });
 }
 
 }  // namespace tk

@@ -4,6 +4,7 @@
 // they were given, so they can be exported unchanged.
 #pragma once
 #include "../core/tensor.h"
+#include "../core/thread_pool.h"
 #include "weights.h"
 
 namespace tk {
@@ -30,8 +31,9 @@ WeightStore quantize_weights(const float* w, int64_t rows, int64_t cols, WeightF
 // absmax from double-quantized statistics. Throws InvalidArgument naming the part.
 void validate_weights(WeightStore& s);
 
-// The whole matrix in fp32 (for export and tests; kernels decode panel by panel instead).
-void dequantize_weights(const WeightStore& s, float* out);
+// The whole matrix in fp32 (for export and tests; kernels decode panel by panel instead), rows
+// split across the pool.
+void dequantize_weights(const WeightStore& s, float* out, ThreadPool& pool);
 
 bool parse_weight_format(const std::string& name, WeightFormat* out);
 
