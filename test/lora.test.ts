@@ -2,7 +2,8 @@
 // finite differences (with dropout, whose mask only the library knows), compact frozen weights,
 // bf16 mode, rsLoRA scaling and bad input.
 import { describe, expect, it } from 'vitest';
-import { loraLinearBackward, loraLinearForward, loraScale, quantizeWeights, Tensor, type LoraAdapter, type MatrixOperand } from '../lib/index.js';
+import { afterAll } from 'vitest';
+import { loraLinearBackward, loraLinearForward, loraScale, quantizeWeights, runtimeInfo, setRuntimeOptions, Tensor, type Isa, type LoraAdapter, type MatrixOperand } from '../lib/index.js';
 import { randomValues } from './helpers.js';
 
 type Mat = { rows: number; cols: number; v: ArrayLike<number> };
@@ -47,8 +48,14 @@ function reference(m: number, inp: number, out: number, r: number, s: number, d:
   return { Y, dB: scaled(mm(dY, T, true, false), s), dA: mm(dT, X, true, false), dX: add(mm(dY, W), mm(dT, A)) };
 }
 
+const info = runtimeInfo();
+const order: Isa[] = ['scalar', 'avx2', 'avx512', 'avx512bf16'];
+const isas = order.slice(0, order.indexOf(info.detectedIsa === 'amx' ? 'avx512bf16' : info.detectedIsa) + 1);
+afterAll(() => setRuntimeOptions({ isa: info.isa }));
+
 describe('LoRA linear', () => {
-  it.each([[8], [64]])('forward and backward match fp64 (r = %i)', async (r) => {
+  it.each(isas.flatMap((isa) => [8, 64].map((r) => [isa, r] as const)))('forward and backward match fp64 on %s (r = %i)', async (isa, r) => {
+    setRuntimeOptions({ isa });
     const [m, inp, out] = [70, 96, 80];
     const d = setup(m, inp, out, r, r);
     const s = loraScale(16, r);
@@ -59,6 +66,7 @@ describe('LoRA linear', () => {
     expectNear(dx!.data, ref.dX.v, 1e-5, 'dX');
     expectNear(da.data, ref.dA.v, 1e-5, 'dA');
     expectNear(db.data, ref.dB.v, 1e-5, 'dB');
+    setRuntimeOptions({ isa: info.isa });
   });
 
   it('runs in bf16 within bf16 tolerance, and with NF4 and Q4_0 frozen weights', async () => {
