@@ -3,41 +3,14 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { gemm, linearBackwardInput, linearBackwardWeight, linearForward, runtimeInfo, setRuntimeOptions, Tensor, TunekitError, type Isa } from '../lib/index.js';
 import { randomValues } from './helpers.js';
+import { gemmReference, worstBoundRatio, type Ref } from './reference.js';
 
-const U = 2 ** -24; // fp32 unit roundoff
-
-/** fp64 reference of C = alpha*op(A)op(B) + beta*C0, plus sum|a||b| per element for the error bound. */
-function reference(
-  a: Float32Array, b: Float32Array, c0: Float32Array | null,
-  m: number, n: number, k: number, ta: boolean, tb: boolean, alpha: number, beta: number,
-) {
-  const value = new Float64Array(m * n), magnitude = new Float64Array(m * n);
-  for (let i = 0; i < m; i++)
-    for (let j = 0; j < n; j++) {
-      let s = 0, mag = 0;
-      for (let p = 0; p < k; p++) {
-        const x = ta ? a[p * m + i]! : a[i * k + p]!;
-        const y = tb ? b[j * k + p]! : b[p * n + j]!;
-        s += x * y;
-        mag += Math.abs(x * y);
-      }
-      const prev = c0 ? c0[i * n + j]! : 0;
-      value[i * n + j] = alpha * s + beta * prev;
-      magnitude[i * n + j] = Math.abs(alpha) * mag + Math.abs(beta * prev);
-    }
-  return { value, magnitude };
+/** Checks every element against the classic dot-product bound 2 (k + 2) u (|alpha| sum|a||b| + |beta c0|). */
+function expectClose(c: Float32Array, ref: Ref, k: number, label: string) {
+  const { ratio, at } = worstBoundRatio(c, ref, k);
+  expect(ratio, `${label}: element ${at} = ${c[at]} vs ${ref.value[at]}`).toBeLessThanOrEqual(1);
 }
-
-/** Checks every element: |c - ref| <= 2 (k + 2) u * (|alpha| sum|a||b| + |beta c0|), the classic dot-product bound. */
-function expectClose(c: Float32Array, ref: ReturnType<typeof reference>, k: number, label: string) {
-  let worst = 0, worstAt = -1;
-  for (let i = 0; i < c.length; i++) {
-    const bound = 2 * (k + 2) * U * ref.magnitude[i]! + 1e-30;
-    const ratio = Math.abs(c[i]! - ref.value[i]!) / bound;
-    if (!(ratio <= worst)) { worst = ratio; worstAt = i; }
-  }
-  expect(worst, `${label}: element ${worstAt} = ${c[worstAt]} vs ${ref.value[worstAt]}`).toBeLessThanOrEqual(1);
-}
+const reference = gemmReference;
 
 const SHAPES: [number, number, number][] = [
   [1, 1, 1], [1, 7, 1], [7, 1, 1], [3, 5, 1], [1, 1, 300], [13, 17, 19], [37, 53, 29], [14, 32, 256],

@@ -42,6 +42,14 @@ void apply_dropout(const LoraLinearArgs& g, const float* x, float* out, ThreadPo
   });
 }
 
+// drop(X): X itself without dropout, else a masked copy kept in `storage`.
+const float* dropped_input(const LoraLinearArgs& g, std::vector<float>& storage, ThreadPool& pool) {
+  if (g.dropout <= 0.0f) return g.x;
+  storage.resize(static_cast<size_t>(g.m * g.in));
+  apply_dropout(g, g.x, storage.data(), pool);
+  return storage.data();
+}
+
 void check(const LoraLinearArgs& g) {
   check_arg(g.dropout >= 0.0f && g.dropout < 1.0f, "Expected dropout in [0, 1)");
   check_arg(g.r >= 1, "Expected a LoRA rank >= 1");
@@ -52,12 +60,7 @@ void check(const LoraLinearArgs& g) {
 void lora_linear_forward(const LoraLinearArgs& g, float* y, float* t, Isa isa, ThreadPool& pool) {
   check(g);
   std::vector<float> dropped;
-  const float* xd = g.x;
-  if (g.dropout > 0.0f) {
-    dropped.resize(static_cast<size_t>(g.m * g.in));
-    apply_dropout(g, g.x, dropped.data(), pool);
-    xd = dropped.data();
-  }
+  const float* xd = dropped_input(g, dropped, pool);
   // T = drop(X)·Aᵀ  [m, r]
   GemmArgs ta;
   ta.m = g.m, ta.n = g.r, ta.k = g.in;
@@ -99,12 +102,7 @@ void lora_linear_backward(const LoraLinearArgs& g, const float* dy, const float*
   gemm(dba, isa, pool);
   // dA = dTᵀ·drop(X)  [r, in]
   std::vector<float> dropped;
-  const float* xd = g.x;
-  if (g.dropout > 0.0f) {
-    dropped.resize(static_cast<size_t>(g.m * g.in));
-    apply_dropout(g, g.x, dropped.data(), pool);
-    xd = dropped.data();
-  }
+  const float* xd = dropped_input(g, dropped, pool);
   GemmArgs daa;
   daa.m = g.r, daa.n = g.in, daa.k = g.m;
   daa.a = dense(dt.data(), g.r, true);

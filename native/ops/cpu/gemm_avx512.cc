@@ -7,6 +7,7 @@
 #include <immintrin.h>
 
 #include "gemm_kernels.h"
+#include "tile_store_avx512.h"
 #include "transpose_avx512.h"
 
 namespace tk {
@@ -38,17 +39,7 @@ __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma"))) void kernel_14
     b += NR;
   }
   const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-#define TK_ROW_STORE(i)                                                          \
-  {                                                                              \
-    float* ci = c + i * ldc;                                                     \
-    __m512 r0 = _mm512_mul_ps(va, c##i##0), r1 = _mm512_mul_ps(va, c##i##1);     \
-    if (beta != 0.0f) {                                                          \
-      r0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci), r0);                         \
-      r1 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(ci + 16), r1);                    \
-    }                                                                            \
-    _mm512_storeu_ps(ci, r0);                                                    \
-    _mm512_storeu_ps(ci + 16, r1);                                               \
-  }
+#define TK_ROW_STORE(i) store_row_avx512(c + i * ldc, c##i##0, c##i##1, va, vb, beta != 0.0f);
   TK_ROW_STORE(0) TK_ROW_STORE(1) TK_ROW_STORE(2) TK_ROW_STORE(3) TK_ROW_STORE(4) TK_ROW_STORE(5)
   TK_ROW_STORE(6) TK_ROW_STORE(7) TK_ROW_STORE(8) TK_ROW_STORE(9) TK_ROW_STORE(10) TK_ROW_STORE(11)
   TK_ROW_STORE(12) TK_ROW_STORE(13)
