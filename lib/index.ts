@@ -8,3 +8,5 @@ export { Weights, quantizeWeights, type WeightFormat, type QuantizeOptions, type
 export { openSafetensors, type SafetensorsReader } from './safetensors/read.js';
 export { writeSafetensors, writeShardedSafetensors, type WriteOptions, type ShardedWriteOptions, type TensorMap } from './safetensors/write.js';
 export { type TensorInfo, type SafetensorsDtype } from './safetensors/format.js';
+export { openGguf, type GgufFile } from './gguf/read.js';
+export { type GgufTensorInfo, type GgufValue } from './gguf/format.js';

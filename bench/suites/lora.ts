@@ -3,7 +3,7 @@
 // r = 8..64 — and against PyTorch autograd doing the same LoRA step in the same run. bf16 products.
 import { gemm, loraLinearBackward, loraLinearForward, runtimeInfo, Tensor } from '../../lib/index.js';
 import { peerSeconds, peerVersion } from '../peers.js';
-import { type Row } from '../table.js';
+import { median, type Row } from '../table.js';
 import { medianSeconds, MODELS, TOKENS } from '../timing.js';
 
 export async function runLora(options: { reps: number; quick: boolean }): Promise<{ rows: Row[]; notes: string[] }> {
@@ -25,22 +25,29 @@ export async function runLora(options: { reps: number; quick: boolean }): Promis
     const flops = 4 * m * inp * out;
     // The plain frozen linear: y = x·Wᵀ, dX = dY·W.
     const y = Tensor.zeros('f32', [m, out]), dx = Tensor.zeros('f32', [m, inp]);
-    const plain = await medianSeconds(async (repeat) => {
+    const plainStep = async (repeat: number) => {
       for (let r = 0; r < repeat; r++) {
         await gemm(x, w, { transposeB: true, bf16: true, out: y });
         await gemm(dy, w, { bf16: true, out: dx });
       }
-    }, options.reps, flops / 5e11);
+    };
     for (const r of options.quick ? [8, 64] : [8, 16, 32, 64]) {
       const adapter = { a: fill(Tensor.zeros('f32', [r, inp]), 0.9), b: fill(Tensor.zeros('f32', [out, r]), 1.1), alpha: 2 * r };
       // Outputs reused across steps, as a training loop does (and as the plain linear above).
       const buffers = { y, t: Tensor.zeros('f32', [m, r]), dx, da: Tensor.zeros('f32', [r, inp]), db: Tensor.zeros('f32', [out, r]) };
-      const fused = await medianSeconds(async (repeat) => {
+      const fusedStep = async (repeat: number) => {
         for (let i = 0; i < repeat; i++) {
           const { saved } = await loraLinearForward(x, w, adapter, { bf16: true, out: buffers });
           await loraLinearBackward(dy, x, w, adapter, saved, { bf16: true, out: buffers });
         }
-      }, options.reps, flops / 5e11);
+      };
+      // Alternate plain and fused rounds so machine drift does not bias their ratio.
+      const plainRounds: number[] = [], fusedRounds: number[] = [];
+      for (let round = 0; round < 3; round++) {
+        plainRounds.push(await medianSeconds(plainStep, options.reps, flops / 5e11));
+        fusedRounds.push(await medianSeconds(fusedStep, options.reps, flops / 5e11));
+      }
+      const plain = median(plainRounds), fused = median(fusedRounds);
       const peer = peerSeconds({ op: 'lora', dtype: 'bf16', m, inp, out, r, reps: options.reps, threads: info.threads });
       rows.push({
         suite: 'lora', case: `${model} ${inp}->${out} r=${r} fwd+bwd`, ours: fused * 1e3, peer: peer ? peer * 1e3 : null,

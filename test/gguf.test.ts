@@ -1,0 +1,130 @@
+// GGUF: a file written by llama.cpp's gguf-py (test/reference/make_gguf_fixtures.py) read with
+// every metadata type and tensor type we support, values checked against gguf-py's own
+// dequantization; and hand-built hostile files that must fail with clear errors.
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openGguf, openSafetensors, Tensor, TunekitError, Weights } from '../lib/index.js';
+
+const fixtures = fileURLToPath(new URL('./reference/fixtures/gguf/', import.meta.url));
+const work = mkdtempSync(join(tmpdir(), 'tunekit-gguf-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+function halfToFloat(h: number): number {
+  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, f = h & 0x3ff;
+  if (e === 0) return s * f * 2 ** -24;
+  return s * (1 + f / 1024) * 2 ** (e - 15);
+}
+const bf16ToFloat = (b: number) => new Float32Array(new Uint32Array([b << 16]).buffer)[0]!;
+
+describe('a GGUF file written by gguf-py', () => {
+  it('has the metadata gguf-py wrote, of every value type', async () => {
+    const g = await openGguf(join(fixtures, 'tiny.gguf'));
+    expect(g.version).toBe(3);
+    expect(g.metadata.get('general.architecture')).toBe('llama');
+    expect(g.metadata.get('general.name')).toBe('tunekit-tiny');
+    expect(g.metadata.get('tiny.u32')).toBe(4000000000);
+    expect(g.metadata.get('tiny.i32')).toBe(-7);
+    expect(g.metadata.get('tiny.f32')).toBe(0.25);
+    expect(g.metadata.get('tiny.bool')).toBe(true);
+    expect(g.metadata.get('tiny.u64')).toBe(2 ** 40 + 3);
+    expect(g.metadata.get('tiny.f64')).toBe(-1.5);
+    expect(g.metadata.get('tiny.str')).toBe('héllo ✓');
+    expect(g.metadata.get('tiny.tokens')).toEqual(['<s>', 'a', 'bc', '</s>']);
+    expect(g.metadata.get('tiny.ints')).toEqual([1, -2, 3]);
+    await g.close();
+  });
+
+  it('reads every tensor with the values gguf-py dequantizes', async () => {
+    const g = await openGguf(join(fixtures, 'tiny.gguf'));
+    const expected = await openSafetensors(join(fixtures, 'tiny.expected.safetensors'));
+    for (const name of expected.names()) {
+      const want = (await expected.read(name)) as Tensor<'f32'>;
+      const info = g.tensors.get(name)!;
+      expect(info.shape, name).toEqual(want.shape);
+      const got = await g.read(name);
+      let values: number[];
+      if (got instanceof Weights) {
+        expect(got.format).toBe(name.replace('vec_', ''));
+        values = [...(await got.dequantize()).data];
+      } else if (got.dtype === 'f16') {
+        values = [...got.data].map(halfToFloat);
+      } else if (got.dtype === 'bf16') {
+        values = [...got.data].map(bf16ToFloat);
+      } else {
+        values = [...got.data];
+      }
+      expect(values, name).toEqual([...want.data]);
+    }
+    await expected.close();
+    await g.close();
+  });
+});
+
+/** A minimal GGUF writer for hostile inputs (independent of the reader under test). */
+function build(parts: { version?: number; kv?: Buffer[]; tensors?: Buffer[]; tensorCount?: bigint; kvCount?: bigint; data?: Buffer; magic?: number }): string {
+  const u32 = (v: number) => { const b = Buffer.alloc(4); b.writeUInt32LE(v); return b; };
+  const u64 = (v: bigint) => { const b = Buffer.alloc(8); b.writeBigUInt64LE(v); return b; };
+  const header = Buffer.concat([
+    u32(parts.magic ?? 0x46554747), u32(parts.version ?? 3),
+    u64(parts.tensorCount ?? BigInt(parts.tensors?.length ?? 0)), u64(parts.kvCount ?? BigInt(parts.kv?.length ?? 0)),
+    ...(parts.kv ?? []), ...(parts.tensors ?? []),
+  ]);
+  const pad = Buffer.alloc((32 - (header.length % 32)) % 32);
+  const file = join(work, `f${Math.random().toString(36).slice(2)}.gguf`);
+  writeFileSync(file, Buffer.concat([header, pad, parts.data ?? Buffer.alloc(0)]));
+  return file;
+}
+const str = (s: string) => { const b = Buffer.from(s); const n = Buffer.alloc(8); n.writeBigUInt64LE(BigInt(b.length)); return Buffer.concat([n, b]); };
+const kvString = (k: string, v: string) => Buffer.concat([str(k), Buffer.from([8, 0, 0, 0]), str(v)]);
+function tensor(name: string, dims: number[], type: number, offset: number) {
+  const parts = [str(name), Buffer.from(new Uint32Array([dims.length]).buffer)];
+  for (const d of dims) { const b = Buffer.alloc(8); b.writeBigUInt64LE(BigInt(d)); parts.push(b); }
+  const t = Buffer.alloc(12); t.writeUInt32LE(type, 0); t.writeBigUInt64LE(BigInt(offset), 4);
+  return Buffer.concat([...parts, t]);
+}
+
+async function expectCorrupt(file: string, pattern: RegExp) {
+  const err = await openGguf(file).catch((e) => e);
+  expect(err).toBeInstanceOf(TunekitError);
+  expect(err.code).toBe('ERR_TUNEKIT_CORRUPT_FILE');
+  expect(err.message).toContain(file);
+  expect(err.message).toMatch(pattern);
+}
+
+describe('hostile GGUF files', () => {
+  it('rejects a wrong magic or version', async () => {
+    await expectCorrupt(build({ magic: 0x12345678 }), /missing the "GGUF" magic/);
+    await expectCorrupt(build({ version: 7 }), /version 7; tunekit reads versions 2 and 3/);
+  });
+
+  it('rejects counts and lengths beyond the file without allocating them', async () => {
+    await expectCorrupt(build({ kvCount: 1n << 60n }), /too large|exceed the file size/);
+    const hugeString = Buffer.concat([str('k'), Buffer.from([8, 0, 0, 0]), Buffer.from(new BigUint64Array([1n << 40n]).buffer)]);
+    await expectCorrupt(build({ kv: [hugeString] }), /metadata k claims 1099511627776 bytes/);
+    const hugeArray = Buffer.concat([str('arr'), Buffer.from([9, 0, 0, 0, 4, 0, 0, 0]), Buffer.from(new BigUint64Array([1n << 50n]).buffer)]);
+    await expectCorrupt(build({ kv: [hugeArray] }), /metadata arr claims \d+ elements/);
+    await expectCorrupt(build({ kv: [kvString('a', 'b')], kvCount: 40n }), /past the end/);
+  });
+
+  it('rejects bad tensor infos', async () => {
+    const data = Buffer.alloc(64);
+    await expectCorrupt(build({ tensors: [tensor('w', [4, 2], 0, 0)], data: Buffer.alloc(16) }), /tensor w \(32 bytes at \d+\) runs past the end/);
+    await expectCorrupt(build({ tensors: [tensor('w', [4], 99, 0)], data }), /unknown ggml type 99/);
+    await expectCorrupt(build({ tensors: [tensor('w', [48], 2, 0)], data }), /do not fit Q4_0 blocks of 32/);
+    await expectCorrupt(build({ tensors: [tensor('w', [4], 0, 8)], data }), /offset 8 is not aligned to 32/);
+    await expectCorrupt(build({ tensors: [tensor('a', [16], 0, 0), tensor('b', [4], 0, 32)], data: Buffer.alloc(96) }), /tensors a and b overlap/);
+    await expectCorrupt(build({ tensors: [tensor('w', [4, 1, 1, 1, 1], 0, 0)], data }), /5 dimensions/);
+  });
+
+  it('lists types it cannot read and says so when asked', async () => {
+    const file = build({ tensors: [tensor('k', [256], 12, 0)], data: Buffer.alloc(160) });
+    const g = await openGguf(file);
+    expect(g.tensors.get('k')).toMatchObject({ type: 'Q4_K', shape: [256], byteLength: 144 });
+    await expect(g.read('k')).rejects.toThrow(/tensor k has type Q4_K; tunekit reads F32, F16, BF16, Q4_0, Q4_1, Q8_0/);
+    await g.close();
+    expect(readFileSync(file).length).toBeGreaterThan(0);
+  });
+});
