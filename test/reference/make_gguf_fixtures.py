@@ -3,7 +3,7 @@ every value type and tensors in F32, F16, BF16, Q4_0, Q4_1 and Q8_0, plus the va
 reference dequantization gives for each tensor. test/gguf.test.ts reads the file with our reader
 and compares every element.
 
-Run from the repository root in the peers' environment (bench/peers/setup.sh, then pip install gguf):
+Run from the repository root in the peers' environment (bench/peers/setup.sh):
     bench/peers/.venv/bin/python test/reference/make_gguf_fixtures.py
 """
 import os

@@ -3,7 +3,7 @@ implementation (the `safetensors` package) so our reader is checked against file
 
 Run from the repository root:  python3 test/reference/make_safetensors_fixtures.py
 Needs: pip install safetensors numpy
-Each tensor's values follow a formula (see EXPECTED below) that the TypeScript test recomputes.
+Each tensor's values follow the formula in values() below, which the TypeScript test recomputes.
 """
 import json
 import os

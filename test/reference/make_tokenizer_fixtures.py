@@ -2,8 +2,7 @@
 token ids for a set of texts, their decodings, and the chat template rendered for a conversation.
 test/tokenizer.test.ts builds our tokenizer from the same GGUF metadata and must agree exactly.
 
-Run from the repository root in the peers' environment (bench/peers/setup.sh, plus pip install
-transformers gguf):
+Run from the repository root in the peers' environment (bench/peers/setup.sh):
     bench/peers/.venv/bin/python test/reference/make_tokenizer_fixtures.py
 """
 import json
