@@ -64,9 +64,27 @@ export interface NativeLoraOptions {
   bf16?: boolean;
 }
 
+export interface NativeLlamaConfig {
+  dim: number;
+  layers: number;
+  ffn: number;
+  heads: number;
+  kvHeads: number;
+  headDim: number;
+  vocab: number;
+  eps: number;
+  ropeTheta: number;
+  tiedEmbeddings: boolean;
+}
+
+export interface NativeLlamaModel {
+  logits(tokens: NativeTensor): Promise<NativeTensor>;
+}
+
 export interface NativeAddon {
   Tensor: new (dtype: NativeDtype, shape: number[]) => NativeTensor;
   Weights: new (spec: NativeWeightsSpec) => NativeWeights;
+  LlamaModel: new (config: NativeLlamaConfig, tensors: Record<string, NativeTensor | NativeWeights>) => NativeLlamaModel;
   quantizeWeights(w: NativeTensor, options: { format: WeightFormat; blocksize?: number; doubleQuant?: boolean }): Promise<NativeWeights>;
   runtimeInfo(): NativeRuntimeInfo;
   setRuntimeOptions(options: { threads?: number; isa?: Isa }): void;

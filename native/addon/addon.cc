@@ -17,6 +17,7 @@ namespace tk {
 Napi::Value gemm_binding(const Napi::CallbackInfo& info);
 Napi::Value lora_forward_binding(const Napi::CallbackInfo& info);
 Napi::Value lora_backward_binding(const Napi::CallbackInfo& info);
+Napi::Function define_llama_model(Napi::Env env);
 
 namespace {
 
@@ -124,6 +125,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   state->weights_ctor = Napi::Persistent(weights);
   exports.Set("Tensor", tensor);
   exports.Set("Weights", weights);
+  exports.Set("LlamaModel", define_llama_model(env));
   exports.Set("quantizeWeights", Napi::Function::New(env, quantize_weights_binding, "quantizeWeights"));
   exports.Set("runtimeInfo", Napi::Function::New(env, runtime_info, "runtimeInfo"));
   exports.Set("setRuntimeOptions", Napi::Function::New(env, set_runtime_options, "setRuntimeOptions"));

@@ -1,0 +1,136 @@
+// JS class LlamaModel: a Llama-family decoder over weights the caller loaded (GGUF names:
+// token_embd, blk.N.attn_norm / attn_q / attn_k / attn_v / attn_output / ffn_norm / ffn_gate /
+// ffn_up / ffn_down, output_norm, output when not tied). logits(tokens) -> Promise<Tensor>.
+#include <napi.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../model/llama.h"
+#include "AddonTensor.h"
+#include "PromiseWorker.h"
+#include "addon_state.h"
+#include "operands.h"
+#include "options.h"
+
+namespace tk {
+namespace {
+
+struct LlamaState {
+  LlamaConfig config;
+  LlamaWeights weights;
+  std::vector<BOperand> matrices;  // keeps every matrix's memory alive
+  std::vector<Tensor> vectors;     // and every norm weight's
+};
+
+class AddonLlama : public Napi::ObjectWrap<AddonLlama> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "LlamaModel", {InstanceMethod<&AddonLlama::logits>("logits")});
+  }
+
+  explicit AddonLlama(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AddonLlama>(info) {
+    guarded(info, [&]() -> Napi::Value {
+      Napi::Object cfg = options_arg(info, 0);
+      check_arg(info.Length() > 1 && info[1].IsObject(), "Expected an object of tensors as second argument");
+      Napi::Object tensors = info[1].As<Napi::Object>();
+      auto s = std::make_shared<LlamaState>();
+      LlamaConfig& c = s->config;
+      constexpr int64_t kMax = int64_t{1} << 31;
+      c.dim = option_int(cfg, "dim", 0, 1, kMax);
+      c.layers = option_int(cfg, "layers", 0, 1, 4096);
+      c.ffn = option_int(cfg, "ffn", 0, 1, kMax);
+      c.heads = option_int(cfg, "heads", 0, 1, 4096);
+      c.kv_heads = option_int(cfg, "kvHeads", c.heads, 1, c.heads);
+      c.head_dim = option_int(cfg, "headDim", c.dim / c.heads, 2, kMax);
+      c.vocab = option_int(cfg, "vocab", 0, 1, kMax);
+      c.eps = static_cast<float>(option_number(cfg, "eps", 1e-5));
+      c.rope_theta = static_cast<float>(option_number(cfg, "ropeTheta", 10000.0));
+      check_arg(c.heads % c.kv_heads == 0, "Expected heads divisible by kvHeads");
+      check_arg(c.head_dim % 2 == 0, "Expected an even headDim");
+      const bool tied = option_bool(cfg, "tiedEmbeddings", false);
+
+      auto matrix = [&](const std::string& name, int64_t rows, int64_t cols) -> WeightView {
+        Napi::Value v = tensors.Get(name);
+        check_arg(!v.IsUndefined(), "Expected tensor " + name + " but the model has none");
+        s->matrices.push_back(b_operand(v, name.c_str()));
+        const BOperand& b = s->matrices.back();
+        check_arg(b.rows == rows && b.cols == cols, "Expected " + name + " of shape [" + std::to_string(rows) + ", " +
+                                                        std::to_string(cols) + "] but found [" +
+                                                        std::to_string(b.rows) + ", " + std::to_string(b.cols) + "]");
+        if (b.view) return *b.view;
+        WeightView dense;  // an f32 tensor, read through the generic decode path
+        dense.format = WeightFormat::F32;
+        dense.rows = rows, dense.cols = cols, dense.ld = cols, dense.data = b.dense.raw();
+        return dense;
+      };
+      auto vector = [&](const std::string& name, int64_t size) -> const float* {
+        Napi::Value v = tensors.Get(name);
+        check_arg(!v.IsUndefined(), "Expected tensor " + name + " but the model has none");
+        const Tensor& t = AddonTensor::unwrap(v, name.c_str())->tensor();
+        check_arg(t.dtype == Dtype::F32 && t.numel() == size, "Expected " + name + " to be f32 with " +
+                                                                  std::to_string(size) + " elements but found " +
+                                                                  dtype_name(t.dtype) + " " + t.shape_string());
+        s->vectors.push_back(t);
+        return t.data<float>();
+      };
+      const int64_t qdim = c.heads * c.head_dim, kvdim = c.kv_heads * c.head_dim;
+      s->weights.embed = matrix("token_embd.weight", c.vocab, c.dim);
+      for (int64_t i = 0; i < c.layers; ++i) {
+        const std::string p = "blk." + std::to_string(i) + ".";
+        LlamaLayer L;
+        L.attn_norm = vector(p + "attn_norm.weight", c.dim);
+        L.q = matrix(p + "attn_q.weight", qdim, c.dim);
+        L.k = matrix(p + "attn_k.weight", kvdim, c.dim);
+        L.v = matrix(p + "attn_v.weight", kvdim, c.dim);
+        L.o = matrix(p + "attn_output.weight", c.dim, qdim);
+        L.ffn_norm = vector(p + "ffn_norm.weight", c.dim);
+        L.gate = matrix(p + "ffn_gate.weight", c.ffn, c.dim);
+        L.up = matrix(p + "ffn_up.weight", c.ffn, c.dim);
+        L.down = matrix(p + "ffn_down.weight", c.dim, c.ffn);
+        s->weights.layers.push_back(L);
+      }
+      s->weights.out_norm = vector("output_norm.weight", c.dim);
+      s->weights.lm_head = tied ? s->weights.embed : matrix("output.weight", c.vocab, c.dim);
+      state_ = std::move(s);
+      return info.Env().Undefined();
+    });
+  }
+
+ private:
+  // logits(tokens: i32 Tensor [n]) -> Promise<Tensor f32 [n, vocab]>
+  Napi::Value logits(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      auto* env_state = info.Env().GetInstanceData<AddonState>();
+      const Tensor& tokens = AddonTensor::unwrap(info[0], "tokens")->tensor();
+      check_arg(tokens.dtype == Dtype::I32 && tokens.rank() == 1 && tokens.numel() >= 1,
+                "Expected tokens to be a non-empty 1-D i32 tensor but received " + std::string(dtype_name(tokens.dtype)) +
+                    " " + tokens.shape_string());
+      const int64_t n = tokens.numel();
+      const int32_t* ids = tokens.data<int32_t>();
+      for (int64_t t = 0; t < n; ++t)
+        check_arg(ids[t] >= 0 && ids[t] < state_->config.vocab,
+                  "Expected token ids in [0, " + std::to_string(state_->config.vocab) + ") but position " +
+                      std::to_string(t) + " holds " + std::to_string(ids[t]));
+      auto out = std::make_shared<Tensor>(Tensor::zeros(Dtype::F32, {n, state_->config.vocab}));
+      auto state = state_;
+      auto pool = env_state->pool;
+      const Isa isa = env_state->isa;
+      return PromiseWorker::start(
+          info.Env(),
+          [state, pool, isa, tokens, out, n] {
+            llama_logits(state->config, state->weights, tokens.data<int32_t>(), n, out->data<float>(), isa, *pool);
+          },
+          [out](Napi::Env env) -> Napi::Value { return AddonTensor::wrap(env, *out); }, {info[0], info.This()});
+    });
+  }
+
+  std::shared_ptr<const LlamaState> state_;
+};
+
+}  // namespace
+
+Napi::Function define_llama_model(Napi::Env env) { return AddonLlama::define(env); }
+
+}  // namespace tk

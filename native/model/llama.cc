@@ -1,0 +1,58 @@
+#include "llama.h"
+
+#include <cmath>
+
+#include "../ops/attention.h"
+#include "../ops/gemm.h"
+#include "../ops/rmsnorm.h"
+#include "../ops/rope.h"
+
+namespace tk {
+namespace {
+
+// out = alpha * X·Wᵀ + beta * out, X [n, in], W [outdim, in].
+void linear(const float* x, int64_t n, int64_t in, const WeightView& w, float* out, float beta, Isa isa,
+            ThreadPool& pool) {
+  GemmArgs g;
+  g.m = n, g.n = w.rows, g.k = in;
+  g.a.data = x, g.a.ld = in;
+  g.b.weights = &w, g.b.trans = true;
+  g.c = out, g.ldc = w.rows, g.beta = beta;
+  gemm(g, isa, pool);
+}
+
+}  // namespace
+
+void llama_logits(const LlamaConfig& c, const LlamaWeights& w, const int32_t* tokens, int64_t n, float* logits,
+                  Isa isa, ThreadPool& pool) {
+  const int64_t qdim = c.heads * c.head_dim, kvdim = c.kv_heads * c.head_dim;
+  std::vector<float> x(n * c.dim), h(n * c.dim), q(n * qdim), k(n * kvdim), v(n * kvdim), att(n * qdim),
+      gate(n * c.ffn), up(n * c.ffn);
+  std::vector<int32_t> positions(n);
+  for (int64_t t = 0; t < n; ++t) {
+    positions[t] = static_cast<int32_t>(t);
+    w.embed.decode(tokens[t], 0, c.dim, x.data() + t * c.dim);
+  }
+  for (const LlamaLayer& L : w.layers) {
+    rmsnorm_forward(x.data(), L.attn_norm, n, c.dim, c.eps, h.data(), pool);
+    linear(h.data(), n, c.dim, L.q, q.data(), 0.0f, isa, pool);
+    linear(h.data(), n, c.dim, L.k, k.data(), 0.0f, isa, pool);
+    linear(h.data(), n, c.dim, L.v, v.data(), 0.0f, isa, pool);
+    rope_interleaved_forward(q.data(), n, c.heads, c.head_dim, positions.data(), c.rope_theta);
+    rope_interleaved_forward(k.data(), n, c.kv_heads, c.head_dim, positions.data(), c.rope_theta);
+    attention_causal_forward(q.data(), k.data(), v.data(), n, c.heads, c.kv_heads, c.head_dim, att.data(), pool);
+    linear(att.data(), n, qdim, L.o, x.data(), 1.0f, isa, pool);  // residual: x += attn·Woᵀ
+    rmsnorm_forward(x.data(), L.ffn_norm, n, c.dim, c.eps, h.data(), pool);
+    linear(h.data(), n, c.dim, L.gate, gate.data(), 0.0f, isa, pool);
+    linear(h.data(), n, c.dim, L.up, up.data(), 0.0f, isa, pool);
+    for (int64_t i = 0; i < n * c.ffn; ++i) {  // SwiGLU: silu(gate) * up
+      const float g = gate[i];
+      gate[i] = g / (1.0f + std::exp(-g)) * up[i];
+    }
+    linear(gate.data(), n, c.ffn, L.down, x.data(), 1.0f, isa, pool);  // residual: x += mlp·Wdᵀ
+  }
+  rmsnorm_forward(x.data(), w.out_norm, n, c.dim, c.eps, h.data(), pool);
+  linear(h.data(), n, c.dim, w.lm_head, logits, 0.0f, isa, pool);
+}
+
+}  // namespace tk

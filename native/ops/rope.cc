@@ -1,0 +1,29 @@
+#include "rope.h"
+
+#include <cmath>
+#include <vector>
+
+namespace tk {
+
+void rope_interleaved_forward(float* x, int64_t tokens, int64_t heads, int64_t head_dim, const int32_t* positions,
+                              float theta) {
+  const int64_t half = head_dim / 2;
+  std::vector<float> inv_freq(static_cast<size_t>(half));
+  for (int64_t i = 0; i < half; ++i)
+    inv_freq[i] = 1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(head_dim));
+  for (int64_t t = 0; t < tokens; ++t) {
+    const float pos = static_cast<float>(positions[t]);
+    for (int64_t i = 0; i < half; ++i) {
+      const float angle = pos * inv_freq[i];
+      const float c = std::cos(angle), s = std::sin(angle);
+      for (int64_t h = 0; h < heads; ++h) {
+        float* p = x + (t * heads + h) * head_dim + 2 * i;
+        const float a = p[0], b = p[1];
+        p[0] = a * c - b * s;
+        p[1] = a * s + b * c;
+      }
+    }
+  }
+}
+
+}  // namespace tk
