@@ -77,8 +77,16 @@ export interface NativeLlamaConfig {
   tiedEmbeddings: boolean;
 }
 
+export interface NativeLlamaSession {
+  readonly length: number;
+  readonly capacity: number;
+  decode(tokens: NativeTensor): Promise<NativeTensor>;
+  reset(): void;
+}
+
 export interface NativeLlamaModel {
   logits(tokens: NativeTensor): Promise<NativeTensor>;
+  createSession(capacity?: number): NativeLlamaSession;
 }
 
 export interface NativeAddon {

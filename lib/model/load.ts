@@ -10,6 +10,7 @@ import { native, type NativeLlamaConfig, type NativeLlamaModel } from '../native
 import { Tensor } from '../tensor.js';
 import { tokenizerFromGguf, type TextTokenizer } from '../tokenizer/gguf.js';
 import { Weights } from '../weights.js';
+import { generate, type GenerateOptions, type GenerateStep } from './generate.js';
 
 export interface ModelConfig extends NativeLlamaConfig {
   architecture: string;
@@ -20,6 +21,12 @@ export interface Model {
   readonly tokenizer: TextTokenizer;
   /** Logits [tokens, vocab] for one sequence of token ids (positions 0..n-1). */
   logits(tokenIds: ArrayLike<number>): Promise<Tensor<'f32'>>;
+  /** Streams a continuation of the prompt (text or token ids), piece by piece, using a KV cache. */
+  generate(prompt: string | ArrayLike<number>, options?: GenerateOptions): AsyncGenerator<GenerateStep>;
+  /** The whole continuation as one string. */
+  generateText(prompt: string | ArrayLike<number>, options?: GenerateOptions): Promise<string>;
+  /** @internal The addon's model object. */
+  readonly native: NativeLlamaModel;
 }
 
 function num(metadata: Map<string, GgufValue>, key: string, file: string, fallback?: number): number {
@@ -70,9 +77,18 @@ export async function loadModel(path: string): Promise<Model> {
     return {
       config,
       tokenizer,
+      native: model,
       async logits(tokenIds) {
         const ids = Tensor.from('i32', [tokenIds.length], tokenIds);
         return new Tensor(await awaitNative(() => model.logits(ids.handle))) as Tensor<'f32'>;
+      },
+      generate(prompt, options) {
+        return generate(model, tokenizer, prompt, options);
+      },
+      async generateText(prompt, options) {
+        let text = '';
+        for await (const step of generate(model, tokenizer, prompt, options)) text += step.text;
+        return text;
       },
     };
   } finally {

@@ -3,6 +3,7 @@
 // ffn_up / ffn_down, output_norm, output when not tied). logits(tokens) -> Promise<Tensor>.
 #include <napi.h>
 
+#include <atomic>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,10 +25,100 @@ struct LlamaState {
   std::vector<Tensor> vectors;     // and every norm weight's
 };
 
+// Checks a 1-D i32 token tensor against the vocabulary; returns its length.
+int64_t check_tokens(const Tensor& tokens, int64_t vocab) {
+  check_arg(tokens.dtype == Dtype::I32 && tokens.rank() == 1 && tokens.numel() >= 1,
+            "Expected tokens to be a non-empty 1-D i32 tensor but received " + std::string(dtype_name(tokens.dtype)) +
+                " " + tokens.shape_string());
+  const int64_t n = tokens.numel();
+  const int32_t* ids = tokens.data<int32_t>();
+  for (int64_t t = 0; t < n; ++t)
+    check_arg(ids[t] >= 0 && ids[t] < vocab, "Expected token ids in [0, " + std::to_string(vocab) +
+                                                  ") but position " + std::to_string(t) + " holds " +
+                                                  std::to_string(ids[t]));
+  return n;
+}
+
+// A decoding session: the KV cache of one sequence. decode(tokens) appends tokens and returns the
+// next-token logits; one decode at a time (a second while one runs is an error, not a race).
+struct SessionState {
+  std::shared_ptr<const LlamaState> model;
+  LlamaCache cache;
+  std::atomic<bool> busy{false};
+  SessionState(std::shared_ptr<const LlamaState> m, int64_t capacity)
+      : model(std::move(m)), cache(model->config, capacity) {}
+};
+
+class AddonLlamaSession : public Napi::ObjectWrap<AddonLlamaSession> {
+ public:
+  static Napi::Function define(Napi::Env env) {
+    return DefineClass(env, "LlamaSession",
+                       {InstanceMethod<&AddonLlamaSession::decode>("decode"),
+                        InstanceMethod<&AddonLlamaSession::reset>("reset"),
+                        InstanceAccessor<&AddonLlamaSession::length>("length"),
+                        InstanceAccessor<&AddonLlamaSession::capacity>("capacity")});
+  }
+  explicit AddonLlamaSession(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AddonLlamaSession>(info) {
+    guarded(info, [&]() -> Napi::Value {
+      check_arg(info.Length() == 1 && info[0].IsExternal(), "LlamaSession is made by LlamaModel.createSession()");
+      state_ = *info[0].As<Napi::External<std::shared_ptr<SessionState>>>().Data();
+      return info.Env().Undefined();
+    });
+  }
+
+ private:
+  Napi::Value decode(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      auto* env_state = info.Env().GetInstanceData<AddonState>();
+      const Tensor& tokens = AddonTensor::unwrap(info[0], "tokens")->tensor();
+      const LlamaConfig& c = state_->model->config;
+      const int64_t n = check_tokens(tokens, c.vocab);
+      check_arg(state_->cache.length + n <= state_->cache.capacity,
+                "Expected at most " + std::to_string(state_->cache.capacity - state_->cache.length) +
+                    " more tokens in this session (capacity " + std::to_string(state_->cache.capacity) + ")");
+      bool expected = false;
+      check_arg(state_->busy.compare_exchange_strong(expected, true),
+                "Expected one decode at a time on a session, but one is still running");
+      auto out = std::make_shared<Tensor>(Tensor::zeros(Dtype::F32, {c.vocab}));
+      auto state = state_;
+      auto pool = env_state->pool;
+      const Isa isa = env_state->isa;
+      return PromiseWorker::start(
+          info.Env(),
+          [state, pool, isa, tokens, out, n] {
+            struct Release {
+              std::atomic<bool>& flag;
+              ~Release() { flag = false; }
+            } release{state->busy};
+            llama_forward(state->model->config, state->model->weights, tokens.data<int32_t>(), n, &state->cache,
+                          out->data<float>(), isa, *pool);
+          },
+          [out](Napi::Env env) -> Napi::Value { return AddonTensor::wrap(env, *out); }, {info[0], info.This()});
+    });
+  }
+  Napi::Value reset(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      check_arg(!state_->busy, "Expected no decode running while resetting a session");
+      state_->cache.length = 0;
+      return info.Env().Undefined();
+    });
+  }
+  Napi::Value length(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(state_->cache.length));
+  }
+  Napi::Value capacity(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), static_cast<double>(state_->cache.capacity));
+  }
+
+  std::shared_ptr<SessionState> state_;
+};
+
 class AddonLlama : public Napi::ObjectWrap<AddonLlama> {
  public:
   static Napi::Function define(Napi::Env env) {
-    return DefineClass(env, "LlamaModel", {InstanceMethod<&AddonLlama::logits>("logits")});
+    return DefineClass(env, "LlamaModel",
+                       {InstanceMethod<&AddonLlama::logits>("logits"),
+                        InstanceMethod<&AddonLlama::create_session>("createSession")});
   }
 
   explicit AddonLlama(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AddonLlama>(info) {
@@ -104,15 +195,7 @@ class AddonLlama : public Napi::ObjectWrap<AddonLlama> {
     return guarded(info, [&]() -> Napi::Value {
       auto* env_state = info.Env().GetInstanceData<AddonState>();
       const Tensor& tokens = AddonTensor::unwrap(info[0], "tokens")->tensor();
-      check_arg(tokens.dtype == Dtype::I32 && tokens.rank() == 1 && tokens.numel() >= 1,
-                "Expected tokens to be a non-empty 1-D i32 tensor but received " + std::string(dtype_name(tokens.dtype)) +
-                    " " + tokens.shape_string());
-      const int64_t n = tokens.numel();
-      const int32_t* ids = tokens.data<int32_t>();
-      for (int64_t t = 0; t < n; ++t)
-        check_arg(ids[t] >= 0 && ids[t] < state_->config.vocab,
-                  "Expected token ids in [0, " + std::to_string(state_->config.vocab) + ") but position " +
-                      std::to_string(t) + " holds " + std::to_string(ids[t]));
+      const int64_t n = check_tokens(tokens, state_->config.vocab);
       auto out = std::make_shared<Tensor>(Tensor::zeros(Dtype::F32, {n, state_->config.vocab}));
       auto state = state_;
       auto pool = env_state->pool;
@@ -120,9 +203,22 @@ class AddonLlama : public Napi::ObjectWrap<AddonLlama> {
       return PromiseWorker::start(
           info.Env(),
           [state, pool, isa, tokens, out, n] {
-            llama_logits(state->config, state->weights, tokens.data<int32_t>(), n, out->data<float>(), isa, *pool);
+            llama_forward(state->config, state->weights, tokens.data<int32_t>(), n, nullptr, out->data<float>(), isa,
+                          *pool);
           },
           [out](Napi::Env env) -> Napi::Value { return AddonTensor::wrap(env, *out); }, {info[0], info.This()});
+    });
+  }
+
+  // createSession(capacity) -> LlamaSession with room for `capacity` tokens.
+  Napi::Value create_session(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      Napi::Object o = Napi::Object::New(info.Env());
+      o.Set("capacity", info.Length() > 0 ? info[0] : info.Env().Undefined());
+      const int64_t capacity = option_int(o, "capacity", 2048, 1, int64_t{1} << 20);
+      auto session = std::make_shared<SessionState>(state_, capacity);
+      auto* env_state = info.Env().GetInstanceData<AddonState>();
+      return env_state->session_ctor.New({Napi::External<std::shared_ptr<SessionState>>::New(info.Env(), &session)});
     });
   }
 
@@ -131,6 +227,9 @@ class AddonLlama : public Napi::ObjectWrap<AddonLlama> {
 
 }  // namespace
 
-Napi::Function define_llama_model(Napi::Env env) { return AddonLlama::define(env); }
+Napi::Function define_llama_model(Napi::Env env) {
+  env.GetInstanceData<AddonState>()->session_ctor = Napi::Persistent(AddonLlamaSession::define(env));
+  return AddonLlama::define(env);
+}
 
 }  // namespace tk

@@ -23,24 +23,37 @@ void linear(const float* x, int64_t n, int64_t in, const WeightView& w, float* o
 
 }  // namespace
 
-void llama_logits(const LlamaConfig& c, const LlamaWeights& w, const int32_t* tokens, int64_t n, float* logits,
-                  Isa isa, ThreadPool& pool) {
+LlamaCache::LlamaCache(const LlamaConfig& c, int64_t cap) : capacity(cap), k(c.layers), v(c.layers) {
+  const size_t size = static_cast<size_t>(cap * c.kv_heads * c.head_dim);
+  for (int64_t i = 0; i < c.layers; ++i) k[i].assign(size, 0.0f), v[i].assign(size, 0.0f);
+}
+
+void llama_forward(const LlamaConfig& c, const LlamaWeights& w, const int32_t* tokens, int64_t n, LlamaCache* cache,
+                   float* logits, Isa isa, ThreadPool& pool) {
   const int64_t qdim = c.heads * c.head_dim, kvdim = c.kv_heads * c.head_dim;
-  std::vector<float> x(n * c.dim), h(n * c.dim), q(n * qdim), k(n * kvdim), v(n * kvdim), att(n * qdim),
-      gate(n * c.ffn), up(n * c.ffn);
+  const int64_t offset = cache ? cache->length : 0;
+  std::vector<float> x(n * c.dim), h(n * c.dim), q(n * qdim), att(n * qdim), gate(n * c.ffn), up(n * c.ffn);
+  std::vector<float> k_local, v_local;
+  if (!cache) k_local.resize(n * kvdim), v_local.resize(n * kvdim);
   std::vector<int32_t> positions(n);
   for (int64_t t = 0; t < n; ++t) {
-    positions[t] = static_cast<int32_t>(t);
+    positions[t] = static_cast<int32_t>(offset + t);
     w.embed.decode(tokens[t], 0, c.dim, x.data() + t * c.dim);
   }
-  for (const LlamaLayer& L : w.layers) {
+  for (size_t layer = 0; layer < w.layers.size(); ++layer) {
+    const LlamaLayer& L = w.layers[layer];
+    // New keys/values land after the cached ones; attention then reads the whole history.
+    float* kbuf = cache ? cache->k[layer].data() : k_local.data();
+    float* vbuf = cache ? cache->v[layer].data() : v_local.data();
+    float* k = kbuf + offset * kvdim;
+    float* v = vbuf + offset * kvdim;
     rmsnorm_forward(x.data(), L.attn_norm, n, c.dim, c.eps, h.data(), pool);
     linear(h.data(), n, c.dim, L.q, q.data(), 0.0f, isa, pool);
-    linear(h.data(), n, c.dim, L.k, k.data(), 0.0f, isa, pool);
-    linear(h.data(), n, c.dim, L.v, v.data(), 0.0f, isa, pool);
+    linear(h.data(), n, c.dim, L.k, k, 0.0f, isa, pool);
+    linear(h.data(), n, c.dim, L.v, v, 0.0f, isa, pool);
     rope_interleaved_forward(q.data(), n, c.heads, c.head_dim, positions.data(), c.rope_theta);
-    rope_interleaved_forward(k.data(), n, c.kv_heads, c.head_dim, positions.data(), c.rope_theta);
-    attention_causal_forward(q.data(), k.data(), v.data(), n, c.heads, c.kv_heads, c.head_dim, att.data(), pool);
+    rope_interleaved_forward(k, n, c.kv_heads, c.head_dim, positions.data(), c.rope_theta);
+    attention_causal_forward(q.data(), kbuf, vbuf, n, offset, c.heads, c.kv_heads, c.head_dim, att.data(), pool);
     linear(att.data(), n, qdim, L.o, x.data(), 1.0f, isa, pool);  // residual: x += attn·Woᵀ
     rmsnorm_forward(x.data(), L.ffn_norm, n, c.dim, c.eps, h.data(), pool);
     linear(h.data(), n, c.dim, L.gate, gate.data(), 0.0f, isa, pool);
@@ -50,6 +63,12 @@ void llama_logits(const LlamaConfig& c, const LlamaWeights& w, const int32_t* to
       gate[i] = g / (1.0f + std::exp(-g)) * up[i];
     }
     linear(gate.data(), n, c.ffn, L.down, x.data(), 1.0f, isa, pool);  // residual: x += mlp·Wdᵀ
+  }
+  if (cache) {  // only the next-token distribution is needed
+    cache->length += n;
+    rmsnorm_forward(x.data() + (n - 1) * c.dim, w.out_norm, 1, c.dim, c.eps, h.data(), pool);
+    linear(h.data(), 1, c.dim, w.lm_head, logits, 0.0f, isa, pool);
+    return;
   }
   rmsnorm_forward(x.data(), w.out_norm, n, c.dim, c.eps, h.data(), pool);
   linear(h.data(), n, c.dim, w.lm_head, logits, 0.0f, isa, pool);

@@ -31,8 +31,17 @@ struct LlamaWeights {
   WeightView lm_head;               // [vocab, dim] (the embedding when tied)
 };
 
-// logits [n, vocab] for token ids [n] at positions 0..n-1. Token ids must be checked by the caller.
-void llama_logits(const LlamaConfig& cfg, const LlamaWeights& w, const int32_t* tokens, int64_t n, float* logits,
-                  Isa isa, ThreadPool& pool);
+// Keys and values of the tokens seen so far, per layer, for incremental decoding.
+struct LlamaCache {
+  int64_t capacity = 0, length = 0;
+  std::vector<std::vector<float>> k, v;  // per layer: [capacity, kv_heads * head_dim]
+  LlamaCache(const LlamaConfig& cfg, int64_t capacity);
+};
+
+// Runs tokens [n] through the decoder. Without a cache they sit at positions 0..n-1 and logits
+// [n, vocab] are written; with one they follow the cached tokens (whose count grows by n) and
+// only the last token's logits [vocab] are written. Token ids must be checked by the caller.
+void llama_forward(const LlamaConfig& cfg, const LlamaWeights& w, const int32_t* tokens, int64_t n,
+                   LlamaCache* cache, float* logits, Isa isa, ThreadPool& pool);
 
 }  // namespace tk
