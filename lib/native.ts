@@ -98,6 +98,7 @@ export interface NativeAddon {
   setRuntimeOptions(options: { threads?: number; isa?: Isa }): void;
   measureLimit(kind: 'fp32' | 'bf16' | 'memory', seconds: number): Promise<number>;
   gemm(a: NativeTensor, b: NativeTensor | NativeWeights, c: NativeTensor, options: NativeGemmOptions): Promise<void>;
+  runOp(name: string, tensors: NativeTensor[], options?: Record<string, number | boolean>): Promise<number[]>;
   loraLinearForward(
     x: NativeTensor, w: NativeTensor | NativeWeights, a: NativeTensor, b: NativeTensor, y: NativeTensor, t: NativeTensor,
     options: NativeLoraOptions,

@@ -12,4 +12,12 @@ namespace tk {
 void attention_causal_forward(const float* q, const float* k, const float* v, int64_t n, int64_t offset,
                               int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* out, ThreadPool& pool);
 
+// Backward of the above without a cache (offset 0): recomputes the softmax rows, then
+//   dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(dO ⊙ O)), dQ = scale·dS·K, dK = scale·dSᵀ·Q, dV = Pᵀ·dO,
+// summing dK, dV over the query heads that share a key/value head. dq, dk, dv are written.
+// Work is split by key/value head, so every output element has one writer and a fixed order.
+void attention_causal_backward(const float* q, const float* k, const float* v, const float* dout, int64_t n,
+                               int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* dq, float* dk, float* dv,
+                               ThreadPool& pool);
+
 }  // namespace tk

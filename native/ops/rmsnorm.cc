@@ -1,6 +1,7 @@
 #include "rmsnorm.h"
 
 #include <cmath>
+#include <vector>
 
 namespace tk {
 
@@ -16,6 +17,41 @@ void rmsnorm_forward(const float* x, const float* w, int64_t rows, int64_t dim, 
       for (int64_t i = 0; i < dim; ++i) yr[i] = xr[i] * inv * w[i];
     }
   });
+}
+
+namespace {
+
+float inverse_rms(const float* x, int64_t dim, float eps) {
+  double sum = 0.0;
+  for (int64_t i = 0; i < dim; ++i) sum += static_cast<double>(x[i]) * x[i];
+  return static_cast<float>(1.0 / std::sqrt(sum / static_cast<double>(dim) + eps));
+}
+
+}  // namespace
+
+void rmsnorm_backward(const float* x, const float* w, const float* dy, int64_t rows, int64_t dim, float eps, float* dx,
+                      float* dw, ThreadPool& pool) {
+  const int tasks = static_cast<int>(rows < pool.size() ? rows : pool.size());
+  // dw is a sum over rows: each task sums its rows privately, then the partial sums are added in
+  // task order, so the result does not depend on scheduling.
+  std::vector<std::vector<double>> partial(dw ? tasks : 0, std::vector<double>(static_cast<size_t>(dim), 0.0));
+  pool.run(tasks, [&](int t) {
+    for (int64_t r = rows * t / tasks; r < rows * (t + 1) / tasks; ++r) {
+      const float* xr = x + r * dim;
+      const float* dyr = dy + r * dim;
+      const float inv = inverse_rms(xr, dim, eps);
+      double dot = 0.0;  // mean(g ⊙ x)
+      for (int64_t i = 0; i < dim; ++i) dot += static_cast<double>(dyr[i]) * w[i] * xr[i];
+      const float c = static_cast<float>(dot / static_cast<double>(dim)) * inv * inv;
+      float* dxr = dx + r * dim;
+      for (int64_t i = 0; i < dim; ++i) dxr[i] = inv * (dyr[i] * w[i] - xr[i] * c);
+      if (dw)
+        for (int64_t i = 0; i < dim; ++i) partial[t][i] += static_cast<double>(dyr[i]) * xr[i] * inv;
+    }
+  });
+  if (dw)
+    for (int t = 0; t < tasks; ++t)
+      for (int64_t i = 0; i < dim; ++i) dw[i] += static_cast<float>(partial[t][i]);
 }
 
 }  // namespace tk

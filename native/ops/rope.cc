@@ -5,8 +5,10 @@
 
 namespace tk {
 
-void rope_interleaved_forward(float* x, int64_t tokens, int64_t heads, int64_t head_dim, const int32_t* positions,
-                              float theta) {
+namespace {
+
+void rotate(float* x, int64_t tokens, int64_t heads, int64_t head_dim, const int32_t* positions, float theta,
+            float direction) {
   const int64_t half = head_dim / 2;
   std::vector<float> inv_freq(static_cast<size_t>(half));
   for (int64_t i = 0; i < half; ++i)
@@ -15,7 +17,7 @@ void rope_interleaved_forward(float* x, int64_t tokens, int64_t heads, int64_t h
     const float pos = static_cast<float>(positions[t]);
     for (int64_t i = 0; i < half; ++i) {
       const float angle = pos * inv_freq[i];
-      const float c = std::cos(angle), s = std::sin(angle);
+      const float c = std::cos(angle), s = direction * std::sin(angle);
       for (int64_t h = 0; h < heads; ++h) {
         float* p = x + (t * heads + h) * head_dim + 2 * i;
         const float a = p[0], b = p[1];
@@ -24,6 +26,18 @@ void rope_interleaved_forward(float* x, int64_t tokens, int64_t heads, int64_t h
       }
     }
   }
+}
+
+}  // namespace
+
+void rope_interleaved_forward(float* x, int64_t tokens, int64_t heads, int64_t head_dim, const int32_t* positions,
+                              float theta) {
+  rotate(x, tokens, heads, head_dim, positions, theta, 1.0f);
+}
+
+void rope_interleaved_backward(float* dy, int64_t tokens, int64_t heads, int64_t head_dim, const int32_t* positions,
+                               float theta) {
+  rotate(dy, tokens, heads, head_dim, positions, theta, -1.0f);
 }
 
 }  // namespace tk

@@ -11,4 +11,8 @@ namespace tk {
 void rope_interleaved_forward(float* x, int64_t tokens, int64_t heads, int64_t head_dim, const int32_t* positions,
                               float theta);
 
+// The backward of a rotation is the inverse rotation: dx = R(-angle) · dy, in place on dy.
+void rope_interleaved_backward(float* dy, int64_t tokens, int64_t heads, int64_t head_dim, const int32_t* positions,
+                               float theta);
+
 }  // namespace tk

@@ -1,0 +1,144 @@
+// runOp(name, tensors, options) -> Promise<object>: single ops for tests and debugging (training
+// runs whole steps natively; JS never drives a model op by op). Every op checks the sizes of the
+// tensors it gets against its options before any native loop runs.
+#include <napi.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "../ops/attention.h"
+#include "../ops/cross_entropy.h"
+#include "../ops/rmsnorm.h"
+#include "../ops/rope.h"
+#include "../ops/swiglu.h"
+#include "../optim/adamw.h"
+#include "AddonTensor.h"
+#include "PromiseWorker.h"
+#include "addon_state.h"
+#include "options.h"
+
+namespace tk {
+
+Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    auto* state = info.Env().GetInstanceData<AddonState>();
+    check_arg(info.Length() >= 2 && info[0].IsString() && info[1].IsArray(), "Expected runOp(name, tensors[], options)");
+    const std::string name = info[0].As<Napi::String>().Utf8Value();
+    Napi::Array list = info[1].As<Napi::Array>();
+    Napi::Object o = options_arg(info, 2);
+    std::vector<Tensor> t;
+    std::vector<Napi::Value> keep;
+    for (uint32_t i = 0; i < list.Length(); ++i) {
+      t.push_back(AddonTensor::unwrap(list.Get(i), ("tensors[" + std::to_string(i) + "]").c_str())->tensor());
+      keep.push_back(list.Get(i));
+    }
+    auto need = [&](size_t count) {
+      check_arg(t.size() == count, name + ": expected " + std::to_string(count) + " tensors but received " +
+                                       std::to_string(t.size()));
+    };
+    auto f32 = [&](size_t i, int64_t numel) -> float* {
+      check_arg(t[i].dtype == Dtype::F32 && t[i].numel() == numel, name + ": expected tensors[" + std::to_string(i) +
+                                                                       "] to be f32 with " + std::to_string(numel) +
+                                                                       " elements but received " +
+                                                                       dtype_name(t[i].dtype) + " " +
+                                                                       t[i].shape_string());
+      return t[i].data<float>();
+    };
+    auto i32 = [&](size_t i, int64_t numel) -> int32_t* {
+      check_arg(t[i].dtype == Dtype::I32 && t[i].numel() == numel,
+                name + ": expected tensors[" + std::to_string(i) + "] to be i32 with " + std::to_string(numel) + " elements");
+      return t[i].data<int32_t>();
+    };
+    auto pool = state->pool;
+    auto result = std::make_shared<std::vector<double>>();
+    std::function<void()> work;
+    if (name == "rmsnorm_forward" || name == "rmsnorm_backward") {
+      const int64_t rows = option_int(o, "rows", 1, 1, int64_t{1} << 40), dim = option_int(o, "dim", 1, 1, int64_t{1} << 30);
+      const float eps = static_cast<float>(option_number(o, "eps", 1e-5));
+      const bool fwd = name == "rmsnorm_forward";
+      need(fwd ? 3 : 5);
+      float *x = f32(0, rows * dim), *w = f32(1, dim), *a = f32(2, rows * dim);
+      float *dx = fwd ? nullptr : f32(3, rows * dim), *dw = fwd ? nullptr : f32(4, dim);
+      work = [=, &pool_ = *pool] {
+        if (fwd) rmsnorm_forward(x, w, rows, dim, eps, a, pool_);
+        else rmsnorm_backward(x, w, a, rows, dim, eps, dx, dw, pool_);
+      };
+    } else if (name == "rope_forward" || name == "rope_backward") {
+      const int64_t n = option_int(o, "tokens", 1, 1, int64_t{1} << 30), heads = option_int(o, "heads", 1, 1, 4096),
+                    hd = option_int(o, "headDim", 2, 2, 1 << 16);
+      check_arg(hd % 2 == 0, "Expected an even headDim");
+      const float theta = static_cast<float>(option_number(o, "theta", 10000.0));
+      need(2);
+      float* x = f32(0, n * heads * hd);
+      int32_t* pos = i32(1, n);
+      const bool fwd = name == "rope_forward";
+      work = [=] {
+        if (fwd) rope_interleaved_forward(x, n, heads, hd, pos, theta);
+        else rope_interleaved_backward(x, n, heads, hd, pos, theta);
+      };
+    } else if (name == "attention_forward" || name == "attention_backward") {
+      const int64_t n = option_int(o, "tokens", 1, 1, 1 << 20), hq = option_int(o, "qHeads", 1, 1, 4096),
+                    hkv = option_int(o, "kvHeads", 1, 1, 4096), hd = option_int(o, "headDim", 1, 1, 1 << 16);
+      check_arg(hq % hkv == 0, "Expected qHeads divisible by kvHeads");
+      const bool fwd = name == "attention_forward";
+      need(fwd ? 4 : 7);
+      float *q = f32(0, n * hq * hd), *k = f32(1, n * hkv * hd), *v = f32(2, n * hkv * hd), *o3 = f32(3, n * hq * hd);
+      float *dq = fwd ? nullptr : f32(4, n * hq * hd), *dk = fwd ? nullptr : f32(5, n * hkv * hd),
+            *dv = fwd ? nullptr : f32(6, n * hkv * hd);
+      work = [=, &pool_ = *pool] {
+        if (fwd) attention_causal_forward(q, k, v, n, 0, hq, hkv, hd, o3, pool_);
+        else attention_causal_backward(q, k, v, o3, n, hq, hkv, hd, dq, dk, dv, pool_);
+      };
+    } else if (name == "swiglu_forward" || name == "swiglu_backward") {
+      const bool fwd = name == "swiglu_forward";
+      need(fwd ? 3 : 5);
+      const int64_t n = t[0].numel();
+      float *g = f32(0, n), *u = f32(1, n), *a = f32(2, n);
+      float *dg = fwd ? nullptr : f32(3, n), *du = fwd ? nullptr : f32(4, n);
+      work = [=] {
+        if (fwd) swiglu_forward(g, u, n, a);
+        else swiglu_backward(g, u, a, n, dg, du);
+      };
+    } else if (name == "cross_entropy") {
+      const int64_t rows = option_int(o, "rows", 1, 1, int64_t{1} << 40), vocab = option_int(o, "vocab", 1, 1, int64_t{1} << 30);
+      const bool grad = option_bool(o, "grad", false);
+      need(2);
+      float* logits = f32(0, rows * vocab);
+      int32_t* labels = i32(1, rows);
+      for (int64_t r = 0; r < rows; ++r)
+        check_arg(labels[r] == kIgnoreIndex || (labels[r] >= 0 && labels[r] < vocab),
+                  "Expected labels in [0, " + std::to_string(vocab) + ") or -100 but row " + std::to_string(r) +
+                      " holds " + std::to_string(labels[r]));
+      work = [=, &pool_ = *pool] {
+        CrossEntropyResult r = cross_entropy(logits, labels, rows, vocab, grad, pool_);
+        *result = {r.loss, static_cast<double>(r.count)};
+      };
+    } else if (name == "adamw") {
+      need(4);
+      const int64_t n = t[0].numel();
+      float *p = f32(0, n), *g = f32(1, n), *m = f32(2, n), *v = f32(3, n);
+      AdamWConfig c;
+      c.lr = static_cast<float>(option_number(o, "lr", 1e-3));
+      c.beta1 = static_cast<float>(option_number(o, "beta1", 0.9));
+      c.beta2 = static_cast<float>(option_number(o, "beta2", 0.999));
+      c.eps = static_cast<float>(option_number(o, "eps", 1e-8));
+      c.weight_decay = static_cast<float>(option_number(o, "weightDecay", 0.01));
+      const int64_t step = option_int(o, "step", 1, 1, int64_t{1} << 40);
+      work = [=] { adamw_step(p, g, m, v, n, c, step); };
+    } else {
+      fail(ErrorCode::InvalidArgument, "Expected a known op name but received \"" + name + "\"");
+    }
+    std::vector<Tensor> hold = t;
+    return PromiseWorker::start(
+        info.Env(), [work, hold, pool] { work(); },
+        [result](Napi::Env env) -> Napi::Value {
+          Napi::Array out = Napi::Array::New(env, result->size());
+          for (size_t i = 0; i < result->size(); ++i) out.Set(static_cast<uint32_t>(i), (*result)[i]);
+          return out;
+        },
+        keep);
+  });
+}
+
+}  // namespace tk

@@ -1,0 +1,40 @@
+#include "cross_entropy.h"
+
+#include <cmath>
+#include <vector>
+
+namespace tk {
+
+CrossEntropyResult cross_entropy(float* logits, const int32_t* labels, int64_t rows, int64_t vocab, bool grad,
+                                 ThreadPool& pool) {
+  CrossEntropyResult result;
+  for (int64_t r = 0; r < rows; ++r) result.count += labels[r] != kIgnoreIndex;
+  std::vector<double> row_loss(static_cast<size_t>(rows), 0.0);
+  const double inv_count = result.count ? 1.0 / static_cast<double>(result.count) : 0.0;
+  const int tasks = static_cast<int>(rows < pool.size() ? (rows < 1 ? 1 : rows) : pool.size());
+  pool.run(tasks, [&](int t) {
+    for (int64_t r = rows * t / tasks; r < rows * (t + 1) / tasks; ++r) {
+      float* row = logits + r * vocab;
+      if (labels[r] == kIgnoreIndex) {
+        if (grad)
+          for (int64_t i = 0; i < vocab; ++i) row[i] = 0.0f;
+        continue;
+      }
+      float max = row[0];
+      for (int64_t i = 1; i < vocab; ++i) max = row[i] > max ? row[i] : max;
+      double sum = 0.0;
+      for (int64_t i = 0; i < vocab; ++i) sum += std::exp(static_cast<double>(row[i]) - max);
+      const double lse = max + std::log(sum);
+      row_loss[r] = lse - row[labels[r]];
+      if (grad) {
+        for (int64_t i = 0; i < vocab; ++i) row[i] = static_cast<float>(std::exp(row[i] - lse) * inv_count);
+        row[labels[r]] -= static_cast<float>(inv_count);
+      }
+    }
+  });
+  for (double l : row_loss) result.loss += l;
+  result.loss *= inv_count;
+  return result;
+}
+
+}  // namespace tk

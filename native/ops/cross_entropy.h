@@ -1,0 +1,24 @@
+// Cross-entropy of next-token logits with ignored positions (label -100, as transformers):
+//   loss = mean over labelled rows of (logsumexp(logits_row) − logits_row[label]),
+// and, fused, its gradient dlogits = (softmax − onehot) / count (zero on ignored rows), written
+// over the logits when `grad` is set. Rows split across threads; the loss sums per-row values in
+// row order, so it does not depend on scheduling.
+#pragma once
+#include <cstdint>
+
+#include "../core/thread_pool.h"
+
+namespace tk {
+
+constexpr int32_t kIgnoreIndex = -100;
+
+struct CrossEntropyResult {
+  double loss = 0.0;   // mean over labelled rows (0 when there are none)
+  int64_t count = 0;   // labelled rows
+};
+
+// labels must be kIgnoreIndex or in [0, vocab) (checked by the caller).
+CrossEntropyResult cross_entropy(float* logits, const int32_t* labels, int64_t rows, int64_t vocab, bool grad,
+                                 ThreadPool& pool);
+
+}  // namespace tk

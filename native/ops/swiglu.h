@@ -1,0 +1,11 @@
+// SwiGLU gate of the Llama MLP: a = silu(g) ⊙ u with silu(g) = g·σ(g).
+// Backward: dg = da ⊙ u ⊙ σ(g)(1 + g(1 − σ(g))), du = da ⊙ silu(g).
+#pragma once
+#include <cstdint>
+
+namespace tk {
+
+void swiglu_forward(const float* g, const float* u, int64_t n, float* a);
+void swiglu_backward(const float* g, const float* u, const float* da, int64_t n, float* dg, float* du);
+
+}  // namespace tk

@@ -1,0 +1,21 @@
+// AdamW (decoupled weight decay), exactly PyTorch's torch.optim.AdamW step order:
+//   p ← p·(1 − lr·wd);  m ← β1·m + (1 − β1)·g;  v ← β2·v + (1 − β2)·g²;
+//   p ← p − (lr / (1 − β1^t)) · m / (√v / √(1 − β2^t) + eps)
+// State is fp32 and element-wise, so any contiguous range of parameters can be stepped on its own:
+// the sharded (ZeRO-style) optimizer will give each rank a range.
+#pragma once
+#include <cstdint>
+
+namespace tk {
+
+struct AdamWConfig {
+  float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.01f;
+};
+
+// One step (t >= 1 counts steps taken, this one included) over n parameters.
+void adamw_step(float* param, const float* grad, float* m, float* v, int64_t n, const AdamWConfig& cfg, int64_t t);
+
+// Σ g² over n values, in fp64 (for the global gradient norm).
+double sum_of_squares(const float* g, int64_t n);
+
+}  // namespace tk
