@@ -87,6 +87,14 @@ export interface NativeLlamaSession {
 export interface NativeLlamaModel {
   logits(tokens: NativeTensor): Promise<NativeTensor>;
   createSession(capacity?: number): NativeLlamaSession;
+  addLora(options: { r?: number; alpha?: number; rslora?: boolean; targets?: string[]; layers?: number[]; seed?: number }): number;
+  loraTensors(which?: 'params' | 'grads'): Record<string, NativeTensor>;
+  setLoraTensors(tensors: Record<string, NativeTensor>): void;
+  trainStep(tokens: NativeTensor, labels: NativeTensor): Promise<{ loss: number; tokens: number; gradNorm: number }>;
+  optimizerStep(options: { lr?: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; maxGradNorm?: number }): {
+    gradNorm: number;
+    step: number;
+  };
 }
 
 export interface NativeAddon {

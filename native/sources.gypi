@@ -18,6 +18,7 @@
       'native/core/tensor.cc',
       'native/core/thread_pool.cc',
       'native/model/llama.cc',
+      'native/model/llama_lora.cc',
       'native/ops/attention.cc',
       'native/ops/cross_entropy.cc',
       'native/ops/gemm.cc',

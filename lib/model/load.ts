@@ -10,7 +10,41 @@ import { native, type NativeLlamaConfig, type NativeLlamaModel } from '../native
 import { Tensor } from '../tensor.js';
 import { tokenizerFromGguf, type TextTokenizer } from '../tokenizer/gguf.js';
 import { Weights } from '../weights.js';
+import { z } from 'zod';
+import { parseOptions } from '../validate.js';
 import { generate, type GenerateOptions, type GenerateStep } from './generate.js';
+
+const LoraOptions = z
+  .object({
+    r: z.number().int().min(1).max(4096).optional().describe('LoRA rank (default 8)'),
+    alpha: z.number().finite().optional().describe('LoRA alpha; the update is scaled by alpha / r (default 8)'),
+    rslora: z.boolean().optional().describe('Scale by alpha / sqrt(r) instead (rsLoRA)'),
+    targets: z.array(z.enum(['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'])).min(1).optional()
+      .describe('Projections to adapt (default: all seven)'),
+    layers: z.array(z.number().int().min(0)).optional().describe('Layers to adapt (default: all)'),
+    seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional().describe('Seed of the A initialization'),
+  })
+  .strict();
+export type LoraOptionsInput = z.input<typeof LoraOptions>;
+
+const OptimizerOptions = z
+  .object({
+    lr: z.number().positive().optional().describe('Learning rate (default 1e-4)'),
+    beta1: z.number().min(0).lt(1).optional(),
+    beta2: z.number().min(0).lt(1).optional(),
+    eps: z.number().positive().optional(),
+    weightDecay: z.number().min(0).optional().describe('Decoupled weight decay (default 0)'),
+    maxGradNorm: z.number().min(0).optional().describe('Clip the global gradient norm to this (0: no clipping)'),
+  })
+  .strict();
+export type OptimizerOptions = z.input<typeof OptimizerOptions>;
+
+function batchTensor(rows: number[][], what: string): Tensor<'i32'> {
+  if (!Array.isArray(rows) || rows.length === 0 || !rows.every((r) => Array.isArray(r) && r.length === rows[0]!.length && r.length > 0)) {
+    throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `Expected ${what} to be a non-empty array of equal-length, non-empty sequences`);
+  }
+  return Tensor.from('i32', [rows.length, rows[0]!.length], rows.flat());
+}
 
 export interface ModelConfig extends NativeLlamaConfig {
   architecture: string;
@@ -25,6 +59,18 @@ export interface Model {
   generate(prompt: string | ArrayLike<number>, options?: GenerateOptions): AsyncGenerator<GenerateStep>;
   /** The whole continuation as one string. */
   generateText(prompt: string | ArrayLike<number>, options?: GenerateOptions): Promise<string>;
+  /**
+   * Adds trainable LoRA adapters (PEFT's initialization: A uniform in ±1/sqrt(in), B zero) on the
+   * named projections of the chosen layers; returns the number of trainable parameters.
+   */
+  addLora(options?: LoraOptionsInput): number;
+  /** Forward + backward on equal-length sequences; gradients accumulate until optimizerStep. */
+  trainStep(batch: { inputIds: number[][]; labels: number[][] }): Promise<{ loss: number; tokens: number; gradNorm: number }>;
+  /** Clips (maxGradNorm), steps AdamW and zeroes the gradients. */
+  optimizerStep(options?: OptimizerOptions): { gradNorm: number; step: number };
+  /** The adapters (or their gradients) as tensors named blk.N.attn_q.lora_a [r, in] / .lora_b [out, r]. */
+  loraTensors(which?: 'params' | 'grads'): Record<string, Tensor<'f32'>>;
+  setLoraTensors(tensors: Record<string, Tensor<'f32'>>): void;
   /** @internal The addon's model object. */
   readonly native: NativeLlamaModel;
 }
@@ -84,6 +130,28 @@ export async function loadModel(path: string): Promise<Model> {
       },
       generate(prompt, options) {
         return generate(model, tokenizer, prompt, options);
+      },
+      addLora(options = {}) {
+        const o = parseOptions(LoraOptions, options, 'addLora');
+        return callNative(() => model.addLora(o));
+      },
+      async trainStep(batch) {
+        const ids = batchTensor(batch.inputIds, 'inputIds'), labels = batchTensor(batch.labels, 'labels');
+        if (ids.shape[0] !== labels.shape[0] || ids.shape[1] !== labels.shape[1]) {
+          throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `Expected labels shaped like inputIds [${ids.shape.join(', ')}] but received [${labels.shape.join(', ')}]`);
+        }
+        return awaitNative(() => model.trainStep(ids.handle, labels.handle));
+      },
+      optimizerStep(options = {}) {
+        const o = parseOptions(OptimizerOptions, options, 'optimizerStep');
+        return callNative(() => model.optimizerStep(o));
+      },
+      loraTensors(which = 'params') {
+        const raw = callNative(() => model.loraTensors(which));
+        return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, new Tensor(v) as Tensor<'f32'>]));
+      },
+      setLoraTensors(tensors) {
+        callNative(() => model.setLoraTensors(Object.fromEntries(Object.entries(tensors).map(([k, v]) => [k, v.handle]))));
       },
       async generateText(prompt, options) {
         let text = '';

@@ -3,12 +3,17 @@
 // ffn_up / ffn_down, output_norm, output when not tied). logits(tokens) -> Promise<Tensor>.
 #include <napi.h>
 
+#include <algorithm>
+#include <array>
 #include <atomic>
+#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "../model/llama.h"
+#include "../model/llama_lora.h"
+#include "../optim/adamw.h"
 #include "AddonTensor.h"
 #include "PromiseWorker.h"
 #include "addon_state.h"
@@ -39,14 +44,46 @@ int64_t check_tokens(const Tensor& tokens, int64_t vocab) {
   return n;
 }
 
+// Trainable LoRA adapters of a model, with their gradients and AdamW state (all flat fp32).
+// `busy` is held by trainStep/optimizerStep; forward passes refuse to run meanwhile.
+struct LoraState {
+  LlamaLora lora;
+  std::vector<float> m, v;
+  int64_t step = 0;
+  std::atomic<bool> busy{false};
+};
+
+const char* kProjectionNames[kProjections] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+const char* kGgufNames[kProjections] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+
+const WeightView& projection(const LlamaLayer& L, int p) {
+  const WeightView* views[kProjections] = {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down};
+  return *views[p];
+}
+
+// Holds `flag` for the lifetime of the guard; throws if someone else holds it.
+struct BusyGuard {
+  std::atomic<bool>* flag = nullptr;
+  explicit BusyGuard(std::atomic<bool>& f, const char* what) {
+    bool expected = false;
+    check_arg(f.compare_exchange_strong(expected, true), std::string("Expected no other training call running during ") + what);
+    flag = &f;
+  }
+  BusyGuard(BusyGuard&& o) noexcept : flag(o.flag) { o.flag = nullptr; }
+  ~BusyGuard() {
+    if (flag) *flag = false;
+  }
+};
+
 // A decoding session: the KV cache of one sequence. decode(tokens) appends tokens and returns the
 // next-token logits; one decode at a time (a second while one runs is an error, not a race).
 struct SessionState {
   std::shared_ptr<const LlamaState> model;
+  std::shared_ptr<LoraState> lora;  // adapters applied while decoding, if any
   LlamaCache cache;
   std::atomic<bool> busy{false};
-  SessionState(std::shared_ptr<const LlamaState> m, int64_t capacity)
-      : model(std::move(m)), cache(model->config, capacity) {}
+  SessionState(std::shared_ptr<const LlamaState> m, std::shared_ptr<LoraState> l, int64_t capacity)
+      : model(std::move(m)), lora(std::move(l)), cache(model->config, capacity) {}
 };
 
 class AddonLlamaSession : public Napi::ObjectWrap<AddonLlamaSession> {
@@ -79,6 +116,7 @@ class AddonLlamaSession : public Napi::ObjectWrap<AddonLlamaSession> {
       bool expected = false;
       check_arg(state_->busy.compare_exchange_strong(expected, true),
                 "Expected one decode at a time on a session, but one is still running");
+      check_arg(!state_->lora || !state_->lora->busy, "Expected no training call running while decoding");
       auto out = std::make_shared<Tensor>(Tensor::zeros(Dtype::F32, {c.vocab}));
       auto state = state_;
       auto pool = env_state->pool;
@@ -91,7 +129,7 @@ class AddonLlamaSession : public Napi::ObjectWrap<AddonLlamaSession> {
               ~Release() { flag = false; }
             } release{state->busy};
             llama_forward(state->model->config, state->model->weights, tokens.data<int32_t>(), n, &state->cache,
-                          out->data<float>(), isa, *pool);
+                          out->data<float>(), isa, *pool, state->lora ? &state->lora->lora : nullptr);
           },
           [out](Napi::Env env) -> Napi::Value { return AddonTensor::wrap(env, *out); }, {info[0], info.This()});
     });
@@ -118,7 +156,12 @@ class AddonLlama : public Napi::ObjectWrap<AddonLlama> {
   static Napi::Function define(Napi::Env env) {
     return DefineClass(env, "LlamaModel",
                        {InstanceMethod<&AddonLlama::logits>("logits"),
-                        InstanceMethod<&AddonLlama::create_session>("createSession")});
+                        InstanceMethod<&AddonLlama::create_session>("createSession"),
+                        InstanceMethod<&AddonLlama::add_lora>("addLora"),
+                        InstanceMethod<&AddonLlama::lora_tensors>("loraTensors"),
+                        InstanceMethod<&AddonLlama::set_lora_tensors>("setLoraTensors"),
+                        InstanceMethod<&AddonLlama::train_step>("trainStep"),
+                        InstanceMethod<&AddonLlama::optimizer_step>("optimizerStep")});
   }
 
   explicit AddonLlama(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AddonLlama>(info) {
@@ -196,15 +239,17 @@ class AddonLlama : public Napi::ObjectWrap<AddonLlama> {
       auto* env_state = info.Env().GetInstanceData<AddonState>();
       const Tensor& tokens = AddonTensor::unwrap(info[0], "tokens")->tensor();
       const int64_t n = check_tokens(tokens, state_->config.vocab);
+      check_arg(!lora_ || !lora_->busy, "Expected no training call running during logits()");
       auto out = std::make_shared<Tensor>(Tensor::zeros(Dtype::F32, {n, state_->config.vocab}));
       auto state = state_;
+      auto lora = lora_;
       auto pool = env_state->pool;
       const Isa isa = env_state->isa;
       return PromiseWorker::start(
           info.Env(),
-          [state, pool, isa, tokens, out, n] {
+          [state, lora, pool, isa, tokens, out, n] {
             llama_forward(state->config, state->weights, tokens.data<int32_t>(), n, nullptr, out->data<float>(), isa,
-                          *pool);
+                          *pool, lora ? &lora->lora : nullptr);
           },
           [out](Napi::Env env) -> Napi::Value { return AddonTensor::wrap(env, *out); }, {info[0], info.This()});
     });
@@ -216,13 +261,230 @@ class AddonLlama : public Napi::ObjectWrap<AddonLlama> {
       Napi::Object o = Napi::Object::New(info.Env());
       o.Set("capacity", info.Length() > 0 ? info[0] : info.Env().Undefined());
       const int64_t capacity = option_int(o, "capacity", 2048, 1, int64_t{1} << 20);
-      auto session = std::make_shared<SessionState>(state_, capacity);
+      auto session = std::make_shared<SessionState>(state_, lora_, capacity);
       auto* env_state = info.Env().GetInstanceData<AddonState>();
       return env_state->session_ctor.New({Napi::External<std::shared_ptr<SessionState>>::New(info.Env(), &session)});
     });
   }
 
+  // addLora({r, alpha, rslora, targets, layers, seed}): adapters as PEFT initializes them
+  // (A uniform in ±1/sqrt(in), B zero), replacing any previous ones.
+  Napi::Value add_lora(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      Napi::Object o = options_arg(info, 0);
+      const LlamaConfig& c = state_->config;
+      const int64_t r = option_int(o, "r", 8, 1, 4096);
+      const double alpha = option_number(o, "alpha", 8.0);
+      const bool rslora = option_bool(o, "rslora", false);
+      uint64_t seed = static_cast<uint64_t>(option_int(o, "seed", 0, 0, int64_t{1} << 53));
+      std::array<bool, kProjections> targets{};
+      Napi::Value tv = o.Get("targets");
+      if (tv.IsUndefined()) {
+        targets.fill(true);
+      } else {
+        check_arg(tv.IsArray(), "Expected an array of module names for targets");
+        Napi::Array arr = tv.As<Napi::Array>();
+        for (uint32_t i = 0; i < arr.Length(); ++i) {
+          std::string name = arr.Get(i).IsString() ? arr.Get(i).As<Napi::String>().Utf8Value() : "";
+          int found = -1;
+          for (int p = 0; p < kProjections; ++p)
+            if (name == kProjectionNames[p]) found = p;
+          check_arg(found >= 0, "Expected targets among q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj but received \"" + name + "\"");
+          targets[found] = true;
+        }
+      }
+      std::vector<bool> layer_on(c.layers, true);
+      Napi::Value lv = o.Get("layers");
+      if (!lv.IsUndefined()) {
+        check_arg(lv.IsArray(), "Expected an array of layer indices for layers");
+        layer_on.assign(c.layers, false);
+        Napi::Array arr = lv.As<Napi::Array>();
+        for (uint32_t i = 0; i < arr.Length(); ++i) {
+          double v = arr.Get(i).IsNumber() ? arr.Get(i).As<Napi::Number>().DoubleValue() : -1;
+          check_arg(v >= 0 && v < c.layers && v == static_cast<int64_t>(v),
+                    "Expected layer indices in [0, " + std::to_string(c.layers) + ")");
+          layer_on[static_cast<size_t>(v)] = true;
+        }
+      }
+      auto ls = std::make_shared<LoraState>();
+      LlamaLora& L = ls->lora;
+      L.layers.resize(c.layers);
+      int64_t offset = 0;
+      const float scale = static_cast<float>(rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / r);
+      for (int64_t li = 0; li < c.layers; ++li)
+        for (int p = 0; p < kProjections; ++p) {
+          LoraSlot& slot = L.layers[li][p];
+          if (!targets[p] || !layer_on[li]) continue;
+          const WeightView& w = projection(state_->weights.layers[li], p);
+          slot.on = true, slot.r = r, slot.scale = scale;
+          slot.a_offset = offset;
+          offset += r * w.cols;
+          slot.b_offset = offset;
+          offset += w.rows * r;
+        }
+      L.params.assign(static_cast<size_t>(offset), 0.0f);
+      L.grads.assign(static_cast<size_t>(offset), 0.0f);
+      ls->m.assign(static_cast<size_t>(offset), 0.0f);
+      ls->v.assign(static_cast<size_t>(offset), 0.0f);
+      for (int64_t li = 0; li < c.layers; ++li)
+        for (int p = 0; p < kProjections; ++p) {
+          const LoraSlot& slot = L.layers[li][p];
+          if (!slot.on) continue;
+          const int64_t in = projection(state_->weights.layers[li], p).cols;
+          const float bound = static_cast<float>(1.0 / std::sqrt(static_cast<double>(in)));
+          for (int64_t i = 0; i < slot.r * in; ++i) {  // splitmix64 -> uniform(-bound, bound)
+            uint64_t z = (seed += 0x9e3779b97f4a7c15ULL);
+            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+            z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+            z ^= z >> 31;
+            L.params[slot.a_offset + i] = (static_cast<float>(z >> 40) / 16777216.0f * 2.0f - 1.0f) * bound;
+          }
+        }
+      lora_ = std::move(ls);
+      return Napi::Number::New(info.Env(), static_cast<double>(offset));
+    });
+  }
+
+  // loraTensors(which = 'params' | 'grads') -> {"blk.N.attn_q.lora_a": Tensor [r, in], ..._b: [out, r]} (copies)
+  Napi::Value lora_tensors(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      check_arg(lora_ != nullptr, "Expected addLora() before loraTensors()");
+      const std::string which = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "params";
+      check_arg(which == "params" || which == "grads", "Expected 'params' or 'grads'");
+      const std::vector<float>& src = which == "params" ? lora_->lora.params : lora_->lora.grads;
+      Napi::Object out = Napi::Object::New(info.Env());
+      each_slot([&](const std::string& base, const LoraSlot& s, const WeightView& w) {
+        Tensor a = Tensor::zeros(Dtype::F32, {s.r, w.cols}), b = Tensor::zeros(Dtype::F32, {w.rows, s.r});
+        std::copy(src.begin() + s.a_offset, src.begin() + s.a_offset + s.r * w.cols, a.data<float>());
+        std::copy(src.begin() + s.b_offset, src.begin() + s.b_offset + w.rows * s.r, b.data<float>());
+        out.Set(base + ".lora_a", AddonTensor::wrap(info.Env(), a));
+        out.Set(base + ".lora_b", AddonTensor::wrap(info.Env(), b));
+      });
+      return out;
+    });
+  }
+
+  // setLoraTensors({name: Tensor}): copies the given adapters in (names as loraTensors gives them).
+  Napi::Value set_lora_tensors(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      check_arg(lora_ != nullptr, "Expected addLora() before setLoraTensors()");
+      check_arg(info.Length() > 0 && info[0].IsObject(), "Expected an object of tensors");
+      BusyGuard guard(lora_->busy, "setLoraTensors()");
+      Napi::Object in = info[0].As<Napi::Object>();
+      Napi::Array keys = in.GetPropertyNames();
+      std::vector<std::string> known;
+      each_slot([&](const std::string& base, const LoraSlot&, const WeightView&) {
+        known.push_back(base + ".lora_a"), known.push_back(base + ".lora_b");
+      });
+      for (uint32_t i = 0; i < keys.Length(); ++i) {
+        const std::string key = keys.Get(i).As<Napi::String>().Utf8Value();
+        check_arg(std::find(known.begin(), known.end(), key) != known.end(), "Expected a LoRA tensor name but received " + key);
+      }
+      each_slot([&](const std::string& base, const LoraSlot& s, const WeightView& w) {
+        for (int half = 0; half < 2; ++half) {
+          const std::string key = base + (half ? ".lora_b" : ".lora_a");
+          Napi::Value v = in.Get(key);
+          if (v.IsUndefined()) continue;
+          const Tensor& t = AddonTensor::unwrap(v, key.c_str())->tensor();
+          const int64_t rows = half ? w.rows : s.r, cols = half ? s.r : w.cols;
+          check_arg(t.dtype == Dtype::F32 && t.numel() == rows * cols, "Expected " + key + " to be f32 [" +
+                                                                            std::to_string(rows) + ", " +
+                                                                            std::to_string(cols) + "] but received " +
+                                                                            t.shape_string());
+          std::copy(t.data<float>(), t.data<float>() + rows * cols, lora_->lora.params.begin() + (half ? s.b_offset : s.a_offset));
+        }
+      });
+      return info.Env().Undefined();
+    });
+  }
+
+  // trainStep(tokens i32 [batch, n], labels i32 [batch, n]) -> Promise<{loss, tokens, gradNorm}>;
+  // gradients add up across calls (accumulation) until optimizerStep().
+  Napi::Value train_step(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      auto* env_state = info.Env().GetInstanceData<AddonState>();
+      check_arg(lora_ != nullptr, "Expected addLora() before trainStep()");
+      const Tensor& tokens = AddonTensor::unwrap(info[0], "tokens")->tensor();
+      const Tensor& labels = AddonTensor::unwrap(info[1], "labels")->tensor();
+      check_arg(tokens.dtype == Dtype::I32 && tokens.rank() == 2 && tokens.numel() > 0,
+                "Expected tokens to be an i32 tensor [batch, length]");
+      check_arg(labels.dtype == Dtype::I32 && labels.shape == tokens.shape, "Expected labels of the same shape as tokens");
+      const int64_t vocab = state_->config.vocab, batch = tokens.shape[0], n = tokens.shape[1];
+      const int32_t *ids = tokens.data<int32_t>(), *lab = labels.data<int32_t>();
+      for (int64_t i = 0; i < batch * n; ++i) {
+        check_arg(ids[i] >= 0 && ids[i] < vocab, "Expected token ids in [0, " + std::to_string(vocab) + ") but element " +
+                                                     std::to_string(i) + " holds " + std::to_string(ids[i]));
+        check_arg(lab[i] == -100 || (lab[i] >= 0 && lab[i] < vocab),
+                  "Expected labels in [0, " + std::to_string(vocab) + ") or -100 but element " + std::to_string(i) +
+                      " holds " + std::to_string(lab[i]));
+      }
+      auto guard = std::make_shared<BusyGuard>(lora_->busy, "trainStep()");
+      auto state = state_;
+      auto lora = lora_;
+      auto pool = env_state->pool;
+      const Isa isa = env_state->isa;
+      auto result = std::make_shared<std::array<double, 3>>();
+      return PromiseWorker::start(
+          info.Env(),
+          [state, lora, pool, isa, tokens, labels, batch, n, result, guard] {
+            StepResult r = llama_lora_step(state->config, state->weights, lora->lora, tokens.data<int32_t>(),
+                                           labels.data<int32_t>(), batch, n, isa, *pool);
+            const auto& g = lora->lora.grads;
+            (*result) = {r.loss, static_cast<double>(r.count), std::sqrt(sum_of_squares(g.data(), static_cast<int64_t>(g.size())))};
+          },
+          [result](Napi::Env env) -> Napi::Value {
+            Napi::Object o = Napi::Object::New(env);
+            o.Set("loss", (*result)[0]);
+            o.Set("tokens", (*result)[1]);
+            o.Set("gradNorm", (*result)[2]);
+            return o;
+          },
+          {info[0], info[1], info.This()});
+    });
+  }
+
+  // optimizerStep({lr, beta1, beta2, eps, weightDecay, maxGradNorm}) -> {gradNorm, step}: clips the
+  // accumulated gradients by global norm (as torch's clip_grad_norm_), steps AdamW, zeroes them.
+  Napi::Value optimizer_step(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      check_arg(lora_ != nullptr, "Expected addLora() before optimizerStep()");
+      Napi::Object o = options_arg(info, 0);
+      AdamWConfig c;
+      c.lr = static_cast<float>(option_number(o, "lr", 1e-4));
+      c.beta1 = static_cast<float>(option_number(o, "beta1", 0.9));
+      c.beta2 = static_cast<float>(option_number(o, "beta2", 0.999));
+      c.eps = static_cast<float>(option_number(o, "eps", 1e-8));
+      c.weight_decay = static_cast<float>(option_number(o, "weightDecay", 0.0));
+      const double max_norm = option_number(o, "maxGradNorm", 0.0);
+      BusyGuard guard(lora_->busy, "optimizerStep()");
+      auto& L = lora_->lora;
+      const int64_t n = static_cast<int64_t>(L.params.size());
+      const double norm = std::sqrt(sum_of_squares(L.grads.data(), n));
+      if (max_norm > 0) {
+        const double coef = max_norm / (norm + 1e-6);
+        if (coef < 1.0)
+          for (float& g : L.grads) g = static_cast<float>(g * coef);
+      }
+      adamw_step(L.params.data(), L.grads.data(), lora_->m.data(), lora_->v.data(), n, c, ++lora_->step);
+      std::fill(L.grads.begin(), L.grads.end(), 0.0f);
+      Napi::Object out = Napi::Object::New(info.Env());
+      out.Set("gradNorm", norm);
+      out.Set("step", static_cast<double>(lora_->step));
+      return out;
+    });
+  }
+
+  template <class Fn>
+  void each_slot(Fn&& fn) const {
+    const auto& layers = lora_->lora.layers;
+    for (size_t li = 0; li < layers.size(); ++li)
+      for (int p = 0; p < kProjections; ++p)
+        if (layers[li][p].on)
+          fn("blk." + std::to_string(li) + "." + kGgufNames[p], layers[li][p], projection(state_->weights.layers[li], p));
+  }
+
   std::shared_ptr<const LlamaState> state_;
+  std::shared_ptr<LoraState> lora_;
 };
 
 }  // namespace

@@ -4,15 +4,29 @@
 
 #include "../ops/attention.h"
 #include "../ops/gemm.h"
+#include "../ops/lora_linear.h"
 #include "../ops/rmsnorm.h"
 #include "../ops/rope.h"
 
 namespace tk {
 namespace {
 
-// out = alpha * X·Wᵀ + beta * out, X [n, in], W [outdim, in].
+// out = X·Wᵀ (+ the adapter's s·X·Aᵀ·Bᵀ) + beta * out, X [n, in], W [outdim, in].
 void linear(const float* x, int64_t n, int64_t in, const WeightView& w, float* out, float beta, Isa isa,
-            ThreadPool& pool) {
+            ThreadPool& pool, const LlamaLora* lora = nullptr, const LoraSlot* slot = nullptr) {
+  if (lora && slot && slot->on) {
+    LoraLinearArgs g;
+    g.m = n, g.in = in, g.out = w.rows, g.r = slot->r;
+    g.x = x;
+    g.w.weights = &w;
+    g.a = lora->params.data() + slot->a_offset;
+    g.b = lora->params.data() + slot->b_offset;
+    g.scale = slot->scale;
+    std::vector<float> y(static_cast<size_t>(n * w.rows)), t(static_cast<size_t>(n * slot->r));
+    lora_linear_forward(g, y.data(), t.data(), isa, pool);
+    for (int64_t i = 0; i < n * w.rows; ++i) out[i] = y[i] + (beta == 0.0f ? 0.0f : beta * out[i]);
+    return;
+  }
   GemmArgs g;
   g.m = n, g.n = w.rows, g.k = in;
   g.a.data = x, g.a.ld = in;
@@ -29,7 +43,7 @@ LlamaCache::LlamaCache(const LlamaConfig& c, int64_t cap) : capacity(cap), k(c.l
 }
 
 void llama_forward(const LlamaConfig& c, const LlamaWeights& w, const int32_t* tokens, int64_t n, LlamaCache* cache,
-                   float* logits, Isa isa, ThreadPool& pool) {
+                   float* logits, Isa isa, ThreadPool& pool, const LlamaLora* lora) {
   const int64_t qdim = c.heads * c.head_dim, kvdim = c.kv_heads * c.head_dim;
   const int64_t offset = cache ? cache->length : 0;
   std::vector<float> x(n * c.dim), h(n * c.dim), q(n * qdim), att(n * qdim), gate(n * c.ffn), up(n * c.ffn);
@@ -42,27 +56,29 @@ void llama_forward(const LlamaConfig& c, const LlamaWeights& w, const int32_t* t
   }
   for (size_t layer = 0; layer < w.layers.size(); ++layer) {
     const LlamaLayer& L = w.layers[layer];
+    const LoraSlot* slots = lora ? lora->layers[layer].data() : nullptr;
+    auto slot = [&](LlamaProjection p) { return slots ? &slots[p] : nullptr; };
     // New keys/values land after the cached ones; attention then reads the whole history.
     float* kbuf = cache ? cache->k[layer].data() : k_local.data();
     float* vbuf = cache ? cache->v[layer].data() : v_local.data();
     float* k = kbuf + offset * kvdim;
     float* v = vbuf + offset * kvdim;
     rmsnorm_forward(x.data(), L.attn_norm, n, c.dim, c.eps, h.data(), pool);
-    linear(h.data(), n, c.dim, L.q, q.data(), 0.0f, isa, pool);
-    linear(h.data(), n, c.dim, L.k, k, 0.0f, isa, pool);
-    linear(h.data(), n, c.dim, L.v, v, 0.0f, isa, pool);
+    linear(h.data(), n, c.dim, L.q, q.data(), 0.0f, isa, pool, lora, slot(kQ));
+    linear(h.data(), n, c.dim, L.k, k, 0.0f, isa, pool, lora, slot(kK));
+    linear(h.data(), n, c.dim, L.v, v, 0.0f, isa, pool, lora, slot(kV));
     rope_interleaved_forward(q.data(), n, c.heads, c.head_dim, positions.data(), c.rope_theta);
     rope_interleaved_forward(k, n, c.kv_heads, c.head_dim, positions.data(), c.rope_theta);
     attention_causal_forward(q.data(), kbuf, vbuf, n, offset, c.heads, c.kv_heads, c.head_dim, att.data(), pool);
-    linear(att.data(), n, qdim, L.o, x.data(), 1.0f, isa, pool);  // residual: x += attn·Woᵀ
+    linear(att.data(), n, qdim, L.o, x.data(), 1.0f, isa, pool, lora, slot(kO));  // residual: x += attn·Woᵀ
     rmsnorm_forward(x.data(), L.ffn_norm, n, c.dim, c.eps, h.data(), pool);
-    linear(h.data(), n, c.dim, L.gate, gate.data(), 0.0f, isa, pool);
-    linear(h.data(), n, c.dim, L.up, up.data(), 0.0f, isa, pool);
+    linear(h.data(), n, c.dim, L.gate, gate.data(), 0.0f, isa, pool, lora, slot(kGate));
+    linear(h.data(), n, c.dim, L.up, up.data(), 0.0f, isa, pool, lora, slot(kUp));
     for (int64_t i = 0; i < n * c.ffn; ++i) {  // SwiGLU: silu(gate) * up
       const float g = gate[i];
       gate[i] = g / (1.0f + std::exp(-g)) * up[i];
     }
-    linear(gate.data(), n, c.ffn, L.down, x.data(), 1.0f, isa, pool);  // residual: x += mlp·Wdᵀ
+    linear(gate.data(), n, c.ffn, L.down, x.data(), 1.0f, isa, pool, lora, slot(kDown));  // residual: x += mlp·Wdᵀ
   }
   if (cache) {  // only the next-token distribution is needed
     cache->length += n;

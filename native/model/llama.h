@@ -3,6 +3,7 @@
 // and are decoded inside the GEMMs. fp32 activations. The backward, KV cache, batching with
 // padding masks and LoRA hooks come with the training engine.
 #pragma once
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -31,6 +32,20 @@ struct LlamaWeights {
   WeightView lm_head;               // [vocab, dim] (the embedding when tied)
 };
 
+enum LlamaProjection { kQ = 0, kK, kV, kO, kGate, kUp, kDown, kProjections };
+
+struct LoraSlot {
+  bool on = false;
+  int64_t r = 0;
+  float scale = 1.0f;
+  int64_t a_offset = 0, b_offset = 0;  // into the flat parameter / gradient vectors
+};
+
+struct LlamaLora {
+  std::vector<std::array<LoraSlot, kProjections>> layers;
+  std::vector<float> params, grads;  // flat: every on-slot's A [r, in] then B [out, r]
+};
+
 // Keys and values of the tokens seen so far, per layer, for incremental decoding.
 struct LlamaCache {
   int64_t capacity = 0, length = 0;
@@ -41,7 +56,8 @@ struct LlamaCache {
 // Runs tokens [n] through the decoder. Without a cache they sit at positions 0..n-1 and logits
 // [n, vocab] are written; with one they follow the cached tokens (whose count grows by n) and
 // only the last token's logits [vocab] are written. Token ids must be checked by the caller.
+// LoRA adapters (may be null) are applied to the projections they are on.
 void llama_forward(const LlamaConfig& cfg, const LlamaWeights& w, const int32_t* tokens, int64_t n,
-                   LlamaCache* cache, float* logits, Isa isa, ThreadPool& pool);
+                   LlamaCache* cache, float* logits, Isa isa, ThreadPool& pool, const LlamaLora* lora = nullptr);
 
 }  // namespace tk

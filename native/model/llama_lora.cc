@@ -1,0 +1,212 @@
+#include "llama_lora.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "../ops/attention.h"
+#include "../ops/cross_entropy.h"
+#include "../ops/gemm.h"
+#include "../ops/lora_linear.h"
+#include "../ops/rmsnorm.h"
+#include "../ops/rope.h"
+#include "../ops/swiglu.h"
+
+namespace tk {
+namespace {
+
+using Buf = std::vector<float>;
+
+struct Ctx {
+  const LlamaConfig& c;
+  LlamaLora& lora;
+  Isa isa;
+  ThreadPool& pool;
+};
+
+GemmOperand frozen(const WeightView& w) {
+  GemmOperand o;
+  o.weights = &w;
+  return o;
+}
+
+LoraLinearArgs lora_args(const Ctx& ctx, const LoraSlot& s, const float* x, int64_t n, const WeightView& w) {
+  LoraLinearArgs g;
+  g.m = n, g.in = w.cols, g.out = w.rows, g.r = s.r;
+  g.x = x;
+  g.w = frozen(w);
+  g.a = ctx.lora.params.data() + s.a_offset;
+  g.b = ctx.lora.params.data() + s.b_offset;
+  g.scale = s.scale;
+  return g;
+}
+
+// y = x·Wᵀ (+ LoRA); t [n, r] is saved for the backward when the slot is on.
+void project(const Ctx& ctx, const LoraSlot& s, const float* x, int64_t n, const WeightView& w, float* y, Buf& t) {
+  if (s.on) {
+    t.assign(static_cast<size_t>(n * s.r), 0.0f);
+    lora_linear_forward(lora_args(ctx, s, x, n, w), y, t.data(), ctx.isa, ctx.pool);
+    return;
+  }
+  GemmArgs g;
+  g.m = n, g.n = w.rows, g.k = w.cols;
+  g.a.data = x, g.a.ld = w.cols;
+  g.b = frozen(w), g.b.trans = true;
+  g.c = y, g.ldc = w.rows;
+  gemm(g, ctx.isa, ctx.pool);
+}
+
+// dx (+)= dy·W (+ LoRA), adding the adapter's gradients into lora.grads.
+void project_back(const Ctx& ctx, const LoraSlot& s, const float* x, const float* dy, int64_t n, const WeightView& w,
+                  const Buf& t, float* dx, bool accumulate) {
+  const int64_t in = w.cols;
+  Buf tmp;
+  float* target = dx;
+  if (accumulate) {
+    tmp.assign(static_cast<size_t>(n * in), 0.0f);
+    target = tmp.data();
+  }
+  if (s.on) {
+    Buf da(static_cast<size_t>(s.r * in)), db(static_cast<size_t>(w.rows * s.r));
+    lora_linear_backward(lora_args(ctx, s, x, n, w), dy, t.data(), target, da.data(), db.data(), ctx.isa, ctx.pool);
+    float* ga = ctx.lora.grads.data() + s.a_offset;
+    float* gb = ctx.lora.grads.data() + s.b_offset;
+    for (size_t i = 0; i < da.size(); ++i) ga[i] += da[i];
+    for (size_t i = 0; i < db.size(); ++i) gb[i] += db[i];
+  } else {
+    GemmArgs g;
+    g.m = n, g.n = in, g.k = w.rows;
+    g.a.data = dy, g.a.ld = w.rows;
+    g.b = frozen(w);
+    g.c = target, g.ldc = in;
+    gemm(g, ctx.isa, ctx.pool);
+  }
+  if (accumulate)
+    for (int64_t i = 0; i < n * in; ++i) dx[i] += tmp[i];
+}
+
+struct LayerSaved {
+  Buf x_in, h1, q, k, v, att, x_mid, h2, g, u, a;
+  std::array<Buf, kProjections> t;
+};
+
+// One sequence: forward, loss, backward. `grad_scale` turns this sequence's mean into its share of
+// the batch mean.
+double sequence_step(const Ctx& ctx, const LlamaWeights& w, const int32_t* tokens, const int32_t* labels, int64_t n,
+                     double grad_scale, int64_t* count) {
+  const LlamaConfig& c = ctx.c;
+  const int64_t qdim = c.heads * c.head_dim, kvdim = c.kv_heads * c.head_dim;
+  std::vector<int32_t> positions(n);
+  for (int64_t t = 0; t < n; ++t) positions[t] = static_cast<int32_t>(t);
+  Buf x(n * c.dim);
+  for (int64_t t = 0; t < n; ++t) w.embed.decode(tokens[t], 0, c.dim, x.data() + t * c.dim);
+  std::vector<LayerSaved> saved(w.layers.size());
+  for (size_t li = 0; li < w.layers.size(); ++li) {
+    const LlamaLayer& L = w.layers[li];
+    const auto& slots = ctx.lora.layers[li];
+    LayerSaved& s = saved[li];
+    s.x_in = x;
+    s.h1.resize(n * c.dim), s.q.resize(n * qdim), s.k.resize(n * kvdim), s.v.resize(n * kvdim), s.att.resize(n * qdim);
+    rmsnorm_forward(x.data(), L.attn_norm, n, c.dim, c.eps, s.h1.data(), ctx.pool);
+    project(ctx, slots[kQ], s.h1.data(), n, L.q, s.q.data(), s.t[kQ]);
+    project(ctx, slots[kK], s.h1.data(), n, L.k, s.k.data(), s.t[kK]);
+    project(ctx, slots[kV], s.h1.data(), n, L.v, s.v.data(), s.t[kV]);
+    rope_interleaved_forward(s.q.data(), n, c.heads, c.head_dim, positions.data(), c.rope_theta);
+    rope_interleaved_forward(s.k.data(), n, c.kv_heads, c.head_dim, positions.data(), c.rope_theta);
+    attention_causal_forward(s.q.data(), s.k.data(), s.v.data(), n, 0, c.heads, c.kv_heads, c.head_dim, s.att.data(),
+                             ctx.pool);
+    Buf o(n * c.dim);
+    project(ctx, slots[kO], s.att.data(), n, L.o, o.data(), s.t[kO]);
+    for (int64_t i = 0; i < n * c.dim; ++i) x[i] += o[i];
+    s.x_mid = x;
+    s.h2.resize(n * c.dim), s.g.resize(n * c.ffn), s.u.resize(n * c.ffn), s.a.resize(n * c.ffn);
+    rmsnorm_forward(x.data(), L.ffn_norm, n, c.dim, c.eps, s.h2.data(), ctx.pool);
+    project(ctx, slots[kGate], s.h2.data(), n, L.gate, s.g.data(), s.t[kGate]);
+    project(ctx, slots[kUp], s.h2.data(), n, L.up, s.u.data(), s.t[kUp]);
+    swiglu_forward(s.g.data(), s.u.data(), n * c.ffn, s.a.data());
+    project(ctx, slots[kDown], s.a.data(), n, L.down, o.data(), s.t[kDown]);
+    for (int64_t i = 0; i < n * c.dim; ++i) x[i] += o[i];
+  }
+  // Head and loss: position t predicts labels[t + 1].
+  Buf hf(n * c.dim), logits(n * c.vocab);
+  rmsnorm_forward(x.data(), w.out_norm, n, c.dim, c.eps, hf.data(), ctx.pool);
+  {
+    GemmArgs g;
+    g.m = n, g.n = c.vocab, g.k = c.dim;
+    g.a.data = hf.data(), g.a.ld = c.dim;
+    g.b = frozen(w.lm_head), g.b.trans = true;
+    g.c = logits.data(), g.ldc = c.vocab;
+    gemm(g, ctx.isa, ctx.pool);
+  }
+  std::vector<int32_t> shifted(n, kIgnoreIndex);
+  for (int64_t t = 0; t + 1 < n; ++t) shifted[t] = labels[t + 1];
+  const CrossEntropyResult ce = cross_entropy(logits.data(), shifted.data(), n, c.vocab, true, ctx.pool);
+  *count = ce.count;
+  if (ce.count == 0) return 0.0;
+  const float share = static_cast<float>(grad_scale);
+  for (float& v : logits) v *= share;  // now d(batch loss)/d(logits)
+  // Backward.
+  Buf dh(n * c.dim), dx(n * c.dim);
+  {
+    GemmArgs g;
+    g.m = n, g.n = c.dim, g.k = c.vocab;
+    g.a.data = logits.data(), g.a.ld = c.vocab;
+    g.b = frozen(w.lm_head);
+    g.c = dh.data(), g.ldc = c.dim;
+    gemm(g, ctx.isa, ctx.pool);
+  }
+  rmsnorm_backward(x.data(), w.out_norm, dh.data(), n, c.dim, c.eps, dx.data(), nullptr, ctx.pool);
+  for (size_t li = w.layers.size(); li-- > 0;) {
+    const LlamaLayer& L = w.layers[li];
+    const auto& slots = ctx.lora.layers[li];
+    LayerSaved& s = saved[li];
+    // MLP: x_out = x_mid + down(swiglu(gate(h2), up(h2))).
+    Buf da(n * c.ffn), dg(n * c.ffn), du(n * c.ffn), dh2(n * c.dim);
+    project_back(ctx, slots[kDown], s.a.data(), dx.data(), n, L.down, s.t[kDown], da.data(), false);
+    swiglu_backward(s.g.data(), s.u.data(), da.data(), n * c.ffn, dg.data(), du.data());
+    project_back(ctx, slots[kGate], s.h2.data(), dg.data(), n, L.gate, s.t[kGate], dh2.data(), false);
+    project_back(ctx, slots[kUp], s.h2.data(), du.data(), n, L.up, s.t[kUp], dh2.data(), true);
+    Buf dmid(n * c.dim);
+    rmsnorm_backward(s.x_mid.data(), L.ffn_norm, dh2.data(), n, c.dim, c.eps, dmid.data(), nullptr, ctx.pool);
+    for (int64_t i = 0; i < n * c.dim; ++i) dmid[i] += dx[i];
+    // Attention: x_mid = x_in + o(attn(rope(q(h1)), rope(k(h1)), v(h1))).
+    Buf datt(n * qdim), dq(n * qdim), dk(n * kvdim), dv(n * kvdim), dh1(n * c.dim);
+    project_back(ctx, slots[kO], s.att.data(), dmid.data(), n, L.o, s.t[kO], datt.data(), false);
+    attention_causal_backward(s.q.data(), s.k.data(), s.v.data(), datt.data(), n, c.heads, c.kv_heads, c.head_dim,
+                              dq.data(), dk.data(), dv.data(), ctx.pool);
+    rope_interleaved_backward(dq.data(), n, c.heads, c.head_dim, positions.data(), c.rope_theta);
+    rope_interleaved_backward(dk.data(), n, c.kv_heads, c.head_dim, positions.data(), c.rope_theta);
+    project_back(ctx, slots[kQ], s.h1.data(), dq.data(), n, L.q, s.t[kQ], dh1.data(), false);
+    project_back(ctx, slots[kK], s.h1.data(), dk.data(), n, L.k, s.t[kK], dh1.data(), true);
+    project_back(ctx, slots[kV], s.h1.data(), dv.data(), n, L.v, s.t[kV], dh1.data(), true);
+    rmsnorm_backward(s.x_in.data(), L.attn_norm, dh1.data(), n, c.dim, c.eps, dx.data(), nullptr, ctx.pool);
+    for (int64_t i = 0; i < n * c.dim; ++i) dx[i] += dmid[i];
+  }
+  return ce.loss;
+}
+
+}  // namespace
+
+StepResult llama_lora_step(const LlamaConfig& cfg, const LlamaWeights& w, LlamaLora& lora, const int32_t* tokens,
+                           const int32_t* labels, int64_t batch, int64_t n, Isa isa, ThreadPool& pool) {
+  Ctx ctx{cfg, lora, isa, pool};
+  // The batch loss is the mean over every labelled token of every sequence.
+  std::vector<int64_t> counts(batch, 0);
+  int64_t total = 0;
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t t = 0; t + 1 < n; ++t) counts[b] += labels[b * n + t + 1] != kIgnoreIndex;
+    total += counts[b];
+  }
+  StepResult result;
+  result.count = total;
+  if (total == 0) return result;
+  for (int64_t b = 0; b < batch; ++b) {
+    if (counts[b] == 0) continue;
+    const double share = static_cast<double>(counts[b]) / static_cast<double>(total);
+    int64_t count = 0;
+    const double loss = sequence_step(ctx, w, tokens + b * n, labels + b * n, n, share, &count);
+    result.loss += loss * share;
+  }
+  return result;
+}
+
+}  // namespace tk

@@ -1,0 +1,24 @@
+// LoRA training step for the Llama-family decoder: forward with saved activations, fused
+// cross-entropy (labels shifted as transformers does: position t predicts labels[t + 1]),
+// backward through every op to the adapters' A and B (base weights and embeddings frozen).
+// Adapters live in one flat fp32 parameter vector (with matching gradient and AdamW state
+// vectors), so the optimizer — and later its sharded form — steps one contiguous range.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "llama.h"
+
+namespace tk {
+
+// Adds the step's gradients of the mean loss over all labelled tokens of the batch to lora.grads
+// (sequences [batch, n] of token ids and labels, -100 ignored). Returns {loss, labelled tokens}.
+struct StepResult {
+  double loss = 0.0;
+  int64_t count = 0;
+};
+StepResult llama_lora_step(const LlamaConfig& cfg, const LlamaWeights& w, LlamaLora& lora, const int32_t* tokens,
+                           const int32_t* labels, int64_t batch, int64_t n, Isa isa, ThreadPool& pool);
+
+}  // namespace tk
