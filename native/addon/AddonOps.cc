@@ -51,6 +51,7 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
       return t[i].data<int32_t>();
     };
     auto pool = state->pool;
+    const Isa isa = state->isa;
     auto result = std::make_shared<std::vector<double>>();
     std::function<void()> work;
     if (name == "rmsnorm_forward" || name == "rmsnorm_backward") {
@@ -87,8 +88,8 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
       float *dq = fwd ? nullptr : f32(4, n * hq * hd), *dk = fwd ? nullptr : f32(5, n * hkv * hd),
             *dv = fwd ? nullptr : f32(6, n * hkv * hd);
       work = [=, &pool_ = *pool] {
-        if (fwd) attention_causal_forward(q, k, v, n, 0, hq, hkv, hd, o3, pool_);
-        else attention_causal_backward(q, k, v, o3, n, hq, hkv, hd, dq, dk, dv, pool_);
+        if (fwd) attention_causal_forward(q, k, v, n, 0, hq, hkv, hd, o3, isa, pool_);
+        else attention_causal_backward(q, k, v, o3, n, hq, hkv, hd, dq, dk, dv, isa, pool_);
       };
     } else if (name == "swiglu_forward" || name == "swiglu_backward") {
       const bool fwd = name == "swiglu_forward";

@@ -113,7 +113,7 @@ double sequence_step(const Ctx& ctx, const LlamaWeights& w, const int32_t* token
     rope_interleaved_forward(s.q.data(), n, c.heads, c.head_dim, positions.data(), c.rope_theta);
     rope_interleaved_forward(s.k.data(), n, c.kv_heads, c.head_dim, positions.data(), c.rope_theta);
     attention_causal_forward(s.q.data(), s.k.data(), s.v.data(), n, 0, c.heads, c.kv_heads, c.head_dim, s.att.data(),
-                             ctx.pool);
+                             ctx.isa, ctx.pool);
     Buf o(n * c.dim);
     project(ctx, slots[kO], s.att.data(), n, L.o, o.data(), s.t[kO]);
     for (int64_t i = 0; i < n * c.dim; ++i) x[i] += o[i];
@@ -172,7 +172,7 @@ double sequence_step(const Ctx& ctx, const LlamaWeights& w, const int32_t* token
     Buf datt(n * qdim), dq(n * qdim), dk(n * kvdim), dv(n * kvdim), dh1(n * c.dim);
     project_back(ctx, slots[kO], s.att.data(), dmid.data(), n, L.o, s.t[kO], datt.data(), false);
     attention_causal_backward(s.q.data(), s.k.data(), s.v.data(), datt.data(), n, c.heads, c.kv_heads, c.head_dim,
-                              dq.data(), dk.data(), dv.data(), ctx.pool);
+                              dq.data(), dk.data(), dv.data(), ctx.isa, ctx.pool);
     rope_interleaved_backward(dq.data(), n, c.heads, c.head_dim, positions.data(), c.rope_theta);
     rope_interleaved_backward(dk.data(), n, c.kv_heads, c.head_dim, positions.data(), c.rope_theta);
     project_back(ctx, slots[kQ], s.h1.data(), dq.data(), n, L.q, s.t[kQ], dh1.data(), false);

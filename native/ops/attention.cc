@@ -3,95 +3,86 @@
 #include <cmath>
 #include <vector>
 
+#include "gemm.h"
+
 namespace tk {
 
+namespace {
+
+// C = alpha · op(A)·op(B) + beta · C on strided row-major views (one head's slice of q/k/v).
+void head_gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, bool ta, const float* b, int64_t ldb,
+               bool tb, float* c, int64_t ldc, float alpha, float beta, Isa isa, ThreadPool& pool) {
+  GemmArgs g;
+  g.m = m, g.n = n, g.k = k;
+  g.a.data = a, g.a.ld = lda, g.a.trans = ta;
+  g.b.data = b, g.b.ld = ldb, g.b.trans = tb;
+  g.c = c, g.ldc = ldc, g.alpha = alpha, g.beta = beta;
+  gemm(g, isa, pool);
+}
+
+// Row-wise causal softmax of S [n, total] in place: query t sees keys 0..offset+t.
+void causal_softmax(float* s, int64_t n, int64_t total, int64_t offset) {
+  for (int64_t t = 0; t < n; ++t) {
+    float* row = s + t * total;
+    const int64_t last = offset + t;
+    float max = -INFINITY;
+    for (int64_t j = 0; j <= last; ++j) max = row[j] > max ? row[j] : max;
+    double sum = 0.0;
+    for (int64_t j = 0; j <= last; ++j) sum += (row[j] = std::exp(row[j] - max));
+    const float inv = static_cast<float>(1.0 / sum);
+    for (int64_t j = 0; j <= last; ++j) row[j] *= inv;
+    for (int64_t j = last + 1; j < total; ++j) row[j] = 0.0f;
+  }
+}
+
+}  // namespace
+
 void attention_causal_forward(const float* q, const float* k, const float* v, int64_t n, int64_t offset,
-                              int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* out, ThreadPool& pool) {
-  const int64_t group = q_heads / kv_heads;
+                              int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* out, Isa isa, ThreadPool& pool) {
+  const int64_t group = q_heads / kv_heads, total = offset + n;
+  const int64_t ldq = q_heads * head_dim, ldkv = kv_heads * head_dim;
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-  const int tasks = static_cast<int>(q_heads < pool.size() ? q_heads : pool.size());
-  pool.run(tasks, [&](int task) {
-    std::vector<float> p(static_cast<size_t>(offset + n));
-    for (int64_t h = q_heads * task / tasks; h < q_heads * (task + 1) / tasks; ++h) {
-      const int64_t g = h / group;
-      for (int64_t t = 0; t < n; ++t) {
-        const float* qt = q + (t * q_heads + h) * head_dim;
-        const int64_t last = offset + t;  // this query's absolute position
-        float max = -INFINITY;
-        for (int64_t s = 0; s <= last; ++s) {
-          const float* ks = k + (s * kv_heads + g) * head_dim;
-          float dot = 0.0f;
-          for (int64_t i = 0; i < head_dim; ++i) dot += qt[i] * ks[i];
-          p[s] = dot * scale;
-          max = p[s] > max ? p[s] : max;
-        }
-        double sum = 0.0;
-        for (int64_t s = 0; s <= last; ++s) sum += (p[s] = std::exp(p[s] - max));
-        const float inv = static_cast<float>(1.0 / sum);
-        float* ot = out + (t * q_heads + h) * head_dim;
-        for (int64_t i = 0; i < head_dim; ++i) ot[i] = 0.0f;
-        for (int64_t s = 0; s <= last; ++s) {
-          const float w = p[s] * inv;
-          const float* vs = v + (s * kv_heads + g) * head_dim;
-          for (int64_t i = 0; i < head_dim; ++i) ot[i] += w * vs[i];
-        }
-      }
-    }
-  });
+  std::vector<float> s(static_cast<size_t>(n * total));
+  for (int64_t h = 0; h < q_heads; ++h) {  // heads in turn; each GEMM uses every thread
+    const int64_t g = h / group;
+    head_gemm(n, total, head_dim, q + h * head_dim, ldq, false, k + g * head_dim, ldkv, true, s.data(), total, scale,
+              0.0f, isa, pool);
+    causal_softmax(s.data(), n, total, offset);
+    head_gemm(n, head_dim, total, s.data(), total, false, v + g * head_dim, ldkv, false, out + h * head_dim, ldq, 1.0f,
+              0.0f, isa, pool);
+  }
 }
 
 void attention_causal_backward(const float* q, const float* k, const float* v, const float* dout, int64_t n,
                                int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* dq, float* dk, float* dv,
-                               ThreadPool& pool) {
+                               Isa isa, ThreadPool& pool) {
   const int64_t group = q_heads / kv_heads;
+  const int64_t ldq = q_heads * head_dim, ldkv = kv_heads * head_dim;
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-  const int tasks = static_cast<int>(kv_heads < pool.size() ? kv_heads : pool.size());
-  pool.run(tasks, [&](int task) {
-    std::vector<float> p(static_cast<size_t>(n)), dp(static_cast<size_t>(n));
-    for (int64_t g = kv_heads * task / tasks; g < kv_heads * (task + 1) / tasks; ++g) {
-      for (int64_t s = 0; s < n; ++s)
-        for (int64_t i = 0; i < head_dim; ++i) dk[(s * kv_heads + g) * head_dim + i] = dv[(s * kv_heads + g) * head_dim + i] = 0.0f;
-      for (int64_t h = g * group; h < (g + 1) * group; ++h) {
-        for (int64_t t = 0; t < n; ++t) {
-          const float* qt = q + (t * q_heads + h) * head_dim;
-          const float* dot_ = dout + (t * q_heads + h) * head_dim;
-          float max = -INFINITY;
-          for (int64_t s = 0; s <= t; ++s) {
-            const float* ks = k + (s * kv_heads + g) * head_dim;
-            float dot = 0.0f;
-            for (int64_t i = 0; i < head_dim; ++i) dot += qt[i] * ks[i];
-            p[s] = dot * scale;
-            max = p[s] > max ? p[s] : max;
-          }
-          double sum = 0.0;
-          for (int64_t s = 0; s <= t; ++s) sum += (p[s] = std::exp(p[s] - max));
-          const float inv = static_cast<float>(1.0 / sum);
-          double d = 0.0;  // rowsum(dO ⊙ O) = Σ_s p_s (dO · v_s)
-          for (int64_t s = 0; s <= t; ++s) {
-            p[s] *= inv;
-            const float* vs = v + (s * kv_heads + g) * head_dim;
-            float acc = 0.0f;
-            for (int64_t i = 0; i < head_dim; ++i) acc += dot_[i] * vs[i];
-            dp[s] = acc;
-            d += static_cast<double>(p[s]) * acc;
-          }
-          float* dqt = dq + (t * q_heads + h) * head_dim;
-          for (int64_t i = 0; i < head_dim; ++i) dqt[i] = 0.0f;
-          for (int64_t s = 0; s <= t; ++s) {
-            const float ds = p[s] * (dp[s] - static_cast<float>(d)) * scale;
-            const float* ks = k + (s * kv_heads + g) * head_dim;
-            float* dks = dk + (s * kv_heads + g) * head_dim;
-            float* dvs = dv + (s * kv_heads + g) * head_dim;
-            for (int64_t i = 0; i < head_dim; ++i) {
-              dqt[i] += ds * ks[i];
-              dks[i] += ds * qt[i];
-              dvs[i] += p[s] * dot_[i];
-            }
-          }
-        }
-      }
+  std::vector<float> p(static_cast<size_t>(n * n)), dp(static_cast<size_t>(n * n));
+  for (int64_t h = 0; h < q_heads; ++h) {
+    const int64_t g = h / group;
+    const bool first_of_group = h % group == 0;  // dk, dv of this group are overwritten, then summed into
+    const float* qh = q + h * head_dim;
+    const float* kg = k + g * head_dim;
+    const float* vg = v + g * head_dim;
+    const float* doh = dout + h * head_dim;
+    head_gemm(n, n, head_dim, qh, ldq, false, kg, ldkv, true, p.data(), n, scale, 0.0f, isa, pool);  // P = softmax(S)
+    causal_softmax(p.data(), n, n, 0);
+    head_gemm(n, n, head_dim, doh, ldq, false, vg, ldkv, true, dp.data(), n, 1.0f, 0.0f, isa, pool);  // dP = dO·Vᵀ
+    for (int64_t t = 0; t < n; ++t) {  // dS = P ⊙ (dP − rowsum(P ⊙ dP)), times the score scale
+      float* pr = p.data() + t * n;
+      float* dr = dp.data() + t * n;
+      double d = 0.0;
+      for (int64_t j = 0; j <= t; ++j) d += static_cast<double>(pr[j]) * dr[j];
+      for (int64_t j = 0; j < n; ++j) dr[j] = j <= t ? pr[j] * (dr[j] - static_cast<float>(d)) * scale : 0.0f;
     }
-  });
+    head_gemm(n, head_dim, n, dp.data(), n, false, kg, ldkv, false, dq + h * head_dim, ldq, 1.0f, 0.0f, isa, pool);
+    head_gemm(n, head_dim, n, dp.data(), n, true, qh, ldq, false, dk + g * head_dim, ldkv, 1.0f,
+              first_of_group ? 0.0f : 1.0f, isa, pool);
+    head_gemm(n, head_dim, n, p.data(), n, true, doh, ldq, false, dv + g * head_dim, ldkv, 1.0f,
+              first_of_group ? 0.0f : 1.0f, isa, pool);
+  }
 }
 
 }  // namespace tk
