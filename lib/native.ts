@@ -90,7 +90,7 @@ export interface NativeLlamaModel {
   addLora(options: { r?: number; alpha?: number; rslora?: boolean; targets?: string[]; layers?: number[]; seed?: number }): number;
   loraTensors(which?: 'params' | 'grads'): Record<string, NativeTensor>;
   setLoraTensors(tensors: Record<string, NativeTensor>): void;
-  trainStep(tokens: NativeTensor, labels: NativeTensor): Promise<{ loss: number; tokens: number; gradNorm: number }>;
+  trainStep(tokens: NativeTensor, labels: NativeTensor, options?: { bf16?: boolean }): Promise<{ loss: number; tokens: number; gradNorm: number }>;
   optimizerStep(options: { lr?: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; maxGradNorm?: number }): {
     gradNorm: number;
     step: number;

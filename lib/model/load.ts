@@ -64,8 +64,12 @@ export interface Model {
    * named projections of the chosen layers; returns the number of trainable parameters.
    */
   addLora(options?: LoraOptionsInput): number;
-  /** Forward + backward on equal-length sequences; gradients accumulate until optimizerStep. */
-  trainStep(batch: { inputIds: number[][]; labels: number[][] }): Promise<{ loss: number; tokens: number; gradNorm: number }>;
+  /**
+   * Forward + backward on equal-length sequences (labels as transformers: -100 is ignored, the
+   * shift happens inside); gradients accumulate until optimizerStep. bf16 runs the projections and
+   * LM head as bf16 GEMMs with fp32 accumulation.
+   */
+  trainStep(batch: { inputIds: number[][]; labels: number[][] }, options?: { bf16?: boolean }): Promise<{ loss: number; tokens: number; gradNorm: number }>;
   /** Clips (maxGradNorm), steps AdamW and zeroes the gradients. */
   optimizerStep(options?: OptimizerOptions): { gradNorm: number; step: number };
   /** The adapters (or their gradients) as tensors named blk.N.attn_q.lora_a [r, in] / .lora_b [out, r]. */
@@ -135,12 +139,13 @@ export async function loadModel(path: string): Promise<Model> {
         const o = parseOptions(LoraOptions, options, 'addLora');
         return callNative(() => model.addLora(o));
       },
-      async trainStep(batch) {
+      async trainStep(batch, options = {}) {
+        const o = parseOptions(z.object({ bf16: z.boolean().optional().describe('bf16 GEMMs with fp32 accumulation') }).strict(), options, 'trainStep');
         const ids = batchTensor(batch.inputIds, 'inputIds'), labels = batchTensor(batch.labels, 'labels');
         if (ids.shape[0] !== labels.shape[0] || ids.shape[1] !== labels.shape[1]) {
           throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `Expected labels shaped like inputIds [${ids.shape.join(', ')}] but received [${labels.shape.join(', ')}]`);
         }
-        return awaitNative(() => model.trainStep(ids.handle, labels.handle));
+        return awaitNative(() => model.trainStep(ids.handle, labels.handle, o));
       },
       optimizerStep(options = {}) {
         const o = parseOptions(OptimizerOptions, options, 'optimizerStep');

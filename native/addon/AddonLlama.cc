@@ -398,7 +398,7 @@ class AddonLlama : public Napi::ObjectWrap<AddonLlama> {
     });
   }
 
-  // trainStep(tokens i32 [batch, n], labels i32 [batch, n]) -> Promise<{loss, tokens, gradNorm}>;
+  // trainStep(tokens i32 [batch, n], labels i32 [batch, n], {bf16}) -> Promise<{loss, tokens, gradNorm}>;
   // gradients add up across calls (accumulation) until optimizerStep().
   Napi::Value train_step(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
@@ -418,6 +418,7 @@ class AddonLlama : public Napi::ObjectWrap<AddonLlama> {
                   "Expected labels in [0, " + std::to_string(vocab) + ") or -100 but element " + std::to_string(i) +
                       " holds " + std::to_string(lab[i]));
       }
+      const bool bf16 = option_bool(options_arg(info, 2), "bf16", false);
       auto guard = std::make_shared<BusyGuard>(lora_->busy, "trainStep()");
       auto state = state_;
       auto lora = lora_;
@@ -426,9 +427,9 @@ class AddonLlama : public Napi::ObjectWrap<AddonLlama> {
       auto result = std::make_shared<std::array<double, 3>>();
       return PromiseWorker::start(
           info.Env(),
-          [state, lora, pool, isa, tokens, labels, batch, n, result, guard] {
+          [state, lora, pool, isa, tokens, labels, batch, n, result, guard, bf16] {
             StepResult r = llama_lora_step(state->config, state->weights, lora->lora, tokens.data<int32_t>(),
-                                           labels.data<int32_t>(), batch, n, isa, *pool);
+                                           labels.data<int32_t>(), batch, n, bf16, isa, *pool);
             const auto& g = lora->lora.grads;
             (*result) = {r.loss, static_cast<double>(r.count), std::sqrt(sum_of_squares(g.data(), static_cast<int64_t>(g.size())))};
           },

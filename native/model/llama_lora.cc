@@ -2,6 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "../ops/attention.h"
 #include "../ops/cross_entropy.h"
@@ -19,6 +22,7 @@ using Buf = std::vector<float>;
 struct Ctx {
   const LlamaConfig& c;
   LlamaLora& lora;
+  bool bf16;
   Isa isa;
   ThreadPool& pool;
 };
@@ -37,6 +41,7 @@ LoraLinearArgs lora_args(const Ctx& ctx, const LoraSlot& s, const float* x, int6
   g.a = ctx.lora.params.data() + s.a_offset;
   g.b = ctx.lora.params.data() + s.b_offset;
   g.scale = s.scale;
+  g.bf16 = ctx.bf16;
   return g;
 }
 
@@ -51,7 +56,7 @@ void project(const Ctx& ctx, const LoraSlot& s, const float* x, int64_t n, const
   g.m = n, g.n = w.rows, g.k = w.cols;
   g.a.data = x, g.a.ld = w.cols;
   g.b = frozen(w), g.b.trans = true;
-  g.c = y, g.ldc = w.rows;
+  g.c = y, g.ldc = w.rows, g.bf16 = ctx.bf16;
   gemm(g, ctx.isa, ctx.pool);
 }
 
@@ -77,7 +82,7 @@ void project_back(const Ctx& ctx, const LoraSlot& s, const float* x, const float
     g.m = n, g.n = in, g.k = w.rows;
     g.a.data = dy, g.a.ld = w.rows;
     g.b = frozen(w);
-    g.c = target, g.ldc = in;
+    g.c = target, g.ldc = in, g.bf16 = ctx.bf16;
     gemm(g, ctx.isa, ctx.pool);
   }
   if (accumulate)
@@ -89,14 +94,20 @@ struct LayerSaved {
   std::array<Buf, kProjections> t;
 };
 
-// One sequence: forward, loss, backward. `grad_scale` turns this sequence's mean into its share of
-// the batch mean.
-double sequence_step(const Ctx& ctx, const LlamaWeights& w, const int32_t* tokens, const int32_t* labels, int64_t n,
-                     double grad_scale, int64_t* count) {
+// The whole batch at once: every projection runs on [batch · n] rows (so each frozen weight is
+// decoded once per direction), attention runs per sequence. Forward, loss, backward.
+CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32_t* tokens, const int32_t* labels,
+                              int64_t batch, int64_t seq) {
   const LlamaConfig& c = ctx.c;
   const int64_t qdim = c.heads * c.head_dim, kvdim = c.kv_heads * c.head_dim;
+  const int64_t n = batch * seq;  // rows
   std::vector<int32_t> positions(n);
-  for (int64_t t = 0; t < n; ++t) positions[t] = static_cast<int32_t>(t);
+  for (int64_t t = 0; t < n; ++t) positions[t] = static_cast<int32_t>(t % seq);
+  auto attend = [&](const float* q, const float* k, const float* v, float* out) {
+    for (int64_t b = 0; b < batch; ++b)
+      attention_causal_forward(q + b * seq * qdim, k + b * seq * kvdim, v + b * seq * kvdim, seq, 0, c.heads,
+                               c.kv_heads, c.head_dim, out + b * seq * qdim, ctx.isa, ctx.pool);
+  };
   Buf x(n * c.dim);
   for (int64_t t = 0; t < n; ++t) w.embed.decode(tokens[t], 0, c.dim, x.data() + t * c.dim);
   std::vector<LayerSaved> saved(w.layers.size());
@@ -112,8 +123,7 @@ double sequence_step(const Ctx& ctx, const LlamaWeights& w, const int32_t* token
     project(ctx, slots[kV], s.h1.data(), n, L.v, s.v.data(), s.t[kV]);
     rope_interleaved_forward(s.q.data(), n, c.heads, c.head_dim, positions.data(), c.rope_theta);
     rope_interleaved_forward(s.k.data(), n, c.kv_heads, c.head_dim, positions.data(), c.rope_theta);
-    attention_causal_forward(s.q.data(), s.k.data(), s.v.data(), n, 0, c.heads, c.kv_heads, c.head_dim, s.att.data(),
-                             ctx.isa, ctx.pool);
+    attend(s.q.data(), s.k.data(), s.v.data(), s.att.data());
     Buf o(n * c.dim);
     project(ctx, slots[kO], s.att.data(), n, L.o, o.data(), s.t[kO]);
     for (int64_t i = 0; i < n * c.dim; ++i) x[i] += o[i];
@@ -126,7 +136,7 @@ double sequence_step(const Ctx& ctx, const LlamaWeights& w, const int32_t* token
     project(ctx, slots[kDown], s.a.data(), n, L.down, o.data(), s.t[kDown]);
     for (int64_t i = 0; i < n * c.dim; ++i) x[i] += o[i];
   }
-  // Head and loss: position t predicts labels[t + 1].
+  // Head and loss: in each sequence, position t predicts labels[t + 1].
   Buf hf(n * c.dim), logits(n * c.vocab);
   rmsnorm_forward(x.data(), w.out_norm, n, c.dim, c.eps, hf.data(), ctx.pool);
   {
@@ -134,16 +144,14 @@ double sequence_step(const Ctx& ctx, const LlamaWeights& w, const int32_t* token
     g.m = n, g.n = c.vocab, g.k = c.dim;
     g.a.data = hf.data(), g.a.ld = c.dim;
     g.b = frozen(w.lm_head), g.b.trans = true;
-    g.c = logits.data(), g.ldc = c.vocab;
+    g.c = logits.data(), g.ldc = c.vocab, g.bf16 = ctx.bf16;
     gemm(g, ctx.isa, ctx.pool);
   }
   std::vector<int32_t> shifted(n, kIgnoreIndex);
-  for (int64_t t = 0; t + 1 < n; ++t) shifted[t] = labels[t + 1];
+  for (int64_t t = 0; t < n; ++t)
+    if ((t + 1) % seq != 0) shifted[t] = labels[t + 1];
   const CrossEntropyResult ce = cross_entropy(logits.data(), shifted.data(), n, c.vocab, true, ctx.pool);
-  *count = ce.count;
-  if (ce.count == 0) return 0.0;
-  const float share = static_cast<float>(grad_scale);
-  for (float& v : logits) v *= share;  // now d(batch loss)/d(logits)
+  if (ce.count == 0) return ce;  // logits now hold d(mean loss)/d(logits)
   // Backward.
   Buf dh(n * c.dim), dx(n * c.dim);
   {
@@ -151,7 +159,7 @@ double sequence_step(const Ctx& ctx, const LlamaWeights& w, const int32_t* token
     g.m = n, g.n = c.dim, g.k = c.vocab;
     g.a.data = logits.data(), g.a.ld = c.vocab;
     g.b = frozen(w.lm_head);
-    g.c = dh.data(), g.ldc = c.dim;
+    g.c = dh.data(), g.ldc = c.dim, g.bf16 = ctx.bf16;
     gemm(g, ctx.isa, ctx.pool);
   }
   rmsnorm_backward(x.data(), w.out_norm, dh.data(), n, c.dim, c.eps, dx.data(), nullptr, ctx.pool);
@@ -171,8 +179,11 @@ double sequence_step(const Ctx& ctx, const LlamaWeights& w, const int32_t* token
     // Attention: x_mid = x_in + o(attn(rope(q(h1)), rope(k(h1)), v(h1))).
     Buf datt(n * qdim), dq(n * qdim), dk(n * kvdim), dv(n * kvdim), dh1(n * c.dim);
     project_back(ctx, slots[kO], s.att.data(), dmid.data(), n, L.o, s.t[kO], datt.data(), false);
-    attention_causal_backward(s.q.data(), s.k.data(), s.v.data(), datt.data(), n, c.heads, c.kv_heads, c.head_dim,
-                              dq.data(), dk.data(), dv.data(), ctx.isa, ctx.pool);
+    for (int64_t b = 0; b < batch; ++b)
+      attention_causal_backward(s.q.data() + b * seq * qdim, s.k.data() + b * seq * kvdim, s.v.data() + b * seq * kvdim,
+                                datt.data() + b * seq * qdim, seq, c.heads, c.kv_heads, c.head_dim,
+                                dq.data() + b * seq * qdim, dk.data() + b * seq * kvdim, dv.data() + b * seq * kvdim,
+                                ctx.isa, ctx.pool);
     rope_interleaved_backward(dq.data(), n, c.heads, c.head_dim, positions.data(), c.rope_theta);
     rope_interleaved_backward(dk.data(), n, c.kv_heads, c.head_dim, positions.data(), c.rope_theta);
     project_back(ctx, slots[kQ], s.h1.data(), dq.data(), n, L.q, s.t[kQ], dh1.data(), false);
@@ -181,31 +192,24 @@ double sequence_step(const Ctx& ctx, const LlamaWeights& w, const int32_t* token
     rmsnorm_backward(s.x_in.data(), L.attn_norm, dh1.data(), n, c.dim, c.eps, dx.data(), nullptr, ctx.pool);
     for (int64_t i = 0; i < n * c.dim; ++i) dx[i] += dmid[i];
   }
-  return ce.loss;
+  return ce;
 }
 
 }  // namespace
 
 StepResult llama_lora_step(const LlamaConfig& cfg, const LlamaWeights& w, LlamaLora& lora, const int32_t* tokens,
-                           const int32_t* labels, int64_t batch, int64_t n, Isa isa, ThreadPool& pool) {
-  Ctx ctx{cfg, lora, isa, pool};
+                           const int32_t* labels, int64_t batch, int64_t n, bool bf16, Isa isa, ThreadPool& pool) {
+  Ctx ctx{cfg, lora, bf16, isa, pool};
   // The batch loss is the mean over every labelled token of every sequence.
-  std::vector<int64_t> counts(batch, 0);
-  int64_t total = 0;
-  for (int64_t b = 0; b < batch; ++b) {
-    for (int64_t t = 0; t + 1 < n; ++t) counts[b] += labels[b * n + t + 1] != kIgnoreIndex;
-    total += counts[b];
-  }
+  const CrossEntropyResult ce = batch_step(ctx, w, tokens, labels, batch, n);
+#ifdef __GLIBC__
+  // The step's activations (~1 GB at batch 4 x 256) were freed into this worker thread's malloc
+  // arena; hand them back so the resident size does not grow by an arena per libuv thread.
+  malloc_trim(0);
+#endif
   StepResult result;
-  result.count = total;
-  if (total == 0) return result;
-  for (int64_t b = 0; b < batch; ++b) {
-    if (counts[b] == 0) continue;
-    const double share = static_cast<double>(counts[b]) / static_cast<double>(total);
-    int64_t count = 0;
-    const double loss = sequence_step(ctx, w, tokens + b * n, labels + b * n, n, share, &count);
-    result.loss += loss * share;
-  }
+  result.loss = ce.loss;
+  result.count = ce.count;
   return result;
 }
 

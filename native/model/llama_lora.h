@@ -18,7 +18,9 @@ struct StepResult {
   double loss = 0.0;
   int64_t count = 0;
 };
+// bf16: the projections and the LM head run as bf16 GEMMs (fp32 accumulation, fp32 activations
+// and gradients between ops); attention, norms and the loss stay fp32.
 StepResult llama_lora_step(const LlamaConfig& cfg, const LlamaWeights& w, LlamaLora& lora, const int32_t* tokens,
-                           const int32_t* labels, int64_t batch, int64_t n, Isa isa, ThreadPool& pool);
+                           const int32_t* labels, int64_t batch, int64_t n, bool bf16, Isa isa, ThreadPool& pool);
 
 }  // namespace tk

@@ -22,12 +22,19 @@ CrossEntropyResult cross_entropy(float* logits, const int32_t* labels, int64_t r
       }
       float max = row[0];
       for (int64_t i = 1; i < vocab; ++i) max = row[i] > max ? row[i] : max;
+      const float target = row[labels[r]];
+      // One fp32 exp per element (kept for the gradient), summed in fp64.
       double sum = 0.0;
-      for (int64_t i = 0; i < vocab; ++i) sum += std::exp(static_cast<double>(row[i]) - max);
-      const double lse = max + std::log(sum);
-      row_loss[r] = lse - row[labels[r]];
       if (grad) {
-        for (int64_t i = 0; i < vocab; ++i) row[i] = static_cast<float>(std::exp(row[i] - lse) * inv_count);
+        for (int64_t i = 0; i < vocab; ++i) sum += (row[i] = std::exp(row[i] - max));
+      } else {
+        for (int64_t i = 0; i < vocab; ++i) sum += std::exp(row[i] - max);
+      }
+      const double lse = max + std::log(sum);
+      row_loss[r] = lse - target;
+      if (grad) {
+        const float k = static_cast<float>(inv_count / sum);  // softmax / count
+        for (int64_t i = 0; i < vocab; ++i) row[i] *= k;
         row[labels[r]] -= static_cast<float>(inv_count);
       }
     }
