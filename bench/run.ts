@@ -3,10 +3,11 @@
 import { runGemm } from './suites/gemm.js';
 import { runLora } from './suites/lora.js';
 import { runNf4 } from './suites/nf4.js';
+import { runStep } from './suites/step.js';
 import { printRows, type Row } from './table.js';
 
 type Suite = (o: { reps: number; quick: boolean; mode?: string }) => Promise<{ rows: Row[]; notes: string[] }>;
-const SUITES: Record<string, Suite> = { gemm: runGemm, nf4: runNf4, lora: runLora };
+const SUITES: Record<string, Suite> = { gemm: runGemm, nf4: runNf4, lora: runLora, step: runStep };
 
 async function main(argv: string[]): Promise<number> {
   const json = argv.includes('--json');

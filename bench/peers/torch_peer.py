@@ -10,6 +10,9 @@ Jobs:
       bitsandbytes.functional.dequantize_4bit of an [n, k] NF4 matrix to fp32.
   {"op": "lora", "m", "inp", "out", "r", "dtype", "reps", "threads"} and {"op": "linear", ...}
       forward + backward of x @ W.T (+ s * (x @ A.T) @ B.T) with W frozen, x and A, B requiring grad.
+  {"op": "peft_step", "model_dir", "gguf", "batch", "seq", "r", "dtype", "reps", "threads"}
+      transformers + PEFT LoRA training step (all seven projections, AdamW) on the model loaded from
+      the GGUF (dequantized to fp32; bf16 via autocast); also reports peak RSS.
 """
 import json
 import statistics
@@ -36,7 +39,7 @@ def main():
     torch.set_num_threads(job.get("threads", 2))
     torch.manual_seed(0)
     reps = job.get("reps", 7)
-    dt = {"bf16": torch.bfloat16, "f32": torch.float32}[job.get("dtype", "f32")]
+    dt = {"bf16": torch.bfloat16, "f32": torch.float32, "fp32": torch.float32}[job.get("dtype", "f32")]
     op = job["op"]
     if op == "matmul":
         m, n, k = job["m"], job["n"], job["k"]
@@ -78,6 +81,30 @@ def main():
                 b.grad = None
 
         out = {"seconds": timed(step, reps)}
+    elif op == "peft_step":
+        import resource
+
+        from peft import LoraConfig, get_peft_model
+        from transformers import AutoModelForCausalLM
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        base = AutoModelForCausalLM.from_pretrained(job["model_dir"], gguf_file=job["gguf"], dtype=torch.float32)
+        targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+        model = get_peft_model(base, LoraConfig(r=job["r"], lora_alpha=2 * job["r"], lora_dropout=0.0, target_modules=targets))
+        model.train()
+        opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+        ids = (torch.arange(job["batch"] * job["seq"]) * 7919 % 49152).reshape(job["batch"], job["seq"])
+        bf16 = job.get("dtype") == "bf16"
+
+        def step():
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                loss = model(input_ids=ids, labels=ids).loss
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+
+        out = {"seconds": timed(step, reps), "peak_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024}
     else:
         raise SystemExit(f"unknown op {op}")
     out["torch"] = torch.__version__
