@@ -97,9 +97,9 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
       const int64_t n = t[0].numel();
       float *g = f32(0, n), *u = f32(1, n), *a = f32(2, n);
       float *dg = fwd ? nullptr : f32(3, n), *du = fwd ? nullptr : f32(4, n);
-      work = [=] {
-        if (fwd) swiglu_forward(g, u, n, a);
-        else swiglu_backward(g, u, a, n, dg, du);
+      work = [=, &pool_ = *pool] {
+        if (fwd) swiglu_forward(g, u, n, a, pool_);
+        else swiglu_backward(g, u, a, n, dg, du, pool_);
       };
     } else if (name == "cross_entropy") {
       const int64_t rows = option_int(o, "rows", 1, 1, int64_t{1} << 40), vocab = option_int(o, "vocab", 1, 1, int64_t{1} << 30);

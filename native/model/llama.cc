@@ -7,6 +7,7 @@
 #include "../ops/lora_linear.h"
 #include "../ops/rmsnorm.h"
 #include "../ops/rope.h"
+#include "../ops/swiglu.h"
 
 namespace tk {
 namespace {
@@ -74,10 +75,7 @@ void llama_forward(const LlamaConfig& c, const LlamaWeights& w, const int32_t* t
     rmsnorm_forward(x.data(), L.ffn_norm, n, c.dim, c.eps, h.data(), pool);
     linear(h.data(), n, c.dim, L.gate, gate.data(), 0.0f, isa, pool, lora, slot(kGate));
     linear(h.data(), n, c.dim, L.up, up.data(), 0.0f, isa, pool, lora, slot(kUp));
-    for (int64_t i = 0; i < n * c.ffn; ++i) {  // SwiGLU: silu(gate) * up
-      const float g = gate[i];
-      gate[i] = g / (1.0f + std::exp(-g)) * up[i];
-    }
+    swiglu_forward(gate.data(), up.data(), n * c.ffn, gate.data(), pool);  // silu(gate) * up, in place
     linear(gate.data(), n, c.ffn, L.down, x.data(), 1.0f, isa, pool, lora, slot(kDown));  // residual: x += mlp·Wdᵀ
   }
   if (cache) {  // only the next-token distribution is needed

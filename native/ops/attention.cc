@@ -20,9 +20,11 @@ void head_gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, boo
   gemm(g, isa, pool);
 }
 
-// Row-wise causal softmax of S [n, total] in place: query t sees keys 0..offset+t.
-void causal_softmax(float* s, int64_t n, int64_t total, int64_t offset) {
-  for (int64_t t = 0; t < n; ++t) {
+// Row-wise causal softmax of S [n, total] in place: query t sees keys 0..offset+t. Rows split
+// across the pool (each row is independent).
+void causal_softmax(float* s, int64_t n, int64_t total, int64_t offset, ThreadPool& pool) {
+  const int tasks = n * total < 8192 ? 1 : pool.size();
+  pool.run(tasks, [&](int task) { for (int64_t t = n * task / tasks; t < n * (task + 1) / tasks; ++t) {
     float* row = s + t * total;
     const int64_t last = offset + t;
     float max = -INFINITY;
@@ -32,7 +34,7 @@ void causal_softmax(float* s, int64_t n, int64_t total, int64_t offset) {
     const float inv = static_cast<float>(1.0 / sum);
     for (int64_t j = 0; j <= last; ++j) row[j] *= inv;
     for (int64_t j = last + 1; j < total; ++j) row[j] = 0.0f;
-  }
+  } });
 }
 
 }  // namespace
@@ -47,7 +49,7 @@ void attention_causal_forward(const float* q, const float* k, const float* v, in
     const int64_t g = h / group;
     head_gemm(n, total, head_dim, q + h * head_dim, ldq, false, k + g * head_dim, ldkv, true, s.data(), total, scale,
               0.0f, isa, pool);
-    causal_softmax(s.data(), n, total, offset);
+    causal_softmax(s.data(), n, total, offset, pool);
     head_gemm(n, head_dim, total, s.data(), total, false, v + g * head_dim, ldkv, false, out + h * head_dim, ldq, 1.0f,
               0.0f, isa, pool);
   }
@@ -68,7 +70,7 @@ void attention_causal_backward(const float* q, const float* k, const float* v, c
     const float* vg = v + g * head_dim;
     const float* doh = dout + h * head_dim;
     head_gemm(n, n, head_dim, qh, ldq, false, kg, ldkv, true, p.data(), n, scale, 0.0f, isa, pool);  // P = softmax(S)
-    causal_softmax(p.data(), n, n, 0);
+    causal_softmax(p.data(), n, n, 0, pool);
     head_gemm(n, n, head_dim, doh, ldq, false, vg, ldkv, true, dp.data(), n, 1.0f, 0.0f, isa, pool);  // dP = dO·Vᵀ
     for (int64_t t = 0; t < n; ++t) {  // dS = P ⊙ (dP − rowsum(P ⊙ dP)), times the score scale
       float* pr = p.data() + t * n;

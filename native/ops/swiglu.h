@@ -3,9 +3,11 @@
 #pragma once
 #include <cstdint>
 
+#include "../core/thread_pool.h"
+
 namespace tk {
 
-void swiglu_forward(const float* g, const float* u, int64_t n, float* a);
-void swiglu_backward(const float* g, const float* u, const float* da, int64_t n, float* dg, float* du);
+void swiglu_forward(const float* g, const float* u, int64_t n, float* a, ThreadPool& pool);
+void swiglu_backward(const float* g, const float* u, const float* da, int64_t n, float* dg, float* du, ThreadPool& pool);
 
 }  // namespace tk
