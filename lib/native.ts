@@ -75,6 +75,8 @@ export interface NativeLlamaConfig {
   eps: number;
   ropeTheta: number;
   tiedEmbeddings: boolean;
+  /** GGUF checkpoints pair (2i, 2i+1); Hugging Face ones rotate halves (default true). */
+  interleavedRope?: boolean;
 }
 
 export interface NativeLlamaSession {

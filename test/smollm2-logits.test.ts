@@ -81,5 +81,5 @@ it('names what is missing in a model file', async () => {
   const err = await loadModel(tiny).catch((e) => e);
   expect(err).toBeInstanceOf(TunekitError);
   expect(err.message).toMatch(/tiny\.gguf: metadata llama\.embedding_length is missing/);
-  await expect(loadModel('/nonexistent/model.gguf')).rejects.toThrow('Expected a GGUF model file at /nonexistent/model.gguf');
+  await expect(loadModel('/nonexistent/model.gguf')).rejects.toThrow('Expected a GGUF model file or a Hugging Face folder at /nonexistent/model.gguf');
 });

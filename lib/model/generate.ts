@@ -76,9 +76,10 @@ export function pickToken(logits: Float32Array, seen: Set<number>, o: z.output<t
 }
 
 export async function* generate(
-  model: NativeLlamaModel, tokenizer: TextTokenizer, prompt: string | ArrayLike<number>, options: GenerateOptions = {},
+  model: NativeLlamaModel, tokenizer: TextTokenizer | null, prompt: string | ArrayLike<number>, options: GenerateOptions = {},
 ): AsyncGenerator<GenerateStep> {
   const o = parseOptions(GenerateOptions, options, 'generate');
+  if (!tokenizer) throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', 'This model has no tokenizer, so it cannot generate text');
   const promptIds = typeof prompt === 'string' ? tokenizer.encode(prompt) : Array.from(prompt);
   if (promptIds.length === 0) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', 'Expected a non-empty prompt');
   const maxTokens = o.maxTokens ?? 128;

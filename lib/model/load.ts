@@ -9,6 +9,8 @@ import { openGguf } from '../gguf/read.js';
 import { native, type NativeLlamaConfig, type NativeLlamaModel } from '../native.js';
 import { Tensor } from '../tensor.js';
 import { tokenizerFromGguf, type TextTokenizer } from '../tokenizer/gguf.js';
+import { tokenizerFromFolder } from '../tokenizer/hf.js';
+import { loadHfFolder } from './hf.js';
 import { Weights } from '../weights.js';
 import { z } from 'zod';
 import { parseOptions } from '../validate.js';
@@ -52,7 +54,8 @@ export interface ModelConfig extends NativeLlamaConfig {
 
 export interface Model {
   readonly config: ModelConfig;
-  readonly tokenizer: TextTokenizer;
+  /** Null for a folder without tokenizer.json (then prompts must be token ids). */
+  readonly tokenizer: TextTokenizer | null;
   /** Logits [tokens, vocab] for one sequence of token ids (positions 0..n-1). */
   logits(tokenIds: ArrayLike<number>): Promise<Tensor<'f32'>>;
   /** Streams a continuation of the prompt (text or token ids), piece by piece, using a KV cache. */
@@ -106,12 +109,31 @@ function llamaConfig(metadata: Map<string, GgufValue>, file: string, hasOutput: 
   };
 }
 
-/** Loads a GGUF model (architecture `llama`) with its tokenizer. */
-export async function loadModel(path: string): Promise<Model> {
+const LoadOptions = z
+  .object({
+    quantize: z.enum(['nf4', 'bf16', 'q8_0']).optional().describe('Hugging Face folders: store the projection matrices as NF4 (QLoRA), bf16 or Q8_0; GGUF quants stay as they are'),
+  })
+  .strict();
+export type LoadOptions = z.input<typeof LoadOptions>;
+
+/**
+ * Loads a model: a GGUF file (architecture `llama`) or a Hugging Face folder (LlamaForCausalLM,
+ * MistralForCausalLM), with its tokenizer when it has one.
+ */
+export async function loadModel(path: string, options: LoadOptions = {}): Promise<Model> {
+  const o = parseOptions(LoadOptions, options, 'loadModel');
+  let isDir = false;
   try {
-    if (!(await stat(path)).isFile()) throw new Error('not a file');
+    isDir = (await stat(path)).isDirectory();
   } catch {
-    throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `Expected a GGUF model file at ${path}`);
+    throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `Expected a GGUF model file or a Hugging Face folder at ${path}`);
+  }
+  if (isDir) {
+    const hf = await loadHfFolder(path, o.quantize);
+    const tokenizer = await tokenizerFromFolder(path);
+    const handles = Object.fromEntries(Object.entries(hf.tensors).map(([k, v]) => [k, v.handle]));
+    const model: NativeLlamaModel = callNative(() => new native.LlamaModel(hf.config, handles));
+    return wrapModel({ ...hf.config, architecture: hf.architecture }, tokenizer, model);
   }
   const gguf = await openGguf(path);
   try {
@@ -124,6 +146,13 @@ export async function loadModel(path: string): Promise<Model> {
     const handles: Record<string, Tensor['handle'] | Weights['handle']> = {};
     for (const name of gguf.tensors.keys()) handles[name] = (await gguf.read(name)).handle;
     const model: NativeLlamaModel = callNative(() => new native.LlamaModel(config, handles));
+    return wrapModel(config, tokenizer, model);
+  } finally {
+    await gguf.close();
+  }
+}
+
+function wrapModel(config: ModelConfig, tokenizer: TextTokenizer | null, model: NativeLlamaModel): Model {
     return {
       config,
       tokenizer,
@@ -164,7 +193,4 @@ export async function loadModel(path: string): Promise<Model> {
         return text;
       },
     };
-  } finally {
-    await gguf.close();
-  }
 }

@@ -181,6 +181,7 @@ class AddonLlama : public Napi::ObjectWrap<AddonLlama> {
       c.vocab = option_int(cfg, "vocab", 0, 1, kMax);
       c.eps = static_cast<float>(option_number(cfg, "eps", 1e-5));
       c.rope_theta = static_cast<float>(option_number(cfg, "ropeTheta", 10000.0));
+      c.interleaved_rope = option_bool(cfg, "interleavedRope", true);
       check_arg(c.heads % c.kv_heads == 0, "Expected heads divisible by kvHeads");
       check_arg(c.head_dim % 2 == 0, "Expected an even headDim");
       const bool tied = option_bool(cfg, "tiedEmbeddings", false);

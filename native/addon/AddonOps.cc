@@ -73,10 +73,10 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
       need(2);
       float* x = f32(0, n * heads * hd);
       int32_t* pos = i32(1, n);
-      const bool fwd = name == "rope_forward";
+      const bool fwd = name == "rope_forward", interleaved = option_bool(o, "interleaved", true);
       work = [=] {
-        if (fwd) rope_interleaved_forward(x, n, heads, hd, pos, theta);
-        else rope_interleaved_backward(x, n, heads, hd, pos, theta);
+        if (fwd) rope_forward(x, n, heads, hd, pos, theta, interleaved);
+        else rope_backward(x, n, heads, hd, pos, theta, interleaved);
       };
     } else if (name == "attention_forward" || name == "attention_backward") {
       const int64_t n = option_int(o, "tokens", 1, 1, 1 << 20), hq = option_int(o, "qHeads", 1, 1, 4096),

@@ -68,8 +68,8 @@ void llama_forward(const LlamaConfig& c, const LlamaWeights& w, const int32_t* t
     linear(h.data(), n, c.dim, L.q, q.data(), 0.0f, isa, pool, lora, slot(kQ));
     linear(h.data(), n, c.dim, L.k, k, 0.0f, isa, pool, lora, slot(kK));
     linear(h.data(), n, c.dim, L.v, v, 0.0f, isa, pool, lora, slot(kV));
-    rope_interleaved_forward(q.data(), n, c.heads, c.head_dim, positions.data(), c.rope_theta);
-    rope_interleaved_forward(k, n, c.kv_heads, c.head_dim, positions.data(), c.rope_theta);
+    rope_forward(q.data(), n, c.heads, c.head_dim, positions.data(), c.rope_theta, c.interleaved_rope);
+    rope_forward(k, n, c.kv_heads, c.head_dim, positions.data(), c.rope_theta, c.interleaved_rope);
     attention_causal_forward(q.data(), kbuf, vbuf, n, offset, c.heads, c.kv_heads, c.head_dim, att.data(), isa, pool);
     linear(att.data(), n, qdim, L.o, x.data(), 1.0f, isa, pool, lora, slot(kO));  // residual: x += attn·Woᵀ
     rmsnorm_forward(x.data(), L.ffn_norm, n, c.dim, c.eps, h.data(), pool);

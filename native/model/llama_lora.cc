@@ -121,8 +121,8 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
     project(ctx, slots[kQ], s.h1.data(), n, L.q, s.q.data(), s.t[kQ]);
     project(ctx, slots[kK], s.h1.data(), n, L.k, s.k.data(), s.t[kK]);
     project(ctx, slots[kV], s.h1.data(), n, L.v, s.v.data(), s.t[kV]);
-    rope_interleaved_forward(s.q.data(), n, c.heads, c.head_dim, positions.data(), c.rope_theta);
-    rope_interleaved_forward(s.k.data(), n, c.kv_heads, c.head_dim, positions.data(), c.rope_theta);
+    rope_forward(s.q.data(), n, c.heads, c.head_dim, positions.data(), c.rope_theta, c.interleaved_rope);
+    rope_forward(s.k.data(), n, c.kv_heads, c.head_dim, positions.data(), c.rope_theta, c.interleaved_rope);
     attend(s.q.data(), s.k.data(), s.v.data(), s.att.data());
     Buf o(n * c.dim);
     project(ctx, slots[kO], s.att.data(), n, L.o, o.data(), s.t[kO]);
@@ -184,8 +184,8 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
                                 datt.data() + b * seq * qdim, seq, c.heads, c.kv_heads, c.head_dim,
                                 dq.data() + b * seq * qdim, dk.data() + b * seq * kvdim, dv.data() + b * seq * kvdim,
                                 ctx.isa, ctx.pool);
-    rope_interleaved_backward(dq.data(), n, c.heads, c.head_dim, positions.data(), c.rope_theta);
-    rope_interleaved_backward(dk.data(), n, c.kv_heads, c.head_dim, positions.data(), c.rope_theta);
+    rope_backward(dq.data(), n, c.heads, c.head_dim, positions.data(), c.rope_theta, c.interleaved_rope);
+    rope_backward(dk.data(), n, c.kv_heads, c.head_dim, positions.data(), c.rope_theta, c.interleaved_rope);
     project_back(ctx, slots[kQ], s.h1.data(), dq.data(), n, L.q, s.t[kQ], dh1.data(), false);
     project_back(ctx, slots[kK], s.h1.data(), dk.data(), n, L.k, s.t[kK], dh1.data(), true);
     project_back(ctx, slots[kV], s.h1.data(), dv.data(), n, L.v, s.t[kV], dh1.data(), true);

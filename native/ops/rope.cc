@@ -8,7 +8,7 @@ namespace tk {
 namespace {
 
 void rotate(float* x, int64_t tokens, int64_t heads, int64_t head_dim, const int32_t* positions, float theta,
-            float direction) {
+            float direction, bool interleaved) {
   const int64_t half = head_dim / 2;
   std::vector<float> inv_freq(static_cast<size_t>(half));
   for (int64_t i = 0; i < half; ++i)
@@ -19,10 +19,12 @@ void rotate(float* x, int64_t tokens, int64_t heads, int64_t head_dim, const int
       const float angle = pos * inv_freq[i];
       const float c = std::cos(angle), s = direction * std::sin(angle);
       for (int64_t h = 0; h < heads; ++h) {
-        float* p = x + (t * heads + h) * head_dim + 2 * i;
-        const float a = p[0], b = p[1];
-        p[0] = a * c - b * s;
-        p[1] = a * s + b * c;
+        float* head = x + (t * heads + h) * head_dim;
+        float* p0 = interleaved ? head + 2 * i : head + i;
+        float* p1 = interleaved ? head + 2 * i + 1 : head + i + half;
+        const float a = *p0, b = *p1;
+        *p0 = a * c - b * s;
+        *p1 = a * s + b * c;
       }
     }
   }
@@ -30,14 +32,14 @@ void rotate(float* x, int64_t tokens, int64_t heads, int64_t head_dim, const int
 
 }  // namespace
 
-void rope_interleaved_forward(float* x, int64_t tokens, int64_t heads, int64_t head_dim, const int32_t* positions,
-                              float theta) {
-  rotate(x, tokens, heads, head_dim, positions, theta, 1.0f);
+void rope_forward(float* x, int64_t tokens, int64_t heads, int64_t head_dim, const int32_t* positions, float theta,
+                  bool interleaved) {
+  rotate(x, tokens, heads, head_dim, positions, theta, 1.0f, interleaved);
 }
 
-void rope_interleaved_backward(float* dy, int64_t tokens, int64_t heads, int64_t head_dim, const int32_t* positions,
-                               float theta) {
-  rotate(dy, tokens, heads, head_dim, positions, theta, -1.0f);
+void rope_backward(float* dy, int64_t tokens, int64_t heads, int64_t head_dim, const int32_t* positions, float theta,
+                   bool interleaved) {
+  rotate(dy, tokens, heads, head_dim, positions, theta, -1.0f, interleaved);
 }
 
 }  // namespace tk

@@ -1,0 +1,112 @@
+// Loading a Hugging Face folder (config.json, *.safetensors incl. a sharded index, tokenizer.json)
+// of the Llama family (LlamaForCausalLM, MistralForCausalLM) into the engine's tensor names.
+// Matrices stay in their stored dtype (f32/bf16/f16) or are quantized at load (NF4 for QLoRA,
+// bf16, Q8_0); norm weights become f32.
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { TunekitError } from '../errors.js';
+import type { NativeLlamaConfig } from '../native.js';
+import { openSafetensors } from '../safetensors/read.js';
+import { Tensor } from '../tensor.js';
+import { quantizeWeights, Weights, type WeightFormat } from '../weights.js';
+
+const SUPPORTED = ['LlamaForCausalLM', 'MistralForCausalLM'];
+
+export interface HfLoaded {
+  architecture: string;
+  config: NativeLlamaConfig;
+  tensors: Record<string, Tensor | Weights>;
+}
+
+function f32Of(t: Tensor): Tensor<'f32'> {
+  if (t.dtype === 'f32') return t as Tensor<'f32'>;
+  const out = Tensor.zeros('f32', t.shape);
+  const src = t.data as Uint16Array;
+  if (t.dtype === 'bf16') {
+    const bits = new Uint32Array(out.handle.buffer);
+    for (let i = 0; i < src.length; i++) bits[i] = src[i]! << 16;
+  } else if (t.dtype === 'f16') {
+    for (let i = 0; i < src.length; i++) {
+      const h = src[i]!, s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, f = h & 0x3ff;
+      out.data[i] = e === 0 ? s * f * 2 ** -24 : e === 31 ? (f ? NaN : s * Infinity) : s * (1 + f / 1024) * 2 ** (e - 15);
+    }
+  } else {
+    throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `Expected a floating-point weight but received ${t.dtype}`);
+  }
+  return out;
+}
+
+export async function loadHfFolder(dir: string, quantize?: WeightFormat): Promise<HfLoaded> {
+  const configFile = join(dir, 'config.json');
+  if (!existsSync(configFile)) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${dir}: no config.json (expected a Hugging Face model folder)`);
+  let cfg: Record<string, unknown>;
+  try {
+    cfg = JSON.parse(await readFile(configFile, 'utf8'));
+  } catch (e) {
+    throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${configFile}: invalid JSON (${(e as Error).message})`);
+  }
+  const arch = (cfg.architectures as string[] | undefined)?.[0] ?? String(cfg.model_type);
+  if (!SUPPORTED.includes(arch)) {
+    throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${configFile}: architecture ${arch} is not supported yet; tunekit loads ${SUPPORTED.join(', ')}`);
+  }
+  const int = (key: string, fallback?: number): number => {
+    const v = cfg[key] ?? fallback;
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${configFile}: expected a positive integer ${key} but found ${JSON.stringify(v)}`);
+    return v;
+  };
+  const scaling = cfg.rope_scaling as { rope_type?: string; type?: string } | null | undefined;
+  const ropeParams = cfg.rope_parameters as { rope_theta?: number; rope_type?: string } | undefined;
+  const ropeType = scaling?.rope_type ?? scaling?.type ?? ropeParams?.rope_type ?? 'default';
+  if (ropeType !== 'default') throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${configFile}: RoPE scaling "${ropeType}" is not supported yet`);
+  if (cfg.attention_bias === true || cfg.mlp_bias === true) throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${configFile}: attention/MLP biases are not supported yet`);
+  const dim = int('hidden_size'), heads = int('num_attention_heads');
+  const config: NativeLlamaConfig = {
+    dim,
+    layers: int('num_hidden_layers'),
+    ffn: int('intermediate_size'),
+    heads,
+    kvHeads: int('num_key_value_heads', heads),
+    headDim: int('head_dim', dim / heads),
+    vocab: int('vocab_size'),
+    eps: typeof cfg.rms_norm_eps === 'number' ? cfg.rms_norm_eps : 1e-6,
+    ropeTheta: (cfg.rope_theta as number | undefined) ?? ropeParams?.rope_theta ?? 10000,
+    tiedEmbeddings: cfg.tie_word_embeddings === true,
+    interleavedRope: false,
+  };
+  const reader = await openSafetensors(dir);
+  const tensors: Record<string, Tensor | Weights> = {};
+  try {
+    const qd = config.heads * config.headDim, kvd = config.kvHeads * config.headDim;
+    const want: [string, string, number[]][] = [['model.embed_tokens.weight', 'token_embd.weight', [config.vocab, dim]], ['model.norm.weight', 'output_norm.weight', [dim]]];
+    if (!config.tiedEmbeddings) want.push(['lm_head.weight', 'output.weight', [config.vocab, dim]]);
+    for (let i = 0; i < config.layers; i++) {
+      const p = `model.layers.${i}.`, q = `blk.${i}.`;
+      want.push(
+        [`${p}input_layernorm.weight`, `${q}attn_norm.weight`, [dim]],
+        [`${p}self_attn.q_proj.weight`, `${q}attn_q.weight`, [qd, dim]],
+        [`${p}self_attn.k_proj.weight`, `${q}attn_k.weight`, [kvd, dim]],
+        [`${p}self_attn.v_proj.weight`, `${q}attn_v.weight`, [kvd, dim]],
+        [`${p}self_attn.o_proj.weight`, `${q}attn_output.weight`, [dim, qd]],
+        [`${p}post_attention_layernorm.weight`, `${q}ffn_norm.weight`, [dim]],
+        [`${p}mlp.gate_proj.weight`, `${q}ffn_gate.weight`, [config.ffn, dim]],
+        [`${p}mlp.up_proj.weight`, `${q}ffn_up.weight`, [config.ffn, dim]],
+        [`${p}mlp.down_proj.weight`, `${q}ffn_down.weight`, [dim, config.ffn]],
+      );
+    }
+    for (const [hf, ours, shape] of want) {
+      if (!reader.has(hf)) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${dir}: missing tensor ${hf}`);
+      const info = reader.info(hf);
+      if (info.shape.join() !== shape.join()) {
+        throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${dir}: tensor ${hf} has shape [${info.shape.join(', ')}] but config.json implies [${shape.join(', ')}]`);
+      }
+      const t = await reader.read(hf);
+      if (shape.length === 1) tensors[ours] = f32Of(t);
+      else if (quantize && quantize !== t.dtype && ours !== 'token_embd.weight') tensors[ours] = await quantizeWeights(f32Of(t), { format: quantize });
+      else tensors[ours] = t.dtype === 'f32' || t.dtype === 'bf16' || t.dtype === 'f16' ? t : f32Of(t);
+    }
+  } finally {
+    await reader.close();
+  }
+  return { architecture: arch, config, tensors };
+}

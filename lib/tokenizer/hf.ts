@@ -1,0 +1,54 @@
+// A tokenizer from a Hugging Face folder: tokenizer.json (+ tokenizer_config.json for special
+// tokens and the chat template), run by @huggingface/tokenizers and @huggingface/jinja.
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Template } from '@huggingface/jinja';
+import { Tokenizer } from '@huggingface/tokenizers';
+import { TunekitError } from '../errors.js';
+import type { TextTokenizer } from './gguf.js';
+
+function tokenText(v: unknown): string | null {
+  if (typeof v === 'string') return v;
+  if (v && typeof v === 'object' && typeof (v as { content?: unknown }).content === 'string') return (v as { content: string }).content;
+  return null;
+}
+
+/** The folder's tokenizer, or null when it has no tokenizer.json. */
+export async function tokenizerFromFolder(dir: string): Promise<TextTokenizer | null> {
+  const file = join(dir, 'tokenizer.json');
+  if (!existsSync(file)) return null;
+  let json: Record<string, unknown>, config: Record<string, unknown> = {};
+  try {
+    json = JSON.parse(await readFile(file, 'utf8'));
+    const cfgFile = join(dir, 'tokenizer_config.json');
+    if (existsSync(cfgFile)) config = JSON.parse(await readFile(cfgFile, 'utf8'));
+  } catch (e) {
+    throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${dir}: tokenizer files are not valid JSON (${(e as Error).message})`);
+  }
+  const tokenizer = new Tokenizer(json, config);
+  const vocab = (json.model as { vocab?: Record<string, number> } | undefined)?.vocab ?? {};
+  const added = (json.added_tokens as { id: number; content: string }[] | undefined) ?? [];
+  const idOf = (t: string | null) => (t === null ? null : (vocab[t] ?? added.find((a) => a.content === t)?.id ?? null));
+  const special = { bos: tokenText(config.bos_token), eos: tokenText(config.eos_token), pad: tokenText(config.pad_token), unk: tokenText(config.unk_token) };
+  const template = typeof config.chat_template === 'string' ? new Template(config.chat_template) : null;
+  return {
+    vocabSize: Math.max(Object.keys(vocab).length, ...added.map((a) => a.id + 1)),
+    bosToken: special.bos,
+    eosToken: special.eos,
+    padToken: special.pad,
+    unkToken: special.unk,
+    eosTokenId: idOf(special.eos),
+    encode(text, options = {}) {
+      return tokenizer.encode(text, { add_special_tokens: options.addSpecialTokens !== false }).ids;
+    },
+    decode(ids, options = {}) {
+      if (ids.length === 0) return '';
+      return tokenizer.decode(ids, { skip_special_tokens: options.skipSpecialTokens ?? false });
+    },
+    applyChatTemplate(messages, options = {}) {
+      if (!template) throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${dir}: tokenizer_config.json has no chat_template`);
+      return template.render({ messages, add_generation_prompt: options.addGenerationPrompt ?? false, bos_token: special.bos ?? '', eos_token: special.eos ?? '' });
+    },
+  };
+}

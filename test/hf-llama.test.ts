@@ -1,0 +1,78 @@
+// A Hugging Face folder (tiny random Llama from test/reference/make_tiny_llama.py: hidden 40,
+// 5 heads, 1 KV head, vocabulary 1001): logits against transformers, the LoRA step (all seven
+// projections, q/k included) against PEFT, NF4/bf16 quantization at load, and bad folders.
+import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadModel, openSafetensors, Tensor, TunekitError, writeSafetensors } from '../lib/index.js';
+
+const dir = fileURLToPath(new URL('./reference/fixtures/tiny-llama/', import.meta.url));
+const work = mkdtempSync(join(tmpdir(), 'tunekit-hf-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+async function expected() {
+  const r = await openSafetensors(join(dir, 'expected.safetensors'));
+  const all: Record<string, Tensor> = {};
+  for (const n of r.names()) all[n] = await r.read(n);
+  await r.close();
+  return all;
+}
+
+function relErr(a: ArrayLike<number>, b: ArrayLike<number>) {
+  let worst = 0, scale = 1e-30;
+  for (let i = 0; i < b.length; i++) {
+    worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+    scale = Math.max(scale, Math.abs(b[i]!));
+  }
+  return worst / scale;
+}
+
+describe('Hugging Face Llama folder', () => {
+  it('gives transformers logits (fp32 < 1e-4, bf16 < 2e-2, NF4 close)', async () => {
+    const fx = await expected();
+    const ids = [...fx.ids!.data] as number[];
+    const m = await loadModel(dir);
+    expect(m.config).toMatchObject({ dim: 40, heads: 5, kvHeads: 1, vocab: 1001, headDim: 8, tiedEmbeddings: false, interleavedRope: false });
+    expect(m.tokenizer).toBeNull();
+    const first = await m.logits(ids.slice(0, 12)), second = await m.logits(ids.slice(12));
+    expect(relErr(first.data, fx.logits!.data)).toBeLessThan(1e-4);
+    expect(relErr(second.data, fx.logits1!.data)).toBeLessThan(1e-4);
+    const bf16 = await loadModel(dir, { quantize: 'bf16' });
+    expect(relErr((await bf16.logits(ids.slice(0, 12))).data, fx.logits!.data)).toBeLessThan(2e-2);
+    const nf4 = await loadModel(dir, { quantize: 'nf4' });
+    expect(relErr((await nf4.logits(ids.slice(0, 12))).data, fx.logits!.data)).toBeLessThan(0.25);
+  });
+
+  it('trains LoRA on all seven projections exactly as PEFT', async () => {
+    const fx = await expected();
+    const m = await loadModel(dir);
+    m.addLora({ r: 3, alpha: 6 });
+    const names = Object.keys(m.loraTensors());
+    expect(names).toHaveLength(2 * 7 * 2);
+    m.setLoraTensors(Object.fromEntries(names.map((n) => [n, fx[n] as Tensor<'f32'>])));
+    const ids = [...fx.ids!.data] as number[], labels = [...fx.labels!.data] as number[];
+    const step = await m.trainStep({ inputIds: [ids.slice(0, 12), ids.slice(12)], labels: [labels.slice(0, 12), labels.slice(12)] });
+    expect(Math.abs(step.loss - fx.loss!.data[0]!)).toBeLessThan(1e-5);
+    const grads = m.loraTensors('grads');
+    for (const n of names) expect(relErr(grads[n]!.data, fx[`${n}.grad`]!.data), n).toBeLessThan(1e-4);
+  });
+
+  it('names what is wrong with a folder', async () => {
+    const bad = join(work, 'gpt2');
+    rmSync(bad, { recursive: true, force: true });
+    (await import('node:fs')).mkdirSync(bad);
+    writeFileSync(join(bad, 'config.json'), JSON.stringify({ architectures: ['GPT2LMHeadModel'] }));
+    await expect(loadModel(bad)).rejects.toThrow(/architecture GPT2LMHeadModel is not supported yet/);
+    const missing = join(work, 'missing');
+    (await import('node:fs')).mkdirSync(missing, { recursive: true });
+    copyFileSync(join(dir, 'config.json'), join(missing, 'config.json'));
+    await writeSafetensors(join(missing, 'model.safetensors'), { 'model.embed_tokens.weight': Tensor.zeros('f32', [1001, 40]) });
+    const err = await loadModel(missing).catch((e) => e);
+    expect(err).toBeInstanceOf(TunekitError);
+    expect(err.message).toMatch(/missing tensor model\.norm\.weight/);
+    await writeSafetensors(join(missing, 'model.safetensors'), { 'model.embed_tokens.weight': Tensor.zeros('f32', [1000, 40]) });
+    await expect(loadModel(missing)).rejects.toThrow('tensor model.embed_tokens.weight has shape [1000, 40] but config.json implies [1001, 40]');
+  });
+});
