@@ -76,3 +76,18 @@ describe('Hugging Face Llama folder', () => {
     await expect(loadModel(missing)).rejects.toThrow('tensor model.embed_tokens.weight has shape [1000, 40] but config.json implies [1001, 40]');
   });
 });
+
+describe('Hugging Face Qwen2 folder (q/k/v biases, tied embeddings)', () => {
+  it('gives transformers logits', async () => {
+    const q = fileURLToPath(new URL('./reference/fixtures/tiny-qwen2/', import.meta.url));
+    const r = await openSafetensors(join(q, 'expected.safetensors'));
+    const ids = [...(await r.read('ids')).data] as number[], logits = (await r.read('logits')).data;
+    await r.close();
+    const m = await loadModel(q);
+    expect(m.config).toMatchObject({ architecture: 'Qwen2ForCausalLM', qkvBias: true, tiedEmbeddings: true, ropeTheta: 1000000 });
+    expect(relErr((await m.logits(ids)).data, logits)).toBeLessThan(1e-4);
+    m.addLora({ r: 2 });
+    const step = await m.trainStep({ inputIds: [ids], labels: [ids] });
+    expect(Number.isFinite(step.loss) && step.gradNorm > 0).toBe(true);
+  });
+});

@@ -1,5 +1,7 @@
 // Loading a Hugging Face folder (config.json, *.safetensors incl. a sharded index, tokenizer.json)
-// of the Llama family (LlamaForCausalLM, MistralForCausalLM) into the engine's tensor names.
+// of the Llama family (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM with its q/k/v
+// biases) into the engine's tensor names. Mistral's sliding window is not applied: sequences must
+// stay within it (4096 tokens for Mistral 7B).
 // Matrices stay in their stored dtype (f32/bf16/f16) or are quantized at load (NF4 for QLoRA,
 // bf16, Q8_0); norm weights become f32.
 import { existsSync } from 'node:fs';
@@ -11,7 +13,7 @@ import { openSafetensors } from '../safetensors/read.js';
 import { Tensor } from '../tensor.js';
 import { quantizeWeights, Weights, type WeightFormat } from '../weights.js';
 
-const SUPPORTED = ['LlamaForCausalLM', 'MistralForCausalLM'];
+const SUPPORTED = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM'];
 
 export interface HfLoaded {
   architecture: string;
@@ -59,7 +61,9 @@ export async function loadHfFolder(dir: string, quantize?: WeightFormat): Promis
   const ropeParams = cfg.rope_parameters as { rope_theta?: number; rope_type?: string } | undefined;
   const ropeType = scaling?.rope_type ?? scaling?.type ?? ropeParams?.rope_type ?? 'default';
   if (ropeType !== 'default') throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${configFile}: RoPE scaling "${ropeType}" is not supported yet`);
-  if (cfg.attention_bias === true || cfg.mlp_bias === true) throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${configFile}: attention/MLP biases are not supported yet`);
+  // Qwen2 always has q/k/v biases; Llama may declare attention_bias (q/k/v and o: o's is not supported).
+  const qkvBias = arch === 'Qwen2ForCausalLM';
+  if (cfg.attention_bias === true || cfg.mlp_bias === true) throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${configFile}: attention_bias/mlp_bias are not supported yet`);
   const dim = int('hidden_size'), heads = int('num_attention_heads');
   const config: NativeLlamaConfig = {
     dim,
@@ -73,6 +77,7 @@ export async function loadHfFolder(dir: string, quantize?: WeightFormat): Promis
     ropeTheta: (cfg.rope_theta as number | undefined) ?? ropeParams?.rope_theta ?? 10000,
     tiedEmbeddings: cfg.tie_word_embeddings === true,
     interleavedRope: false,
+    qkvBias,
   };
   const reader = await openSafetensors(dir);
   const tensors: Record<string, Tensor | Weights> = {};
@@ -87,6 +92,13 @@ export async function loadHfFolder(dir: string, quantize?: WeightFormat): Promis
         [`${p}self_attn.q_proj.weight`, `${q}attn_q.weight`, [qd, dim]],
         [`${p}self_attn.k_proj.weight`, `${q}attn_k.weight`, [kvd, dim]],
         [`${p}self_attn.v_proj.weight`, `${q}attn_v.weight`, [kvd, dim]],
+        ...(qkvBias
+          ? ([
+              [`${p}self_attn.q_proj.bias`, `${q}attn_q.bias`, [qd]],
+              [`${p}self_attn.k_proj.bias`, `${q}attn_k.bias`, [kvd]],
+              [`${p}self_attn.v_proj.bias`, `${q}attn_v.bias`, [kvd]],
+            ] as [string, string, number[]][])
+          : []),
         [`${p}self_attn.o_proj.weight`, `${q}attn_output.weight`, [dim, qd]],
         [`${p}post_attention_layernorm.weight`, `${q}ffn_norm.weight`, [dim]],
         [`${p}mlp.gate_proj.weight`, `${q}ffn_gate.weight`, [config.ffn, dim]],

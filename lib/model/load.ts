@@ -118,7 +118,7 @@ export type LoadOptions = z.input<typeof LoadOptions>;
 
 /**
  * Loads a model: a GGUF file (architecture `llama`) or a Hugging Face folder (LlamaForCausalLM,
- * MistralForCausalLM), with its tokenizer when it has one.
+ * MistralForCausalLM, Qwen2ForCausalLM), with its tokenizer when it has one.
  */
 export async function loadModel(path: string, options: LoadOptions = {}): Promise<Model> {
   const o = parseOptions(LoadOptions, options, 'loadModel');

@@ -185,6 +185,7 @@ class AddonLlama : public Napi::ObjectWrap<AddonLlama> {
       check_arg(c.heads % c.kv_heads == 0, "Expected heads divisible by kvHeads");
       check_arg(c.head_dim % 2 == 0, "Expected an even headDim");
       const bool tied = option_bool(cfg, "tiedEmbeddings", false);
+      const bool qkv_bias = option_bool(cfg, "qkvBias", false);
 
       auto matrix = [&](const std::string& name, int64_t rows, int64_t cols) -> WeightView {
         Napi::Value v = tensors.Get(name);
@@ -219,6 +220,11 @@ class AddonLlama : public Napi::ObjectWrap<AddonLlama> {
         L.q = matrix(p + "attn_q.weight", qdim, c.dim);
         L.k = matrix(p + "attn_k.weight", kvdim, c.dim);
         L.v = matrix(p + "attn_v.weight", kvdim, c.dim);
+        if (qkv_bias) {
+          L.q_bias = vector(p + "attn_q.bias", qdim);
+          L.k_bias = vector(p + "attn_k.bias", kvdim);
+          L.v_bias = vector(p + "attn_v.bias", kvdim);
+        }
         L.o = matrix(p + "attn_output.weight", c.dim, qdim);
         L.ffn_norm = vector(p + "ffn_norm.weight", c.dim);
         L.gate = matrix(p + "ffn_gate.weight", c.ffn, c.dim);

@@ -22,6 +22,9 @@ struct LlamaConfig {
 struct LlamaLayer {
   const float* attn_norm = nullptr;  // [dim]
   WeightView q, k, v, o;             // [heads*hd, dim], [kv*hd, dim], [kv*hd, dim], [dim, heads*hd]
+  const float* q_bias = nullptr;     // Qwen2: biases of q, k, v (frozen); null for Llama
+  const float* k_bias = nullptr;
+  const float* v_bias = nullptr;
   const float* ffn_norm = nullptr;   // [dim]
   WeightView gate, up, down;         // [ffn, dim], [ffn, dim], [dim, ffn]
 };
@@ -46,6 +49,9 @@ struct LlamaLora {
   std::vector<std::array<LoraSlot, kProjections>> layers;
   std::vector<float> params, grads;  // flat: every on-slot's A [r, in] then B [out, r]
 };
+
+// y [n, dim] += bias [dim] on every row (no-op for a null bias).
+void add_bias(float* y, const float* bias, int64_t n, int64_t dim);
 
 // Keys and values of the tokens seen so far, per layer, for incremental decoding.
 struct LlamaCache {

@@ -121,6 +121,9 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
     project(ctx, slots[kQ], s.h1.data(), n, L.q, s.q.data(), s.t[kQ]);
     project(ctx, slots[kK], s.h1.data(), n, L.k, s.k.data(), s.t[kK]);
     project(ctx, slots[kV], s.h1.data(), n, L.v, s.v.data(), s.t[kV]);
+    add_bias(s.q.data(), L.q_bias, n, qdim);  // frozen biases: no gradient of their own
+    add_bias(s.k.data(), L.k_bias, n, kvdim);
+    add_bias(s.v.data(), L.v_bias, n, kvdim);
     rope_forward(s.q.data(), n, c.heads, c.head_dim, positions.data(), c.rope_theta, c.interleaved_rope);
     rope_forward(s.k.data(), n, c.kv_heads, c.head_dim, positions.data(), c.rope_theta, c.interleaved_rope);
     attend(s.q.data(), s.k.data(), s.v.data(), s.att.data());

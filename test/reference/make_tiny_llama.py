@@ -60,5 +60,27 @@ def main() -> None:
     print("loss", loss.item())
 
 
+def qwen2() -> None:
+    """A tiny random Qwen2 (q/k/v biases), with transformers' logits."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    out = os.path.join(os.path.dirname(__file__), "fixtures", "tiny-qwen2")
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=1001, hidden_size=48, intermediate_size=64, num_hidden_layers=2, num_attention_heads=6,
+                         num_key_value_heads=2, max_position_embeddings=64, rms_norm_eps=1e-6, rope_theta=1000000.0,
+                         tie_word_embeddings=True)
+    model = Qwen2ForCausalLM(config).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias"):
+                p.copy_(0.5 * torch.randn(p.shape))
+    model.save_pretrained(out, safe_serialization=True)
+    ids = torch.randint(0, 1001, (1, 10), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        logits = model(ids).logits[0]
+    save_file({"ids": ids[0].to(torch.int32), "logits": logits.contiguous()}, os.path.join(out, "expected.safetensors"))
+
+
 if __name__ == "__main__":
     main()
+    qwen2()
