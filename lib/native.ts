@@ -93,6 +93,8 @@ export interface NativeLlamaModel {
   createSession(capacity?: number): NativeLlamaSession;
   addLora(options: { r?: number; alpha?: number; rslora?: boolean; targets?: string[]; layers?: number[]; seed?: number }): number;
   loraTensors(which?: 'params' | 'grads'): Record<string, NativeTensor>;
+  enableFullTraining(): number;
+  fullTensors(which?: 'params' | 'grads'): Record<string, NativeTensor>;
   setLoraTensors(tensors: Record<string, NativeTensor>): void;
   trainStep(tokens: NativeTensor, labels: NativeTensor, options?: { bf16?: boolean }): Promise<{ loss: number; tokens: number; gradNorm: number }>;
   optimizerStep(options: { lr?: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; maxGradNorm?: number }): {

@@ -91,3 +91,42 @@ describe('Hugging Face Qwen2 folder (q/k/v biases, tied embeddings)', () => {
     expect(Number.isFinite(step.loss) && step.gradNorm > 0).toBe(true);
   });
 });
+
+describe('full fine-tuning', () => {
+  const HF: Record<string, string> = {
+    'token_embd.weight': 'model.embed_tokens.weight', 'output_norm.weight': 'model.norm.weight', 'output.weight': 'lm_head.weight',
+  };
+  const PER_LAYER: Record<string, string> = {
+    'attn_norm.weight': 'input_layernorm.weight', 'ffn_norm.weight': 'post_attention_layernorm.weight',
+    'attn_q.weight': 'self_attn.q_proj.weight', 'attn_k.weight': 'self_attn.k_proj.weight', 'attn_v.weight': 'self_attn.v_proj.weight',
+    'attn_output.weight': 'self_attn.o_proj.weight', 'ffn_gate.weight': 'mlp.gate_proj.weight', 'ffn_up.weight': 'mlp.up_proj.weight',
+    'ffn_down.weight': 'mlp.down_proj.weight',
+  };
+  const hfName = (ours: string) => {
+    const m = /^blk\.(\d+)\.(.+)$/.exec(ours);
+    return m ? `model.layers.${m[1]}.${PER_LAYER[m[2]!]}` : HF[ours]!;
+  };
+
+  it('gives every weight the gradient transformers gives, and AdamW moves them', async () => {
+    const r = await openSafetensors(join(dir, 'expected_full.safetensors'));
+    const fx = await expected();
+    const m = await loadModel(dir);
+    const count = m.enableFullTraining();
+    const names = Object.keys(m.fullTensors());
+    expect(names).toHaveLength(3 + 2 * 9);
+    expect(count).toBe(names.reduce((a, n) => a + m.fullTensors()[n]!.numel, 0));
+    const ids = [...fx.ids!.data] as number[], labels = [...fx.labels!.data] as number[];
+    const step = await m.trainStep({ inputIds: [ids.slice(0, 12), ids.slice(12)], labels: [labels.slice(0, 12), labels.slice(12)] });
+    expect(Math.abs(step.loss - (await r.read('loss')).data[0]!)).toBeLessThan(1e-5);
+    const grads = m.fullTensors('grads');
+    for (const n of names) expect(relErr(grads[n]!.data, (await r.read(`grad.${hfName(n)}`)).data), n).toBeLessThan(1e-4);
+    const before = m.fullTensors()['blk.0.attn_q.weight']!.data.slice();
+    m.optimizerStep({ lr: 1e-2 });
+    const after = m.fullTensors()['blk.0.attn_q.weight']!.data;
+    expect(after.some((v, i) => v !== before[i])).toBe(true);
+    expect(Object.keys(m.loraTensors())).toHaveLength(0);
+    const loss2 = (await m.trainStep({ inputIds: [ids.slice(0, 12), ids.slice(12)], labels: [labels.slice(0, 12), labels.slice(12)] })).loss;
+    expect(loss2).toBeLessThan(step.loss);
+    await r.close();
+  });
+});

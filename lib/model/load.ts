@@ -68,6 +68,14 @@ export interface Model {
    */
   addLora(options?: LoraOptionsInput): number;
   /**
+   * Full fine-tuning: every weight becomes a trainable fp32 tensor (quantized weights are
+   * dequantized; frozen Qwen2 biases stay frozen); trainStep/optimizerStep then update them all.
+   * Returns the number of trainable parameters. LoRA adapters are dropped.
+   */
+  enableFullTraining(): number;
+  /** The trainable weights (or their gradients) under GGUF-style names, as copies. */
+  fullTensors(which?: 'params' | 'grads'): Record<string, Tensor<'f32'>>;
+  /**
    * Forward + backward on equal-length sequences (labels as transformers: -100 is ignored, the
    * shift happens inside); gradients accumulate until optimizerStep. bf16 runs the projections and
    * LM head as bf16 GEMMs with fp32 accumulation.
@@ -179,6 +187,13 @@ function wrapModel(config: ModelConfig, tokenizer: TextTokenizer | null, model: 
       optimizerStep(options = {}) {
         const o = parseOptions(OptimizerOptions, options, 'optimizerStep');
         return callNative(() => model.optimizerStep(o));
+      },
+      enableFullTraining() {
+        return callNative(() => model.enableFullTraining());
+      },
+      fullTensors(which = 'params') {
+        const raw = callNative(() => model.fullTensors(which));
+        return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, new Tensor(v) as Tensor<'f32'>]));
       },
       loraTensors(which = 'params') {
         const raw = callNative(() => model.loraTensors(which));

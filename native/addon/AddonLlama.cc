@@ -28,6 +28,7 @@ struct LlamaState {
   LlamaWeights weights;
   std::vector<BOperand> matrices;  // keeps every matrix's memory alive
   std::vector<Tensor> vectors;     // and every norm weight's
+  std::vector<std::shared_ptr<const void>> owners;  // what else the views point into
 };
 
 // Checks a 1-D i32 token tensor against the vocabulary; returns its length.
@@ -161,7 +162,9 @@ class AddonLlama : public Napi::ObjectWrap<AddonLlama> {
                         InstanceMethod<&AddonLlama::lora_tensors>("loraTensors"),
                         InstanceMethod<&AddonLlama::set_lora_tensors>("setLoraTensors"),
                         InstanceMethod<&AddonLlama::train_step>("trainStep"),
-                        InstanceMethod<&AddonLlama::optimizer_step>("optimizerStep")});
+                        InstanceMethod<&AddonLlama::optimizer_step>("optimizerStep"),
+                        InstanceMethod<&AddonLlama::enable_full_training>("enableFullTraining"),
+                        InstanceMethod<&AddonLlama::full_tensors>("fullTensors")});
   }
 
   explicit AddonLlama(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AddonLlama>(info) {
@@ -478,6 +481,100 @@ class AddonLlama : public Napi::ObjectWrap<AddonLlama> {
       Napi::Object out = Napi::Object::New(info.Env());
       out.Set("gradNorm", norm);
       out.Set("step", static_cast<double>(lora_->step));
+      return out;
+    });
+  }
+
+  // enableFullTraining(): every weight becomes a trainable fp32 slice of one flat buffer (with
+  // gradients and AdamW state of the same size); LoRA adapters are dropped. Returns the count.
+  Napi::Value enable_full_training(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      check_arg(!lora_ || !lora_->busy, "Expected no training call running");
+      const LlamaConfig& c = state_->config;
+      const LlamaWeights& old = state_->weights;
+      auto ls = std::make_shared<LoraState>();
+      LlamaLora& L = ls->lora;
+      FullTraining& F = L.full;
+      F.on = true;
+      L.layers.resize(c.layers);  // every LoRA slot off
+      int64_t total = 0;
+      auto take = [&](int64_t size) { const int64_t at = total; total += size; return at; };
+      const bool tied = old.lm_head.data == old.embed.data;
+      F.embed = take(c.vocab * c.dim);
+      F.out_norm = take(c.dim);
+      F.lm_head = tied ? -1 : take(c.vocab * c.dim);
+      F.layers.resize(c.layers);
+      for (int64_t li = 0; li < c.layers; ++li) {
+        F.layers[li].attn_norm = take(c.dim);
+        F.layers[li].ffn_norm = take(c.dim);
+        for (int p = 0; p < kProjections; ++p) {
+          const WeightView& w = projection(old.layers[li], p);
+          F.layers[li].proj[p] = take(w.rows * w.cols);
+        }
+      }
+      L.params.assign(static_cast<size_t>(total), 0.0f);
+      L.grads.assign(static_cast<size_t>(total), 0.0f);
+      ls->m.assign(static_cast<size_t>(total), 0.0f);
+      ls->v.assign(static_cast<size_t>(total), 0.0f);
+      float* P = L.params.data();
+      auto dense = [&](const WeightView& w, int64_t at) {  // decode into the buffer, return an f32 view
+        for (int64_t r = 0; r < w.rows; ++r) w.decode(r, 0, w.cols, P + at + r * w.cols);
+        WeightView v;
+        v.format = WeightFormat::F32, v.rows = w.rows, v.cols = w.cols, v.ld = w.cols, v.data = P + at;
+        return v;
+      };
+      auto vec = [&](const float* src, int64_t at) {
+        std::copy(src, src + c.dim, P + at);
+        return static_cast<const float*>(P + at);
+      };
+      auto next = std::make_shared<LlamaState>();
+      next->config = c;
+      next->owners = {state_, ls};  // biases still point into the old state
+      LlamaWeights& W = next->weights;
+      W.embed = dense(old.embed, F.embed);
+      W.out_norm = vec(old.out_norm, F.out_norm);
+      W.lm_head = tied ? W.embed : dense(old.lm_head, F.lm_head);
+      for (int64_t li = 0; li < c.layers; ++li) {
+        LlamaLayer n = old.layers[li];
+        n.attn_norm = vec(old.layers[li].attn_norm, F.layers[li].attn_norm);
+        n.ffn_norm = vec(old.layers[li].ffn_norm, F.layers[li].ffn_norm);
+        WeightView* views[kProjections] = {&n.q, &n.k, &n.v, &n.o, &n.gate, &n.up, &n.down};
+        for (int p = 0; p < kProjections; ++p) *views[p] = dense(projection(old.layers[li], p), F.layers[li].proj[p]);
+        W.layers.push_back(n);
+      }
+      state_ = std::move(next);
+      lora_ = std::move(ls);
+      return Napi::Number::New(info.Env(), static_cast<double>(total));
+    });
+  }
+
+  // fullTensors(which = 'params' | 'grads') -> {"token_embd.weight": Tensor, "blk.N.attn_q.weight", ...} (copies)
+  Napi::Value full_tensors(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      check_arg(lora_ && lora_->lora.full.on, "Expected enableFullTraining() before fullTensors()");
+      const std::string which = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "params";
+      check_arg(which == "params" || which == "grads", "Expected 'params' or 'grads'");
+      const std::vector<float>& src = which == "params" ? lora_->lora.params : lora_->lora.grads;
+      const FullTraining& F = lora_->lora.full;
+      const LlamaConfig& c = state_->config;
+      Napi::Object out = Napi::Object::New(info.Env());
+      auto put = [&](const std::string& name, int64_t at, std::vector<int64_t> shape) {
+        Tensor t = Tensor::zeros(Dtype::F32, shape);
+        std::copy(src.begin() + at, src.begin() + at + t.numel(), t.data<float>());
+        out.Set(name, AddonTensor::wrap(info.Env(), t));
+      };
+      put("token_embd.weight", F.embed, {c.vocab, c.dim});
+      put("output_norm.weight", F.out_norm, {c.dim});
+      if (F.lm_head >= 0) put("output.weight", F.lm_head, {c.vocab, c.dim});
+      for (int64_t li = 0; li < c.layers; ++li) {
+        const std::string p = "blk." + std::to_string(li) + ".";
+        put(p + "attn_norm.weight", F.layers[li].attn_norm, {c.dim});
+        put(p + "ffn_norm.weight", F.layers[li].ffn_norm, {c.dim});
+        for (int k = 0; k < kProjections; ++k) {
+          const WeightView& w = projection(state_->weights.layers[li], k);
+          put(p + kGgufNames[k] + ".weight", F.layers[li].proj[k], {w.rows, w.cols});
+        }
+      }
       return out;
     });
   }

@@ -45,9 +45,22 @@ struct LoraSlot {
   int64_t a_offset = 0, b_offset = 0;  // into the flat parameter / gradient vectors
 };
 
+// Full fine-tuning: every weight is an fp32 slice of LlamaLora::params (the model's views point
+// there), and these are the offsets of each one's gradient in LlamaLora::grads.
+struct FullTraining {
+  bool on = false;
+  int64_t embed = 0, out_norm = 0, lm_head = -1;  // lm_head -1: tied to the embedding
+  struct Layer {
+    int64_t attn_norm = 0, ffn_norm = 0;
+    std::array<int64_t, kProjections> proj{};
+  };
+  std::vector<Layer> layers;
+};
+
 struct LlamaLora {
   std::vector<std::array<LoraSlot, kProjections>> layers;
-  std::vector<float> params, grads;  // flat: every on-slot's A [r, in] then B [out, r]
+  std::vector<float> params, grads;  // flat: every on-slot's A [r, in] then B [out, r] (or all weights)
+  FullTraining full;
 };
 
 // y [n, dim] += bias [dim] on every row (no-op for a null bias).

@@ -60,10 +60,19 @@ void project(const Ctx& ctx, const LoraSlot& s, const float* x, int64_t n, const
   gemm(g, ctx.isa, ctx.pool);
 }
 
-// dx (+)= dy·W (+ LoRA), adding the adapter's gradients into lora.grads.
+// dx (+)= dy·W (+ LoRA), adding the adapter's gradients into lora.grads; with full fine-tuning
+// also dW += dyᵀ·x into `dw`.
 void project_back(const Ctx& ctx, const LoraSlot& s, const float* x, const float* dy, int64_t n, const WeightView& w,
-                  const Buf& t, float* dx, bool accumulate) {
+                  const Buf& t, float* dx, bool accumulate, float* dw = nullptr) {
   const int64_t in = w.cols;
+  if (dw) {
+    GemmArgs g;
+    g.m = w.rows, g.n = in, g.k = n;
+    g.a.data = dy, g.a.ld = w.rows, g.a.trans = true;
+    g.b.data = x, g.b.ld = in;
+    g.c = dw, g.ldc = in, g.beta = 1.0f, g.bf16 = ctx.bf16;
+    gemm(g, ctx.isa, ctx.pool);
+  }
   Buf tmp;
   float* target = dx;
   if (accumulate) {
@@ -87,6 +96,11 @@ void project_back(const Ctx& ctx, const LoraSlot& s, const float* x, const float
   }
   if (accumulate)
     for (int64_t i = 0; i < n * in; ++i) dx[i] += tmp[i];
+}
+
+// Gradient slice of a weight in full fine-tuning, or null.
+float* full_grad(const Ctx& ctx, int64_t offset) {
+  return ctx.lora.full.on && offset >= 0 ? ctx.lora.grads.data() + offset : nullptr;
 }
 
 struct LayerSaved {
@@ -165,23 +179,34 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
     g.c = dh.data(), g.ldc = c.dim, g.bf16 = ctx.bf16;
     gemm(g, ctx.isa, ctx.pool);
   }
-  rmsnorm_backward(x.data(), w.out_norm, dh.data(), n, c.dim, c.eps, dx.data(), nullptr, ctx.pool);
+  const FullTraining& full = ctx.lora.full;
+  if (full.on) {  // LM head: dHead += dlogitsᵀ·hf (into the embedding when tied)
+    GemmArgs g;
+    g.m = c.vocab, g.n = c.dim, g.k = n;
+    g.a.data = logits.data(), g.a.ld = c.vocab, g.a.trans = true;
+    g.b.data = hf.data(), g.b.ld = c.dim;
+    g.c = full_grad(ctx, full.lm_head >= 0 ? full.lm_head : full.embed), g.ldc = c.dim, g.beta = 1.0f, g.bf16 = ctx.bf16;
+    gemm(g, ctx.isa, ctx.pool);
+  }
+  rmsnorm_backward(x.data(), w.out_norm, dh.data(), n, c.dim, c.eps, dx.data(), full_grad(ctx, full.out_norm), ctx.pool);
   for (size_t li = w.layers.size(); li-- > 0;) {
     const LlamaLayer& L = w.layers[li];
     const auto& slots = ctx.lora.layers[li];
     LayerSaved& s = saved[li];
+    auto dW = [&](LlamaProjection p) { return full.on ? full_grad(ctx, full.layers[li].proj[p]) : nullptr; };
     // MLP: x_out = x_mid + down(swiglu(gate(h2), up(h2))).
     Buf da(n * c.ffn), dg(n * c.ffn), du(n * c.ffn), dh2(n * c.dim);
-    project_back(ctx, slots[kDown], s.a.data(), dx.data(), n, L.down, s.t[kDown], da.data(), false);
+    project_back(ctx, slots[kDown], s.a.data(), dx.data(), n, L.down, s.t[kDown], da.data(), false, dW(kDown));
     swiglu_backward(s.g.data(), s.u.data(), da.data(), n * c.ffn, dg.data(), du.data(), ctx.pool);
-    project_back(ctx, slots[kGate], s.h2.data(), dg.data(), n, L.gate, s.t[kGate], dh2.data(), false);
-    project_back(ctx, slots[kUp], s.h2.data(), du.data(), n, L.up, s.t[kUp], dh2.data(), true);
+    project_back(ctx, slots[kGate], s.h2.data(), dg.data(), n, L.gate, s.t[kGate], dh2.data(), false, dW(kGate));
+    project_back(ctx, slots[kUp], s.h2.data(), du.data(), n, L.up, s.t[kUp], dh2.data(), true, dW(kUp));
     Buf dmid(n * c.dim);
-    rmsnorm_backward(s.x_mid.data(), L.ffn_norm, dh2.data(), n, c.dim, c.eps, dmid.data(), nullptr, ctx.pool);
+    rmsnorm_backward(s.x_mid.data(), L.ffn_norm, dh2.data(), n, c.dim, c.eps, dmid.data(),
+                     full.on ? full_grad(ctx, full.layers[li].ffn_norm) : nullptr, ctx.pool);
     for (int64_t i = 0; i < n * c.dim; ++i) dmid[i] += dx[i];
     // Attention: x_mid = x_in + o(attn(rope(q(h1)), rope(k(h1)), v(h1))).
     Buf datt(n * qdim), dq(n * qdim), dk(n * kvdim), dv(n * kvdim), dh1(n * c.dim);
-    project_back(ctx, slots[kO], s.att.data(), dmid.data(), n, L.o, s.t[kO], datt.data(), false);
+    project_back(ctx, slots[kO], s.att.data(), dmid.data(), n, L.o, s.t[kO], datt.data(), false, dW(kO));
     for (int64_t b = 0; b < batch; ++b)
       attention_causal_backward(s.q.data() + b * seq * qdim, s.k.data() + b * seq * kvdim, s.v.data() + b * seq * kvdim,
                                 datt.data() + b * seq * qdim, seq, c.heads, c.kv_heads, c.head_dim,
@@ -189,11 +214,17 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
                                 ctx.isa, ctx.pool);
     rope_backward(dq.data(), n, c.heads, c.head_dim, positions.data(), c.rope_theta, c.interleaved_rope);
     rope_backward(dk.data(), n, c.kv_heads, c.head_dim, positions.data(), c.rope_theta, c.interleaved_rope);
-    project_back(ctx, slots[kQ], s.h1.data(), dq.data(), n, L.q, s.t[kQ], dh1.data(), false);
-    project_back(ctx, slots[kK], s.h1.data(), dk.data(), n, L.k, s.t[kK], dh1.data(), true);
-    project_back(ctx, slots[kV], s.h1.data(), dv.data(), n, L.v, s.t[kV], dh1.data(), true);
-    rmsnorm_backward(s.x_in.data(), L.attn_norm, dh1.data(), n, c.dim, c.eps, dx.data(), nullptr, ctx.pool);
+    project_back(ctx, slots[kQ], s.h1.data(), dq.data(), n, L.q, s.t[kQ], dh1.data(), false, dW(kQ));
+    project_back(ctx, slots[kK], s.h1.data(), dk.data(), n, L.k, s.t[kK], dh1.data(), true, dW(kK));
+    project_back(ctx, slots[kV], s.h1.data(), dv.data(), n, L.v, s.t[kV], dh1.data(), true, dW(kV));
+    rmsnorm_backward(s.x_in.data(), L.attn_norm, dh1.data(), n, c.dim, c.eps, dx.data(),
+                     full.on ? full_grad(ctx, full.layers[li].attn_norm) : nullptr, ctx.pool);
     for (int64_t i = 0; i < n * c.dim; ++i) dx[i] += dmid[i];
+  }
+  if (full.on) {  // embedding rows: dE[token] += dx[t]
+    float* de = full_grad(ctx, full.embed);
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t i = 0; i < c.dim; ++i) de[static_cast<int64_t>(tokens[t]) * c.dim + i] += dx[t * c.dim + i];
   }
   return ce;
 }

@@ -81,6 +81,23 @@ def qwen2() -> None:
     save_file({"ids": ids[0].to(torch.int32), "logits": logits.contiguous()}, os.path.join(out, "expected.safetensors"))
 
 
+def full_ft() -> None:
+    """Full fine-tuning gradients of every weight of the tiny Llama (same batch), by HF name."""
+    model = LlamaForCausalLM.from_pretrained(OUT, dtype=torch.float32)
+    model.train()
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, 1001, (2, 12), generator=g)
+    labels = ids.clone()
+    labels[0, :4] = -100
+    loss = model(input_ids=ids, labels=labels).loss
+    loss.backward()
+    tensors = {"loss": loss.detach().reshape(1)}
+    for name, p in model.named_parameters():
+        tensors[f"grad.{name}"] = p.grad.detach().clone()
+    save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(OUT, "expected_full.safetensors"))
+
+
 if __name__ == "__main__":
     main()
     qwen2()
+    full_ft()
