@@ -96,7 +96,7 @@ export interface NativeLlamaModel {
   enableFullTraining(): number;
   fullTensors(which?: 'params' | 'grads'): Record<string, NativeTensor>;
   setLoraTensors(tensors: Record<string, NativeTensor>): void;
-  trainStep(tokens: NativeTensor, labels: NativeTensor, options?: { bf16?: boolean }): Promise<{ loss: number; tokens: number; gradNorm: number }>;
+  trainStep(tokens: NativeTensor, labels: NativeTensor, options?: { bf16?: boolean; checkpoint?: boolean }): Promise<{ loss: number; tokens: number; gradNorm: number }>;
   optimizerStep(options: { lr?: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; maxGradNorm?: number }): {
     gradNorm: number;
     step: number;

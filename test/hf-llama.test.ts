@@ -130,3 +130,20 @@ describe('full fine-tuning', () => {
     await r.close();
   });
 });
+
+describe('activation checkpointing', () => {
+  it('recomputes layers in the backward and gives bit-identical gradients', async () => {
+    const fx = await expected();
+    const ids = [...fx.ids!.data] as number[], labels = [...fx.labels!.data] as number[];
+    const batch = { inputIds: [ids.slice(0, 12), ids.slice(12)], labels: [labels.slice(0, 12), labels.slice(12)] };
+    const grads = [];
+    for (const checkpoint of [false, true]) {
+      const m = await loadModel(dir);
+      m.enableFullTraining();
+      const step = await m.trainStep(batch, { checkpoint });
+      grads.push({ loss: step.loss, g: m.fullTensors('grads') });
+    }
+    expect(grads[1]!.loss).toBe(grads[0]!.loss);
+    for (const [name, t] of Object.entries(grads[0]!.g)) expect(Buffer.from(grads[1]!.g[name]!.bytes).equals(Buffer.from(t.bytes)), name).toBe(true);
+  });
+});

@@ -80,7 +80,7 @@ export interface Model {
    * shift happens inside); gradients accumulate until optimizerStep. bf16 runs the projections and
    * LM head as bf16 GEMMs with fp32 accumulation.
    */
-  trainStep(batch: { inputIds: number[][]; labels: number[][] }, options?: { bf16?: boolean }): Promise<{ loss: number; tokens: number; gradNorm: number }>;
+  trainStep(batch: { inputIds: number[][]; labels: number[][] }, options?: { bf16?: boolean; checkpoint?: boolean }): Promise<{ loss: number; tokens: number; gradNorm: number }>;
   /** Clips (maxGradNorm), steps AdamW and zeroes the gradients. */
   optimizerStep(options?: OptimizerOptions): { gradNorm: number; step: number };
   /** The adapters (or their gradients) as tensors named blk.N.attn_q.lora_a [r, in] / .lora_b [out, r]. */
@@ -177,7 +177,14 @@ function wrapModel(config: ModelConfig, tokenizer: TextTokenizer | null, model: 
         return callNative(() => model.addLora(o));
       },
       async trainStep(batch, options = {}) {
-        const o = parseOptions(z.object({ bf16: z.boolean().optional().describe('bf16 GEMMs with fp32 accumulation') }).strict(), options, 'trainStep');
+        const o = parseOptions(
+          z.object({
+            bf16: z.boolean().optional().describe('bf16 GEMMs with fp32 accumulation'),
+            checkpoint: z.boolean().optional().describe('Activation checkpointing: recompute each layer in the backward to save memory'),
+          }).strict(),
+          options,
+          'trainStep',
+        );
         const ids = batchTensor(batch.inputIds, 'inputIds'), labels = batchTensor(batch.labels, 'labels');
         if (ids.shape[0] !== labels.shape[0] || ids.shape[1] !== labels.shape[1]) {
           throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `Expected labels shaped like inputIds [${ids.shape.join(', ')}] but received [${labels.shape.join(', ')}]`);

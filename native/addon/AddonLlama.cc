@@ -428,7 +428,9 @@ class AddonLlama : public Napi::ObjectWrap<AddonLlama> {
                   "Expected labels in [0, " + std::to_string(vocab) + ") or -100 but element " + std::to_string(i) +
                       " holds " + std::to_string(lab[i]));
       }
-      const bool bf16 = option_bool(options_arg(info, 2), "bf16", false);
+      const Napi::Object step_options = options_arg(info, 2);
+      const bool bf16 = option_bool(step_options, "bf16", false);
+      const bool checkpoint = option_bool(step_options, "checkpoint", false);
       auto guard = std::make_shared<BusyGuard>(lora_->busy, "trainStep()");
       auto state = state_;
       auto lora = lora_;
@@ -437,9 +439,9 @@ class AddonLlama : public Napi::ObjectWrap<AddonLlama> {
       auto result = std::make_shared<std::array<double, 3>>();
       return PromiseWorker::start(
           info.Env(),
-          [state, lora, pool, isa, tokens, labels, batch, n, result, guard, bf16] {
+          [state, lora, pool, isa, tokens, labels, batch, n, result, guard, bf16, checkpoint] {
             StepResult r = llama_lora_step(state->config, state->weights, lora->lora, tokens.data<int32_t>(),
-                                           labels.data<int32_t>(), batch, n, bf16, isa, *pool);
+                                           labels.data<int32_t>(), batch, n, bf16, checkpoint, isa, *pool);
             const auto& g = lora->lora.grads;
             (*result) = {r.loss, static_cast<double>(r.count), std::sqrt(sum_of_squares(g.data(), static_cast<int64_t>(g.size())))};
           },

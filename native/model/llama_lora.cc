@@ -23,6 +23,7 @@ struct Ctx {
   const LlamaConfig& c;
   LlamaLora& lora;
   bool bf16;
+  bool checkpoint;
   Isa isa;
   ThreadPool& pool;
 };
@@ -125,7 +126,8 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
   Buf x(n * c.dim);
   for (int64_t t = 0; t < n; ++t) w.embed.decode(tokens[t], 0, c.dim, x.data() + t * c.dim);
   std::vector<LayerSaved> saved(w.layers.size());
-  for (size_t li = 0; li < w.layers.size(); ++li) {
+  // One layer forward from x (updated in place), filling everything its backward needs.
+  auto layer_forward = [&](size_t li, Buf& x) {
     const LlamaLayer& L = w.layers[li];
     const auto& slots = ctx.lora.layers[li];
     LayerSaved& s = saved[li];
@@ -152,6 +154,15 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
     swiglu_forward(s.g.data(), s.u.data(), n * c.ffn, s.a.data(), ctx.pool);
     project(ctx, slots[kDown], s.a.data(), n, L.down, o.data(), s.t[kDown]);
     for (int64_t i = 0; i < n * c.dim; ++i) x[i] += o[i];
+  };
+  // With checkpointing a layer keeps only its input; the backward recomputes the rest.
+  auto drop = [](LayerSaved& s) {
+    for (Buf* b : {&s.h1, &s.q, &s.k, &s.v, &s.att, &s.x_mid, &s.h2, &s.g, &s.u, &s.a}) Buf().swap(*b);
+    for (Buf& t : s.t) Buf().swap(t);
+  };
+  for (size_t li = 0; li < w.layers.size(); ++li) {
+    layer_forward(li, x);
+    if (ctx.checkpoint) drop(saved[li]);
   }
   // Head and loss: in each sequence, position t predicts labels[t + 1].
   Buf hf(n * c.dim), logits(n * c.vocab);
@@ -193,6 +204,10 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
     const LlamaLayer& L = w.layers[li];
     const auto& slots = ctx.lora.layers[li];
     LayerSaved& s = saved[li];
+    if (ctx.checkpoint) {  // recompute this layer's activations from its saved input
+      Buf replay = s.x_in;
+      layer_forward(li, replay);
+    }
     auto dW = [&](LlamaProjection p) { return full.on ? full_grad(ctx, full.layers[li].proj[p]) : nullptr; };
     // MLP: x_out = x_mid + down(swiglu(gate(h2), up(h2))).
     Buf da(n * c.ffn), dg(n * c.ffn), du(n * c.ffn), dh2(n * c.dim);
@@ -220,6 +235,7 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
     rmsnorm_backward(s.x_in.data(), L.attn_norm, dh1.data(), n, c.dim, c.eps, dx.data(),
                      full.on ? full_grad(ctx, full.layers[li].attn_norm) : nullptr, ctx.pool);
     for (int64_t i = 0; i < n * c.dim; ++i) dx[i] += dmid[i];
+    if (ctx.checkpoint) drop(s);
   }
   if (full.on) {  // embedding rows: dE[token] += dx[t]
     float* de = full_grad(ctx, full.embed);
@@ -232,8 +248,9 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
 }  // namespace
 
 StepResult llama_lora_step(const LlamaConfig& cfg, const LlamaWeights& w, LlamaLora& lora, const int32_t* tokens,
-                           const int32_t* labels, int64_t batch, int64_t n, bool bf16, Isa isa, ThreadPool& pool) {
-  Ctx ctx{cfg, lora, bf16, isa, pool};
+                           const int32_t* labels, int64_t batch, int64_t n, bool bf16, bool checkpoint, Isa isa,
+                           ThreadPool& pool) {
+  Ctx ctx{cfg, lora, bf16, checkpoint, isa, pool};
   // The batch loss is the mean over every labelled token of every sequence.
   const CrossEntropyResult ce = batch_step(ctx, w, tokens, labels, batch, n);
 #ifdef __GLIBC__

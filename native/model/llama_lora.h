@@ -20,7 +20,10 @@ struct StepResult {
 };
 // bf16: the projections and the LM head run as bf16 GEMMs (fp32 accumulation, fp32 activations
 // and gradients between ops); attention, norms and the loss stay fp32.
+// checkpoint: keep only each layer's input and recompute the layer in the backward (activation
+// checkpointing): about one extra forward of compute for a fraction of the activation memory.
 StepResult llama_lora_step(const LlamaConfig& cfg, const LlamaWeights& w, LlamaLora& lora, const int32_t* tokens,
-                           const int32_t* labels, int64_t batch, int64_t n, bool bf16, Isa isa, ThreadPool& pool);
+                           const int32_t* labels, int64_t batch, int64_t n, bool bf16, bool checkpoint, Isa isa,
+                           ThreadPool& pool);
 
 }  // namespace tk
