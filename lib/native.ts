@@ -103,10 +103,25 @@ export interface NativeLlamaModel {
   };
 }
 
+export interface NativeGpt2Config {
+  dim: number;
+  layers: number;
+  heads: number;
+  vocab: number;
+  positions: number;
+  ffn: number;
+  eps: number;
+}
+
+export interface NativeGpt2Model {
+  logits(tokens: NativeTensor): Promise<NativeTensor>;
+}
+
 export interface NativeAddon {
   Tensor: new (dtype: NativeDtype, shape: number[]) => NativeTensor;
   Weights: new (spec: NativeWeightsSpec) => NativeWeights;
   LlamaModel: new (config: NativeLlamaConfig, tensors: Record<string, NativeTensor | NativeWeights>) => NativeLlamaModel;
+  Gpt2Model: new (config: NativeGpt2Config, tensors: Record<string, NativeTensor | NativeWeights>) => NativeGpt2Model;
   quantizeWeights(w: NativeTensor, options: { format: WeightFormat; blocksize?: number; doubleQuant?: boolean }): Promise<NativeWeights>;
   runtimeInfo(): NativeRuntimeInfo;
   setRuntimeOptions(options: { threads?: number; isa?: Isa }): void;

@@ -64,7 +64,8 @@ describe('Hugging Face Llama folder', () => {
     rmSync(bad, { recursive: true, force: true });
     (await import('node:fs')).mkdirSync(bad);
     writeFileSync(join(bad, 'config.json'), JSON.stringify({ architectures: ['GPT2LMHeadModel'] }));
-    await expect(loadModel(bad)).rejects.toThrow(/architecture GPT2LMHeadModel is not supported yet/);
+    writeFileSync(join(bad, 'config.json'), JSON.stringify({ architectures: ['BertModel'] }));
+    await expect(loadModel(bad)).rejects.toThrow(/architecture BertModel is not supported yet/);
     const missing = join(work, 'missing');
     (await import('node:fs')).mkdirSync(missing, { recursive: true });
     copyFileSync(join(dir, 'config.json'), join(missing, 'config.json'));
@@ -145,5 +146,19 @@ describe('activation checkpointing', () => {
     }
     expect(grads[1]!.loss).toBe(grads[0]!.loss);
     for (const [name, t] of Object.entries(grads[0]!.g)) expect(Buffer.from(grads[1]!.g[name]!.bytes).equals(Buffer.from(t.bytes)), name).toBe(true);
+  });
+});
+
+describe('Hugging Face GPT-2 folder', () => {
+  it('gives transformers logits, and says what it cannot do yet', async () => {
+    const g = fileURLToPath(new URL('./reference/fixtures/tiny-gpt2/', import.meta.url));
+    const r = await openSafetensors(join(g, 'expected.safetensors'));
+    const ids = [...(await r.read('ids')).data] as number[], logits = (await r.read('logits')).data;
+    await r.close();
+    const m = await loadModel(g);
+    expect(m.config).toMatchObject({ architecture: 'GPT2LMHeadModel', dim: 40, heads: 5, vocab: 1001 });
+    expect(relErr((await m.logits(ids)).data, logits)).toBeLessThan(1e-4);
+    expect(() => m.addLora()).toThrow('addLora is not supported for GPT-2 models yet');
+    await expect(m.logits(new Array(33).fill(1))).rejects.toThrow('Expected at most 32 tokens (the model\'s positions) but received 33');
   });
 });

@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TunekitError } from '../errors.js';
-import type { NativeLlamaConfig } from '../native.js';
+import type { NativeGpt2Config, NativeLlamaConfig } from '../native.js';
 import { openSafetensors } from '../safetensors/read.js';
 import { Tensor } from '../tensor.js';
 import { quantizeWeights, Weights, type WeightFormat } from '../weights.js';
@@ -39,7 +39,44 @@ function f32Of(t: Tensor): Tensor<'f32'> {
   return out;
 }
 
-export async function loadHfFolder(dir: string, quantize?: WeightFormat): Promise<HfLoaded> {
+export interface Gpt2Loaded {
+  architecture: 'GPT2LMHeadModel';
+  config: NativeGpt2Config;
+  tensors: Record<string, Tensor | Weights>;
+}
+
+/** GPT-2 folders: weights under their Hugging Face names (Conv1D matrices are [in, out]). */
+async function loadGpt2(dir: string, cfg: Record<string, unknown>, configFile: string, quantize?: WeightFormat): Promise<Gpt2Loaded> {
+  const get = (key: string, fallback?: number) => {
+    const v = cfg[key] ?? fallback;
+    if (typeof v !== 'number' || v <= 0) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${configFile}: expected a positive number ${key} but found ${JSON.stringify(v)}`);
+    return v;
+  };
+  const act = cfg.activation_function ?? 'gelu_new';
+  if (act !== 'gelu_new' && act !== 'gelu_pytorch_tanh') throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${configFile}: activation ${String(act)} is not supported yet`);
+  const dim = get('n_embd');
+  const config: NativeGpt2Config = {
+    dim, layers: get('n_layer'), heads: get('n_head'), vocab: get('vocab_size'), positions: get('n_positions'),
+    ffn: (cfg.n_inner as number | null | undefined) ?? 4 * dim, eps: get('layer_norm_epsilon', 1e-5),
+  };
+  const reader = await openSafetensors(dir);
+  const tensors: Record<string, Tensor | Weights> = {};
+  try {
+    for (const name of reader.names()) {
+      if (name.endsWith('.attn.bias') || name.endsWith('.attn.masked_bias')) continue;  // old causal-mask buffers
+      const t = await reader.read(name);
+      const matrix = t.shape.length === 2 && name !== 'transformer.wpe.weight';
+      if (!matrix) tensors[name] = f32Of(t);
+      else if (quantize && name !== 'transformer.wte.weight') tensors[name] = await quantizeWeights(f32Of(t), { format: quantize });
+      else tensors[name] = t;
+    }
+  } finally {
+    await reader.close();
+  }
+  return { architecture: 'GPT2LMHeadModel', config, tensors };
+}
+
+export async function loadHfFolder(dir: string, quantize?: WeightFormat): Promise<HfLoaded | Gpt2Loaded> {
   const configFile = join(dir, 'config.json');
   if (!existsSync(configFile)) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${dir}: no config.json (expected a Hugging Face model folder)`);
   let cfg: Record<string, unknown>;
@@ -49,6 +86,7 @@ export async function loadHfFolder(dir: string, quantize?: WeightFormat): Promis
     throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${configFile}: invalid JSON (${(e as Error).message})`);
   }
   const arch = (cfg.architectures as string[] | undefined)?.[0] ?? String(cfg.model_type);
+  if (arch === 'GPT2LMHeadModel') return loadGpt2(dir, cfg, configFile, quantize);
   if (!SUPPORTED.includes(arch)) {
     throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${configFile}: architecture ${arch} is not supported yet; tunekit loads ${SUPPORTED.join(', ')}`);
   }

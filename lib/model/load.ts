@@ -6,7 +6,7 @@ import { stat } from 'node:fs/promises';
 import { awaitNative, callNative, TunekitError } from '../errors.js';
 import type { GgufValue } from '../gguf/format.js';
 import { openGguf } from '../gguf/read.js';
-import { native, type NativeLlamaConfig, type NativeLlamaModel } from '../native.js';
+import { native, type NativeGpt2Config, type NativeLlamaConfig, type NativeLlamaModel } from '../native.js';
 import { Tensor } from '../tensor.js';
 import { tokenizerFromGguf, type TextTokenizer } from '../tokenizer/gguf.js';
 import { tokenizerFromFolder } from '../tokenizer/hf.js';
@@ -140,8 +140,9 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
     const hf = await loadHfFolder(path, o.quantize);
     const tokenizer = await tokenizerFromFolder(path);
     const handles = Object.fromEntries(Object.entries(hf.tensors).map(([k, v]) => [k, v.handle]));
-    const model: NativeLlamaModel = callNative(() => new native.LlamaModel(hf.config, handles));
-    return wrapModel({ ...hf.config, architecture: hf.architecture }, tokenizer, model);
+    if (hf.architecture === 'GPT2LMHeadModel') return gpt2Model(hf.config as NativeGpt2Config, tokenizer, handles);
+    const model: NativeLlamaModel = callNative(() => new native.LlamaModel(hf.config as NativeLlamaConfig, handles));
+    return wrapModel({ ...(hf.config as NativeLlamaConfig), architecture: hf.architecture }, tokenizer, model);
   }
   const gguf = await openGguf(path);
   try {
@@ -158,6 +159,35 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
   } finally {
     await gguf.close();
   }
+}
+
+/** GPT-2: logits now; training and generation come with its backward. */
+function gpt2Model(config: NativeGpt2Config, tokenizer: TextTokenizer | null, handles: Record<string, Tensor['handle'] | Weights['handle']>): Model {
+  const model = callNative(() => new native.Gpt2Model(config, handles));
+  const later = (what: string) => () => {
+    throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${what} is not supported for GPT-2 models yet`);
+  };
+  return {
+    config: {
+      architecture: 'GPT2LMHeadModel', dim: config.dim, layers: config.layers, ffn: config.ffn, heads: config.heads, kvHeads: config.heads,
+      headDim: config.dim / config.heads, vocab: config.vocab, eps: config.eps, ropeTheta: 0, tiedEmbeddings: true,
+    },
+    tokenizer,
+    native: undefined as unknown as NativeLlamaModel,
+    async logits(tokenIds) {
+      const ids = Tensor.from('i32', [tokenIds.length], tokenIds);
+      return new Tensor(await awaitNative(() => model.logits(ids.handle))) as Tensor<'f32'>;
+    },
+    generate: later('generate') as never,
+    generateText: later('generateText') as never,
+    addLora: later('addLora'),
+    trainStep: later('trainStep') as never,
+    optimizerStep: later('optimizerStep'),
+    enableFullTraining: later('enableFullTraining'),
+    fullTensors: later('fullTensors'),
+    loraTensors: later('loraTensors'),
+    setLoraTensors: later('setLoraTensors'),
+  };
 }
 
 function wrapModel(config: ModelConfig, tokenizer: TextTokenizer | null, model: NativeLlamaModel): Model {

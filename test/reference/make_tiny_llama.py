@@ -97,7 +97,27 @@ def full_ft() -> None:
     save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(OUT, "expected_full.safetensors"))
 
 
+def gpt2() -> None:
+    """A tiny random GPT-2 with transformers' logits."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    out = os.path.join(os.path.dirname(__file__), "fixtures", "tiny-gpt2")
+    torch.manual_seed(0)
+    config = GPT2Config(vocab_size=1001, n_positions=32, n_embd=40, n_layer=2, n_head=5)
+    model = GPT2LMHeadModel(config).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("bias") or "ln_" in name:
+                p.add_(0.2 * torch.randn(p.shape))
+    model.save_pretrained(out, safe_serialization=True)
+    ids = torch.randint(0, 1001, (1, 14), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        logits = model(ids).logits[0]
+    save_file({"ids": ids[0].to(torch.int32), "logits": logits.contiguous()}, os.path.join(out, "expected.safetensors"))
+
+
 if __name__ == "__main__":
     main()
     qwen2()
     full_ft()
+    gpt2()
