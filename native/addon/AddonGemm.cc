@@ -51,6 +51,33 @@ BOperand b_operand(const Napi::Value& value, const char* what) {
   return b;
 }
 
+WeightView named_matrix(const Napi::Object& tensors, const std::string& name, int64_t rows, int64_t cols,
+                        std::vector<BOperand>& keep) {
+  Napi::Value v = tensors.Get(name);
+  check_arg(!v.IsUndefined(), "Expected tensor " + name + " but the model has none");
+  keep.push_back(b_operand(v, name.c_str()));
+  const BOperand& b = keep.back();
+  check_arg(b.rows == rows && b.cols == cols, "Expected " + name + " of shape [" + std::to_string(rows) + ", " +
+                                                  std::to_string(cols) + "] but found [" + std::to_string(b.rows) +
+                                                  ", " + std::to_string(b.cols) + "]");
+  if (b.view) return *b.view;
+  WeightView dense;  // an f32 tensor, read through the generic decode path
+  dense.format = WeightFormat::F32;
+  dense.rows = rows, dense.cols = cols, dense.ld = cols, dense.data = b.dense.raw();
+  return dense;
+}
+
+const float* named_vector(const Napi::Object& tensors, const std::string& name, int64_t size, std::vector<Tensor>& keep) {
+  Napi::Value v = tensors.Get(name);
+  check_arg(!v.IsUndefined(), "Expected tensor " + name + " but the model has none");
+  const Tensor& t = AddonTensor::unwrap(v, name.c_str())->tensor();
+  check_arg(t.dtype == Dtype::F32 && t.numel() == size, "Expected " + name + " to be f32 with " + std::to_string(size) +
+                                                            " elements but found " + dtype_name(t.dtype) + " " +
+                                                            t.shape_string());
+  keep.push_back(t);
+  return t.data<float>();
+}
+
 const Tensor& f32_matrix(const Napi::Value& value, const char* what, int64_t rows, int64_t cols) {
   const Tensor& t = AddonTensor::unwrap(value, what)->tensor();
   const bool ok = t.dtype == Dtype::F32 && t.rank() == 2 && (rows < 0 || t.shape[0] == rows) &&

@@ -190,30 +190,10 @@ class AddonLlama : public Napi::ObjectWrap<AddonLlama> {
       const bool tied = option_bool(cfg, "tiedEmbeddings", false);
       const bool qkv_bias = option_bool(cfg, "qkvBias", false);
 
-      auto matrix = [&](const std::string& name, int64_t rows, int64_t cols) -> WeightView {
-        Napi::Value v = tensors.Get(name);
-        check_arg(!v.IsUndefined(), "Expected tensor " + name + " but the model has none");
-        s->matrices.push_back(b_operand(v, name.c_str()));
-        const BOperand& b = s->matrices.back();
-        check_arg(b.rows == rows && b.cols == cols, "Expected " + name + " of shape [" + std::to_string(rows) + ", " +
-                                                        std::to_string(cols) + "] but found [" +
-                                                        std::to_string(b.rows) + ", " + std::to_string(b.cols) + "]");
-        if (b.view) return *b.view;
-        WeightView dense;  // an f32 tensor, read through the generic decode path
-        dense.format = WeightFormat::F32;
-        dense.rows = rows, dense.cols = cols, dense.ld = cols, dense.data = b.dense.raw();
-        return dense;
+      auto matrix = [&](const std::string& name, int64_t rows, int64_t cols) {
+        return named_matrix(tensors, name, rows, cols, s->matrices);
       };
-      auto vector = [&](const std::string& name, int64_t size) -> const float* {
-        Napi::Value v = tensors.Get(name);
-        check_arg(!v.IsUndefined(), "Expected tensor " + name + " but the model has none");
-        const Tensor& t = AddonTensor::unwrap(v, name.c_str())->tensor();
-        check_arg(t.dtype == Dtype::F32 && t.numel() == size, "Expected " + name + " to be f32 with " +
-                                                                  std::to_string(size) + " elements but found " +
-                                                                  dtype_name(t.dtype) + " " + t.shape_string());
-        s->vectors.push_back(t);
-        return t.data<float>();
-      };
+      auto vector = [&](const std::string& name, int64_t size) { return named_vector(tensors, name, size, s->vectors); };
       const int64_t qdim = c.heads * c.head_dim, kvdim = c.kv_heads * c.head_dim;
       s->weights.embed = matrix("token_embd.weight", c.vocab, c.dim);
       for (int64_t i = 0; i < c.layers; ++i) {

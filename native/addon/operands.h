@@ -3,6 +3,8 @@
 #include <napi.h>
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "../ops/gemm.h"
 #include "../ops/weight_store.h"
@@ -21,6 +23,12 @@ struct BOperand {
 
 // A 2-D f32/bf16/f16 Tensor or a Weights object; `what` names the argument in errors.
 BOperand b_operand(const Napi::Value& value, const char* what);
+
+// tensors[name] as a weight matrix of shape [rows, cols] (any format), its memory kept in `keep`.
+WeightView named_matrix(const Napi::Object& tensors, const std::string& name, int64_t rows, int64_t cols,
+                        std::vector<BOperand>& keep);
+// tensors[name] as an f32 vector of `size` elements, its memory kept in `keep`.
+const float* named_vector(const Napi::Object& tensors, const std::string& name, int64_t size, std::vector<Tensor>& keep);
 
 // A 2-D f32 tensor of the given shape (rows/cols < 0: any); `what` names the argument in errors.
 const Tensor& f32_matrix(const Napi::Value& value, const char* what, int64_t rows = -1, int64_t cols = -1);
