@@ -162,3 +162,23 @@ describe('Hugging Face GPT-2 folder', () => {
     await expect(m.logits(new Array(33).fill(1))).rejects.toThrow('Expected at most 32 tokens (the model\'s positions) but received 33');
   });
 });
+
+describe('right-padded batches', () => {
+  it('padding with -100 labels leaves the loss and gradients of the real tokens unchanged', async () => {
+    const fx = await expected();
+    const ids = ([...fx.ids!.data] as number[]).slice(0, 8);
+    const run = async (inputIds: number[][], labels: number[][]) => {
+      const m = await loadModel(dir);
+      m.addLora({ r: 2, seed: 3 });
+      const t = m.loraTensors();
+      for (const [n, v] of Object.entries(t)) if (n.endsWith('lora_b')) v.data.forEach((_, i) => (v.data[i] = 0.05 * Math.cos(i)));
+      m.setLoraTensors(t);
+      const step = await m.trainStep({ inputIds, labels });
+      return { loss: step.loss, grads: m.loraTensors('grads') };
+    };
+    const alone = await run([ids], [ids]);
+    const padded = await run([[...ids, 0, 0, 0, 0]], [[...ids, -100, -100, -100, -100]]);
+    expect(Math.abs(padded.loss - alone.loss)).toBeLessThan(1e-6);
+    for (const [n, g] of Object.entries(alone.grads)) expect(relErr(padded.grads[n]!.data, g.data), n).toBeLessThan(1e-5);
+  });
+});

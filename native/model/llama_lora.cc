@@ -121,7 +121,7 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
   auto attend = [&](const float* q, const float* k, const float* v, float* out) {
     for (int64_t b = 0; b < batch; ++b)
       attention_causal_forward(q + b * seq * qdim, k + b * seq * kvdim, v + b * seq * kvdim, seq, 0, c.heads,
-                               c.kv_heads, c.head_dim, out + b * seq * qdim, ctx.isa, ctx.pool);
+                               c.kv_heads, c.head_dim, out + b * seq * qdim, ctx.isa, ctx.pool, ctx.bf16);
   };
   Buf x(n * c.dim);
   for (int64_t t = 0; t < n; ++t) w.embed.decode(tokens[t], 0, c.dim, x.data() + t * c.dim);
@@ -226,7 +226,7 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
       attention_causal_backward(s.q.data() + b * seq * qdim, s.k.data() + b * seq * kvdim, s.v.data() + b * seq * kvdim,
                                 datt.data() + b * seq * qdim, seq, c.heads, c.kv_heads, c.head_dim,
                                 dq.data() + b * seq * qdim, dk.data() + b * seq * kvdim, dv.data() + b * seq * kvdim,
-                                ctx.isa, ctx.pool);
+                                ctx.isa, ctx.pool, ctx.bf16);
     rope_backward(dq.data(), n, c.heads, c.head_dim, positions.data(), c.rope_theta, c.interleaved_rope);
     rope_backward(dk.data(), n, c.kv_heads, c.head_dim, positions.data(), c.rope_theta, c.interleaved_rope);
     project_back(ctx, slots[kQ], s.h1.data(), dq.data(), n, L.q, s.t[kQ], dh1.data(), false, dW(kQ));

@@ -11,12 +11,12 @@ namespace {
 
 // C = alpha · op(A)·op(B) + beta · C on strided row-major views (one head's slice of q/k/v).
 void head_gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, bool ta, const float* b, int64_t ldb,
-               bool tb, float* c, int64_t ldc, float alpha, float beta, Isa isa, ThreadPool& pool) {
+               bool tb, float* c, int64_t ldc, float alpha, float beta, Isa isa, ThreadPool& pool, bool bf16) {
   GemmArgs g;
   g.m = m, g.n = n, g.k = k;
   g.a.data = a, g.a.ld = lda, g.a.trans = ta;
   g.b.data = b, g.b.ld = ldb, g.b.trans = tb;
-  g.c = c, g.ldc = ldc, g.alpha = alpha, g.beta = beta;
+  g.c = c, g.ldc = ldc, g.alpha = alpha, g.beta = beta, g.bf16 = bf16;
   gemm(g, isa, pool);
 }
 
@@ -40,7 +40,8 @@ void causal_softmax(float* s, int64_t n, int64_t total, int64_t offset, ThreadPo
 }  // namespace
 
 void attention_causal_forward(const float* q, const float* k, const float* v, int64_t n, int64_t offset,
-                              int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* out, Isa isa, ThreadPool& pool) {
+                              int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* out, Isa isa, ThreadPool& pool,
+                              bool bf16) {
   const int64_t group = q_heads / kv_heads, total = offset + n;
   const int64_t ldq = q_heads * head_dim, ldkv = kv_heads * head_dim;
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
@@ -48,16 +49,16 @@ void attention_causal_forward(const float* q, const float* k, const float* v, in
   for (int64_t h = 0; h < q_heads; ++h) {  // heads in turn; each GEMM uses every thread
     const int64_t g = h / group;
     head_gemm(n, total, head_dim, q + h * head_dim, ldq, false, k + g * head_dim, ldkv, true, s.data(), total, scale,
-              0.0f, isa, pool);
+              0.0f, isa, pool, bf16);
     causal_softmax(s.data(), n, total, offset, pool);
     head_gemm(n, head_dim, total, s.data(), total, false, v + g * head_dim, ldkv, false, out + h * head_dim, ldq, 1.0f,
-              0.0f, isa, pool);
+              0.0f, isa, pool, bf16);
   }
 }
 
 void attention_causal_backward(const float* q, const float* k, const float* v, const float* dout, int64_t n,
                                int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* dq, float* dk, float* dv,
-                               Isa isa, ThreadPool& pool) {
+                               Isa isa, ThreadPool& pool, bool bf16) {
   const int64_t group = q_heads / kv_heads;
   const int64_t ldq = q_heads * head_dim, ldkv = kv_heads * head_dim;
   const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
@@ -69,9 +70,9 @@ void attention_causal_backward(const float* q, const float* k, const float* v, c
     const float* kg = k + g * head_dim;
     const float* vg = v + g * head_dim;
     const float* doh = dout + h * head_dim;
-    head_gemm(n, n, head_dim, qh, ldq, false, kg, ldkv, true, p.data(), n, scale, 0.0f, isa, pool);  // P = softmax(S)
+    head_gemm(n, n, head_dim, qh, ldq, false, kg, ldkv, true, p.data(), n, scale, 0.0f, isa, pool, bf16);  // P = softmax(S)
     causal_softmax(p.data(), n, n, 0, pool);
-    head_gemm(n, n, head_dim, doh, ldq, false, vg, ldkv, true, dp.data(), n, 1.0f, 0.0f, isa, pool);  // dP = dO·Vᵀ
+    head_gemm(n, n, head_dim, doh, ldq, false, vg, ldkv, true, dp.data(), n, 1.0f, 0.0f, isa, pool, bf16);  // dP = dO·Vᵀ
     for (int64_t t = 0; t < n; ++t) {  // dS = P ⊙ (dP − rowsum(P ⊙ dP)), times the score scale
       float* pr = p.data() + t * n;
       float* dr = dp.data() + t * n;
@@ -79,11 +80,11 @@ void attention_causal_backward(const float* q, const float* k, const float* v, c
       for (int64_t j = 0; j <= t; ++j) d += static_cast<double>(pr[j]) * dr[j];
       for (int64_t j = 0; j < n; ++j) dr[j] = j <= t ? pr[j] * (dr[j] - static_cast<float>(d)) * scale : 0.0f;
     }
-    head_gemm(n, head_dim, n, dp.data(), n, false, kg, ldkv, false, dq + h * head_dim, ldq, 1.0f, 0.0f, isa, pool);
+    head_gemm(n, head_dim, n, dp.data(), n, false, kg, ldkv, false, dq + h * head_dim, ldq, 1.0f, 0.0f, isa, pool, bf16);
     head_gemm(n, head_dim, n, dp.data(), n, true, qh, ldq, false, dk + g * head_dim, ldkv, 1.0f,
-              first_of_group ? 0.0f : 1.0f, isa, pool);
+              first_of_group ? 0.0f : 1.0f, isa, pool, bf16);
     head_gemm(n, head_dim, n, p.data(), n, true, doh, ldq, false, dv + g * head_dim, ldkv, 1.0f,
-              first_of_group ? 0.0f : 1.0f, isa, pool);
+              first_of_group ? 0.0f : 1.0f, isa, pool, bf16);
   }
 }
 
