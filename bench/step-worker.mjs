@@ -10,7 +10,7 @@ const times = [];
 for (let i = 0; i <= Number(reps); i++) {
   const t0 = process.hrtime.bigint();
   await m.trainStep({ inputIds: ids, labels: ids }, { bf16: mode === 'bf16' });
-  m.optimizerStep({ lr: 1e-4 });
+  await m.optimizerStep({ lr: 1e-4 });
   if (i > 0) times.push(Number(process.hrtime.bigint() - t0) / 1e9); // the first is a warm-up
 }
 times.sort((a, b) => a - b);

@@ -97,10 +97,10 @@ export interface NativeLlamaModel {
   fullTensors(which?: 'params' | 'grads'): Record<string, NativeTensor>;
   setLoraTensors(tensors: Record<string, NativeTensor>): void;
   trainStep(tokens: NativeTensor, labels: NativeTensor, options?: { bf16?: boolean; checkpoint?: boolean }): Promise<{ loss: number; tokens: number; gradNorm: number }>;
-  optimizerStep(options: { lr?: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; maxGradNorm?: number }): {
+  optimizerStep(options: { lr?: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; maxGradNorm?: number }): Promise<{
     gradNorm: number;
     step: number;
-  };
+  }>;
 }
 
 export interface NativeGpt2Config {

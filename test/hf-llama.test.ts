@@ -122,7 +122,7 @@ describe('full fine-tuning', () => {
     const grads = m.fullTensors('grads');
     for (const n of names) expect(relErr(grads[n]!.data, (await r.read(`grad.${hfName(n)}`)).data), n).toBeLessThan(1e-4);
     const before = m.fullTensors()['blk.0.attn_q.weight']!.data.slice();
-    m.optimizerStep({ lr: 1e-2 });
+    await m.optimizerStep({ lr: 1e-2 });
     const after = m.fullTensors()['blk.0.attn_q.weight']!.data;
     expect(after.some((v, i) => v !== before[i])).toBe(true);
     expect(Object.keys(m.loraTensors())).toHaveLength(0);

@@ -81,8 +81,8 @@ export interface Model {
    * LM head as bf16 GEMMs with fp32 accumulation.
    */
   trainStep(batch: { inputIds: number[][]; labels: number[][] }, options?: { bf16?: boolean; checkpoint?: boolean }): Promise<{ loss: number; tokens: number; gradNorm: number }>;
-  /** Clips (maxGradNorm), steps AdamW and zeroes the gradients. */
-  optimizerStep(options?: OptimizerOptions): { gradNorm: number; step: number };
+  /** Clips (maxGradNorm), steps AdamW and zeroes the gradients (on a worker thread). */
+  optimizerStep(options?: OptimizerOptions): Promise<{ gradNorm: number; step: number }>;
   /** The adapters (or their gradients) as tensors named blk.N.attn_q.lora_a [r, in] / .lora_b [out, r]. */
   loraTensors(which?: 'params' | 'grads'): Record<string, Tensor<'f32'>>;
   setLoraTensors(tensors: Record<string, Tensor<'f32'>>): void;
@@ -182,7 +182,7 @@ function gpt2Model(config: NativeGpt2Config, tokenizer: TextTokenizer | null, ha
     generateText: later('generateText') as never,
     addLora: later('addLora'),
     trainStep: later('trainStep') as never,
-    optimizerStep: later('optimizerStep'),
+    optimizerStep: later('optimizerStep') as never,
     enableFullTraining: later('enableFullTraining'),
     fullTensors: later('fullTensors'),
     loraTensors: later('loraTensors'),
@@ -221,9 +221,9 @@ function wrapModel(config: ModelConfig, tokenizer: TextTokenizer | null, model: 
         }
         return awaitNative(() => model.trainStep(ids.handle, labels.handle, o));
       },
-      optimizerStep(options = {}) {
+      async optimizerStep(options = {}) {
         const o = parseOptions(OptimizerOptions, options, 'optimizerStep');
-        return callNative(() => model.optimizerStep(o));
+        return awaitNative(() => model.optimizerStep(o));
       },
       enableFullTraining() {
         return callNative(() => model.enableFullTraining());

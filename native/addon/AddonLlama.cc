@@ -436,7 +436,7 @@ class AddonLlama : public Napi::ObjectWrap<AddonLlama> {
     });
   }
 
-  // optimizerStep({lr, beta1, beta2, eps, weightDecay, maxGradNorm}) -> {gradNorm, step}: clips the
+  // optimizerStep({lr, beta1, beta2, eps, weightDecay, maxGradNorm}) -> Promise<{gradNorm, step}>: clips the
   // accumulated gradients by global norm (as torch's clip_grad_norm_), steps AdamW, zeroes them.
   Napi::Value optimizer_step(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
@@ -449,21 +449,32 @@ class AddonLlama : public Napi::ObjectWrap<AddonLlama> {
       c.eps = static_cast<float>(option_number(o, "eps", 1e-8));
       c.weight_decay = static_cast<float>(option_number(o, "weightDecay", 0.0));
       const double max_norm = option_number(o, "maxGradNorm", 0.0);
-      BusyGuard guard(lora_->busy, "optimizerStep()");
-      auto& L = lora_->lora;
-      const int64_t n = static_cast<int64_t>(L.params.size());
-      const double norm = std::sqrt(sum_of_squares(L.grads.data(), n));
-      if (max_norm > 0) {
-        const double coef = max_norm / (norm + 1e-6);
-        if (coef < 1.0)
-          for (float& g : L.grads) g = static_cast<float>(g * coef);
-      }
-      adamw_step(L.params.data(), L.grads.data(), lora_->m.data(), lora_->v.data(), n, c, ++lora_->step);
-      std::fill(L.grads.begin(), L.grads.end(), 0.0f);
-      Napi::Object out = Napi::Object::New(info.Env());
-      out.Set("gradNorm", norm);
-      out.Set("step", static_cast<double>(lora_->step));
-      return out;
+      auto guard = std::make_shared<BusyGuard>(lora_->busy, "optimizerStep()");
+      auto lora = lora_;
+      auto result = std::make_shared<std::array<double, 2>>();
+      // On a worker thread: with full fine-tuning this touches every weight of the model.
+      return PromiseWorker::start(
+          info.Env(),
+          [lora, c, max_norm, result, guard] {
+            auto& L = lora->lora;
+            const int64_t n = static_cast<int64_t>(L.params.size());
+            const double norm = std::sqrt(sum_of_squares(L.grads.data(), n));
+            if (max_norm > 0) {
+              const double coef = max_norm / (norm + 1e-6);
+              if (coef < 1.0)
+                for (float& g : L.grads) g = static_cast<float>(g * coef);
+            }
+            adamw_step(L.params.data(), L.grads.data(), lora->m.data(), lora->v.data(), n, c, ++lora->step);
+            std::fill(L.grads.begin(), L.grads.end(), 0.0f);
+            *result = {norm, static_cast<double>(lora->step)};
+          },
+          [result](Napi::Env env) -> Napi::Value {
+            Napi::Object out = Napi::Object::New(env);
+            out.Set("gradNorm", (*result)[0]);
+            out.Set("step", (*result)[1]);
+            return out;
+          },
+          {info.This()});
     });
   }
 
