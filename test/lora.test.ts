@@ -124,6 +124,17 @@ describe('LoRA linear', () => {
     expect([...saved.t.data]).not.toEqual([...plain.t.data]);
   });
 
+  it('skips the input gradient when asked', async () => {
+    const [m, inp, out, r] = [6, 16, 12, 4];
+    const d = setup(m, inp, out, r, 21);
+    const { saved } = await loraLinearForward(d.x, d.w, d.adapter);
+    const full = await loraLinearBackward(d.dy, d.x, d.w, d.adapter, saved);
+    const partial = await loraLinearBackward(d.dy, d.x, d.w, d.adapter, saved, { inputGrad: false });
+    expect(partial.dx).toBeNull();
+    expect([...partial.da.data]).toEqual([...full.da.data]);
+    expect([...partial.db.data]).toEqual([...full.db.data]);
+  });
+
   it('scales by alpha / r, or alpha / sqrt(r) with rsLoRA', async () => {
     expect(loraScale(16, 8)).toBe(2);
     expect(loraScale(16, 64, true)).toBe(2);

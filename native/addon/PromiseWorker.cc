@@ -11,7 +11,9 @@ PromiseWorker::PromiseWorker(Napi::Env env, Work work, MakeResult make_result)
 Napi::Promise PromiseWorker::start(Napi::Env env, Work work, MakeResult make_result,
                                    const std::vector<Napi::Value>& keep_alive) {
   auto* worker = new PromiseWorker(env, std::move(work), std::move(make_result));
-  for (const Napi::Value& v : keep_alive) worker->keep_alive_.push_back(Napi::Persistent(v));
+  // Only objects need keeping alive (and only they can be referenced: null/undefined cannot).
+  for (const Napi::Value& v : keep_alive)
+    if (v.IsObject()) worker->keep_alive_.push_back(Napi::Persistent(v));
   Napi::Promise promise = worker->deferred_.Promise();
   worker->Queue();  // the worker deletes itself after OnOK/OnError
   return promise;
