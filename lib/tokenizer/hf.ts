@@ -1,5 +1,6 @@
 // A tokenizer from a Hugging Face folder: tokenizer.json (+ tokenizer_config.json for special
-// tokens and the chat template), run by @huggingface/tokenizers and @huggingface/jinja.
+// tokens, and the chat template from there or chat_template.jinja), run by @huggingface/tokenizers
+// and @huggingface/jinja.
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -31,7 +32,10 @@ export async function tokenizerFromFolder(dir: string): Promise<TextTokenizer | 
   const added = (json.added_tokens as { id: number; content: string }[] | undefined) ?? [];
   const idOf = (t: string | null) => (t === null ? null : (vocab[t] ?? added.find((a) => a.content === t)?.id ?? null));
   const special = { bos: tokenText(config.bos_token), eos: tokenText(config.eos_token), pad: tokenText(config.pad_token), unk: tokenText(config.unk_token) };
-  const template = typeof config.chat_template === 'string' ? new Template(config.chat_template) : null;
+  // transformers >= 4.43 may keep the template in chat_template.jinja beside the config.
+  const templateFile = join(dir, 'chat_template.jinja');
+  const templateText = existsSync(templateFile) ? await readFile(templateFile, 'utf8') : typeof config.chat_template === 'string' ? config.chat_template : null;
+  const template = templateText === null ? null : new Template(templateText);
   return {
     vocabSize: Math.max(Object.keys(vocab).length, ...added.map((a) => a.id + 1)),
     bosToken: special.bos,
