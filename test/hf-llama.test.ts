@@ -182,3 +182,20 @@ describe('right-padded batches', () => {
     for (const [n, g] of Object.entries(alone.grads)) expect(relErr(padded.grads[n]!.data, g.data), n).toBeLessThan(1e-5);
   });
 });
+
+describe('a model being trained', () => {
+  it('applies its adapters in logits and in KV-cache decoding', async () => {
+    const fx = await expected();
+    const ids = ([...fx.ids!.data] as number[]).slice(0, 10);
+    const m = await loadModel(dir);
+    const base = await m.logits(ids);
+    m.addLora({ r: 3, alpha: 6 });
+    const names = Object.keys(m.loraTensors());
+    m.setLoraTensors(Object.fromEntries(names.map((n) => [n, fx[n] as Tensor<'f32'>])));
+    const adapted = await m.logits(ids);
+    expect(relErr(adapted.data, base.data)).toBeGreaterThan(1e-3);
+    const session = m.native.createSession(ids.length);
+    const last = new Tensor(await session.decode(Tensor.from('i32', [ids.length], ids).handle)) as Tensor<'f32'>;
+    expect(relErr(last.data, adapted.data.subarray((ids.length - 1) * 1001))).toBeLessThan(1e-5);
+  });
+});
