@@ -442,12 +442,7 @@ class AddonLlama : public Napi::ObjectWrap<AddonLlama> {
     return guarded(info, [&]() -> Napi::Value {
       check_arg(lora_ != nullptr, "Expected addLora() before optimizerStep()");
       Napi::Object o = options_arg(info, 0);
-      AdamWConfig c;
-      c.lr = static_cast<float>(option_number(o, "lr", 1e-4));
-      c.beta1 = static_cast<float>(option_number(o, "beta1", 0.9));
-      c.beta2 = static_cast<float>(option_number(o, "beta2", 0.999));
-      c.eps = static_cast<float>(option_number(o, "eps", 1e-8));
-      c.weight_decay = static_cast<float>(option_number(o, "weightDecay", 0.0));
+      const AdamWConfig c = adamw_options<AdamWConfig>(o, 1e-4, 0.0);
       const double max_norm = option_number(o, "maxGradNorm", 0.0);
       auto guard = std::make_shared<BusyGuard>(lora_->busy, "optimizerStep()");
       auto lora = lora_;

@@ -119,12 +119,7 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
       need(4);
       const int64_t n = t[0].numel();
       float *p = f32(0, n), *g = f32(1, n), *m = f32(2, n), *v = f32(3, n);
-      AdamWConfig c;
-      c.lr = static_cast<float>(option_number(o, "lr", 1e-3));
-      c.beta1 = static_cast<float>(option_number(o, "beta1", 0.9));
-      c.beta2 = static_cast<float>(option_number(o, "beta2", 0.999));
-      c.eps = static_cast<float>(option_number(o, "eps", 1e-8));
-      c.weight_decay = static_cast<float>(option_number(o, "weightDecay", 0.01));
+      const AdamWConfig c = adamw_options<AdamWConfig>(o, 1e-3, 0.01);
       const int64_t step = option_int(o, "step", 1, 1, int64_t{1} << 40);
       work = [=] { adamw_step(p, g, m, v, n, c, step); };
     } else {

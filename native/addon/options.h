@@ -46,4 +46,16 @@ inline std::string option_string(const Napi::Object& o, const char* key, const s
   return v.As<Napi::String>().Utf8Value();
 }
 
+// AdamW settings from {lr, beta1, beta2, eps, weightDecay}; defaults as given.
+template <class Config>
+Config adamw_options(const Napi::Object& o, double lr, double weight_decay) {
+  Config c;
+  c.lr = static_cast<float>(option_number(o, "lr", lr));
+  c.beta1 = static_cast<float>(option_number(o, "beta1", 0.9));
+  c.beta2 = static_cast<float>(option_number(o, "beta2", 0.999));
+  c.eps = static_cast<float>(option_number(o, "eps", 1e-8));
+  c.weight_decay = static_cast<float>(option_number(o, "weightDecay", weight_decay));
+  return c;
+}
+
 }  // namespace tk
