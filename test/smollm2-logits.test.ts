@@ -70,6 +70,16 @@ describe.skipIf(!existsSync(modelPath))('SmolLM2-135M-Instruct (Q4_1 GGUF)', () 
     expect(m.tokenizer.decode(continuation)).toBe(ref.continuation);
   });
 
+  it('re-quantizes the projections to NF4 at load (QLoRA) and still answers the same', async () => {
+    const ref = await reference();
+    const nf4 = await loadModel(modelPath, { quantize: 'nf4' });
+    const n = ref.ids.length, V = nf4.config.vocab;
+    const logits = await nf4.logits(ref.ids);
+    let best = 0;
+    for (let i = 1; i < V; i++) if (logits.data[(n - 1) * V + i]! > logits.data[(n - 1) * V + best]!) best = i;
+    expect(best).toBe(ref.greedy[0]);
+  });
+
   it('rejects token ids outside the vocabulary', async () => {
     const m = await model();
     await expect(m.logits([1, 49152])).rejects.toThrow('Expected token ids in [0, 49152) but position 1 holds 49152');

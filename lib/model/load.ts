@@ -11,7 +11,7 @@ import { Tensor } from '../tensor.js';
 import { tokenizerFromGguf, type TextTokenizer } from '../tokenizer/gguf.js';
 import { tokenizerFromFolder } from '../tokenizer/hf.js';
 import { loadHfFolder } from './hf.js';
-import { Weights } from '../weights.js';
+import { quantizeWeights, Weights } from '../weights.js';
 import { z } from 'zod';
 import { parseOptions } from '../validate.js';
 import { generate, type GenerateOptions, type GenerateStep } from './generate.js';
@@ -119,7 +119,8 @@ function llamaConfig(metadata: Map<string, GgufValue>, file: string, hasOutput: 
 
 const LoadOptions = z
   .object({
-    quantize: z.enum(['nf4', 'bf16', 'q8_0']).optional().describe('Hugging Face folders: store the projection matrices as NF4 (QLoRA), bf16 or Q8_0; GGUF quants stay as they are'),
+    quantize: z.enum(['nf4', 'bf16', 'q8_0']).optional()
+      .describe('Store the projection matrices as NF4 (QLoRA), bf16 or Q8_0 (GGUF files are re-quantized from their own format; without this option they stay as stored)'),
   })
   .strict();
 export type LoadOptions = z.input<typeof LoadOptions>;
@@ -153,7 +154,15 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
     const config = llamaConfig(gguf.metadata, gguf.file, gguf.tensors.has('output.weight'));
     const tokenizer = tokenizerFromGguf(gguf.metadata);
     const handles: Record<string, Tensor['handle'] | Weights['handle']> = {};
-    for (const name of gguf.tensors.keys()) handles[name] = (await gguf.read(name)).handle;
+    for (const name of gguf.tensors.keys()) {
+      let t = await gguf.read(name);
+      // Re-quantize projection matrices on request (the embedding / tied head stays as stored).
+      if (o.quantize && /^blk\.\d+\.(attn_(q|k|v|output)|ffn_(gate|up|down))\.weight$/.test(name)) {
+        const f32 = t instanceof Weights ? await t.dequantize() : (t as Tensor);
+        if (f32.dtype === 'f32') t = await quantizeWeights(f32 as Tensor<'f32'>, { format: o.quantize });
+      }
+      handles[name] = t.handle;
+    }
     const model: NativeLlamaModel = callNative(() => new native.LlamaModel(config, handles));
     return wrapModel(config, tokenizer, model);
   } finally {
