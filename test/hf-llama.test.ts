@@ -199,3 +199,20 @@ describe('a model being trained', () => {
     expect(relErr(last.data, adapted.data.subarray((ids.length - 1) * 1001))).toBeLessThan(1e-5);
   });
 });
+
+describe('memory', () => {
+  it('refuses a model larger than the memory available, before allocating it', async () => {
+    const before = process.env.TUNEKIT_MEMORY_LIMIT;
+    process.env.TUNEKIT_MEMORY_LIMIT = String(100_000); // the tiny model's weights are ~420 kB
+    try {
+      const err = await loadModel(dir).catch((e) => e);
+      expect(err).toBeInstanceOf(TunekitError);
+      expect(err.code).toBe('ERR_TUNEKIT_OUT_OF_MEMORY');
+      expect(err.message).toMatch(/loading needs about 0\.4 MiB but only 0\.1 MiB of memory is available/);
+    } finally {
+      if (before === undefined) delete process.env.TUNEKIT_MEMORY_LIMIT;
+      else process.env.TUNEKIT_MEMORY_LIMIT = before;
+    }
+    expect((await loadModel(dir)).config.vocab).toBe(1001);
+  });
+});

@@ -12,6 +12,7 @@ import type { NativeGpt2Config, NativeLlamaConfig } from '../native.js';
 import { openSafetensors } from '../safetensors/read.js';
 import { Tensor } from '../tensor.js';
 import { quantizeWeights, Weights, type WeightFormat } from '../weights.js';
+import { checkFits } from './memory.js';
 
 const SUPPORTED = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM'];
 
@@ -62,6 +63,7 @@ async function loadGpt2(dir: string, cfg: Record<string, unknown>, configFile: s
   const reader = await openSafetensors(dir);
   const tensors: Record<string, Tensor | Weights> = {};
   try {
+    checkFits(dir, reader.names().reduce((a, n) => a + reader.info(n).byteLength, 0));
     for (const name of reader.names()) {
       if (name.endsWith('.attn.bias') || name.endsWith('.attn.masked_bias')) continue;  // old causal-mask buffers
       const t = await reader.read(name);
@@ -120,6 +122,9 @@ export async function loadHfFolder(dir: string, quantize?: WeightFormat): Promis
   const reader = await openSafetensors(dir);
   const tensors: Record<string, Tensor | Weights> = {};
   try {
+    // Stored bytes, plus fp32 copies of the (small) norm vectors; quantizing passes through fp32 one
+    // matrix at a time.
+    checkFits(dir, reader.names().reduce((a, n) => a + reader.info(n).byteLength, 0));
     const qd = config.heads * config.headDim, kvd = config.kvHeads * config.headDim;
     const want: [string, string, number[]][] = [['model.embed_tokens.weight', 'token_embd.weight', [config.vocab, dim]], ['model.norm.weight', 'output_norm.weight', [dim]]];
     if (!config.tiedEmbeddings) want.push(['lm_head.weight', 'output.weight', [config.vocab, dim]]);

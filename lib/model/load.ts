@@ -11,6 +11,7 @@ import { Tensor } from '../tensor.js';
 import { tokenizerFromGguf, type TextTokenizer } from '../tokenizer/gguf.js';
 import { tokenizerFromFolder } from '../tokenizer/hf.js';
 import { loadHfFolder } from './hf.js';
+import { checkFits } from './memory.js';
 import { quantizeWeights, Weights } from '../weights.js';
 import { z } from 'zod';
 import { parseOptions } from '../validate.js';
@@ -152,6 +153,8 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
       throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${gguf.file}: architecture ${JSON.stringify(arch)} is not supported yet; tunekit loads "llama"`);
     }
     const config = llamaConfig(gguf.metadata, gguf.file, gguf.tensors.has('output.weight'));
+    // Tensors are read as stored (re-quantizing passes through fp32 one matrix at a time).
+    checkFits(gguf.file, [...gguf.tensors.values()].reduce((a, t) => a + t.byteLength, 0));
     const tokenizer = tokenizerFromGguf(gguf.metadata);
     const handles: Record<string, Tensor['handle'] | Weights['handle']> = {};
     for (const name of gguf.tensors.keys()) {
