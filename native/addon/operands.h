@@ -30,6 +30,9 @@ WeightView named_matrix(const Napi::Object& tensors, const std::string& name, in
 // tensors[name] as an f32 vector of `size` elements, its memory kept in `keep`.
 const float* named_vector(const Napi::Object& tensors, const std::string& name, int64_t size, std::vector<Tensor>& keep);
 
+// Checks a non-empty 1-D i32 token tensor against the vocabulary; returns its length.
+int64_t check_tokens(const Tensor& tokens, int64_t vocab);
+
 // A 2-D f32 tensor of the given shape (rows/cols < 0: any); `what` names the argument in errors.
 const Tensor& f32_matrix(const Napi::Value& value, const char* what, int64_t rows = -1, int64_t cols = -1);
 
