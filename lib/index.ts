@@ -11,5 +11,5 @@ export { type TensorInfo, type SafetensorsDtype } from './safetensors/format.js'
 export { openGguf, type GgufFile } from './gguf/read.js';
 export { type GgufTensorInfo, type GgufValue } from './gguf/format.js';
 export { tokenizerFromGguf, type TextTokenizer, type ChatMessage } from './tokenizer/gguf.js';
-export { loadModel, type Model, type ModelConfig, type LoadOptions } from './model/load.js';
+export { loadModel, type Model, type ModelConfig, type LoadOptions, type Batch, type OptimizerState } from './model/load.js';
 export { type GenerateOptions, type GenerateStep } from './model/generate.js';

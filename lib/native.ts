@@ -96,7 +96,13 @@ export interface NativeLlamaModel {
   enableFullTraining(): number;
   fullTensors(which?: 'params' | 'grads'): Record<string, NativeTensor>;
   setLoraTensors(tensors: Record<string, NativeTensor>): void;
-  trainStep(tokens: NativeTensor, labels: NativeTensor, options?: { bf16?: boolean; checkpoint?: boolean }): Promise<{ loss: number; tokens: number; gradNorm: number }>;
+  trainStep(
+    tokens: NativeTensor,
+    labels: NativeTensor,
+    options?: { bf16?: boolean; checkpoint?: boolean; backward?: boolean; positions?: NativeTensor },
+  ): Promise<{ loss: number; tokens: number; gradNorm: number }>;
+  optimizerState(): { params: NativeTensor; grads: NativeTensor; m: NativeTensor; v: NativeTensor; step: number };
+  setOptimizerState(state: { params: NativeTensor; grads?: NativeTensor; m: NativeTensor; v: NativeTensor; step: number }): void;
   optimizerStep(options: { lr?: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; maxGradNorm?: number }): Promise<{
     gradNorm: number;
     step: number;

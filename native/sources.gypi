@@ -7,6 +7,7 @@
       'native/addon/AddonGemm.cc',
       'native/addon/AddonGpt2.cc',
       'native/addon/AddonLlama.cc',
+      'native/addon/AddonLlamaTrain.cc',
       'native/addon/AddonLora.cc',
       'native/addon/AddonOps.cc',
       'native/addon/AddonTensor.cc',

@@ -49,6 +49,35 @@ function batchTensor(rows: number[][], what: string): Tensor<'i32'> {
   return Tensor.from('i32', [rows.length, rows[0]!.length], rows.flat());
 }
 
+/**
+ * Equal-length rows of token ids and labels (-100: no loss). positionIds, as transformers'
+ * position_ids for packed rows: each restart at 0 begins a new example that attends only to itself.
+ */
+function batchTensors(batch: Batch): { ids: Tensor<'i32'>; labels: Tensor<'i32'>; positions?: Tensor<'i32'> } {
+  const ids = batchTensor(batch.inputIds, 'inputIds'), labels = batchTensor(batch.labels, 'labels');
+  const same = (t: Tensor<'i32'>, what: string) => {
+    if (t.shape[0] !== ids.shape[0] || t.shape[1] !== ids.shape[1]) {
+      throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `Expected ${what} shaped like inputIds [${ids.shape.join(', ')}] but received [${t.shape.join(', ')}]`);
+    }
+    return t;
+  };
+  return { ids, labels: same(labels, 'labels'), positions: batch.positionIds ? same(batchTensor(batch.positionIds, 'positionIds'), 'positionIds') : undefined };
+}
+
+export interface Batch {
+  inputIds: number[][];
+  labels: number[][];
+  positionIds?: number[][];
+}
+
+export interface OptimizerState {
+  params: Tensor<'f32'>;
+  grads?: Tensor<'f32'>;
+  m: Tensor<'f32'>;
+  v: Tensor<'f32'>;
+  step: number;
+}
+
 export interface ModelConfig extends NativeLlamaConfig {
   architecture: string;
 }
@@ -81,7 +110,15 @@ export interface Model {
    * shift happens inside); gradients accumulate until optimizerStep. bf16 runs the projections and
    * LM head as bf16 GEMMs with fp32 accumulation.
    */
-  trainStep(batch: { inputIds: number[][]; labels: number[][] }, options?: { bf16?: boolean; checkpoint?: boolean }): Promise<{ loss: number; tokens: number; gradNorm: number }>;
+  trainStep(batch: Batch, options?: { bf16?: boolean; checkpoint?: boolean }): Promise<{ loss: number; tokens: number; gradNorm: number }>;
+  /** The mean loss over the labelled tokens of a batch, forward only (gradients untouched). */
+  evaluate(batch: Batch, options?: { bf16?: boolean }): Promise<{ loss: number; tokens: number }>;
+  /**
+   * The flat trainable state (parameters, gradients, AdamW moments, step count) as copies, and
+   * its restore: what a checkpoint needs to resume bit for bit.
+   */
+  optimizerState(): OptimizerState;
+  setOptimizerState(state: OptimizerState): void;
   /** Clips (maxGradNorm), steps AdamW and zeroes the gradients (on a worker thread). */
   optimizerStep(options?: OptimizerOptions): Promise<{ gradNorm: number; step: number }>;
   /** The adapters (or their gradients) as tensors named blk.N.attn_q.lora_a [r, in] / .lora_b [out, r]. */
@@ -196,6 +233,9 @@ function gpt2Model(config: NativeGpt2Config, tokenizer: TextTokenizer | null, ha
     trainStep: later('trainStep') as never,
     optimizerStep: later('optimizerStep') as never,
     enableFullTraining: later('enableFullTraining'),
+    evaluate: later('evaluate') as never,
+    optimizerState: later('optimizerState'),
+    setOptimizerState: later('setOptimizerState'),
     fullTensors: later('fullTensors'),
     loraTensors: later('loraTensors'),
     setLoraTensors: later('setLoraTensors'),
@@ -227,11 +267,24 @@ function wrapModel(config: ModelConfig, tokenizer: TextTokenizer | null, model: 
           options,
           'trainStep',
         );
-        const ids = batchTensor(batch.inputIds, 'inputIds'), labels = batchTensor(batch.labels, 'labels');
-        if (ids.shape[0] !== labels.shape[0] || ids.shape[1] !== labels.shape[1]) {
-          throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `Expected labels shaped like inputIds [${ids.shape.join(', ')}] but received [${labels.shape.join(', ')}]`);
-        }
-        return awaitNative(() => model.trainStep(ids.handle, labels.handle, o));
+        const { ids, labels, positions } = batchTensors(batch);
+        return awaitNative(() => model.trainStep(ids.handle, labels.handle, { ...o, positions: positions?.handle }));
+      },
+      async evaluate(batch, options = {}) {
+        const o = parseOptions(z.object({ bf16: z.boolean().optional() }).strict(), options, 'evaluate');
+        const { ids, labels, positions } = batchTensors(batch);
+        const r = await awaitNative(() => model.trainStep(ids.handle, labels.handle, { ...o, backward: false, positions: positions?.handle }));
+        return { loss: r.loss, tokens: r.tokens };
+      },
+      optimizerState() {
+        const s = callNative(() => model.optimizerState());
+        const t = (h: typeof s.params) => new Tensor(h) as Tensor<'f32'>;
+        return { params: t(s.params), grads: t(s.grads), m: t(s.m), v: t(s.v), step: s.step };
+      },
+      setOptimizerState(state) {
+        callNative(() =>
+          model.setOptimizerState({ params: state.params.handle, grads: state.grads?.handle, m: state.m.handle, v: state.v.handle, step: state.step }),
+        );
       },
       async optimizerStep(options = {}) {
         const o = parseOptions(OptimizerOptions, options, 'optimizerStep');

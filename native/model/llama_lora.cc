@@ -112,16 +112,23 @@ struct LayerSaved {
 // The whole batch at once: every projection runs on [batch · n] rows (so each frozen weight is
 // decoded once per direction), attention runs per sequence. Forward, loss, backward.
 CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32_t* tokens, const int32_t* labels,
-                              int64_t batch, int64_t seq) {
+                              int64_t batch, int64_t seq, const int32_t* position_ids, bool backward) {
   const LlamaConfig& c = ctx.c;
   const int64_t qdim = c.heads * c.head_dim, kvdim = c.kv_heads * c.head_dim;
   const int64_t n = batch * seq;  // rows
   std::vector<int32_t> positions(n);
-  for (int64_t t = 0; t < n; ++t) positions[t] = static_cast<int32_t>(t % seq);
+  for (int64_t t = 0; t < n; ++t) positions[t] = position_ids ? position_ids[t] : static_cast<int32_t>(t % seq);
+  // Segments: a sequence starts at each row and wherever the position restarts at 0 (packed
+  // examples), and attends only within itself.
+  std::vector<std::pair<int64_t, int64_t>> segments;  // {first row, length}
+  for (int64_t t = 0; t < n; ++t) {
+    if (t % seq == 0 || positions[t] == 0) segments.push_back({t, 0});
+    ++segments.back().second;
+  }
   auto attend = [&](const float* q, const float* k, const float* v, float* out) {
-    for (int64_t b = 0; b < batch; ++b)
-      attention_causal_forward(q + b * seq * qdim, k + b * seq * kvdim, v + b * seq * kvdim, seq, 0, c.heads,
-                               c.kv_heads, c.head_dim, out + b * seq * qdim, ctx.isa, ctx.pool, ctx.bf16);
+    for (auto [t0, len] : segments)
+      attention_causal_forward(q + t0 * qdim, k + t0 * kvdim, v + t0 * kvdim, len, 0, c.heads, c.kv_heads, c.head_dim,
+                               out + t0 * qdim, ctx.isa, ctx.pool, ctx.bf16);
   };
   Buf x(n * c.dim);
   for (int64_t t = 0; t < n; ++t) w.embed.decode(tokens[t], 0, c.dim, x.data() + t * c.dim);
@@ -162,7 +169,7 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
   };
   for (size_t li = 0; li < w.layers.size(); ++li) {
     layer_forward(li, x);
-    if (ctx.checkpoint) drop(saved[li]);
+    if (ctx.checkpoint || !backward) drop(saved[li]);
   }
   // Head and loss: in each sequence, position t predicts labels[t + 1].
   Buf hf(n * c.dim), logits(n * c.vocab);
@@ -176,10 +183,10 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
     gemm(g, ctx.isa, ctx.pool);
   }
   std::vector<int32_t> shifted(n, kIgnoreIndex);
-  for (int64_t t = 0; t < n; ++t)
-    if ((t + 1) % seq != 0) shifted[t] = labels[t + 1];
-  const CrossEntropyResult ce = cross_entropy(logits.data(), shifted.data(), n, c.vocab, true, ctx.pool);
-  if (ce.count == 0) return ce;  // logits now hold d(mean loss)/d(logits)
+  for (int64_t t = 0; t + 1 < n; ++t)  // never across a row or an example boundary
+    if ((t + 1) % seq != 0 && positions[t + 1] != 0) shifted[t] = labels[t + 1];
+  const CrossEntropyResult ce = cross_entropy(logits.data(), shifted.data(), n, c.vocab, backward, ctx.pool);
+  if (ce.count == 0 || !backward) return ce;  // logits now hold d(mean loss)/d(logits)
   // Backward.
   Buf dh(n * c.dim), dx(n * c.dim);
   {
@@ -222,11 +229,10 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
     // Attention: x_mid = x_in + o(attn(rope(q(h1)), rope(k(h1)), v(h1))).
     Buf datt(n * qdim), dq(n * qdim), dk(n * kvdim), dv(n * kvdim), dh1(n * c.dim);
     project_back(ctx, slots[kO], s.att.data(), dmid.data(), n, L.o, s.t[kO], datt.data(), false, dW(kO));
-    for (int64_t b = 0; b < batch; ++b)
-      attention_causal_backward(s.q.data() + b * seq * qdim, s.k.data() + b * seq * kvdim, s.v.data() + b * seq * kvdim,
-                                datt.data() + b * seq * qdim, seq, c.heads, c.kv_heads, c.head_dim,
-                                dq.data() + b * seq * qdim, dk.data() + b * seq * kvdim, dv.data() + b * seq * kvdim,
-                                ctx.isa, ctx.pool, ctx.bf16);
+    for (auto [t0, len] : segments)
+      attention_causal_backward(s.q.data() + t0 * qdim, s.k.data() + t0 * kvdim, s.v.data() + t0 * kvdim,
+                                datt.data() + t0 * qdim, len, c.heads, c.kv_heads, c.head_dim, dq.data() + t0 * qdim,
+                                dk.data() + t0 * kvdim, dv.data() + t0 * kvdim, ctx.isa, ctx.pool, ctx.bf16);
     rope_backward(dq.data(), n, c.heads, c.head_dim, positions.data(), c.rope_theta, c.interleaved_rope);
     rope_backward(dk.data(), n, c.kv_heads, c.head_dim, positions.data(), c.rope_theta, c.interleaved_rope);
     project_back(ctx, slots[kQ], s.h1.data(), dq.data(), n, L.q, s.t[kQ], dh1.data(), false, dW(kQ));
@@ -248,11 +254,11 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
 }  // namespace
 
 StepResult llama_lora_step(const LlamaConfig& cfg, const LlamaWeights& w, LlamaLora& lora, const int32_t* tokens,
-                           const int32_t* labels, int64_t batch, int64_t n, bool bf16, bool checkpoint, Isa isa,
+                           const int32_t* labels, int64_t batch, int64_t n, const StepOptions& o, Isa isa,
                            ThreadPool& pool) {
-  Ctx ctx{cfg, lora, bf16, checkpoint, isa, pool};
+  Ctx ctx{cfg, lora, o.bf16, o.checkpoint, isa, pool};
   // The batch loss is the mean over every labelled token of every sequence.
-  const CrossEntropyResult ce = batch_step(ctx, w, tokens, labels, batch, n);
+  const CrossEntropyResult ce = batch_step(ctx, w, tokens, labels, batch, n, o.positions, o.backward);
 #ifdef __GLIBC__
   // The step's activations (~1 GB at batch 4 x 256) were freed into this worker thread's malloc
   // arena; hand them back so the resident size does not grow by an arena per libuv thread.

@@ -18,12 +18,22 @@ struct StepResult {
   double loss = 0.0;
   int64_t count = 0;
 };
-// bf16: the projections and the LM head run as bf16 GEMMs (fp32 accumulation, fp32 activations
-// and gradients between ops); attention, norms and the loss stay fp32.
-// checkpoint: keep only each layer's input and recompute the layer in the backward (activation
-// checkpointing): about one extra forward of compute for a fraction of the activation memory.
+struct StepOptions {
+  // The projections and the LM head run as bf16 GEMMs (fp32 accumulation, fp32 activations and
+  // gradients between ops); attention, norms and the loss stay fp32.
+  bool bf16 = false;
+  // Keep only each layer's input and recompute the layer in the backward (activation
+  // checkpointing): about one extra forward of compute for a fraction of the activation memory.
+  bool checkpoint = false;
+  // False: the loss only (evaluation); no activations kept, gradients untouched.
+  bool backward = true;
+  // Position ids [batch, n] (null: 0..n-1 in every row), as transformers' position_ids for packed
+  // rows: each restart at 0 begins a new example, which attends only to itself, and the token
+  // before it predicts nothing. Rows start at 0 and count up by one (checked by the caller).
+  const int32_t* positions = nullptr;
+};
 StepResult llama_lora_step(const LlamaConfig& cfg, const LlamaWeights& w, LlamaLora& lora, const int32_t* tokens,
-                           const int32_t* labels, int64_t batch, int64_t n, bool bf16, bool checkpoint, Isa isa,
+                           const int32_t* labels, int64_t batch, int64_t n, const StepOptions& options, Isa isa,
                            ThreadPool& pool);
 
 }  // namespace tk

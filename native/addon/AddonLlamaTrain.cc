@@ -1,0 +1,395 @@
+// LlamaModel's training surface: LoRA adapters or full fine-tuning as one flat fp32 parameter
+// vector with its gradients and AdamW state, training/evaluation steps, the optimizer step, and
+// the optimizer state in and out (for checkpoints that resume exactly).
+#include <algorithm>
+#include <cmath>
+
+#include "../model/llama_lora.h"
+#include "../optim/adamw.h"
+#include "AddonLlama.h"
+#include "AddonTensor.h"
+#include "PromiseWorker.h"
+#include "addon_state.h"
+
+namespace tk {
+
+// addLora({r, alpha, rslora, targets, layers, seed}): adapters as PEFT initializes them
+// (A uniform in ±1/sqrt(in), B zero), replacing any previous ones.
+Napi::Value AddonLlama::add_lora(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    Napi::Object o = options_arg(info, 0);
+    const LlamaConfig& c = state_->config;
+    const int64_t r = option_int(o, "r", 8, 1, 4096);
+    const double alpha = option_number(o, "alpha", 8.0);
+    const bool rslora = option_bool(o, "rslora", false);
+    uint64_t seed = static_cast<uint64_t>(option_int(o, "seed", 0, 0, int64_t{1} << 53));
+    std::array<bool, kProjections> targets{};
+    Napi::Value tv = o.Get("targets");
+    if (tv.IsUndefined()) {
+      targets.fill(true);
+    } else {
+      check_arg(tv.IsArray(), "Expected an array of module names for targets");
+      Napi::Array arr = tv.As<Napi::Array>();
+      for (uint32_t i = 0; i < arr.Length(); ++i) {
+        std::string name = arr.Get(i).IsString() ? arr.Get(i).As<Napi::String>().Utf8Value() : "";
+        int found = -1;
+        for (int p = 0; p < kProjections; ++p)
+          if (name == kProjectionNames[p]) found = p;
+        check_arg(found >= 0, "Expected targets among q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj but received \"" + name + "\"");
+        targets[found] = true;
+      }
+    }
+    std::vector<bool> layer_on(c.layers, true);
+    Napi::Value lv = o.Get("layers");
+    if (!lv.IsUndefined()) {
+      check_arg(lv.IsArray(), "Expected an array of layer indices for layers");
+      layer_on.assign(c.layers, false);
+      Napi::Array arr = lv.As<Napi::Array>();
+      for (uint32_t i = 0; i < arr.Length(); ++i) {
+        double v = arr.Get(i).IsNumber() ? arr.Get(i).As<Napi::Number>().DoubleValue() : -1;
+        check_arg(v >= 0 && v < c.layers && v == static_cast<int64_t>(v),
+                  "Expected layer indices in [0, " + std::to_string(c.layers) + ")");
+        layer_on[static_cast<size_t>(v)] = true;
+      }
+    }
+    auto ls = std::make_shared<LoraState>();
+    LlamaLora& L = ls->lora;
+    L.layers.resize(c.layers);
+    int64_t offset = 0;
+    const float scale = static_cast<float>(rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / r);
+    for (int64_t li = 0; li < c.layers; ++li)
+      for (int p = 0; p < kProjections; ++p) {
+        LoraSlot& slot = L.layers[li][p];
+        if (!targets[p] || !layer_on[li]) continue;
+        const WeightView& w = projection(state_->weights.layers[li], p);
+        slot.on = true, slot.r = r, slot.scale = scale;
+        slot.a_offset = offset;
+        offset += r * w.cols;
+        slot.b_offset = offset;
+        offset += w.rows * r;
+      }
+    L.params.assign(static_cast<size_t>(offset), 0.0f);
+    L.grads.assign(static_cast<size_t>(offset), 0.0f);
+    ls->m.assign(static_cast<size_t>(offset), 0.0f);
+    ls->v.assign(static_cast<size_t>(offset), 0.0f);
+    for (int64_t li = 0; li < c.layers; ++li)
+      for (int p = 0; p < kProjections; ++p) {
+        const LoraSlot& slot = L.layers[li][p];
+        if (!slot.on) continue;
+        const int64_t in = projection(state_->weights.layers[li], p).cols;
+        const float bound = static_cast<float>(1.0 / std::sqrt(static_cast<double>(in)));
+        for (int64_t i = 0; i < slot.r * in; ++i) {  // splitmix64 -> uniform(-bound, bound)
+          uint64_t z = (seed += 0x9e3779b97f4a7c15ULL);
+          z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+          z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+          z ^= z >> 31;
+          L.params[slot.a_offset + i] = (static_cast<float>(z >> 40) / 16777216.0f * 2.0f - 1.0f) * bound;
+        }
+      }
+    lora_ = std::move(ls);
+    return Napi::Number::New(info.Env(), static_cast<double>(offset));
+  });
+}
+
+// loraTensors(which = 'params' | 'grads') -> {"blk.N.attn_q.lora_a": Tensor [r, in], ..._b: [out, r]} (copies)
+Napi::Value AddonLlama::lora_tensors(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    check_arg(lora_ != nullptr, "Expected addLora() before loraTensors()");
+    const std::string which = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "params";
+    check_arg(which == "params" || which == "grads", "Expected 'params' or 'grads'");
+    const std::vector<float>& src = which == "params" ? lora_->lora.params : lora_->lora.grads;
+    Napi::Object out = Napi::Object::New(info.Env());
+    each_slot([&](const std::string& base, const LoraSlot& s, const WeightView& w) {
+      Tensor a = Tensor::zeros(Dtype::F32, {s.r, w.cols}), b = Tensor::zeros(Dtype::F32, {w.rows, s.r});
+      std::copy(src.begin() + s.a_offset, src.begin() + s.a_offset + s.r * w.cols, a.data<float>());
+      std::copy(src.begin() + s.b_offset, src.begin() + s.b_offset + w.rows * s.r, b.data<float>());
+      out.Set(base + ".lora_a", AddonTensor::wrap(info.Env(), a));
+      out.Set(base + ".lora_b", AddonTensor::wrap(info.Env(), b));
+    });
+    return out;
+  });
+}
+
+// setLoraTensors({name: Tensor}): copies the given adapters in (names as loraTensors gives them).
+Napi::Value AddonLlama::set_lora_tensors(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    check_arg(lora_ != nullptr, "Expected addLora() before setLoraTensors()");
+    check_arg(info.Length() > 0 && info[0].IsObject(), "Expected an object of tensors");
+    BusyGuard guard(lora_->busy, "setLoraTensors()");
+    Napi::Object in = info[0].As<Napi::Object>();
+    Napi::Array keys = in.GetPropertyNames();
+    std::vector<std::string> known;
+    each_slot([&](const std::string& base, const LoraSlot&, const WeightView&) {
+      known.push_back(base + ".lora_a"), known.push_back(base + ".lora_b");
+    });
+    for (uint32_t i = 0; i < keys.Length(); ++i) {
+      const std::string key = keys.Get(i).As<Napi::String>().Utf8Value();
+      check_arg(std::find(known.begin(), known.end(), key) != known.end(), "Expected a LoRA tensor name but received " + key);
+    }
+    each_slot([&](const std::string& base, const LoraSlot& s, const WeightView& w) {
+      for (int half = 0; half < 2; ++half) {
+        const std::string key = base + (half ? ".lora_b" : ".lora_a");
+        Napi::Value v = in.Get(key);
+        if (v.IsUndefined()) continue;
+        const Tensor& t = AddonTensor::unwrap(v, key.c_str())->tensor();
+        const int64_t rows = half ? w.rows : s.r, cols = half ? s.r : w.cols;
+        check_arg(t.dtype == Dtype::F32 && t.numel() == rows * cols, "Expected " + key + " to be f32 [" +
+                                                                          std::to_string(rows) + ", " +
+                                                                          std::to_string(cols) + "] but received " +
+                                                                          t.shape_string());
+        std::copy(t.data<float>(), t.data<float>() + rows * cols, lora_->lora.params.begin() + (half ? s.b_offset : s.a_offset));
+      }
+    });
+    return info.Env().Undefined();
+  });
+}
+
+// trainStep(tokens i32 [batch, n], labels i32 [batch, n], {bf16}) -> Promise<{loss, tokens, gradNorm}>;
+// gradients add up across calls (accumulation) until optimizerStep().
+Napi::Value AddonLlama::train_step(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    auto* env_state = info.Env().GetInstanceData<AddonState>();
+    const Tensor& tokens = AddonTensor::unwrap(info[0], "tokens")->tensor();
+    const Tensor& labels = AddonTensor::unwrap(info[1], "labels")->tensor();
+    check_arg(tokens.dtype == Dtype::I32 && tokens.rank() == 2 && tokens.numel() > 0,
+              "Expected tokens to be an i32 tensor [batch, length]");
+    check_arg(labels.dtype == Dtype::I32 && labels.shape == tokens.shape, "Expected labels of the same shape as tokens");
+    const int64_t vocab = state_->config.vocab, batch = tokens.shape[0], n = tokens.shape[1];
+    const int32_t *ids = tokens.data<int32_t>(), *lab = labels.data<int32_t>();
+    for (int64_t i = 0; i < batch * n; ++i) {
+      check_arg(ids[i] >= 0 && ids[i] < vocab, "Expected token ids in [0, " + std::to_string(vocab) + ") but element " +
+                                                   std::to_string(i) + " holds " + std::to_string(ids[i]));
+      check_arg(lab[i] == -100 || (lab[i] >= 0 && lab[i] < vocab),
+                "Expected labels in [0, " + std::to_string(vocab) + ") or -100 but element " + std::to_string(i) +
+                    " holds " + std::to_string(lab[i]));
+    }
+    const Napi::Object step_options = options_arg(info, 2);
+    StepOptions so;
+    so.bf16 = option_bool(step_options, "bf16", false);
+    so.checkpoint = option_bool(step_options, "checkpoint", false);
+    so.backward = option_bool(step_options, "backward", true);
+    check_arg(lora_ != nullptr || !so.backward, "Expected addLora() or enableFullTraining() before trainStep()");
+    std::shared_ptr<Tensor> positions;
+    const Napi::Value pv = step_options.Get("positions");
+    if (!pv.IsUndefined()) {
+      positions = std::make_shared<Tensor>(AddonTensor::unwrap(pv, "positions")->tensor());
+      check_arg(positions->dtype == Dtype::I32 && positions->shape == tokens.shape,
+                "Expected positions to be an i32 tensor shaped like tokens");
+      const int32_t* p = positions->data<int32_t>();
+      for (int64_t i = 0; i < batch * n; ++i)
+        check_arg(p[i] == 0 || (i % n != 0 && p[i] == p[i - 1] + 1),
+                  "Expected positions that start each row at 0 and count up by one (0 starts a packed example) but "
+                  "element " + std::to_string(i) + " holds " + std::to_string(p[i]));
+      so.positions = p;
+    }
+    auto lora = lora_;
+    if (!lora) {  // evaluating the frozen model: no adapters anywhere
+      lora = std::make_shared<LoraState>();
+      lora->lora.layers.resize(static_cast<size_t>(state_->config.layers));
+    }
+    auto guard = std::make_shared<BusyGuard>(lora->busy, so.backward ? "trainStep()" : "evaluation");
+    auto state = state_;
+    auto pool = env_state->pool;
+    const Isa isa = env_state->isa;
+    auto result = std::make_shared<std::array<double, 3>>();
+    return PromiseWorker::start(
+        info.Env(),
+        [state, lora, pool, isa, tokens, labels, positions, batch, n, result, guard, so] {
+          StepResult r = llama_lora_step(state->config, state->weights, lora->lora, tokens.data<int32_t>(),
+                                         labels.data<int32_t>(), batch, n, so, isa, *pool);
+          const auto& g = lora->lora.grads;
+          const double norm = so.backward ? std::sqrt(sum_of_squares(g.data(), static_cast<int64_t>(g.size()))) : 0.0;
+          (*result) = {r.loss, static_cast<double>(r.count), norm};
+        },
+        [result](Napi::Env env) -> Napi::Value {
+          Napi::Object o = Napi::Object::New(env);
+          o.Set("loss", (*result)[0]);
+          o.Set("tokens", (*result)[1]);
+          o.Set("gradNorm", (*result)[2]);
+          return o;
+        },
+        {info[0], info[1], info.This()});
+  });
+}
+
+// optimizerState() -> {params, grads, m, v: Tensor f32 [n] (copies), step}: the flat trainable
+// state, in the order the parameters are laid out (what a checkpoint saves to resume exactly).
+Napi::Value AddonLlama::optimizer_state(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    check_arg(lora_ != nullptr, "Expected addLora() or enableFullTraining() before optimizerState()");
+    check_arg(!lora_->busy, "Expected no training call running during optimizerState()");
+    Napi::Object out = Napi::Object::New(info.Env());
+    auto put = [&](const char* name, const std::vector<float>& v) {
+      Tensor t = Tensor::zeros(Dtype::F32, {static_cast<int64_t>(v.size())});
+      std::copy(v.begin(), v.end(), t.data<float>());
+      out.Set(name, AddonTensor::wrap(info.Env(), t));
+    };
+    put("params", lora_->lora.params);
+    put("grads", lora_->lora.grads);
+    put("m", lora_->m);
+    put("v", lora_->v);
+    out.Set("step", static_cast<double>(lora_->step));
+    return out;
+  });
+}
+
+// setOptimizerState({params, grads?, m, v, step}): restores what optimizerState() gave (same
+// adapters or full training, same sizes); grads default to zero.
+Napi::Value AddonLlama::set_optimizer_state(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    check_arg(lora_ != nullptr, "Expected addLora() or enableFullTraining() before setOptimizerState()");
+    Napi::Object o = options_arg(info, 0);
+    BusyGuard guard(lora_->busy, "setOptimizerState()");
+    const int64_t size = static_cast<int64_t>(lora_->lora.params.size());
+    auto take = [&](const char* name, std::vector<float>& into, bool optional) {
+      const Napi::Value v = o.Get(name);
+      if (v.IsUndefined() && optional) return std::fill(into.begin(), into.end(), 0.0f);
+      const Tensor& t = AddonTensor::unwrap(v, name)->tensor();
+      check_arg(t.dtype == Dtype::F32 && t.numel() == size, std::string("Expected ") + name + " to be f32 [" +
+                                                                  std::to_string(size) + "] but received " +
+                                                                  t.shape_string());
+      std::copy(t.data<float>(), t.data<float>() + size, into.begin());
+    };
+    const int64_t step = option_int(o, "step", 0, 0, int64_t{1} << 53);
+    take("params", lora_->lora.params, false);
+    take("m", lora_->m, false);
+    take("v", lora_->v, false);
+    take("grads", lora_->lora.grads, true);
+    lora_->step = step;
+    return info.Env().Undefined();
+  });
+}
+
+// optimizerStep({lr, beta1, beta2, eps, weightDecay, maxGradNorm}) -> Promise<{gradNorm, step}>: clips the
+// accumulated gradients by global norm (as torch's clip_grad_norm_), steps AdamW, zeroes them.
+Napi::Value AddonLlama::optimizer_step(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    check_arg(lora_ != nullptr, "Expected addLora() before optimizerStep()");
+    Napi::Object o = options_arg(info, 0);
+    const AdamWConfig c = adamw_options<AdamWConfig>(o, 1e-4, 0.0);
+    const double max_norm = option_number(o, "maxGradNorm", 0.0);
+    auto guard = std::make_shared<BusyGuard>(lora_->busy, "optimizerStep()");
+    auto lora = lora_;
+    auto result = std::make_shared<std::array<double, 2>>();
+    // On a worker thread: with full fine-tuning this touches every weight of the model.
+    return PromiseWorker::start(
+        info.Env(),
+        [lora, c, max_norm, result, guard] {
+          auto& L = lora->lora;
+          const int64_t n = static_cast<int64_t>(L.params.size());
+          const double norm = std::sqrt(sum_of_squares(L.grads.data(), n));
+          if (max_norm > 0) {
+            const double coef = max_norm / (norm + 1e-6);
+            if (coef < 1.0)
+              for (float& g : L.grads) g = static_cast<float>(g * coef);
+          }
+          adamw_step(L.params.data(), L.grads.data(), lora->m.data(), lora->v.data(), n, c, ++lora->step);
+          std::fill(L.grads.begin(), L.grads.end(), 0.0f);
+          *result = {norm, static_cast<double>(lora->step)};
+        },
+        [result](Napi::Env env) -> Napi::Value {
+          Napi::Object out = Napi::Object::New(env);
+          out.Set("gradNorm", (*result)[0]);
+          out.Set("step", (*result)[1]);
+          return out;
+        },
+        {info.This()});
+  });
+}
+
+// enableFullTraining(): every weight becomes a trainable fp32 slice of one flat buffer (with
+// gradients and AdamW state of the same size); LoRA adapters are dropped. Returns the count.
+Napi::Value AddonLlama::enable_full_training(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    check_arg(!lora_ || !lora_->busy, "Expected no training call running");
+    const LlamaConfig& c = state_->config;
+    const LlamaWeights& old = state_->weights;
+    auto ls = std::make_shared<LoraState>();
+    LlamaLora& L = ls->lora;
+    FullTraining& F = L.full;
+    F.on = true;
+    L.layers.resize(c.layers);  // every LoRA slot off
+    int64_t total = 0;
+    auto take = [&](int64_t size) { const int64_t at = total; total += size; return at; };
+    const bool tied = old.lm_head.data == old.embed.data;
+    F.embed = take(c.vocab * c.dim);
+    F.out_norm = take(c.dim);
+    F.lm_head = tied ? -1 : take(c.vocab * c.dim);
+    F.layers.resize(c.layers);
+    for (int64_t li = 0; li < c.layers; ++li) {
+      F.layers[li].attn_norm = take(c.dim);
+      F.layers[li].ffn_norm = take(c.dim);
+      for (int p = 0; p < kProjections; ++p) {
+        const WeightView& w = projection(old.layers[li], p);
+        F.layers[li].proj[p] = take(w.rows * w.cols);
+      }
+    }
+    L.params.assign(static_cast<size_t>(total), 0.0f);
+    L.grads.assign(static_cast<size_t>(total), 0.0f);
+    ls->m.assign(static_cast<size_t>(total), 0.0f);
+    ls->v.assign(static_cast<size_t>(total), 0.0f);
+    float* P = L.params.data();
+    auto dense = [&](const WeightView& w, int64_t at) {  // decode into the buffer, return an f32 view
+      for (int64_t r = 0; r < w.rows; ++r) w.decode(r, 0, w.cols, P + at + r * w.cols);
+      WeightView v;
+      v.format = WeightFormat::F32, v.rows = w.rows, v.cols = w.cols, v.ld = w.cols, v.data = P + at;
+      return v;
+    };
+    auto vec = [&](const float* src, int64_t at) {
+      std::copy(src, src + c.dim, P + at);
+      return static_cast<const float*>(P + at);
+    };
+    auto next = std::make_shared<LlamaState>();
+    next->config = c;
+    next->owners = {state_, ls};  // biases still point into the old state
+    LlamaWeights& W = next->weights;
+    W.embed = dense(old.embed, F.embed);
+    W.out_norm = vec(old.out_norm, F.out_norm);
+    W.lm_head = tied ? W.embed : dense(old.lm_head, F.lm_head);
+    for (int64_t li = 0; li < c.layers; ++li) {
+      LlamaLayer n = old.layers[li];
+      n.attn_norm = vec(old.layers[li].attn_norm, F.layers[li].attn_norm);
+      n.ffn_norm = vec(old.layers[li].ffn_norm, F.layers[li].ffn_norm);
+      WeightView* views[kProjections] = {&n.q, &n.k, &n.v, &n.o, &n.gate, &n.up, &n.down};
+      for (int p = 0; p < kProjections; ++p) *views[p] = dense(projection(old.layers[li], p), F.layers[li].proj[p]);
+      W.layers.push_back(n);
+    }
+    state_ = std::move(next);
+    lora_ = std::move(ls);
+    return Napi::Number::New(info.Env(), static_cast<double>(total));
+  });
+}
+
+// fullTensors(which = 'params' | 'grads') -> {"token_embd.weight": Tensor, "blk.N.attn_q.weight", ...} (copies)
+Napi::Value AddonLlama::full_tensors(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    check_arg(lora_ && lora_->lora.full.on, "Expected enableFullTraining() before fullTensors()");
+    const std::string which = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "params";
+    check_arg(which == "params" || which == "grads", "Expected 'params' or 'grads'");
+    const std::vector<float>& src = which == "params" ? lora_->lora.params : lora_->lora.grads;
+    const FullTraining& F = lora_->lora.full;
+    const LlamaConfig& c = state_->config;
+    Napi::Object out = Napi::Object::New(info.Env());
+    auto put = [&](const std::string& name, int64_t at, std::vector<int64_t> shape) {
+      Tensor t = Tensor::zeros(Dtype::F32, shape);
+      std::copy(src.begin() + at, src.begin() + at + t.numel(), t.data<float>());
+      out.Set(name, AddonTensor::wrap(info.Env(), t));
+    };
+    put("token_embd.weight", F.embed, {c.vocab, c.dim});
+    put("output_norm.weight", F.out_norm, {c.dim});
+    if (F.lm_head >= 0) put("output.weight", F.lm_head, {c.vocab, c.dim});
+    for (int64_t li = 0; li < c.layers; ++li) {
+      const std::string p = "blk." + std::to_string(li) + ".";
+      put(p + "attn_norm.weight", F.layers[li].attn_norm, {c.dim});
+      put(p + "ffn_norm.weight", F.layers[li].ffn_norm, {c.dim});
+      for (int k = 0; k < kProjections; ++k) {
+        const WeightView& w = projection(state_->weights.layers[li], k);
+        put(p + kGgufNames[k] + ".weight", F.layers[li].proj[k], {w.rows, w.cols});
+      }
+    }
+    return out;
+  });
+}
+
+
+}  // namespace tk
