@@ -8,7 +8,8 @@ export type TunekitErrorCode =
   | 'ERR_TUNEKIT_UNSUPPORTED'
   | 'ERR_TUNEKIT_INTERNAL'
   | 'ERR_TUNEKIT_CORRUPT_FILE'
-  | 'ERR_TUNEKIT_IO';
+  | 'ERR_TUNEKIT_IO'
+  | 'ERR_TUNEKIT_NUMERIC';
 
 export class TunekitError extends Error {
   readonly code: TunekitErrorCode;

@@ -99,7 +99,7 @@ export interface NativeLlamaModel {
   trainStep(
     tokens: NativeTensor,
     labels: NativeTensor,
-    options?: { bf16?: boolean; checkpoint?: boolean; backward?: boolean; positions?: NativeTensor },
+    options?: { bf16?: boolean; checkpoint?: boolean; backward?: boolean; positions?: NativeTensor; gradScale?: number },
   ): Promise<{ loss: number; tokens: number; gradNorm: number }>;
   optimizerState(): { params: NativeTensor; grads: NativeTensor; m: NativeTensor; v: NativeTensor; step: number };
   setOptimizerState(state: { params: NativeTensor; grads?: NativeTensor; m: NativeTensor; v: NativeTensor; step: number }): void;

@@ -16,7 +16,14 @@ function show(value: unknown): string {
   }
 }
 
+// Schemas can name their expectation in words: z.number().int(expected('positive integer')).
+const WORDS = 'expected:';
+export const expected = (words: string) => ({ message: WORDS + words });
+/** A positive integer option, reported as "Expected positive integer for <name> but received 0". */
+export const positiveInt = () => z.number(expected('positive integer')).int(expected('positive integer')).min(1, expected('positive integer'));
+
 function expectation(issue: z.core.$ZodIssue): string {
+  if (issue.message.startsWith(WORDS)) return issue.message.slice(WORDS.length);
   switch (issue.code) {
     case 'invalid_type':
       return issue.expected;

@@ -70,6 +70,15 @@ export interface Batch {
   positionIds?: number[][];
 }
 
+export interface TrainStepOptions {
+  /** bf16 GEMMs with fp32 accumulation. */
+  bf16?: boolean;
+  /** Activation checkpointing: recompute each layer in the backward to save memory. */
+  checkpoint?: boolean;
+  /** Multiplies the gradients added (gradient accumulation weights micro-batches by their tokens). */
+  gradScale?: number;
+}
+
 export interface OptimizerState {
   params: Tensor<'f32'>;
   grads?: Tensor<'f32'>;
@@ -110,7 +119,7 @@ export interface Model {
    * shift happens inside); gradients accumulate until optimizerStep. bf16 runs the projections and
    * LM head as bf16 GEMMs with fp32 accumulation.
    */
-  trainStep(batch: Batch, options?: { bf16?: boolean; checkpoint?: boolean }): Promise<{ loss: number; tokens: number; gradNorm: number }>;
+  trainStep(batch: Batch, options?: TrainStepOptions): Promise<{ loss: number; tokens: number; gradNorm: number }>;
   /** The mean loss over the labelled tokens of a batch, forward only (gradients untouched). */
   evaluate(batch: Batch, options?: { bf16?: boolean }): Promise<{ loss: number; tokens: number }>;
   /**
@@ -124,6 +133,10 @@ export interface Model {
   /** The adapters (or their gradients) as tensors named blk.N.attn_q.lora_a [r, in] / .lora_b [out, r]. */
   loraTensors(which?: 'params' | 'grads'): Record<string, Tensor<'f32'>>;
   setLoraTensors(tensors: Record<string, Tensor<'f32'>>): void;
+  /** What trainStep updates: nothing yet, LoRA adapters, or every weight. */
+  readonly trainable: 'none' | 'lora' | 'full';
+  /** The adapters' settings (defaults filled in) once addLora has run. */
+  readonly lora: Required<Omit<LoraOptionsInput, 'layers'>> & { layers: number[] } | null;
   /** @internal The addon's model object. */
   readonly native: NativeLlamaModel;
 }
@@ -222,6 +235,8 @@ function gpt2Model(config: NativeGpt2Config, tokenizer: TextTokenizer | null, ha
       headDim: config.dim / config.heads, vocab: config.vocab, eps: config.eps, ropeTheta: 0, tiedEmbeddings: true,
     },
     tokenizer,
+    trainable: 'none',
+    lora: null,
     native: undefined as unknown as NativeLlamaModel,
     async logits(tokenIds) {
       const ids = Tensor.from('i32', [tokenIds.length], tokenIds);
@@ -243,10 +258,18 @@ function gpt2Model(config: NativeGpt2Config, tokenizer: TextTokenizer | null, ha
 }
 
 function wrapModel(config: ModelConfig, tokenizer: TextTokenizer | null, model: NativeLlamaModel): Model {
+    let trainable: Model['trainable'] = 'none';
+    let lora: Model['lora'] = null;
     return {
       config,
       tokenizer,
       native: model,
+      get trainable() {
+        return trainable;
+      },
+      get lora() {
+        return lora;
+      },
       async logits(tokenIds) {
         const ids = Tensor.from('i32', [tokenIds.length], tokenIds);
         return new Tensor(await awaitNative(() => model.logits(ids.handle))) as Tensor<'f32'>;
@@ -256,13 +279,21 @@ function wrapModel(config: ModelConfig, tokenizer: TextTokenizer | null, model: 
       },
       addLora(options = {}) {
         const o = parseOptions(LoraOptions, options, 'addLora');
-        return callNative(() => model.addLora(o));
+        const count = callNative(() => model.addLora(o));
+        trainable = 'lora';
+        lora = {
+          r: o.r ?? 8, alpha: o.alpha ?? 8, rslora: o.rslora ?? false, seed: o.seed ?? 0,
+          targets: o.targets ?? ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
+          layers: o.layers ?? Array.from({ length: config.layers }, (_, i) => i),
+        };
+        return count;
       },
       async trainStep(batch, options = {}) {
         const o = parseOptions(
           z.object({
             bf16: z.boolean().optional().describe('bf16 GEMMs with fp32 accumulation'),
             checkpoint: z.boolean().optional().describe('Activation checkpointing: recompute each layer in the backward to save memory'),
+            gradScale: z.number().finite().min(0).optional().describe('Multiplies the gradients added by this step'),
           }).strict(),
           options,
           'trainStep',
@@ -291,7 +322,10 @@ function wrapModel(config: ModelConfig, tokenizer: TextTokenizer | null, model: 
         return awaitNative(() => model.optimizerStep(o));
       },
       enableFullTraining() {
-        return callNative(() => model.enableFullTraining());
+        const count = callNative(() => model.enableFullTraining());
+        trainable = 'full';
+        lora = null;
+        return count;
       },
       fullTensors(which = 'params') {
         const raw = callNative(() => model.fullTensors(which));

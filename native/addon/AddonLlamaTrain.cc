@@ -168,6 +168,8 @@ Napi::Value AddonLlama::train_step(const Napi::CallbackInfo& info) {
     so.bf16 = option_bool(step_options, "bf16", false);
     so.checkpoint = option_bool(step_options, "checkpoint", false);
     so.backward = option_bool(step_options, "backward", true);
+    so.grad_scale = static_cast<float>(option_number(step_options, "gradScale", 1.0));
+    check_arg(std::isfinite(so.grad_scale) && so.grad_scale >= 0, "Expected a finite gradScale >= 0");
     check_arg(lora_ != nullptr || !so.backward, "Expected addLora() or enableFullTraining() before trainStep()");
     std::shared_ptr<Tensor> positions;
     const Napi::Value pv = step_options.Get("positions");

@@ -112,7 +112,7 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
                   "Expected labels in [0, " + std::to_string(vocab) + ") or -100 but row " + std::to_string(r) +
                       " holds " + std::to_string(labels[r]));
       work = [=, &pool_ = *pool] {
-        CrossEntropyResult r = cross_entropy(logits, labels, rows, vocab, grad, pool_);
+        CrossEntropyResult r = cross_entropy(logits, labels, rows, vocab, grad, 1.0f, pool_);
         *result = {r.loss, static_cast<double>(r.count)};
       };
     } else if (name == "adamw") {

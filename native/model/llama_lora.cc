@@ -112,7 +112,7 @@ struct LayerSaved {
 // The whole batch at once: every projection runs on [batch · n] rows (so each frozen weight is
 // decoded once per direction), attention runs per sequence. Forward, loss, backward.
 CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32_t* tokens, const int32_t* labels,
-                              int64_t batch, int64_t seq, const int32_t* position_ids, bool backward) {
+                              int64_t batch, int64_t seq, const int32_t* position_ids, bool backward, float grad_scale) {
   const LlamaConfig& c = ctx.c;
   const int64_t qdim = c.heads * c.head_dim, kvdim = c.kv_heads * c.head_dim;
   const int64_t n = batch * seq;  // rows
@@ -185,7 +185,7 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
   std::vector<int32_t> shifted(n, kIgnoreIndex);
   for (int64_t t = 0; t + 1 < n; ++t)  // never across a row or an example boundary
     if ((t + 1) % seq != 0 && positions[t + 1] != 0) shifted[t] = labels[t + 1];
-  const CrossEntropyResult ce = cross_entropy(logits.data(), shifted.data(), n, c.vocab, backward, ctx.pool);
+  const CrossEntropyResult ce = cross_entropy(logits.data(), shifted.data(), n, c.vocab, backward, grad_scale, ctx.pool);
   if (ce.count == 0 || !backward) return ce;  // logits now hold d(mean loss)/d(logits)
   // Backward.
   Buf dh(n * c.dim), dx(n * c.dim);
@@ -258,7 +258,7 @@ StepResult llama_lora_step(const LlamaConfig& cfg, const LlamaWeights& w, LlamaL
                            ThreadPool& pool) {
   Ctx ctx{cfg, lora, o.bf16, o.checkpoint, isa, pool};
   // The batch loss is the mean over every labelled token of every sequence.
-  const CrossEntropyResult ce = batch_step(ctx, w, tokens, labels, batch, n, o.positions, o.backward);
+  const CrossEntropyResult ce = batch_step(ctx, w, tokens, labels, batch, n, o.positions, o.backward, o.grad_scale);
 #ifdef __GLIBC__
   // The step's activations (~1 GB at batch 4 x 256) were freed into this worker thread's malloc
   // arena; hand them back so the resident size does not grow by an arena per libuv thread.

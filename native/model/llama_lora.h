@@ -31,6 +31,10 @@ struct StepOptions {
   // rows: each restart at 0 begins a new example, which attends only to itself, and the token
   // before it predicts nothing. Rows start at 0 and count up by one (checked by the caller).
   const int32_t* positions = nullptr;
+  // Multiplies this step's gradients (the reported loss stays the plain mean): gradient
+  // accumulation gives each micro-batch its share of the window's labelled tokens, so the sum is
+  // the gradient of the mean over every token of the window (as transformers since 4.46).
+  float grad_scale = 1.0f;
 };
 StepResult llama_lora_step(const LlamaConfig& cfg, const LlamaWeights& w, LlamaLora& lora, const int32_t* tokens,
                            const int32_t* labels, int64_t batch, int64_t n, const StepOptions& options, Isa isa,

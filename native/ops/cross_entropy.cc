@@ -5,12 +5,13 @@
 
 namespace tk {
 
-CrossEntropyResult cross_entropy(float* logits, const int32_t* labels, int64_t rows, int64_t vocab, bool grad,
+CrossEntropyResult cross_entropy(float* logits, const int32_t* labels, int64_t rows, int64_t vocab, bool grad, float grad_scale,
                                  ThreadPool& pool) {
   CrossEntropyResult result;
   for (int64_t r = 0; r < rows; ++r) result.count += labels[r] != kIgnoreIndex;
   std::vector<double> row_loss(static_cast<size_t>(rows), 0.0);
   const double inv_count = result.count ? 1.0 / static_cast<double>(result.count) : 0.0;
+  const double grad_coef = inv_count * grad_scale;
   const int tasks = static_cast<int>(rows < pool.size() ? (rows < 1 ? 1 : rows) : pool.size());
   pool.run(tasks, [&](int t) {
     for (int64_t r = rows * t / tasks; r < rows * (t + 1) / tasks; ++r) {
@@ -33,9 +34,9 @@ CrossEntropyResult cross_entropy(float* logits, const int32_t* labels, int64_t r
       const double lse = max + std::log(sum);
       row_loss[r] = lse - target;
       if (grad) {
-        const float k = static_cast<float>(inv_count / sum);  // softmax / count
+        const float k = static_cast<float>(grad_coef / sum);  // softmax · scale / count
         for (int64_t i = 0; i < vocab; ++i) row[i] *= k;
-        row[labels[r]] -= static_cast<float>(inv_count);
+        row[labels[r]] -= static_cast<float>(grad_coef);
       }
     }
   });

@@ -17,8 +17,9 @@ struct CrossEntropyResult {
   int64_t count = 0;   // labelled rows
 };
 
-// labels must be kIgnoreIndex or in [0, vocab) (checked by the caller).
-CrossEntropyResult cross_entropy(float* logits, const int32_t* labels, int64_t rows, int64_t vocab, bool grad,
+// labels must be kIgnoreIndex or in [0, vocab) (checked by the caller). grad_scale multiplies the
+// gradient (not the loss): gradient accumulation weights each micro-batch by its share of tokens.
+CrossEntropyResult cross_entropy(float* logits, const int32_t* labels, int64_t rows, int64_t vocab, bool grad, float grad_scale,
                                  ThreadPool& pool);
 
 }  // namespace tk

@@ -1,0 +1,48 @@
+// The Trainer's options, each documented where it is declared (as PEFT's LoraConfig does).
+import { z } from 'zod';
+import { expected, positiveInt } from '../validate.js';
+
+export const EarlyStoppingOptions = z
+  .object({
+    patience: positiveInt().describe('Evaluations without improvement before training stops'),
+    minDelta: z.number().min(0).default(0).describe('Smallest change that counts as an improvement'),
+    metric: z.enum(['loss', 'perplexity']).default('loss').describe('Validation metric watched'),
+    mode: z.enum(['min', 'max']).default('min').describe('Whether smaller or larger is better'),
+  })
+  .strict();
+
+export const TrainerOptions = z
+  .object({
+    epochs: positiveInt().default(1).describe('Passes over the training split (unless maxSteps ends training first)'),
+    maxSteps: positiveInt().optional().describe('Stop after this many optimizer steps'),
+    batchSize: positiveInt().default(4).describe('Rows per micro-batch'),
+    gradAccumulation: positiveInt().default(1).describe('Micro-batches per optimizer step; the loss is the mean over all their tokens'),
+    lr: z.number(expected('positive number')).positive(expected('positive number')).default(2e-4).describe('Peak learning rate'),
+    weightDecay: z.number().min(0).default(0).describe('AdamW decoupled weight decay'),
+    beta1: z.number().min(0).lt(1).default(0.9),
+    beta2: z.number().min(0).lt(1).default(0.999),
+    eps: z.number().positive().default(1e-8),
+    maxGradNorm: z.number().min(0).default(1).describe('Clip the global gradient norm to this (0: no clipping)'),
+    schedule: z.enum(['constant', 'linear', 'cosine', 'slanted-triangular']).default('linear').describe('Learning-rate schedule'),
+    warmupSteps: z.number().int().min(0).optional().describe('Linear warmup steps (constant, linear, cosine)'),
+    warmupRatio: z.number().min(0).lt(1).optional().describe('Warmup as a share of all steps (when warmupSteps is not given)'),
+    cutFraction: z.number().gt(0).lt(1).default(0.1).describe('Slanted triangular: share of steps spent increasing'),
+    ratio: z.number().min(1).default(32).describe('Slanted triangular: peak rate / lowest rate'),
+    bf16: z.boolean().default(false).describe('bf16 GEMMs with fp32 accumulation (mixed precision)'),
+    activationCheckpointing: z.boolean().default(false).describe('Recompute each layer in the backward to save memory'),
+    maxLength: positiveInt().default(1024).describe('Longest row in tokens (the packed row length with packing)'),
+    packing: z.boolean().default(false).describe('Lay short examples end to end in rows of maxLength (attention stays within each)'),
+    evalEvery: positiveInt().optional().describe('Evaluate on the validation split every N steps (default: at the end of each epoch)'),
+    evalBatchSize: positiveInt().optional().describe('Rows per evaluation batch (default: batchSize)'),
+    earlyStopping: EarlyStoppingOptions.optional().describe('Stop when the validation metric stops improving'),
+    restoreBest: z.boolean().default(true).describe('At the end, put back the weights of the best validation evaluation'),
+    outputDir: z.string().min(1).optional().describe('Where checkpoints and the best weights go'),
+    checkpointEvery: positiveInt().optional().describe('Write a checkpoint every N steps (needs outputDir)'),
+    keepCheckpoints: positiveInt().default(2).describe('Checkpoints kept (the newest; the best is kept apart)'),
+    logFile: z.string().min(1).optional().describe('Append every step and evaluation as a JSON line'),
+    resume: z.union([z.boolean(), z.string()]).default(false).describe('true: continue from the newest checkpoint in outputDir; a path: from that checkpoint'),
+  })
+  .strict();
+
+export type TrainerOptionsInput = z.input<typeof TrainerOptions>;
+export type TrainerConfig = z.output<typeof TrainerOptions>;

@@ -1,0 +1,280 @@
+// The training loop over the engine: micro-batches with gradient accumulation, a learning-rate
+// schedule, AdamW, validation every N steps, early stopping that restores the best weights,
+// checkpoints that resume bit for bit, a final test evaluation, events for UIs, an AbortSignal
+// that stops with a checkpoint, and a NaN/Inf loss that stops with a clear error.
+import { EventEmitter } from 'node:events';
+import { appendFile, mkdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { batches, type CountedBatch } from '../data/batches.js';
+import type { Dataset, DataSplit } from '../data/dataset.js';
+import { TunekitError } from '../errors.js';
+import type { Model, OptimizerState } from '../model/load.js';
+import { parseOptions } from '../validate.js';
+import {
+  checkpointDir, listCheckpoints, pruneCheckpoints, readOptimizerState, readTrainerState, saveCheckpoint, type TrainerState,
+} from './checkpoint.js';
+import { TrainerOptions, type TrainerConfig, type TrainerOptionsInput } from './options.js';
+import { scheduleFactor } from './schedule.js';
+
+export interface StepEvent {
+  step: number;
+  totalSteps: number;
+  epoch: number;
+  loss: number;
+  lr: number;
+  gradNorm: number;
+  /** Labelled tokens in the step. */
+  tokens: number;
+  tokensPerSecond: number;
+  elapsedSeconds: number;
+  etaSeconds: number;
+}
+
+export interface EvalResult {
+  loss: number;
+  perplexity: number;
+  /** Labelled tokens evaluated. */
+  tokens: number;
+}
+
+export interface EvalEvent extends EvalResult {
+  step: number;
+  split: string;
+}
+
+export type StopReason = 'completed' | 'max-steps' | 'early-stopping' | 'aborted';
+
+export interface TrainResult {
+  steps: number;
+  stopReason: StopReason;
+  /** The best validation evaluation (its weights are the model's at the end when restoreBest). */
+  best: { step: number; value: number } | null;
+  history: TrainerState['history'];
+  /** Test split evaluation at the end, with the final weights. */
+  test: EvalResult | null;
+  /** The extra evaluation sets at the end. */
+  evalSets: Record<string, EvalResult>;
+  seconds: number;
+}
+
+export interface TrainCallOptions {
+  /** Extra evaluation sets reported beside the validation split (e.g. general text, to watch forgetting). */
+  evalSets?: Record<string, DataSplit>;
+  /** Stops at the next micro-batch boundary, writes a checkpoint (with outputDir) and resolves. */
+  signal?: AbortSignal;
+}
+
+export interface TrainerEvents {
+  step: [StepEvent];
+  eval: [EvalEvent];
+  checkpoint: [{ step: number; dir: string }];
+  stop: [{ step: number; reason: StopReason }];
+}
+
+function padIdOf(model: Model): number {
+  const t = model.tokenizer;
+  const named = t?.padToken ? t.encode(t.padToken, { addSpecialTokens: false }) : [];
+  return named.length === 1 ? named[0]! : (t?.eosTokenId ?? 0);
+}
+
+/** Mean loss and perplexity of the model over a split (forward only). */
+export async function evaluate(
+  model: Model,
+  split: DataSplit,
+  o: { batchSize?: number; maxLength?: number; packing?: boolean; bf16?: boolean } = {},
+): Promise<EvalResult> {
+  let sum = 0, tokens = 0;
+  const opts = { batchSize: o.batchSize ?? 4, maxLength: o.maxLength ?? 1024, packing: o.packing ?? false, padId: padIdOf(model) };
+  for await (const b of batches(split.examples(0), opts)) {
+    const r = await model.evaluate(b, { bf16: o.bf16 ?? false });
+    sum += r.loss * r.tokens;
+    tokens += r.tokens;
+  }
+  const loss = tokens ? sum / tokens : NaN;
+  return { loss, perplexity: Math.exp(loss), tokens };
+}
+
+export class Trainer extends EventEmitter<TrainerEvents> {
+  readonly options: TrainerConfig;
+  constructor(readonly model: Model, options: TrainerOptionsInput = {}) {
+    super();
+    this.options = parseOptions(TrainerOptions, options, 'Trainer');
+    const o = this.options;
+    if (o.checkpointEvery && !o.outputDir) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', 'Expected outputDir for checkpointEvery');
+    if (o.resume === true && !o.outputDir) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', 'Expected outputDir to resume from');
+  }
+
+  private batchOptions(evaluation = false) {
+    const o = this.options;
+    return { batchSize: evaluation ? (o.evalBatchSize ?? o.batchSize) : o.batchSize, maxLength: o.maxLength, packing: o.packing, padId: padIdOf(this.model) };
+  }
+
+  /** Mean loss and perplexity over a split with the current weights. */
+  evaluate(split: DataSplit): Promise<EvalResult> {
+    const b = this.batchOptions(true);
+    return evaluate(this.model, split, { ...b, bf16: this.options.bf16 });
+  }
+
+  /** Optimizer steps in one epoch (counts the batches of epoch 0; the count is the same every epoch). */
+  private async stepsPerEpoch(split: DataSplit): Promise<number> {
+    let n = 0;
+    for await (const _ of batches(split.examples(0), this.batchOptions())) n++;
+    return Math.ceil(n / this.options.gradAccumulation);
+  }
+
+  private async log(record: Record<string, unknown>): Promise<void> {
+    if (!this.options.logFile) return;
+    await mkdir(dirname(this.options.logFile), { recursive: true });
+    await appendFile(this.options.logFile, JSON.stringify(record) + '\n');
+  }
+
+  async train(data: Dataset | DataSplit, call: TrainCallOptions = {}): Promise<TrainResult> {
+    const o = this.options, model = this.model;
+    if (model.trainable === 'none') {
+      throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', 'Expected a model with something to train: call model.addLora() or model.enableFullTraining() first');
+    }
+    const train = 'train' in data ? data.train : data;
+    const validation = 'train' in data ? data.validation : null;
+    const test = 'train' in data ? data.test : null;
+    const started = performance.now();
+    const perEpoch = await this.stepsPerEpoch(train);
+    if (perEpoch === 0) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', 'The training split holds no examples');
+    const totalSteps = o.maxSteps ?? perEpoch * o.epochs;
+    const warmupSteps = o.warmupSteps ?? Math.ceil((o.warmupRatio ?? 0) * totalSteps);
+    const schedule = { name: o.schedule, totalSteps, warmupSteps, cutFraction: o.cutFraction, ratio: o.ratio };
+
+    let state: TrainerState = {
+      version: 1, step: 0, epoch: 0, position: 0, rng: { epoch: 0 }, trainable: model.trainable, lora: model.lora,
+      best: null, sinceBest: 0, history: { train: [], eval: [] }, options: { ...o, resume: undefined },
+    };
+    let bestState: OptimizerState | null = null;
+    if (o.resume) {
+      const dir = typeof o.resume === 'string' ? o.resume : (await listCheckpoints(o.outputDir!)).at(-1)?.dir;
+      if (dir) {
+        state = await readTrainerState(dir);
+        if (state.trainable !== model.trainable || JSON.stringify(state.lora) !== JSON.stringify(model.lora)) {
+          throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${dir}: the checkpoint was trained with ${state.trainable} ${JSON.stringify(state.lora)}, but the model has ${model.trainable} ${JSON.stringify(model.lora)}`);
+        }
+        model.setOptimizerState(await readOptimizerState(dir));
+        const bestDir = o.outputDir ? join(o.outputDir, 'best') : null;
+        if (state.best && bestDir) bestState = await readOptimizerState(bestDir).catch(() => null);
+      }
+    }
+
+    let stopReason: StopReason = 'completed';
+    const stepTimes: number[] = [];
+    const saveTo = async (dir: string) => {
+      await saveCheckpoint(model, state, dir);
+      this.emit('checkpoint', { step: state.step, dir });
+    };
+
+    // Validation, early-stopping bookkeeping; returns true when training should stop.
+    const validate = async (): Promise<boolean> => {
+      const sets: [string, DataSplit][] = [...(validation ? [['validation', validation] as [string, DataSplit]] : []), ...Object.entries(call.evalSets ?? {})];
+      let stop = false;
+      for (const [name, split] of sets) {
+        const r = await this.evaluate(split);
+        const event: EvalEvent = { step: state.step, split: name, ...r };
+        state.history.eval.push({ ...event });
+        this.emit('eval', event);
+        await this.log({ type: 'eval', ...event });
+        if (name !== 'validation') continue;
+        const es = o.earlyStopping;
+        const value = es?.metric === 'perplexity' ? r.perplexity : r.loss;
+        const mode = es?.mode ?? 'min', delta = es?.minDelta ?? 0;
+        const better = !state.best || (mode === 'min' ? value < state.best.value - delta : value > state.best.value + delta);
+        if (better) {
+          state.best = { step: state.step, value };
+          state.sinceBest = 0;
+          bestState = model.optimizerState();
+          if (o.outputDir) await saveCheckpoint(model, state, join(o.outputDir, 'best'), bestState);
+        } else {
+          state.sinceBest++;
+          if (es && state.sinceBest >= es.patience) stop = true;
+        }
+      }
+      return stop;
+    };
+
+    outer: for (let epoch = state.epoch; o.maxSteps !== undefined || epoch < o.epochs; epoch++) {
+      const skip = epoch === state.epoch ? state.position : 0;
+      const it = batches(train.examples(epoch), this.batchOptions(), skip)[Symbol.asyncIterator]();
+      let next = await it.next();
+      if (next.done && skip === 0) break;
+      while (!next.done) {
+        const window: CountedBatch[] = [];
+        while (!next.done && window.length < o.gradAccumulation) {
+          window.push(next.value);
+          next = await it.next();
+        }
+        const lastOfEpoch = next.done;
+        const t0 = performance.now();
+        const targets = window.reduce((a, b) => a + b.targets, 0);
+        let lossSum = 0;
+        for (const b of window) {
+          if (call.signal?.aborted) {
+            stopReason = 'aborted';
+            break outer; // the model still holds the weights of the last finished step
+          }
+          if (b.targets === 0) continue;
+          const r = await model.trainStep(b, { bf16: o.bf16, checkpoint: o.activationCheckpointing, gradScale: b.targets / targets });
+          if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
+            throw new TunekitError('ERR_TUNEKIT_NUMERIC', `The loss became ${Number.isFinite(r.loss) ? `finite but the gradient norm ${r.gradNorm}` : r.loss} at step ${state.step + 1} (epoch ${epoch}); training stopped before the update, the last checkpoint is intact. Try a lower lr, bf16: false or maxGradNorm.`);
+          }
+          lossSum += r.loss * r.tokens;
+        }
+        if (targets === 0) continue;
+        const lr = o.lr * scheduleFactor(schedule, state.step);
+        const { gradNorm } = await model.optimizerStep({ lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, maxGradNorm: o.maxGradNorm });
+        state.step++;
+        state.epoch = lastOfEpoch ? epoch + 1 : epoch;
+        state.position = lastOfEpoch ? 0 : window.at(-1)!.position;
+        state.rng = { epoch: state.epoch };
+        const seconds = (performance.now() - t0) / 1000;
+        stepTimes.push(seconds);
+        const recent = stepTimes.slice(-20), avg = recent.reduce((a, b) => a + b, 0) / recent.length;
+        const event: StepEvent = {
+          step: state.step, totalSteps, epoch, loss: lossSum / targets, lr, gradNorm, tokens: targets,
+          tokensPerSecond: window.reduce((a, b) => a + b.inputIds.length * b.inputIds[0]!.length, 0) / seconds,
+          elapsedSeconds: (performance.now() - started) / 1000, etaSeconds: avg * (totalSteps - state.step),
+        };
+        state.history.train.push({ step: event.step, epoch, loss: event.loss, lr, gradNorm });
+        this.emit('step', event);
+        await this.log({ type: 'step', ...event });
+        const evalNow = o.evalEvery ? state.step % o.evalEvery === 0 : lastOfEpoch;
+        const stop = evalNow && (validation || call.evalSets) ? await validate() : false;
+        const done = o.maxSteps !== undefined && state.step >= o.maxSteps;
+        if (o.outputDir && (stop || done || (o.checkpointEvery && state.step % o.checkpointEvery === 0))) {
+          await saveTo(checkpointDir(o.outputDir, state.step));
+          await pruneCheckpoints(o.outputDir, o.keepCheckpoints);
+        }
+        if (stop) {
+          stopReason = 'early-stopping';
+          break outer;
+        }
+        if (done) {
+          stopReason = 'max-steps';
+          break outer;
+        }
+        if (call.signal?.aborted) {
+          stopReason = 'aborted';
+          break outer;
+        }
+      }
+    }
+    if (stopReason === 'aborted') {
+      // Partial gradients of an unfinished accumulation window are dropped: resume redoes it.
+      const s = model.optimizerState();
+      model.setOptimizerState({ params: s.params, m: s.m, v: s.v, step: s.step });
+      if (o.outputDir) await saveTo(checkpointDir(o.outputDir, state.step));
+    }
+    this.emit('stop', { step: state.step, reason: stopReason });
+    await this.log({ type: 'stop', step: state.step, reason: stopReason });
+    if (o.restoreBest && bestState && state.best && state.best.step !== state.step) model.setOptimizerState(bestState);
+    const final: Record<string, EvalResult> = {};
+    for (const [name, split] of Object.entries(call.evalSets ?? {})) final[name] = await this.evaluate(split);
+    const testResult = test && stopReason !== 'aborted' ? await this.evaluate(test) : null;
+    if (testResult) await this.log({ type: 'test', step: state.step, ...testResult });
+    return { steps: state.step, stopReason, best: state.best, history: state.history, test: testResult, evalSets: final, seconds: (performance.now() - started) / 1000 };
+  }
+}
