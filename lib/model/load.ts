@@ -32,7 +32,7 @@ export type LoraOptionsInput = z.input<typeof LoraOptions>;
 
 const OptimizerOptions = z
   .object({
-    lr: z.number().positive().optional().describe('Learning rate (default 1e-4)'),
+    lr: z.number().min(0).optional().describe('Learning rate (default 1e-4; 0 is allowed, as the first warmup step takes)'),
     beta1: z.number().min(0).lt(1).optional(),
     beta2: z.number().min(0).lt(1).optional(),
     eps: z.number().positive().optional(),

@@ -30,10 +30,12 @@ def lrs(make):
 
 
 def slanted_triangular(total, cut_frac=0.1, ratio=32):
+    # cut = floor(T * cut_frac) makes p reach 0 at cut / cut_frac <= T; past that the rate stays
+    # at its floor lr_max / ratio (eq. 3 taken literally would go below it, even negative).
     cut = math.floor(total * cut_frac)
     out = []
     for t in range(total):
-        p = t / cut if t < cut else 1 - (t - cut) / (cut * (1 / cut_frac - 1))
+        p = t / cut if t < cut else max(0.0, 1 - (t - cut) / (cut * (1 / cut_frac - 1)))
         out.append(LR * (1 + p * (ratio - 1)) / ratio)
     return out
 
