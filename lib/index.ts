@@ -23,4 +23,6 @@ export { Trainer, evaluate, type StepEvent, type EvalEvent, type EvalResult, typ
 export { type TrainerOptionsInput as TrainerOptions } from './train/options.js';
 export { scheduleFactor, type ScheduleName, type ScheduleOptions } from './train/schedule.js';
 export { savePeftAdapter, peftTensors } from './export/peft.js';
+export { saveGgufLora } from './export/gguf-lora.js';
+export { writeGguf, type GgufTypedValue } from './gguf/write.js';
 export { tokenizerFromFolder } from './tokenizer/hf.js';

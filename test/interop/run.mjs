@@ -1,14 +1,17 @@
 // npm run test:interop — what tunekit writes, loaded by the tools people use:
 //  1. PEFT adapter folders (tiny Llama folder; SmolLM2 GGUF, whose q/k rows llama.cpp permuted)
 //     loaded by transformers + peft: logits equal ours (< 1e-4, fp32).
+//  2. A GGUF LoRA adapter trained here on SmolLM2, loaded beside the base GGUF by node-llama-cpp
+//     (llama.cpp): its greedy continuation equals ours, and differs from the base model's.
 // Needs the peers' Python environment (bench/peers/setup.sh) and the SmolLM2 model
-// (npm run fetch-model -- smollm2).
+// (npm run fetch-model -- smollm2); node-llama-cpp is installed into .cache/interop on first use
+// (its prebuilt CPU binary only; it is not a dependency of tunekit).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadModel, Random, savePeftAdapter } from '../../dist/lib/index.js';
+import { loadModel, Random, saveGgufLora, savePeftAdapter, Trainer } from '../../dist/lib/index.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const python = join(root, 'bench/peers/.venv/bin/python');
@@ -48,6 +51,41 @@ else {
   failed++;
   console.log('SmolLM2 is missing: run npm run fetch-model -- smollm2');
 }
+async function llamaCppCase() {
+  const prefix = join(root, '.cache/interop');
+  const pkg = join(prefix, 'node_modules/node-llama-cpp/dist/index.js');
+  if (!existsSync(pkg)) {
+    writeFileSync(join(prefix, 'package.json'), '{"name": "tunekit-interop", "private": true}\n', { flag: 'a' });
+    execFileSync('npm', ['install', '--prefix', prefix, '--omit=optional', '--no-audit', '--no-fund', 'node-llama-cpp@3.22.1', '@node-llama-cpp/linux-x64@3.22.1'], { stdio: 'inherit' });
+  }
+  // Teach the model one fact with LoRA, so the adapter visibly changes greedy output.
+  const model = await loadModel(smollm2);
+  model.addLora({ r: 8, alpha: 16, seed: 3 });
+  const prompt = 'The secret password of the castle is';
+  const fact = [{ prompt, completion: ' purple elephant seventeen.' }];
+  const { loadDataset } = await import('../../dist/lib/index.js');
+  const data = await loadDataset(fact, model.tokenizer);
+  await new Trainer(model, { maxSteps: 25, batchSize: 1, lr: 3e-3, schedule: 'constant' }).train(data.train);
+  const file = join(work, 'smollm2-lora.gguf');
+  await saveGgufLora(model, file);
+  const ours = await model.generateText(prompt, { maxTokens: 12, temperature: 0 });
+  const { getLlama, LlamaCompletion } = await import(pkg);
+  const llama = await getLlama({ gpu: false, build: 'never' });
+  const base = await llama.loadModel({ modelPath: smollm2 });
+  const complete = async (lora) => {
+    const ctx = await base.createContext({ contextSize: 256, ...(lora ? { lora: { adapters: [{ filePath: lora }] } } : {}) });
+    const text = await new LlamaCompletion({ contextSequence: ctx.getSequence() }).generateCompletion(prompt, { maxTokens: 12, temperature: 0 });
+    await ctx.dispose();
+    return text;
+  };
+  const theirs = await complete(file), plain = await complete(null);
+  const ok = theirs === ours && plain !== ours;
+  if (!ok) failed++;
+  console.log(`GGUF LoRA via node-llama-cpp: ${ok ? 'ok' : 'FAILED'} ours=${JSON.stringify(ours)} llama.cpp+adapter=${JSON.stringify(theirs)} llama.cpp base=${JSON.stringify(plain)}`);
+  await base.dispose();
+}
+if (existsSync(smollm2)) await llamaCppCase();
+
 rmSync(work, { recursive: true, force: true });
 console.log(failed ? `${failed} interop check(s) failed` : 'all interop checks passed');
 process.exit(failed ? 1 : 0);

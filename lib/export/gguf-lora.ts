@@ -1,0 +1,35 @@
+// LoRA adapters as a GGUF LoRA file that llama.cpp (and node-llama-cpp) load beside the base GGUF:
+// general.type = adapter, adapter.type = lora, adapter.lora.alpha, and per adapted weight
+// "blk.N.attn_q.weight.lora_a" (A, [r, in]) and ".lora_b" (B, [out, r]), f32. llama.cpp scales by
+// alpha / r, so rsLoRA's alpha / sqrt(r) is written as alpha · sqrt(r). Models read from a
+// Hugging Face folder get their q/k B rows permuted into llama.cpp's interleaved-RoPE order.
+import { TunekitError } from '../errors.js';
+import { writeGguf } from '../gguf/write.js';
+import type { Model } from '../model/load.js';
+import type { Tensor } from '../tensor.js';
+import { permuteRopeRows } from './peft.js';
+
+/** Writes the model's LoRA adapters as a GGUF LoRA adapter file. */
+export async function saveGgufLora(model: Model, file: string): Promise<void> {
+  if (model.trainable !== 'lora' || !model.lora) {
+    throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', 'Expected a model with LoRA adapters (addLora) to export a GGUF LoRA adapter');
+  }
+  if (model.config.architecture.startsWith('GPT2')) throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', 'GGUF LoRA export covers the llama architecture');
+  const { r, alpha, rslora } = model.lora;
+  const tensors: Record<string, Tensor<'f32'>> = {};
+  for (const [name, t] of Object.entries(model.loraTensors())) {
+    const m = /^(blk\.\d+\.(\w+))\.lora_(a|b)$/.exec(name)!;
+    let tensor = t;
+    if (m[3] === 'b' && model.config.interleavedRope === false && (m[2] === 'attn_q' || m[2] === 'attn_k')) {
+      tensor = permuteRopeRows(t, m[2] === 'attn_q' ? model.config.heads : model.config.kvHeads, false);
+    }
+    tensors[`${m[1]}.weight.lora_${m[3]}`] = tensor;
+  }
+  await writeGguf(file, {
+    'general.architecture': { type: 'string', value: 'llama' },
+    'general.type': { type: 'string', value: 'adapter' },
+    'general.name': { type: 'string', value: 'tunekit LoRA adapter' },
+    'adapter.type': { type: 'string', value: 'lora' },
+    'adapter.lora.alpha': { type: 'f32', value: rslora ? alpha * Math.sqrt(r) : alpha },
+  }, tensors);
+}
