@@ -24,5 +24,6 @@ export { type TrainerOptionsInput as TrainerOptions } from './train/options.js';
 export { scheduleFactor, type ScheduleName, type ScheduleOptions } from './train/schedule.js';
 export { savePeftAdapter, peftTensors } from './export/peft.js';
 export { saveGgufLora } from './export/gguf-lora.js';
+export { saveMergedModel } from './export/merge.js';
 export { writeGguf, type GgufTypedValue } from './gguf/write.js';
 export { tokenizerFromFolder } from './tokenizer/hf.js';

@@ -22,7 +22,8 @@ export interface HfLoaded {
   tensors: Record<string, Tensor | Weights>;
 }
 
-function f32Of(t: Tensor): Tensor<'f32'> {
+/** A float tensor as f32 (bf16 / f16 widened exactly). */
+export function f32Of(t: Tensor): Tensor<'f32'> {
   if (t.dtype === 'f32') return t as Tensor<'f32'>;
   const out = Tensor.zeros('f32', t.shape);
   const src = t.data as Uint16Array;

@@ -139,6 +139,8 @@ export interface Model {
   readonly lora: Required<Omit<LoraOptionsInput, 'layers'>> & { layers: number[] } | null;
   /** @internal The addon's model object. */
   readonly native: NativeLlamaModel;
+  /** @internal The frozen weights as loaded (GGUF names), for merging and export. */
+  readonly weights: Record<string, Tensor | Weights>;
 }
 
 function num(metadata: Map<string, GgufValue>, key: string, file: string, fallback?: number): number {
@@ -194,7 +196,7 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
     const handles = Object.fromEntries(Object.entries(hf.tensors).map(([k, v]) => [k, v.handle]));
     if (hf.architecture === 'GPT2LMHeadModel') return gpt2Model(hf.config as NativeGpt2Config, tokenizer, handles);
     const model: NativeLlamaModel = callNative(() => new native.LlamaModel(hf.config as NativeLlamaConfig, handles));
-    return wrapModel({ ...(hf.config as NativeLlamaConfig), architecture: hf.architecture }, tokenizer, model);
+    return wrapModel({ ...(hf.config as NativeLlamaConfig), architecture: hf.architecture }, tokenizer, model, hf.tensors);
   }
   const gguf = await openGguf(path);
   try {
@@ -207,6 +209,7 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
     checkFits(gguf.file, [...gguf.tensors.values()].reduce((a, t) => a + t.byteLength, 0));
     const tokenizer = tokenizerFromGguf(gguf.metadata);
     const handles: Record<string, Tensor['handle'] | Weights['handle']> = {};
+    const kept: Record<string, Tensor | Weights> = {};
     for (const name of gguf.tensors.keys()) {
       let t = await gguf.read(name);
       // Re-quantize projection matrices on request (the embedding / tied head stays as stored).
@@ -215,9 +218,10 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
         if (f32.dtype === 'f32') t = await quantizeWeights(f32 as Tensor<'f32'>, { format: o.quantize });
       }
       handles[name] = t.handle;
+      kept[name] = t;
     }
     const model: NativeLlamaModel = callNative(() => new native.LlamaModel(config, handles));
-    return wrapModel(config, tokenizer, model);
+    return wrapModel(config, tokenizer, model, kept);
   } finally {
     await gguf.close();
   }
@@ -238,6 +242,7 @@ function gpt2Model(config: NativeGpt2Config, tokenizer: TextTokenizer | null, ha
     trainable: 'none',
     lora: null,
     native: undefined as unknown as NativeLlamaModel,
+    weights: {},
     async logits(tokenIds) {
       const ids = Tensor.from('i32', [tokenIds.length], tokenIds);
       return new Tensor(await awaitNative(() => model.logits(ids.handle))) as Tensor<'f32'>;
@@ -257,13 +262,14 @@ function gpt2Model(config: NativeGpt2Config, tokenizer: TextTokenizer | null, ha
   };
 }
 
-function wrapModel(config: ModelConfig, tokenizer: TextTokenizer | null, model: NativeLlamaModel): Model {
+function wrapModel(config: ModelConfig, tokenizer: TextTokenizer | null, model: NativeLlamaModel, weights: Record<string, Tensor | Weights>): Model {
     let trainable: Model['trainable'] = 'none';
     let lora: Model['lora'] = null;
     return {
       config,
       tokenizer,
       native: model,
+      weights,
       get trainable() {
         return trainable;
       },

@@ -23,6 +23,8 @@ export interface TextTokenizer {
   decode(ids: number[], options?: { skipSpecialTokens?: boolean }): string;
   /** Renders messages through the model's chat template (as transformers' apply_chat_template). */
   applyChatTemplate(messages: ChatMessage[], options?: { addGenerationPrompt?: boolean }): string;
+  /** The tokenizer as Hugging Face files (tokenizer.json, tokenizer_config.json, ...), for saving a model folder. */
+  files(): Record<string, string>;
 }
 
 // GGUF token types (llama.cpp's llama_token_type): 3 = control, 4 = user-defined.
@@ -91,6 +93,10 @@ export function tokenizerFromGguf(metadata: Map<string, GgufValue>): TextTokeniz
     decode(ids, options = {}) {
       if (ids.length === 0) return ''; // tokenizers.js refuses an empty list
       return tokenizer.decode(ids, { skip_special_tokens: options.skipSpecialTokens ?? false, clean_up_tokenization_spaces: false });
+    },
+    files() {
+      const cfg = { ...config, tokenizer_class: 'PreTrainedTokenizerFast', ...(typeof templateText === 'string' ? { chat_template: templateText } : {}) };
+      return { 'tokenizer.json': JSON.stringify(json), 'tokenizer_config.json': JSON.stringify(cfg, null, 2) };
     },
     applyChatTemplate(messages, options = {}) {
       if (!template) throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', 'this model has no tokenizer.chat_template');

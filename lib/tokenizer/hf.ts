@@ -20,10 +20,13 @@ export async function tokenizerFromFolder(dir: string): Promise<TextTokenizer | 
   const file = join(dir, 'tokenizer.json');
   if (!existsSync(file)) return null;
   let json: Record<string, unknown>, config: Record<string, unknown> = {};
+  const raw: Record<string, string> = {};
   try {
-    json = JSON.parse(await readFile(file, 'utf8'));
+    raw['tokenizer.json'] = await readFile(file, 'utf8');
+    json = JSON.parse(raw['tokenizer.json']);
     const cfgFile = join(dir, 'tokenizer_config.json');
-    if (existsSync(cfgFile)) config = JSON.parse(await readFile(cfgFile, 'utf8'));
+    if (existsSync(cfgFile)) config = JSON.parse((raw['tokenizer_config.json'] = await readFile(cfgFile, 'utf8')));
+    for (const extra of ['special_tokens_map.json', 'chat_template.jinja']) if (existsSync(join(dir, extra))) raw[extra] = await readFile(join(dir, extra), 'utf8');
   } catch (e) {
     throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${dir}: tokenizer files are not valid JSON (${(e as Error).message})`);
   }
@@ -49,6 +52,9 @@ export async function tokenizerFromFolder(dir: string): Promise<TextTokenizer | 
     decode(ids, options = {}) {
       if (ids.length === 0) return '';
       return tokenizer.decode(ids, { skip_special_tokens: options.skipSpecialTokens ?? false });
+    },
+    files() {
+      return { ...raw };
     },
     applyChatTemplate(messages, options = {}) {
       if (!template) throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${dir}: tokenizer_config.json has no chat_template`);

@@ -1,6 +1,7 @@
 // npm run test:interop — what tunekit writes, loaded by the tools people use:
 //  1. PEFT adapter folders (tiny Llama folder; SmolLM2 GGUF, whose q/k rows llama.cpp permuted)
 //     loaded by transformers + peft: logits equal ours (< 1e-4, fp32).
+//     The same SmolLM2 adapter merged into a Hugging Face folder: transformers' logits equal ours.
 //  2. A GGUF LoRA adapter trained here on SmolLM2, loaded beside the base GGUF by node-llama-cpp
 //     (llama.cpp): its greedy continuation equals ours, and differs from the base model's.
 // Needs the peers' Python environment (bench/peers/setup.sh) and the SmolLM2 model
@@ -11,7 +12,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadModel, Random, saveGgufLora, savePeftAdapter, Trainer } from '../../dist/lib/index.js';
+import { loadModel, Random, saveGgufLora, saveMergedModel, savePeftAdapter, Trainer } from '../../dist/lib/index.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const python = join(root, 'bench/peers/.venv/bin/python');
@@ -36,12 +37,21 @@ async function peftCase(name, path, ids) {
   const ours = join(work, `${name}.json`);
   writeFileSync(ours, JSON.stringify({ ids, logits: Array.from(logits.data) }));
   const isFile = path.endsWith('.gguf');
+  check(`PEFT ${name}`, [isFile ? dirname(path) : path, isFile ? basename(path) : '-', adapter, ours]);
+  if (isFile) {
+    const merged = join(work, `${name}-merged`);
+    await saveMergedModel(model, merged);
+    check(`merged ${name}`, [merged, '-', '-', ours]);
+  }
+}
+
+function check(what, args) {
   try {
-    const out = execFileSync(python, [join(root, 'test/reference/check_peft_adapter.py'), isFile ? dirname(path) : path, isFile ? basename(path) : '-', adapter, ours], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    console.log(`PEFT ${name}: ok ${out.trim().split('\n').at(-1)}`);
+    const out = execFileSync(python, [join(root, 'test/reference/check_peft_adapter.py'), ...args], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    console.log(`${what}: ok ${out.trim().split('\n').at(-1)}`);
   } catch (e) {
     failed++;
-    console.log(`PEFT ${name}: FAILED ${e.stdout ?? ''} ${e.stderr?.split('\n').slice(-5).join('\n') ?? e.message}`);
+    console.log(`${what}: FAILED ${e.stdout ?? ''} ${e.stderr?.split('\n').slice(-5).join('\n') ?? e.message}`);
   }
 }
 

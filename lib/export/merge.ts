@@ -1,0 +1,84 @@
+// A fine-tuned model as a plain Hugging Face folder: config.json, model.safetensors (sharded past
+// 5 GB, as transformers does), generation_config.json and the tokenizer files, with LoRA adapters folded into the
+// weights (W + scale·B·A, computed in fp32 one matrix at a time) or the fully fine-tuned weights.
+// Quantized bases (GGUF Q4/Q8, NF4) are dequantized; q/k rows of GGUF models are put back into
+// Hugging Face's rotate-half order, so transformers loads the folder as it is.
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { TunekitError } from '../errors.js';
+import { f32Of } from '../model/hf.js';
+import type { Model } from '../model/load.js';
+import { gemm } from '../ops/gemm.js';
+import { writeShardedSafetensors } from '../safetensors/write.js';
+import { Tensor } from '../tensor.js';
+import { Weights } from '../weights.js';
+import { permuteRopeRows } from './peft.js';
+
+const LAYER_NAMES: Record<string, string> = {
+  attn_norm: 'input_layernorm', ffn_norm: 'post_attention_layernorm',
+  attn_q: 'self_attn.q_proj', attn_k: 'self_attn.k_proj', attn_v: 'self_attn.v_proj', attn_output: 'self_attn.o_proj',
+  ffn_gate: 'mlp.gate_proj', ffn_up: 'mlp.up_proj', ffn_down: 'mlp.down_proj',
+};
+
+/** Hugging Face's name for one of the engine's (GGUF-style) tensor names. */
+export function hfName(name: string): string {
+  if (name === 'token_embd.weight') return 'model.embed_tokens.weight';
+  if (name === 'output_norm.weight') return 'model.norm.weight';
+  if (name === 'output.weight') return 'lm_head.weight';
+  const m = /^blk\.(\d+)\.(\w+)\.(weight|bias)$/.exec(name);
+  if (!m || !LAYER_NAMES[m[2]!]) throw new TunekitError('ERR_TUNEKIT_INTERNAL', `no Hugging Face name for ${name}`);
+  return `model.layers.${m[1]}.${LAYER_NAMES[m[2]!]}.${m[3]}`;
+}
+
+async function asF32(t: Tensor | Weights): Promise<Tensor<'f32'>> {
+  return t instanceof Weights ? t.dequantize() : f32Of(t);
+}
+
+function modelType(architecture: string): string {
+  return architecture === 'MistralForCausalLM' ? 'mistral' : architecture === 'Qwen2ForCausalLM' ? 'qwen2' : 'llama';
+}
+
+/** Writes the model, adapters merged, as a Hugging Face folder that transformers loads. */
+export async function saveMergedModel(model: Model, dir: string): Promise<void> {
+  const c = model.config;
+  if (c.architecture === 'GPT2LMHeadModel') throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', 'Merging covers the Llama family for now');
+  const interleaved = c.interleavedRope !== false;
+  const source: Record<string, Tensor | Weights> = model.trainable === 'full' ? model.fullTensors() : model.weights;
+  const lora = model.trainable === 'lora' ? model.loraTensors() : {};
+  const scale = model.lora ? (model.lora.rslora ? model.lora.alpha / Math.sqrt(model.lora.r) : model.lora.alpha / model.lora.r) : 0;
+  const out: Record<string, Tensor<'f32'>> = {};
+  for (const [name, t] of Object.entries(source)) {
+    let w = await asF32(t);
+    const base = name.replace(/\.weight$/, '');
+    const a = lora[`${base}.lora_a`], b = lora[`${base}.lora_b`];
+    if (a && b) {
+      const merged = Tensor.from('f32', w.shape, w.data); // never write into the loaded weights
+      await gemm(b, a, { alpha: scale, beta: 1, out: merged }); // W += scale·B·A
+      w = merged;
+    }
+    const proj = /^blk\.\d+\.(attn_q|attn_k)\.(weight|bias)$/.exec(name);
+    if (proj && interleaved) {
+      const heads = proj[1] === 'attn_q' ? c.heads : c.kvHeads;
+      const rows = w.shape[0]!;
+      w = w.shape.length === 2 ? permuteRopeRows(w, heads, true) : Tensor.from('f32', [rows], permuteRopeRows(Tensor.from('f32', [rows, 1], w.data), heads, true).data);
+    }
+    out[hfName(name)] = w;
+  }
+  if (c.tiedEmbeddings) delete out['lm_head.weight'];
+  const tok = model.tokenizer;
+  const idOf = (t: string | null | undefined) => (t && tok ? (tok.encode(t, { addSpecialTokens: false })[0] ?? null) : null);
+  const config = {
+    architectures: [c.architecture === 'llama' ? 'LlamaForCausalLM' : c.architecture],
+    model_type: modelType(c.architecture),
+    hidden_size: c.dim, intermediate_size: c.ffn, num_hidden_layers: c.layers, num_attention_heads: c.heads,
+    num_key_value_heads: c.kvHeads, head_dim: c.headDim, vocab_size: c.vocab, rms_norm_eps: c.eps, rope_theta: c.ropeTheta,
+    tie_word_embeddings: c.tiedEmbeddings, hidden_act: 'silu', max_position_embeddings: 8192, // unknown for GGUF sources; only a limit for users, not used by the weights
+    ...(modelType(c.architecture) === 'qwen2' ? {} : { attention_bias: false }),
+    bos_token_id: idOf(tok?.bosToken), eos_token_id: tok?.eosTokenId ?? null, torch_dtype: 'float32',
+  };
+  await mkdir(dir, { recursive: true });
+  await writeShardedSafetensors(dir, out, { metadata: { format: 'pt' } });
+  await writeFile(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+  await writeFile(join(dir, 'generation_config.json'), JSON.stringify({ bos_token_id: config.bos_token_id, eos_token_id: config.eos_token_id }, null, 2) + '\n');
+  for (const [file, text] of Object.entries(tok?.files() ?? {})) await writeFile(join(dir, file), text);
+}
