@@ -25,5 +25,6 @@ export { scheduleFactor, type ScheduleName, type ScheduleOptions } from './train
 export { savePeftAdapter, peftTensors } from './export/peft.js';
 export { saveGgufLora } from './export/gguf-lora.js';
 export { saveMergedModel } from './export/merge.js';
+export { loadPeftAdapter } from './export/peft-load.js';
 export { writeGguf, type GgufTypedValue } from './gguf/write.js';
 export { tokenizerFromFolder } from './tokenizer/hf.js';

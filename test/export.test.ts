@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { relErr } from './reference.js';
-import { loadModel, openGguf, openSafetensors, Random, saveGgufLora, saveMergedModel, savePeftAdapter, Tensor, type Model } from '../lib/index.js';
+import { loadModel, loadPeftAdapter, openGguf, openSafetensors, Random, saveGgufLora, saveMergedModel, savePeftAdapter, Tensor, type Model } from '../lib/index.js';
 import { permuteRopeRows } from '../lib/export/peft.js';
 
 const fixtures = fileURLToPath(new URL('./reference/fixtures/', import.meta.url));
@@ -83,6 +83,12 @@ describe('adapter files', () => {
     ]);
     expect((await f.read('base_model.model.model.layers.1.self_attn.q_proj.lora_B.weight')).shape).toEqual([40, 2]);
     await f.close();
+    // Read back onto a fresh model: same adapters, same logits.
+    const back = await loadModel(join(fixtures, 'tiny-llama'));
+    await loadPeftAdapter(back, dir);
+    expect(back.lora).toMatchObject({ r: 2, alpha: 4, layers: [1] });
+    const ids = [5, 6, 7, 8];
+    expect(Array.from((await back.logits(ids)).data)).toEqual(Array.from((await m.logits(ids)).data));
   });
 
   it('GGUF LoRA: llama.cpp names, shapes and alpha; q/k B rows in interleaved order for a Hugging Face model', async () => {

@@ -1,0 +1,77 @@
+// The job file of `tunekit train config.json|config.yaml`: model, method, data, training and
+// export settings in one document, validated with the same schemas the API uses.
+import { readFile } from 'node:fs/promises';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { DatasetOptions } from '../data/dataset.js';
+import { TunekitError } from '../errors.js';
+import { TrainerOptions } from '../train/options.js';
+import { parseOptions } from '../validate.js';
+
+const Lora = z
+  .object({
+    r: z.number().int().min(1).default(8).describe('LoRA rank'),
+    alpha: z.number().positive().default(16).describe('LoRA alpha (scale alpha / r)'),
+    rslora: z.boolean().default(false).describe('Scale by alpha / sqrt(r)'),
+    targets: z.array(z.enum(['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'])).min(1).optional()
+      .describe('Projections to adapt (default: all seven)'),
+    layers: z.array(z.number().int().min(0)).optional().describe('Layers to adapt (default: all)'),
+    seed: z.number().int().min(0).default(0).describe('Seed of the A initialization'),
+  })
+  .strict();
+
+export const JobConfig = z
+  .object({
+    model: z.string().min(1).describe('A GGUF file or a Hugging Face folder'),
+    method: z.enum(['lora', 'qlora', 'full']).default('lora').describe('lora; qlora (NF4 base + LoRA); full fine-tuning'),
+    quantize: z.enum(['nf4', 'bf16', 'q8_0']).optional().describe('Store the base projections in this format (qlora implies nf4)'),
+    lora: Lora.default({ r: 8, alpha: 16, rslora: false, seed: 0 }),
+    data: DatasetOptions.extend({
+      path: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).describe('Data file(s) or folder'),
+      evalSets: z.record(z.string(), z.string()).optional().describe('Extra evaluation sets by name (e.g. general text, to watch forgetting)'),
+    }),
+    training: TrainerOptions.omit({ outputDir: true, logFile: true }).default(TrainerOptions.parse({})),
+    output: z.string().min(1).default('tunekit-output').describe('Folder for checkpoints, metrics, report and exports'),
+    export: z
+      .object({
+        peft: z.boolean().default(true).describe('PEFT adapter folder (output/adapter)'),
+        gguf: z.boolean().default(false).describe('GGUF LoRA adapter for llama.cpp (output/adapter.gguf)'),
+        merged: z.boolean().default(false).describe('Hugging Face folder with the adapters merged (output/merged)'),
+      })
+      .strict()
+      .default({ peft: true, gguf: false, merged: false }),
+    threads: z.number().int().min(1).optional().describe('Kernel threads (default: all cores)'),
+  })
+  .strict();
+
+export type Job = z.output<typeof JobConfig>;
+
+/** Reads and validates a job file; relative paths in it are relative to the file. */
+export async function readJob(file: string): Promise<Job> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `Expected a config file at ${file} (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
+  }
+  let raw: unknown;
+  try {
+    raw = /\.ya?ml$/i.test(file) ? parseYaml(text) : JSON.parse(text);
+  } catch (e) {
+    throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${file}: not valid ${/\.ya?ml$/i.test(file) ? 'YAML' : 'JSON'} (${(e as Error).message})`);
+  }
+  let job: Job;
+  try {
+    job = parseOptions(JobConfig, raw, 'the config');
+  } catch (e) {
+    throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${file}: ${(e as Error).message}`);
+  }
+  const base = dirname(resolve(file));
+  const at = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+  job.model = at(job.model);
+  job.output = at(job.output);
+  job.data.path = Array.isArray(job.data.path) ? job.data.path.map(at) : at(job.data.path);
+  if (job.data.evalSets) job.data.evalSets = Object.fromEntries(Object.entries(job.data.evalSets).map(([k, v]) => [k, at(v)]));
+  return job;
+}

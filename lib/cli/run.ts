@@ -1,0 +1,103 @@
+// One training job from a config: load the model and data, add adapters (or train in full),
+// train with validation, checkpoints and metrics, export, and write the HTML report. The CLI and
+// `npm run demo` both run jobs through here.
+import { appendFile, mkdir, rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { loadDataset, type Dataset, type DataSplit } from '../data/dataset.js';
+import { saveGgufLora } from '../export/gguf-lora.js';
+import { saveMergedModel } from '../export/merge.js';
+import { savePeftAdapter } from '../export/peft.js';
+import { TunekitError } from '../errors.js';
+import { loadModel, type Model } from '../model/load.js';
+import { setRuntimeOptions } from '../runtime.js';
+import { Trainer, type EvalResult, type StepEvent, type TrainResult } from '../train/trainer.js';
+import type { Job } from './config.js';
+import { writeReport } from './report.js';
+
+export interface JobPaths {
+  output: string;
+  checkpoints: string;
+  metrics: string;
+  report: string;
+  adapter?: string;
+  ggufAdapter?: string;
+  merged?: string;
+}
+
+export interface JobResult {
+  model: Model;
+  dataset: Dataset;
+  before: EvalResult | null;
+  result: TrainResult;
+  paths: JobPaths;
+  trainableParameters: number;
+}
+
+export interface JobHooks {
+  resume?: boolean;
+  signal?: AbortSignal;
+  onStep?: (e: StepEvent) => void;
+  log?: (message: string) => void;
+  /** Runs after the model and data are ready, before training (e.g. to show samples "before"). */
+  beforeTraining?: (model: Model, dataset: Dataset) => Promise<void>;
+}
+
+export async function loadJobModel(job: Job): Promise<{ model: Model; trainable: number }> {
+  if (job.threads) setRuntimeOptions({ threads: job.threads });
+  const model = await loadModel(job.model, { quantize: job.method === 'qlora' ? 'nf4' : job.quantize });
+  if (!model.tokenizer) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${job.model}: the model has no tokenizer (tokenizer.json), which training on text needs`);
+  const trainable = job.method === 'full' ? model.enableFullTraining() : model.addLora(job.lora);
+  return { model, trainable };
+}
+
+export async function loadJobData(job: Job, model: Model): Promise<{ dataset: Dataset; evalSets: Record<string, DataSplit> }> {
+  const { path, evalSets, ...options } = job.data;
+  const dataset = await loadDataset(path, model.tokenizer!, options);
+  const extra: Record<string, DataSplit> = {};
+  for (const [name, p] of Object.entries(evalSets ?? {})) {
+    extra[name] = (await loadDataset(p, model.tokenizer!, { ...options, validation: 0, test: 0, shuffle: false })).train;
+  }
+  return { dataset, evalSets: extra };
+}
+
+export async function runJob(job: Job, hooks: JobHooks = {}): Promise<JobResult> {
+  const log = hooks.log ?? (() => {});
+  const paths: JobPaths = { output: job.output, checkpoints: join(job.output, 'checkpoints'), metrics: join(job.output, 'metrics.jsonl'), report: join(job.output, 'report.html') };
+  await mkdir(job.output, { recursive: true });
+  if (!hooks.resume) {
+    await rm(paths.checkpoints, { recursive: true, force: true });
+    await rm(paths.metrics, { force: true });
+  }
+  const { model, trainable } = await loadJobModel(job);
+  log(`model ${job.model}: ${model.config.layers} layers, dim ${model.config.dim}; ${job.method}, ${trainable.toLocaleString('en-US')} trainable parameters`);
+  const { dataset, evalSets } = await loadJobData(job, model);
+  const s = dataset.stats;
+  log(`data: ${s.records} records -> ${s.examples.train} train / ${s.examples.validation} validation / ${s.examples.test} test examples (${dataset.format}); skipped ${JSON.stringify(s.skipped)}`);
+  await hooks.beforeTraining?.(model, dataset);
+  const trainer = new Trainer(model, { ...job.training, outputDir: paths.checkpoints, logFile: paths.metrics, resume: hooks.resume ?? false });
+  let before: EvalResult | null = null;
+  if (dataset.validation && !hooks.resume) {
+    before = await trainer.evaluate(dataset.validation);
+    await appendFile(paths.metrics, JSON.stringify({ type: 'eval', step: 0, split: 'validation', ...before }) + '\n');
+    log(`validation before training: loss ${before.loss.toFixed(4)}, perplexity ${before.perplexity.toFixed(2)}`);
+  }
+  if (hooks.onStep) trainer.on('step', hooks.onStep);
+  trainer.on('eval', (e) => log(`step ${e.step} ${e.split}: loss ${e.loss.toFixed(4)}, perplexity ${e.perplexity.toFixed(2)}`));
+  const result = await trainer.train(dataset, { evalSets, signal: hooks.signal });
+  log(`stopped after ${result.steps} steps (${result.stopReason}) in ${result.seconds.toFixed(0)} s${result.best ? `; best validation ${result.best.value.toFixed(4)} at step ${result.best.step}` : ''}`);
+  if (result.stopReason !== 'aborted') {
+    if (job.method !== 'full' && job.export.peft) await savePeftAdapter(model, (paths.adapter = join(job.output, 'adapter')), { baseModel: job.model });
+    if (job.method !== 'full' && job.export.gguf) await saveGgufLora(model, (paths.ggufAdapter = join(job.output, 'adapter.gguf')));
+    if (job.export.merged || job.method === 'full') await saveMergedModel(model, (paths.merged = join(job.output, 'merged')));
+  }
+  const summary: Record<string, string | number> = {
+    model: job.model, method: job.method, 'trainable parameters': trainable, steps: result.steps, 'stop reason': result.stopReason,
+    'seconds': Math.round(result.seconds),
+  };
+  if (before) summary['validation loss before'] = before.loss.toFixed(4);
+  if (result.best) summary[`best validation (step ${result.best.step})`] = result.best.value.toFixed(4);
+  if (result.test) summary['test loss / perplexity'] = `${result.test.loss.toFixed(4)} / ${result.test.perplexity.toFixed(2)}`;
+  for (const [k, v] of Object.entries(result.evalSets)) summary[`${k} loss`] = v.loss.toFixed(4);
+  await writeReport(paths.metrics, paths.report, `tunekit: ${job.method} fine-tuning`, summary);
+  return { model, dataset, before, result, paths, trainableParameters: trainable };
+}

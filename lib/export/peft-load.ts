@@ -1,0 +1,49 @@
+// Reading a PEFT LoRA adapter folder (ours or one PEFT saved) onto a loaded model: the inverse of
+// savePeftAdapter, so `tunekit generate --adapter` and evaluation can use a trained adapter.
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { TunekitError } from '../errors.js';
+import type { Model } from '../model/load.js';
+import { openSafetensors } from '../safetensors/read.js';
+import type { Tensor } from '../tensor.js';
+import { permuteRopeRows } from './peft.js';
+
+const OURS: Record<string, string> = {
+  'self_attn.q_proj': 'attn_q', 'self_attn.k_proj': 'attn_k', 'self_attn.v_proj': 'attn_v', 'self_attn.o_proj': 'attn_output',
+  'mlp.gate_proj': 'ffn_gate', 'mlp.up_proj': 'ffn_up', 'mlp.down_proj': 'ffn_down',
+};
+
+/** Adds the folder's adapters to the model (replacing any it has). */
+export async function loadPeftAdapter(model: Model, dir: string): Promise<void> {
+  let cfg: Record<string, unknown>;
+  try {
+    cfg = JSON.parse(await readFile(join(dir, 'adapter_config.json'), 'utf8'));
+  } catch (e) {
+    throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${dir}: expected a PEFT adapter folder with adapter_config.json (${(e as Error).message})`);
+  }
+  if (cfg.peft_type !== 'LORA') throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${dir}: peft_type ${JSON.stringify(cfg.peft_type)}; tunekit reads LORA adapters`);
+  const f = await openSafetensors(join(dir, 'adapter_model.safetensors'));
+  try {
+    const tensors: Record<string, Tensor<'f32'>> = {};
+    const layers = new Set<number>(), targets = new Set<string>();
+    for (const name of f.names()) {
+      const m = /layers\.(\d+)\.(self_attn\.\w+|mlp\.\w+)\.lora_(A|B)(?:\.default)?\.weight$/.exec(name);
+      if (!m || !OURS[m[2]!]) throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${dir}: adapter tensor ${name} is not a LoRA matrix of a Llama projection`);
+      const t = await f.read(name);
+      if (t.dtype !== 'f32') throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${dir}: ${name} is ${t.dtype}; expected f32`);
+      let tensor = t as Tensor<'f32'>;
+      const ours = OURS[m[2]!]!;
+      if (m[3] === 'B' && model.config.interleavedRope !== false && (ours === 'attn_q' || ours === 'attn_k')) {
+        tensor = permuteRopeRows(tensor, ours === 'attn_q' ? model.config.heads : model.config.kvHeads, false);
+      }
+      tensors[`blk.${m[1]}.${ours}.lora_${m[3]!.toLowerCase()}`] = tensor;
+      layers.add(Number(m[1]));
+      targets.add(m[2]!.split('.')[1]!);
+    }
+    const r = Number(cfg.r), alpha = Number(cfg.lora_alpha ?? r);
+    model.addLora({ r, alpha, rslora: cfg.use_rslora === true, targets: [...targets] as never, layers: [...layers].sort((a, b) => a - b) });
+    model.setLoraTensors(tensors);
+  } finally {
+    await f.close();
+  }
+}

@@ -1,0 +1,68 @@
+// The command line end to end on the tiny Llama + tokenizer: train from a YAML job (progress,
+// metrics JSONL, HTML report, PEFT + GGUF adapters), eval, generate with the adapter, export, and
+// a bad config named by file and field.
+import { execFile } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { afterAll, expect, it } from 'vitest';
+
+const here = fileURLToPath(new URL('.', import.meta.url));
+const cli = join(here, '../dist/lib/cli/main.js');
+const work = mkdtempSync(join(tmpdir(), 'tunekit-cli-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+const run = (...args: string[]) => promisify(execFile)(process.execPath, [cli, ...args], { cwd: work }).catch((e) => e as { stdout: string; stderr: string; code: number });
+
+const model = join(work, 'model');
+mkdirSync(model);
+for (const f of ['config.json', 'model.safetensors']) copyFileSync(join(here, 'reference/fixtures/tiny-llama', f), join(model, f));
+for (const f of ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja']) copyFileSync(join(here, 'reference/fixtures/tiny-tokenizer', f), join(model, f));
+writeFileSync(join(work, 'data.jsonl'), Array.from({ length: 30 }, (_, i) => JSON.stringify({ messages: [{ role: 'user', content: `word ${i % 5}` }, { role: 'assistant', content: `the cat ${i % 5}` }] })).join('\n'));
+
+it('trains from a YAML job, then evaluates, generates and exports', async () => {
+  writeFileSync(join(work, 'job.yaml'), `model: model
+data:
+  path: data.jsonl
+  validation: 0.2
+  test: 0.1
+training:
+  epochs: 2
+  batchSize: 4
+  lr: 0.01
+  packing: true
+  maxLength: 64
+output: out
+export:
+  gguf: true
+  merged: true
+`);
+  const t = await run('train', 'job.yaml');
+  expect(t.stderr).toMatch(/validation before training: loss/);
+  expect(t.stderr).toMatch(/\] \d+\/\d+ loss \d+\.\d+ lr .* tok\/s ETA/);
+  expect(t.stderr).toMatch(/test: loss/);
+  const out = join(work, 'out');
+  for (const f of ['adapter/adapter_config.json', 'adapter.gguf', 'merged/config.json', 'metrics.jsonl', 'report.html']) expect(existsSync(join(out, f)), f).toBe(true);
+  const report = readFileSync(join(out, 'report.html'), 'utf8');
+  expect(report).toMatch(/<svg/);
+  expect(report).toMatch(/Learning rate/);
+  expect(report).not.toMatch(/<script|https?:\/\/(?!www\.w3\.org)/); // offline: nothing fetched
+  const e = await run('eval', 'job.yaml');
+  expect(e.stdout).toMatch(/\+ adapter .*adapter/);
+  expect(e.stdout).toMatch(/validation\s+loss \d/);
+  const g = await run('generate', 'model', '--adapter', 'out/adapter', '--prompt', 'word 1', '--chat', '--max-tokens', '5');
+  expect(g.stdout.length).toBeGreaterThan(1);
+  const x = await run('export', 'model', '--adapter', 'out/adapter', '--gguf', 'again.gguf');
+  expect(x.stdout).toMatch(/GGUF LoRA adapter/);
+  expect(readFileSync(join(work, 'again.gguf'))).toEqual(readFileSync(join(out, 'adapter.gguf')));
+}, 60_000);
+
+it('names the config file and the bad field', async () => {
+  writeFileSync(join(work, 'bad.json'), JSON.stringify({ model: 'model', data: { path: 'data.jsonl' }, training: { gradAccumulation: 0 } }));
+  const r = await run('train', 'bad.json');
+  expect(r.code).toBe(1);
+  expect(r.stderr).toMatch(/bad\.json: Expected positive integer for training\.gradAccumulation but received 0/);
+  const u = await run('fly');
+  expect(u.stderr).toMatch(/Unknown command fly/);
+});
