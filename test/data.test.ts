@@ -224,3 +224,30 @@ describe('batches', () => {
     expect(resumed).toEqual(out.slice(1));
   });
 });
+
+describe('larger than memory', () => {
+  it('streams a JSONL and a CSV file several times the size of the JS heap it runs in', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { createWriteStream } = await import('node:fs');
+    const row = { prompt: 'the cat sat on the mat '.repeat(10), completion: 'and the dog ran '.repeat(10) };
+    const write = async (name: string, header: string, line: string, bytes: number) => {
+      const p = join(work, name);
+      const out = createWriteStream(p);
+      out.write(header);
+      const chunk = line.repeat(Math.ceil(1e6 / line.length));
+      for (let written = 0; written < bytes; written += chunk.length) if (!out.write(chunk)) await new Promise((r) => out.once('drain', r));
+      await new Promise((r) => out.end(r));
+      return p;
+    };
+    const jsonl = await write('big.jsonl', '', JSON.stringify(row) + '\n', 96e6);
+    const csv = await write('big.csv', 'prompt,completion\n', `${row.prompt},${row.completion}\n`, 96e6);
+    const script = `import { readRecords } from ${JSON.stringify(join(fileURLToPath(new URL('..', import.meta.url)), 'dist/lib/index.js'))};
+      for (const f of process.argv.slice(1)) { let n = 0, chars = 0; for await (const r of readRecords(f)) { n++; chars += r.row.completion.length; } console.log(n, chars); }`;
+    const out = execFileSync(process.execPath, ['--max-old-space-size=24', '--input-type=module', '-e', script, jsonl, csv], { encoding: 'utf8' });
+    const [a, b] = out.trim().split('\n').map((l) => l.split(' ').map(Number));
+    expect(a![0]).toBeGreaterThan(200_000);
+    expect(b![0]).toBeGreaterThan(200_000); // 96 MB each through a 24 MB heap: nothing is kept
+    expect(a![1]).toBe(a![0]! * row.completion.length);
+    expect(b![1]).toBe(b![0]! * row.completion.length);
+  }, 120_000);
+});

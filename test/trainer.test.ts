@@ -3,7 +3,7 @@
 // stopping restores the best weights, NaN stops with the last checkpoint intact, an AbortSignal
 // stops with a checkpoint, and a run killed with SIGKILL resumes to exactly the uninterrupted
 // run's losses and weights.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -131,6 +131,39 @@ describe('Trainer', () => {
     expect(r.steps).toBe(3);
     expect(readdirSync(out)).toContain('checkpoint-3');
     expect(JSON.parse(readFileSync(join(out, 'checkpoint-3', 'trainer_state.json'), 'utf8'))).toMatchObject({ step: 3, epoch: 0, position: 12 });
+  });
+});
+
+describe('a full disk', () => {
+  const disk = join(work, 'small-disk');
+  let mounted = false;
+  try {
+    mkdirSync(disk);
+    execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=512k', 'tmpfs', disk], { stdio: 'ignore' });
+    mounted = true;
+  } catch {
+    mounted = false;
+  }
+  afterAll(() => {
+    if (mounted) execFileSync('umount', [disk]);
+  });
+
+  it.skipIf(!mounted)('stops training with a clear error and leaves the last checkpoint whole', async () => {
+    const { model, data } = await setup();
+    const trainer = new Trainer(model, { epochs: 20, batchSize: 4, outputDir: disk, checkpointEvery: 1, keepCheckpoints: 50 });
+    const err = await trainer.train(data).catch((e) => e);
+    expect(err).toBeInstanceOf(TunekitError);
+    expect(err.code).toBe('ERR_TUNEKIT_IO');
+    expect(err.message).toMatch(/no space left on device/);
+    const names = readdirSync(disk);
+    expect(names.some((n) => /tmp|old/.test(n))).toBe(false); // no half-written checkpoint left behind
+    const last = Math.max(...names.map((n) => Number(/^checkpoint-(\d+)$/.exec(n)?.[1] ?? -1)));
+    expect(last).toBeGreaterThan(0);
+    const state = JSON.parse(readFileSync(join(disk, `checkpoint-${last}`, 'trainer_state.json'), 'utf8'));
+    expect(state.step).toBe(last);
+    const f = await openSafetensors(join(disk, `checkpoint-${last}`, 'optimizer.safetensors'));
+    expect((await f.read('params')).shape[0]).toBe(model.optimizerState().params.shape[0]);
+    await f.close();
   });
 });
 
