@@ -91,7 +91,7 @@ export interface NativeLlamaSession {
 export interface NativeLlamaModel {
   logits(tokens: NativeTensor): Promise<NativeTensor>;
   createSession(capacity?: number): NativeLlamaSession;
-  addLora(options: { r?: number; alpha?: number; rslora?: boolean; targets?: string[]; layers?: number[]; seed?: number }): number;
+  addLora(options: { r?: number; alpha?: number; rslora?: boolean; dropout?: number; targets?: string[]; layers?: number[]; seed?: number }): number;
   loraTensors(which?: 'params' | 'grads'): Record<string, NativeTensor>;
   enableFullTraining(): number;
   fullTensors(which?: 'params' | 'grads'): Record<string, NativeTensor>;
@@ -99,7 +99,7 @@ export interface NativeLlamaModel {
   trainStep(
     tokens: NativeTensor,
     labels: NativeTensor,
-    options?: { bf16?: boolean; checkpoint?: boolean; backward?: boolean; positions?: NativeTensor; gradScale?: number },
+    options?: { bf16?: boolean; checkpoint?: boolean; backward?: boolean; positions?: NativeTensor; gradScale?: number; seed?: number },
   ): Promise<{ loss: number; tokens: number; gradNorm: number }>;
   optimizerState(): { params: NativeTensor; grads: NativeTensor; m: NativeTensor; v: NativeTensor; step: number };
   setOptimizerState(state: { params: NativeTensor; grads?: NativeTensor; m: NativeTensor; v: NativeTensor; step: number }): void;

@@ -14,9 +14,9 @@ function rng(seed: number) {
   return () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
 }
 
-async function withRandomAdapters() {
+async function withRandomAdapters(dropout = 0) {
   const m = await loadModel(dir);
-  m.addLora({ r: 2, alpha: 4, seed: 3 });
+  m.addLora({ r: 2, alpha: 4, seed: 3, dropout });
   const r = rng(7);
   const tensors = m.loraTensors();
   for (const t of Object.values(tensors)) for (let i = 0; i < t.data.length; i++) t.data[i] = (r() - 0.5) * 0.2;
@@ -87,6 +87,26 @@ describe('packed rows', () => {
     // A frozen model (no adapters) can be evaluated too.
     const frozen = await loadModel(dir);
     expect((await frozen.evaluate(batch)).loss).toBeGreaterThan(0);
+  });
+
+  it('LoRA dropout: seeded masks, in training steps only, the same when recomputed by checkpointing', async () => {
+    const m = await withRandomAdapters(0.3);
+    const batch = { inputIds: [examples[1]!], labels: [examples[1]!] };
+    const step = async (options: { seed: number; checkpoint?: boolean }) => {
+      const s = await m.trainStep(batch, options);
+      const g = Float32Array.from(m.optimizerState().grads!.data);
+      zeroGrads(m);
+      return { loss: s.loss, g };
+    };
+    const a = await step({ seed: 1 }), again = await step({ seed: 1 }), other = await step({ seed: 2 });
+    const recomputed = await step({ seed: 1, checkpoint: true });
+    expect(again.loss).toBe(a.loss);
+    expect(Array.from(again.g)).toEqual(Array.from(a.g));
+    expect(other.loss).not.toBe(a.loss);
+    expect(relErr(recomputed.g, a.g)).toBeLessThan(1e-6);
+    const plain = await m.evaluate(batch);
+    expect(plain.loss).not.toBe(a.loss);
+    expect(() => m.addLora({ dropout: 1 })).toThrow(/dropout/);
   });
 
   it('refuses position ids that do not count up from 0', async () => {

@@ -41,7 +41,7 @@ export async function loadPeftAdapter(model: Model, dir: string): Promise<void> 
       targets.add(m[2]!.split('.')[1]!);
     }
     const r = Number(cfg.r), alpha = Number(cfg.lora_alpha ?? r);
-    model.addLora({ r, alpha, rslora: cfg.use_rslora === true, targets: [...targets] as never, layers: [...layers].sort((a, b) => a - b) });
+    model.addLora({ r, alpha, rslora: cfg.use_rslora === true, dropout: Number(cfg.lora_dropout ?? 0), targets: [...targets] as never, layers: [...layers].sort((a, b) => a - b) });
     model.setLoraTensors(tensors);
   } finally {
     await f.close();

@@ -68,7 +68,7 @@ export async function savePeftAdapter(model: Model, dir: string, options: PeftEx
     r: lora.r,
     lora_alpha: lora.alpha,
     use_rslora: lora.rslora,
-    lora_dropout: 0,
+    lora_dropout: lora.dropout,
     target_modules: [...lora.targets].sort(),
     layers_to_transform: allLayers ? null : [...lora.layers].sort((a, b) => a - b),
     bias: 'none',

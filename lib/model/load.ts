@@ -22,6 +22,7 @@ const LoraOptions = z
     r: z.number().int().min(1).max(4096).optional().describe('LoRA rank (default 8)'),
     alpha: z.number().finite().optional().describe('LoRA alpha; the update is scaled by alpha / r (default 8)'),
     rslora: z.boolean().optional().describe('Scale by alpha / sqrt(r) instead (rsLoRA)'),
+    dropout: z.number().min(0).lt(1).optional().describe('Dropout on each adapter\'s input during training steps (PEFT\'s lora_dropout; default 0)'),
     targets: z.array(z.enum(['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'])).min(1).optional()
       .describe('Projections to adapt (default: all seven)'),
     layers: z.array(z.number().int().min(0)).optional().describe('Layers to adapt (default: all)'),
@@ -77,6 +78,8 @@ export interface TrainStepOptions {
   checkpoint?: boolean;
   /** Multiplies the gradients added (gradient accumulation weights micro-batches by their tokens). */
   gradScale?: number;
+  /** Seed of this step's LoRA dropout masks (the same seed, the same masks). */
+  seed?: number;
 }
 
 export interface OptimizerState {
@@ -288,7 +291,7 @@ function wrapModel(config: ModelConfig, tokenizer: TextTokenizer | null, model: 
         const count = callNative(() => model.addLora(o));
         trainable = 'lora';
         lora = {
-          r: o.r ?? 8, alpha: o.alpha ?? 8, rslora: o.rslora ?? false, seed: o.seed ?? 0,
+          r: o.r ?? 8, alpha: o.alpha ?? 8, rslora: o.rslora ?? false, dropout: o.dropout ?? 0, seed: o.seed ?? 0,
           targets: o.targets ?? ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'],
           layers: o.layers ?? Array.from({ length: config.layers }, (_, i) => i),
         };
@@ -300,6 +303,7 @@ function wrapModel(config: ModelConfig, tokenizer: TextTokenizer | null, model: 
             bf16: z.boolean().optional().describe('bf16 GEMMs with fp32 accumulation'),
             checkpoint: z.boolean().optional().describe('Activation checkpointing: recompute each layer in the backward to save memory'),
             gradScale: z.number().finite().min(0).optional().describe('Multiplies the gradients added by this step'),
+            seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional().describe('Seed of the LoRA dropout masks'),
           }).strict(),
           options,
           'trainStep',

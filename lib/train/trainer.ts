@@ -211,13 +211,15 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         const t0 = performance.now();
         const targets = window.reduce((a, b) => a + b.targets, 0);
         let lossSum = 0;
-        for (const b of window) {
+        for (const [micro, b] of window.entries()) {
           if (call.signal?.aborted) {
             stopReason = 'aborted';
             break outer; // the model still holds the weights of the last finished step
           }
           if (b.targets === 0) continue;
-          const r = await model.trainStep(b, { bf16: o.bf16, checkpoint: o.activationCheckpointing, gradScale: b.targets / targets });
+          // Dropout masks from (adapter seed, step, micro-batch): a resumed run draws the same ones.
+          const seed = (((model.lora?.seed ?? 0) * 1_000_003 + state.step) * 4096 + micro) % Number.MAX_SAFE_INTEGER;
+          const r = await model.trainStep(b, { bf16: o.bf16, checkpoint: o.activationCheckpointing, gradScale: b.targets / targets, seed });
           if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
             throw new TunekitError('ERR_TUNEKIT_NUMERIC', `The loss became ${Number.isFinite(r.loss) ? `finite but the gradient norm ${r.gradNorm}` : r.loss} at step ${state.step + 1} (epoch ${epoch}); training stopped before the update, the last checkpoint is intact. Try a lower lr, bf16: false or maxGradNorm.`);
           }

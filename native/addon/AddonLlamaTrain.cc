@@ -22,6 +22,8 @@ Napi::Value AddonLlama::add_lora(const Napi::CallbackInfo& info) {
     const int64_t r = option_int(o, "r", 8, 1, 4096);
     const double alpha = option_number(o, "alpha", 8.0);
     const bool rslora = option_bool(o, "rslora", false);
+    const double dropout = option_number(o, "dropout", 0.0);
+    check_arg(dropout >= 0.0 && dropout < 1.0, "Expected dropout in [0, 1) but received " + std::to_string(dropout));
     uint64_t seed = static_cast<uint64_t>(option_int(o, "seed", 0, 0, int64_t{1} << 53));
     std::array<bool, kProjections> targets{};
     Napi::Value tv = o.Get("targets");
@@ -62,7 +64,7 @@ Napi::Value AddonLlama::add_lora(const Napi::CallbackInfo& info) {
         LoraSlot& slot = L.layers[li][p];
         if (!targets[p] || !layer_on[li]) continue;
         const WeightView& w = projection(state_->weights.layers[li], p);
-        slot.on = true, slot.r = r, slot.scale = scale;
+        slot.on = true, slot.r = r, slot.scale = scale, slot.dropout = static_cast<float>(dropout);
         slot.a_offset = offset;
         offset += r * w.cols;
         slot.b_offset = offset;
@@ -169,6 +171,7 @@ Napi::Value AddonLlama::train_step(const Napi::CallbackInfo& info) {
     so.checkpoint = option_bool(step_options, "checkpoint", false);
     so.backward = option_bool(step_options, "backward", true);
     so.grad_scale = static_cast<float>(option_number(step_options, "gradScale", 1.0));
+    so.seed = static_cast<uint64_t>(option_int(step_options, "seed", 0, 0, int64_t{1} << 53));
     check_arg(std::isfinite(so.grad_scale) && so.grad_scale >= 0, "Expected a finite gradScale >= 0");
     check_arg(lora_ != nullptr || !so.backward, "Expected addLora() or enableFullTraining() before trainStep()");
     std::shared_ptr<Tensor> positions;

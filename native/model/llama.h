@@ -42,6 +42,7 @@ struct LoraSlot {
   bool on = false;
   int64_t r = 0;
   float scale = 1.0f;
+  float dropout = 0.0f;  // on the adapter's input, in training steps only (as PEFT's lora_dropout)
   int64_t a_offset = 0, b_offset = 0;  // into the flat parameter / gradient vectors
 };
 

@@ -24,6 +24,8 @@ struct Ctx {
   LlamaLora& lora;
   bool bf16;
   bool checkpoint;
+  bool train;     // dropout applies
+  uint64_t seed;  // of this step's dropout masks
   Isa isa;
   ThreadPool& pool;
 };
@@ -43,6 +45,11 @@ LoraLinearArgs lora_args(const Ctx& ctx, const LoraSlot& s, const float* x, int6
   g.b = ctx.lora.params.data() + s.b_offset;
   g.scale = s.scale;
   g.bf16 = ctx.bf16;
+  if (ctx.train && s.dropout > 0.0f) {
+    g.dropout = s.dropout;
+    // One stream per adapter: its offset in the parameter vector is unique.
+    g.seed = ctx.seed ^ (static_cast<uint64_t>(s.a_offset + 1) * 0x9e3779b97f4a7c15ULL);
+  }
   return g;
 }
 
@@ -256,7 +263,7 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
 StepResult llama_lora_step(const LlamaConfig& cfg, const LlamaWeights& w, LlamaLora& lora, const int32_t* tokens,
                            const int32_t* labels, int64_t batch, int64_t n, const StepOptions& o, Isa isa,
                            ThreadPool& pool) {
-  Ctx ctx{cfg, lora, o.bf16, o.checkpoint, isa, pool};
+  Ctx ctx{cfg, lora, o.bf16, o.checkpoint, o.backward, o.seed, isa, pool};
   // The batch loss is the mean over every labelled token of every sequence.
   const CrossEntropyResult ce = batch_step(ctx, w, tokens, labels, batch, n, o.positions, o.backward, o.grad_scale);
 #ifdef __GLIBC__

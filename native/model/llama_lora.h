@@ -35,6 +35,9 @@ struct StepOptions {
   // accumulation gives each micro-batch its share of the window's labelled tokens, so the sum is
   // the gradient of the mean over every token of the window (as transformers since 4.46).
   float grad_scale = 1.0f;
+  // Seed of the LoRA dropout masks of this step (each adapter draws its own from it); the same
+  // seed gives the same masks, so a resumed run repeats them.
+  uint64_t seed = 0;
 };
 StepResult llama_lora_step(const LlamaConfig& cfg, const LlamaWeights& w, LlamaLora& lora, const int32_t* tokens,
                            const int32_t* labels, int64_t batch, int64_t n, const StepOptions& options, Isa isa,

@@ -7,7 +7,7 @@ import { loadDataset, loadModel, setRuntimeOptions, Trainer } from '../../dist/l
 const [modelDir, data, out, maxSteps] = process.argv.slice(2);
 setRuntimeOptions({ threads: 2 });
 const model = await loadModel(modelDir);
-model.addLora({ r: 4, alpha: 8, seed: 5 });
+model.addLora({ r: 4, alpha: 8, seed: 5, dropout: 0.1 }); // dropout: resume must redraw the same masks
 const dataset = await loadDataset(data, model.tokenizer, { validation: 0.25, seed: 9 });
 const trainer = new Trainer(model, {
   maxSteps: Number(maxSteps), batchSize: 2, gradAccumulation: 2, lr: 5e-3, schedule: 'cosine', warmupSteps: 2,
