@@ -28,3 +28,6 @@ export { saveMergedModel } from './export/merge.js';
 export { loadPeftAdapter } from './export/peft-load.js';
 export { writeGguf, type GgufTypedValue } from './gguf/write.js';
 export { tokenizerFromFolder } from './tokenizer/hf.js';
+export { classificationReport, type ClassificationReport, type ClassScores } from './eval/classification.js';
+export { corpusBleu, tokenize13a, type BleuScore } from './eval/bleu.js';
+export { rouge, meanRouge, rougeTokens, type RougeScore } from './eval/rouge.js';
