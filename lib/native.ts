@@ -99,8 +99,13 @@ export interface NativeLlamaModel {
   trainStep(
     tokens: NativeTensor,
     labels: NativeTensor,
-    options?: { bf16?: boolean; checkpoint?: boolean; backward?: boolean; positions?: NativeTensor; gradScale?: number; seed?: number },
-  ): Promise<{ loss: number; tokens: number; gradNorm: number }>;
+    options?: { bf16?: boolean; checkpoint?: boolean; backward?: boolean; positions?: NativeTensor; gradScale?: number; seed?: number; lengths?: NativeTensor },
+  ): Promise<{ loss: number; tokens: number; gradNorm: number; logits?: NativeTensor }>;
+  addClassifier(options: { classes: number; hidden?: number; pooling?: 'last' | 'mean'; token?: boolean; seed?: number }): number;
+  headTensors(which?: 'params' | 'grads'): Record<string, NativeTensor>;
+  setHeadTensors(tensors: Record<string, NativeTensor>): void;
+  features(tokens: NativeTensor, options?: { lengths?: NativeTensor; pooling?: 'last' | 'mean'; bf16?: boolean }): Promise<NativeTensor>;
+  headStep(features: NativeTensor, labels: NativeTensor, options?: { backward?: boolean; gradScale?: number }): { loss: number; tokens: number; gradNorm: number; logits: NativeTensor };
   optimizerState(): { params: NativeTensor; grads: NativeTensor; m: NativeTensor; v: NativeTensor; step: number };
   setOptimizerState(state: { params: NativeTensor; grads?: NativeTensor; m: NativeTensor; v: NativeTensor; step: number }): void;
   optimizerStep(options: { lr?: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; maxGradNorm?: number }): Promise<{

@@ -31,6 +31,16 @@ const LoraOptions = z
   .strict();
 export type LoraOptionsInput = z.input<typeof LoraOptions>;
 
+const ClassifierSchema = z
+  .object({
+    classes: z.number().int().min(2).describe('Number of classes'),
+    hidden: z.number().int().min(0).optional().describe('Hidden units of a two-layer (tanh) head; 0: linear'),
+    pooling: z.enum(['last', 'mean']).optional().describe('Sequence heads: last real token or mean of the tokens'),
+    token: z.boolean().optional().describe('Token classification'),
+    seed: z.number().int().min(0).optional(),
+  })
+  .strict();
+
 const OptimizerOptions = z
   .object({
     lr: z.number().min(0).optional().describe('Learning rate (default 1e-4; 0 is allowed, as the first warmup step takes)'),
@@ -54,21 +64,42 @@ function batchTensor(rows: number[][], what: string): Tensor<'i32'> {
  * Equal-length rows of token ids and labels (-100: no loss). positionIds, as transformers'
  * position_ids for packed rows: each restart at 0 begins a new example that attends only to itself.
  */
-function batchTensors(batch: Batch): { ids: Tensor<'i32'>; labels: Tensor<'i32'>; positions?: Tensor<'i32'> } {
-  const ids = batchTensor(batch.inputIds, 'inputIds'), labels = batchTensor(batch.labels, 'labels');
+function batchTensors(batch: Batch): { ids: Tensor<'i32'>; labels: Tensor<'i32'>; positions?: Tensor<'i32'>; lengths?: Tensor<'i32'> } {
+  const ids = batchTensor(batch.inputIds, 'inputIds');
+  const lengths = batch.lengths ? Tensor.from('i32', [batch.lengths.length], batch.lengths) : undefined;
+  if (batch.labels.length > 0 && !Array.isArray(batch.labels[0])) {
+    // One class id per sequence (a classifier head checks the count).
+    return { ids, labels: Tensor.from('i32', [batch.labels.length], batch.labels as number[]), lengths };
+  }
+  const labels = batchTensor(batch.labels as number[][], 'labels');
   const same = (t: Tensor<'i32'>, what: string) => {
     if (t.shape[0] !== ids.shape[0] || t.shape[1] !== ids.shape[1]) {
       throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `Expected ${what} shaped like inputIds [${ids.shape.join(', ')}] but received [${t.shape.join(', ')}]`);
     }
     return t;
   };
-  return { ids, labels: same(labels, 'labels'), positions: batch.positionIds ? same(batchTensor(batch.positionIds, 'positionIds'), 'positionIds') : undefined };
+  return { ids, labels: same(labels, 'labels'), positions: batch.positionIds ? same(batchTensor(batch.positionIds, 'positionIds'), 'positionIds') : undefined, lengths };
 }
 
 export interface Batch {
   inputIds: number[][];
-  labels: number[][];
+  /** Next-token targets per position; with a sequence classifier, one class id per row. */
+  labels: number[][] | number[];
   positionIds?: number[][];
+  /** Real tokens per row (the rest is right padding): where a classifier pools. */
+  lengths?: number[];
+}
+
+export interface ClassifierOptions {
+  /** Number of classes (>= 2). */
+  classes: number;
+  /** 0: one linear layer; > 0: Linear(dim, hidden) -> tanh -> Linear(hidden, classes). */
+  hidden?: number;
+  /** Sequence heads: pool the last real token (as LlamaForSequenceClassification) or the mean. */
+  pooling?: 'last' | 'mean';
+  /** Token classification: a label per token. */
+  token?: boolean;
+  seed?: number;
 }
 
 export interface TrainStepOptions {
@@ -123,8 +154,21 @@ export interface Model {
    * LM head as bf16 GEMMs with fp32 accumulation.
    */
   trainStep(batch: Batch, options?: TrainStepOptions): Promise<{ loss: number; tokens: number; gradNorm: number }>;
-  /** The mean loss over the labelled tokens of a batch, forward only (gradients untouched). */
-  evaluate(batch: Batch, options?: { bf16?: boolean }): Promise<{ loss: number; tokens: number }>;
+  /** The mean loss over the labelled tokens of a batch, forward only (gradients untouched); with a classifier, its logits too. */
+  evaluate(batch: Batch, options?: { bf16?: boolean }): Promise<{ loss: number; tokens: number; logits?: Tensor<'f32'> }>;
+  /**
+   * Adds a trainable classification head on the final hidden states (after addLora /
+   * enableFullTraining, or on the frozen model); trainStep then takes class ids as labels.
+   * Returns the head's parameter count.
+   */
+  addClassifier(options: ClassifierOptions): number;
+  readonly classifier: Required<ClassifierOptions> | null;
+  headTensors(which?: 'params' | 'grads'): Record<string, Tensor<'f32'>>;
+  setHeadTensors(tensors: Record<string, Tensor<'f32'>>): void;
+  /** Pooled final hidden states [rows, dim] of a batch (adapters applied), for feature-based training. */
+  features(inputIds: number[][], options?: { lengths?: number[]; pooling?: 'last' | 'mean'; bf16?: boolean }): Promise<Tensor<'f32'>>;
+  /** The sequence head alone on precomputed features [rows, dim]: loss, logits, and (unless backward is false) gradients. */
+  headStep(features: Tensor<'f32'>, labels: number[], options?: { backward?: boolean; gradScale?: number }): { loss: number; tokens: number; gradNorm: number; logits: Tensor<'f32'> };
   /**
    * The flat trainable state (parameters, gradients, AdamW moments, step count) as copies, and
    * its restore: what a checkpoint needs to resume bit for bit.
@@ -136,8 +180,8 @@ export interface Model {
   /** The adapters (or their gradients) as tensors named blk.N.attn_q.lora_a [r, in] / .lora_b [out, r]. */
   loraTensors(which?: 'params' | 'grads'): Record<string, Tensor<'f32'>>;
   setLoraTensors(tensors: Record<string, Tensor<'f32'>>): void;
-  /** What trainStep updates: nothing yet, LoRA adapters, or every weight. */
-  readonly trainable: 'none' | 'lora' | 'full';
+  /** What trainStep updates: nothing yet, LoRA adapters, every weight, or only a classifier head. */
+  readonly trainable: 'none' | 'lora' | 'full' | 'head';
   /** The adapters' settings (defaults filled in) once addLora has run. */
   readonly lora: Required<Omit<LoraOptionsInput, 'layers'>> & { layers: number[] } | null;
   /** @internal The addon's model object. */
@@ -257,6 +301,12 @@ function gpt2Model(config: NativeGpt2Config, tokenizer: TextTokenizer | null, ha
     optimizerStep: later('optimizerStep') as never,
     enableFullTraining: later('enableFullTraining'),
     evaluate: later('evaluate') as never,
+    classifier: null,
+    addClassifier: later('addClassifier'),
+    headTensors: later('headTensors'),
+    setHeadTensors: later('setHeadTensors'),
+    features: later('features') as never,
+    headStep: later('headStep'),
     optimizerState: later('optimizerState'),
     setOptimizerState: later('setOptimizerState'),
     fullTensors: later('fullTensors'),
@@ -268,6 +318,7 @@ function gpt2Model(config: NativeGpt2Config, tokenizer: TextTokenizer | null, ha
 function wrapModel(config: ModelConfig, tokenizer: TextTokenizer | null, model: NativeLlamaModel, weights: Record<string, Tensor | Weights>): Model {
     let trainable: Model['trainable'] = 'none';
     let lora: Model['lora'] = null;
+    let classifier: Model['classifier'] = null;
     return {
       config,
       tokenizer,
@@ -278,6 +329,32 @@ function wrapModel(config: ModelConfig, tokenizer: TextTokenizer | null, model: 
       },
       get lora() {
         return lora;
+      },
+      get classifier() {
+        return classifier;
+      },
+      addClassifier(options) {
+        const o = parseOptions(ClassifierSchema, options, 'addClassifier');
+        const count = callNative(() => model.addClassifier(o));
+        classifier = { classes: o.classes, hidden: o.hidden ?? 0, pooling: o.pooling ?? 'last', token: o.token ?? false, seed: o.seed ?? 0 };
+        if (trainable === 'none') trainable = 'head';
+        return count;
+      },
+      headTensors(which = 'params') {
+        const raw = callNative(() => model.headTensors(which));
+        return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, new Tensor(v) as Tensor<'f32'>]));
+      },
+      setHeadTensors(tensors) {
+        callNative(() => model.setHeadTensors(Object.fromEntries(Object.entries(tensors).map(([k, v]) => [k, v.handle]))));
+      },
+      async features(inputIds, options = {}) {
+        const ids = batchTensor(inputIds, 'inputIds');
+        const lengths = options.lengths ? Tensor.from('i32', [options.lengths.length], options.lengths) : undefined;
+        return new Tensor(await awaitNative(() => model.features(ids.handle, { pooling: options.pooling, bf16: options.bf16, lengths: lengths?.handle }))) as Tensor<'f32'>;
+      },
+      headStep(features, labels, options = {}) {
+        const r = callNative(() => model.headStep(features.handle, Tensor.from('i32', [labels.length], labels).handle, options));
+        return { ...r, logits: new Tensor(r.logits) as Tensor<'f32'> };
       },
       async logits(tokenIds) {
         const ids = Tensor.from('i32', [tokenIds.length], tokenIds);
@@ -308,14 +385,15 @@ function wrapModel(config: ModelConfig, tokenizer: TextTokenizer | null, model: 
           options,
           'trainStep',
         );
-        const { ids, labels, positions } = batchTensors(batch);
-        return awaitNative(() => model.trainStep(ids.handle, labels.handle, { ...o, positions: positions?.handle }));
+        const { ids, labels, positions, lengths } = batchTensors(batch);
+        const r = await awaitNative(() => model.trainStep(ids.handle, labels.handle, { ...o, positions: positions?.handle, lengths: lengths?.handle }));
+        return { loss: r.loss, tokens: r.tokens, gradNorm: r.gradNorm };
       },
       async evaluate(batch, options = {}) {
         const o = parseOptions(z.object({ bf16: z.boolean().optional() }).strict(), options, 'evaluate');
-        const { ids, labels, positions } = batchTensors(batch);
-        const r = await awaitNative(() => model.trainStep(ids.handle, labels.handle, { ...o, backward: false, positions: positions?.handle }));
-        return { loss: r.loss, tokens: r.tokens };
+        const { ids, labels, positions, lengths } = batchTensors(batch);
+        const r = await awaitNative(() => model.trainStep(ids.handle, labels.handle, { ...o, backward: false, positions: positions?.handle, lengths: lengths?.handle }));
+        return { loss: r.loss, tokens: r.tokens, ...(r.logits ? { logits: new Tensor(r.logits) as Tensor<'f32'> } : {}) };
       },
       optimizerState() {
         const s = callNative(() => model.optimizerState());

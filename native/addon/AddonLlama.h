@@ -69,6 +69,11 @@ class AddonLlama : public Napi::ObjectWrap<AddonLlama> {
                         InstanceMethod<&AddonLlama::train_step>("trainStep"),
                         InstanceMethod<&AddonLlama::optimizer_step>("optimizerStep"),
                         InstanceMethod<&AddonLlama::optimizer_state>("optimizerState"),
+                        InstanceMethod<&AddonLlama::add_classifier>("addClassifier"),
+                        InstanceMethod<&AddonLlama::head_tensors>("headTensors"),
+                        InstanceMethod<&AddonLlama::set_head_tensors>("setHeadTensors"),
+                        InstanceMethod<&AddonLlama::features>("features"),
+                        InstanceMethod<&AddonLlama::head_step>("headStep"),
                         InstanceMethod<&AddonLlama::set_optimizer_state>("setOptimizerState"),
                         InstanceMethod<&AddonLlama::enable_full_training>("enableFullTraining"),
                         InstanceMethod<&AddonLlama::full_tensors>("fullTensors")});
@@ -85,6 +90,11 @@ class AddonLlama : public Napi::ObjectWrap<AddonLlama> {
   Napi::Value train_step(const Napi::CallbackInfo& info);
   Napi::Value optimizer_step(const Napi::CallbackInfo& info);
   Napi::Value optimizer_state(const Napi::CallbackInfo& info);
+  Napi::Value add_classifier(const Napi::CallbackInfo& info);
+  Napi::Value head_tensors(const Napi::CallbackInfo& info);
+  Napi::Value set_head_tensors(const Napi::CallbackInfo& info);
+  Napi::Value features(const Napi::CallbackInfo& info);
+  Napi::Value head_step(const Napi::CallbackInfo& info);
   Napi::Value set_optimizer_state(const Napi::CallbackInfo& info);
   Napi::Value enable_full_training(const Napi::CallbackInfo& info);
   Napi::Value full_tensors(const Napi::CallbackInfo& info);

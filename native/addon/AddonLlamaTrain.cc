@@ -18,6 +18,7 @@ namespace tk {
 Napi::Value AddonLlama::add_lora(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     Napi::Object o = options_arg(info, 0);
+    check_arg(!lora_ || !lora_->lora.head.on, "Expected addLora() before addClassifier() (the classifier would be dropped)");
     const LlamaConfig& c = state_->config;
     const int64_t r = option_int(o, "r", 8, 1, 4096);
     const double alpha = option_number(o, "alpha", 8.0);
@@ -155,16 +156,22 @@ Napi::Value AddonLlama::train_step(const Napi::CallbackInfo& info) {
     const Tensor& labels = AddonTensor::unwrap(info[1], "labels")->tensor();
     check_arg(tokens.dtype == Dtype::I32 && tokens.rank() == 2 && tokens.numel() > 0,
               "Expected tokens to be an i32 tensor [batch, length]");
-    check_arg(labels.dtype == Dtype::I32 && labels.shape == tokens.shape, "Expected labels of the same shape as tokens");
     const int64_t vocab = state_->config.vocab, batch = tokens.shape[0], n = tokens.shape[1];
     const int32_t *ids = tokens.data<int32_t>(), *lab = labels.data<int32_t>();
-    for (int64_t i = 0; i < batch * n; ++i) {
+    for (int64_t i = 0; i < batch * n; ++i)
       check_arg(ids[i] >= 0 && ids[i] < vocab, "Expected token ids in [0, " + std::to_string(vocab) + ") but element " +
                                                    std::to_string(i) + " holds " + std::to_string(ids[i]));
-      check_arg(lab[i] == -100 || (lab[i] >= 0 && lab[i] < vocab),
-                "Expected labels in [0, " + std::to_string(vocab) + ") or -100 but element " + std::to_string(i) +
+    // Labels: next tokens for the LM head, or class ids for a classifier ([batch] per sequence,
+    // [batch, n] per token).
+    const ClassifierHead* head = lora_ && lora_->lora.head.on ? &lora_->lora.head : nullptr;
+    const bool per_sequence = head && !head->token_level;
+    check_arg(labels.dtype == Dtype::I32 && (per_sequence ? labels.numel() == batch : labels.shape == tokens.shape),
+              per_sequence ? "Expected one class label per sequence: an i32 tensor [batch]" : "Expected labels of the same shape as tokens");
+    const int64_t classes = head ? head->classes : vocab;
+    for (int64_t i = 0; i < labels.numel(); ++i)
+      check_arg(lab[i] == -100 || (lab[i] >= 0 && lab[i] < classes),
+                "Expected labels in [0, " + std::to_string(classes) + ") or -100 but element " + std::to_string(i) +
                     " holds " + std::to_string(lab[i]));
-    }
     const Napi::Object step_options = options_arg(info, 2);
     StepOptions so;
     so.bf16 = option_bool(step_options, "bf16", false);
@@ -187,6 +194,20 @@ Napi::Value AddonLlama::train_step(const Napi::CallbackInfo& info) {
                   "element " + std::to_string(i) + " holds " + std::to_string(p[i]));
       so.positions = p;
     }
+    std::shared_ptr<Tensor> lengths, head_logits;
+    const Napi::Value lv = step_options.Get("lengths");
+    if (!lv.IsUndefined()) {
+      lengths = std::make_shared<Tensor>(AddonTensor::unwrap(lv, "lengths")->tensor());
+      check_arg(lengths->dtype == Dtype::I32 && lengths->numel() == batch, "Expected lengths to be an i32 tensor [batch]");
+      for (int64_t b = 0; b < batch; ++b)
+        check_arg(lengths->data<int32_t>()[b] >= 1 && lengths->data<int32_t>()[b] <= n,
+                  "Expected lengths in [1, " + std::to_string(n) + "]");
+      so.lengths = lengths->data<int32_t>();
+    }
+    if (head) {
+      head_logits = std::make_shared<Tensor>(Tensor::zeros(Dtype::F32, {head->token_level ? batch * n : batch, head->classes}));
+      so.head_logits = head_logits->data<float>();
+    }
     auto lora = lora_;
     if (!lora) {  // evaluating the frozen model: no adapters anywhere
       lora = std::make_shared<LoraState>();
@@ -199,18 +220,19 @@ Napi::Value AddonLlama::train_step(const Napi::CallbackInfo& info) {
     auto result = std::make_shared<std::array<double, 3>>();
     return PromiseWorker::start(
         info.Env(),
-        [state, lora, pool, isa, tokens, labels, positions, batch, n, result, guard, so] {
+        [state, lora, pool, isa, tokens, labels, positions, lengths, head_logits, batch, n, result, guard, so] {
           StepResult r = llama_lora_step(state->config, state->weights, lora->lora, tokens.data<int32_t>(),
                                          labels.data<int32_t>(), batch, n, so, isa, *pool);
           const auto& g = lora->lora.grads;
           const double norm = so.backward ? std::sqrt(sum_of_squares(g.data(), static_cast<int64_t>(g.size()))) : 0.0;
           (*result) = {r.loss, static_cast<double>(r.count), norm};
         },
-        [result](Napi::Env env) -> Napi::Value {
+        [result, head_logits](Napi::Env env) -> Napi::Value {
           Napi::Object o = Napi::Object::New(env);
           o.Set("loss", (*result)[0]);
           o.Set("tokens", (*result)[1]);
           o.Set("gradNorm", (*result)[2]);
+          if (head_logits) o.Set("logits", AddonTensor::wrap(env, *head_logits));
           return o;
         },
         {info[0], info[1], info.This()});
@@ -307,6 +329,7 @@ Napi::Value AddonLlama::optimizer_step(const Napi::CallbackInfo& info) {
 Napi::Value AddonLlama::enable_full_training(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     check_arg(!lora_ || !lora_->busy, "Expected no training call running");
+    check_arg(!lora_ || !lora_->lora.head.on, "Expected enableFullTraining() before addClassifier() (the classifier would be dropped)");
     const LlamaConfig& c = state_->config;
     const LlamaWeights& old = state_->weights;
     auto ls = std::make_shared<LoraState>();

@@ -10,6 +10,7 @@
 #include "../core/cpu_features.h"
 #include "../core/thread_pool.h"
 #include "../ops/weights.h"
+#include "classifier_head.h"
 
 namespace tk {
 
@@ -60,8 +61,18 @@ struct FullTraining {
 
 struct LlamaLora {
   std::vector<std::array<LoraSlot, kProjections>> layers;
-  std::vector<float> params, grads;  // flat: every on-slot's A [r, in] then B [out, r] (or all weights)
+  std::vector<float> params, grads;  // flat: every on-slot's A [r, in] then B [out, r] (or all weights), then the head
   FullTraining full;
+  ClassifierHead head;  // replaces the LM head and its loss when on
+  // Whether anything below the head trains (adapters or full fine-tuning); when not, a step
+  // keeps no activations and stops its backward at the head.
+  bool backbone_trains() const {
+    if (full.on) return true;
+    for (const auto& slots : layers)
+      for (const LoraSlot& s : slots)
+        if (s.on) return true;
+    return false;
+  }
 };
 
 // y [n, dim] += bias [dim] on every row (no-op for a null bias).

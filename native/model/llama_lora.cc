@@ -119,7 +119,12 @@ struct LayerSaved {
 // The whole batch at once: every projection runs on [batch · n] rows (so each frozen weight is
 // decoded once per direction), attention runs per sequence. Forward, loss, backward.
 CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32_t* tokens, const int32_t* labels,
-                              int64_t batch, int64_t seq, const int32_t* position_ids, bool backward, float grad_scale) {
+                              int64_t batch, int64_t seq, const StepOptions& so) {
+  const int32_t* position_ids = so.positions;
+  const bool backward = so.backward;
+  const float grad_scale = so.grad_scale;
+  // With a head over a frozen decoder only the head trains: nothing below it is kept or run back.
+  const bool through = backward && (!ctx.lora.head.on || ctx.lora.backbone_trains());
   const LlamaConfig& c = ctx.c;
   const int64_t qdim = c.heads * c.head_dim, kvdim = c.kv_heads * c.head_dim;
   const int64_t n = batch * seq;  // rows
@@ -176,42 +181,48 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
   };
   for (size_t li = 0; li < w.layers.size(); ++li) {
     layer_forward(li, x);
-    if (ctx.checkpoint || !backward) drop(saved[li]);
+    if (ctx.checkpoint || !through) drop(saved[li]);
   }
-  // Head and loss: in each sequence, position t predicts labels[t + 1].
-  Buf hf(n * c.dim), logits(n * c.vocab);
+  Buf hf(n * c.dim), dh(n * c.dim), dx(n * c.dim);
   rmsnorm_forward(x.data(), w.out_norm, n, c.dim, c.eps, hf.data(), ctx.pool);
-  {
-    GemmArgs g;
-    g.m = n, g.n = c.vocab, g.k = c.dim;
-    g.a.data = hf.data(), g.a.ld = c.dim;
-    g.b = frozen(w.lm_head), g.b.trans = true;
-    g.c = logits.data(), g.ldc = c.vocab, g.bf16 = ctx.bf16;
-    gemm(g, ctx.isa, ctx.pool);
-  }
-  std::vector<int32_t> shifted(n, kIgnoreIndex);
-  for (int64_t t = 0; t + 1 < n; ++t)  // never across a row or an example boundary
-    if ((t + 1) % seq != 0 && positions[t + 1] != 0) shifted[t] = labels[t + 1];
-  const CrossEntropyResult ce = cross_entropy(logits.data(), shifted.data(), n, c.vocab, backward, grad_scale, ctx.pool);
-  if (ce.count == 0 || !backward) return ce;  // logits now hold d(mean loss)/d(logits)
-  // Backward.
-  Buf dh(n * c.dim), dx(n * c.dim);
-  {
-    GemmArgs g;
-    g.m = n, g.n = c.dim, g.k = c.vocab;
-    g.a.data = logits.data(), g.a.ld = c.vocab;
-    g.b = frozen(w.lm_head);
-    g.c = dh.data(), g.ldc = c.dim, g.bf16 = ctx.bf16;
-    gemm(g, ctx.isa, ctx.pool);
-  }
   const FullTraining& full = ctx.lora.full;
-  if (full.on) {  // LM head: dHead += dlogitsᵀ·hf (into the embedding when tied)
-    GemmArgs g;
-    g.m = c.vocab, g.n = c.dim, g.k = n;
-    g.a.data = logits.data(), g.a.ld = c.vocab, g.a.trans = true;
-    g.b.data = hf.data(), g.b.ld = c.dim;
-    g.c = full_grad(ctx, full.lm_head >= 0 ? full.lm_head : full.embed), g.ldc = c.dim, g.beta = 1.0f, g.bf16 = ctx.bf16;
-    gemm(g, ctx.isa, ctx.pool);
+  CrossEntropyResult ce;
+  if (ctx.lora.head.on) {
+    ce = classifier_head_step(ctx.lora.head, ctx.lora.params.data(), ctx.lora.grads.data(), hf.data(), batch, seq, so.lengths,
+                              labels, grad_scale, so.head_logits, backward ? dh.data() : nullptr, ctx.pool);
+    if (ce.count == 0 || !through) return ce;
+  } else {
+    // LM head and loss: in each sequence, position t predicts labels[t + 1].
+    Buf logits(n * c.vocab);
+    {
+      GemmArgs g;
+      g.m = n, g.n = c.vocab, g.k = c.dim;
+      g.a.data = hf.data(), g.a.ld = c.dim;
+      g.b = frozen(w.lm_head), g.b.trans = true;
+      g.c = logits.data(), g.ldc = c.vocab, g.bf16 = ctx.bf16;
+      gemm(g, ctx.isa, ctx.pool);
+    }
+    std::vector<int32_t> shifted(n, kIgnoreIndex);
+    for (int64_t t = 0; t + 1 < n; ++t)  // never across a row or an example boundary
+      if ((t + 1) % seq != 0 && positions[t + 1] != 0) shifted[t] = labels[t + 1];
+    ce = cross_entropy(logits.data(), shifted.data(), n, c.vocab, backward, grad_scale, ctx.pool);
+    if (ce.count == 0 || !backward) return ce;  // logits now hold d(mean loss)/d(logits)
+    {
+      GemmArgs g;
+      g.m = n, g.n = c.dim, g.k = c.vocab;
+      g.a.data = logits.data(), g.a.ld = c.vocab;
+      g.b = frozen(w.lm_head);
+      g.c = dh.data(), g.ldc = c.dim, g.bf16 = ctx.bf16;
+      gemm(g, ctx.isa, ctx.pool);
+    }
+    if (full.on) {  // LM head: dHead += dlogitsᵀ·hf (into the embedding when tied)
+      GemmArgs g;
+      g.m = c.vocab, g.n = c.dim, g.k = n;
+      g.a.data = logits.data(), g.a.ld = c.vocab, g.a.trans = true;
+      g.b.data = hf.data(), g.b.ld = c.dim;
+      g.c = full_grad(ctx, full.lm_head >= 0 ? full.lm_head : full.embed), g.ldc = c.dim, g.beta = 1.0f, g.bf16 = ctx.bf16;
+      gemm(g, ctx.isa, ctx.pool);
+    }
   }
   rmsnorm_backward(x.data(), w.out_norm, dh.data(), n, c.dim, c.eps, dx.data(), full_grad(ctx, full.out_norm), ctx.pool);
   for (size_t li = w.layers.size(); li-- > 0;) {
@@ -265,7 +276,7 @@ StepResult llama_lora_step(const LlamaConfig& cfg, const LlamaWeights& w, LlamaL
                            ThreadPool& pool) {
   Ctx ctx{cfg, lora, o.bf16, o.checkpoint, o.backward, o.seed, isa, pool};
   // The batch loss is the mean over every labelled token of every sequence.
-  const CrossEntropyResult ce = batch_step(ctx, w, tokens, labels, batch, n, o.positions, o.backward, o.grad_scale);
+  const CrossEntropyResult ce = batch_step(ctx, w, tokens, labels, batch, n, o);
 #ifdef __GLIBC__
   // The step's activations (~1 GB at batch 4 x 256) were freed into this worker thread's malloc
   // arena; hand them back so the resident size does not grow by an arena per libuv thread.

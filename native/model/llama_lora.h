@@ -38,6 +38,11 @@ struct StepOptions {
   // Seed of the LoRA dropout masks of this step (each adapter draws its own from it); the same
   // seed gives the same masks, so a resumed run repeats them.
   uint64_t seed = 0;
+  // With a classifier head: tokens per sequence [batch] (the rest is padding; null: all), and
+  // where to write the head's logits [batch or batch·n, classes] (null: nowhere). Labels are
+  // then class ids: [batch] for a sequence head, [batch, n] for a token head.
+  const int32_t* lengths = nullptr;
+  float* head_logits = nullptr;
 };
 StepResult llama_lora_step(const LlamaConfig& cfg, const LlamaWeights& w, LlamaLora& lora, const int32_t* tokens,
                            const int32_t* labels, int64_t batch, int64_t n, const StepOptions& options, Isa isa,
