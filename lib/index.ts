@@ -31,3 +31,6 @@ export { tokenizerFromFolder } from './tokenizer/hf.js';
 export { classificationReport, type ClassificationReport, type ClassScores } from './eval/classification.js';
 export { corpusBleu, tokenize13a, type BleuScore } from './eval/bleu.js';
 export { rouge, meanRouge, rougeTokens, type RougeScore } from './eval/rouge.js';
+export { trainClassifier, type ClassifierMethod, type ClassifierRunOptions, type ClassifierRunResult } from './methods/classify.js';
+export { classesOf } from './train/trainer.js';
+export { type ClassifierOptions } from './model/load.js';

@@ -84,6 +84,19 @@ describe('frozen decoder + head', () => {
     expect(m.headStep(feats, batch.labels, { backward: false }).loss).toBeLessThan(head.loss);
   });
 
+  it('full fine-tuning + head: the weights stay in place when the head is added (same logits as frozen)', async () => {
+    const fx = await load();
+    const batch = { inputIds: rows(fx.ids!, 6), labels: Array.from(fx.labels!.data), lengths: Array.from(fx.lengths!.data) };
+    const frozen = await loadModel(dir), full = await loadModel(dir);
+    frozen.addClassifier({ classes: 3, seed: 4 });
+    full.enableFullTraining();
+    full.addClassifier({ classes: 3, seed: 4 });
+    const a = await frozen.evaluate(batch), b = await full.evaluate(batch);
+    expect(Array.from(b.logits!.data)).toEqual(Array.from(a.logits!.data));
+    await full.trainStep(batch);
+    expect(Object.keys(full.fullTensors()).length).toBeGreaterThan(10);
+  });
+
   it('refuses labels that do not fit the head, and adapters added after it', async () => {
     const m = await loadModel(dir);
     m.addClassifier({ classes: 2 });

@@ -5,6 +5,7 @@
 // attention that stays within each example (as transformers' DataCollatorWithFlattening).
 // An example never spans two rows.
 import type { Batch } from '../model/load.js';
+import { TunekitError } from '../errors.js';
 import type { Example } from './format.js';
 
 export interface BatchOptions {
@@ -15,6 +16,11 @@ export interface BatchOptions {
   packing?: boolean;
   /** Token id used for padding (its label is -100). */
   padId: number;
+  /**
+   * Classification: class ids by label (as strings). Each row is then one example with its class
+   * id as the row's label and its length in `lengths`; packing does not apply.
+   */
+  classes?: ReadonlyMap<string, number>;
 }
 
 export interface CountedBatch extends Batch {
@@ -49,6 +55,7 @@ function toBatch(rows: Row[], padId: number, width: number, position: number): C
  * where a checkpoint left it). The last batch may be smaller.
  */
 export async function* batches(examples: AsyncIterable<Example>, o: BatchOptions, skip = 0): AsyncGenerator<CountedBatch> {
+  if (o.classes) return yield* classBatches(examples, o, o.classes, skip);
   // Batches are emitted when every example so far sits in them, so `consumed` is the position.
   let rows: Row[] = [], current: Row | null = null, consumed = 0;
   const flush = () => {
@@ -82,5 +89,37 @@ export async function* batches(examples: AsyncIterable<Example>, o: BatchOptions
     consumed++;
   }
   if (current) rows.push(current);
+  if (rows.length) yield flush();
+}
+
+/** Class ids of examples' labels; a label the classes do not know is an error naming the record. */
+export function classOf(ex: Example, classes: ReadonlyMap<string, number>): number {
+  const id = classes.get(String(ex.label));
+  if (id === undefined) {
+    throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${ex.where}: label ${JSON.stringify(ex.label)} was not seen in training (known: ${[...classes.keys()].join(', ')})`);
+  }
+  return id;
+}
+
+async function* classBatches(examples: AsyncIterable<Example>, o: BatchOptions, classes: ReadonlyMap<string, number>, skip: number): AsyncGenerator<CountedBatch> {
+  let rows: Example[] = [], consumed = 0;
+  const flush = (): CountedBatch => {
+    const width = Math.max(...rows.map((r) => Math.min(r.inputIds.length, o.maxLength)));
+    const b: CountedBatch = {
+      inputIds: rows.map((r) => [...Array.from(r.inputIds.subarray(0, o.maxLength)), ...Array(width - Math.min(r.inputIds.length, o.maxLength)).fill(o.padId)]),
+      labels: rows.map((r) => classOf(r, classes)),
+      lengths: rows.map((r) => Math.min(r.inputIds.length, o.maxLength)),
+      position: consumed,
+      targets: rows.length,
+    };
+    rows = [];
+    return b;
+  };
+  for await (const ex of examples) {
+    if (consumed++ < skip) continue;
+    if (ex.inputIds.length === 0) continue;
+    rows.push(ex);
+    if (rows.length === o.batchSize) yield flush();
+  }
   if (rows.length) yield flush();
 }

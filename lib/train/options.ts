@@ -6,8 +6,8 @@ export const EarlyStoppingOptions = z
   .object({
     patience: positiveInt().describe('Evaluations without improvement before training stops'),
     minDelta: z.number().min(0).default(0).describe('Smallest change that counts as an improvement'),
-    metric: z.enum(['loss', 'perplexity']).default('loss').describe('Validation metric watched'),
-    mode: z.enum(['min', 'max']).default('min').describe('Whether smaller or larger is better'),
+    metric: z.enum(['loss', 'perplexity', 'accuracy', 'f1']).default('loss').describe('Validation metric watched (accuracy and macro F1 for classifiers)'),
+    mode: z.enum(['min', 'max']).optional().describe('Whether smaller or larger is better (default: min for loss and perplexity, max for accuracy and f1)'),
   })
   .strict();
 

@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { batches, type CountedBatch } from '../data/batches.js';
 import type { Dataset, DataSplit } from '../data/dataset.js';
 import { TunekitError } from '../errors.js';
+import { classificationReport, type ClassificationReport } from '../eval/classification.js';
 import type { Model, OptimizerState } from '../model/load.js';
 import { parseOptions } from '../validate.js';
 import {
@@ -33,8 +34,12 @@ export interface StepEvent {
 export interface EvalResult {
   loss: number;
   perplexity: number;
-  /** Labelled tokens evaluated. */
+  /** Labelled tokens evaluated (examples, for a classifier). */
   tokens: number;
+  /** Classifiers: accuracy and macro F1 over the split, and the full report. */
+  accuracy?: number;
+  f1?: number;
+  report?: ClassificationReport;
 }
 
 export interface EvalEvent extends EvalResult {
@@ -77,21 +82,45 @@ function padIdOf(model: Model): number {
   return named.length === 1 ? named[0]! : (t?.eosTokenId ?? 0);
 }
 
-/** Mean loss and perplexity of the model over a split (forward only). */
+/** The class ids of a training split's labels: sorted label strings, at least two. */
+export async function classesOf(split: DataSplit): Promise<Map<string, number>> {
+  const seen = new Set<string>();
+  for await (const ex of split.examples(0)) {
+    if (ex.label === undefined) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${ex.where}: a classifier needs labelled examples (format "classification")`);
+    seen.add(String(ex.label));
+  }
+  const labels = [...seen].sort();
+  if (labels.length < 2) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `Expected at least two classes in the training split but found ${labels.length ? `only ${JSON.stringify(labels[0])}` : 'none'}`);
+  return new Map(labels.map((l, i) => [l, i]));
+}
+
+/** Mean loss and perplexity of the model over a split (forward only); with classes, accuracy and F1 too. */
 export async function evaluate(
   model: Model,
   split: DataSplit,
-  o: { batchSize?: number; maxLength?: number; packing?: boolean; bf16?: boolean } = {},
+  o: { batchSize?: number; maxLength?: number; packing?: boolean; bf16?: boolean; classes?: ReadonlyMap<string, number> } = {},
 ): Promise<EvalResult> {
   let sum = 0, tokens = 0;
-  const opts = { batchSize: o.batchSize ?? 4, maxLength: o.maxLength ?? 1024, packing: o.packing ?? false, padId: padIdOf(model) };
+  const opts = { batchSize: o.batchSize ?? 4, maxLength: o.maxLength ?? 1024, packing: o.packing ?? false, padId: padIdOf(model), classes: o.classes };
+  const truth: number[] = [], predicted: number[] = [];
   for await (const b of batches(split.examples(0), opts)) {
     const r = await model.evaluate(b, { bf16: o.bf16 ?? false });
     sum += r.loss * r.tokens;
     tokens += r.tokens;
+    if (o.classes && r.logits) {
+      const k = r.logits.shape[1]!;
+      (b.labels as number[]).forEach((label, i) => {
+        const row = r.logits!.data.subarray(i * k, (i + 1) * k);
+        truth.push(label);
+        predicted.push(row.indexOf(Math.max(...row)));
+      });
+    }
   }
   const loss = tokens ? sum / tokens : NaN;
-  return { loss, perplexity: Math.exp(loss), tokens };
+  if (!o.classes || truth.length === 0) return { loss, perplexity: Math.exp(loss), tokens };
+  const names = [...o.classes.keys()];
+  const report = classificationReport(truth.map((t) => names[t]!), predicted.map((p) => names[p]!), names);
+  return { loss, perplexity: Math.exp(loss), tokens, accuracy: report.accuracy, f1: report.macro.f1, report };
 }
 
 export class Trainer extends EventEmitter<TrainerEvents> {
@@ -104,12 +133,18 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     if (o.resume === true && !o.outputDir) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', 'Expected outputDir to resume from');
   }
 
+  /** Class ids by label, once a classifier's training data has been seen (or set by the caller). */
+  classes: Map<string, number> | undefined;
+
   private batchOptions(evaluation = false) {
     const o = this.options;
-    return { batchSize: evaluation ? (o.evalBatchSize ?? o.batchSize) : o.batchSize, maxLength: o.maxLength, packing: o.packing, padId: padIdOf(this.model) };
+    return {
+      batchSize: evaluation ? (o.evalBatchSize ?? o.batchSize) : o.batchSize, maxLength: o.maxLength, packing: o.packing, padId: padIdOf(this.model),
+      classes: this.classes,
+    };
   }
 
-  /** Mean loss and perplexity over a split with the current weights. */
+  /** Mean loss and perplexity over a split with the current weights (accuracy and F1 for a classifier). */
   evaluate(split: DataSplit): Promise<EvalResult> {
     const b = this.batchOptions(true);
     return evaluate(this.model, split, { ...b, bf16: this.options.bf16 });
@@ -137,6 +172,16 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     const validation = 'train' in data ? data.validation : null;
     const test = 'train' in data ? data.test : null;
     const started = performance.now();
+    const head = model.classifier;
+    if (head && !head.token) {
+      if (o.packing) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', 'Expected packing: false with a sequence classifier (one example per row)');
+      this.classes ??= await classesOf(train);
+      if (this.classes.size !== head.classes) {
+        throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `The classifier has ${head.classes} classes but the training split has ${this.classes.size} labels (${[...this.classes.keys()].join(', ')})`);
+      }
+    } else if (head) {
+      throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', 'The Trainer drives sequence classifiers; token classification is trained with model.trainStep directly for now');
+    }
     const perEpoch = await this.stepsPerEpoch(train);
     if (perEpoch === 0) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', 'The training split holds no examples');
     const totalSteps = o.maxSteps ?? perEpoch * o.epochs;
@@ -174,14 +219,19 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       let stop = false;
       for (const [name, split] of sets) {
         const r = await this.evaluate(split);
+        const { report: _report, ...figures } = r;
         const event: EvalEvent = { step: state.step, split: name, ...r };
-        state.history.eval.push({ ...event });
+        state.history.eval.push({ step: state.step, split: name, ...figures });
         this.emit('eval', event);
-        await this.log({ type: 'eval', ...event });
+        await this.log({ type: 'eval', step: state.step, split: name, ...figures });
         if (name !== 'validation') continue;
         const es = o.earlyStopping;
-        const value = es?.metric === 'perplexity' ? r.perplexity : r.loss;
-        const mode = es?.mode ?? 'min', delta = es?.minDelta ?? 0;
+        const metric = es?.metric ?? 'loss';
+        if ((metric === 'accuracy' || metric === 'f1') && r[metric] === undefined) {
+          throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `Expected a classifier for earlyStopping.metric "${metric}"`);
+        }
+        const value = metric === 'perplexity' ? r.perplexity : metric === 'loss' ? r.loss : r[metric]!;
+        const mode = es?.mode ?? (metric === 'accuracy' || metric === 'f1' ? 'max' : 'min'), delta = es?.minDelta ?? 0;
         const better = !state.best || (mode === 'min' ? value < state.best.value - delta : value > state.best.value + delta);
         if (better) {
           state.best = { step: state.step, value };
@@ -276,7 +326,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     const final: Record<string, EvalResult> = {};
     for (const [name, split] of Object.entries(call.evalSets ?? {})) final[name] = await this.evaluate(split);
     const testResult = test && stopReason !== 'aborted' ? await this.evaluate(test) : null;
-    if (testResult) await this.log({ type: 'test', step: state.step, ...testResult });
+    if (testResult) await this.log({ type: 'test', step: state.step, ...testResult, report: undefined });
     return { steps: state.step, stopReason, best: state.best, history: state.history, test: testResult, evalSets: final, seconds: (performance.now() - started) / 1000 };
   }
 }

@@ -50,6 +50,31 @@ Napi::Value AddonLlama::add_classifier(const Napi::CallbackInfo& info) {
       lora_ = std::make_shared<LoraState>();
       lora_->lora.layers.resize(static_cast<size_t>(c.layers));
     }
+    if (lora_->lora.full.on) {
+      // The decoder's weights live in the parameter vector, which is about to grow (and move):
+      // continue on a copy and point the weights at it; sessions keep the old pair.
+      auto copy = std::make_shared<LoraState>();
+      copy->lora = lora_->lora;
+      copy->m = lora_->m, copy->v = lora_->v, copy->step = lora_->step;
+      const int64_t extra = (h.hidden > 0 ? h.hidden : h.classes) * (h.dim + 1) + (h.hidden > 0 ? h.classes * (h.hidden + 1) : 0);
+      copy->lora.params.reserve(copy->lora.params.size() + static_cast<size_t>(extra));
+      const float* from = lora_->lora.params.data();
+      const float* to = copy->lora.params.data();
+      const size_t size = lora_->lora.params.size();
+      auto rebase = [&](const float* p) { return p >= from && p < from + size ? to + (p - from) : p; };
+      auto next = std::make_shared<LlamaState>(*state_);
+      next->owners = {state_, copy};
+      LlamaWeights& W = next->weights;
+      auto view = [&](WeightView& v) { v.data = rebase(static_cast<const float*>(v.data)); };
+      view(W.embed), view(W.lm_head);
+      W.out_norm = rebase(W.out_norm);
+      for (LlamaLayer& L : W.layers) {
+        L.attn_norm = rebase(L.attn_norm), L.ffn_norm = rebase(L.ffn_norm);
+        for (WeightView* v : {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down}) view(*v);
+      }
+      state_ = std::move(next);
+      lora_ = std::move(copy);
+    }
     LlamaLora& L = lora_->lora;
     int64_t at = static_cast<int64_t>(L.params.size());
     const int64_t first_out = h.hidden > 0 ? h.hidden : h.classes;
