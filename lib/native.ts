@@ -106,7 +106,7 @@ export interface NativeLlamaModel {
   setHeadTensors(tensors: Record<string, NativeTensor>): void;
   features(tokens: NativeTensor, options?: { lengths?: NativeTensor; pooling?: 'last' | 'mean'; bf16?: boolean }): Promise<NativeTensor>;
   headStep(features: NativeTensor, labels: NativeTensor, options?: { backward?: boolean; gradScale?: number }): { loss: number; tokens: number; gradNorm: number; logits: NativeTensor };
-  optimizerState(): { params: NativeTensor; grads: NativeTensor; m: NativeTensor; v: NativeTensor; step: number };
+  optimizerState(names?: string[]): { params: NativeTensor; grads: NativeTensor; m: NativeTensor; v: NativeTensor; step: number };
   setOptimizerState(state: { params: NativeTensor; grads?: NativeTensor; m: NativeTensor; v: NativeTensor; step: number }): void;
   optimizerStep(options: { lr?: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; maxGradNorm?: number }): Promise<{
     gradNorm: number;

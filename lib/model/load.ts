@@ -174,6 +174,8 @@ export interface Model {
    * its restore: what a checkpoint needs to resume bit for bit.
    */
   optimizerState(): OptimizerState;
+  /** Only the trainable parameters (a copy): what restoring the best weights needs. */
+  trainableParams(): Tensor<'f32'>;
   setOptimizerState(state: OptimizerState): void;
   /** Clips (maxGradNorm), steps AdamW and zeroes the gradients (on a worker thread). */
   optimizerStep(options?: OptimizerOptions): Promise<{ gradNorm: number; step: number }>;
@@ -308,6 +310,7 @@ function gpt2Model(config: NativeGpt2Config, tokenizer: TextTokenizer | null, ha
     features: later('features') as never,
     headStep: later('headStep'),
     optimizerState: later('optimizerState'),
+    trainableParams: later('trainableParams'),
     setOptimizerState: later('setOptimizerState'),
     fullTensors: later('fullTensors'),
     loraTensors: later('loraTensors'),
@@ -399,6 +402,9 @@ function wrapModel(config: ModelConfig, tokenizer: TextTokenizer | null, model: 
         const s = callNative(() => model.optimizerState());
         const t = (h: typeof s.params) => new Tensor(h) as Tensor<'f32'>;
         return { params: t(s.params), grads: t(s.grads), m: t(s.m), v: t(s.v), step: s.step };
+      },
+      trainableParams() {
+        return new Tensor(callNative(() => model.optimizerState(['params'])).params) as Tensor<'f32'>;
       },
       setOptimizerState(state) {
         callNative(() =>

@@ -12,7 +12,7 @@ import { savePeftAdapter } from '../export/peft.js';
 import type { Model, OptimizerState } from '../model/load.js';
 import { openSafetensors } from '../safetensors/read.js';
 import { writeSafetensors } from '../safetensors/write.js';
-import type { Tensor } from '../tensor.js';
+import { Tensor } from '../tensor.js';
 
 export interface TrainerState {
   version: 1;
@@ -47,15 +47,20 @@ async function replaceDir(tmp: string, dir: string): Promise<void> {
   }
 }
 
-/** Writes the model's trainable state and the trainer's state into `dir`, atomically. */
-export async function saveCheckpoint(model: Model, state: TrainerState, dir: string, opt?: OptimizerState): Promise<void> {
+/**
+ * Writes the model's trainable state and the trainer's state into `dir`, atomically (the "best"
+ * snapshot leaves out the adapter folder).
+ */
+export async function saveCheckpoint(model: Model, state: TrainerState, dir: string, stateOnly = false): Promise<void> {
   const tmp = `${dir}.tmp-${process.pid}`;
   await rm(tmp, { recursive: true, force: true });
   try {
     await mkdir(tmp, { recursive: true });
-    const s = opt ?? model.optimizerState();
-    await writeSafetensors(join(tmp, 'optimizer.safetensors'), { params: s.params, m: s.m, v: s.v }, { metadata: { step: String(s.step) } });
-    if (model.trainable === 'lora' && !opt) await savePeftAdapter(model, join(tmp, 'adapter'));
+    // Parameters and moments only (no gradient copy: for full fine-tuning each is model-sized).
+    const s = model.native.optimizerState(['params', 'm', 'v']);
+    const t = (h: typeof s.params) => new Tensor(h) as Tensor<'f32'>;
+    await writeSafetensors(join(tmp, 'optimizer.safetensors'), { params: t(s.params), m: t(s.m), v: t(s.v) }, { metadata: { step: String(s.step) } });
+    if (model.trainable === 'lora' && !stateOnly) await savePeftAdapter(model, join(tmp, 'adapter'));
     await writeFile(join(tmp, 'trainer_state.json'), JSON.stringify(state, null, 1) + '\n');
     await replaceDir(tmp, dir);
   } catch (e) {

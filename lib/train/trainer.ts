@@ -9,7 +9,8 @@ import { batches, type CountedBatch } from '../data/batches.js';
 import type { Dataset, DataSplit } from '../data/dataset.js';
 import { TunekitError } from '../errors.js';
 import { classificationReport, type ClassificationReport } from '../eval/classification.js';
-import type { Model, OptimizerState } from '../model/load.js';
+import type { Model } from '../model/load.js';
+import type { Tensor } from '../tensor.js';
 import { parseOptions } from '../validate.js';
 import {
   checkpointDir, listCheckpoints, pruneCheckpoints, readOptimizerState, readTrainerState, saveCheckpoint, type TrainerState,
@@ -192,7 +193,8 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       version: 1, step: 0, epoch: 0, position: 0, rng: { epoch: 0 }, trainable: model.trainable, lora: model.lora,
       best: null, sinceBest: 0, history: { train: [], eval: [] }, options: { ...o, resume: undefined },
     };
-    let bestState: OptimizerState | null = null;
+    // Only the best parameters are kept in memory (the moments at restore time are the current ones).
+    let bestParams: Tensor<'f32'> | null = null;
     if (o.resume) {
       const dir = typeof o.resume === 'string' ? o.resume : (await listCheckpoints(o.outputDir!)).at(-1)?.dir;
       if (dir) {
@@ -202,7 +204,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         }
         model.setOptimizerState(await readOptimizerState(dir));
         const bestDir = o.outputDir ? join(o.outputDir, 'best') : null;
-        if (state.best && bestDir) bestState = await readOptimizerState(bestDir).catch(() => null);
+        if (state.best && bestDir) bestParams = (await readOptimizerState(bestDir).catch(() => null))?.params ?? null;
       }
     }
 
@@ -236,8 +238,8 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         if (better) {
           state.best = { step: state.step, value };
           state.sinceBest = 0;
-          bestState = model.optimizerState();
-          if (o.outputDir) await saveCheckpoint(model, state, join(o.outputDir, 'best'), bestState);
+          bestParams = model.trainableParams();
+          if (o.outputDir) await saveCheckpoint(model, state, join(o.outputDir, 'best'), true);
         } else {
           state.sinceBest++;
           if (es && state.sinceBest >= es.patience) stop = true;
@@ -322,7 +324,10 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     }
     this.emit('stop', { step: state.step, reason: stopReason });
     await this.log({ type: 'stop', step: state.step, reason: stopReason });
-    if (o.restoreBest && bestState && state.best && state.best.step !== state.step) model.setOptimizerState(bestState);
+    if (o.restoreBest && bestParams && state.best && state.best.step !== state.step) {
+      const now = model.optimizerState();
+      model.setOptimizerState({ params: bestParams, m: now.m, v: now.v, step: now.step });
+    }
     const final: Record<string, EvalResult> = {};
     for (const [name, split] of Object.entries(call.evalSets ?? {})) final[name] = await this.evaluate(split);
     const testResult = test && stopReason !== 'aborted' ? await this.evaluate(test) : null;

@@ -239,14 +239,21 @@ Napi::Value AddonLlama::train_step(const Napi::CallbackInfo& info) {
   });
 }
 
-// optimizerState() -> {params, grads, m, v: Tensor f32 [n] (copies), step}: the flat trainable
+// optimizerState(names?) -> {params, grads, m, v: Tensor f32 [n] (copies), step}: the flat trainable
 // state, in the order the parameters are laid out (what a checkpoint saves to resume exactly).
 Napi::Value AddonLlama::optimizer_state(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     check_arg(lora_ != nullptr, "Expected addLora() or enableFullTraining() before optimizerState()");
     check_arg(!lora_->busy, "Expected no training call running during optimizerState()");
+    // An optional list of names picks what to copy (a full model's state is four model-sized vectors).
+    std::vector<std::string> want;
+    if (info.Length() > 0 && info[0].IsArray()) {
+      Napi::Array a = info[0].As<Napi::Array>();
+      for (uint32_t i = 0; i < a.Length(); ++i) want.push_back(a.Get(i).ToString().Utf8Value());
+    }
     Napi::Object out = Napi::Object::New(info.Env());
     auto put = [&](const char* name, const std::vector<float>& v) {
+      if (!want.empty() && std::find(want.begin(), want.end(), name) == want.end()) return;
       Tensor t = Tensor::zeros(Dtype::F32, {static_cast<int64_t>(v.size())});
       std::copy(v.begin(), v.end(), t.data<float>());
       out.Set(name, AddonTensor::wrap(info.Env(), t));
