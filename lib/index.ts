@@ -34,3 +34,4 @@ export { rouge, meanRouge, rougeTokens, type RougeScore } from './eval/rouge.js'
 export { trainClassifier, type ClassifierMethod, type ClassifierRunOptions, type ClassifierRunResult } from './methods/classify.js';
 export { classesOf } from './train/trainer.js';
 export { type ClassifierOptions } from './model/load.js';
+export { searchHyperparameters, withParams, type SearchOptionsInput as SearchOptions, type Trial, type SearchResult, type Objective, type Params } from './search/search.js';

@@ -6,6 +6,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DatasetOptions } from '../data/dataset.js';
 import { TunekitError } from '../errors.js';
+import { SearchOptions } from '../search/search.js';
 import { TrainerOptions } from '../train/options.js';
 import { parseOptions } from '../validate.js';
 
@@ -43,6 +44,7 @@ export const JobConfig = z
       .strict()
       .default({ peft: true, gguf: false, merged: false }),
     threads: z.number().int().min(1).optional().describe('Kernel threads (default: all cores)'),
+    search: SearchOptions.omit({ stateFile: true }).optional().describe('What `tunekit search` explores'),
   })
   .strict();
 

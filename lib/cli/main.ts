@@ -4,6 +4,7 @@
 //   tunekit eval <config> [--adapter DIR]             validation/test loss and perplexity
 //   tunekit generate <model> [--adapter DIR] --prompt TEXT [--chat] [--max-tokens N] [--temperature T]
 //   tunekit export <model> --adapter DIR [--gguf FILE] [--merged DIR]
+//   tunekit search <config>                          hyperparameter search; resumes where it stopped
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -16,12 +17,14 @@ import { evaluate } from '../train/trainer.js';
 import { readJob } from './config.js';
 import { duration, ProgressBar } from './progress.js';
 import { loadJobData, runJob } from './run.js';
+import { runSearch } from './search.js';
 
 const USAGE = `Usage:
   tunekit train <config.json|config.yaml> [--resume]
   tunekit eval <config> [--adapter DIR]
   tunekit generate <model> [--adapter DIR] --prompt TEXT [--chat] [--max-tokens N] [--temperature T] [--top-p P] [--top-k K]
-  tunekit export <model> --adapter DIR [--gguf FILE] [--merged DIR]`;
+  tunekit export <model> --adapter DIR [--gguf FILE] [--merged DIR]
+  tunekit search <config>     (the config's "search" section: strategy, space, trials, metric)`;
 
 async function train(args: string[]): Promise<void> {
   const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { resume: { type: 'boolean', default: false } } });
@@ -96,7 +99,20 @@ async function exportCommand(args: string[]): Promise<void> {
   }
 }
 
-const commands: Record<string, (args: string[]) => Promise<void>> = { train, eval: evalCommand, generate: generateCommand, export: exportCommand };
+async function searchCommand(args: string[]): Promise<void> {
+  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+  if (positionals.length !== 1) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `Expected one config file\n${USAGE}`);
+  const job = await readJob(positionals[0]!);
+  if (!job.search) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${positionals[0]}: expected a "search" section (strategy, space, ...)`);
+  const r = await runSearch(job, job.search, (m) => console.error(m));
+  const keys = Object.keys(r.best.params);
+  console.log(['value', 'steps', 'seconds', ...keys].join('\t'));
+  for (const t of r.trials) console.log([t.value.toFixed(4), t.steps, t.seconds.toFixed(1), ...keys.map((k) => t.params[k])].join('\t'));
+  console.log(`best: ${JSON.stringify(r.best.params)} (${r.best.value.toFixed(4)}); ${r.resumed} trials resumed from ${r.files.results}`);
+  console.log(`best config: ${r.files.best} (tunekit train ${r.files.best})`);
+}
+
+const commands: Record<string, (args: string[]) => Promise<void>> = { train, eval: evalCommand, generate: generateCommand, export: exportCommand, search: searchCommand };
 
 export async function main(argv = process.argv.slice(2)): Promise<number> {
   const [command, ...rest] = argv;
