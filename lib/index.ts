@@ -35,3 +35,5 @@ export { trainClassifier, type ClassifierMethod, type ClassifierRunOptions, type
 export { classesOf } from './train/trainer.js';
 export { type ClassifierOptions } from './model/load.js';
 export { searchHyperparameters, withParams, type SearchOptionsInput as SearchOptions, type Trial, type SearchResult, type Objective, type Params } from './search/search.js';
+export { rankParameterImportance, type ImportanceRanking, type ImportanceRow, type LoraTarget } from './methods/importance.js';
+export { augmentText, augmentRows, type AugmentOptions } from './data/augment.js';

@@ -108,7 +108,11 @@ export interface NativeLlamaModel {
   headStep(features: NativeTensor, labels: NativeTensor, options?: { backward?: boolean; gradScale?: number }): { loss: number; tokens: number; gradNorm: number; logits: NativeTensor };
   optimizerState(names?: string[]): { params: NativeTensor; grads: NativeTensor; m: NativeTensor; v: NativeTensor; step: number };
   setOptimizerState(state: { params: NativeTensor; grads?: NativeTensor; m: NativeTensor; v: NativeTensor; step: number }): void;
-  optimizerStep(options: { lr?: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; maxGradNorm?: number }): Promise<{
+  paramGroups(): { name: string; offset: number; length: number }[];
+  optimizerStep(options: {
+    lr?: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; maxGradNorm?: number;
+    lrScales?: { offset: number; length: number; scale: number }[];
+  }): Promise<{
     gradNorm: number;
     step: number;
   }>;

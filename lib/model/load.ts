@@ -49,6 +49,8 @@ const OptimizerOptions = z
     eps: z.number().positive().optional(),
     weightDecay: z.number().min(0).optional().describe('Decoupled weight decay (default 0)'),
     maxGradNorm: z.number().min(0).optional().describe('Clip the global gradient norm to this (0: no clipping)'),
+    lrScales: z.array(z.object({ offset: z.number().int().min(0), length: z.number().int().min(0), scale: z.number().min(0) }).strict()).optional()
+      .describe('Learning-rate multipliers of parameter ranges (see paramGroups): discriminative rates, 0 to freeze'),
   })
   .strict();
 export type OptimizerOptions = z.input<typeof OptimizerOptions>;
@@ -174,6 +176,8 @@ export interface Model {
    * its restore: what a checkpoint needs to resume bit for bit.
    */
   optimizerState(): OptimizerState;
+  /** The trainable vector by layer group, bottom to top: embed, layer.N, output, head. */
+  paramGroups(): { name: string; offset: number; length: number }[];
   /** Only the trainable parameters (a copy): what restoring the best weights needs. */
   trainableParams(): Tensor<'f32'>;
   setOptimizerState(state: OptimizerState): void;
@@ -311,6 +315,7 @@ function gpt2Model(config: NativeGpt2Config, tokenizer: TextTokenizer | null, ha
     headStep: later('headStep'),
     optimizerState: later('optimizerState'),
     trainableParams: later('trainableParams'),
+    paramGroups: later('paramGroups'),
     setOptimizerState: later('setOptimizerState'),
     fullTensors: later('fullTensors'),
     loraTensors: later('loraTensors'),
@@ -402,6 +407,9 @@ function wrapModel(config: ModelConfig, tokenizer: TextTokenizer | null, model: 
         const s = callNative(() => model.optimizerState());
         const t = (h: typeof s.params) => new Tensor(h) as Tensor<'f32'>;
         return { params: t(s.params), grads: t(s.grads), m: t(s.m), v: t(s.v), step: s.step };
+      },
+      paramGroups() {
+        return callNative(() => model.paramGroups());
       },
       trainableParams() {
         return new Tensor(callNative(() => model.optimizerState(['params'])).params) as Tensor<'f32'>;

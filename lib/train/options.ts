@@ -28,6 +28,10 @@ export const TrainerOptions = z
     warmupRatio: z.number().min(0).lt(1).optional().describe('Warmup as a share of all steps (when warmupSteps is not given)'),
     cutFraction: z.number().gt(0).lt(1).default(0.1).describe('Slanted triangular: share of steps spent increasing'),
     ratio: z.number().min(1).default(32).describe('Slanted triangular: peak rate / lowest rate'),
+    discriminativeLr: z.number().gt(1).optional()
+      .describe('ULMFiT discriminative rates: each lower layer group (embeddings, each layer, output/head) trains at the rate of the one above divided by this (2.6 in ULMFiT)'),
+    gradualUnfreezing: z.boolean().default(false)
+      .describe('ULMFiT gradual unfreezing: epoch 1 trains only the top group, each later epoch one more'),
     bf16: z.boolean().default(false).describe('bf16 GEMMs with fp32 accumulation (mixed precision)'),
     activationCheckpointing: z.boolean().default(false).describe('Recompute each layer in the backward to save memory'),
     maxLength: positiveInt().default(1024).describe('Longest row in tokens (the packed row length with packing)'),

@@ -151,6 +151,21 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     return evaluate(this.model, split, { ...b, bf16: this.options.bf16 });
   }
 
+  /**
+   * ULMFiT's per-group rates for an epoch: group i of G (bottom to top) at factor^-(G-1-i), and
+   * with gradual unfreezing the groups below the top epoch+1 at 0 (they keep their weights).
+   */
+  private layerRates(epoch: number): { offset: number; length: number; scale: number }[] | undefined {
+    const o = this.options;
+    if (!o.discriminativeLr && !o.gradualUnfreezing) return undefined;
+    const groups = this.model.paramGroups();
+    const top = groups.length - 1;
+    return groups.map((g, i) => ({
+      offset: g.offset, length: g.length,
+      scale: o.gradualUnfreezing && i < top - epoch ? 0 : o.discriminativeLr ? o.discriminativeLr ** -(top - i) : 1,
+    }));
+  }
+
   /** Optimizer steps in one epoch (counts the batches of epoch 0; the count is the same every epoch). */
   private async stepsPerEpoch(split: DataSplit): Promise<number> {
     let n = 0;
@@ -279,7 +294,8 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         }
         if (targets === 0) continue;
         const lr = o.lr * scheduleFactor(schedule, state.step);
-        const { gradNorm } = await model.optimizerStep({ lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, maxGradNorm: o.maxGradNorm });
+        const lrScales = this.layerRates(epoch);
+        const { gradNorm } = await model.optimizerStep({ lr, beta1: o.beta1, beta2: o.beta2, eps: o.eps, weightDecay: o.weightDecay, maxGradNorm: o.maxGradNorm, lrScales });
         state.step++;
         state.epoch = lastOfEpoch ? epoch + 1 : epoch;
         state.position = lastOfEpoch ? 0 : window.at(-1)!.position;

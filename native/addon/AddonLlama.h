@@ -70,6 +70,7 @@ class AddonLlama : public Napi::ObjectWrap<AddonLlama> {
                         InstanceMethod<&AddonLlama::optimizer_step>("optimizerStep"),
                         InstanceMethod<&AddonLlama::optimizer_state>("optimizerState"),
                         InstanceMethod<&AddonLlama::add_classifier>("addClassifier"),
+                        InstanceMethod<&AddonLlama::param_groups>("paramGroups"),
                         InstanceMethod<&AddonLlama::head_tensors>("headTensors"),
                         InstanceMethod<&AddonLlama::set_head_tensors>("setHeadTensors"),
                         InstanceMethod<&AddonLlama::features>("features"),
@@ -91,6 +92,7 @@ class AddonLlama : public Napi::ObjectWrap<AddonLlama> {
   Napi::Value optimizer_step(const Napi::CallbackInfo& info);
   Napi::Value optimizer_state(const Napi::CallbackInfo& info);
   Napi::Value add_classifier(const Napi::CallbackInfo& info);
+  Napi::Value param_groups(const Napi::CallbackInfo& info);
   Napi::Value head_tensors(const Napi::CallbackInfo& info);
   Napi::Value set_head_tensors(const Napi::CallbackInfo& info);
   Napi::Value features(const Napi::CallbackInfo& info);

@@ -302,13 +302,32 @@ Napi::Value AddonLlama::optimizer_step(const Napi::CallbackInfo& info) {
     Napi::Object o = options_arg(info, 0);
     const AdamWConfig c = adamw_options<AdamWConfig>(o, 1e-4, 0.0);
     const double max_norm = option_number(o, "maxGradNorm", 0.0);
+    // lrScales: [{offset, length, scale}] multiply the learning rate of parameter ranges
+    // (discriminative rates; 0 freezes a range); the rest steps at scale 1.
+    const int64_t size = static_cast<int64_t>(lora_->lora.params.size());
+    std::vector<float> scale_of;  // per parameter, only when ranges are given
+    const Napi::Value sv = o.Get("lrScales");
+    if (!sv.IsUndefined()) {
+      check_arg(sv.IsArray(), "Expected lrScales to be an array of {offset, length, scale}");
+      scale_of.assign(static_cast<size_t>(size), 1.0f);
+      Napi::Array a = sv.As<Napi::Array>();
+      for (uint32_t i = 0; i < a.Length(); ++i) {
+        check_arg(a.Get(i).IsObject(), "Expected lrScales to be an array of {offset, length, scale}");
+        Napi::Object r = a.Get(i).As<Napi::Object>();
+        const int64_t at = option_int(r, "offset", 0, 0, size), len = option_int(r, "length", 0, 0, size - at);
+        const double k = option_number(r, "scale", 1.0);
+        check_arg(k >= 0 && std::isfinite(k), "Expected lrScales[].scale >= 0");
+        std::fill(scale_of.begin() + at, scale_of.begin() + at + len, static_cast<float>(k));
+      }
+    }
     auto guard = std::make_shared<BusyGuard>(lora_->busy, "optimizerStep()");
     auto lora = lora_;
     auto result = std::make_shared<std::array<double, 2>>();
+    auto scales = std::make_shared<std::vector<float>>(std::move(scale_of));
     // On a worker thread: with full fine-tuning this touches every weight of the model.
     return PromiseWorker::start(
         info.Env(),
-        [lora, c, max_norm, result, guard] {
+        [lora, c, max_norm, result, guard, scales] {
           auto& L = lora->lora;
           const int64_t n = static_cast<int64_t>(L.params.size());
           const double norm = std::sqrt(sum_of_squares(L.grads.data(), n));
@@ -317,7 +336,19 @@ Napi::Value AddonLlama::optimizer_step(const Napi::CallbackInfo& info) {
             if (coef < 1.0)
               for (float& g : L.grads) g = static_cast<float>(g * coef);
           }
-          adamw_step(L.params.data(), L.grads.data(), lora->m.data(), lora->v.data(), n, c, ++lora->step);
+          ++lora->step;
+          if (scales->empty()) {
+            adamw_step(L.params.data(), L.grads.data(), lora->m.data(), lora->v.data(), n, c, lora->step);
+          } else {  // one AdamW call per run of equal scale
+            for (int64_t at = 0; at < n;) {
+              int64_t end = at;
+              while (end < n && (*scales)[end] == (*scales)[at]) ++end;
+              AdamWConfig rc = c;
+              rc.lr = c.lr * (*scales)[at];
+              adamw_step(L.params.data() + at, L.grads.data() + at, lora->m.data() + at, lora->v.data() + at, end - at, rc, lora->step);
+              at = end;
+            }
+          }
           std::fill(L.grads.begin(), L.grads.end(), 0.0f);
           *result = {norm, static_cast<double>(lora->step)};
         },
@@ -328,6 +359,47 @@ Napi::Value AddonLlama::optimizer_step(const Napi::CallbackInfo& info) {
           return out;
         },
         {info.This()});
+  });
+}
+
+// paramGroups() -> [{name, offset, length}]: the trainable vector by layer, bottom to top:
+// "embed", "layer.N" ..., "output" (final norm + LM head), "head" (a classifier) — for
+// discriminative learning rates and gradual unfreezing.
+Napi::Value AddonLlama::param_groups(const Napi::CallbackInfo& info) {
+  return guarded(info, [&]() -> Napi::Value {
+    check_arg(lora_ != nullptr, "Expected addLora(), enableFullTraining() or addClassifier() before paramGroups()");
+    const LlamaLora& L = lora_->lora;
+    const LlamaConfig& c = state_->config;
+    Napi::Array out = Napi::Array::New(info.Env());
+    auto add = [&](const std::string& name, int64_t at, int64_t end) {
+      if (end <= at) return;
+      Napi::Object g = Napi::Object::New(info.Env());
+      g.Set("name", name), g.Set("offset", static_cast<double>(at)), g.Set("length", static_cast<double>(end - at));
+      out.Set(out.Length(), g);
+    };
+    if (L.full.on) {
+      const FullTraining& F = L.full;
+      add("embed", F.embed, F.embed + c.vocab * c.dim);
+      for (int64_t li = 0; li < c.layers; ++li) {
+        const int64_t end = li + 1 < c.layers ? F.layers[li + 1].attn_norm : (L.head.on ? L.head.w1 : static_cast<int64_t>(L.params.size()));
+        add("layer." + std::to_string(li), F.layers[li].attn_norm, end);
+      }
+      add("output", F.out_norm, F.lm_head >= 0 ? F.lm_head + c.vocab * c.dim : F.out_norm + c.dim);
+    } else {
+      for (size_t li = 0; li < L.layers.size(); ++li) {
+        int64_t lo = -1, hi = -1;
+        for (int p = 0; p < kProjections; ++p) {
+          const LoraSlot& s = L.layers[li][p];
+          if (!s.on) continue;
+          const WeightView& w = projection(state_->weights.layers[li], p);
+          if (lo < 0) lo = s.a_offset;
+          hi = s.b_offset + w.rows * s.r;
+        }
+        if (lo >= 0) add("layer." + std::to_string(li), lo, hi);
+      }
+    }
+    if (L.head.on) add("head", L.head.w1, static_cast<int64_t>(L.params.size()));
+    return out;
   });
 }
 
