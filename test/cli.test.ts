@@ -23,6 +23,9 @@ writeFileSync(join(work, 'data.jsonl'), Array.from({ length: 30 }, (_, i) => JSO
 
 it('trains from a YAML job, then evaluates, generates and exports', async () => {
   writeFileSync(join(work, 'job.yaml'), `model: model
+lora:
+  targets: auto
+  autoTargets: 2
 data:
   path: data.jsonl
   validation: 0.2
@@ -40,6 +43,7 @@ export:
 `);
   const t = await run('train', 'job.yaml');
   expect(t.stderr).toMatch(/validation before training: loss/);
+  expect(t.stderr).toMatch(/LoRA targets by importance .*: \w+_proj, \w+_proj\n/);
   expect(t.stderr).toMatch(/\] \d+\/\d+ loss \d+\.\d+ lr .* tok\/s ETA/);
   expect(t.stderr).toMatch(/test: loss/);
   const out = join(work, 'out');

@@ -16,8 +16,9 @@ const Lora = z
     alpha: z.number().positive().default(16).describe('LoRA alpha (scale alpha / r)'),
     rslora: z.boolean().default(false).describe('Scale by alpha / sqrt(r)'),
     dropout: z.number().min(0).lt(1).default(0).describe('LoRA dropout'),
-    targets: z.array(z.enum(['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'])).min(1).optional()
-      .describe('Projections to adapt (default: all seven)'),
+    targets: z.union([z.array(z.enum(['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'])).min(1), z.literal('auto')]).optional()
+      .describe('Projections to adapt (default: all seven); "auto": the top modules by gradient-based importance on the training data'),
+    autoTargets: z.number().int().min(1).max(7).default(3).describe('How many modules "auto" picks'),
     layers: z.array(z.number().int().min(0)).optional().describe('Layers to adapt (default: all)'),
     seed: z.number().int().min(0).default(0).describe('Seed of the A initialization'),
   })
@@ -28,7 +29,7 @@ export const JobConfig = z
     model: z.string().min(1).describe('A GGUF file or a Hugging Face folder'),
     method: z.enum(['lora', 'qlora', 'full']).default('lora').describe('lora; qlora (NF4 base + LoRA); full fine-tuning'),
     quantize: z.enum(['nf4', 'bf16', 'q8_0']).optional().describe('Store the base projections in this format (qlora implies nf4)'),
-    lora: Lora.default({ r: 8, alpha: 16, rslora: false, dropout: 0, seed: 0 }),
+    lora: Lora.default({ r: 8, alpha: 16, rslora: false, dropout: 0, seed: 0, autoTargets: 3 }),
     data: DatasetOptions.extend({
       path: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).describe('Data file(s) or folder'),
       evalSets: z.record(z.string(), z.string()).optional().describe('Extra evaluation sets by name (e.g. general text, to watch forgetting)'),

@@ -10,6 +10,7 @@ import { savePeftAdapter } from '../export/peft.js';
 import { TunekitError } from '../errors.js';
 import { loadModel, type Model } from '../model/load.js';
 import { setRuntimeOptions } from '../runtime.js';
+import { rankParameterImportance } from '../methods/importance.js';
 import { Trainer, type EvalResult, type StepEvent, type TrainResult } from '../train/trainer.js';
 import type { Job } from './config.js';
 import { writeReport } from './report.js';
@@ -42,12 +43,22 @@ export interface JobHooks {
   beforeTraining?: (model: Model, dataset: Dataset) => Promise<void>;
 }
 
-export async function loadJobModel(job: Job): Promise<{ model: Model; trainable: number }> {
+export async function loadJobModel(job: Job): Promise<Model> {
   if (job.threads) setRuntimeOptions({ threads: job.threads });
   const model = await loadModel(job.model, { quantize: job.method === 'qlora' ? 'nf4' : job.quantize });
   if (!model.tokenizer) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${job.model}: the model has no tokenizer (tokenizer.json), which training on text needs`);
-  const trainable = job.method === 'full' ? model.enableFullTraining() : model.addLora(job.lora);
-  return { model, trainable };
+  return model;
+}
+
+/** Adds the job's adapters (or full training); "auto" targets come from an importance ranking on a separate load of the model. */
+export async function setupTrainable(job: Job, model: Model, dataset: Dataset, log: (m: string) => void = () => {}): Promise<number> {
+  if (job.method === 'full') return model.enableFullTraining();
+  const { autoTargets, targets, ...lora } = job.lora;
+  if (targets !== 'auto') return model.addLora({ ...lora, targets });
+  const probe = await loadModel(job.model);
+  const ranking = await rankParameterImportance(probe, dataset.train, { batches: 8, batchSize: job.training.batchSize, maxLength: job.training.maxLength, targets: autoTargets });
+  log(`LoRA targets by importance (|gradient x weight| over ${ranking.batches} batches): ${ranking.suggestedTargets.join(', ')}`);
+  return model.addLora({ ...lora, targets: ranking.suggestedTargets });
 }
 
 export async function loadJobData(job: Job, model: Model): Promise<{ dataset: Dataset; evalSets: Record<string, DataSplit> }> {
@@ -68,11 +79,12 @@ export async function runJob(job: Job, hooks: JobHooks = {}): Promise<JobResult>
     await rm(paths.checkpoints, { recursive: true, force: true });
     await rm(paths.metrics, { force: true });
   }
-  const { model, trainable } = await loadJobModel(job);
-  log(`model ${job.model}: ${model.config.layers} layers, dim ${model.config.dim}; ${job.method}, ${trainable.toLocaleString('en-US')} trainable parameters`);
+  const model = await loadJobModel(job);
   const { dataset, evalSets } = await loadJobData(job, model);
   const s = dataset.stats;
   log(`data: ${s.records} records -> ${s.examples.train} train / ${s.examples.validation} validation / ${s.examples.test} test examples (${dataset.format}); skipped ${JSON.stringify(s.skipped)}`);
+  const trainable = await setupTrainable(job, model, dataset, log);
+  log(`model ${job.model}: ${model.config.layers} layers, dim ${model.config.dim}; ${job.method}, ${trainable.toLocaleString('en-US')} trainable parameters`);
   await hooks.beforeTraining?.(model, dataset);
   const trainer = new Trainer(model, { ...job.training, outputDir: paths.checkpoints, logFile: paths.metrics, resume: hooks.resume ?? false });
   let before: EvalResult | null = null;

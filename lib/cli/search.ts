@@ -38,7 +38,9 @@ export async function runSearch(job: Job, search: SearchOptionsInput, log: (m: s
   const metric = search.metric ?? 'loss';
   const objective = async (params: Params, budget: number | null) => {
     const trial = withParams(job, params);
-    model.addLora(trial.lora);
+    const { autoTargets: _auto, targets, ...lora } = trial.lora;
+    if (targets === 'auto') throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', 'Search needs explicit lora.targets (rank them once with rankParameterImportance)');
+    model.addLora({ ...lora, targets });
     const t = trial.training;
     const trainer = new Trainer(model, {
       ...t, ...(budget ? { maxSteps: budget, evalEvery: Math.max(1, Math.floor(budget / 4)) } : {}),
