@@ -41,6 +41,25 @@ describe('classification methods', () => {
     }, 60_000);
   }
 
+  it('token classification: tags on each word\'s first token, trained and scored per token', async () => {
+    const tok = (await loadModel(modelDir)).tokenizer!;
+    const animals = ['cat', 'dog'], other = ['the', 'sat', 'on', 'mat', 'hello', 'world'];
+    const ner = Array.from({ length: 60 }, () => {
+      const tokens = Array.from({ length: 4 + r.below(3) }, () => (r.next() < 0.3 ? animals[r.below(2)]! : other[r.below(other.length)]!));
+      return { tokens, tags: tokens.map((w) => (animals.includes(w) ? 'ANIMAL' : 'O')) };
+    });
+    const data = await loadDataset(ner, tok, { validation: 8, test: 12, seed: 2, shuffle: false });
+    expect(data.format).toBe('token-classification');
+    const [first] = await (async () => { const out = []; for await (const e of data.test!.examples()) out.push(e); return out; })();
+    const words = ner.find((x) => x.tokens.join(' ') === tok.decode([...first!.inputIds]).trim())!;
+    expect(first!.tags!.filter((t) => t !== null)).toEqual(words.tags); // one tag per word
+    const res = await trainClassifier(modelDir, data, { method: 'lora', lora: { r: 4, alpha: 8 }, training: { epochs: 15, batchSize: 8, lr: 1e-2, maxLength: 32, schedule: 'constant' } });
+    expect(res.labels).toEqual(['ANIMAL', 'O']);
+    expect(res.test!.tokens).toBeGreaterThan(40);
+    expect(res.test!.report!.confusion.flat().reduce((a, b) => a + b, 0)).toBe(res.test!.tokens);
+    expect(res.test!.accuracy).toBeGreaterThan(0.8); // O alone would be ~0.7
+  }, 60_000);
+
   it('refuses a label the training split never had, and a single class', async () => {
     const model = await loadModel(modelDir);
     model.addClassifier({ classes: 2 });

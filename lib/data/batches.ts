@@ -101,16 +101,30 @@ export function classOf(ex: Example, classes: ReadonlyMap<string, number>): numb
   return id;
 }
 
+/** Class ids of a token-classification example's tags (-100 where a token has none). */
+function tagIds(ex: Example, classes: ReadonlyMap<string, number>, width: number): number[] {
+  const out = new Array<number>(width).fill(-100);
+  ex.tags!.slice(0, width).forEach((t, i) => {
+    if (t === null) return;
+    const id = classes.get(t);
+    if (id === undefined) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${ex.where}: tag ${JSON.stringify(t)} was not seen in training (known: ${[...classes.keys()].join(', ')})`);
+    out[i] = id;
+  });
+  return out;
+}
+
 async function* classBatches(examples: AsyncIterable<Example>, o: BatchOptions, classes: ReadonlyMap<string, number>, skip: number): AsyncGenerator<CountedBatch> {
   let rows: Example[] = [], consumed = 0;
   const flush = (): CountedBatch => {
     const width = Math.max(...rows.map((r) => Math.min(r.inputIds.length, o.maxLength)));
+    const perToken = rows[0]!.tags !== undefined;
+    const labels = perToken ? rows.map((r) => tagIds(r, classes, width)) : rows.map((r) => classOf(r, classes));
     const b: CountedBatch = {
       inputIds: rows.map((r) => [...Array.from(r.inputIds.subarray(0, o.maxLength)), ...Array(width - Math.min(r.inputIds.length, o.maxLength)).fill(o.padId)]),
-      labels: rows.map((r) => classOf(r, classes)),
+      labels,
       lengths: rows.map((r) => Math.min(r.inputIds.length, o.maxLength)),
       position: consumed,
-      targets: rows.length,
+      targets: perToken ? (labels as number[][]).flat().filter((l) => l !== -100).length : rows.length,
     };
     rows = [];
     return b;

@@ -17,9 +17,9 @@ const share = z.number().min(0).describe('A fraction of the data (< 1) or a numb
 
 export const DatasetOptions = z
   .object({
-    format: z.enum(['auto', 'text', 'prompt-completion', 'messages', 'classification']).default('auto')
+    format: z.enum(['auto', 'text', 'prompt-completion', 'messages', 'classification', 'token-classification']).default('auto')
       .describe('How records become examples (auto: from the first record\'s fields)'),
-    columns: z.object({ text: z.string(), prompt: z.string(), completion: z.string(), messages: z.string(), label: z.string() }).partial().strict().default({})
+    columns: z.object({ text: z.string(), prompt: z.string(), completion: z.string(), messages: z.string(), label: z.string(), tokens: z.string(), tags: z.string() }).partial().strict().default({})
       .describe('Field names, when they differ from text / prompt / completion / messages / label'),
     maxLength: z.number().int().min(2).default(1024).describe('Longest example in tokens; longer ones are truncated'),
     validation: share.default(0).describe('Held-out validation share: a fraction (< 1) or a count'),
@@ -95,7 +95,7 @@ async function* examplesOf(source: DataSource, o: Options, tokenizer: TextTokeni
       }
       const ex = toExample(row, where, ctx);
       // Empty records, and examples left without targets (a prompt that fills maxLength).
-      if (!ex || (ctx.format !== 'classification' && !ex.labels.some((l) => l !== -100))) {
+      if (!ex || (ctx.format !== 'classification' && ctx.format !== 'token-classification' && !ex.labels.some((l) => l !== -100))) {
         stats.skipped.empty++;
         continue;
       }

@@ -8,7 +8,7 @@ import type { ChatMessage, TextTokenizer } from '../tokenizer/gguf.js';
 import { redact, type RedactionCounts } from './clean.js';
 import { InvalidRecord, type Row } from './source.js';
 
-export type DataFormat = 'auto' | 'text' | 'prompt-completion' | 'messages' | 'classification';
+export type DataFormat = 'auto' | 'text' | 'prompt-completion' | 'messages' | 'classification' | 'token-classification';
 export type ResolvedFormat = Exclude<DataFormat, 'auto'>;
 
 export interface Columns {
@@ -17,8 +17,10 @@ export interface Columns {
   completion: string;
   messages: string;
   label: string;
+  tokens: string;
+  tags: string;
 }
-export const DEFAULT_COLUMNS: Columns = { text: 'text', prompt: 'prompt', completion: 'completion', messages: 'messages', label: 'label' };
+export const DEFAULT_COLUMNS: Columns = { text: 'text', prompt: 'prompt', completion: 'completion', messages: 'messages', label: 'label', tokens: 'tokens', tags: 'tags' };
 
 export interface Example {
   inputIds: Int32Array;
@@ -26,6 +28,8 @@ export interface Example {
   labels: Int32Array;
   /** Classification label as found in the data. */
   label?: string | number;
+  /** Token classification: the word's tag on each word's first token, null elsewhere (as transformers aligns labels). */
+  tags?: (string | null)[];
   /** Where the record came from ("file:line"). */
   where: string;
 }
@@ -44,6 +48,7 @@ export interface FormatContext {
 /** Picks the format from the first record's fields. */
 export function detectFormat(row: Row, columns: Columns, where: string): ResolvedFormat {
   if (columns.messages in row) return 'messages';
+  if (columns.tokens in row && columns.tags in row) return 'token-classification';
   if (columns.prompt in row && columns.completion in row) return 'prompt-completion';
   if (columns.text in row && columns.label in row) return 'classification';
   if (columns.text in row) return 'text';
@@ -132,6 +137,26 @@ export function toExample(row: Row, where: string, ctx: FormatContext): Example 
       // Templates close each turn with their own end token; no extra EOS after the closing newline.
       const closes = tok.eosToken !== null && done.trimEnd().endsWith(tok.eosToken);
       return { ...assemble(segments, ctx.maxLength, closes ? null : eos), where };
+    }
+    case 'token-classification': {
+      const words = row[c.tokens], tags = row[c.tags];
+      if (!Array.isArray(words) || !words.every((w) => typeof w === 'string')) throw new InvalidRecord(where, `field "${c.tokens}" must be a list of words`);
+      if (!Array.isArray(tags) || tags.length !== words.length) {
+        throw new InvalidRecord(where, `field "${c.tags}" must be a list with one tag per word (${words.length} words)`);
+      }
+      if (words.length === 0) return null;
+      // Special tokens the tokenizer adds (a BOS) carry no tag.
+      const ids: number[] = tok.encode('', { addSpecialTokens: true });
+      const aligned: (string | null)[] = ids.map(() => null);
+      words.forEach((w, i) => {
+        // Words after the first carry their leading space, as transformers' is_split_into_words does.
+        tok.encode(i === 0 ? w : ` ${w}`, { addSpecialTokens: false }).forEach((id, k) => {
+          ids.push(id);
+          aligned.push(k === 0 ? String(tags[i]) : null);
+        });
+      });
+      const n = Math.min(ids.length, ctx.maxLength);
+      return { inputIds: Int32Array.from(ids.slice(0, n)), labels: new Int32Array(n).fill(-100), tags: aligned.slice(0, n), where };
     }
     case 'classification': {
       const t = text(row, c.text, where, ctx);

@@ -57,7 +57,9 @@ export async function trainClassifier(modelPath: string, data: Dataset, o: Class
   if (o.method === 'lora' || o.method === 'qlora') trainable += model.addLora(o.lora ?? { r: 8, alpha: 16 });
   if (o.method === 'full') trainable += model.enableFullTraining();
   const pooling = o.pooling ?? 'last';
-  trainable += model.addClassifier({ classes: classes.size, hidden: o.method === 'frozen-dense' ? (o.denseHidden ?? 256) : 0, pooling, seed: 1 });
+  const token = data.format === 'token-classification';
+  if (token && o.method === 'feature-based') throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', 'Feature-based training pools one feature row per text; use frozen-dense for token classification');
+  trainable += model.addClassifier({ classes: classes.size, hidden: o.method === 'frozen-dense' ? (o.denseHidden ?? 256) : 0, pooling, token, seed: 1 });
   const labels = [...classes.keys()];
   if (o.method === 'feature-based') {
     const r = await featureBased(model, data, classes, pooling, o);

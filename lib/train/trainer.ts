@@ -87,7 +87,11 @@ function padIdOf(model: Model): number {
 export async function classesOf(split: DataSplit): Promise<Map<string, number>> {
   const seen = new Set<string>();
   for await (const ex of split.examples(0)) {
-    if (ex.label === undefined) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${ex.where}: a classifier needs labelled examples (format "classification")`);
+    if (ex.tags) {
+      for (const t of ex.tags) if (t !== null) seen.add(t);
+      continue;
+    }
+    if (ex.label === undefined) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${ex.where}: a classifier needs labelled examples (format "classification" or "token-classification")`);
     seen.add(String(ex.label));
   }
   const labels = [...seen].sort();
@@ -110,7 +114,10 @@ export async function evaluate(
     tokens += r.tokens;
     if (o.classes && r.logits) {
       const k = r.logits.shape[1]!;
-      (b.labels as number[]).forEach((label, i) => {
+      // Sequence heads: a label per row; token heads: per position (rows of logits in batch order).
+      const flat = Array.isArray(b.labels[0]) ? (b.labels as number[][]).flat() : (b.labels as number[]);
+      flat.forEach((label, i) => {
+        if (label === -100) return;
         const row = r.logits!.data.subarray(i * k, (i + 1) * k);
         truth.push(label);
         predicted.push(row.indexOf(Math.max(...row)));
@@ -189,14 +196,12 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     const test = 'train' in data ? data.test : null;
     const started = performance.now();
     const head = model.classifier;
-    if (head && !head.token) {
-      if (o.packing) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', 'Expected packing: false with a sequence classifier (one example per row)');
+    if (head) {
+      if (o.packing) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', 'Expected packing: false with a classifier (one example per row)');
       this.classes ??= await classesOf(train);
       if (this.classes.size !== head.classes) {
         throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `The classifier has ${head.classes} classes but the training split has ${this.classes.size} labels (${[...this.classes.keys()].join(', ')})`);
       }
-    } else if (head) {
-      throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', 'The Trainer drives sequence classifiers; token classification is trained with model.trainStep directly for now');
     }
     const perEpoch = await this.stepsPerEpoch(train);
     if (perEpoch === 0) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', 'The training split holds no examples');
