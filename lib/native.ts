@@ -130,6 +130,13 @@ export interface NativeGpt2Config {
 
 export interface NativeGpt2Model {
   logits(tokens: NativeTensor): Promise<NativeTensor>;
+  addLora(options: { r?: number; alpha?: number; rslora?: boolean; targets?: string[]; layers?: number[]; seed?: number }): number;
+  loraTensors(which?: 'params' | 'grads'): Record<string, NativeTensor>;
+  setLoraTensors(tensors: Record<string, NativeTensor>): void;
+  trainStep(tokens: NativeTensor, labels: NativeTensor, options?: { backward?: boolean; gradScale?: number; positions?: NativeTensor }): Promise<{ loss: number; tokens: number; gradNorm: number }>;
+  optimizerStep(options: { lr?: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; maxGradNorm?: number }): { gradNorm: number; step: number };
+  optimizerState(): { params: NativeTensor; grads: NativeTensor; m: NativeTensor; v: NativeTensor; step: number };
+  setOptimizerState(state: { params: NativeTensor; grads?: NativeTensor; m: NativeTensor; v: NativeTensor; step: number }): void;
 }
 
 export interface NativeAddon {

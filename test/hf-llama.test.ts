@@ -151,8 +151,32 @@ describe('Hugging Face GPT-2 folder', () => {
     const m = await loadModel(g);
     expect(m.config).toMatchObject({ architecture: 'GPT2LMHeadModel', dim: 40, heads: 5, vocab: 1001 });
     expect(relErr((await m.logits(ids)).data, logits)).toBeLessThan(1e-4);
-    expect(() => m.addLora()).toThrow('addLora is not supported for GPT-2 models yet');
+    expect(() => m.enableFullTraining()).toThrow('enableFullTraining is not supported for GPT-2 models yet');
     await expect(m.logits(new Array(33).fill(1))).rejects.toThrow('Expected at most 32 tokens (the model\'s positions) but received 33');
+  });
+
+  it('trains LoRA on c_attn, c_proj and c_fc exactly as PEFT (Conv1D, fan_in_fan_out)', async () => {
+    const g = fileURLToPath(new URL('./reference/fixtures/tiny-gpt2/', import.meta.url));
+    const r = await openSafetensors(join(g, 'lora.safetensors'));
+    const fx: Record<string, Tensor> = {};
+    for (const n of r.names()) fx[n] = await r.read(n);
+    await r.close();
+    const m = await loadModel(g);
+    m.addLora({ r: 3, alpha: 6 });
+    const names = Object.keys(m.loraTensors());
+    expect(names).toHaveLength(2 * 4 * 2);
+    m.setLoraTensors(Object.fromEntries(names.map((n) => [n, fx[n] as Tensor<'f32'>])));
+    const ids = [...fx.ids!.data] as number[], labels = [...fx.labels!.data] as number[];
+    const batch = { inputIds: [ids.slice(0, 12), ids.slice(12)], labels: [labels.slice(0, 12), labels.slice(12)] };
+    const e = await m.evaluate(batch);
+    const step = await m.trainStep(batch);
+    expect(e.loss).toBe(step.loss);
+    expect(Math.abs(step.loss - fx.loss!.data[0]!)).toBeLessThan(1e-5);
+    const grads = m.loraTensors('grads');
+    for (const n of names) expect(relErr(grads[n]!.data, fx[`${n}.grad`]!.data), n).toBeLessThan(1e-4);
+    await m.optimizerStep({ lr: 1e-2 });
+    expect((await m.evaluate(batch)).loss).toBeLessThan(step.loss);
+    expect(() => m.addLora({ targets: ['q_proj'] as never })).toThrow(/Expected one of "c_attn", "c_proj", "c_fc"|c_attn/);
   });
 });
 

@@ -39,6 +39,13 @@ export function peftTensors(model: Model): Record<string, Tensor<'f32'>> {
     throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', 'Expected a model with LoRA adapters (addLora) to export a PEFT adapter');
   }
   const out: Record<string, Tensor<'f32'>> = {};
+  if (model.config.architecture === 'GPT2LMHeadModel') {
+    // GPT-2 adapters already carry Hugging Face module names (transformer.h.N.attn.c_attn).
+    for (const [name, t] of Object.entries(model.loraTensors())) {
+      out[`base_model.model.${name.replace(/\.lora_(a|b)$/, (_, h: string) => `.lora_${h.toUpperCase()}.weight`)}`] = t;
+    }
+    return out;
+  }
   for (const [name, t] of Object.entries(model.loraTensors())) {
     const m = /^blk\.(\d+)\.(\w+)\.lora_(a|b)$/.exec(name);
     if (!m || !MODULES[m[2]!]) throw new TunekitError('ERR_TUNEKIT_INTERNAL', `unexpected adapter tensor ${name}`);
@@ -63,6 +70,7 @@ export async function savePeftAdapter(model: Model, dir: string, options: PeftEx
   const allLayers = lora.layers.length === model.config.layers;
   const config = {
     peft_type: 'LORA',
+    fan_in_fan_out: false, // Conv1D models (GPT-2) override it below
     task_type: 'CAUSAL_LM',
     base_model_name_or_path: options.baseModel ?? null,
     r: lora.r,
@@ -70,9 +78,9 @@ export async function savePeftAdapter(model: Model, dir: string, options: PeftEx
     use_rslora: lora.rslora,
     lora_dropout: lora.dropout,
     target_modules: [...lora.targets].sort(),
+    ...(model.config.architecture === 'GPT2LMHeadModel' ? { fan_in_fan_out: true } : {}),
     layers_to_transform: allLayers ? null : [...lora.layers].sort((a, b) => a - b),
     bias: 'none',
-    fan_in_fan_out: false,
     inference_mode: true,
     init_lora_weights: true,
     modules_to_save: null,

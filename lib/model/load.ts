@@ -280,11 +280,28 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
   }
 }
 
-/** GPT-2: logits now; training and generation come with its backward. */
+const Gpt2LoraOptions = z
+  .object({
+    r: z.number().int().min(1).max(4096).optional().describe('LoRA rank (default 8)'),
+    alpha: z.number().finite().optional().describe('LoRA alpha (default 8)'),
+    rslora: z.boolean().optional(),
+    targets: z.array(z.enum(['c_attn', 'c_proj', 'c_fc'])).min(1).optional().describe('Conv1D modules to adapt (c_proj: attention and MLP, as in PEFT; default all)'),
+    layers: z.array(z.number().int().min(0)).optional(),
+    seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional(),
+  })
+  .strict();
+
+/** GPT-2: logits, LoRA training (c_attn, c_proj, c_fc) and evaluation; generation comes with its KV cache. */
 function gpt2Model(config: NativeGpt2Config, tokenizer: TextTokenizer | null, handles: Record<string, Tensor['handle'] | Weights['handle']>): Model {
   const model = callNative(() => new native.Gpt2Model(config, handles));
+  let lora: Model['lora'] = null;
   const later = (what: string) => () => {
     throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${what} is not supported for GPT-2 models yet`);
+  };
+  const wrap = (h: Record<string, Tensor['handle']>) => Object.fromEntries(Object.entries(h).map(([k, v]) => [k, new Tensor(v) as Tensor<'f32'>]));
+  const step = async (batch: Batch, backward: boolean, gradScale?: number) => {
+    const { ids, labels, positions } = batchTensors(batch);
+    return awaitNative(() => model.trainStep(ids.handle, labels.handle, { backward, gradScale, positions: positions?.handle }));
   };
   return {
     config: {
@@ -292,34 +309,66 @@ function gpt2Model(config: NativeGpt2Config, tokenizer: TextTokenizer | null, ha
       headDim: config.dim / config.heads, vocab: config.vocab, eps: config.eps, ropeTheta: 0, tiedEmbeddings: true,
     },
     tokenizer,
-    trainable: 'none',
-    lora: null,
+    get trainable() {
+      return lora ? 'lora' : 'none';
+    },
+    get lora() {
+      return lora;
+    },
     native: undefined as unknown as NativeLlamaModel,
     weights: {},
     async logits(tokenIds) {
       const ids = Tensor.from('i32', [tokenIds.length], tokenIds);
       return new Tensor(await awaitNative(() => model.logits(ids.handle))) as Tensor<'f32'>;
     },
+    addLora(options = {}) {
+      const o = parseOptions(Gpt2LoraOptions, options, 'addLora');
+      const count = callNative(() => model.addLora(o));
+      lora = {
+        r: o.r ?? 8, alpha: o.alpha ?? 8, rslora: o.rslora ?? false, dropout: 0, seed: o.seed ?? 0,
+        targets: (o.targets ?? ['c_attn', 'c_proj', 'c_fc']) as never, layers: o.layers ?? Array.from({ length: config.layers }, (_, i) => i),
+      };
+      return count;
+    },
+    loraTensors: (which = 'params') => wrap(callNative(() => model.loraTensors(which))),
+    setLoraTensors(tensors) {
+      callNative(() => model.setLoraTensors(Object.fromEntries(Object.entries(tensors).map(([k, v]) => [k, v.handle]))));
+    },
+    async trainStep(batch, options = {}) {
+      if (options.bf16 || options.checkpoint) throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', 'bf16 and activation checkpointing are not supported for GPT-2 training yet');
+      return step(batch, true, options.gradScale);
+    },
+    async evaluate(batch) {
+      const r = await step(batch, false);
+      return { loss: r.loss, tokens: r.tokens };
+    },
+    async optimizerStep(options = {}) {
+      const o = parseOptions(OptimizerOptions, options, 'optimizerStep');
+      if (o.lrScales) throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', 'lrScales are not supported for GPT-2 yet');
+      return callNative(() => model.optimizerStep(o));
+    },
+    optimizerState() {
+      const s = callNative(() => model.optimizerState());
+      const t = (h: typeof s.params) => new Tensor(h) as Tensor<'f32'>;
+      return { params: t(s.params), grads: t(s.grads), m: t(s.m), v: t(s.v), step: s.step };
+    },
+    trainableParams() {
+      return new Tensor(callNative(() => model.optimizerState()).params) as Tensor<'f32'>;
+    },
+    setOptimizerState(state) {
+      callNative(() => model.setOptimizerState({ params: state.params.handle, grads: state.grads?.handle, m: state.m.handle, v: state.v.handle, step: state.step }));
+    },
     generate: later('generate') as never,
     generateText: later('generateText') as never,
-    addLora: later('addLora'),
-    trainStep: later('trainStep') as never,
-    optimizerStep: later('optimizerStep') as never,
     enableFullTraining: later('enableFullTraining'),
-    evaluate: later('evaluate') as never,
+    fullTensors: later('fullTensors'),
     classifier: null,
     addClassifier: later('addClassifier'),
     headTensors: later('headTensors'),
     setHeadTensors: later('setHeadTensors'),
     features: later('features') as never,
     headStep: later('headStep'),
-    optimizerState: later('optimizerState'),
-    trainableParams: later('trainableParams'),
     paramGroups: later('paramGroups'),
-    setOptimizerState: later('setOptimizerState'),
-    fullTensors: later('fullTensors'),
-    loraTensors: later('loraTensors'),
-    setLoraTensors: later('setLoraTensors'),
   };
 }
 

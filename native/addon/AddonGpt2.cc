@@ -1,12 +1,20 @@
 // JS class Gpt2Model: GPT-2 over weights under Hugging Face names (transformer.wte.weight,
-// transformer.h.N.attn.c_attn.weight, ...). logits(tokens) -> Promise<Tensor [n, vocab]>.
+// transformer.h.N.attn.c_attn.weight, ...). logits(tokens) -> Promise<Tensor [n, vocab]>; LoRA
+// on c_attn / c_proj (attention and MLP) / c_fc: addLora, loraTensors, setLoraTensors,
+// trainStep, optimizerStep (AdamW), optimizerState / setOptimizerState.
 #include <napi.h>
 
 #include <memory>
 #include <string>
 #include <vector>
 
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+
 #include "../model/gpt2.h"
+#include "../model/gpt2_train.h"
+#include "../optim/adamw.h"
 #include "AddonTensor.h"
 #include "PromiseWorker.h"
 #include "addon_state.h"
@@ -23,10 +31,41 @@ struct Gpt2State {
   std::vector<Tensor> vectors;
 };
 
+// Adapters, gradients and AdamW state, flat fp32; `busy` while a step runs.
+struct Gpt2TrainState {
+  Gpt2Lora lora;
+  std::vector<float> m, v;
+  int64_t step = 0;
+  std::atomic<bool> busy{false};
+};
+
+const char* kGpt2Names[kGpt2Projections] = {"attn.c_attn", "attn.c_proj", "mlp.c_fc", "mlp.c_proj"};
+
+const WeightView& gpt2_projection(const Gpt2Layer& L, int p) {
+  const WeightView* v[kGpt2Projections] = {&L.attn, &L.proj, &L.fc, &L.fc_proj};
+  return *v[p];
+}
+
+struct Busy {
+  std::shared_ptr<Gpt2TrainState> s;
+  explicit Busy(std::shared_ptr<Gpt2TrainState> st, const char* what) : s(std::move(st)) {
+    bool expected = false;
+    check_arg(s->busy.compare_exchange_strong(expected, true), std::string("Expected no other training call running during ") + what);
+  }
+  ~Busy() { s->busy = false; }
+};
+
 class AddonGpt2 : public Napi::ObjectWrap<AddonGpt2> {
  public:
   static Napi::Function define(Napi::Env env) {
-    return DefineClass(env, "Gpt2Model", {InstanceMethod<&AddonGpt2::logits>("logits")});
+    return DefineClass(env, "Gpt2Model",
+                       {InstanceMethod<&AddonGpt2::logits>("logits"), InstanceMethod<&AddonGpt2::add_lora>("addLora"),
+                        InstanceMethod<&AddonGpt2::lora_tensors>("loraTensors"),
+                        InstanceMethod<&AddonGpt2::set_lora_tensors>("setLoraTensors"),
+                        InstanceMethod<&AddonGpt2::train_step>("trainStep"),
+                        InstanceMethod<&AddonGpt2::optimizer_step>("optimizerStep"),
+                        InstanceMethod<&AddonGpt2::optimizer_state>("optimizerState"),
+                        InstanceMethod<&AddonGpt2::set_optimizer_state>("setOptimizerState")});
   }
 
   explicit AddonGpt2(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AddonGpt2>(info) {
@@ -71,6 +110,241 @@ class AddonGpt2 : public Napi::ObjectWrap<AddonGpt2> {
   }
 
  private:
+  // addLora({r, alpha, rslora, targets: ['c_attn', 'c_proj', 'c_fc'], layers, seed}): PEFT's init
+  // (A uniform in ±1/sqrt(in), B zero); c_proj covers both attention and MLP, as in PEFT.
+  Napi::Value add_lora(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      Napi::Object o = options_arg(info, 0);
+      const Gpt2Config& c = state_->config;
+      const int64_t r = option_int(o, "r", 8, 1, 4096);
+      const double alpha = option_number(o, "alpha", 8.0);
+      const bool rslora = option_bool(o, "rslora", false);
+      uint64_t seed = static_cast<uint64_t>(option_int(o, "seed", 0, 0, int64_t{1} << 53));
+      std::array<bool, kGpt2Projections> on{};
+      const Napi::Value tv = o.Get("targets");
+      if (tv.IsUndefined()) {
+        on.fill(true);
+      } else {
+        check_arg(tv.IsArray(), "Expected an array of module names for targets");
+        Napi::Array a = tv.As<Napi::Array>();
+        for (uint32_t i = 0; i < a.Length(); ++i) {
+          const std::string name = a.Get(i).ToString().Utf8Value();
+          check_arg(name == "c_attn" || name == "c_proj" || name == "c_fc", "Expected targets among c_attn, c_proj, c_fc but received \"" + name + "\"");
+          if (name == "c_attn") on[kGpt2Attn] = true;
+          if (name == "c_proj") on[kGpt2Proj] = on[kGpt2FcProj] = true;
+          if (name == "c_fc") on[kGpt2Fc] = true;
+        }
+      }
+      std::vector<bool> layer_on(static_cast<size_t>(c.layers), true);
+      const Napi::Value lv = o.Get("layers");
+      if (!lv.IsUndefined()) {
+        check_arg(lv.IsArray(), "Expected an array of layer indices for layers");
+        layer_on.assign(static_cast<size_t>(c.layers), false);
+        Napi::Array a = lv.As<Napi::Array>();
+        for (uint32_t i = 0; i < a.Length(); ++i) {
+          const double v = a.Get(i).ToNumber().DoubleValue();
+          check_arg(v >= 0 && v < c.layers && v == std::floor(v), "Expected layer indices in [0, " + std::to_string(c.layers) + ")");
+          layer_on[static_cast<size_t>(v)] = true;
+        }
+      }
+      check_arg(!train_ || !train_->busy, "Expected no training call running");
+      auto ts = std::make_shared<Gpt2TrainState>();
+      Gpt2Lora& L = ts->lora;
+      L.layers.resize(static_cast<size_t>(c.layers));
+      int64_t offset = 0;
+      const float scale = static_cast<float>(rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / r);
+      for (int64_t li = 0; li < c.layers; ++li)
+        for (int p = 0; p < kGpt2Projections; ++p) {
+          if (!on[p] || !layer_on[li]) continue;
+          const WeightView& w = gpt2_projection(state_->weights.layers[li], p);  // Conv1D [in, out]
+          LoraSlot& s = L.layers[li][p];
+          s.on = true, s.r = r, s.scale = scale, s.a_offset = offset;
+          offset += r * w.rows;
+          s.b_offset = offset;
+          offset += w.cols * r;
+        }
+      L.params.assign(static_cast<size_t>(offset), 0.0f);
+      L.grads.assign(static_cast<size_t>(offset), 0.0f);
+      ts->m.assign(static_cast<size_t>(offset), 0.0f);
+      ts->v.assign(static_cast<size_t>(offset), 0.0f);
+      for (int64_t li = 0; li < c.layers; ++li)
+        for (int p = 0; p < kGpt2Projections; ++p) {
+          const LoraSlot& s = L.layers[li][p];
+          if (!s.on) continue;
+          const int64_t in = gpt2_projection(state_->weights.layers[li], p).rows;
+          const float bound = static_cast<float>(1.0 / std::sqrt(static_cast<double>(in)));
+          for (int64_t i = 0; i < s.r * in; ++i) {  // splitmix64 -> uniform(-bound, bound)
+            uint64_t z = (seed += 0x9e3779b97f4a7c15ULL);
+            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+            z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+            z ^= z >> 31;
+            L.params[static_cast<size_t>(s.a_offset + i)] = (static_cast<float>(z >> 40) / 16777216.0f * 2.0f - 1.0f) * bound;
+          }
+        }
+      train_ = std::move(ts);
+      return Napi::Number::New(info.Env(), static_cast<double>(offset));
+    });
+  }
+
+  template <class Fn>
+  void each_slot(Fn&& fn) const {
+    for (size_t li = 0; li < train_->lora.layers.size(); ++li)
+      for (int p = 0; p < kGpt2Projections; ++p)
+        if (train_->lora.layers[li][p].on)
+          fn("transformer.h." + std::to_string(li) + "." + kGpt2Names[p], train_->lora.layers[li][p],
+             gpt2_projection(state_->weights.layers[li], p));
+  }
+
+  // loraTensors(which) -> {"transformer.h.N.attn.c_attn.lora_a": [r, in], "..lora_b": [out, r]} (copies)
+  Napi::Value lora_tensors(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      check_arg(train_ != nullptr, "Expected addLora() before loraTensors()");
+      const bool grads = info.Length() > 0 && info[0].IsString() && info[0].As<Napi::String>().Utf8Value() == "grads";
+      const std::vector<float>& src = grads ? train_->lora.grads : train_->lora.params;
+      Napi::Object out = Napi::Object::New(info.Env());
+      each_slot([&](const std::string& base, const LoraSlot& s, const WeightView& w) {
+        Tensor a = Tensor::zeros(Dtype::F32, {s.r, w.rows}), b = Tensor::zeros(Dtype::F32, {w.cols, s.r});
+        std::copy(src.begin() + s.a_offset, src.begin() + s.a_offset + a.numel(), a.data<float>());
+        std::copy(src.begin() + s.b_offset, src.begin() + s.b_offset + b.numel(), b.data<float>());
+        out.Set(base + ".lora_a", AddonTensor::wrap(info.Env(), a));
+        out.Set(base + ".lora_b", AddonTensor::wrap(info.Env(), b));
+      });
+      return out;
+    });
+  }
+
+  Napi::Value set_lora_tensors(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      check_arg(train_ != nullptr, "Expected addLora() before setLoraTensors()");
+      Napi::Object in = options_arg(info, 0);
+      Busy busy(train_, "setLoraTensors()");
+      each_slot([&](const std::string& base, const LoraSlot& s, const WeightView& w) {
+        for (int half = 0; half < 2; ++half) {
+          const std::string key = base + (half ? ".lora_b" : ".lora_a");
+          if (in.Get(key).IsUndefined()) continue;
+          const Tensor& t = AddonTensor::unwrap(in.Get(key), key.c_str())->tensor();
+          const int64_t count = half ? w.cols * s.r : s.r * w.rows;
+          check_arg(t.dtype == Dtype::F32 && t.numel() == count, "Expected " + key + " to be f32 with " + std::to_string(count) + " elements");
+          std::copy(t.data<float>(), t.data<float>() + count, train_->lora.params.begin() + (half ? s.b_offset : s.a_offset));
+        }
+      });
+      return info.Env().Undefined();
+    });
+  }
+
+  // trainStep(tokens [batch, n], labels [batch, n], {backward, gradScale, positions}) -> {loss, tokens, gradNorm}
+  Napi::Value train_step(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      auto* env_state = info.Env().GetInstanceData<AddonState>();
+      const Gpt2Config& c = state_->config;
+      const Tensor& tokens = AddonTensor::unwrap(info[0], "tokens")->tensor();
+      const Tensor& labels = AddonTensor::unwrap(info[1], "labels")->tensor();
+      check_arg(tokens.dtype == Dtype::I32 && tokens.rank() == 2 && tokens.numel() > 0, "Expected tokens to be an i32 tensor [batch, length]");
+      check_arg(labels.dtype == Dtype::I32 && labels.shape == tokens.shape, "Expected labels of the same shape as tokens");
+      const int64_t batch = tokens.shape[0], n = tokens.shape[1];
+      check_arg(n <= c.positions, "Expected at most " + std::to_string(c.positions) + " tokens per row (the model's positions)");
+      for (int64_t i = 0; i < batch * n; ++i) {
+        const int32_t id = tokens.data<int32_t>()[i], l = labels.data<int32_t>()[i];
+        check_arg(id >= 0 && id < c.vocab, "Expected token ids in [0, " + std::to_string(c.vocab) + ") but element " + std::to_string(i) + " holds " + std::to_string(id));
+        check_arg(l == -100 || (l >= 0 && l < c.vocab), "Expected labels in [0, " + std::to_string(c.vocab) + ") or -100 but element " + std::to_string(i) + " holds " + std::to_string(l));
+      }
+      Napi::Object o = options_arg(info, 2);
+      StepOptions so;
+      so.backward = option_bool(o, "backward", true);
+      so.grad_scale = static_cast<float>(option_number(o, "gradScale", 1.0));
+      std::shared_ptr<Tensor> positions;
+      if (!o.Get("positions").IsUndefined()) {
+        positions = std::make_shared<Tensor>(AddonTensor::unwrap(o.Get("positions"), "positions")->tensor());
+        check_arg(positions->dtype == Dtype::I32 && positions->shape == tokens.shape, "Expected positions shaped like tokens");
+        for (int64_t i = 0; i < batch * n; ++i) {
+          const int32_t p = positions->data<int32_t>()[i];
+          check_arg(p == 0 || (i % n != 0 && p == positions->data<int32_t>()[i - 1] + 1),
+                    "Expected positions that start each row at 0 and count up by one but element " + std::to_string(i) + " holds " + std::to_string(p));
+        }
+        so.positions = positions->data<int32_t>();
+      }
+      check_arg(train_ != nullptr || !so.backward, "Expected addLora() before trainStep()");
+      auto train = train_;
+      if (!train) {
+        train = std::make_shared<Gpt2TrainState>();
+        train->lora.layers.resize(static_cast<size_t>(c.layers));
+      }
+      auto busy = std::make_shared<Busy>(train, "trainStep()");
+      auto state = state_;
+      auto pool = env_state->pool;
+      const Isa isa = env_state->isa;
+      auto result = std::make_shared<std::array<double, 3>>();
+      return PromiseWorker::start(
+          info.Env(),
+          [state, train, busy, pool, isa, tokens, labels, positions, batch, n, so, result] {
+            const StepResult r = gpt2_lora_step(state->config, state->weights, train->lora, tokens.data<int32_t>(), labels.data<int32_t>(), batch, n, so, isa, *pool);
+            const auto& g = train->lora.grads;
+            *result = {r.loss, static_cast<double>(r.count), so.backward ? std::sqrt(sum_of_squares(g.data(), static_cast<int64_t>(g.size()))) : 0.0};
+          },
+          [result](Napi::Env env) -> Napi::Value {
+            Napi::Object out = Napi::Object::New(env);
+            out.Set("loss", (*result)[0]), out.Set("tokens", (*result)[1]), out.Set("gradNorm", (*result)[2]);
+            return out;
+          },
+          {info[0], info[1], info.This()});
+    });
+  }
+
+  // optimizerStep({lr, beta1, beta2, eps, weightDecay, maxGradNorm}) -> {gradNorm, step}: as the Llama model's.
+  Napi::Value optimizer_step(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      check_arg(train_ != nullptr, "Expected addLora() before optimizerStep()");
+      Napi::Object o = options_arg(info, 0);
+      const AdamWConfig cfg = adamw_options<AdamWConfig>(o, 1e-4, 0.0);
+      const double max_norm = option_number(o, "maxGradNorm", 0.0);
+      Busy busy(train_, "optimizerStep()");
+      auto& L = train_->lora;
+      const int64_t n = static_cast<int64_t>(L.params.size());
+      const double norm = std::sqrt(sum_of_squares(L.grads.data(), n));
+      if (max_norm > 0 && max_norm / (norm + 1e-6) < 1.0)
+        for (float& g : L.grads) g = static_cast<float>(g * (max_norm / (norm + 1e-6)));
+      adamw_step(L.params.data(), L.grads.data(), train_->m.data(), train_->v.data(), n, cfg, ++train_->step);
+      std::fill(L.grads.begin(), L.grads.end(), 0.0f);
+      Napi::Object out = Napi::Object::New(info.Env());
+      out.Set("gradNorm", norm), out.Set("step", static_cast<double>(train_->step));
+      return out;  // adapters are small: stepped here, returned through a resolved Promise by the JS side
+    });
+  }
+
+  Napi::Value optimizer_state(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      check_arg(train_ != nullptr, "Expected addLora() before optimizerState()");
+      Napi::Object out = Napi::Object::New(info.Env());
+      auto put = [&](const char* name, const std::vector<float>& v) {
+        Tensor t = Tensor::zeros(Dtype::F32, {static_cast<int64_t>(v.size())});
+        std::copy(v.begin(), v.end(), t.data<float>());
+        out.Set(name, AddonTensor::wrap(info.Env(), t));
+      };
+      put("params", train_->lora.params), put("grads", train_->lora.grads), put("m", train_->m), put("v", train_->v);
+      out.Set("step", static_cast<double>(train_->step));
+      return out;
+    });
+  }
+
+  Napi::Value set_optimizer_state(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      check_arg(train_ != nullptr, "Expected addLora() before setOptimizerState()");
+      Napi::Object o = options_arg(info, 0);
+      Busy busy(train_, "setOptimizerState()");
+      const int64_t size = static_cast<int64_t>(train_->lora.params.size());
+      auto take = [&](const char* name, std::vector<float>& into, bool optional) {
+        if (o.Get(name).IsUndefined() && optional) return std::fill(into.begin(), into.end(), 0.0f);
+        const Tensor& t = AddonTensor::unwrap(o.Get(name), name)->tensor();
+        check_arg(t.dtype == Dtype::F32 && t.numel() == size, std::string("Expected ") + name + " to be f32 [" + std::to_string(size) + "]");
+        std::copy(t.data<float>(), t.data<float>() + size, into.begin());
+      };
+      take("params", train_->lora.params, false), take("m", train_->m, false), take("v", train_->v, false);
+      take("grads", train_->lora.grads, true);
+      train_->step = option_int(o, "step", 0, 0, int64_t{1} << 53);
+      return info.Env().Undefined();
+    });
+  }
+
   Napi::Value logits(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
       auto* env_state = info.Env().GetInstanceData<AddonState>();
@@ -82,13 +356,23 @@ class AddonGpt2 : public Napi::ObjectWrap<AddonGpt2> {
       auto state = state_;
       auto pool = env_state->pool;
       const Isa isa = env_state->isa;
+      auto train = train_;  // with adapters: the training step's forward, which applies them
+      if (train) check_arg(!train->busy, "Expected no training call running during logits()");
       return PromiseWorker::start(
-          info.Env(), [state, pool, isa, tokens, out, n] { gpt2_logits(state->config, state->weights, tokens.data<int32_t>(), n, out->data<float>(), isa, *pool); },
+          info.Env(),
+          [state, train, pool, isa, tokens, out, n] {
+            if (!train) return gpt2_logits(state->config, state->weights, tokens.data<int32_t>(), n, out->data<float>(), isa, *pool);
+            std::vector<int32_t> none(static_cast<size_t>(n), -100);
+            StepOptions so;
+            so.backward = false;
+            gpt2_lora_step(state->config, state->weights, train->lora, tokens.data<int32_t>(), none.data(), 1, n, so, isa, *pool, out->data<float>());
+          },
           [out](Napi::Env env) -> Napi::Value { return AddonTensor::wrap(env, *out); }, {info[0], info.This()});
     });
   }
 
   std::shared_ptr<const Gpt2State> state_;
+  std::shared_ptr<Gpt2TrainState> train_;
 };
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "../ops/attention.h"
+#include "../ops/gelu.h"
 #include "../ops/gemm.h"
 #include "../ops/layernorm.h"
 #include "llama.h"
@@ -20,11 +21,6 @@ void conv1d(const float* x, int64_t n, const WeightView& w, const float* bias, f
   g.c = out, g.ldc = w.cols, g.beta = beta;
   gemm(g, isa, pool);
   add_bias(out, bias, n, w.cols);
-}
-
-float gelu_tanh(float x) {
-  const float k = 0.7978845608028654f;  // sqrt(2 / pi)
-  return 0.5f * x * (1.0f + std::tanh(k * (x + 0.044715f * x * x * x)));
 }
 
 }  // namespace

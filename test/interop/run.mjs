@@ -1,5 +1,5 @@
 // npm run test:interop — what tunekit writes, loaded by the tools people use:
-//  1. PEFT adapter folders (tiny Llama folder; SmolLM2 GGUF, whose q/k rows llama.cpp permuted)
+//  1. PEFT adapter folders (tiny Llama and GPT-2 folders; SmolLM2 GGUF, whose q/k rows llama.cpp permuted)
 //     loaded by transformers + peft: logits equal ours (< 1e-4, fp32).
 //     The same SmolLM2 adapter merged into a Hugging Face folder: transformers' logits equal ours.
 //  2. A GGUF LoRA adapter trained here on SmolLM2, loaded beside the base GGUF by node-llama-cpp
@@ -56,6 +56,7 @@ function check(what, args) {
 }
 
 await peftCase('tiny-llama', join(root, 'test/reference/fixtures/tiny-llama'), [1, 5, 17, 300, 999, 42, 7, 0, 512]);
+await peftCase('tiny-gpt2', join(root, 'test/reference/fixtures/tiny-gpt2'), [1, 5, 17, 300, 999, 42, 7, 0, 512]);
 if (existsSync(smollm2)) await peftCase('smollm2-gguf', smollm2, [1, 504, 3458, 282, 4649, 314, 2681, 30, 2]);
 else {
   failed++;

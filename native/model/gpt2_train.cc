@@ -1,0 +1,168 @@
+#include "gpt2_train.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "../ops/attention.h"
+#include "../ops/cross_entropy.h"
+#include "../ops/gelu.h"
+#include "../ops/gemm.h"
+#include "../ops/layernorm.h"
+
+namespace tk {
+namespace {
+
+using Buf = std::vector<float>;
+
+struct Ctx {
+  Gpt2Lora& lora;
+  Isa isa;
+  ThreadPool& pool;
+};
+
+// C [m, n] (+)= A [m, k] · op(B); B dense f32 with leading dimension ldb, or a WeightView.
+void mm(const Ctx& ctx, int64_t m, int64_t n, int64_t k, const float* a, bool a_trans, int64_t lda, const float* b,
+        bool b_trans, int64_t ldb, float* c, float beta, const WeightView* bw = nullptr) {
+  GemmArgs g;
+  g.m = m, g.n = n, g.k = k;
+  g.a.data = a, g.a.ld = lda, g.a.trans = a_trans;
+  if (bw) g.b.weights = bw;
+  else g.b.data = b, g.b.ld = ldb;
+  g.b.trans = b_trans;
+  g.c = c, g.ldc = n, g.beta = beta;
+  gemm(g, ctx.isa, ctx.pool);
+}
+
+// y = x·W + bias (+ LoRA: scale·(x·Aᵀ)·Bᵀ, with t = x·Aᵀ kept for the backward); y (+)= when accumulate.
+void project(const Ctx& ctx, const LoraSlot& s, const float* x, int64_t n, const WeightView& w, const float* bias, float* y,
+             bool accumulate, Buf& t) {
+  const int64_t in = w.rows, out = w.cols;
+  mm(ctx, n, out, in, x, false, in, nullptr, false, 0, y, accumulate ? 1.0f : 0.0f, &w);
+  add_bias(y, bias, n, out);
+  if (!s.on) return;
+  const float* A = ctx.lora.params.data() + s.a_offset;
+  const float* B = ctx.lora.params.data() + s.b_offset;
+  t.assign(static_cast<size_t>(n * s.r), 0.0f);
+  mm(ctx, n, s.r, in, x, false, in, A, true, in, t.data(), 0.0f);
+  Buf st(t);
+  for (float& v : st) v *= s.scale;
+  mm(ctx, n, out, s.r, st.data(), false, s.r, B, true, s.r, y, 1.0f);
+}
+
+// dx (+)= dy·Wᵀ (+ LoRA's), adapters' gradients added to lora.grads.
+void project_back(const Ctx& ctx, const LoraSlot& s, const float* x, const float* dy, int64_t n, const WeightView& w,
+                  const Buf& t, float* dx, bool accumulate) {
+  const int64_t in = w.rows, out = w.cols;
+  mm(ctx, n, in, out, dy, false, out, nullptr, true, 0, dx, accumulate ? 1.0f : 0.0f, &w);
+  if (!s.on) return;
+  const float* A = ctx.lora.params.data() + s.a_offset;
+  const float* B = ctx.lora.params.data() + s.b_offset;
+  float* dA = ctx.lora.grads.data() + s.a_offset;
+  float* dB = ctx.lora.grads.data() + s.b_offset;
+  Buf st(t);
+  for (float& v : st) v *= s.scale;
+  mm(ctx, out, s.r, n, dy, true, out, st.data(), false, s.r, dB, 1.0f);  // dB += dyᵀ·(s·t)
+  Buf dt(static_cast<size_t>(n * s.r));
+  mm(ctx, n, s.r, out, dy, false, out, B, false, s.r, dt.data(), 0.0f);  // dt = s·dy·B
+  for (float& v : dt) v *= s.scale;
+  mm(ctx, s.r, in, n, dt.data(), true, s.r, x, false, in, dA, 1.0f);  // dA += dtᵀ·x
+  mm(ctx, n, in, s.r, dt.data(), false, s.r, A, false, in, dx, 1.0f);  // dx += dt·A
+}
+
+struct Saved {
+  Buf x_in, h1, q, k, v, att, x_mid, h2, f, g;
+  std::array<Buf, kGpt2Projections> t;
+};
+
+}  // namespace
+
+StepResult gpt2_lora_step(const Gpt2Config& c, const Gpt2Weights& w, Gpt2Lora& lora, const int32_t* tokens,
+                          const int32_t* labels, int64_t batch, int64_t seq, const StepOptions& o, Isa isa,
+                          ThreadPool& pool, float* logits_out) {
+  Ctx ctx{lora, isa, pool};
+  const int64_t d = c.dim, n = batch * seq, hd = d / c.heads;
+  std::vector<int32_t> positions(n);
+  for (int64_t t = 0; t < n; ++t) positions[t] = o.positions ? o.positions[t] : static_cast<int32_t>(t % seq);
+  std::vector<std::pair<int64_t, int64_t>> segments;
+  for (int64_t t = 0; t < n; ++t) {
+    if (t % seq == 0 || positions[t] == 0) segments.push_back({t, 0});
+    ++segments.back().second;
+  }
+  Buf x(n * d);
+  for (int64_t t = 0; t < n; ++t) {
+    w.wte.decode(tokens[t], 0, d, x.data() + t * d);
+    for (int64_t i = 0; i < d; ++i) x[t * d + i] += w.wpe[positions[t] * d + i];
+  }
+  std::vector<Saved> saved(w.layers.size());
+  for (size_t li = 0; li < w.layers.size(); ++li) {
+    const Gpt2Layer& L = w.layers[li];
+    const auto& slots = lora.layers[li];
+    Saved& s = saved[li];
+    s.x_in = x;
+    s.h1.resize(n * d), s.q.resize(n * d), s.k.resize(n * d), s.v.resize(n * d), s.att.resize(n * d);
+    layernorm_forward(x.data(), L.ln1_w, L.ln1_b, n, d, c.eps, s.h1.data(), pool);
+    Buf qkv(n * 3 * d);
+    project(ctx, slots[kGpt2Attn], s.h1.data(), n, L.attn, L.attn_b, qkv.data(), false, s.t[kGpt2Attn]);
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t i = 0; i < d; ++i) {
+        s.q[t * d + i] = qkv[t * 3 * d + i];
+        s.k[t * d + i] = qkv[t * 3 * d + d + i];
+        s.v[t * d + i] = qkv[t * 3 * d + 2 * d + i];
+      }
+    for (auto [t0, len] : segments)
+      attention_causal_forward(s.q.data() + t0 * d, s.k.data() + t0 * d, s.v.data() + t0 * d, len, 0, c.heads, c.heads, hd,
+                               s.att.data() + t0 * d, isa, pool);
+    project(ctx, slots[kGpt2Proj], s.att.data(), n, L.proj, L.proj_b, x.data(), true, s.t[kGpt2Proj]);  // residual
+    s.x_mid = x;
+    s.h2.resize(n * d), s.f.resize(n * c.ffn), s.g.resize(n * c.ffn);
+    layernorm_forward(x.data(), L.ln2_w, L.ln2_b, n, d, c.eps, s.h2.data(), pool);
+    project(ctx, slots[kGpt2Fc], s.h2.data(), n, L.fc, L.fc_b, s.f.data(), false, s.t[kGpt2Fc]);
+    gelu_forward(s.f.data(), n * c.ffn, s.g.data(), pool);
+    project(ctx, slots[kGpt2FcProj], s.g.data(), n, L.fc_proj, L.fc_proj_b, x.data(), true, s.t[kGpt2FcProj]);  // residual
+  }
+  Buf hf(n * d), logits(n * c.vocab);
+  layernorm_forward(x.data(), w.lnf_w, w.lnf_b, n, d, c.eps, hf.data(), pool);
+  mm(ctx, n, c.vocab, d, hf.data(), false, d, nullptr, true, 0, logits.data(), 0.0f, &w.wte);
+  if (logits_out) std::copy(logits.begin(), logits.end(), logits_out);
+  std::vector<int32_t> shifted(n, kIgnoreIndex);
+  for (int64_t t = 0; t + 1 < n; ++t)
+    if ((t + 1) % seq != 0 && positions[t + 1] != 0) shifted[t] = labels[t + 1];
+  const CrossEntropyResult ce = cross_entropy(logits.data(), shifted.data(), n, c.vocab, o.backward, o.grad_scale, pool);
+  StepResult result;
+  result.loss = ce.loss, result.count = ce.count;
+  if (!o.backward || ce.count == 0) return result;
+  Buf dh(n * d), dx(n * d);
+  mm(ctx, n, d, c.vocab, logits.data(), false, c.vocab, nullptr, false, 0, dh.data(), 0.0f, &w.wte);
+  layernorm_backward(x.data(), w.lnf_w, dh.data(), n, d, c.eps, dx.data(), nullptr, nullptr, pool);
+  for (size_t li = w.layers.size(); li-- > 0;) {
+    const Gpt2Layer& L = w.layers[li];
+    const auto& slots = lora.layers[li];
+    Saved& s = saved[li];
+    // MLP: x_out = x_mid + fc_proj(gelu(fc(LN2(x_mid)))).
+    Buf dg(n * c.ffn), df(n * c.ffn), dh2(n * d), dmid(n * d);
+    project_back(ctx, slots[kGpt2FcProj], s.g.data(), dx.data(), n, L.fc_proj, s.t[kGpt2FcProj], dg.data(), false);
+    gelu_backward(s.f.data(), dg.data(), n * c.ffn, df.data(), pool);
+    project_back(ctx, slots[kGpt2Fc], s.h2.data(), df.data(), n, L.fc, s.t[kGpt2Fc], dh2.data(), false);
+    layernorm_backward(s.x_mid.data(), L.ln2_w, dh2.data(), n, d, c.eps, dmid.data(), nullptr, nullptr, pool);
+    for (int64_t i = 0; i < n * d; ++i) dmid[i] += dx[i];
+    // Attention: x_mid = x_in + proj(attn(split(c_attn(LN1(x_in))))).
+    Buf datt(n * d), dq(n * d), dk(n * d), dv(n * d), dqkv(n * 3 * d), dh1(n * d);
+    project_back(ctx, slots[kGpt2Proj], s.att.data(), dmid.data(), n, L.proj, s.t[kGpt2Proj], datt.data(), false);
+    for (auto [t0, len] : segments)
+      attention_causal_backward(s.q.data() + t0 * d, s.k.data() + t0 * d, s.v.data() + t0 * d, datt.data() + t0 * d, len,
+                                c.heads, c.heads, hd, dq.data() + t0 * d, dk.data() + t0 * d, dv.data() + t0 * d, isa, pool);
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t i = 0; i < d; ++i) {
+        dqkv[t * 3 * d + i] = dq[t * d + i];
+        dqkv[t * 3 * d + d + i] = dk[t * d + i];
+        dqkv[t * 3 * d + 2 * d + i] = dv[t * d + i];
+      }
+    project_back(ctx, slots[kGpt2Attn], s.h1.data(), dqkv.data(), n, L.attn, s.t[kGpt2Attn], dh1.data(), false);
+    layernorm_backward(s.x_in.data(), L.ln1_w, dh1.data(), n, d, c.eps, dx.data(), nullptr, nullptr, pool);
+    for (int64_t i = 0; i < n * d; ++i) dx[i] += dmid[i];
+    saved[li] = Saved();
+  }
+  return result;
+}
+
+}  // namespace tk

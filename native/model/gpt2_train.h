@@ -1,0 +1,31 @@
+// GPT-2 training step with LoRA on its Conv1D projections (PEFT's target names c_attn, c_proj,
+// c_fc; Conv1D stores W as [in, out], the adapters are PEFT's A [r, in] and B [out, r]):
+// forward with saved activations, cross-entropy (labels shifted as transformers), backward
+// through LayerNorm, GELU, attention and the frozen projections to the adapters. Packed rows
+// (position ids restarting at 0) attend within each example, as in the Llama step.
+#pragma once
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "gpt2.h"
+#include "llama.h"
+#include "llama_lora.h"
+
+namespace tk {
+
+enum Gpt2Projection { kGpt2Attn = 0, kGpt2Proj, kGpt2Fc, kGpt2FcProj, kGpt2Projections };
+
+struct Gpt2Lora {
+  std::vector<std::array<LoraSlot, kGpt2Projections>> layers;
+  std::vector<float> params, grads;  // flat: each on-slot's A [r, in] then B [out, r]
+};
+
+// Gradients of grad_scale · (mean loss over labelled tokens) are added to lora.grads (unless
+// options.backward is false). bf16 and checkpointing are not used by this step. logits_out
+// [batch · seq, vocab], when given, receives the logits (adapters applied).
+StepResult gpt2_lora_step(const Gpt2Config& c, const Gpt2Weights& w, Gpt2Lora& lora, const int32_t* tokens,
+                          const int32_t* labels, int64_t batch, int64_t seq, const StepOptions& options, Isa isa,
+                          ThreadPool& pool, float* logits_out = nullptr);
+
+}  // namespace tk
