@@ -178,6 +178,35 @@ describe('Hugging Face GPT-2 folder', () => {
     expect((await m.evaluate(batch)).loss).toBeLessThan(step.loss);
     expect(() => m.addLora({ targets: ['q_proj'] as never })).toThrow(/Expected one of "c_attn", "c_proj", "c_fc"|c_attn/);
   });
+
+  it('trains with the Trainer (checkpoints, resume state) and generates greedily with its adapters', async () => {
+    const g = fileURLToPath(new URL('./reference/fixtures/tiny-gpt2/', import.meta.url));
+    const folder = join(work, 'gpt2-with-tokenizer');
+    (await import('node:fs')).mkdirSync(folder, { recursive: true });
+    for (const f of ['config.json', 'model.safetensors']) copyFileSync(join(g, f), join(folder, f));
+    const tk = fileURLToPath(new URL('./reference/fixtures/tiny-tokenizer/', import.meta.url));
+    for (const f of ['tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(tk, f), join(folder, f));
+    const m = await loadModel(folder);
+    m.addLora({ r: 4, alpha: 8 });
+    const { loadDataset, Trainer } = await import('../lib/index.js');
+    const data = await loadDataset(Array.from({ length: 12 }, () => ({ text: 'the cat sat on the mat' })), m.tokenizer!, { validation: 2 });
+    const out = join(work, 'gpt2-run');
+    const r = await new Trainer(m, { epochs: 4, batchSize: 4, lr: 1e-2, outputDir: out, checkpointEvery: 2 }).train(data);
+    expect(r.history.eval.length).toBeGreaterThan(0);
+    expect(Number(r.history.eval.at(-1)!.loss)).toBeLessThan(Number(r.history.eval[0]!.loss));
+    const prompt = m.tokenizer!.encode('the cat');
+    const steps = [];
+    for await (const s of m.generate(prompt, { maxTokens: 4, stopTokenIds: [] })) steps.push(s.tokenId);
+    // Each greedy token is the argmax of the adapted model's logits over the sequence so far.
+    let seq = [...prompt];
+    for (const t of steps) {
+      const l = await m.logits(seq);
+      const last = l.data.subarray((seq.length - 1) * 1001);
+      expect(t).toBe(last.indexOf(Math.max(...last)));
+      seq = [...seq, t];
+    }
+    expect(steps).toHaveLength(4);
+  });
 });
 
 describe('right-padded batches', () => {

@@ -3,7 +3,7 @@
 // streamed to the caller as an async iterator of text pieces.
 import { z } from 'zod';
 import { awaitNative, callNative, TunekitError } from '../errors.js';
-import type { NativeLlamaModel } from '../native.js';
+import type { NativeLlamaModel, NativeTensor } from '../native.js';
 import { Tensor } from '../tensor.js';
 import type { TextTokenizer } from '../tokenizer/gguf.js';
 import { parseOptions } from '../validate.js';
@@ -75,8 +75,13 @@ export function pickToken(logits: Float32Array, seen: Set<number>, o: z.output<t
   return order[order.length - 1]!;
 }
 
+/** What generation needs from a model: sessions that take new tokens and give the next-token logits. */
+export interface Decoder {
+  createSession(capacity: number): { decode(tokens: NativeTensor): Promise<NativeTensor> };
+}
+
 export async function* generate(
-  model: NativeLlamaModel, tokenizer: TextTokenizer | null, prompt: string | ArrayLike<number>, options: GenerateOptions = {},
+  model: Decoder | NativeLlamaModel, tokenizer: TextTokenizer | null, prompt: string | ArrayLike<number>, options: GenerateOptions = {},
 ): AsyncGenerator<GenerateStep> {
   const o = parseOptions(GenerateOptions, options, 'generate');
   if (!tokenizer) throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', 'This model has no tokenizer, so it cannot generate text');

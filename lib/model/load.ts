@@ -15,7 +15,7 @@ import { checkFits } from './memory.js';
 import { quantizeWeights, Weights } from '../weights.js';
 import { z } from 'zod';
 import { parseOptions } from '../validate.js';
-import { generate, type GenerateOptions, type GenerateStep } from './generate.js';
+import { generate, type Decoder, type GenerateOptions, type GenerateStep } from './generate.js';
 
 const LoraOptions = z
   .object({
@@ -299,6 +299,22 @@ function gpt2Model(config: NativeGpt2Config, tokenizer: TextTokenizer | null, ha
     throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${what} is not supported for GPT-2 models yet`);
   };
   const wrap = (h: Record<string, Tensor['handle']>) => Object.fromEntries(Object.entries(h).map(([k, v]) => [k, new Tensor(v) as Tensor<'f32'>]));
+  const recompute: Decoder = {
+    createSession(capacity) {
+      if (capacity > config.positions) {
+        throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `Expected prompt + maxTokens <= ${config.positions} (the model's positions) but received ${capacity}`);
+      }
+      const seen: number[] = [];
+      return {
+        async decode(tokens) {
+          seen.push(...new Tensor(tokens).data);
+          const all = Tensor.from('i32', [seen.length], seen);
+          const logits = new Tensor(await model.logits(all.handle)) as Tensor<'f32'>;
+          return Tensor.from('f32', [config.vocab], logits.data.subarray((seen.length - 1) * config.vocab)).handle;
+        },
+      };
+    },
+  };
   const step = async (batch: Batch, backward: boolean, gradScale?: number) => {
     const { ids, labels, positions } = batchTensors(batch);
     return awaitNative(() => model.trainStep(ids.handle, labels.handle, { backward, gradScale, positions: positions?.handle }));
@@ -358,8 +374,15 @@ function gpt2Model(config: NativeGpt2Config, tokenizer: TextTokenizer | null, ha
     setOptimizerState(state) {
       callNative(() => model.setOptimizerState({ params: state.params.handle, grads: state.grads?.handle, m: state.m.handle, v: state.v.handle, step: state.step }));
     },
-    generate: later('generate') as never,
-    generateText: later('generateText') as never,
+    // No KV cache for GPT-2 yet: each new token re-runs the whole sequence (fine for short outputs).
+    generate(prompt, options) {
+      return generate(recompute, tokenizer, prompt, options);
+    },
+    async generateText(prompt, options) {
+      let text = '';
+      for await (const s of generate(recompute, tokenizer, prompt, options)) text += s.text;
+      return text;
+    },
     enableFullTraining: later('enableFullTraining'),
     fullTensors: later('fullTensors'),
     classifier: null,
