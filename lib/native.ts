@@ -77,6 +77,8 @@ export interface NativeLlamaConfig {
   tiedEmbeddings: boolean;
   /** GGUF checkpoints pair (2i, 2i+1); Hugging Face ones rotate halves (default true). */
   interleavedRope?: boolean;
+  /** Mistral's sliding-window attention span (0 or absent: full causal attention). */
+  slidingWindow?: number;
   /** Qwen2: q, k and v projections carry biases (blk.N.attn_q.bias, ...). */
   qkvBias?: boolean;
 }

@@ -209,6 +209,33 @@ describe('Hugging Face GPT-2 folder', () => {
   });
 });
 
+describe('Hugging Face Mistral folder (sliding window)', () => {
+  it('attends within the window as transformers does: logits (whole and through the KV cache), LoRA loss and gradients', async () => {
+    const mdir = fileURLToPath(new URL('./reference/fixtures/tiny-mistral/', import.meta.url));
+    const r = await openSafetensors(join(mdir, 'expected.safetensors'));
+    const fx: Record<string, Tensor> = {};
+    for (const n of r.names()) fx[n] = await r.read(n);
+    await r.close();
+    const ids = [...fx.ids!.data] as number[];
+    const m = await loadModel(mdir);
+    expect(m.config.slidingWindow).toBe(4);
+    const logits = await m.logits(ids);
+    expect(relErr(logits.data, fx.logits!.data)).toBeLessThan(1e-4);
+    expect(relErr(logits.data, fx.logits_no_window!.data)).toBeGreaterThan(1e-3); // the window matters at 11 tokens
+    // Token by token through the KV cache: the same last-token logits.
+    let last: Float32Array | null = null;
+    const session = m.native.createSession(16);
+    for (const id of ids) last = new Tensor(await session.decode(Tensor.from('i32', [1], [id]).handle)).data as Float32Array;
+    expect(relErr(last!, fx.logits!.data.subarray(10 * 1001))).toBeLessThan(1e-4);
+    m.addLora({ r: 2, alpha: 4, targets: ['v_proj', 'o_proj'] });
+    m.setLoraTensors(Object.fromEntries(Object.keys(m.loraTensors()).map((k) => [k, fx[k] as Tensor<'f32'>])));
+    const step = await m.trainStep({ inputIds: [ids], labels: [ids] });
+    expect(Math.abs(step.loss - fx.loss!.data[0]!)).toBeLessThan(1e-5);
+    const grads = m.loraTensors('grads');
+    for (const k of Object.keys(grads)) expect(relErr(grads[k]!.data, fx[`${k}.grad`]!.data), k).toBeLessThan(1e-4);
+  });
+});
+
 describe('right-padded batches', () => {
   it('padding with -100 labels leaves the loss and gradients of the real tokens unchanged', async () => {
     const fx = await expected();

@@ -74,6 +74,7 @@ export async function saveMergedModel(model: Model, dir: string): Promise<void> 
     num_key_value_heads: c.kvHeads, head_dim: c.headDim, vocab_size: c.vocab, rms_norm_eps: c.eps, rope_theta: c.ropeTheta,
     tie_word_embeddings: c.tiedEmbeddings, hidden_act: 'silu', max_position_embeddings: 8192, // unknown for GGUF sources; only a limit for users, not used by the weights
     ...(modelType(c.architecture) === 'qwen2' ? {} : { attention_bias: false }),
+    ...(c.slidingWindow ? { sliding_window: c.slidingWindow, ...(modelType(c.architecture) === 'qwen2' ? { use_sliding_window: true } : {}) } : {}),
     bos_token_id: idOf(tok?.bosToken), eos_token_id: tok?.eosTokenId ?? null, torch_dtype: 'float32',
   };
   await mkdir(dir, { recursive: true });

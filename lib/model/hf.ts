@@ -1,7 +1,6 @@
 // Loading a Hugging Face folder (config.json, *.safetensors incl. a sharded index, tokenizer.json)
 // of the Llama family (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM with its q/k/v
-// biases) into the engine's tensor names. Mistral's sliding window is not applied: sequences must
-// stay within it (4096 tokens for Mistral 7B).
+// biases) into the engine's tensor names, with Mistral's sliding-window attention.
 // Matrices stay in their stored dtype (f32/bf16/f16) or are quantized at load (NF4 for QLoRA,
 // bf16, Q8_0); norm weights become f32.
 import { existsSync } from 'node:fs';
@@ -119,6 +118,8 @@ export async function loadHfFolder(dir: string, quantize?: WeightFormat): Promis
     tiedEmbeddings: cfg.tie_word_embeddings === true,
     interleavedRope: false,
     qkvBias,
+    // Mistral (v0.1) attends within a sliding window; Qwen2 only when use_sliding_window is set.
+    slidingWindow: typeof cfg.sliding_window === 'number' && (arch === 'MistralForCausalLM' || cfg.use_sliding_window === true) ? cfg.sliding_window : 0,
   };
   const reader = await openSafetensors(dir);
   const tensors: Record<string, Tensor | Weights> = {};

@@ -108,6 +108,7 @@ AddonLlama::AddonLlama(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AddonL
     c.eps = static_cast<float>(option_number(cfg, "eps", 1e-5));
     c.rope_theta = static_cast<float>(option_number(cfg, "ropeTheta", 10000.0));
     c.interleaved_rope = option_bool(cfg, "interleavedRope", true);
+    c.sliding_window = option_int(cfg, "slidingWindow", 0, 0, int64_t{1} << 31);
     check_arg(c.heads % c.kv_heads == 0, "Expected heads divisible by kvHeads");
     check_arg(c.head_dim % 2 == 0, "Expected an even headDim");
     const bool tied = option_bool(cfg, "tiedEmbeddings", false);

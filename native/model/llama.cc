@@ -79,7 +79,8 @@ void llama_forward(const LlamaConfig& c, const LlamaWeights& w, const int32_t* t
     add_bias(v, L.v_bias, n, kvdim);
     rope_forward(q.data(), n, c.heads, c.head_dim, positions.data(), c.rope_theta, c.interleaved_rope);
     rope_forward(k, n, c.kv_heads, c.head_dim, positions.data(), c.rope_theta, c.interleaved_rope);
-    attention_causal_forward(q.data(), kbuf, vbuf, n, offset, c.heads, c.kv_heads, c.head_dim, att.data(), isa, pool);
+    attention_causal_forward(q.data(), kbuf, vbuf, n, offset, c.heads, c.kv_heads, c.head_dim, att.data(), isa, pool, false,
+                             c.sliding_window);
     linear(att.data(), n, qdim, L.o, x.data(), 1.0f, isa, pool, lora, slot(kO));  // residual: x += attn·Woᵀ
     rmsnorm_forward(x.data(), L.ffn_norm, n, c.dim, c.eps, h.data(), pool);
     linear(h.data(), n, c.dim, L.gate, gate.data(), 0.0f, isa, pool, lora, slot(kGate));

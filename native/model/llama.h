@@ -18,6 +18,7 @@ struct LlamaConfig {
   int64_t dim = 0, layers = 0, ffn = 0, heads = 0, kv_heads = 0, head_dim = 0, vocab = 0;
   float eps = 1e-5f, rope_theta = 10000.0f;
   bool interleaved_rope = true;  // GGUF checkpoints; Hugging Face ones rotate halves
+  int64_t sliding_window = 0;    // Mistral: attend to the last `sliding_window` positions (0: all)
 };
 
 struct LlamaLayer {

@@ -140,7 +140,7 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
   auto attend = [&](const float* q, const float* k, const float* v, float* out) {
     for (auto [t0, len] : segments)
       attention_causal_forward(q + t0 * qdim, k + t0 * kvdim, v + t0 * kvdim, len, 0, c.heads, c.kv_heads, c.head_dim,
-                               out + t0 * qdim, ctx.isa, ctx.pool, ctx.bf16);
+                               out + t0 * qdim, ctx.isa, ctx.pool, ctx.bf16, c.sliding_window);
   };
   Buf x(n * c.dim);
   for (int64_t t = 0; t < n; ++t) w.embed.decode(tokens[t], 0, c.dim, x.data() + t * c.dim);
@@ -250,7 +250,7 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
     for (auto [t0, len] : segments)
       attention_causal_backward(s.q.data() + t0 * qdim, s.k.data() + t0 * kvdim, s.v.data() + t0 * kvdim,
                                 datt.data() + t0 * qdim, len, c.heads, c.kv_heads, c.head_dim, dq.data() + t0 * qdim,
-                                dk.data() + t0 * kvdim, dv.data() + t0 * kvdim, ctx.isa, ctx.pool, ctx.bf16);
+                                dk.data() + t0 * kvdim, dv.data() + t0 * kvdim, ctx.isa, ctx.pool, ctx.bf16, c.sliding_window);
     rope_backward(dq.data(), n, c.heads, c.head_dim, positions.data(), c.rope_theta, c.interleaved_rope);
     rope_backward(dk.data(), n, c.kv_heads, c.head_dim, positions.data(), c.rope_theta, c.interleaved_rope);
     project_back(ctx, slots[kQ], s.h1.data(), dq.data(), n, L.q, s.t[kQ], dh1.data(), false, dW(kQ));

@@ -13,9 +13,10 @@
 
 namespace tk {
 
+// window > 0: sliding-window attention (Mistral): query at position p sees keys p − window + 1 .. p.
 void attention_causal_forward(const float* q, const float* k, const float* v, int64_t n, int64_t offset,
                               int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* out, Isa isa, ThreadPool& pool,
-                              bool bf16 = false);
+                              bool bf16 = false, int64_t window = 0);
 
 // Backward of the above without a cache (offset 0): recomputes the softmax rows, then
 //   dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(dO ⊙ O)), dQ = scale·dS·K, dK = scale·dSᵀ·Q, dV = Pᵀ·dO,
@@ -23,6 +24,6 @@ void attention_causal_forward(const float* q, const float* k, const float* v, in
 // deterministic). dq, dk, dv are written.
 void attention_causal_backward(const float* q, const float* k, const float* v, const float* dout, int64_t n,
                                int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* dq, float* dk, float* dv,
-                               Isa isa, ThreadPool& pool, bool bf16 = false);
+                               Isa isa, ThreadPool& pool, bool bf16 = false, int64_t window = 0);
 
 }  // namespace tk
