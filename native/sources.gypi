@@ -16,6 +16,7 @@
       'native/addon/PromiseWorker.cc',
       'native/addon/errors.cc',
       'native/core/cpu_features.cc',
+      'native/core/block_cache.cc',
       'native/core/bnb_dynamic_map.cc',
       'native/core/fma_peak.cc',
       'native/core/tensor.cc',

@@ -6,6 +6,7 @@
 #include <malloc.h>
 #endif
 
+#include "../core/block_cache.h"
 #include "../ops/attention.h"
 #include "../ops/cross_entropy.h"
 #include "../ops/gemm.h"
@@ -17,7 +18,8 @@
 namespace tk {
 namespace {
 
-using Buf = std::vector<float>;
+// Activation and gradient buffers come from the block cache: the same sizes recur every step.
+using Buf = std::vector<float, CachedAllocator<float>>;
 
 struct Ctx {
   const LlamaConfig& c;
@@ -277,9 +279,11 @@ StepResult llama_lora_step(const LlamaConfig& cfg, const LlamaWeights& w, LlamaL
   Ctx ctx{cfg, lora, o.bf16, o.checkpoint, o.backward, o.seed, isa, pool};
   // The batch loss is the mean over every labelled token of every sequence.
   const CrossEntropyResult ce = batch_step(ctx, w, tokens, labels, batch, n, o);
+  // The large buffers stay in the block cache for the next step (emptied if it outgrew the step);
+  // smaller ones went back to this worker thread's malloc arena: hand those back so the resident
+  // size does not grow by an arena per libuv thread.
+  BlockCache::instance().end_step();
 #ifdef __GLIBC__
-  // The step's activations (~1 GB at batch 4 x 256) were freed into this worker thread's malloc
-  // arena; hand them back so the resident size does not grow by an arena per libuv thread.
   malloc_trim(0);
 #endif
   StepResult result;
