@@ -57,6 +57,7 @@ function foldocPairs(dir) {
       .replace(/^<[^>]*>\s*/, '')            // <category>
       .replace(/^\([^)]*\)\s*/, '')          // (abbreviation)
       .replace(/^\/[^/]*\/\s*/, '')          // /pronunciation/
+      .replace(/^(v[it]?|n|adj|adv)\.\s+/, '') // part of speech (Jargon File entries)
       .replace(/\{([^}]*)\}/g, '$1');        // {cross reference}
     if (/^(1\.|See |Compare|\[)/.test(def)) continue;
     const sentence = /^(.{30,220}?[.!?])(\s|$)/.exec(def);
