@@ -139,6 +139,7 @@ export interface NativeGpt2Model {
   optimizerStep(options: { lr?: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; maxGradNorm?: number }): { gradNorm: number; step: number };
   optimizerState(): { params: NativeTensor; grads: NativeTensor; m: NativeTensor; v: NativeTensor; step: number };
   setOptimizerState(state: { params: NativeTensor; grads?: NativeTensor; m: NativeTensor; v: NativeTensor; step: number }): void;
+  decode(tokens: NativeTensor, kCache: NativeTensor, vCache: NativeTensor, offset: number): Promise<NativeTensor>;
 }
 
 export interface NativeAddon {

@@ -197,7 +197,7 @@ describe('Hugging Face GPT-2 folder', () => {
     const prompt = m.tokenizer!.encode('the cat');
     const steps = [];
     for await (const s of m.generate(prompt, { maxTokens: 4, stopTokenIds: [] })) steps.push(s.tokenId);
-    // Each greedy token is the argmax of the adapted model's logits over the sequence so far.
+    // Each greedy token (decoded with the KV cache) is the argmax of the adapted model's full-sequence logits.
     let seq = [...prompt];
     for (const t of steps) {
       const l = await m.logits(seq);
@@ -206,6 +206,9 @@ describe('Hugging Face GPT-2 folder', () => {
       seq = [...seq, t];
     }
     expect(steps).toHaveLength(4);
+    // Greedy tokens above came through the KV cache; sampling works through it too.
+    const sampled = await m.generateText('the cat', { maxTokens: 6, temperature: 0.8, seed: 3, stopTokenIds: [] });
+    expect(sampled.length).toBeGreaterThan(0);
   });
 });
 

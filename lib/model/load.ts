@@ -6,7 +6,7 @@ import { stat } from 'node:fs/promises';
 import { awaitNative, callNative, TunekitError } from '../errors.js';
 import type { GgufValue } from '../gguf/format.js';
 import { openGguf } from '../gguf/read.js';
-import { native, type NativeGpt2Config, type NativeLlamaConfig, type NativeLlamaModel } from '../native.js';
+import { native, type NativeGpt2Config, type NativeLlamaConfig, type NativeLlamaModel, type NativeTensor } from '../native.js';
 import { Tensor } from '../tensor.js';
 import { tokenizerFromGguf, type TextTokenizer } from '../tokenizer/gguf.js';
 import { tokenizerFromFolder } from '../tokenizer/hf.js';
@@ -299,18 +299,20 @@ function gpt2Model(config: NativeGpt2Config, tokenizer: TextTokenizer | null, ha
     throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${what} is not supported for GPT-2 models yet`);
   };
   const wrap = (h: Record<string, Tensor['handle']>) => Object.fromEntries(Object.entries(h).map(([k, v]) => [k, new Tensor(v) as Tensor<'f32'>]));
-  const recompute: Decoder = {
+  // Sessions keep their key/value caches as plain tensors [layers, capacity, dim].
+  const cached: Decoder = {
     createSession(capacity) {
       if (capacity > config.positions) {
         throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `Expected prompt + maxTokens <= ${config.positions} (the model's positions) but received ${capacity}`);
       }
-      const seen: number[] = [];
+      const k = Tensor.zeros('f32', [config.layers, capacity, config.dim]), v = Tensor.zeros('f32', [config.layers, capacity, config.dim]);
+      let length = 0;
       return {
-        async decode(tokens) {
-          seen.push(...new Tensor(tokens).data);
-          const all = Tensor.from('i32', [seen.length], seen);
-          const logits = new Tensor(await model.logits(all.handle)) as Tensor<'f32'>;
-          return Tensor.from('f32', [config.vocab], logits.data.subarray((seen.length - 1) * config.vocab)).handle;
+        async decode(tokens: NativeTensor): Promise<NativeTensor> {
+          const n = new Tensor(tokens).shape[0]!;
+          const out: NativeTensor = await awaitNative(() => model.decode(tokens, k.handle, v.handle, length));
+          length += n;
+          return out;
         },
       };
     },
@@ -374,13 +376,12 @@ function gpt2Model(config: NativeGpt2Config, tokenizer: TextTokenizer | null, ha
     setOptimizerState(state) {
       callNative(() => model.setOptimizerState({ params: state.params.handle, grads: state.grads?.handle, m: state.m.handle, v: state.v.handle, step: state.step }));
     },
-    // No KV cache for GPT-2 yet: each new token re-runs the whole sequence (fine for short outputs).
     generate(prompt, options) {
-      return generate(recompute, tokenizer, prompt, options);
+      return generate(cached, tokenizer, prompt, options);
     },
     async generateText(prompt, options) {
       let text = '';
-      for await (const s of generate(recompute, tokenizer, prompt, options)) text += s.text;
+      for await (const s of generate(cached, tokenizer, prompt, options)) text += s.text;
       return text;
     },
     enableFullTraining: later('enableFullTraining'),

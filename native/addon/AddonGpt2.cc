@@ -65,7 +65,8 @@ class AddonGpt2 : public Napi::ObjectWrap<AddonGpt2> {
                         InstanceMethod<&AddonGpt2::train_step>("trainStep"),
                         InstanceMethod<&AddonGpt2::optimizer_step>("optimizerStep"),
                         InstanceMethod<&AddonGpt2::optimizer_state>("optimizerState"),
-                        InstanceMethod<&AddonGpt2::set_optimizer_state>("setOptimizerState")});
+                        InstanceMethod<&AddonGpt2::set_optimizer_state>("setOptimizerState"),
+                        InstanceMethod<&AddonGpt2::decode>("decode")});
   }
 
   explicit AddonGpt2(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AddonGpt2>(info) {
@@ -342,6 +343,41 @@ class AddonGpt2 : public Napi::ObjectWrap<AddonGpt2> {
       take("grads", train_->lora.grads, true);
       train_->step = option_int(o, "step", 0, 0, int64_t{1} << 53);
       return info.Env().Undefined();
+    });
+  }
+
+  // decode(tokens [n], kCache, vCache: f32 [layers, capacity, dim], offset) -> Promise<Tensor [vocab]>:
+  // the next-token logits after the cached tokens plus these (adapters applied); the caches are
+  // plain tensors the caller keeps (one pair per sequence).
+  Napi::Value decode(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      auto* env_state = info.Env().GetInstanceData<AddonState>();
+      const Gpt2Config& c = state_->config;
+      const Tensor& tokens = AddonTensor::unwrap(info[0], "tokens")->tensor();
+      const Tensor& kc = AddonTensor::unwrap(info[1], "kCache")->tensor();
+      const Tensor& vc = AddonTensor::unwrap(info[2], "vCache")->tensor();
+      const int64_t n = check_tokens(tokens, c.vocab);
+      check_arg(kc.dtype == Dtype::F32 && kc.rank() == 3 && kc.shape[0] == c.layers && kc.shape[2] == c.dim && vc.shape == kc.shape && vc.dtype == Dtype::F32,
+                "Expected kCache and vCache to be f32 [layers, capacity, dim]");
+      const int64_t capacity = kc.shape[1];
+      check_arg(info.Length() > 3 && info[3].IsNumber(), "Expected the cached length as fourth argument");
+      const int64_t offset = static_cast<int64_t>(info[3].As<Napi::Number>().DoubleValue());
+      check_arg(offset >= 0 && offset + n <= capacity && offset + n <= c.positions,
+                "Expected at most " + std::to_string(std::min(capacity, c.positions)) + " tokens in the sequence");
+      auto train = train_;
+      if (train) check_arg(!train->busy, "Expected no training call running while decoding");
+      auto out = std::make_shared<Tensor>(Tensor::zeros(Dtype::F32, {c.vocab}));
+      auto state = state_;
+      auto pool = env_state->pool;
+      const Isa isa = env_state->isa;
+      Tensor k = kc, v = vc;
+      return PromiseWorker::start(
+          info.Env(),
+          [state, train, pool, isa, tokens, k, v, out, n, offset, capacity] {
+            gpt2_decode(state->config, state->weights, train ? &train->lora : nullptr, tokens.data<int32_t>(), n, offset, capacity,
+                        const_cast<float*>(k.data<float>()), const_cast<float*>(v.data<float>()), out->data<float>(), isa, *pool);
+          },
+          [out](Napi::Env env) -> Napi::Value { return AddonTensor::wrap(env, *out); }, {info[0], info[1], info[2], info.This()});
     });
   }
 

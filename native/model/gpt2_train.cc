@@ -165,4 +165,42 @@ StepResult gpt2_lora_step(const Gpt2Config& c, const Gpt2Weights& w, Gpt2Lora& l
   return result;
 }
 
+void gpt2_decode(const Gpt2Config& c, const Gpt2Weights& w, Gpt2Lora* lora, const int32_t* tokens, int64_t n, int64_t offset,
+                 int64_t capacity, float* k_cache, float* v_cache, float* logits, Isa isa, ThreadPool& pool) {
+  Gpt2Lora none;
+  if (!lora) {
+    none.layers.resize(w.layers.size());
+    lora = &none;
+  }
+  Ctx ctx{*lora, isa, pool};
+  const int64_t d = c.dim, hd = d / c.heads;
+  Buf x(n * d), h(n * d), qkv(n * 3 * d), q(n * d), att(n * d), f(n * c.ffn), g(n * c.ffn), t;
+  for (int64_t i = 0; i < n; ++i) {
+    w.wte.decode(tokens[i], 0, d, x.data() + i * d);
+    for (int64_t j = 0; j < d; ++j) x[i * d + j] += w.wpe[(offset + i) * d + j];
+  }
+  for (size_t li = 0; li < w.layers.size(); ++li) {
+    const Gpt2Layer& L = w.layers[li];
+    const auto& slots = lora->layers[li];
+    float* kc = k_cache + static_cast<int64_t>(li) * capacity * d;
+    float* vc = v_cache + static_cast<int64_t>(li) * capacity * d;
+    layernorm_forward(x.data(), L.ln1_w, L.ln1_b, n, d, c.eps, h.data(), pool);
+    project(ctx, slots[kGpt2Attn], h.data(), n, L.attn, L.attn_b, qkv.data(), false, t);
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < d; ++j) {
+        q[i * d + j] = qkv[i * 3 * d + j];
+        kc[(offset + i) * d + j] = qkv[i * 3 * d + d + j];
+        vc[(offset + i) * d + j] = qkv[i * 3 * d + 2 * d + j];
+      }
+    attention_causal_forward(q.data(), kc, vc, n, offset, c.heads, c.heads, hd, att.data(), isa, pool);
+    project(ctx, slots[kGpt2Proj], att.data(), n, L.proj, L.proj_b, x.data(), true, t);
+    layernorm_forward(x.data(), L.ln2_w, L.ln2_b, n, d, c.eps, h.data(), pool);
+    project(ctx, slots[kGpt2Fc], h.data(), n, L.fc, L.fc_b, f.data(), false, t);
+    gelu_forward(f.data(), n * c.ffn, g.data(), pool);
+    project(ctx, slots[kGpt2FcProj], g.data(), n, L.fc_proj, L.fc_proj_b, x.data(), true, t);
+  }
+  layernorm_forward(x.data() + (n - 1) * d, w.lnf_w, w.lnf_b, 1, d, c.eps, h.data(), pool);
+  mm(ctx, 1, c.vocab, d, h.data(), false, d, nullptr, true, 0, logits, 0.0f, &w.wte);
+}
+
 }  // namespace tk

@@ -28,4 +28,10 @@ StepResult gpt2_lora_step(const Gpt2Config& c, const Gpt2Weights& w, Gpt2Lora& l
                           const int32_t* labels, int64_t batch, int64_t seq, const StepOptions& options, Isa isa,
                           ThreadPool& pool, float* logits_out = nullptr);
 
+// Incremental decoding: tokens [n] at positions offset..offset+n-1 after `offset` cached ones.
+// k_cache, v_cache hold [layers, capacity, dim] (this call writes rows offset..offset+n-1); the
+// last token's logits [vocab] are written. lora may be null (or hold no adapters).
+void gpt2_decode(const Gpt2Config& c, const Gpt2Weights& w, Gpt2Lora* lora, const int32_t* tokens, int64_t n, int64_t offset,
+                 int64_t capacity, float* k_cache, float* v_cache, float* logits, Isa isa, ThreadPool& pool);
+
 }  // namespace tk
