@@ -140,6 +140,8 @@ export interface NativeGpt2Model {
   optimizerState(): { params: NativeTensor; grads: NativeTensor; m: NativeTensor; v: NativeTensor; step: number };
   setOptimizerState(state: { params: NativeTensor; grads?: NativeTensor; m: NativeTensor; v: NativeTensor; step: number }): void;
   decode(tokens: NativeTensor, kCache: NativeTensor, vCache: NativeTensor, offset: number): Promise<NativeTensor>;
+  enableFullTraining(): number;
+  fullTensors(which?: 'params' | 'grads'): Record<string, NativeTensor>;
 }
 
 export interface NativeAddon {

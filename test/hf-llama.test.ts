@@ -151,7 +151,7 @@ describe('Hugging Face GPT-2 folder', () => {
     const m = await loadModel(g);
     expect(m.config).toMatchObject({ architecture: 'GPT2LMHeadModel', dim: 40, heads: 5, vocab: 1001 });
     expect(relErr((await m.logits(ids)).data, logits)).toBeLessThan(1e-4);
-    expect(() => m.enableFullTraining()).toThrow('enableFullTraining is not supported for GPT-2 models yet');
+    expect(() => m.addClassifier({ classes: 2 })).toThrow('addClassifier is not supported for GPT-2 models yet');
     await expect(m.logits(new Array(33).fill(1))).rejects.toThrow('Expected at most 32 tokens (the model\'s positions) but received 33');
   });
 
@@ -177,6 +177,26 @@ describe('Hugging Face GPT-2 folder', () => {
     await m.optimizerStep({ lr: 1e-2 });
     expect((await m.evaluate(batch)).loss).toBeLessThan(step.loss);
     expect(() => m.addLora({ targets: ['q_proj'] as never })).toThrow(/Expected one of "c_attn", "c_proj", "c_fc"|c_attn/);
+  });
+
+  it('full fine-tuning: the gradient of every weight equals transformers\'', async () => {
+    const g = fileURLToPath(new URL('./reference/fixtures/tiny-gpt2/', import.meta.url));
+    const fx: Record<string, Tensor> = {};
+    for (const file of ['lora.safetensors', 'full.safetensors']) {
+      const r = await openSafetensors(join(g, file));
+      for (const n of r.names()) fx[n] = await r.read(n);
+      await r.close();
+    }
+    const m = await loadModel(g);
+    expect(m.enableFullTraining()).toBeGreaterThan(40_000);
+    const ids = [...fx.ids!.data] as number[], labels = [...fx.labels!.data] as number[];
+    const step = await m.trainStep({ inputIds: [ids.slice(0, 12), ids.slice(12)], labels: [labels.slice(0, 12), labels.slice(12)] });
+    expect(Math.abs(step.loss - fx.full_loss!.data[0]!)).toBeLessThan(1e-5);
+    const grads = m.fullTensors('grads');
+    expect(Object.keys(grads)).toHaveLength(Object.keys(fx).filter((k) => k.startsWith('transformer.') && k.endsWith('.weight.grad') || k.endsWith('.bias.grad')).length);
+    for (const [name, t] of Object.entries(grads)) expect(relErr(t.data, fx[`${name}.grad`]!.data), name).toBeLessThan(1e-4);
+    await m.optimizerStep({ lr: 1e-3 });
+    expect((await m.evaluate({ inputIds: [ids.slice(0, 12)], labels: [labels.slice(0, 12)] })).loss).toBeLessThan(step.loss + 1);
   });
 
   it('trains with the Trainer (checkpoints, resume state) and generates greedily with its adapters', async () => {

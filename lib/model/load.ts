@@ -295,6 +295,7 @@ const Gpt2LoraOptions = z
 function gpt2Model(config: NativeGpt2Config, tokenizer: TextTokenizer | null, handles: Record<string, Tensor['handle'] | Weights['handle']>): Model {
   const model = callNative(() => new native.Gpt2Model(config, handles));
   let lora: Model['lora'] = null;
+  let full = false;
   const later = (what: string) => () => {
     throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${what} is not supported for GPT-2 models yet`);
   };
@@ -328,7 +329,7 @@ function gpt2Model(config: NativeGpt2Config, tokenizer: TextTokenizer | null, ha
     },
     tokenizer,
     get trainable() {
-      return lora ? 'lora' : 'none';
+      return full ? 'full' : lora ? 'lora' : 'none';
     },
     get lora() {
       return lora;
@@ -342,6 +343,7 @@ function gpt2Model(config: NativeGpt2Config, tokenizer: TextTokenizer | null, ha
     addLora(options = {}) {
       const o = parseOptions(Gpt2LoraOptions, options, 'addLora');
       const count = callNative(() => model.addLora(o));
+      full = false;
       lora = {
         r: o.r ?? 8, alpha: o.alpha ?? 8, rslora: o.rslora ?? false, dropout: 0, seed: o.seed ?? 0,
         targets: (o.targets ?? ['c_attn', 'c_proj', 'c_fc']) as never, layers: o.layers ?? Array.from({ length: config.layers }, (_, i) => i),
@@ -384,8 +386,13 @@ function gpt2Model(config: NativeGpt2Config, tokenizer: TextTokenizer | null, ha
       for await (const s of generate(cached, tokenizer, prompt, options)) text += s.text;
       return text;
     },
-    enableFullTraining: later('enableFullTraining'),
-    fullTensors: later('fullTensors'),
+    enableFullTraining() {
+      const count = callNative(() => model.enableFullTraining());
+      full = true;
+      lora = null;
+      return count;
+    },
+    fullTensors: (which = 'params') => wrap(callNative(() => model.fullTensors(which))),
     classifier: null,
     addClassifier: later('addClassifier'),
     headTensors: later('headTensors'),

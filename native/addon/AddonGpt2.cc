@@ -29,6 +29,7 @@ struct Gpt2State {
   Gpt2Weights weights;
   std::vector<BOperand> matrices;
   std::vector<Tensor> vectors;
+  std::vector<std::shared_ptr<const void>> owners;  // what else the views point into
 };
 
 // Adapters, gradients and AdamW state, flat fp32; `busy` while a step runs.
@@ -66,7 +67,9 @@ class AddonGpt2 : public Napi::ObjectWrap<AddonGpt2> {
                         InstanceMethod<&AddonGpt2::optimizer_step>("optimizerStep"),
                         InstanceMethod<&AddonGpt2::optimizer_state>("optimizerState"),
                         InstanceMethod<&AddonGpt2::set_optimizer_state>("setOptimizerState"),
-                        InstanceMethod<&AddonGpt2::decode>("decode")});
+                        InstanceMethod<&AddonGpt2::decode>("decode"),
+                        InstanceMethod<&AddonGpt2::enable_full_training>("enableFullTraining"),
+                        InstanceMethod<&AddonGpt2::full_tensors>("fullTensors")});
   }
 
   explicit AddonGpt2(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AddonGpt2>(info) {
@@ -343,6 +346,108 @@ class AddonGpt2 : public Napi::ObjectWrap<AddonGpt2> {
       take("grads", train_->lora.grads, true);
       train_->step = option_int(o, "step", 0, 0, int64_t{1} << 53);
       return info.Env().Undefined();
+    });
+  }
+
+  // enableFullTraining(): every weight becomes a trainable fp32 slice of the flat vector (the
+  // model's views point there); LoRA adapters are dropped. Returns the count.
+  Napi::Value enable_full_training(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      check_arg(!train_ || !train_->busy, "Expected no training call running");
+      const Gpt2Config& c = state_->config;
+      const Gpt2Weights& old = state_->weights;
+      const int64_t d = c.dim;
+      auto ts = std::make_shared<Gpt2TrainState>();
+      Gpt2Lora& L = ts->lora;
+      Gpt2Full& F = L.full;
+      F.on = true;
+      L.layers.resize(static_cast<size_t>(c.layers));
+      int64_t total = 0;
+      auto take = [&](int64_t size) { const int64_t at = total; total += size; return at; };
+      F.wte = take(c.vocab * d), F.wpe = take(c.positions * d), F.lnf_w = take(d), F.lnf_b = take(d);
+      F.layers.resize(static_cast<size_t>(c.layers));
+      for (int64_t li = 0; li < c.layers; ++li) {
+        auto& FL = F.layers[li];
+        FL.ln1_w = take(d), FL.ln1_b = take(d), FL.ln2_w = take(d), FL.ln2_b = take(d);
+        for (int p = 0; p < kGpt2Projections; ++p) {
+          const WeightView& w = gpt2_projection(old.layers[li], p);
+          FL.w[p] = take(w.rows * w.cols), FL.b[p] = take(w.cols);
+        }
+      }
+      L.params.assign(static_cast<size_t>(total), 0.0f);
+      L.grads.assign(static_cast<size_t>(total), 0.0f);
+      ts->m.assign(static_cast<size_t>(total), 0.0f);
+      ts->v.assign(static_cast<size_t>(total), 0.0f);
+      float* P = L.params.data();
+      auto dense = [&](const WeightView& w, int64_t at) {
+        for (int64_t r = 0; r < w.rows; ++r) w.decode(r, 0, w.cols, P + at + r * w.cols);
+        WeightView v;
+        v.format = WeightFormat::F32, v.rows = w.rows, v.cols = w.cols, v.ld = w.cols, v.data = P + at;
+        return v;
+      };
+      auto vec = [&](const float* src, int64_t size, int64_t at) {
+        std::copy(src, src + size, P + at);
+        return static_cast<const float*>(P + at);
+      };
+      auto next = std::make_shared<Gpt2State>();
+      next->config = c;
+      next->owners = {state_, ts};
+      Gpt2Weights& W = next->weights;
+      W.wte = dense(old.wte, F.wte);
+      W.wpe = vec(old.wpe, c.positions * d, F.wpe);
+      W.lnf_w = vec(old.lnf_w, d, F.lnf_w), W.lnf_b = vec(old.lnf_b, d, F.lnf_b);
+      for (int64_t li = 0; li < c.layers; ++li) {
+        const Gpt2Layer& O = old.layers[li];
+        const auto& FL = F.layers[li];
+        Gpt2Layer N;
+        N.ln1_w = vec(O.ln1_w, d, FL.ln1_w), N.ln1_b = vec(O.ln1_b, d, FL.ln1_b);
+        N.ln2_w = vec(O.ln2_w, d, FL.ln2_w), N.ln2_b = vec(O.ln2_b, d, FL.ln2_b);
+        WeightView* views[kGpt2Projections] = {&N.attn, &N.proj, &N.fc, &N.fc_proj};
+        const float* bias[kGpt2Projections] = {O.attn_b, O.proj_b, O.fc_b, O.fc_proj_b};
+        const float** nbias[kGpt2Projections] = {&N.attn_b, &N.proj_b, &N.fc_b, &N.fc_proj_b};
+        for (int p = 0; p < kGpt2Projections; ++p) {
+          const WeightView& w = gpt2_projection(O, p);
+          *views[p] = dense(w, FL.w[p]);
+          *nbias[p] = vec(bias[p], w.cols, FL.b[p]);
+        }
+        W.layers.push_back(N);
+      }
+      state_ = std::move(next);
+      train_ = std::move(ts);
+      return Napi::Number::New(info.Env(), static_cast<double>(total));
+    });
+  }
+
+  // fullTensors(which) -> every trainable weight (or its gradient) under Hugging Face names (copies).
+  Napi::Value full_tensors(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      check_arg(train_ && train_->lora.full.on, "Expected enableFullTraining() before fullTensors()");
+      const bool grads = info.Length() > 0 && info[0].IsString() && info[0].As<Napi::String>().Utf8Value() == "grads";
+      const std::vector<float>& src = grads ? train_->lora.grads : train_->lora.params;
+      const Gpt2Full& F = train_->lora.full;
+      const Gpt2Config& c = state_->config;
+      Napi::Object out = Napi::Object::New(info.Env());
+      auto put = [&](const std::string& name, int64_t at, std::vector<int64_t> shape) {
+        Tensor t = Tensor::zeros(Dtype::F32, shape);
+        std::copy(src.begin() + at, src.begin() + at + t.numel(), t.data<float>());
+        out.Set(name, AddonTensor::wrap(info.Env(), t));
+      };
+      put("transformer.wte.weight", F.wte, {c.vocab, c.dim});
+      put("transformer.wpe.weight", F.wpe, {c.positions, c.dim});
+      put("transformer.ln_f.weight", F.lnf_w, {c.dim});
+      put("transformer.ln_f.bias", F.lnf_b, {c.dim});
+      for (int64_t li = 0; li < c.layers; ++li) {
+        const std::string p = "transformer.h." + std::to_string(li) + ".";
+        const auto& FL = F.layers[li];
+        put(p + "ln_1.weight", FL.ln1_w, {c.dim}), put(p + "ln_1.bias", FL.ln1_b, {c.dim});
+        put(p + "ln_2.weight", FL.ln2_w, {c.dim}), put(p + "ln_2.bias", FL.ln2_b, {c.dim});
+        for (int k = 0; k < kGpt2Projections; ++k) {
+          const WeightView& w = gpt2_projection(state_->weights.layers[li], k);
+          put(p + kGpt2Names[k] + ".weight", FL.w[k], {w.rows, w.cols});
+          put(p + kGpt2Names[k] + ".bias", FL.b[k], {w.cols});
+        }
+      }
+      return out;
     });
   }
 

@@ -51,8 +51,13 @@ void project(const Ctx& ctx, const LoraSlot& s, const float* x, int64_t n, const
 
 // dx (+)= dy·Wᵀ (+ LoRA's), adapters' gradients added to lora.grads.
 void project_back(const Ctx& ctx, const LoraSlot& s, const float* x, const float* dy, int64_t n, const WeightView& w,
-                  const Buf& t, float* dx, bool accumulate) {
+                  const Buf& t, float* dx, bool accumulate, float* dw = nullptr, float* db = nullptr) {
   const int64_t in = w.rows, out = w.cols;
+  if (dw) {  // full fine-tuning: dW [in, out] += xᵀ·dy, db += Σ_rows dy
+    mm(ctx, in, out, n, x, true, in, dy, false, out, dw, 1.0f);
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t j = 0; j < out; ++j) db[j] += dy[r * out + j];
+  }
   mm(ctx, n, in, out, dy, false, out, nullptr, true, 0, dx, accumulate ? 1.0f : 0.0f, &w);
   if (!s.on) return;
   const float* A = ctx.lora.params.data() + s.a_offset;
@@ -131,23 +136,32 @@ StepResult gpt2_lora_step(const Gpt2Config& c, const Gpt2Weights& w, Gpt2Lora& l
   StepResult result;
   result.loss = ce.loss, result.count = ce.count;
   if (!o.backward || ce.count == 0) return result;
+  const Gpt2Full& F = lora.full;
+  auto G = [&](int64_t at) { return F.on ? lora.grads.data() + at : nullptr; };
   Buf dh(n * d), dx(n * d);
   mm(ctx, n, d, c.vocab, logits.data(), false, c.vocab, nullptr, false, 0, dh.data(), 0.0f, &w.wte);
-  layernorm_backward(x.data(), w.lnf_w, dh.data(), n, d, c.eps, dx.data(), nullptr, nullptr, pool);
+  if (F.on) mm(ctx, c.vocab, d, n, logits.data(), true, c.vocab, hf.data(), false, d, G(F.wte), 1.0f);  // tied head
+  layernorm_backward(x.data(), w.lnf_w, dh.data(), n, d, c.eps, dx.data(), G(F.lnf_w), G(F.lnf_b), pool);
   for (size_t li = w.layers.size(); li-- > 0;) {
     const Gpt2Layer& L = w.layers[li];
     const auto& slots = lora.layers[li];
     Saved& s = saved[li];
     // MLP: x_out = x_mid + fc_proj(gelu(fc(LN2(x_mid)))).
     Buf dg(n * c.ffn), df(n * c.ffn), dh2(n * d), dmid(n * d);
-    project_back(ctx, slots[kGpt2FcProj], s.g.data(), dx.data(), n, L.fc_proj, s.t[kGpt2FcProj], dg.data(), false);
+    const Gpt2Full::Layer* FL = F.on ? &F.layers[li] : nullptr;
+    auto dW = [&](int p) { return FL ? G(FL->w[p]) : nullptr; };
+    auto dB = [&](int p) { return FL ? G(FL->b[p]) : nullptr; };
+    project_back(ctx, slots[kGpt2FcProj], s.g.data(), dx.data(), n, L.fc_proj, s.t[kGpt2FcProj], dg.data(), false,
+                 dW(kGpt2FcProj), dB(kGpt2FcProj));
     gelu_backward(s.f.data(), dg.data(), n * c.ffn, df.data(), pool);
-    project_back(ctx, slots[kGpt2Fc], s.h2.data(), df.data(), n, L.fc, s.t[kGpt2Fc], dh2.data(), false);
-    layernorm_backward(s.x_mid.data(), L.ln2_w, dh2.data(), n, d, c.eps, dmid.data(), nullptr, nullptr, pool);
+    project_back(ctx, slots[kGpt2Fc], s.h2.data(), df.data(), n, L.fc, s.t[kGpt2Fc], dh2.data(), false, dW(kGpt2Fc), dB(kGpt2Fc));
+    layernorm_backward(s.x_mid.data(), L.ln2_w, dh2.data(), n, d, c.eps, dmid.data(), FL ? G(FL->ln2_w) : nullptr,
+                       FL ? G(FL->ln2_b) : nullptr, pool);
     for (int64_t i = 0; i < n * d; ++i) dmid[i] += dx[i];
     // Attention: x_mid = x_in + proj(attn(split(c_attn(LN1(x_in))))).
     Buf datt(n * d), dq(n * d), dk(n * d), dv(n * d), dqkv(n * 3 * d), dh1(n * d);
-    project_back(ctx, slots[kGpt2Proj], s.att.data(), dmid.data(), n, L.proj, s.t[kGpt2Proj], datt.data(), false);
+    project_back(ctx, slots[kGpt2Proj], s.att.data(), dmid.data(), n, L.proj, s.t[kGpt2Proj], datt.data(), false,
+                 dW(kGpt2Proj), dB(kGpt2Proj));
     for (auto [t0, len] : segments)
       attention_causal_backward(s.q.data() + t0 * d, s.k.data() + t0 * d, s.v.data() + t0 * d, datt.data() + t0 * d, len,
                                 c.heads, c.heads, hd, dq.data() + t0 * d, dk.data() + t0 * d, dv.data() + t0 * d, isa, pool);
@@ -157,10 +171,21 @@ StepResult gpt2_lora_step(const Gpt2Config& c, const Gpt2Weights& w, Gpt2Lora& l
         dqkv[t * 3 * d + d + i] = dk[t * d + i];
         dqkv[t * 3 * d + 2 * d + i] = dv[t * d + i];
       }
-    project_back(ctx, slots[kGpt2Attn], s.h1.data(), dqkv.data(), n, L.attn, s.t[kGpt2Attn], dh1.data(), false);
-    layernorm_backward(s.x_in.data(), L.ln1_w, dh1.data(), n, d, c.eps, dx.data(), nullptr, nullptr, pool);
+    project_back(ctx, slots[kGpt2Attn], s.h1.data(), dqkv.data(), n, L.attn, s.t[kGpt2Attn], dh1.data(), false,
+                 dW(kGpt2Attn), dB(kGpt2Attn));
+    layernorm_backward(s.x_in.data(), L.ln1_w, dh1.data(), n, d, c.eps, dx.data(), FL ? G(FL->ln1_w) : nullptr,
+                       FL ? G(FL->ln1_b) : nullptr, pool);
     for (int64_t i = 0; i < n * d; ++i) dx[i] += dmid[i];
     saved[li] = Saved();
+  }
+  if (F.on) {  // embeddings: token and position rows
+    float* dwte = G(F.wte);
+    float* dwpe = G(F.wpe);
+    for (int64_t t = 0; t < n; ++t)
+      for (int64_t i = 0; i < d; ++i) {
+        dwte[static_cast<int64_t>(tokens[t]) * d + i] += dx[t * d + i];
+        dwpe[static_cast<int64_t>(positions[t]) * d + i] += dx[t * d + i];
+      }
   }
   return result;
 }

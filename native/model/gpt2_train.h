@@ -16,9 +16,22 @@ namespace tk {
 
 enum Gpt2Projection { kGpt2Attn = 0, kGpt2Proj, kGpt2Fc, kGpt2FcProj, kGpt2Projections };
 
+// Full fine-tuning: every weight is an fp32 slice of Gpt2Lora::params (the model's views point
+// there); these are the offsets of each one's gradient in Gpt2Lora::grads.
+struct Gpt2Full {
+  bool on = false;
+  int64_t wte = 0, wpe = 0, lnf_w = 0, lnf_b = 0;
+  struct Layer {
+    int64_t ln1_w = 0, ln1_b = 0, ln2_w = 0, ln2_b = 0;
+    std::array<int64_t, kGpt2Projections> w{}, b{};
+  };
+  std::vector<Layer> layers;
+};
+
 struct Gpt2Lora {
   std::vector<std::array<LoraSlot, kGpt2Projections>> layers;
-  std::vector<float> params, grads;  // flat: each on-slot's A [r, in] then B [out, r]
+  std::vector<float> params, grads;  // flat: each on-slot's A [r, in] then B [out, r] (or all weights)
+  Gpt2Full full;
 };
 
 // Gradients of grad_scale · (mean loss over labelled tokens) are added to lora.grads (unless

@@ -1,6 +1,7 @@
 """LoRA step fixture for the tiny GPT-2 (test/reference/fixtures/tiny-gpt2): PEFT on c_attn, c_proj
 (attention and MLP) and c_fc with seeded non-zero A and B, a batch of two rows with some labels
--100, then the loss and every adapter gradient, for test/hf-llama.test.ts (GPT-2 part).
+-100, then the loss and every adapter gradient, and full fine-tuning's gradient of every weight on the
+same batch, for test/hf-llama.test.ts (GPT-2 part).
 Run in the peers' environment:
     bench/peers/.venv/bin/python test/reference/make_tiny_gpt2_lora.py
 """
@@ -39,6 +40,13 @@ def main() -> None:
         out[f"{key}.lora_a"], out[f"{key}.lora_b"] = a.detach().clone(), b.detach().clone()
         out[f"{key}.lora_a.grad"], out[f"{key}.lora_b.grad"] = a.grad.detach().clone(), b.grad.detach().clone()
     save_file({k: v.contiguous() for k, v in out.items()}, OUT)
+    # Full fine-tuning on the same batch: the gradient of every weight (wte collects the tied head's too).
+    full = GPT2LMHeadModel.from_pretrained(MODEL, dtype=torch.float32).eval()
+    full_loss = full(input_ids=ids, labels=labels).loss
+    full_loss.backward()
+    grads = {f"{name}.grad": p.grad.detach().clone() for name, p in full.named_parameters()}
+    grads["full_loss"] = full_loss.detach().reshape(1)
+    save_file({k: v.contiguous() for k, v in grads.items()}, os.path.join(MODEL, "full.safetensors"))
 
 
 if __name__ == "__main__":
