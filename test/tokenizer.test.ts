@@ -43,3 +43,17 @@ it('refuses tokenizer models it does not implement yet, and broken metadata', ()
   expect(() => tokenizerFromGguf(new Map([['tokenizer.ggml.model', 'llama']]))).toThrow(/"llama" is not supported yet/);
   expect(() => tokenizerFromGguf(new Map([['tokenizer.ggml.model', 'gpt2'], ['tokenizer.ggml.tokens', [1, 2]]]))).toThrow(TunekitError);
 });
+
+describe.skipIf(!existsSync(model))('byte-level GGUF tokenizers with another split regex (tokenizer.ggml.pre)', () => {
+  const cases = JSON.parse(readFileSync(new URL('./reference/fixtures/tokenizer/pretokenizers.json', import.meta.url), 'utf8'));
+  for (const pre of ['llama-bpe', 'qwen2']) {
+    it(`${pre}: splits text as transformers does`, async () => {
+      const g = await openGguf(model);
+      const metadata = new Map(g.metadata);
+      await g.close();
+      metadata.set('tokenizer.ggml.pre', pre);
+      const t = tokenizerFromGguf(metadata);
+      for (const c of cases[pre]) expect(t.encode(c.text, { addSpecialTokens: false }), JSON.stringify(c.text)).toEqual(c.ids);
+    });
+  }
+});

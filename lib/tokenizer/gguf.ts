@@ -27,6 +27,16 @@ export interface TextTokenizer {
   files(): Record<string, string>;
 }
 
+// Split regexes by tokenizer.ggml.pre (the pre-tokenizer a byte-level vocabulary was trained
+// with, as llama.cpp names them); GPT-2's own ByteLevel regex otherwise. The same table
+// transformers uses when it reads a GGUF.
+const LLAMA3_SPLIT = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const QWEN2_SPLIT = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+const SPLITS: Record<string, string> = {
+  llama3: LLAMA3_SPLIT, 'llama-v3': LLAMA3_SPLIT, 'llama-bpe': LLAMA3_SPLIT, falcon3: LLAMA3_SPLIT, dbrx: LLAMA3_SPLIT, 'smaug-bpe': LLAMA3_SPLIT,
+  qwen2: QWEN2_SPLIT, 'deepseek-r1-qwen': QWEN2_SPLIT,
+};
+
 // GGUF token types (llama.cpp's llama_token_type): 3 = control, 4 = user-defined.
 const CONTROL = 3, USER_DEFINED = 4;
 
@@ -60,11 +70,21 @@ export function tokenizerFromGguf(metadata: Map<string, GgufValue>): TextTokeniz
     pad: tokenAt('tokenizer.ggml.padding_token_id'),
     unk: tokenAt('tokenizer.ggml.unknown_token_id'),
   };
+  const pre = metadata.get('tokenizer.ggml.pre');
+  const split = typeof pre === 'string' ? SPLITS[pre] : undefined;
   const json = {
     version: '1.0',
     added_tokens: added,
     normalizer: null,
-    pre_tokenizer: { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+    pre_tokenizer: split
+      ? {
+          type: 'Sequence',
+          pretokenizers: [
+            { type: 'Split', pattern: { Regex: split }, behavior: 'Isolated', invert: false },
+            { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
+          ],
+        }
+      : { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
     post_processor: null,
     decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
     model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges },
