@@ -2,11 +2,12 @@
 // metrics JSONL, HTML report, PEFT + GGUF adapters), eval, generate with the adapter, export, and
 // a bad config named by file and field.
 import { execFile } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { tinyModelFolder } from './helpers.js';
 import { afterAll, expect, it } from 'vitest';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -16,9 +17,7 @@ afterAll(() => rmSync(work, { recursive: true, force: true }));
 const run = (...args: string[]) => promisify(execFile)(process.execPath, [cli, ...args], { cwd: work }).catch((e) => e as { stdout: string; stderr: string; code: number });
 
 const model = join(work, 'model');
-mkdirSync(model);
-for (const f of ['config.json', 'model.safetensors']) copyFileSync(join(here, 'reference/fixtures/tiny-llama', f), join(model, f));
-for (const f of ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja']) copyFileSync(join(here, 'reference/fixtures/tiny-tokenizer', f), join(model, f));
+tinyModelFolder(model);
 writeFileSync(join(work, 'data.jsonl'), Array.from({ length: 30 }, (_, i) => JSON.stringify({ messages: [{ role: 'user', content: `word ${i % 5}` }, { role: 'assistant', content: `the cat ${i % 5}` }] })).join('\n'));
 
 it('trains from a YAML job, then evaluates, generates and exports', async () => {

@@ -1,20 +1,17 @@
 // Every classification method trains and evaluates on a tiny model (the tiny Llama with the tiny
 // tokenizer) and a small separable task; labels that training never saw and single-class data
 // are refused with clear errors.
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { tinyModelFolder } from './helpers.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadDataset, loadModel, Random, trainClassifier, Trainer, type ClassifierMethod } from '../lib/index.js';
 
-const here = fileURLToPath(new URL('.', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'tunekit-methods-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 const modelDir = join(work, 'model');
-mkdirSync(modelDir);
-for (const f of ['config.json', 'model.safetensors']) copyFileSync(join(here, 'reference/fixtures/tiny-llama', f), join(modelDir, f));
-for (const f of ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja']) copyFileSync(join(here, 'reference/fixtures/tiny-tokenizer', f), join(modelDir, f));
+tinyModelFolder(modelDir);
 
 const r = new Random(5);
 const words = ['on', 'mat', 'a', 'ran', 'sat', 'the'];

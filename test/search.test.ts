@@ -2,11 +2,12 @@
 // bookkeeping), resuming an interrupted search from its state file, and `tunekit search` on the
 // tiny model writing a best.json that `tunekit train` accepts.
 import { execFile } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
+import { tinyModelFolder } from './helpers.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { searchHyperparameters, withParams, type Params } from '../lib/index.js';
 
@@ -74,9 +75,7 @@ describe('search strategies', () => {
 describe('tunekit search', () => {
   it('searches a job on the tiny model and writes a best.json that trains', async () => {
     const model = join(work, 'model');
-    mkdirSync(model);
-    for (const f of ['config.json', 'model.safetensors']) copyFileSync(join(here, 'reference/fixtures/tiny-llama', f), join(model, f));
-    for (const f of ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja']) copyFileSync(join(here, 'reference/fixtures/tiny-tokenizer', f), join(model, f));
+    tinyModelFolder(model);
     writeFileSync(join(work, 'data.jsonl'), Array.from({ length: 24 }, (_, i) => JSON.stringify({ prompt: `word ${i % 4}`, completion: ` the cat ${i % 4}` })).join('\n'));
     writeFileSync(join(work, 'job.json'), JSON.stringify({
       model: 'model', data: { path: 'data.jsonl', validation: 0.25 }, training: { epochs: 2, batchSize: 4, maxLength: 32 }, output: 'out',

@@ -4,10 +4,11 @@
 // stops with a checkpoint, and a run killed with SIGKILL resumes to exactly the uninterrupted
 // run's losses and weights.
 import { execFileSync, spawn } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { tinyModelFolder } from './helpers.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { relErr } from './reference.js';
 import { loadDataset, loadModel, openSafetensors, scheduleFactor, Trainer, TunekitError, type ScheduleName } from '../lib/index.js';
@@ -16,11 +17,8 @@ const here = fileURLToPath(new URL('.', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'tunekit-trainer-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-// The tiny Llama with the tiny tokenizer beside it (vocabulary 303 <= 1001).
 const modelDir = join(work, 'model');
-mkdirSync(modelDir);
-for (const f of ['config.json', 'model.safetensors']) copyFileSync(join(here, 'reference/fixtures/tiny-llama', f), join(modelDir, f));
-for (const f of ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja']) copyFileSync(join(here, 'reference/fixtures/tiny-tokenizer', f), join(modelDir, f));
+tinyModelFolder(modelDir);
 
 const words = ['the', 'cat', 'sat', 'on', 'mat', 'dog', 'ran', 'hello', 'world', 'a'];
 const rows = Array.from({ length: 40 }, (_, i) => ({ prompt: `${words[i % 10]} ${words[(i * 3) % 10]}`, completion: ` ${words[(i * 7) % 10]} ${words[(i + 1) % 10]} ${i}` }));

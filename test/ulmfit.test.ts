@@ -1,19 +1,15 @@
 // ULMFiT pieces (discriminative rates per layer group, gradual unfreezing), gradient-based
 // parameter importance, and seeded text augmentation, on the tiny Llama + tokenizer.
-import { copyFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { tinyModelFolder } from './helpers.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { augmentRows, augmentText, batches, loadDataset, loadModel, Random, rankParameterImportance, Trainer } from '../lib/index.js';
 
-const here = fileURLToPath(new URL('.', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'tunekit-ulmfit-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
-const modelDir = join(work, 'model');
-mkdirSync(modelDir);
-for (const f of ['config.json', 'model.safetensors']) copyFileSync(join(here, 'reference/fixtures/tiny-llama', f), join(modelDir, f));
-for (const f of ['tokenizer.json', 'tokenizer_config.json', 'chat_template.jinja']) copyFileSync(join(here, 'reference/fixtures/tiny-tokenizer', f), join(modelDir, f));
+const modelDir = tinyModelFolder(join(work, 'model'));
 const rows = Array.from({ length: 16 }, (_, i) => ({ text: `the cat sat on the mat ${i} hello world` }));
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;

@@ -15,6 +15,7 @@
 #include "../model/gpt2.h"
 #include "../model/gpt2_train.h"
 #include "../optim/adamw.h"
+#include "../core/random.h"
 #include "AddonTensor.h"
 #include "PromiseWorker.h"
 #include "addon_state.h"
@@ -177,13 +178,7 @@ class AddonGpt2 : public Napi::ObjectWrap<AddonGpt2> {
           if (!s.on) continue;
           const int64_t in = gpt2_projection(state_->weights.layers[li], p).rows;
           const float bound = static_cast<float>(1.0 / std::sqrt(static_cast<double>(in)));
-          for (int64_t i = 0; i < s.r * in; ++i) {  // splitmix64 -> uniform(-bound, bound)
-            uint64_t z = (seed += 0x9e3779b97f4a7c15ULL);
-            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-            z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-            z ^= z >> 31;
-            L.params[static_cast<size_t>(s.a_offset + i)] = (static_cast<float>(z >> 40) / 16777216.0f * 2.0f - 1.0f) * bound;
-          }
+          fill_uniform(L.params.data() + s.a_offset, s.r * in, bound, seed);
         }
       train_ = std::move(ts);
       return Napi::Number::New(info.Env(), static_cast<double>(offset));

@@ -8,6 +8,7 @@
 #include "../model/llama_lora.h"
 #include "../optim/adamw.h"
 #include "AddonLlama.h"
+#include "../core/random.h"
 #include "AddonTensor.h"
 #include "PromiseWorker.h"
 #include "addon_state.h"
@@ -17,14 +18,7 @@ namespace {
 
 // Uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)), as torch.nn.Linear initializes its weight.
 void init_uniform(float* w, int64_t count, int64_t fan_in, uint64_t& seed) {
-  const float bound = static_cast<float>(1.0 / std::sqrt(static_cast<double>(fan_in)));
-  for (int64_t i = 0; i < count; ++i) {
-    uint64_t z = (seed += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
-    w[i] = (static_cast<float>(z >> 40) / 16777216.0f * 2.0f - 1.0f) * bound;
-  }
+  fill_uniform(w, count, static_cast<float>(1.0 / std::sqrt(static_cast<double>(fan_in))), seed);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 #include "../model/llama_lora.h"
 #include "../optim/adamw.h"
 #include "AddonLlama.h"
+#include "../core/random.h"
 #include "AddonTensor.h"
 #include "PromiseWorker.h"
 #include "addon_state.h"
@@ -81,13 +82,7 @@ Napi::Value AddonLlama::add_lora(const Napi::CallbackInfo& info) {
         if (!slot.on) continue;
         const int64_t in = projection(state_->weights.layers[li], p).cols;
         const float bound = static_cast<float>(1.0 / std::sqrt(static_cast<double>(in)));
-        for (int64_t i = 0; i < slot.r * in; ++i) {  // splitmix64 -> uniform(-bound, bound)
-          uint64_t z = (seed += 0x9e3779b97f4a7c15ULL);
-          z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-          z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-          z ^= z >> 31;
-          L.params[slot.a_offset + i] = (static_cast<float>(z >> 40) / 16777216.0f * 2.0f - 1.0f) * bound;
-        }
+        fill_uniform(L.params.data() + slot.a_offset, slot.r * in, bound, seed);
       }
     lora_ = std::move(ls);
     return Napi::Number::New(info.Env(), static_cast<double>(offset));

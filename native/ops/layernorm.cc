@@ -5,6 +5,19 @@
 #include <cmath>
 
 namespace tk {
+namespace {
+
+// Mean and 1/sqrt(variance + eps) of one row, accumulated in fp64.
+void row_stats(const float* x, int64_t dim, float eps, double& mean, double& rstd) {
+  double m = 0.0, var = 0.0;
+  for (int64_t i = 0; i < dim; ++i) m += x[i];
+  m /= static_cast<double>(dim);
+  for (int64_t i = 0; i < dim; ++i) var += (x[i] - m) * (x[i] - m);
+  mean = m;
+  rstd = 1.0 / std::sqrt(var / static_cast<double>(dim) + eps);
+}
+
+}  // namespace
 
 void layernorm_forward(const float* x, const float* w, const float* b, int64_t rows, int64_t dim, float eps, float* y,
                        ThreadPool& pool) {
@@ -12,11 +25,9 @@ void layernorm_forward(const float* x, const float* w, const float* b, int64_t r
   pool.run(tasks, [&](int t) {
     for (int64_t r = rows * t / tasks; r < rows * (t + 1) / tasks; ++r) {
       const float* xr = x + r * dim;
-      double mean = 0.0, var = 0.0;
-      for (int64_t i = 0; i < dim; ++i) mean += xr[i];
-      mean /= static_cast<double>(dim);
-      for (int64_t i = 0; i < dim; ++i) var += (xr[i] - mean) * (xr[i] - mean);
-      const float inv = static_cast<float>(1.0 / std::sqrt(var / static_cast<double>(dim) + eps));
+      double mean = 0.0, rstd = 0.0;
+      row_stats(xr, dim, eps, mean, rstd);
+      const float inv = static_cast<float>(rstd);
       const float m = static_cast<float>(mean);
       float* yr = y + r * dim;
       for (int64_t i = 0; i < dim; ++i) yr[i] = (xr[i] - m) * inv * w[i] + b[i];
@@ -32,11 +43,8 @@ void layernorm_backward(const float* x, const float* w, const float* dy, int64_t
     for (int64_t r = rows * t / tasks; r < rows * (t + 1) / tasks; ++r) {
       const float* xr = x + r * dim;
       const float* g = dy + r * dim;
-      double mean = 0.0, var = 0.0;
-      for (int64_t i = 0; i < dim; ++i) mean += xr[i];
-      mean /= static_cast<double>(dim);
-      for (int64_t i = 0; i < dim; ++i) var += (xr[i] - mean) * (xr[i] - mean);
-      const double rstd = 1.0 / std::sqrt(var / static_cast<double>(dim) + eps);
+      double mean = 0.0, rstd = 0.0;
+      row_stats(xr, dim, eps, mean, rstd);
       double mean_d = 0.0, mean_dx = 0.0;
       for (int64_t i = 0; i < dim; ++i) {
         xhat[i] = (xr[i] - mean) * rstd;
@@ -54,11 +62,8 @@ void layernorm_backward(const float* x, const float* w, const float* dy, int64_t
     for (int64_t r = 0; r < rows; ++r) {
       const float* xr = x + r * dim;
       const float* g = dy + r * dim;
-      double mean = 0.0, var = 0.0;
-      for (int64_t i = 0; i < dim; ++i) mean += xr[i];
-      mean /= static_cast<double>(dim);
-      for (int64_t i = 0; i < dim; ++i) var += (xr[i] - mean) * (xr[i] - mean);
-      const double rstd = 1.0 / std::sqrt(var / static_cast<double>(dim) + eps);
+      double mean = 0.0, rstd = 0.0;
+      row_stats(xr, dim, eps, mean, rstd);
       for (int64_t i = 0; i < dim; ++i) {
         if (dw) dw[i] += static_cast<float>(g[i] * (xr[i] - mean) * rstd);
         if (db) db[i] += g[i];
