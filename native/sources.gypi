@@ -14,6 +14,7 @@
       'native/addon/AddonTensor.cc',
       'native/addon/AddonWeights.cc',
       'native/addon/PromiseWorker.cc',
+      'native/addon/trainable_state.cc',
       'native/addon/errors.cc',
       'native/core/cpu_features.cc',
       'native/core/block_cache.cc',

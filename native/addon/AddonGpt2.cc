@@ -17,6 +17,7 @@
 #include "../optim/adamw.h"
 #include "../core/random.h"
 #include "AddonTensor.h"
+#include "trainable_state.h"
 #include "PromiseWorker.h"
 #include "addon_state.h"
 #include "operands.h"
@@ -297,13 +298,7 @@ class AddonGpt2 : public Napi::ObjectWrap<AddonGpt2> {
       const AdamWConfig cfg = adamw_options<AdamWConfig>(o, 1e-4, 0.0);
       const double max_norm = option_number(o, "maxGradNorm", 0.0);
       Busy busy(train_, "optimizerStep()");
-      auto& L = train_->lora;
-      const int64_t n = static_cast<int64_t>(L.params.size());
-      const double norm = std::sqrt(sum_of_squares(L.grads.data(), n));
-      if (max_norm > 0 && max_norm / (norm + 1e-6) < 1.0)
-        for (float& g : L.grads) g = static_cast<float>(g * (max_norm / (norm + 1e-6)));
-      adamw_step(L.params.data(), L.grads.data(), train_->m.data(), train_->v.data(), n, cfg, ++train_->step);
-      std::fill(L.grads.begin(), L.grads.end(), 0.0f);
+      const double norm = flat_optimizer_step(flat(), cfg, max_norm, {});
       Napi::Object out = Napi::Object::New(info.Env());
       out.Set("gradNorm", norm), out.Set("step", static_cast<double>(train_->step));
       return out;  // adapters are small: stepped here, returned through a resolved Promise by the JS side
@@ -313,15 +308,7 @@ class AddonGpt2 : public Napi::ObjectWrap<AddonGpt2> {
   Napi::Value optimizer_state(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
       check_arg(train_ != nullptr, "Expected addLora() before optimizerState()");
-      Napi::Object out = Napi::Object::New(info.Env());
-      auto put = [&](const char* name, const std::vector<float>& v) {
-        Tensor t = Tensor::zeros(Dtype::F32, {static_cast<int64_t>(v.size())});
-        std::copy(v.begin(), v.end(), t.data<float>());
-        out.Set(name, AddonTensor::wrap(info.Env(), t));
-      };
-      put("params", train_->lora.params), put("grads", train_->lora.grads), put("m", train_->m), put("v", train_->v);
-      out.Set("step", static_cast<double>(train_->step));
-      return out;
+      return flat_state_to_js(info, 0, flat());
     });
   }
 
@@ -330,19 +317,12 @@ class AddonGpt2 : public Napi::ObjectWrap<AddonGpt2> {
       check_arg(train_ != nullptr, "Expected addLora() before setOptimizerState()");
       Napi::Object o = options_arg(info, 0);
       Busy busy(train_, "setOptimizerState()");
-      const int64_t size = static_cast<int64_t>(train_->lora.params.size());
-      auto take = [&](const char* name, std::vector<float>& into, bool optional) {
-        if (o.Get(name).IsUndefined() && optional) return std::fill(into.begin(), into.end(), 0.0f);
-        const Tensor& t = AddonTensor::unwrap(o.Get(name), name)->tensor();
-        check_arg(t.dtype == Dtype::F32 && t.numel() == size, std::string("Expected ") + name + " to be f32 [" + std::to_string(size) + "]");
-        std::copy(t.data<float>(), t.data<float>() + size, into.begin());
-      };
-      take("params", train_->lora.params, false), take("m", train_->m, false), take("v", train_->v, false);
-      take("grads", train_->lora.grads, true);
-      train_->step = option_int(o, "step", 0, 0, int64_t{1} << 53);
+      flat_state_from_js(o, flat());
       return info.Env().Undefined();
     });
   }
+
+  FlatState flat() { return {train_->lora.params, train_->lora.grads, train_->m, train_->v, train_->step}; }
 
   // enableFullTraining(): every weight becomes a trainable fp32 slice of the flat vector (the
   // model's views point there); LoRA adapters are dropped. Returns the count.

@@ -9,10 +9,15 @@
 #include "AddonLlama.h"
 #include "../core/random.h"
 #include "AddonTensor.h"
+#include "trainable_state.h"
 #include "PromiseWorker.h"
 #include "addon_state.h"
 
 namespace tk {
+
+namespace {
+FlatState flat(LoraState& s) { return {s.lora.params, s.lora.grads, s.m, s.v, s.step}; }
+}  // namespace
 
 // addLora({r, alpha, rslora, targets, layers, seed}): adapters as PEFT initializes them
 // (A uniform in ±1/sqrt(in), B zero), replacing any previous ones.
@@ -240,25 +245,7 @@ Napi::Value AddonLlama::optimizer_state(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     check_arg(lora_ != nullptr, "Expected addLora() or enableFullTraining() before optimizerState()");
     check_arg(!lora_->busy, "Expected no training call running during optimizerState()");
-    // An optional list of names picks what to copy (a full model's state is four model-sized vectors).
-    std::vector<std::string> want;
-    if (info.Length() > 0 && info[0].IsArray()) {
-      Napi::Array a = info[0].As<Napi::Array>();
-      for (uint32_t i = 0; i < a.Length(); ++i) want.push_back(a.Get(i).ToString().Utf8Value());
-    }
-    Napi::Object out = Napi::Object::New(info.Env());
-    auto put = [&](const char* name, const std::vector<float>& v) {
-      if (!want.empty() && std::find(want.begin(), want.end(), name) == want.end()) return;
-      Tensor t = Tensor::zeros(Dtype::F32, {static_cast<int64_t>(v.size())});
-      std::copy(v.begin(), v.end(), t.data<float>());
-      out.Set(name, AddonTensor::wrap(info.Env(), t));
-    };
-    put("params", lora_->lora.params);
-    put("grads", lora_->lora.grads);
-    put("m", lora_->m);
-    put("v", lora_->v);
-    out.Set("step", static_cast<double>(lora_->step));
-    return out;
+    return flat_state_to_js(info, 0, flat(*lora_));
   });
 }
 
@@ -269,22 +256,7 @@ Napi::Value AddonLlama::set_optimizer_state(const Napi::CallbackInfo& info) {
     check_arg(lora_ != nullptr, "Expected addLora() or enableFullTraining() before setOptimizerState()");
     Napi::Object o = options_arg(info, 0);
     BusyGuard guard(lora_->busy, "setOptimizerState()");
-    const int64_t size = static_cast<int64_t>(lora_->lora.params.size());
-    auto take = [&](const char* name, std::vector<float>& into, bool optional) {
-      const Napi::Value v = o.Get(name);
-      if (v.IsUndefined() && optional) return std::fill(into.begin(), into.end(), 0.0f);
-      const Tensor& t = AddonTensor::unwrap(v, name)->tensor();
-      check_arg(t.dtype == Dtype::F32 && t.numel() == size, std::string("Expected ") + name + " to be f32 [" +
-                                                                  std::to_string(size) + "] but received " +
-                                                                  t.shape_string());
-      std::copy(t.data<float>(), t.data<float>() + size, into.begin());
-    };
-    const int64_t step = option_int(o, "step", 0, 0, int64_t{1} << 53);
-    take("params", lora_->lora.params, false);
-    take("m", lora_->m, false);
-    take("v", lora_->v, false);
-    take("grads", lora_->lora.grads, true);
-    lora_->step = step;
+    flat_state_from_js(o, flat(*lora_));
     return info.Env().Undefined();
   });
 }
@@ -299,52 +271,15 @@ Napi::Value AddonLlama::optimizer_step(const Napi::CallbackInfo& info) {
     const double max_norm = option_number(o, "maxGradNorm", 0.0);
     // lrScales: [{offset, length, scale}] multiply the learning rate of parameter ranges
     // (discriminative rates; 0 freezes a range); the rest steps at scale 1.
-    const int64_t size = static_cast<int64_t>(lora_->lora.params.size());
-    std::vector<float> scale_of;  // per parameter, only when ranges are given
-    const Napi::Value sv = o.Get("lrScales");
-    if (!sv.IsUndefined()) {
-      check_arg(sv.IsArray(), "Expected lrScales to be an array of {offset, length, scale}");
-      scale_of.assign(static_cast<size_t>(size), 1.0f);
-      Napi::Array a = sv.As<Napi::Array>();
-      for (uint32_t i = 0; i < a.Length(); ++i) {
-        check_arg(a.Get(i).IsObject(), "Expected lrScales to be an array of {offset, length, scale}");
-        Napi::Object r = a.Get(i).As<Napi::Object>();
-        const int64_t at = option_int(r, "offset", 0, 0, size), len = option_int(r, "length", 0, 0, size - at);
-        const double k = option_number(r, "scale", 1.0);
-        check_arg(k >= 0 && std::isfinite(k), "Expected lrScales[].scale >= 0");
-        std::fill(scale_of.begin() + at, scale_of.begin() + at + len, static_cast<float>(k));
-      }
-    }
+    auto scales = std::make_shared<std::vector<float>>(lr_scales_option(o, static_cast<int64_t>(lora_->lora.params.size())));
     auto guard = std::make_shared<BusyGuard>(lora_->busy, "optimizerStep()");
     auto lora = lora_;
     auto result = std::make_shared<std::array<double, 2>>();
-    auto scales = std::make_shared<std::vector<float>>(std::move(scale_of));
     // On a worker thread: with full fine-tuning this touches every weight of the model.
     return PromiseWorker::start(
         info.Env(),
         [lora, c, max_norm, result, guard, scales] {
-          auto& L = lora->lora;
-          const int64_t n = static_cast<int64_t>(L.params.size());
-          const double norm = std::sqrt(sum_of_squares(L.grads.data(), n));
-          if (max_norm > 0) {
-            const double coef = max_norm / (norm + 1e-6);
-            if (coef < 1.0)
-              for (float& g : L.grads) g = static_cast<float>(g * coef);
-          }
-          ++lora->step;
-          if (scales->empty()) {
-            adamw_step(L.params.data(), L.grads.data(), lora->m.data(), lora->v.data(), n, c, lora->step);
-          } else {  // one AdamW call per run of equal scale
-            for (int64_t at = 0; at < n;) {
-              int64_t end = at;
-              while (end < n && (*scales)[end] == (*scales)[at]) ++end;
-              AdamWConfig rc = c;
-              rc.lr = c.lr * (*scales)[at];
-              adamw_step(L.params.data() + at, L.grads.data() + at, lora->m.data() + at, lora->v.data() + at, end - at, rc, lora->step);
-              at = end;
-            }
-          }
-          std::fill(L.grads.begin(), L.grads.end(), 0.0f);
+          const double norm = flat_optimizer_step(flat(*lora), c, max_norm, *scales);
           *result = {norm, static_cast<double>(lora->step)};
         },
         [result](Napi::Env env) -> Napi::Value {
