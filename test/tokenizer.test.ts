@@ -40,7 +40,8 @@ describe.skipIf(!existsSync(model))('tokenizer from the SmolLM2 GGUF', () => {
 });
 
 it('refuses tokenizer models it does not implement yet, and broken metadata', () => {
-  expect(() => tokenizerFromGguf(new Map([['tokenizer.ggml.model', 'llama']]))).toThrow(/"llama" is not supported yet/);
+  expect(() => tokenizerFromGguf(new Map([['tokenizer.ggml.model', 't5']]))).toThrow(/"t5" is not supported yet/);
+  expect(() => tokenizerFromGguf(new Map<string, import('../lib/index.js').GgufValue>([['tokenizer.ggml.model', 'llama'], ['tokenizer.ggml.tokens', ['a', 'b']]]))).toThrow(/tokenizer.ggml.scores: expected one score per token/);
   expect(() => tokenizerFromGguf(new Map([['tokenizer.ggml.model', 'gpt2'], ['tokenizer.ggml.tokens', [1, 2]]]))).toThrow(TunekitError);
 });
 
@@ -56,4 +57,22 @@ describe.skipIf(!existsSync(model))('byte-level GGUF tokenizers with another spl
       for (const c of cases[pre]) expect(t.encode(c.text, { addSpecialTokens: false }), JSON.stringify(c.text)).toEqual(c.ids);
     });
   }
+});
+
+describe('SentencePiece-style GGUF vocabulary (tokenizer.ggml.model = "llama")', () => {
+  const fx = JSON.parse(readFileSync(new URL('./reference/fixtures/tokenizer/spm.json', import.meta.url), 'utf8'));
+  const metadata = new Map<string, import('../lib/index.js').GgufValue>([
+    ['tokenizer.ggml.model', 'llama'], ['tokenizer.ggml.tokens', fx.tokens], ['tokenizer.ggml.scores', fx.scores],
+    ['tokenizer.ggml.token_type', fx.types], ['tokenizer.ggml.unknown_token_id', fx.unk], ['tokenizer.ggml.bos_token_id', fx.bos],
+    ['tokenizer.ggml.eos_token_id', fx.eos], ['tokenizer.ggml.add_bos_token', true],
+  ]);
+  it('encodes (merges recovered from the scores, byte fallback) and decodes as transformers', () => {
+    const t = tokenizerFromGguf(metadata);
+    expect(t.eosToken).toBe('</s>');
+    for (const c of fx.cases) {
+      expect(t.encode(c.text), JSON.stringify(c.text)).toEqual(c.ids);
+      expect(t.encode(c.text, { addSpecialTokens: false }), JSON.stringify(c.text)).toEqual(c.ids_plain);
+      expect(t.decode(c.ids, { skipSpecialTokens: true })).toBe(c.decoded);
+    }
+  });
 });

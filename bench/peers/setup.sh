@@ -7,5 +7,5 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 python3 -m venv "$here/.venv"
 "$here/.venv/bin/pip" install -q --upgrade pip
-"$here/.venv/bin/pip" install -q torch bitsandbytes safetensors numpy transformers gguf accelerate peft pyarrow sacrebleu rouge-score scikit-learn
+"$here/.venv/bin/pip" install -q torch bitsandbytes safetensors numpy transformers gguf accelerate peft pyarrow sacrebleu rouge-score scikit-learn sentencepiece
 "$here/.venv/bin/python" -c "import torch, bitsandbytes; print('peers ready: torch', torch.__version__, 'bitsandbytes', bitsandbytes.__version__)"

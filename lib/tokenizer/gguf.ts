@@ -1,7 +1,8 @@
 // A tokenizer from a GGUF file's metadata, as transformers builds it from the same file:
 // GPT-2-style byte-level BPE (tokenizer.ggml.model = "gpt2": tokens, merges, control tokens as
 // special added tokens) run by @huggingface/tokenizers, and the chat template run by
-// @huggingface/jinja. SentencePiece-style ("llama") vocabularies come with the model engine.
+// @huggingface/jinja. SentencePiece-style ("llama") vocabularies become BPE with byte fallback and
+// merges recovered from the scores, as transformers' LlamaTokenizer does from the same file.
 import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { TunekitError } from '../errors.js';
@@ -38,7 +39,7 @@ const SPLITS: Record<string, string> = {
 };
 
 // GGUF token types (llama.cpp's llama_token_type): 3 = control, 4 = user-defined.
-const CONTROL = 3, USER_DEFINED = 4;
+const UNKNOWN = 2, CONTROL = 3, USER_DEFINED = 4;
 
 function field<T>(metadata: Map<string, GgufValue>, key: string, check: (v: GgufValue) => boolean, what: string): T {
   const v = metadata.get(key);
@@ -46,20 +47,51 @@ function field<T>(metadata: Map<string, GgufValue>, key: string, check: (v: Gguf
   return v as T;
 }
 
+/**
+ * Merges a SentencePiece-style vocabulary implies, as transformers' generate_merges derives them:
+ * every split of a piece into two pieces of the vocabulary, the best-scored pieces first (ties:
+ * longer left part, then longer right part; then vocabulary order).
+ */
+export function mergesFromScores(vocab: Map<string, number>, scores: Map<string, number>): [string, string][] {
+  const out: { l: string; r: string; score: number; ll: number; lr: number }[] = [];
+  for (const [piece, score] of scores) {
+    const chars = Array.from(piece); // code points, as Python slices
+    const local: typeof out = [];
+    for (let i = 1; i < chars.length; i++) {
+      const l = chars.slice(0, i).join(''), r = chars.slice(i).join('');
+      if (vocab.has(l) && vocab.has(r)) local.push({ l, r, score, ll: i, lr: chars.length - i });
+    }
+    local.sort((a, b) => vocab.get(a.l)! - vocab.get(b.l)! || vocab.get(a.r)! - vocab.get(b.r)!);
+    out.push(...local);
+  }
+  out.sort((a, b) => b.score - a.score || b.ll - a.ll || b.lr - a.lr); // stable, as Python's sorted(reverse=True)
+  return out.map((m) => [m.l, m.r]);
+}
+
 export function tokenizerFromGguf(metadata: Map<string, GgufValue>): TextTokenizer {
   const model = field<string>(metadata, 'tokenizer.ggml.model', (v) => typeof v === 'string', 'a tokenizer model name');
-  if (model !== 'gpt2') {
-    throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `GGUF tokenizer model "${model}" is not supported yet; tunekit reads "gpt2" (byte-level BPE)`);
+  if (model !== 'gpt2' && model !== 'llama') {
+    throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `GGUF tokenizer model "${model}" is not supported yet; tunekit reads "gpt2" (byte-level BPE) and "llama" (SentencePiece BPE)`);
   }
+  const sentencepiece = model === 'llama';
   const tokens = field<string[]>(metadata, 'tokenizer.ggml.tokens', (v) => Array.isArray(v) && v.every((t) => typeof t === 'string'), 'an array of strings');
-  const merges = field<string[]>(metadata, 'tokenizer.ggml.merges', (v) => Array.isArray(v) && v.every((t) => typeof t === 'string'), 'an array of strings');
   const types = (metadata.get('tokenizer.ggml.token_type') as number[] | undefined) ?? [];
   const vocab: Record<string, number> = {};
   tokens.forEach((t, i) => (vocab[t] = i));
+  let merges: string[] | [string, string][];
+  if (!sentencepiece || metadata.has('tokenizer.ggml.merges')) {
+    merges = field<string[]>(metadata, 'tokenizer.ggml.merges', (v) => Array.isArray(v) && v.every((t) => typeof t === 'string'), 'an array of strings');
+  } else {
+    const scores = field<number[]>(metadata, 'tokenizer.ggml.scores', (v) => Array.isArray(v) && v.length === tokens.length, 'one score per token');
+    const byPiece = new Map<string, number>();
+    tokens.forEach((t, i) => byPiece.set(t, scores[i]!));
+    merges = mergesFromScores(new Map(Object.entries(vocab)), byPiece);
+  }
+  // SentencePiece files mark <unk> as UNKNOWN (2); transformers registers it as special too.
   const added = tokens
     .map((content, id) => ({ content, id, type: types[id] }))
-    .filter((t) => t.type === CONTROL || t.type === USER_DEFINED)
-    .map(({ content, id, type }) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: type === CONTROL }));
+    .filter((t) => t.type === CONTROL || t.type === USER_DEFINED || (sentencepiece && t.type === UNKNOWN))
+    .map(({ content, id, type }) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: type !== USER_DEFINED }));
   const tokenAt = (key: string): string | null => {
     const id = metadata.get(key);
     return typeof id === 'number' && id >= 0 && id < tokens.length ? tokens[id]! : null;
@@ -72,11 +104,25 @@ export function tokenizerFromGguf(metadata: Map<string, GgufValue>): TextTokeniz
   };
   const pre = metadata.get('tokenizer.ggml.pre');
   const split = typeof pre === 'string' ? SPLITS[pre] : undefined;
+  // SentencePiece BPE as transformers' LlamaTokenizer builds it: "▁" for spaces and before the
+  // first word, byte fallback for what the vocabulary lacks.
+  const spm = {
+    pre_tokenizer: { type: 'Metaspace', replacement: '\u2581', prepend_scheme: 'first', split: false },
+    decoder: {
+      type: 'Sequence',
+      decoders: [
+        { type: 'Replace', pattern: { String: '\u2581' }, content: ' ' },
+        { type: 'ByteFallback' },
+        { type: 'Fuse' },
+        { type: 'Strip', content: ' ', start: 1, stop: 0 },
+      ],
+    },
+  };
   const json = {
     version: '1.0',
     added_tokens: added,
     normalizer: null,
-    pre_tokenizer: split
+    pre_tokenizer: sentencepiece ? spm.pre_tokenizer : split
       ? {
           type: 'Sequence',
           pretokenizers: [
@@ -86,8 +132,11 @@ export function tokenizerFromGguf(metadata: Map<string, GgufValue>): TextTokeniz
         }
       : { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
     post_processor: null,
-    decoder: { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
-    model: { type: 'BPE', dropout: null, unk_token: null, continuing_subword_prefix: '', end_of_word_suffix: '', fuse_unk: false, byte_fallback: false, ignore_merges: false, vocab, merges },
+    decoder: sentencepiece ? spm.decoder : { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+    model: {
+      type: 'BPE', dropout: null, unk_token: sentencepiece ? special.unk : null, continuing_subword_prefix: '', end_of_word_suffix: '',
+      fuse_unk: sentencepiece, byte_fallback: sentencepiece, ignore_merges: false, vocab, merges,
+    },
   };
   const config = {
     bos_token: special.bos, eos_token: special.eos, pad_token: special.pad, unk_token: special.unk,
