@@ -84,6 +84,17 @@ describe('Hugging Face Qwen2 folder (q/k/v biases, tied embeddings)', () => {
     const step = await m.trainStep({ inputIds: [ids], labels: [ids] });
     expect(Number.isFinite(step.loss) && step.gradNorm > 0).toBe(true);
   });
+
+  it('loads the same model from GGUF (architecture qwen2, as llama.cpp names it: no q/k permutation, biases)', async () => {
+    const q = fileURLToPath(new URL('./reference/fixtures/tiny-qwen2/', import.meta.url));
+    const r = await openSafetensors(join(q, 'expected.safetensors'));
+    const ids = [...(await r.read('ids')).data] as number[], logits = (await r.read('logits')).data;
+    await r.close();
+    const m = await loadModel(join(q, 'tiny-qwen2.gguf'));
+    expect(m.config).toMatchObject({ architecture: 'qwen2', qkvBias: true, tiedEmbeddings: true, interleavedRope: false, ropeTheta: 1000000 });
+    expect(m.tokenizer).toBeNull();
+    expect(relErr((await m.logits(ids)).data, logits)).toBeLessThan(1e-4);
+  });
 });
 
 describe('full fine-tuning', () => {

@@ -35,7 +35,7 @@ async function asF32(t: Tensor | Weights): Promise<Tensor<'f32'>> {
 }
 
 function modelType(architecture: string): string {
-  return architecture === 'MistralForCausalLM' ? 'mistral' : architecture === 'Qwen2ForCausalLM' ? 'qwen2' : 'llama';
+  return architecture === 'MistralForCausalLM' ? 'mistral' : architecture === 'Qwen2ForCausalLM' || architecture === 'qwen2' ? 'qwen2' : 'llama';
 }
 
 /** Writes the model, adapters merged, as a Hugging Face folder that transformers loads. */
@@ -68,7 +68,7 @@ export async function saveMergedModel(model: Model, dir: string): Promise<void> 
   const tok = model.tokenizer;
   const idOf = (t: string | null | undefined) => (t && tok ? (tok.encode(t, { addSpecialTokens: false })[0] ?? null) : null);
   const config = {
-    architectures: [c.architecture === 'llama' ? 'LlamaForCausalLM' : c.architecture],
+    architectures: [c.architecture === 'llama' ? 'LlamaForCausalLM' : c.architecture === 'qwen2' ? 'Qwen2ForCausalLM' : c.architecture],
     model_type: modelType(c.architecture),
     hidden_size: c.dim, intermediate_size: c.ffn, num_hidden_layers: c.layers, num_attention_heads: c.heads,
     num_key_value_heads: c.kvHeads, head_dim: c.headDim, vocab_size: c.vocab, rms_norm_eps: c.eps, rope_theta: c.ropeTheta,

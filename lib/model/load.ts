@@ -203,8 +203,12 @@ function num(metadata: Map<string, GgufValue>, key: string, file: string, fallba
   throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: metadata ${key} is missing or not a number`);
 }
 
-function llamaConfig(metadata: Map<string, GgufValue>, file: string, hasOutput: boolean): ModelConfig {
-  const a = 'llama';
+// GGUF architectures the Llama-family engine runs. llama.cpp's converter permutes q/k rows into
+// interleaved-RoPE order for "llama" (Llama, Mistral, SmolLM) only; "qwen2" keeps Hugging Face's
+// rotate-half order and adds q/k/v biases.
+const GGUF_ARCHITECTURES = ['llama', 'qwen2'];
+
+function llamaConfig(metadata: Map<string, GgufValue>, file: string, hasOutput: boolean, a: string): ModelConfig {
   const dim = num(metadata, `${a}.embedding_length`, file);
   const heads = num(metadata, `${a}.attention.head_count`, file);
   const tokens = metadata.get('tokenizer.ggml.tokens');
@@ -220,6 +224,8 @@ function llamaConfig(metadata: Map<string, GgufValue>, file: string, hasOutput: 
     eps: num(metadata, `${a}.attention.layer_norm_rms_epsilon`, file, 1e-5),
     ropeTheta: num(metadata, `${a}.rope.freq_base`, file, 10000),
     tiedEmbeddings: !hasOutput,
+    interleavedRope: a === 'llama',
+    qkvBias: a === 'qwen2',
   };
 }
 
@@ -254,13 +260,13 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
   const gguf = await openGguf(path);
   try {
     const arch = gguf.metadata.get('general.architecture');
-    if (arch !== 'llama') {
-      throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${gguf.file}: architecture ${JSON.stringify(arch)} is not supported yet; tunekit loads "llama"`);
+    if (typeof arch !== 'string' || !GGUF_ARCHITECTURES.includes(arch)) {
+      throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${gguf.file}: architecture ${JSON.stringify(arch)} is not supported yet; tunekit loads ${GGUF_ARCHITECTURES.map((x) => `"${x}"`).join(', ')}`);
     }
-    const config = llamaConfig(gguf.metadata, gguf.file, gguf.tensors.has('output.weight'));
+    const config = llamaConfig(gguf.metadata, gguf.file, gguf.tensors.has('output.weight'), arch);
     // Tensors are read as stored (re-quantizing passes through fp32 one matrix at a time).
     checkFits(gguf.file, [...gguf.tensors.values()].reduce((a, t) => a + t.byteLength, 0));
-    const tokenizer = tokenizerFromGguf(gguf.metadata);
+    const tokenizer = gguf.metadata.has('tokenizer.ggml.model') ? tokenizerFromGguf(gguf.metadata) : null;
     const handles: Record<string, Tensor['handle'] | Weights['handle']> = {};
     const kept: Record<string, Tensor | Weights> = {};
     for (const name of gguf.tensors.keys()) {
