@@ -20,6 +20,7 @@
       'native/core/block_cache.cc',
       'native/core/bnb_dynamic_map.cc',
       'native/core/fma_peak.cc',
+      'native/core/vexp.cc',
       'native/core/tensor.cc',
       'native/core/thread_pool.cc',
       'native/model/classifier_head.cc',

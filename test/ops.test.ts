@@ -180,3 +180,32 @@ it('runOp rejects unknown ops and mis-sized tensors', async () => {
     'swiglu_forward: expected tensors[1] to be f32 with 3 elements but received f32 [4]',
   );
 });
+
+describe('vectorized exp (softmax, loss, SiLU)', () => {
+  it('is within 4 ulp of exp on every ISA, with tails and extreme inputs, and sums in fp64', async () => {
+    const { runtimeInfo, setRuntimeOptions } = await import('../lib/index.js');
+    const best = runtimeInfo().isa;
+    const n = 16 * 257 + 5; // not a multiple of the vector width
+    const x = Float32Array.from({ length: n }, (_, i) => -104 + (193 * i) / n); // -104 .. 89: underflow to overflow edges
+    try {
+      for (const isa of ['scalar', best] as const) {
+        setRuntimeOptions({ isa });
+        const y = Tensor.zeros('f32', [n]);
+        const [sum] = await run('exp_shifted_sum', [f32([n], x), y], { shift: 1.5 });
+        let total = 0;
+        for (let i = 0; i < n; i++) {
+          const want = Math.exp(Math.fround(x[i]! - 1.5));
+          total += y.data[i]!;
+          if (want > 1e-37 && want < 3e38) expect(Math.abs(y.data[i]! - want) / want, `${isa} x=${x[i]}`).toBeLessThan(4 * 2 ** -23);
+          else if (want <= 1e-45) expect(y.data[i]).toBeLessThan(1e-37);
+        }
+        expect(Math.abs(sum! - total) / total).toBeLessThan(1e-12);
+        const s = Tensor.zeros('f32', [n]);
+        await run('sigmoid', [f32([n], x), s], {});
+        for (let i = 0; i < n; i += 37) expect(Math.abs(s.data[i]! - 1 / (1 + Math.exp(-x[i]!)))).toBeLessThan(3e-7);
+      }
+    } finally {
+      setRuntimeOptions({ isa: best });
+    }
+  });
+});

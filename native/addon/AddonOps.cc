@@ -12,6 +12,7 @@
 #include "../ops/rmsnorm.h"
 #include "../ops/rope.h"
 #include "../ops/swiglu.h"
+#include "../core/vexp.h"
 #include "../optim/adamw.h"
 #include "AddonTensor.h"
 #include "PromiseWorker.h"
@@ -98,8 +99,8 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
       float *g = f32(0, n), *u = f32(1, n), *a = f32(2, n);
       float *dg = fwd ? nullptr : f32(3, n), *du = fwd ? nullptr : f32(4, n);
       work = [=, &pool_ = *pool] {
-        if (fwd) swiglu_forward(g, u, n, a, pool_);
-        else swiglu_backward(g, u, a, n, dg, du, pool_);
+        if (fwd) swiglu_forward(g, u, n, a, pool_, isa);
+        else swiglu_backward(g, u, a, n, dg, du, pool_, isa);
       };
     } else if (name == "cross_entropy") {
       const int64_t rows = option_int(o, "rows", 1, 1, int64_t{1} << 40), vocab = option_int(o, "vocab", 1, 1, int64_t{1} << 30);
@@ -112,9 +113,17 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
                   "Expected labels in [0, " + std::to_string(vocab) + ") or -100 but row " + std::to_string(r) +
                       " holds " + std::to_string(labels[r]));
       work = [=, &pool_ = *pool] {
-        CrossEntropyResult r = cross_entropy(logits, labels, rows, vocab, grad, 1.0f, pool_);
+        CrossEntropyResult r = cross_entropy(logits, labels, rows, vocab, grad, 1.0f, pool_, isa);
         *result = {r.loss, static_cast<double>(r.count)};
       };
+    } else if (name == "exp_shifted_sum" || name == "sigmoid") {
+      need(2);
+      const int64_t n = t[0].numel();
+      const float* x = f32(0, n);
+      float* y = f32(1, n);
+      const float shift = static_cast<float>(option_number(o, "shift", 0.0));
+      const bool sig = name == "sigmoid";
+      work = [=] { *result = {sig ? (sigmoid(x, n, y, isa), 0.0) : exp_shifted_sum(x, shift, n, y, isa)}; };
     } else if (name == "adamw") {
       need(4);
       const int64_t n = t[0].numel();

@@ -132,7 +132,7 @@ StepResult gpt2_lora_step(const Gpt2Config& c, const Gpt2Weights& w, Gpt2Lora& l
   std::vector<int32_t> shifted(n, kIgnoreIndex);
   for (int64_t t = 0; t + 1 < n; ++t)
     if ((t + 1) % seq != 0 && positions[t + 1] != 0) shifted[t] = labels[t + 1];
-  const CrossEntropyResult ce = cross_entropy(logits.data(), shifted.data(), n, c.vocab, o.backward, o.grad_scale, pool);
+  const CrossEntropyResult ce = cross_entropy(logits.data(), shifted.data(), n, c.vocab, o.backward, o.grad_scale, pool, isa);
   StepResult result;
   result.loss = ce.loss, result.count = ce.count;
   if (!o.backward || ce.count == 0) return result;

@@ -85,7 +85,7 @@ void llama_forward(const LlamaConfig& c, const LlamaWeights& w, const int32_t* t
     rmsnorm_forward(x.data(), L.ffn_norm, n, c.dim, c.eps, h.data(), pool);
     linear(h.data(), n, c.dim, L.gate, gate.data(), 0.0f, isa, pool, lora, slot(kGate));
     linear(h.data(), n, c.dim, L.up, up.data(), 0.0f, isa, pool, lora, slot(kUp));
-    swiglu_forward(gate.data(), up.data(), n * c.ffn, gate.data(), pool);  // silu(gate) * up, in place
+    swiglu_forward(gate.data(), up.data(), n * c.ffn, gate.data(), pool, isa);  // silu(gate) * up, in place
     linear(gate.data(), n, c.ffn, L.down, x.data(), 1.0f, isa, pool, lora, slot(kDown));  // residual: x += mlp·Wdᵀ
   }
   if (cache) {  // only the next-token distribution is needed

@@ -172,7 +172,7 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
     rmsnorm_forward(x.data(), L.ffn_norm, n, c.dim, c.eps, s.h2.data(), ctx.pool);
     project(ctx, slots[kGate], s.h2.data(), n, L.gate, s.g.data(), s.t[kGate]);
     project(ctx, slots[kUp], s.h2.data(), n, L.up, s.u.data(), s.t[kUp]);
-    swiglu_forward(s.g.data(), s.u.data(), n * c.ffn, s.a.data(), ctx.pool);
+    swiglu_forward(s.g.data(), s.u.data(), n * c.ffn, s.a.data(), ctx.pool, ctx.isa);
     project(ctx, slots[kDown], s.a.data(), n, L.down, o.data(), s.t[kDown]);
     for (int64_t i = 0; i < n * c.dim; ++i) x[i] += o[i];
   };
@@ -207,7 +207,7 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
     std::vector<int32_t> shifted(n, kIgnoreIndex);
     for (int64_t t = 0; t + 1 < n; ++t)  // never across a row or an example boundary
       if ((t + 1) % seq != 0 && positions[t + 1] != 0) shifted[t] = labels[t + 1];
-    ce = cross_entropy(logits.data(), shifted.data(), n, c.vocab, backward, grad_scale, ctx.pool);
+    ce = cross_entropy(logits.data(), shifted.data(), n, c.vocab, backward, grad_scale, ctx.pool, ctx.isa);
     if (ce.count == 0 || !backward) return ce;  // logits now hold d(mean loss)/d(logits)
     {
       GemmArgs g;
@@ -239,7 +239,7 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
     // MLP: x_out = x_mid + down(swiglu(gate(h2), up(h2))).
     Buf da(n * c.ffn), dg(n * c.ffn), du(n * c.ffn), dh2(n * c.dim);
     project_back(ctx, slots[kDown], s.a.data(), dx.data(), n, L.down, s.t[kDown], da.data(), false, dW(kDown));
-    swiglu_backward(s.g.data(), s.u.data(), da.data(), n * c.ffn, dg.data(), du.data(), ctx.pool);
+    swiglu_backward(s.g.data(), s.u.data(), da.data(), n * c.ffn, dg.data(), du.data(), ctx.pool, ctx.isa);
     project_back(ctx, slots[kGate], s.h2.data(), dg.data(), n, L.gate, s.t[kGate], dh2.data(), false, dW(kGate));
     project_back(ctx, slots[kUp], s.h2.data(), du.data(), n, L.up, s.t[kUp], dh2.data(), true, dW(kUp));
     Buf dmid(n * c.dim);

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <vector>
 
+#include "../core/vexp.h"
 #include "gemm.h"
 
 namespace tk {
@@ -22,15 +23,14 @@ void head_gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, boo
 
 // Row-wise causal softmax of S [n, total] in place: query t sees keys 0..offset+t (the last
 // `window` of them when window > 0). Rows split across the pool (each row is independent).
-void causal_softmax(float* s, int64_t n, int64_t total, int64_t offset, ThreadPool& pool, int64_t window) {
+void causal_softmax(float* s, int64_t n, int64_t total, int64_t offset, ThreadPool& pool, int64_t window, Isa isa) {
   const int tasks = n * total < 8192 ? 1 : pool.size();
   pool.run(tasks, [&](int task) { for (int64_t t = n * task / tasks; t < n * (task + 1) / tasks; ++t) {
     float* row = s + t * total;
     const int64_t last = offset + t, first = window > 0 && last + 1 > window ? last + 1 - window : 0;
     float max = -INFINITY;
     for (int64_t j = first; j <= last; ++j) max = row[j] > max ? row[j] : max;
-    double sum = 0.0;
-    for (int64_t j = first; j <= last; ++j) sum += (row[j] = std::exp(row[j] - max));
+    const double sum = exp_shifted_sum(row + first, max, last - first + 1, row + first, isa);
     const float inv = static_cast<float>(1.0 / sum);
     for (int64_t j = 0; j < first; ++j) row[j] = 0.0f;
     for (int64_t j = first; j <= last; ++j) row[j] *= inv;
@@ -51,7 +51,7 @@ void attention_causal_forward(const float* q, const float* k, const float* v, in
     const int64_t g = h / group;
     head_gemm(n, total, head_dim, q + h * head_dim, ldq, false, k + g * head_dim, ldkv, true, s.data(), total, scale,
               0.0f, isa, pool, bf16);
-    causal_softmax(s.data(), n, total, offset, pool, window);
+    causal_softmax(s.data(), n, total, offset, pool, window, isa);
     head_gemm(n, head_dim, total, s.data(), total, false, v + g * head_dim, ldkv, false, out + h * head_dim, ldq, 1.0f,
               0.0f, isa, pool, bf16);
   }
@@ -72,7 +72,7 @@ void attention_causal_backward(const float* q, const float* k, const float* v, c
     const float* vg = v + g * head_dim;
     const float* doh = dout + h * head_dim;
     head_gemm(n, n, head_dim, qh, ldq, false, kg, ldkv, true, p.data(), n, scale, 0.0f, isa, pool, bf16);  // P = softmax(S)
-    causal_softmax(p.data(), n, n, 0, pool, window);
+    causal_softmax(p.data(), n, n, 0, pool, window, isa);
     head_gemm(n, n, head_dim, doh, ldq, false, vg, ldkv, true, dp.data(), n, 1.0f, 0.0f, isa, pool, bf16);  // dP = dO·Vᵀ
     for (int64_t t = 0; t < n; ++t) {  // dS = P ⊙ (dP − rowsum(P ⊙ dP)), times the score scale
       float* pr = p.data() + t * n;

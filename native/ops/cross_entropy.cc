@@ -3,10 +3,12 @@
 #include <cmath>
 #include <vector>
 
+#include "../core/vexp.h"
+
 namespace tk {
 
 CrossEntropyResult cross_entropy(float* logits, const int32_t* labels, int64_t rows, int64_t vocab, bool grad, float grad_scale,
-                                 ThreadPool& pool) {
+                                 ThreadPool& pool, Isa isa) {
   CrossEntropyResult result;
   for (int64_t r = 0; r < rows; ++r) result.count += labels[r] != kIgnoreIndex;
   std::vector<double> row_loss(static_cast<size_t>(rows), 0.0);
@@ -14,6 +16,7 @@ CrossEntropyResult cross_entropy(float* logits, const int32_t* labels, int64_t r
   const double grad_coef = inv_count * grad_scale;
   const int tasks = static_cast<int>(rows < pool.size() ? (rows < 1 ? 1 : rows) : pool.size());
   pool.run(tasks, [&](int t) {
+    std::vector<float> scratch(grad ? 0 : static_cast<size_t>(vocab));  // the logits stay as they are without a gradient
     for (int64_t r = rows * t / tasks; r < rows * (t + 1) / tasks; ++r) {
       float* row = logits + r * vocab;
       if (labels[r] == kIgnoreIndex) {
@@ -25,12 +28,7 @@ CrossEntropyResult cross_entropy(float* logits, const int32_t* labels, int64_t r
       for (int64_t i = 1; i < vocab; ++i) max = row[i] > max ? row[i] : max;
       const float target = row[labels[r]];
       // One fp32 exp per element (kept for the gradient), summed in fp64.
-      double sum = 0.0;
-      if (grad) {
-        for (int64_t i = 0; i < vocab; ++i) sum += (row[i] = std::exp(row[i] - max));
-      } else {
-        for (int64_t i = 0; i < vocab; ++i) sum += std::exp(row[i] - max);
-      }
+      const double sum = exp_shifted_sum(row, max, vocab, grad ? row : scratch.data(), isa);
       const double lse = max + std::log(sum);
       row_loss[r] = lse - target;
       if (grad) {

@@ -6,6 +6,7 @@
 #pragma once
 #include <cstdint>
 
+#include "../core/cpu_features.h"
 #include "../core/thread_pool.h"
 
 namespace tk {
@@ -19,7 +20,8 @@ struct CrossEntropyResult {
 
 // labels must be kIgnoreIndex or in [0, vocab) (checked by the caller). grad_scale multiplies the
 // gradient (not the loss): gradient accumulation weights each micro-batch by its share of tokens.
+// isa picks the exp kernel (core/vexp.h).
 CrossEntropyResult cross_entropy(float* logits, const int32_t* labels, int64_t rows, int64_t vocab, bool grad, float grad_scale,
-                                 ThreadPool& pool);
+                                 ThreadPool& pool, Isa isa = Isa::Scalar);
 
 }  // namespace tk

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "../core/vexp.h"
+
 namespace tk {
 
 namespace {
@@ -15,19 +17,35 @@ void split(ThreadPool& pool, int64_t n, Fn&& fn) {
 
 }  // namespace
 
-void swiglu_forward(const float* g, const float* u, int64_t n, float* a, ThreadPool& pool) {
+// sigmoid(g) a block at a time (vectorized exp), then the element-wise rest.
+constexpr int64_t kBlock = 1024;
+
+void swiglu_forward(const float* g, const float* u, int64_t n, float* a, ThreadPool& pool, Isa isa) {
   split(pool, n, [&](int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) a[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+    float sig[kBlock];
+    for (int64_t b = lo; b < hi; b += kBlock) {
+      const int64_t len = hi - b < kBlock ? hi - b : kBlock;
+      sigmoid(g + b, len, sig, isa);
+      for (int64_t i = 0; i < len; ++i) a[b + i] = g[b + i] * sig[i] * u[b + i];  // a may alias g
+    }
   });
 }
 
-void swiglu_backward(const float* g, const float* u, const float* da, int64_t n, float* dg, float* du, ThreadPool& pool) {
-  split(pool, n, [&](int64_t lo, int64_t hi) { for (int64_t i = lo; i < hi; ++i) {
-    const float sig = 1.0f / (1.0f + std::exp(-g[i]));
-    const float silu = g[i] * sig;
-    dg[i] = da[i] * u[i] * sig * (1.0f + g[i] * (1.0f - sig));
-    du[i] = da[i] * silu;
-  } });
+void swiglu_backward(const float* g, const float* u, const float* da, int64_t n, float* dg, float* du, ThreadPool& pool,
+                     Isa isa) {
+  split(pool, n, [&](int64_t lo, int64_t hi) {
+    float sig[kBlock];
+    for (int64_t b = lo; b < hi; b += kBlock) {
+      const int64_t len = hi - b < kBlock ? hi - b : kBlock;
+      sigmoid(g + b, len, sig, isa);
+      for (int64_t j = 0; j < len; ++j) {
+        const int64_t i = b + j;
+        const float s = sig[j], silu = g[i] * s;
+        dg[i] = da[i] * u[i] * s * (1.0f + g[i] * (1.0f - s));
+        du[i] = da[i] * silu;
+      }
+    }
+  });
 }
 
 }  // namespace tk

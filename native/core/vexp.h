@@ -1,0 +1,20 @@
+// exp over arrays, vectorized where the CPU allows. Why: the training step takes ~150M
+// exponentials (softmax of attention scores, the loss over the vocabulary, SiLU in every MLP), and
+// scalar expf made those passes a fifth of a step. The AVX-512 path uses Cephes' expf: range
+// reduction by ln 2 (split in two parts), a degree-6 polynomial, 2^n applied with vscalefps —
+// within 4 ulp of exp over the range tested (test/ops.test.ts); results depend on the ISA but not
+// on threads.
+#pragma once
+#include <cstdint>
+
+#include "cpu_features.h"
+
+namespace tk {
+
+// y[i] = exp(x[i] − shift) for i in [0, n); returns Σ y[i] accumulated in fp64. y may alias x.
+double exp_shifted_sum(const float* x, float shift, int64_t n, float* y, Isa isa);
+
+// y[i] = 1 / (1 + exp(−x[i])). y may alias x.
+void sigmoid(const float* x, int64_t n, float* y, Isa isa);
+
+}  // namespace tk
