@@ -14,8 +14,8 @@
 
 #include "../model/gpt2.h"
 #include "../model/gpt2_train.h"
+#include "../model/lora_layout.h"
 #include "../optim/adamw.h"
-#include "../core/random.h"
 #include "AddonTensor.h"
 #include "trainable_state.h"
 #include "PromiseWorker.h"
@@ -156,31 +156,17 @@ class AddonGpt2 : public Napi::ObjectWrap<AddonGpt2> {
       check_arg(!train_ || !train_->busy, "Expected no training call running");
       auto ts = std::make_shared<Gpt2TrainState>();
       Gpt2Lora& L = ts->lora;
-      L.layers.resize(static_cast<size_t>(c.layers));
-      int64_t offset = 0;
-      const float scale = static_cast<float>(rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / r);
-      for (int64_t li = 0; li < c.layers; ++li)
-        for (int p = 0; p < kGpt2Projections; ++p) {
-          if (!on[p] || !layer_on[li]) continue;
-          const WeightView& w = gpt2_projection(state_->weights.layers[li], p);  // Conv1D [in, out]
-          LoraSlot& s = L.layers[li][p];
-          s.on = true, s.r = r, s.scale = scale, s.a_offset = offset;
-          offset += r * w.rows;
-          s.b_offset = offset;
-          offset += w.cols * r;
-        }
-      L.params.assign(static_cast<size_t>(offset), 0.0f);
+      LoraSpec spec;
+      spec.r = r, spec.seed = seed;
+      spec.scale = static_cast<float>(rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / r);
+      const int64_t offset = layout_lora(L.layers, c.layers, spec, [&](int64_t li, int p) {
+        if (!on[p] || !layer_on[li]) return std::pair<int64_t, int64_t>{0, 0};
+        const WeightView& w = gpt2_projection(state_->weights.layers[li], p);  // Conv1D [in, out]
+        return std::pair<int64_t, int64_t>{w.rows, w.cols};
+      }, L.params);
       L.grads.assign(static_cast<size_t>(offset), 0.0f);
       ts->m.assign(static_cast<size_t>(offset), 0.0f);
       ts->v.assign(static_cast<size_t>(offset), 0.0f);
-      for (int64_t li = 0; li < c.layers; ++li)
-        for (int p = 0; p < kGpt2Projections; ++p) {
-          const LoraSlot& s = L.layers[li][p];
-          if (!s.on) continue;
-          const int64_t in = gpt2_projection(state_->weights.layers[li], p).rows;
-          const float bound = static_cast<float>(1.0 / std::sqrt(static_cast<double>(in)));
-          fill_uniform(L.params.data() + s.a_offset, s.r * in, bound, seed);
-        }
       train_ = std::move(ts);
       return Napi::Number::New(info.Env(), static_cast<double>(offset));
     });
@@ -402,11 +388,7 @@ class AddonGpt2 : public Napi::ObjectWrap<AddonGpt2> {
       const Gpt2Full& F = train_->lora.full;
       const Gpt2Config& c = state_->config;
       Napi::Object out = Napi::Object::New(info.Env());
-      auto put = [&](const std::string& name, int64_t at, std::vector<int64_t> shape) {
-        Tensor t = Tensor::zeros(Dtype::F32, shape);
-        std::copy(src.begin() + at, src.begin() + at + t.numel(), t.data<float>());
-        out.Set(name, AddonTensor::wrap(info.Env(), t));
-      };
+      auto put = [&](const std::string& name, int64_t at, std::vector<int64_t> shape) { put_slice(info.Env(), out, name, src, at, std::move(shape)); };
       put("transformer.wte.weight", F.wte, {c.vocab, c.dim});
       put("transformer.wpe.weight", F.wpe, {c.positions, c.dim});
       put("transformer.ln_f.weight", F.lnf_w, {c.dim});

@@ -10,6 +10,7 @@
 #include "AddonLlama.h"
 #include "../core/random.h"
 #include "AddonTensor.h"
+#include "trainable_state.h"
 #include "PromiseWorker.h"
 #include "addon_state.h"
 
@@ -95,11 +96,7 @@ Napi::Value AddonLlama::head_tensors(const Napi::CallbackInfo& info) {
     const std::vector<float>& src = which == "grads" ? lora_->lora.grads : lora_->lora.params;
     const ClassifierHead& h = lora_->lora.head;
     Napi::Object out = Napi::Object::New(info.Env());
-    auto put = [&](const char* name, int64_t at, std::vector<int64_t> shape) {
-      Tensor t = Tensor::zeros(Dtype::F32, shape);
-      std::copy(src.begin() + at, src.begin() + at + t.numel(), t.data<float>());
-      out.Set(name, AddonTensor::wrap(info.Env(), t));
-    };
+    auto put = [&](const std::string& name, int64_t at, std::vector<int64_t> shape) { put_slice(info.Env(), out, name, src, at, std::move(shape)); };
     const int64_t first_out = h.hidden > 0 ? h.hidden : h.classes;
     put("head.w1", h.w1, {first_out, h.dim});
     put("head.b1", h.b1, {first_out});

@@ -5,9 +5,9 @@
 #include <cmath>
 
 #include "../model/llama_lora.h"
+#include "../model/lora_layout.h"
 #include "../optim/adamw.h"
 #include "AddonLlama.h"
-#include "../core/random.h"
 #include "AddonTensor.h"
 #include "trainable_state.h"
 #include "PromiseWorker.h"
@@ -63,32 +63,17 @@ Napi::Value AddonLlama::add_lora(const Napi::CallbackInfo& info) {
     }
     auto ls = std::make_shared<LoraState>();
     LlamaLora& L = ls->lora;
-    L.layers.resize(c.layers);
-    int64_t offset = 0;
-    const float scale = static_cast<float>(rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / r);
-    for (int64_t li = 0; li < c.layers; ++li)
-      for (int p = 0; p < kProjections; ++p) {
-        LoraSlot& slot = L.layers[li][p];
-        if (!targets[p] || !layer_on[li]) continue;
-        const WeightView& w = projection(state_->weights.layers[li], p);
-        slot.on = true, slot.r = r, slot.scale = scale, slot.dropout = static_cast<float>(dropout);
-        slot.a_offset = offset;
-        offset += r * w.cols;
-        slot.b_offset = offset;
-        offset += w.rows * r;
-      }
-    L.params.assign(static_cast<size_t>(offset), 0.0f);
+    LoraSpec spec;
+    spec.r = r, spec.dropout = static_cast<float>(dropout), spec.seed = seed;
+    spec.scale = static_cast<float>(rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / r);
+    const int64_t offset = layout_lora(L.layers, c.layers, spec, [&](int64_t li, int p) {
+      if (!targets[p] || !layer_on[li]) return std::pair<int64_t, int64_t>{0, 0};
+      const WeightView& w = projection(state_->weights.layers[li], p);  // [out, in]
+      return std::pair<int64_t, int64_t>{w.cols, w.rows};
+    }, L.params);
     L.grads.assign(static_cast<size_t>(offset), 0.0f);
     ls->m.assign(static_cast<size_t>(offset), 0.0f);
     ls->v.assign(static_cast<size_t>(offset), 0.0f);
-    for (int64_t li = 0; li < c.layers; ++li)
-      for (int p = 0; p < kProjections; ++p) {
-        const LoraSlot& slot = L.layers[li][p];
-        if (!slot.on) continue;
-        const int64_t in = projection(state_->weights.layers[li], p).cols;
-        const float bound = static_cast<float>(1.0 / std::sqrt(static_cast<double>(in)));
-        fill_uniform(L.params.data() + slot.a_offset, slot.r * in, bound, seed);
-      }
     lora_ = std::move(ls);
     return Napi::Number::New(info.Env(), static_cast<double>(offset));
   });
@@ -407,11 +392,7 @@ Napi::Value AddonLlama::full_tensors(const Napi::CallbackInfo& info) {
     const FullTraining& F = lora_->lora.full;
     const LlamaConfig& c = state_->config;
     Napi::Object out = Napi::Object::New(info.Env());
-    auto put = [&](const std::string& name, int64_t at, std::vector<int64_t> shape) {
-      Tensor t = Tensor::zeros(Dtype::F32, shape);
-      std::copy(src.begin() + at, src.begin() + at + t.numel(), t.data<float>());
-      out.Set(name, AddonTensor::wrap(info.Env(), t));
-    };
+    auto put = [&](const std::string& name, int64_t at, std::vector<int64_t> shape) { put_slice(info.Env(), out, name, src, at, std::move(shape)); };
     put("token_embd.weight", F.embed, {c.vocab, c.dim});
     put("output_norm.weight", F.out_norm, {c.dim});
     if (F.lm_head >= 0) put("output.weight", F.lm_head, {c.vocab, c.dim});

@@ -26,6 +26,13 @@ Napi::Value flat_state_to_js(const Napi::CallbackInfo& info, size_t index, const
   return out;
 }
 
+void put_slice(Napi::Env env, Napi::Object& out, const std::string& name, const std::vector<float>& src, int64_t at,
+               std::vector<int64_t> shape) {
+  Tensor t = Tensor::zeros(Dtype::F32, shape);
+  std::copy(src.begin() + at, src.begin() + at + t.numel(), t.data<float>());
+  out.Set(name, AddonTensor::wrap(env, t));
+}
+
 void flat_state_from_js(const Napi::Object& o, const FlatState& s) {
   const int64_t size = static_cast<int64_t>(s.params.size());
   const int64_t step = option_int(o, "step", 0, 0, int64_t{1} << 53);

@@ -25,6 +25,11 @@ struct FlatState {
 // picks which vectors to copy.
 Napi::Value flat_state_to_js(const Napi::CallbackInfo& info, size_t index, const FlatState& s);
 
+// out[name] = a copy of src[at .. at + Π shape) as an f32 tensor of that shape (how the model
+// classes hand out named views of the flat vector: adapters, heads, fully trained weights).
+void put_slice(Napi::Env env, Napi::Object& out, const std::string& name, const std::vector<float>& src, int64_t at,
+               std::vector<int64_t> shape);
+
 // Restores from {params, grads?, m, v, step} (sizes must match; grads default to zero).
 void flat_state_from_js(const Napi::Object& o, const FlatState& s);
 
