@@ -83,29 +83,20 @@ void project_back(const Ctx& ctx, const LoraSlot& s, const float* x, const float
     g.c = dw, g.ldc = in, g.beta = 1.0f, g.bf16 = ctx.bf16;
     gemm(g, ctx.isa, ctx.pool);
   }
-  Buf tmp;
-  float* target = dx;
-  if (accumulate) {
-    tmp.assign(static_cast<size_t>(n * in), 0.0f);
-    target = tmp.data();
-  }
+  // Gradients add straight into dx (accumulate) and into lora.grads: no temporaries.
   if (s.on) {
-    Buf da(static_cast<size_t>(s.r * in)), db(static_cast<size_t>(w.rows * s.r));
-    lora_linear_backward(lora_args(ctx, s, x, n, w), dy, t.data(), target, da.data(), db.data(), ctx.isa, ctx.pool);
-    float* ga = ctx.lora.grads.data() + s.a_offset;
-    float* gb = ctx.lora.grads.data() + s.b_offset;
-    for (size_t i = 0; i < da.size(); ++i) ga[i] += da[i];
-    for (size_t i = 0; i < db.size(); ++i) gb[i] += db[i];
-  } else {
-    GemmArgs g;
-    g.m = n, g.n = in, g.k = w.rows;
-    g.a.data = dy, g.a.ld = w.rows;
-    g.b = frozen(w);
-    g.c = target, g.ldc = in, g.bf16 = ctx.bf16;
-    gemm(g, ctx.isa, ctx.pool);
+    LoraLinearArgs g = lora_args(ctx, s, x, n, w);
+    g.accumulate_grads = true, g.accumulate_dx = accumulate;
+    lora_linear_backward(g, dy, t.data(), dx, ctx.lora.grads.data() + s.a_offset, ctx.lora.grads.data() + s.b_offset,
+                         ctx.isa, ctx.pool);
+    return;
   }
-  if (accumulate)
-    for (int64_t i = 0; i < n * in; ++i) dx[i] += tmp[i];
+  GemmArgs g;
+  g.m = n, g.n = in, g.k = w.rows;
+  g.a.data = dy, g.a.ld = w.rows;
+  g.b = frozen(w);
+  g.c = dx, g.ldc = in, g.beta = accumulate ? 1.0f : 0.0f, g.bf16 = ctx.bf16;
+  gemm(g, ctx.isa, ctx.pool);
 }
 
 // Gradient slice of a weight in full fine-tuning, or null.

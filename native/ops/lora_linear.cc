@@ -98,7 +98,7 @@ void lora_linear_backward(const LoraLinearArgs& g, const float* dy, const float*
   dba.m = g.out, dba.n = g.r, dba.k = g.m;
   dba.a = dense(dy, g.out, true);
   dba.b = dense(t, g.r, false);
-  dba.c = db, dba.ldc = g.r, dba.alpha = g.scale, dba.bf16 = g.bf16;
+  dba.c = db, dba.ldc = g.r, dba.alpha = g.scale, dba.beta = g.accumulate_grads ? 1.0f : 0.0f, dba.bf16 = g.bf16;
   gemm(dba, isa, pool);
   // dA = dTᵀ·drop(X)  [r, in]
   std::vector<float> dropped;
@@ -107,7 +107,7 @@ void lora_linear_backward(const LoraLinearArgs& g, const float* dy, const float*
   daa.m = g.r, daa.n = g.in, daa.k = g.m;
   daa.a = dense(dt.data(), g.r, true);
   daa.b = dense(xd, g.in, false);
-  daa.c = da, daa.ldc = g.in, daa.bf16 = g.bf16;
+  daa.c = da, daa.ldc = g.in, daa.beta = g.accumulate_grads ? 1.0f : 0.0f, daa.bf16 = g.bf16;
   gemm(daa, isa, pool);
   if (!dx) return;
   // dX = dY·W + drop'(dT·A): one product [dY | dT]·[W ; A] without dropout.
@@ -115,7 +115,7 @@ void lora_linear_backward(const LoraLinearArgs& g, const float* dy, const float*
   dxa.m = g.m, dxa.n = g.in, dxa.k = g.out;
   dxa.a = dense(dy, g.out, false);
   dxa.b = frozen(g.w, false);
-  dxa.c = dx, dxa.ldc = g.in, dxa.bf16 = g.bf16;
+  dxa.c = dx, dxa.ldc = g.in, dxa.beta = g.accumulate_dx ? 1.0f : 0.0f, dxa.bf16 = g.bf16;
   if (g.dropout == 0.0f) {
     dxa.k2 = g.r;
     dxa.a2 = dense(dt.data(), g.r, false);

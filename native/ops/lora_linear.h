@@ -24,12 +24,15 @@ struct LoraLinearArgs {
   float dropout = 0.0f;        // probability in [0, 1)
   uint64_t seed = 0;
   bool bf16 = false;
+  bool accumulate_grads = false;  // backward: add into da, db instead of overwriting them
+  bool accumulate_dx = false;     // backward: add into dx instead of overwriting it
 };
 
 // y [m, out] and t [m, r] (saved for the backward) are written.
 void lora_linear_forward(const LoraLinearArgs& args, float* y, float* t, Isa isa, ThreadPool& pool);
 
-// da [r, in] and db [out, r] are written; dx [m, in] too unless null.
+// da [r, in] and db [out, r] are written (added to, with accumulate_grads); dx [m, in] too unless
+// null (added to, with accumulate_dx).
 void lora_linear_backward(const LoraLinearArgs& args, const float* dy, const float* t, float* dx, float* da,
                           float* db, Isa isa, ThreadPool& pool);
 
