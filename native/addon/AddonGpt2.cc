@@ -14,7 +14,7 @@
 
 #include "../model/gpt2.h"
 #include "../model/gpt2_train.h"
-#include "../model/lora_layout.h"
+#include "lora_options.h"
 #include "../optim/adamw.h"
 #include "AddonTensor.h"
 #include "trainable_state.h"
@@ -122,10 +122,8 @@ class AddonGpt2 : public Napi::ObjectWrap<AddonGpt2> {
     return guarded(info, [&]() -> Napi::Value {
       Napi::Object o = options_arg(info, 0);
       const Gpt2Config& c = state_->config;
-      const int64_t r = option_int(o, "r", 8, 1, 4096);
-      const double alpha = option_number(o, "alpha", 8.0);
-      const bool rslora = option_bool(o, "rslora", false);
-      uint64_t seed = static_cast<uint64_t>(option_int(o, "seed", 0, 0, int64_t{1} << 53));
+      const LoraSpec spec = lora_spec_option(o);
+      check_arg(spec.dropout == 0.0f, "Expected dropout 0: LoRA dropout is not supported for GPT-2 yet");
       std::array<bool, kGpt2Projections> on{};
       const Napi::Value tv = o.Get("targets");
       if (tv.IsUndefined()) {
@@ -141,24 +139,10 @@ class AddonGpt2 : public Napi::ObjectWrap<AddonGpt2> {
           if (name == "c_fc") on[kGpt2Fc] = true;
         }
       }
-      std::vector<bool> layer_on(static_cast<size_t>(c.layers), true);
-      const Napi::Value lv = o.Get("layers");
-      if (!lv.IsUndefined()) {
-        check_arg(lv.IsArray(), "Expected an array of layer indices for layers");
-        layer_on.assign(static_cast<size_t>(c.layers), false);
-        Napi::Array a = lv.As<Napi::Array>();
-        for (uint32_t i = 0; i < a.Length(); ++i) {
-          const double v = a.Get(i).ToNumber().DoubleValue();
-          check_arg(v >= 0 && v < c.layers && v == std::floor(v), "Expected layer indices in [0, " + std::to_string(c.layers) + ")");
-          layer_on[static_cast<size_t>(v)] = true;
-        }
-      }
+      const std::vector<bool> layer_on = layer_mask_option(o, c.layers);
       check_arg(!train_ || !train_->busy, "Expected no training call running");
       auto ts = std::make_shared<Gpt2TrainState>();
       Gpt2Lora& L = ts->lora;
-      LoraSpec spec;
-      spec.r = r, spec.seed = seed;
-      spec.scale = static_cast<float>(rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / r);
       const int64_t offset = layout_lora(L.layers, c.layers, spec, [&](int64_t li, int p) {
         if (!on[p] || !layer_on[li]) return std::pair<int64_t, int64_t>{0, 0};
         const WeightView& w = gpt2_projection(state_->weights.layers[li], p);  // Conv1D [in, out]

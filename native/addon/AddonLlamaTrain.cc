@@ -5,7 +5,7 @@
 #include <cmath>
 
 #include "../model/llama_lora.h"
-#include "../model/lora_layout.h"
+#include "lora_options.h"
 #include "../optim/adamw.h"
 #include "AddonLlama.h"
 #include "AddonTensor.h"
@@ -26,12 +26,7 @@ Napi::Value AddonLlama::add_lora(const Napi::CallbackInfo& info) {
     Napi::Object o = options_arg(info, 0);
     check_arg(!lora_ || !lora_->lora.head.on, "Expected addLora() before addClassifier() (the classifier would be dropped)");
     const LlamaConfig& c = state_->config;
-    const int64_t r = option_int(o, "r", 8, 1, 4096);
-    const double alpha = option_number(o, "alpha", 8.0);
-    const bool rslora = option_bool(o, "rslora", false);
-    const double dropout = option_number(o, "dropout", 0.0);
-    check_arg(dropout >= 0.0 && dropout < 1.0, "Expected dropout in [0, 1) but received " + std::to_string(dropout));
-    uint64_t seed = static_cast<uint64_t>(option_int(o, "seed", 0, 0, int64_t{1} << 53));
+    const LoraSpec spec = lora_spec_option(o);
     std::array<bool, kProjections> targets{};
     Napi::Value tv = o.Get("targets");
     if (tv.IsUndefined()) {
@@ -48,24 +43,9 @@ Napi::Value AddonLlama::add_lora(const Napi::CallbackInfo& info) {
         targets[found] = true;
       }
     }
-    std::vector<bool> layer_on(c.layers, true);
-    Napi::Value lv = o.Get("layers");
-    if (!lv.IsUndefined()) {
-      check_arg(lv.IsArray(), "Expected an array of layer indices for layers");
-      layer_on.assign(c.layers, false);
-      Napi::Array arr = lv.As<Napi::Array>();
-      for (uint32_t i = 0; i < arr.Length(); ++i) {
-        double v = arr.Get(i).IsNumber() ? arr.Get(i).As<Napi::Number>().DoubleValue() : -1;
-        check_arg(v >= 0 && v < c.layers && v == static_cast<int64_t>(v),
-                  "Expected layer indices in [0, " + std::to_string(c.layers) + ")");
-        layer_on[static_cast<size_t>(v)] = true;
-      }
-    }
+    const std::vector<bool> layer_on = layer_mask_option(o, c.layers);
     auto ls = std::make_shared<LoraState>();
     LlamaLora& L = ls->lora;
-    LoraSpec spec;
-    spec.r = r, spec.dropout = static_cast<float>(dropout), spec.seed = seed;
-    spec.scale = static_cast<float>(rslora ? alpha / std::sqrt(static_cast<double>(r)) : alpha / r);
     const int64_t offset = layout_lora(L.layers, c.layers, spec, [&](int64_t li, int p) {
       if (!targets[p] || !layer_on[li]) return std::pair<int64_t, int64_t>{0, 0};
       const WeightView& w = projection(state_->weights.layers[li], p);  // [out, in]
