@@ -87,36 +87,72 @@ describe('RoPE (interleaved)', () => {
 });
 
 describe('causal grouped-query attention', () => {
-  const [n, hq, hkv, hd] = [7, 4, 2, 5];
-  const ref = (q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>) => {
-    const out = new Float64Array(n * hq * hd), scale = 1 / Math.sqrt(hd);
-    for (let h = 0; h < hq; h++) {
-      const g = Math.floor(h / (hq / hkv));
-      for (let t = 0; t < n; t++) {
-        const s = [];
-        for (let j = 0; j <= t; j++) {
-          let d = 0;
-          for (let i = 0; i < hd; i++) d += q[(t * hq + h) * hd + i]! * k[(j * hkv + g) * hd + i]!;
-          s.push(d * scale);
+  // fp64 reference; window > 0 lets a query at t see keys t - window + 1 .. t only.
+  const reference = (n: number, hq: number, hkv: number, hd: number, window: number) =>
+    (q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>) => {
+      const out = new Float64Array(n * hq * hd), scale = 1 / Math.sqrt(hd);
+      for (let h = 0; h < hq; h++) {
+        const g = Math.floor(h / (hq / hkv));
+        for (let t = 0; t < n; t++) {
+          const first = window > 0 ? Math.max(0, t - window + 1) : 0, s = [];
+          for (let j = first; j <= t; j++) {
+            let d = 0;
+            for (let i = 0; i < hd; i++) d += q[(t * hq + h) * hd + i]! * k[(j * hkv + g) * hd + i]!;
+            s.push(d * scale);
+          }
+          const m = Math.max(...s), e = s.map((x) => Math.exp(x - m)), z = e.reduce((a, b) => a + b, 0);
+          for (let j = first; j <= t; j++)
+            for (let i = 0; i < hd; i++) out[(t * hq + h) * hd + i] += (e[j - first]! / z) * v[(j * hkv + g) * hd + i]!;
         }
-        const m = Math.max(...s), e = s.map((x) => Math.exp(x - m)), z = e.reduce((a, b) => a + b, 0);
-        for (let j = 0; j <= t; j++) for (let i = 0; i < hd; i++) out[(t * hq + h) * hd + i] += (e[j]! / z) * v[(j * hkv + g) * hd + i]!;
       }
-    }
-    return out;
-  };
-  it('forward matches fp64; backward matches finite differences for q, k and v', async () => {
-    const q = randomValues(n * hq * hd, 6), k = randomValues(n * hkv * hd, 7), v = randomValues(n * hkv * hd, 8), g = randomValues(n * hq * hd, 9);
+      return out;
+    };
+  const run3 = async (n: number, hq: number, hkv: number, hd: number, window: number, seed: number) => {
+    const q = randomValues(n * hq * hd, seed), k = randomValues(n * hkv * hd, seed + 1), v = randomValues(n * hkv * hd, seed + 2);
+    const g = randomValues(n * hq * hd, seed + 3);
     const out = Tensor.zeros('f32', [n * hq * hd]);
-    const o = { tokens: n, qHeads: hq, kvHeads: hkv, headDim: hd };
+    const o = { tokens: n, qHeads: hq, kvHeads: hkv, headDim: hd, window };
     await run('attention_forward', [f32([q.length], q), f32([k.length], k), f32([v.length], v), out], o);
-    expectNear(out.data, ref(q, k, v), 1e-5, 'attention');
     const dq = Tensor.zeros('f32', [q.length]), dk = Tensor.zeros('f32', [k.length]), dv = Tensor.zeros('f32', [v.length]);
     await run('attention_backward', [f32([q.length], q), f32([k.length], k), f32([v.length], v), f32([g.length], g), dq, dk, dv], o);
-    expectNear(dq.data, numericGrad((x) => dot(ref(x, k, v), g), q), 1e-4, 'dq');
-    expectNear(dk.data, numericGrad((x) => dot(ref(q, x, v), g), k), 1e-4, 'dk');
-    expectNear(dv.data, numericGrad((x) => dot(ref(q, k, x), g), v), 1e-4, 'dv');
+    return { q, k, v, g, out: out.data, dq: dq.data, dk: dk.data, dv: dv.data };
+  };
+  it('forward matches fp64; backward matches finite differences for q, k and v', async () => {
+    const [n, hq, hkv, hd] = [7, 4, 2, 5];
+    const ref = reference(n, hq, hkv, hd, 0);
+    const { q, k, v, g, out, dq, dk, dv } = await run3(n, hq, hkv, hd, 0, 6);
+    expectNear(out, ref(q, k, v), 1e-5, 'attention');
+    expectNear(dq, numericGrad((x) => dot(ref(x, k, v), g), q), 1e-4, 'dq');
+    expectNear(dk, numericGrad((x) => dot(ref(q, x, v), g), k), 1e-4, 'dk');
+    expectNear(dv, numericGrad((x) => dot(ref(q, k, x), g), v), 1e-4, 'dv');
   });
+  // Longer than one 64-query block, with and without a sliding window: the blocks' key ranges and
+  // masks. Gradients are checked along random directions and on sampled coordinates.
+  for (const window of [0, 40]) {
+    it(`spans several query blocks (150 tokens, window ${window})`, async () => {
+      const [n, hq, hkv, hd] = [150, 3, 1, 4];
+      const ref = reference(n, hq, hkv, hd, window);
+      const r = await run3(n, hq, hkv, hd, window, 20 + window);
+      expectNear(r.out, ref(r.q, r.k, r.v), 1e-5, 'attention');
+      const loss = (q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>) => dot(ref(q, k, v), r.g);
+      const cases: [string, Float32Array, Float32Array, (x: Float64Array) => number][] = [
+        ['dq', r.q, r.dq, (x) => loss(x, r.k, r.v)],
+        ['dk', r.k, r.dk, (x) => loss(r.q, x, r.v)],
+        ['dv', r.v, r.dv, (x) => loss(r.q, r.k, x)],
+      ];
+      for (const [label, x, grad, f] of cases) {
+        const dir = randomValues(x.length, x.length + 1), eps = 1e-5;
+        const step = (sign: number) => f(Float64Array.from(x, (xi, i) => xi + sign * eps * dir[i]!));
+        const numeric = (step(1) - step(-1)) / (2 * eps);
+        expect(Math.abs(dot(grad, dir) - numeric), label).toBeLessThan(1e-4 * Math.max(1, Math.abs(numeric)));
+        for (let s = 0; s < 12; s++) {
+          const i = Math.floor(((s * 7919) % 997) / 997 * x.length);
+          const at = (d: number) => f(Float64Array.from(x, (xi, j) => (j === i ? xi + d : xi)));
+          expect(Math.abs(grad[i]! - (at(1e-5) - at(-1e-5)) / 2e-5), `${label}[${i}]`).toBeLessThan(1e-4);
+        }
+      }
+    });
+  }
 });
 
 describe('SwiGLU', () => {

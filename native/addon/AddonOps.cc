@@ -81,7 +81,8 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
       };
     } else if (name == "attention_forward" || name == "attention_backward") {
       const int64_t n = option_int(o, "tokens", 1, 1, 1 << 20), hq = option_int(o, "qHeads", 1, 1, 4096),
-                    hkv = option_int(o, "kvHeads", 1, 1, 4096), hd = option_int(o, "headDim", 1, 1, 1 << 16);
+                    hkv = option_int(o, "kvHeads", 1, 1, 4096), hd = option_int(o, "headDim", 1, 1, 1 << 16),
+                    window = option_int(o, "window", 0, 0, 1 << 30);
       check_arg(hq % hkv == 0, "Expected qHeads divisible by kvHeads");
       const bool fwd = name == "attention_forward";
       need(fwd ? 4 : 7);
@@ -89,8 +90,8 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
       float *dq = fwd ? nullptr : f32(4, n * hq * hd), *dk = fwd ? nullptr : f32(5, n * hkv * hd),
             *dv = fwd ? nullptr : f32(6, n * hkv * hd);
       work = [=, &pool_ = *pool] {
-        if (fwd) attention_causal_forward(q, k, v, n, 0, hq, hkv, hd, o3, isa, pool_);
-        else attention_causal_backward(q, k, v, o3, n, hq, hkv, hd, dq, dk, dv, isa, pool_);
+        if (fwd) attention_causal_forward(q, k, v, n, 0, hq, hkv, hd, o3, isa, pool_, false, window);
+        else attention_causal_backward(q, k, v, o3, n, hq, hkv, hd, dq, dk, dv, isa, pool_, false, window);
       };
     } else if (name == "swiglu_forward" || name == "swiglu_backward") {
       const bool fwd = name == "swiglu_forward";

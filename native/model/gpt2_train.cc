@@ -88,7 +88,7 @@ StepResult gpt2_lora_step(const Gpt2Config& c, const Gpt2Weights& w, Gpt2Lora& l
   const int64_t d = c.dim, n = batch * seq, hd = d / c.heads;
   std::vector<int32_t> positions(n);
   for (int64_t t = 0; t < n; ++t) positions[t] = o.positions ? o.positions[t] : static_cast<int32_t>(t % seq);
-  std::vector<std::pair<int64_t, int64_t>> segments;
+  AttentionSegments segments;
   for (int64_t t = 0; t < n; ++t) {
     if (t % seq == 0 || positions[t] == 0) segments.push_back({t, 0});
     ++segments.back().second;
@@ -114,9 +114,7 @@ StepResult gpt2_lora_step(const Gpt2Config& c, const Gpt2Weights& w, Gpt2Lora& l
         s.k[t * d + i] = qkv[t * 3 * d + d + i];
         s.v[t * d + i] = qkv[t * 3 * d + 2 * d + i];
       }
-    for (auto [t0, len] : segments)
-      attention_causal_forward(s.q.data() + t0 * d, s.k.data() + t0 * d, s.v.data() + t0 * d, len, 0, c.heads, c.heads, hd,
-                               s.att.data() + t0 * d, isa, pool);
+    attention_causal_forward(s.q.data(), s.k.data(), s.v.data(), segments, c.heads, c.heads, hd, s.att.data(), isa, pool);
     project(ctx, slots[kGpt2Proj], s.att.data(), n, L.proj, L.proj_b, x.data(), true, s.t[kGpt2Proj]);  // residual
     s.x_mid = x;
     s.h2.resize(n * d), s.f.resize(n * c.ffn), s.g.resize(n * c.ffn);
@@ -162,9 +160,8 @@ StepResult gpt2_lora_step(const Gpt2Config& c, const Gpt2Weights& w, Gpt2Lora& l
     Buf datt(n * d), dq(n * d), dk(n * d), dv(n * d), dqkv(n * 3 * d), dh1(n * d);
     project_back(ctx, slots[kGpt2Proj], s.att.data(), dmid.data(), n, L.proj, s.t[kGpt2Proj], datt.data(), false,
                  dW(kGpt2Proj), dB(kGpt2Proj));
-    for (auto [t0, len] : segments)
-      attention_causal_backward(s.q.data() + t0 * d, s.k.data() + t0 * d, s.v.data() + t0 * d, datt.data() + t0 * d, len,
-                                c.heads, c.heads, hd, dq.data() + t0 * d, dk.data() + t0 * d, dv.data() + t0 * d, isa, pool);
+    attention_causal_backward(s.q.data(), s.k.data(), s.v.data(), datt.data(), segments, c.heads, c.heads, hd, dq.data(),
+                              dk.data(), dv.data(), isa, pool);
     for (int64_t t = 0; t < n; ++t)
       for (int64_t i = 0; i < d; ++i) {
         dqkv[t * 3 * d + i] = dq[t * d + i];

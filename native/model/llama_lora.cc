@@ -125,15 +125,14 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
   for (int64_t t = 0; t < n; ++t) positions[t] = position_ids ? position_ids[t] : static_cast<int32_t>(t % seq);
   // Segments: a sequence starts at each row and wherever the position restarts at 0 (packed
   // examples), and attends only within itself.
-  std::vector<std::pair<int64_t, int64_t>> segments;  // {first row, length}
+  AttentionSegments segments;  // {first row, length}
   for (int64_t t = 0; t < n; ++t) {
     if (t % seq == 0 || positions[t] == 0) segments.push_back({t, 0});
     ++segments.back().second;
   }
   auto attend = [&](const float* q, const float* k, const float* v, float* out) {
-    for (auto [t0, len] : segments)
-      attention_causal_forward(q + t0 * qdim, k + t0 * kvdim, v + t0 * kvdim, len, 0, c.heads, c.kv_heads, c.head_dim,
-                               out + t0 * qdim, ctx.isa, ctx.pool, ctx.bf16, c.sliding_window);
+    attention_causal_forward(q, k, v, segments, c.heads, c.kv_heads, c.head_dim, out, ctx.isa, ctx.pool, ctx.bf16,
+                             c.sliding_window);
   };
   Buf x(n * c.dim);
   for (int64_t t = 0; t < n; ++t) w.embed.decode(tokens[t], 0, c.dim, x.data() + t * c.dim);
@@ -240,10 +239,8 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
     // Attention: x_mid = x_in + o(attn(rope(q(h1)), rope(k(h1)), v(h1))).
     Buf datt(n * qdim), dq(n * qdim), dk(n * kvdim), dv(n * kvdim), dh1(n * c.dim);
     project_back(ctx, slots[kO], s.att.data(), dmid.data(), n, L.o, s.t[kO], datt.data(), false, dW(kO));
-    for (auto [t0, len] : segments)
-      attention_causal_backward(s.q.data() + t0 * qdim, s.k.data() + t0 * kvdim, s.v.data() + t0 * kvdim,
-                                datt.data() + t0 * qdim, len, c.heads, c.kv_heads, c.head_dim, dq.data() + t0 * qdim,
-                                dk.data() + t0 * kvdim, dv.data() + t0 * kvdim, ctx.isa, ctx.pool, ctx.bf16, c.sliding_window);
+    attention_causal_backward(s.q.data(), s.k.data(), s.v.data(), datt.data(), segments, c.heads, c.kv_heads, c.head_dim,
+                              dq.data(), dk.data(), dv.data(), ctx.isa, ctx.pool, ctx.bf16, c.sliding_window);
     rope_backward(dq.data(), n, c.heads, c.head_dim, positions.data(), c.rope_theta, c.interleaved_rope);
     rope_backward(dk.data(), n, c.kv_heads, c.head_dim, positions.data(), c.rope_theta, c.interleaved_rope);
     project_back(ctx, slots[kQ], s.h1.data(), dq.data(), n, L.q, s.t[kQ], dh1.data(), false, dW(kQ));

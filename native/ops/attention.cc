@@ -1,5 +1,6 @@
 #include "attention.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -10,32 +11,112 @@ namespace tk {
 
 namespace {
 
-// C = alpha · op(A)·op(B) + beta · C on strided row-major views (one head's slice of q/k/v).
-void head_gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, bool ta, const float* b, int64_t ldb,
-               bool tb, float* c, int64_t ldc, float alpha, float beta, Isa isa, ThreadPool& pool, bool bf16) {
+constexpr int64_t kQueryBlock = 64;
+
+struct Shape {
+  int64_t q_heads, kv_heads, head_dim, group, ldq, ldkv;
+  float scale;
+  bool bf16;
+  int64_t window;
+  Isa isa;
+};
+
+Shape make_shape(int64_t q_heads, int64_t kv_heads, int64_t head_dim, bool bf16, int64_t window, Isa isa) {
+  return {q_heads, kv_heads, head_dim, q_heads / kv_heads, q_heads * head_dim, kv_heads * head_dim,
+          1.0f / std::sqrt(static_cast<float>(head_dim)), bf16, window, isa};
+}
+
+// C = alpha · op(A)·op(B) + beta · C on strided row-major views, on the calling thread alone.
+void head_gemm(const Shape& sh, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, bool ta, const float* b,
+               int64_t ldb, bool tb, float* c, int64_t ldc, float alpha, float beta) {
+  thread_local ThreadPool serial(1);
   GemmArgs g;
   g.m = m, g.n = n, g.k = k;
   g.a.data = a, g.a.ld = lda, g.a.trans = ta;
   g.b.data = b, g.b.ld = ldb, g.b.trans = tb;
-  g.c = c, g.ldc = ldc, g.alpha = alpha, g.beta = beta, g.bf16 = bf16;
-  gemm(g, isa, pool);
+  g.c = c, g.ldc = ldc, g.alpha = alpha, g.beta = beta, g.bf16 = sh.bf16;
+  gemm(g, sh.isa, serial);
 }
 
-// Row-wise causal softmax of S [n, total] in place: query t sees keys 0..offset+t (the last
-// `window` of them when window > 0). Rows split across the pool (each row is independent).
-void causal_softmax(float* s, int64_t n, int64_t total, int64_t offset, ThreadPool& pool, int64_t window, Isa isa) {
-  const int tasks = n * total < 8192 ? 1 : pool.size();
-  pool.run(tasks, [&](int task) { for (int64_t t = n * task / tasks; t < n * (task + 1) / tasks; ++t) {
-    float* row = s + t * total;
-    const int64_t last = offset + t, first = window > 0 && last + 1 > window ? last + 1 - window : 0;
+// The first key a query at position p sees; the last is p itself.
+int64_t first_key(int64_t p, int64_t window) { return window > 0 && p + 1 > window ? p + 1 - window : 0; }
+
+// A block of query rows [i0, i0 + rows) at positions offset + i0.. and the keys [j0, j0 + nk) that
+// any of them sees.
+struct Block {
+  int64_t i0, rows, j0, nk;
+};
+
+Block query_block(int64_t i0, int64_t n, int64_t offset, int64_t window) {
+  const int64_t rows = std::min(kQueryBlock, n - i0), j0 = first_key(offset + i0, window);
+  return {i0, rows, j0, offset + i0 + rows - j0};
+}
+
+// Scores of a block -> probabilities in place: s [rows, nk]; entries a row does not see become 0.
+void block_softmax(const Shape& sh, const Block& b, int64_t offset, float* s) {
+  for (int64_t t = 0; t < b.rows; ++t) {
+    float* row = s + t * b.nk;
+    const int64_t p = offset + b.i0 + t, lo = first_key(p, sh.window) - b.j0, hi = p - b.j0;
     float max = -INFINITY;
-    for (int64_t j = first; j <= last; ++j) max = row[j] > max ? row[j] : max;
-    const double sum = exp_shifted_sum(row + first, max, last - first + 1, row + first, isa);
-    const float inv = static_cast<float>(1.0 / sum);
-    for (int64_t j = 0; j < first; ++j) row[j] = 0.0f;
-    for (int64_t j = first; j <= last; ++j) row[j] *= inv;
-    for (int64_t j = last + 1; j < total; ++j) row[j] = 0.0f;
-  } });
+    for (int64_t j = lo; j <= hi; ++j) max = row[j] > max ? row[j] : max;
+    const float inv = static_cast<float>(1.0 / exp_shifted_sum(row + lo, max, hi - lo + 1, row + lo, sh.isa));
+    std::fill(row, row + lo, 0.0f);
+    for (int64_t j = lo; j <= hi; ++j) row[j] *= inv;
+    std::fill(row + hi + 1, row + b.nk, 0.0f);
+  }
+}
+
+// P of a block: softmax(scale · Q_block · K_keysᵀ), into p [rows, nk].
+void block_probabilities(const Shape& sh, const Block& b, int64_t offset, const float* qh, const float* kg, float* p) {
+  head_gemm(sh, b.rows, b.nk, sh.head_dim, qh + b.i0 * sh.ldq, sh.ldq, false, kg + b.j0 * sh.ldkv, sh.ldkv, true, p, b.nk,
+            sh.scale, 0.0f);
+  block_softmax(sh, b, offset, p);
+}
+
+void forward_head(const Shape& sh, const float* q, const float* k, const float* v, int64_t n, int64_t offset, int64_t h,
+                  float* out) {
+  const int64_t g = h / sh.group;
+  const float *qh = q + h * sh.head_dim, *kg = k + g * sh.head_dim, *vg = v + g * sh.head_dim;
+  std::vector<float> p(static_cast<size_t>(std::min(kQueryBlock, n) * (offset + n)));
+  for (int64_t i0 = 0; i0 < n; i0 += kQueryBlock) {
+    const Block b = query_block(i0, n, offset, sh.window);
+    block_probabilities(sh, b, offset, qh, kg, p.data());
+    head_gemm(sh, b.rows, sh.head_dim, b.nk, p.data(), b.nk, false, vg + b.j0 * sh.ldkv, sh.ldkv, false,
+              out + i0 * sh.ldq + h * sh.head_dim, sh.ldq, 1.0f, 0.0f);
+  }
+}
+
+// One head of one sequence: writes dq's columns of head h, adds into dk_h / dv_h (row stride ld,
+// zeroed by the caller) this head's share of its key/value head's gradients.
+void backward_head(const Shape& sh, const float* q, const float* k, const float* v, const float* dout, int64_t n,
+                   int64_t h, float* dq, float* dk_h, float* dv_h, int64_t ld) {
+  const int64_t g = h / sh.group, hd = sh.head_dim;
+  const float *qh = q + h * hd, *kg = k + g * hd, *vg = v + g * hd, *doh = dout + h * hd;
+  const size_t block_floats = static_cast<size_t>(std::min(kQueryBlock, n) * n);
+  std::vector<float> p(block_floats), dp(block_floats);
+  for (int64_t i0 = 0; i0 < n; i0 += kQueryBlock) {
+    const Block b = query_block(i0, n, 0, sh.window);
+    block_probabilities(sh, b, 0, qh, kg, p.data());
+    // dP = dO·Vᵀ
+    head_gemm(sh, b.rows, b.nk, hd, doh + i0 * sh.ldq, sh.ldq, false, vg + b.j0 * sh.ldkv, sh.ldkv, true, dp.data(), b.nk,
+              1.0f, 0.0f);
+    for (int64_t t = 0; t < b.rows; ++t) {  // dS = P ⊙ (dP − rowsum(P ⊙ dP)), times the score scale
+      const float* pr = p.data() + t * b.nk;
+      float* dr = dp.data() + t * b.nk;
+      const int64_t pos = i0 + t, lo = first_key(pos, sh.window) - b.j0, hi = pos - b.j0;
+      double d = 0.0;
+      for (int64_t j = lo; j <= hi; ++j) d += static_cast<double>(pr[j]) * dr[j];
+      std::fill(dr, dr + lo, 0.0f);
+      for (int64_t j = lo; j <= hi; ++j) dr[j] = pr[j] * (dr[j] - static_cast<float>(d)) * sh.scale;
+      std::fill(dr + hi + 1, dr + b.nk, 0.0f);
+    }
+    head_gemm(sh, b.rows, hd, b.nk, dp.data(), b.nk, false, kg + b.j0 * sh.ldkv, sh.ldkv, false, dq + i0 * sh.ldq + h * hd,
+              sh.ldq, 1.0f, 0.0f);
+    head_gemm(sh, b.nk, hd, b.rows, dp.data(), b.nk, true, qh + i0 * sh.ldq, sh.ldq, false, dk_h + b.j0 * ld, ld, 1.0f,
+              1.0f);
+    head_gemm(sh, b.nk, hd, b.rows, p.data(), b.nk, true, doh + i0 * sh.ldq, sh.ldq, false, dv_h + b.j0 * ld, ld, 1.0f,
+              1.0f);
+  }
 }
 
 }  // namespace
@@ -43,50 +124,75 @@ void causal_softmax(float* s, int64_t n, int64_t total, int64_t offset, ThreadPo
 void attention_causal_forward(const float* q, const float* k, const float* v, int64_t n, int64_t offset,
                               int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* out, Isa isa, ThreadPool& pool,
                               bool bf16, int64_t window) {
-  const int64_t group = q_heads / kv_heads, total = offset + n;
-  const int64_t ldq = q_heads * head_dim, ldkv = kv_heads * head_dim;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-  std::vector<float> s(static_cast<size_t>(n * total));
-  for (int64_t h = 0; h < q_heads; ++h) {  // heads in turn; each GEMM uses every thread
-    const int64_t g = h / group;
-    head_gemm(n, total, head_dim, q + h * head_dim, ldq, false, k + g * head_dim, ldkv, true, s.data(), total, scale,
-              0.0f, isa, pool, bf16);
-    causal_softmax(s.data(), n, total, offset, pool, window, isa);
-    head_gemm(n, head_dim, total, s.data(), total, false, v + g * head_dim, ldkv, false, out + h * head_dim, ldq, 1.0f,
-              0.0f, isa, pool, bf16);
-  }
+  const Shape sh = make_shape(q_heads, kv_heads, head_dim, bf16, window, isa);
+  pool.run(static_cast<int>(q_heads), [&](int h) { forward_head(sh, q, k, v, n, offset, h, out); });
+}
+
+void attention_causal_forward(const float* q, const float* k, const float* v, const AttentionSegments& segments,
+                              int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* out, Isa isa, ThreadPool& pool,
+                              bool bf16, int64_t window) {
+  const Shape sh = make_shape(q_heads, kv_heads, head_dim, bf16, window, isa);
+  const int tasks = static_cast<int>(segments.size() * q_heads);
+  pool.run(tasks, [&](int task) {
+    const auto [t0, len] = segments[task / q_heads];
+    forward_head(sh, q + t0 * sh.ldq, k + t0 * sh.ldkv, v + t0 * sh.ldkv, len, 0, task % q_heads, out + t0 * sh.ldq);
+  });
 }
 
 void attention_causal_backward(const float* q, const float* k, const float* v, const float* dout, int64_t n,
                                int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* dq, float* dk, float* dv,
                                Isa isa, ThreadPool& pool, bool bf16, int64_t window) {
-  const int64_t group = q_heads / kv_heads;
-  const int64_t ldq = q_heads * head_dim, ldkv = kv_heads * head_dim;
-  const float scale = 1.0f / std::sqrt(static_cast<float>(head_dim));
-  std::vector<float> p(static_cast<size_t>(n * n)), dp(static_cast<size_t>(n * n));
-  for (int64_t h = 0; h < q_heads; ++h) {
-    const int64_t g = h / group;
-    const bool first_of_group = h % group == 0;  // dk, dv of this group are overwritten, then summed into
-    const float* qh = q + h * head_dim;
-    const float* kg = k + g * head_dim;
-    const float* vg = v + g * head_dim;
-    const float* doh = dout + h * head_dim;
-    head_gemm(n, n, head_dim, qh, ldq, false, kg, ldkv, true, p.data(), n, scale, 0.0f, isa, pool, bf16);  // P = softmax(S)
-    causal_softmax(p.data(), n, n, 0, pool, window, isa);
-    head_gemm(n, n, head_dim, doh, ldq, false, vg, ldkv, true, dp.data(), n, 1.0f, 0.0f, isa, pool, bf16);  // dP = dO·Vᵀ
-    for (int64_t t = 0; t < n; ++t) {  // dS = P ⊙ (dP − rowsum(P ⊙ dP)), times the score scale
-      float* pr = p.data() + t * n;
-      float* dr = dp.data() + t * n;
-      double d = 0.0;
-      for (int64_t j = 0; j <= t; ++j) d += static_cast<double>(pr[j]) * dr[j];
-      for (int64_t j = 0; j < n; ++j) dr[j] = j <= t ? pr[j] * (dr[j] - static_cast<float>(d)) * scale : 0.0f;
-    }
-    head_gemm(n, head_dim, n, dp.data(), n, false, kg, ldkv, false, dq + h * head_dim, ldq, 1.0f, 0.0f, isa, pool, bf16);
-    head_gemm(n, head_dim, n, dp.data(), n, true, qh, ldq, false, dk + g * head_dim, ldkv, 1.0f,
-              first_of_group ? 0.0f : 1.0f, isa, pool, bf16);
-    head_gemm(n, head_dim, n, p.data(), n, true, doh, ldq, false, dv + g * head_dim, ldkv, 1.0f,
-              first_of_group ? 0.0f : 1.0f, isa, pool, bf16);
+  attention_causal_backward(q, k, v, dout, AttentionSegments{{0, n}}, q_heads, kv_heads, head_dim, dq, dk, dv, isa, pool,
+                            bf16, window);
+}
+
+void attention_causal_backward(const float* q, const float* k, const float* v, const float* dout,
+                               const AttentionSegments& segments, int64_t q_heads, int64_t kv_heads, int64_t head_dim,
+                               float* dq, float* dk, float* dv, Isa isa, ThreadPool& pool, bool bf16, int64_t window) {
+  const Shape sh = make_shape(q_heads, kv_heads, head_dim, bf16, window, isa);
+  int64_t rows = 0;
+  for (auto [t0, len] : segments) rows = std::max(rows, t0 + len);
+  // With one query head per key/value head each task owns its dk/dv columns; otherwise every query
+  // head gets its own slab, summed per group below in head order.
+  const bool shared = sh.group > 1;
+  std::vector<float> slabs(shared ? static_cast<size_t>(2 * q_heads * rows * head_dim) : 0);
+  if (!shared) {
+    for (int64_t t = 0; t < rows; ++t) std::fill(dk + t * sh.ldkv, dk + (t + 1) * sh.ldkv, 0.0f);
+    for (int64_t t = 0; t < rows; ++t) std::fill(dv + t * sh.ldkv, dv + (t + 1) * sh.ldkv, 0.0f);
   }
+  const int tasks = static_cast<int>(segments.size() * q_heads);
+  pool.run(tasks, [&](int task) {
+    const auto [t0, len] = segments[task / q_heads];
+    const int64_t h = task % q_heads;
+    float *dk_h, *dv_h;
+    int64_t ld;
+    if (shared) {
+      dk_h = slabs.data() + (2 * h) * rows * head_dim + t0 * head_dim;
+      dv_h = slabs.data() + (2 * h + 1) * rows * head_dim + t0 * head_dim;
+      ld = head_dim;
+    } else {
+      dk_h = dk + t0 * sh.ldkv + h * head_dim;
+      dv_h = dv + t0 * sh.ldkv + h * head_dim;
+      ld = sh.ldkv;
+    }
+    backward_head(sh, q + t0 * sh.ldq, k + t0 * sh.ldkv, v + t0 * sh.ldkv, dout + t0 * sh.ldq, len, h, dq + t0 * sh.ldq,
+                  dk_h, dv_h, ld);
+  });
+  if (!shared) return;
+  const int chunks = static_cast<int>(std::min<int64_t>(pool.size(), rows));
+  pool.run(chunks, [&](int c) {
+    for (int64_t t = rows * c / chunks; t < rows * (c + 1) / chunks; ++t)
+      for (int64_t g = 0; g < kv_heads; ++g)
+        for (int which = 0; which < 2; ++which) {
+          float* dst = (which ? dv : dk) + t * sh.ldkv + g * head_dim;
+          for (int64_t i = 0; i < head_dim; ++i) {
+            float sum = 0.0f;
+            for (int64_t h = g * sh.group; h < (g + 1) * sh.group; ++h)
+              sum += slabs[static_cast<size_t>(((2 * h + which) * rows + t) * head_dim + i)];
+            dst[i] = sum;
+          }
+        }
+  });
 }
 
 }  // namespace tk

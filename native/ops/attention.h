@@ -1,29 +1,49 @@
 // Causal grouped-query attention, forward: q [n, Hq, d] for positions offset..offset+n-1, k and v
 // [offset + n, Hkv, d] (a KV cache followed by the new tokens) -> out [n, Hq, d]; query head h
 // attends with key/value head h / (Hq / Hkv), scores scaled by 1/sqrt(d), softmax over s <= pos.
-// Each head is two GEMMs around a row softmax (S = Q·Kᵀ, O = P·V); the full score matrix is
-// materialized per head, which is fine at training lengths here — a flash-style blocked kernel that
-// skips the masked half is the next step for long contexts. bf16: the GEMMs round their operands
-// to bf16 (fp32 accumulation); the softmax stays fp32.
+// bf16: the products round their operands to bf16 (fp32 accumulation); the softmax stays fp32.
+//
+// Work is split into (sequence, head) tasks, each run by one thread with single-threaded GEMMs:
+// a head of a 256-token sequence is far too small to split across threads (two threads on each of
+// its GEMMs spent more time in hand-offs than in arithmetic). Inside a task, queries go in blocks
+// of 64 rows and each block multiplies only the keys it can see (up to its last query, and from
+// the sliding window's start), which skips most of the masked upper triangle. A block holds every
+// key its rows attend to, so its softmax is exact without an online (flash-style) rescaling.
 #pragma once
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 #include "../core/cpu_features.h"
 #include "../core/thread_pool.h"
 
 namespace tk {
 
+// Rows {first, length} of a batch that form one sequence each (packed examples, or the rows of a
+// batch laid end to end); a sequence attends only within itself.
+using AttentionSegments = std::vector<std::pair<int64_t, int64_t>>;
+
 // window > 0: sliding-window attention (Mistral): query at position p sees keys p − window + 1 .. p.
 void attention_causal_forward(const float* q, const float* k, const float* v, int64_t n, int64_t offset,
                               int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* out, Isa isa, ThreadPool& pool,
                               bool bf16 = false, int64_t window = 0);
 
+// The same over several sequences at once (offset 0 each), all (sequence, head) tasks in one pool run.
+void attention_causal_forward(const float* q, const float* k, const float* v, const AttentionSegments& segments,
+                              int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* out, Isa isa, ThreadPool& pool,
+                              bool bf16 = false, int64_t window = 0);
+
 // Backward of the above without a cache (offset 0): recomputes the softmax rows, then
-//   dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(dO ⊙ O)), dQ = scale·dS·K, dK = scale·dSᵀ·Q, dV = Pᵀ·dO,
-// summing dK, dV over the query heads that share a key/value head (in head order, so results are
-// deterministic). dq, dk, dv are written.
+//   dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(P ⊙ dP)), dQ = scale·dS·K, dK = scale·dSᵀ·Q, dV = Pᵀ·dO,
+// summing dK, dV over the query heads that share a key/value head (in head order, so results do
+// not depend on threads). dq, dk, dv are written.
 void attention_causal_backward(const float* q, const float* k, const float* v, const float* dout, int64_t n,
                                int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* dq, float* dk, float* dv,
                                Isa isa, ThreadPool& pool, bool bf16 = false, int64_t window = 0);
+
+void attention_causal_backward(const float* q, const float* k, const float* v, const float* dout,
+                               const AttentionSegments& segments, int64_t q_heads, int64_t kv_heads, int64_t head_dim,
+                               float* dq, float* dk, float* dv, Isa isa, ThreadPool& pool, bool bf16 = false,
+                               int64_t window = 0);
 
 }  // namespace tk
