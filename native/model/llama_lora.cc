@@ -180,6 +180,7 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
   const FullTraining& full = ctx.lora.full;
   CrossEntropyResult ce;
   if (ctx.lora.head.on) {
+    if (backward) std::fill(dh.begin(), dh.end(), 0.0f);  // the head writes only the rows it pools
     ce = classifier_head_step(ctx.lora.head, ctx.lora.params.data(), ctx.lora.grads.data(), hf.data(), batch, seq, so.lengths,
                               labels, grad_scale, so.head_logits, backward ? dh.data() : nullptr, ctx.pool);
     if (ce.count == 0 || !through) return ce;
