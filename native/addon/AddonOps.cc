@@ -75,9 +75,10 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
       float* x = f32(0, n * heads * hd);
       int32_t* pos = i32(1, n);
       const bool fwd = name == "rope_forward", interleaved = option_bool(o, "interleaved", true);
-      work = [=] {
-        if (fwd) rope_forward(x, n, heads, hd, pos, theta, interleaved);
-        else rope_backward(x, n, heads, hd, pos, theta, interleaved);
+      work = [=, &pool_ = *pool] {
+        const RopeTable table = rope_table(pos, n, hd, theta, interleaved);
+        if (fwd) rope_forward(x, heads, table, pool_);
+        else rope_backward(x, heads, table, pool_);
       };
     } else if (name == "attention_forward" || name == "attention_backward") {
       const int64_t n = option_int(o, "tokens", 1, 1, 1 << 20), hq = option_int(o, "qHeads", 1, 1, 4096),

@@ -61,6 +61,7 @@ void llama_forward(const LlamaConfig& c, const LlamaWeights& w, const int32_t* t
     positions[t] = static_cast<int32_t>(offset + t);
     w.embed.decode(tokens[t], 0, c.dim, x.data() + t * c.dim);
   }
+  const RopeTable rope = rope_table(positions.data(), n, c.head_dim, c.rope_theta, c.interleaved_rope);
   for (size_t layer = 0; layer < w.layers.size(); ++layer) {
     const LlamaLayer& L = w.layers[layer];
     const LoraSlot* slots = lora ? lora->layers[layer].data() : nullptr;
@@ -77,8 +78,8 @@ void llama_forward(const LlamaConfig& c, const LlamaWeights& w, const int32_t* t
     add_bias(q.data(), L.q_bias, n, qdim);
     add_bias(k, L.k_bias, n, kvdim);
     add_bias(v, L.v_bias, n, kvdim);
-    rope_forward(q.data(), n, c.heads, c.head_dim, positions.data(), c.rope_theta, c.interleaved_rope);
-    rope_forward(k, n, c.kv_heads, c.head_dim, positions.data(), c.rope_theta, c.interleaved_rope);
+    rope_forward(q.data(), c.heads, rope, pool);
+    rope_forward(k, c.kv_heads, rope, pool);
     attention_causal_forward(q.data(), kbuf, vbuf, n, offset, c.heads, c.kv_heads, c.head_dim, att.data(), isa, pool, false,
                              c.sliding_window);
     linear(att.data(), n, qdim, L.o, x.data(), 1.0f, isa, pool, lora, slot(kO));  // residual: x += attn·Woᵀ

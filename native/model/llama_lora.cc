@@ -130,6 +130,7 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
     if (t % seq == 0 || positions[t] == 0) segments.push_back({t, 0});
     ++segments.back().second;
   }
+  const RopeTable rope = rope_table(positions.data(), n, c.head_dim, c.rope_theta, c.interleaved_rope);
   auto attend = [&](const float* q, const float* k, const float* v, float* out) {
     attention_causal_forward(q, k, v, segments, c.heads, c.kv_heads, c.head_dim, out, ctx.isa, ctx.pool, ctx.bf16,
                              c.sliding_window);
@@ -151,8 +152,8 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
     add_bias(s.q.data(), L.q_bias, n, qdim);  // frozen biases: no gradient of their own
     add_bias(s.k.data(), L.k_bias, n, kvdim);
     add_bias(s.v.data(), L.v_bias, n, kvdim);
-    rope_forward(s.q.data(), n, c.heads, c.head_dim, positions.data(), c.rope_theta, c.interleaved_rope);
-    rope_forward(s.k.data(), n, c.kv_heads, c.head_dim, positions.data(), c.rope_theta, c.interleaved_rope);
+    rope_forward(s.q.data(), c.heads, rope, ctx.pool);
+    rope_forward(s.k.data(), c.kv_heads, rope, ctx.pool);
     attend(s.q.data(), s.k.data(), s.v.data(), s.att.data());
     Buf o(n * c.dim);
     project(ctx, slots[kO], s.att.data(), n, L.o, o.data(), s.t[kO]);
@@ -242,8 +243,8 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
     project_back(ctx, slots[kO], s.att.data(), dmid.data(), n, L.o, s.t[kO], datt.data(), false, dW(kO));
     attention_causal_backward(s.q.data(), s.k.data(), s.v.data(), datt.data(), segments, c.heads, c.kv_heads, c.head_dim,
                               dq.data(), dk.data(), dv.data(), ctx.isa, ctx.pool, ctx.bf16, c.sliding_window);
-    rope_backward(dq.data(), n, c.heads, c.head_dim, positions.data(), c.rope_theta, c.interleaved_rope);
-    rope_backward(dk.data(), n, c.kv_heads, c.head_dim, positions.data(), c.rope_theta, c.interleaved_rope);
+    rope_backward(dq.data(), c.heads, rope, ctx.pool);
+    rope_backward(dk.data(), c.kv_heads, rope, ctx.pool);
     project_back(ctx, slots[kQ], s.h1.data(), dq.data(), n, L.q, s.t[kQ], dh1.data(), false, dW(kQ));
     project_back(ctx, slots[kK], s.h1.data(), dk.data(), n, L.k, s.t[kK], dh1.data(), true, dW(kK));
     project_back(ctx, slots[kV], s.h1.data(), dv.data(), n, L.v, s.t[kV], dh1.data(), true, dW(kV));

@@ -1,18 +1,30 @@
 // Rotary position embedding, in place, on x [tokens, heads, head_dim]: pair i rotates by
 // pos · theta^(-2i/head_dim). Two pairings: interleaved (x[2i], x[2i+1]) — llama.cpp's "normal"
 // RoPE, which GGUF Llama checkpoints expect (their converter permutes the q/k rows) — and halves
-// (x[i], x[i + d/2]) — transformers' rotate_half on Hugging Face checkpoints. Frequencies are
-// computed in fp32 as transformers does. The backward is the inverse rotation.
+// (x[i], x[i + d/2]) — transformers' rotate_half on Hugging Face checkpoints. Frequencies and
+// angles are computed in fp32 as transformers does. The backward is the inverse rotation.
 #pragma once
 #include <cstdint>
+#include <vector>
+
+#include "../core/thread_pool.h"
 
 namespace tk {
 
-void rope_forward(float* x, int64_t tokens, int64_t heads, int64_t head_dim, const int32_t* positions, float theta,
-                  bool interleaved);
+// cos and sin of every (token, pair) angle. Why a table: a training step rotates q and k in every
+// layer, forward and backward, at the same positions — computing it once per step takes the
+// trigonometry out of 120 passes.
+struct RopeTable {
+  int64_t tokens = 0, half = 0;
+  bool interleaved = true;
+  std::vector<float> cos, sin;  // [tokens, half]
+};
 
+RopeTable rope_table(const int32_t* positions, int64_t tokens, int64_t head_dim, float theta, bool interleaved);
+
+// Rows split across the pool (each token's heads are independent).
+void rope_forward(float* x, int64_t heads, const RopeTable& table, ThreadPool& pool);
 // dx = R(-angle) · dy, in place on dy.
-void rope_backward(float* dy, int64_t tokens, int64_t heads, int64_t head_dim, const int32_t* positions, float theta,
-                   bool interleaved);
+void rope_backward(float* dy, int64_t heads, const RopeTable& table, ThreadPool& pool);
 
 }  // namespace tk
