@@ -35,6 +35,7 @@
       'native/ops/gguf_quant.cc',
       'native/ops/layernorm.cc',
       'native/ops/lora_linear.cc',
+      'native/ops/lowrank.cc',
       'native/ops/nf4.cc',
       'native/ops/rmsnorm.cc',
       'native/ops/rope.cc',
@@ -46,6 +47,7 @@
       'native/ops/cpu/gemm_avx512.cc',
       'native/ops/cpu/gemm_avx512_bf16.cc',
       'native/ops/cpu/gemm_scalar.cc',
+      'native/ops/cpu/lowrank_avx512.cc',
     ],
   },
 }

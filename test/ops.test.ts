@@ -155,6 +155,50 @@ describe('causal grouped-query attention', () => {
   }
 });
 
+describe('low-rank passes (LoRA thin products)', () => {
+  // D = aD·Y·Wᵀ and G = β·G + aU·Sᵀ·Y in fp64, G optionally stored transposed.
+  const reference = (m: number, n: number, r: number, y: Float32Array, w: Float32Array, s: Float32Array, g0: Float32Array, o: { alphaDown: number; alphaUp: number; beta: number; transposed: boolean }) => {
+    const d = new Float64Array(m * r), g = new Float64Array(r * n);
+    for (let i = 0; i < m; i++) for (let j = 0; j < r; j++) { let t = 0; for (let c = 0; c < n; c++) t += y[i * n + c]! * w[j * n + c]!; d[i * r + j] = o.alphaDown * t; }
+    for (let j = 0; j < r; j++)
+      for (let c = 0; c < n; c++) {
+        let t = 0;
+        for (let i = 0; i < m; i++) t += s[i * r + j]! * y[i * n + c]!;
+        const at = o.transposed ? c * r + j : j * n + c;
+        g[at] = o.alphaUp * t + o.beta * g0[at]!;
+      }
+    return { d, g };
+  };
+  it('match fp64 on every ISA: ragged sizes, rank not a multiple of 8, G transposed and accumulated', async () => {
+    const { runtimeInfo, setRuntimeOptions } = await import('../lib/index.js');
+    const best = runtimeInfo().isa;
+    try {
+      for (const isa of ['scalar', 'avx2', best] as const)
+        for (const [m, n, r, transposed] of [[37, 45, 11, false], [70, 200, 8, true], [3, 17, 1, false]] as const) {
+          setRuntimeOptions({ isa });
+          const y = randomValues(m * n, m), w = randomValues(r * n, n), s = randomValues(m * r, r), g0 = randomValues(r * n, 5);
+          const o = { m, n, r, alphaDown: 0.5, alphaUp: 2, beta: 1, transposed };
+          const want = reference(m, n, r, y, w, s, g0, o);
+          for (const op of ['lowrank_pass', 'lowrank_pass_reference']) {
+            const d = Tensor.zeros('f32', [m * r]), g = f32([r * n], g0);
+            await run(op, [f32([m * n], y), f32([r * n], w), d, f32([m * r], s), g], o);
+            expectNear(d.data, want.d, 1e-5, `${op} ${isa} D ${m}x${n}x${r}`);
+            expectNear(g.data, want.g, 1e-5, `${op} ${isa} G ${m}x${n}x${r}`);
+          }
+          // Each product alone; beta 0 ignores whatever G held (NaN here).
+          const d = Tensor.zeros('f32', [m * r]), g = f32([r * n], new Float32Array(r * n).fill(NaN));
+          await run('lowrank_pass', [f32([m * n], y), f32([r * n], w), d, f32([m * r], s), g], { ...o, beta: 0, up: false });
+          expectNear(d.data, want.d, 1e-5, `down only ${isa}`);
+          await run('lowrank_pass', [f32([m * n], y), f32([r * n], w), d, f32([m * r], s), g], { ...o, beta: 0, down: false });
+          const noBeta = reference(m, n, r, y, w, s, new Float32Array(r * n), o);
+          expectNear(g.data, noBeta.g, 1e-5, `up only ${isa}`);
+        }
+    } finally {
+      setRuntimeOptions({ isa: best });
+    }
+  });
+});
+
 describe('SwiGLU', () => {
   it('backward matches finite differences', async () => {
     const n = 40, gv = randomValues(n, 10).map((x) => x * 4), uv = randomValues(n, 11), da = randomValues(n, 12);

@@ -9,6 +9,7 @@
 
 #include "../ops/attention.h"
 #include "../ops/cross_entropy.h"
+#include "../ops/lowrank.h"
 #include "../ops/rmsnorm.h"
 #include "../ops/rope.h"
 #include "../ops/swiglu.h"
@@ -93,6 +94,24 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
       work = [=, &pool_ = *pool] {
         if (fwd) attention_causal_forward(q, k, v, n, 0, hq, hkv, hd, o3, isa, pool_, false, window);
         else attention_causal_backward(q, k, v, o3, n, hq, hkv, hd, dq, dk, dv, isa, pool_, false, window);
+      };
+    } else if (name == "lowrank_pass" || name == "lowrank_pass_reference") {
+      // tensors: y [m, n], w [r, n], d [m, r], s [m, r], g [r, n]; options pick the products.
+      const int64_t m = option_int(o, "m", 1, 1, int64_t{1} << 30), n = option_int(o, "n", 1, 1, int64_t{1} << 30),
+                    r = option_int(o, "r", 1, 1, 4096);
+      need(5);
+      LowRankPass p;
+      p.m = m, p.n = n, p.r = r, p.y = f32(0, m * n), p.ldy = n;
+      if (option_bool(o, "down", true)) p.w = f32(1, r * n), p.d = f32(2, m * r);
+      if (option_bool(o, "up", true)) p.s = f32(3, m * r), p.g = f32(4, r * n);
+      p.alpha_down = static_cast<float>(option_number(o, "alphaDown", 1.0));
+      p.alpha_up = static_cast<float>(option_number(o, "alphaUp", 1.0));
+      p.beta = static_cast<float>(option_number(o, "beta", 0.0));
+      p.g_transposed = option_bool(o, "transposed", false);
+      const bool reference = name == "lowrank_pass_reference";
+      work = [=, &pool_ = *pool] {
+        if (reference) lowrank_pass_reference(p);
+        else lowrank_pass(p, isa, pool_);
       };
     } else if (name == "swiglu_forward" || name == "swiglu_backward") {
       const bool fwd = name == "swiglu_forward";

@@ -3,6 +3,7 @@
 #include <vector>
 
 #include "../core/error.h"
+#include "lowrank.h"
 
 namespace tk {
 
@@ -62,12 +63,11 @@ void lora_linear_forward(const LoraLinearArgs& g, float* y, float* t, Isa isa, T
   std::vector<float> dropped;
   const float* xd = dropped_input(g, dropped, pool);
   // T = drop(X)·Aᵀ  [m, r]
-  GemmArgs ta;
-  ta.m = g.m, ta.n = g.r, ta.k = g.in;
-  ta.a = dense(xd, g.in, false);
-  ta.b = dense(g.a, g.in, true);
-  ta.c = t, ta.ldc = g.r, ta.bf16 = g.bf16;
-  gemm(ta, isa, pool);
+  LowRankPass tp;
+  tp.m = g.m, tp.n = g.in, tp.r = g.r;
+  tp.y = xd, tp.ldy = g.in;
+  tp.w = g.a, tp.d = t;
+  lowrank_pass(tp, isa, pool);
   // Y = [X | s·T]·[W | B]ᵀ
   std::vector<float> ts(t, t + g.m * g.r);
   for (float& v : ts) v *= g.scale;
@@ -85,30 +85,24 @@ void lora_linear_forward(const LoraLinearArgs& g, float* y, float* t, Isa isa, T
 void lora_linear_backward(const LoraLinearArgs& g, const float* dy, const float* t, float* dx, float* da, float* db,
                           Isa isa, ThreadPool& pool) {
   check(g);
-  // dT = s · dY·B  [m, r]
-  std::vector<float> dt(static_cast<size_t>(g.m * g.r));
-  GemmArgs dta;
-  dta.m = g.m, dta.n = g.r, dta.k = g.out;
-  dta.a = dense(dy, g.out, false);
-  dta.b = dense(g.b, g.r, false);
-  dta.c = dt.data(), dta.ldc = g.r, dta.alpha = g.scale, dta.bf16 = g.bf16;
-  gemm(dta, isa, pool);
-  // dB = s · dYᵀ·T  [out, r]
-  GemmArgs dba;
-  dba.m = g.out, dba.n = g.r, dba.k = g.m;
-  dba.a = dense(dy, g.out, true);
-  dba.b = dense(t, g.r, false);
-  dba.c = db, dba.ldc = g.r, dba.alpha = g.scale, dba.beta = g.accumulate_grads ? 1.0f : 0.0f, dba.bf16 = g.bf16;
-  gemm(dba, isa, pool);
+  // dT = s · dY·B  [m, r] and dB = s · dYᵀ·T  [out, r], from one pass over dY.
+  std::vector<float> dt(static_cast<size_t>(g.m * g.r)), bt(static_cast<size_t>(g.r * g.out));
+  for (int64_t o = 0; o < g.out; ++o)
+    for (int64_t j = 0; j < g.r; ++j) bt[j * g.out + o] = g.b[o * g.r + j];
+  LowRankPass yp;
+  yp.m = g.m, yp.n = g.out, yp.r = g.r;
+  yp.y = dy, yp.ldy = g.out;
+  yp.w = bt.data(), yp.d = dt.data(), yp.alpha_down = g.scale;
+  yp.s = t, yp.g = db, yp.g_transposed = true, yp.alpha_up = g.scale, yp.beta = g.accumulate_grads ? 1.0f : 0.0f;
+  lowrank_pass(yp, isa, pool);
   // dA = dTᵀ·drop(X)  [r, in]
   std::vector<float> dropped;
   const float* xd = dropped_input(g, dropped, pool);
-  GemmArgs daa;
-  daa.m = g.r, daa.n = g.in, daa.k = g.m;
-  daa.a = dense(dt.data(), g.r, true);
-  daa.b = dense(xd, g.in, false);
-  daa.c = da, daa.ldc = g.in, daa.beta = g.accumulate_grads ? 1.0f : 0.0f, daa.bf16 = g.bf16;
-  gemm(daa, isa, pool);
+  LowRankPass xp;
+  xp.m = g.m, xp.n = g.in, xp.r = g.r;
+  xp.y = xd, xp.ldy = g.in;
+  xp.s = dt.data(), xp.g = da, xp.beta = g.accumulate_grads ? 1.0f : 0.0f;
+  lowrank_pass(xp, isa, pool);
   if (!dx) return;
   // dX = dY·W + drop'(dT·A): one product [dY | dT]·[W ; A] without dropout.
   GemmArgs dxa;
