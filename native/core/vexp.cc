@@ -62,6 +62,30 @@ __attribute__((target("avx512f"))) void sigmoid_avx512(const float* x, int64_t n
 }
 #endif
 
+__attribute__((target("avx512f"))) float max_avx512(const float* x, int64_t n) {
+  // Four independent running maxima: one would be a chain of dependent compares.
+  __m512 m0 = _mm512_set1_ps(-INFINITY), m1 = m0, m2 = m0, m3 = m0;
+  int64_t i = 0;
+  for (; i + 64 <= n; i += 64) {
+    m0 = _mm512_max_ps(m0, _mm512_loadu_ps(x + i));
+    m1 = _mm512_max_ps(m1, _mm512_loadu_ps(x + i + 16));
+    m2 = _mm512_max_ps(m2, _mm512_loadu_ps(x + i + 32));
+    m3 = _mm512_max_ps(m3, _mm512_loadu_ps(x + i + 48));
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (n - i)) - 1);
+    m0 = _mm512_mask_max_ps(m0, m, m0, _mm512_maskz_loadu_ps(m, x + i));
+  }
+  return _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3)));
+}
+
+__attribute__((target("avx512f"))) void scale_avx512(float* x, int64_t n, float k) {
+  const __m512 vk = _mm512_set1_ps(k);
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), vk));
+  for (; i < n; ++i) x[i] *= k;
+}
+
 bool use_avx512(Isa isa) {
 #ifdef TK_X86
   return isa >= Isa::Avx512;
@@ -87,6 +111,22 @@ void sigmoid(const float* x, int64_t n, float* y, Isa isa) {
   if (use_avx512(isa)) return sigmoid_avx512(x, n, y);
 #endif
   for (int64_t i = 0; i < n; ++i) y[i] = 1.0f / (1.0f + std::exp(-x[i]));
+}
+
+float max_of(const float* x, int64_t n, Isa isa) {
+#ifdef TK_X86
+  if (use_avx512(isa)) return max_avx512(x, n);
+#endif
+  float m = -INFINITY;
+  for (int64_t i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;
+  return m;
+}
+
+void scale_in_place(float* x, int64_t n, float k, Isa isa) {
+#ifdef TK_X86
+  if (use_avx512(isa)) return scale_avx512(x, n, k);
+#endif
+  for (int64_t i = 0; i < n; ++i) x[i] *= k;
 }
 
 }  // namespace tk

@@ -14,6 +14,13 @@ namespace tk {
 // y[i] = exp(x[i] − shift) for i in [0, n); returns Σ y[i] accumulated in fp64. y may alias x.
 double exp_shifted_sum(const float* x, float shift, int64_t n, float* y, Isa isa);
 
+// max(x[0..n)) (−inf for n = 0; NaN inputs are not propagated — a NaN loss is caught later from
+// the sum), the shift a softmax subtracts before exp.
+float max_of(const float* x, int64_t n, Isa isa);
+
+// x[i] *= k: the softmax's normalization.
+void scale_in_place(float* x, int64_t n, float k, Isa isa);
+
 // y[i] = 1 / (1 + exp(−x[i])). y may alias x.
 void sigmoid(const float* x, int64_t n, float* y, Isa isa);
 

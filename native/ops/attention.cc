@@ -57,11 +57,10 @@ void block_softmax(const Shape& sh, const Block& b, int64_t offset, float* s) {
   for (int64_t t = 0; t < b.rows; ++t) {
     float* row = s + t * b.nk;
     const int64_t p = offset + b.i0 + t, lo = first_key(p, sh.window) - b.j0, hi = p - b.j0;
-    float max = -INFINITY;
-    for (int64_t j = lo; j <= hi; ++j) max = row[j] > max ? row[j] : max;
+    const float max = max_of(row + lo, hi - lo + 1, sh.isa);
     const float inv = static_cast<float>(1.0 / exp_shifted_sum(row + lo, max, hi - lo + 1, row + lo, sh.isa));
     std::fill(row, row + lo, 0.0f);
-    for (int64_t j = lo; j <= hi; ++j) row[j] *= inv;
+    scale_in_place(row + lo, hi - lo + 1, inv, sh.isa);
     std::fill(row + hi + 1, row + b.nk, 0.0f);
   }
 }

@@ -24,8 +24,7 @@ CrossEntropyResult cross_entropy(float* logits, const int32_t* labels, int64_t r
           for (int64_t i = 0; i < vocab; ++i) row[i] = 0.0f;
         continue;
       }
-      float max = row[0];
-      for (int64_t i = 1; i < vocab; ++i) max = row[i] > max ? row[i] : max;
+      const float max = max_of(row, vocab, isa);
       const float target = row[labels[r]];
       // One fp32 exp per element (kept for the gradient), summed in fp64.
       const double sum = exp_shifted_sum(row, max, vocab, grad ? row : scratch.data(), isa);
@@ -33,7 +32,7 @@ CrossEntropyResult cross_entropy(float* logits, const int32_t* labels, int64_t r
       row_loss[r] = lse - target;
       if (grad) {
         const float k = static_cast<float>(grad_coef / sum);  // softmax · scale / count
-        for (int64_t i = 0; i < vocab; ++i) row[i] *= k;
+        scale_in_place(row, vocab, k, isa);
         row[labels[r]] -= static_cast<float>(grad_coef);
       }
     }
