@@ -85,6 +85,7 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
       const int64_t n = option_int(o, "tokens", 1, 1, 1 << 20), hq = option_int(o, "qHeads", 1, 1, 4096),
                     hkv = option_int(o, "kvHeads", 1, 1, 4096), hd = option_int(o, "headDim", 1, 1, 1 << 16),
                     window = option_int(o, "window", 0, 0, 1 << 30);
+      const bool bf16 = option_bool(o, "bf16", false);
       check_arg(hq % hkv == 0, "Expected qHeads divisible by kvHeads");
       const bool fwd = name == "attention_forward";
       need(fwd ? 4 : 7);
@@ -92,8 +93,8 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
       float *dq = fwd ? nullptr : f32(4, n * hq * hd), *dk = fwd ? nullptr : f32(5, n * hkv * hd),
             *dv = fwd ? nullptr : f32(6, n * hkv * hd);
       work = [=, &pool_ = *pool] {
-        if (fwd) attention_causal_forward(q, k, v, n, 0, hq, hkv, hd, o3, isa, pool_, false, window);
-        else attention_causal_backward(q, k, v, o3, n, hq, hkv, hd, dq, dk, dv, isa, pool_, false, window);
+        if (fwd) attention_causal_forward(q, k, v, n, 0, hq, hkv, hd, o3, isa, pool_, bf16, window);
+        else attention_causal_backward(q, k, v, o3, n, hq, hkv, hd, dq, dk, dv, isa, pool_, bf16, window);
       };
     } else if (name == "lowrank_pass" || name == "lowrank_pass_reference") {
       // tensors: y [m, n], w [r, n], d [m, r], s [m, r], g [r, n]; options pick the products.
