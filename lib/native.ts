@@ -55,6 +55,7 @@ export interface NativeGemmOptions {
   beta?: number;
   reference?: boolean;
   repeat?: number;
+  prepacked?: boolean;
 }
 
 export interface NativeLoraOptions {
@@ -101,7 +102,7 @@ export interface NativeLlamaModel {
   trainStep(
     tokens: NativeTensor,
     labels: NativeTensor,
-    options?: { bf16?: boolean; checkpoint?: boolean; backward?: boolean; positions?: NativeTensor; gradScale?: number; seed?: number; lengths?: NativeTensor },
+    options?: { bf16?: boolean; checkpoint?: boolean; backward?: boolean; positions?: NativeTensor; gradScale?: number; seed?: number; lengths?: NativeTensor; weightCache?: boolean },
   ): Promise<{ loss: number; tokens: number; gradNorm: number; logits?: NativeTensor }>;
   addClassifier(options: { classes: number; hidden?: number; pooling?: 'last' | 'mean'; token?: boolean; seed?: number }): number;
   headTensors(which?: 'params' | 'grads'): Record<string, NativeTensor>;

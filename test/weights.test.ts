@@ -105,6 +105,25 @@ describe.each(isas)('GEMM with compact weights on %s', (isa) => {
     expect(rx.ratio, `backward element ${rx.at}`).toBeLessThanOrEqual(1);
   });
 
+  it('bf16 with B pre-packed (as a model keeps frozen weights) equals packing B inside the GEMM', async () => {
+    setRuntimeOptions({ isa, threads: 2 });
+    const cases = [
+      [1, 1, 2, 'f32', true], [37, 45, 96, 'q4_1', true], [70, 64, 45, 'q4_1', false], [100, 70, 300, 'f32', true],
+      [200, 33, 64, 'f32', false], [61, 97, 4100, 'f32', true], [130, 40, 4100, 'f32', false],
+    ] as const; // row and column splits, ragged panels, K in several blocks, both orientations
+    for (const [m, n, k, format, tb] of cases) {
+      const av = randomValues(m * k, m + k), bv = randomValues(k * n, n + k);
+      const b = await quantizeWeights(Tensor.from('f32', tb ? [n, k] : [k, n], bv), { format });
+      const a = Tensor.from('f32', [m, k], av);
+      const plain = await gemm(a, b, { transposeB: tb, bf16: true });
+      const packed = await gemm(a, b, { transposeB: tb, bf16: true, prepacked: true });
+      expect(Array.from(packed.data), `${m}x${n}x${k} ${format} tb=${tb}`).toEqual(Array.from(plain.data));
+      const bd = (await b.dequantize()).data;
+      const r = worstBoundRatio(packed.data, gemmReference(av.map(roundBf16), bd.map(roundBf16), null, m, n, k, false, tb), k);
+      expect(r.ratio, `${m}x${n}x${k} element ${r.at}`).toBeLessThanOrEqual(1);
+    }
+  });
+
   it('bf16 mode rounds both operands to bf16 and accumulates in fp32', async () => {
     setRuntimeOptions({ isa, threads: 2 });
     for (const [m, n, k] of [[1, 1, 1], [13, 17, 19], [37, 70, 257], [64, 96, 1031]] as const) {

@@ -17,6 +17,7 @@ const GemmOptions = z
     out: z.custom<Tensor<'f32'>>((v) => v instanceof Tensor, 'Tensor').optional().describe('Write into this m x n f32 tensor instead of a new one'),
     reference: z.boolean().optional().describe('Use the plain fp64-accumulating reference instead of the fast kernel'),
     repeat: z.number().int().min(1).max(1_000_000).optional().describe('Run the product this many times (benchmarks)'),
+    prepacked: z.boolean().optional().describe('bf16: pack B into the kernel\'s bf16 panels once, before the product(s), as a model does with its frozen weights'),
   })
   .strict();
 export type GemmOptions = z.input<typeof GemmOptions>;
@@ -70,6 +71,7 @@ export async function gemm(a: Tensor<'f32'>, b: MatrixOperand, options: GemmOpti
       beta: o.out ? o.beta : 0,
       reference: o.reference,
       repeat: o.repeat,
+      prepacked: o.prepacked,
     }),
   );
   return c;

@@ -119,6 +119,7 @@ Napi::Value gemm_binding(const Napi::CallbackInfo& info) {
     g.beta = static_cast<float>(option_number(o, "beta", 0.0));
     const bool reference = option_bool(o, "reference", false);
     const int64_t repeat = option_int(o, "repeat", 1, 1, 1000000);
+    const bool prepacked = option_bool(o, "prepacked", false);
     g.m = g.a.trans ? a.shape[1] : a.shape[0];
     g.k = g.a.trans ? a.shape[0] : a.shape[1];
     const int64_t kb = g.b.trans ? b.cols : b.rows;
@@ -140,7 +141,20 @@ Napi::Value gemm_binding(const Napi::CallbackInfo& info) {
     const Isa isa = state->isa;
     return PromiseWorker::start(
         info.Env(),
-        [g, pool, isa, reference, repeat, a, b, c] {
+        [g, pool, isa, reference, repeat, prepacked, a, b, c]() mutable {
+          // prepacked: B packed once up front (not timed by `repeat`), as a model keeps its weights.
+          std::unique_ptr<GemmPanels> panels;
+          WeightView dense;
+          if (prepacked) {
+            const WeightView* w = b.view.get();
+            if (!w) {
+              dense.format = WeightFormat::F32;
+              dense.rows = b.rows, dense.cols = b.cols, dense.ld = b.cols, dense.data = b.dense.raw();
+              w = &dense;
+            }
+            panels = gemm_pack_panels(*w, g.b.trans, isa, *pool);
+            g.b.panels[g.b.trans ? 1 : 0] = panels.get();
+          }
           for (int64_t r = 0; r < repeat; ++r) {
             if (reference)
               gemm_reference(g);

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "../core/error.h"
@@ -206,6 +207,69 @@ void gemm_range(const GemmArgs& g, const GemmKernel& kr, int64_t m0, int64_t m1,
   }
 }
 
+// Packs columns [j0, j0 + cols) of a plain B operand, K range [p0, p0 + len), as bf16-pair panels
+// of depth round_up(len, 2).
+void pack_b_pairs(const GemmOperand& x, const GemmKernel& kr, int64_t j0, int64_t cols, int64_t p0, int64_t len,
+                  uint16_t* dst) {
+  if (pack_block_pairs(x, x, len, true, kr, kr.nr, j0, cols, p0, len, dst)) return;
+  float* staged = tls_f32_b.get(static_cast<size_t>(round_up(len, 2) * round_up(cols, kr.nr)));
+  pack_block(x, x, len, true, kr, kr.nr, j0, cols, p0, len, staged);
+  to_bf16(kr, staged, (cols + kr.nr - 1) / kr.nr, kr.nr, len, dst);
+}
+
+// C[m0:m1, n0:n1] with B from pre-packed panels (the first g.k of K) and, for a second product,
+// B2 packed here per K block. A tile whose K block spans both runs the kernel twice on the same A
+// panel: the panels' part, then B2's part accumulated on top.
+void gemm_range_panels(const GemmArgs& g, const GemmKernel& kr, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
+  const GemmPanels& P = *g.b.panels[g.b.trans ? 1 : 0];
+  const int64_t M = m1 - m0, N = n1 - n0, K = g.k + g.k2;
+  if (M <= 0 || N <= 0) return;
+  const int64_t kc_max = block_size(K, kr.kc, 2);
+  // B no longer needs the L3-sized column block, so A takes a larger share of L2.
+  const int64_t mc_max = block_size(M, 2 * kr.mc, kr.mr);
+  uint16_t* packed_a = reinterpret_cast<uint16_t*>(tls_pack_a.get(static_cast<size_t>(round_up(kc_max, 2) * round_up(mc_max, kr.mr))));
+  uint16_t* packed_b2 = g.k2 ? reinterpret_cast<uint16_t*>(tls_pack_b.get(static_cast<size_t>(round_up(kc_max, 2) * round_up(N, kr.nr)))) : nullptr;
+  alignas(64) float edge[16 * 64];
+  for (int64_t pc = 0; pc < K; pc += kc_max) {
+    const int64_t kc = std::min(kc_max, K - pc), depth = round_up(kc, 2);
+    const int64_t w_len = std::clamp<int64_t>(g.k - pc, 0, kc), b2_len = kc - w_len;  // w_len is even
+    const int64_t b2_depth = round_up(b2_len, 2);
+    if (b2_len > 0) pack_b_pairs(g.b2, kr, n0, N, pc + w_len - g.k, b2_len, packed_b2);
+    const float beta0 = pc == 0 ? g.beta : 1.0f;
+    for (int64_t ic = m0; ic < m1; ic += mc_max) {
+      const int64_t mc = std::min(mc_max, m1 - ic);
+      if (!pack_block_pairs(g.a, g.a2, g.k, false, kr, kr.mr, ic, mc, pc, kc, packed_a)) {
+        float* staged = tls_f32_a.get(static_cast<size_t>(depth * round_up(mc, kr.mr)));
+        pack_block(g.a, g.a2, g.k, false, kr, kr.mr, ic, mc, pc, kc, staged);
+        to_bf16(kr, staged, (mc + kr.mr - 1) / kr.mr, kr.mr, kc, packed_a);
+      }
+      for (int64_t jr = n0; jr < n1; jr += kr.nr) {
+        const int64_t cols = std::min<int64_t>(kr.nr, n1 - jr);
+        const uint16_t* bw = P.data.get() + (jr / kr.nr) * P.depth * kr.nr + pc * kr.nr;
+        const uint16_t* b2 = packed_b2 + (jr - n0) * b2_depth;
+        for (int64_t ir = 0; ir < mc; ir += kr.mr) {
+          const int64_t rows = std::min<int64_t>(kr.mr, mc - ir);
+          const uint16_t* ap = packed_a + ir * depth;
+          const uint16_t* ap2 = ap + w_len * kr.mr;  // past w_len / 2 pairs of MR rows
+          float* c = g.c + (ic + ir) * g.ldc + jr;
+          const bool full = rows == kr.mr && cols == kr.nr;
+          float* out = full ? c : edge;
+          const int64_t ld = full ? g.ldc : kr.nr;
+          const float beta = full ? beta0 : 0.0f;
+          if (w_len > 0) kr.fn(w_len, ap, bw, out, ld, g.alpha, beta);
+          if (b2_len > 0) kr.fn(b2_len, ap2, b2, out, ld, g.alpha, w_len > 0 ? 1.0f : beta);
+          if (!full)
+            for (int64_t i = 0; i < rows; ++i)
+              for (int64_t j = 0; j < cols; ++j) {
+                const float v = edge[i * kr.nr + j];
+                c[i * g.ldc + j] = beta0 == 0.0f ? v : v + beta0 * c[i * g.ldc + j];
+              }
+        }
+      }
+    }
+  }
+}
+
 GemmKernel kernel_for(Isa isa, bool bf16) {
   switch (isa) {
     case Isa::Amx:
@@ -235,6 +299,22 @@ void gemm(const GemmArgs& g, Isa isa, ThreadPool& pool) {
   // Threads pay off only when each gets a few micro-seconds of work.
   const double flops = 2.0 * g.m * g.n * (g.k + g.k2);
   int threads = flops < 4e6 ? 1 : pool.size();
+  const GemmPanels* panels = g.b.panels[g.b.trans ? 1 : 0];
+  if (panels && g.bf16 && kr.bf16_pairs && panels->nr == kr.nr && panels->k == g.k && panels->n == g.n && g.k % 2 == 0) {
+    // B is ready: threads take rows (each packs only its own A) unless there are too few.
+    const int64_t m_tiles = (g.m + kr.mr - 1) / kr.mr, n_tiles = (g.n + kr.nr - 1) / kr.nr;
+    const bool split_m = m_tiles >= 4 * threads;
+    const int64_t tiles = split_m ? m_tiles : n_tiles;
+    threads = static_cast<int>(std::min<int64_t>(threads, tiles));
+    pool.run(threads, [&](int t) {
+      const int64_t t0 = tiles * t / threads, t1 = tiles * (t + 1) / threads;
+      if (split_m)
+        gemm_range_panels(g, kr, t0 * kr.mr, std::min(g.m, t1 * kr.mr), 0, g.n);
+      else
+        gemm_range_panels(g, kr, 0, g.m, t0 * kr.nr, std::min(g.n, t1 * kr.nr));
+    });
+    return;
+  }
   // Split the dimension with more micro-tiles; keep ranges multiples of the tile.
   const int64_t n_tiles = (g.n + kr.nr - 1) / kr.nr, m_tiles = (g.m + kr.mr - 1) / kr.mr;
   const bool split_n = n_tiles >= m_tiles || n_tiles >= 4 * threads;
@@ -247,6 +327,33 @@ void gemm(const GemmArgs& g, Isa isa, ThreadPool& pool) {
     else
       gemm_range(g, kr, t0 * kr.mr, std::min(g.m, t1 * kr.mr), 0, g.n);
   });
+}
+
+std::unique_ptr<GemmPanels> gemm_pack_panels(const WeightView& w, bool trans, Isa isa, ThreadPool& pool) {
+  const GemmKernel kr = kernel_for(isa, true);
+  if (!kr.bf16_pairs) return nullptr;
+  auto p = std::make_unique<GemmPanels>();
+  p->n = trans ? w.rows : w.cols;
+  p->k = trans ? w.cols : w.rows;
+  p->nr = kr.nr;
+  p->depth = round_up(p->k, 2);
+  const int64_t panels = (p->n + kr.nr - 1) / kr.nr;
+  p->bytes = static_cast<size_t>(panels * p->depth * kr.nr) * sizeof(uint16_t);  // a multiple of 128
+  p->data.reset(static_cast<uint16_t*>(std::aligned_alloc(64, p->bytes)));
+  if (!p->data) fail(ErrorCode::OutOfMemory, "could not allocate " + std::to_string(p->bytes) + " bytes of packed weights");
+  GemmOperand op;
+  op.weights = &w;
+  op.trans = trans;
+  const int tasks = static_cast<int>(std::min<int64_t>(pool.size(), panels));
+  pool.run(tasks, [&](int t) {
+    float* staged = tls_f32_b.get(static_cast<size_t>(p->depth * kr.nr));
+    for (int64_t i = panels * t / tasks; i < panels * (t + 1) / tasks; ++i) {
+      const int64_t j0 = i * kr.nr, cols = std::min<int64_t>(kr.nr, p->n - j0);
+      pack_weights(op, kr, j0, cols, 0, p->k, 0, p->k, staged);
+      kr.pair_pack(staged, 1, kr.nr, p->k, p->data.get() + i * p->depth * kr.nr);
+    }
+  });
+  return p;
 }
 
 namespace {

@@ -6,6 +6,8 @@
 // pass: LoRA's low-rank term X·Aᵀ·Bᵀ rides along the frozen product as extra K columns.
 #pragma once
 #include <cstdint>
+#include <cstdlib>
+#include <memory>
 
 #include "../core/cpu_features.h"
 #include "../core/thread_pool.h"
@@ -13,11 +15,30 @@
 
 namespace tk {
 
+// A frozen B operand packed once, as bf16 pairs in the bf16 kernel's panel layout (NR columns
+// per panel, the whole K deep). Why: a LoRA step multiplies by the same frozen weights in every
+// step; decoding, transposing and rounding them again each time was a twentieth of a bf16 step,
+// and with B ready every thread can take its own rows of A instead of all threads packing all of A.
+// Costs 2 bytes per weight per orientation; see gemm_pack_panels.
+struct GemmPanels {
+  int64_t n = 0, k = 0;  // op(B) is k x n
+  int nr = 0;            // columns per panel
+  int64_t depth = 0;     // k rounded up to even: bf16 values per panel row (pairs x 2)
+  struct Free {
+    void operator()(uint16_t* p) const { std::free(p); }
+  };
+  std::unique_ptr<uint16_t[], Free> data;  // ceil(n / nr) panels of depth x nr values, 64-byte aligned
+  size_t bytes = 0;
+};
+
 struct GemmOperand {
   const float* data = nullptr;  // dense fp32, row-major with row stride ld ...
   int64_t ld = 0;
   const WeightView* weights = nullptr;  // ... or a weight matrix in any format (B operands only)
   bool trans = false;
+  // B operand: the matrix already packed, as op(B) = W ([0]) and Wᵀ ([1]); the product uses the
+  // one its `trans` picks when it runs in bf16 on a kernel with that panel width.
+  const GemmPanels* panels[2] = {nullptr, nullptr};
 };
 
 struct GemmArgs {
@@ -35,6 +56,10 @@ struct GemmArgs {
 // Fast path: blocked, packed, multi-threaded; the micro-kernel is chosen by `isa` (bf16 products
 // use vdpbf16ps where the ISA has AVX512_BF16, else the fp32 kernel on bf16-rounded operands).
 void gemm(const GemmArgs& args, Isa isa, ThreadPool& pool);
+
+// Packs op(W) (Wᵀ when trans) for the bf16 kernel `isa` uses; null when that kernel does not
+// read bf16 pairs (no AVX512_BF16), when pre-packing would not be used anyway.
+std::unique_ptr<GemmPanels> gemm_pack_panels(const WeightView& w, bool trans, Isa isa, ThreadPool& pool);
 
 // Plain reference: triple loop with fp64 accumulation over the same (decoded, rounded) operands,
 // single-threaded. Every fast kernel is tested against an fp64 reference.
