@@ -28,6 +28,7 @@
       'native/model/gpt2_train.cc',
       'native/model/llama.cc',
       'native/model/llama_lora.cc',
+      'native/model/weight_panels.cc',
       'native/ops/attention.cc',
       'native/ops/cross_entropy.cc',
       'native/ops/gelu.cc',

@@ -52,6 +52,27 @@ describe('Hugging Face Llama folder', () => {
     for (const n of names) expect(relErr(grads[n]!.data, fx[`${n}.grad`]!.data), n).toBeLessThan(1e-4);
   });
 
+  it('trains in bf16 with the frozen weights kept packed as with them packed in every product', async () => {
+    const fx = await expected();
+    const ids = [...fx.ids!.data] as number[], labels = [...fx.labels!.data] as number[];
+    const batch = { inputIds: [ids.slice(0, 12), ids.slice(12)], labels: [labels.slice(0, 12), labels.slice(12)] };
+    const run = async (bf16WeightCache: boolean) => {
+      const m = await loadModel(dir, { bf16WeightCache });
+      m.addLora({ r: 3, alpha: 6 });
+      m.setLoraTensors(Object.fromEntries(Object.keys(m.loraTensors()).map((n) => [n, fx[n] as Tensor<'f32'>])));
+      const evaluated = await m.evaluate(batch, { bf16: true });
+      const step = await m.trainStep(batch, { bf16: true });
+      return { evaluated, step, grads: m.loraTensors('grads') };
+    };
+    const kept = await run(true), packedEachTime = await run(false);
+    expect(Math.abs(kept.evaluated.loss - packedEachTime.evaluated.loss)).toBeLessThan(1e-6);
+    expect(Math.abs(kept.step.loss - packedEachTime.step.loss)).toBeLessThan(1e-6);
+    for (const [n, g] of Object.entries(kept.grads)) {
+      expect(relErr(g.data, packedEachTime.grads[n]!.data), n).toBeLessThan(1e-5);
+      expect(relErr(g.data, fx[`${n}.grad`]!.data), `${n} vs PEFT`).toBeLessThan(2e-2);
+    }
+  });
+
   it('names what is wrong with a folder', async () => {
     const bad = join(work, 'gpt2');
     rmSync(bad, { recursive: true, force: true });

@@ -3,6 +3,7 @@
 // llama.cpp converts them), quantized matrices kept quantized. Hugging Face folders, GPT-2 and
 // training come with the rest of the model engine.
 import { stat } from 'node:fs/promises';
+import { totalmem } from 'node:os';
 import { awaitNative, callNative, TunekitError } from '../errors.js';
 import type { GgufValue } from '../gguf/format.js';
 import { openGguf } from '../gguf/read.js';
@@ -233,6 +234,8 @@ const LoadOptions = z
   .object({
     quantize: z.enum(['nf4', 'bf16', 'q8_0']).optional()
       .describe('Store the projection matrices as NF4 (QLoRA), bf16 or Q8_0 (GGUF files are re-quantized from their own format; without this option they stay as stored)'),
+    bf16WeightCache: z.boolean().optional()
+      .describe('bf16 steps keep the frozen weights packed for the bf16 GEMM (2 bytes per weight for each direction, packed on the first step) instead of decoding them in every product. Default: on, unless the projections are NF4 (QLoRA: chosen to save memory) or the copy would take over a quarter of this machine\'s memory'),
   })
   .strict();
 export type LoadOptions = z.input<typeof LoadOptions>;
@@ -241,6 +244,15 @@ export type LoadOptions = z.input<typeof LoadOptions>;
  * Loads a model: a GGUF file (architecture `llama`) or a Hugging Face folder (LlamaForCausalLM,
  * MistralForCausalLM, Qwen2ForCausalLM), with its tokenizer when it has one.
  */
+/** Whether bf16 steps keep packed weights: the option, else on when not NF4 and under a quarter of memory. */
+function weightCache(config: NativeLlamaConfig, o: z.output<typeof LoadOptions>): boolean {
+  if (o.bf16WeightCache !== undefined) return o.bf16WeightCache;
+  if (o.quantize === 'nf4') return false;
+  const q = config.heads * config.headDim, kv = config.kvHeads * config.headDim;
+  const weights = config.layers * config.dim * (2 * q + 2 * kv + 3 * config.ffn) + config.vocab * config.dim;
+  return 4 * weights <= totalmem() / 4;
+}
+
 export async function loadModel(path: string, options: LoadOptions = {}): Promise<Model> {
   const o = parseOptions(LoadOptions, options, 'loadModel');
   let isDir = false;
@@ -255,7 +267,7 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
     const handles = Object.fromEntries(Object.entries(hf.tensors).map(([k, v]) => [k, v.handle]));
     if (hf.architecture === 'GPT2LMHeadModel') return gpt2Model(hf.config as NativeGpt2Config, tokenizer, handles);
     const model: NativeLlamaModel = callNative(() => new native.LlamaModel(hf.config as NativeLlamaConfig, handles));
-    return wrapModel({ ...(hf.config as NativeLlamaConfig), architecture: hf.architecture }, tokenizer, model, hf.tensors);
+    return wrapModel({ ...(hf.config as NativeLlamaConfig), architecture: hf.architecture }, tokenizer, model, hf.tensors, weightCache(hf.config as NativeLlamaConfig, o));
   }
   const gguf = await openGguf(path);
   try {
@@ -280,7 +292,7 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
       kept[name] = t;
     }
     const model: NativeLlamaModel = callNative(() => new native.LlamaModel(config, handles));
-    return wrapModel(config, tokenizer, model, kept);
+    return wrapModel(config, tokenizer, model, kept, weightCache(config, o));
   } finally {
     await gguf.close();
   }
@@ -409,7 +421,7 @@ function gpt2Model(config: NativeGpt2Config, tokenizer: TextTokenizer | null, ha
   };
 }
 
-function wrapModel(config: ModelConfig, tokenizer: TextTokenizer | null, model: NativeLlamaModel, weights: Record<string, Tensor | Weights>): Model {
+function wrapModel(config: ModelConfig, tokenizer: TextTokenizer | null, model: NativeLlamaModel, weights: Record<string, Tensor | Weights>, weightCache: boolean): Model {
     let trainable: Model['trainable'] = 'none';
     let lora: Model['lora'] = null;
     let classifier: Model['classifier'] = null;
@@ -480,13 +492,13 @@ function wrapModel(config: ModelConfig, tokenizer: TextTokenizer | null, model: 
           'trainStep',
         );
         const { ids, labels, positions, lengths } = batchTensors(batch);
-        const r = await awaitNative(() => model.trainStep(ids.handle, labels.handle, { ...o, positions: positions?.handle, lengths: lengths?.handle }));
+        const r = await awaitNative(() => model.trainStep(ids.handle, labels.handle, { ...o, weightCache, positions: positions?.handle, lengths: lengths?.handle }));
         return { loss: r.loss, tokens: r.tokens, gradNorm: r.gradNorm };
       },
       async evaluate(batch, options = {}) {
         const o = parseOptions(z.object({ bf16: z.boolean().optional() }).strict(), options, 'evaluate');
         const { ids, labels, positions, lengths } = batchTensors(batch);
-        const r = await awaitNative(() => model.trainStep(ids.handle, labels.handle, { ...o, backward: false, positions: positions?.handle, lengths: lengths?.handle }));
+        const r = await awaitNative(() => model.trainStep(ids.handle, labels.handle, { ...o, weightCache, backward: false, positions: positions?.handle, lengths: lengths?.handle }));
         return { loss: r.loss, tokens: r.tokens, ...(r.logits ? { logits: new Tensor(r.logits) as Tensor<'f32'> } : {}) };
       },
       optimizerState() {

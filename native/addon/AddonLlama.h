@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "../model/llama.h"
+#include "../model/weight_panels.h"
 #include "operands.h"
 #include "options.h"
 
@@ -24,6 +25,7 @@ struct LlamaState {
   std::vector<BOperand> matrices;  // keeps every matrix's memory alive
   std::vector<Tensor> vectors;     // and every norm weight's
   std::vector<std::shared_ptr<const void>> owners;  // what else the views point into
+  mutable WeightPanelCache panels;  // bf16 GEMM panels of the frozen weights, when steps ask for them
 };
 
 // Trainable LoRA adapters of a model, with their gradients and AdamW state (all flat fp32).

@@ -112,7 +112,8 @@ Napi::Value AddonLlama::set_lora_tensors(const Napi::CallbackInfo& info) {
   });
 }
 
-// trainStep(tokens i32 [batch, n], labels i32 [batch, n], {bf16}) -> Promise<{loss, tokens, gradNorm}>;
+// trainStep(tokens i32 [batch, n], labels i32 [batch, n], {bf16, weightCache, ...}) -> Promise<{loss, tokens, gradNorm}>;
+// weightCache: with bf16, keep the frozen weights packed as GEMM panels (llama_lora.h, StepOptions).
 // gradients add up across calls (accumulation) until optimizerStep().
 Napi::Value AddonLlama::train_step(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
@@ -144,6 +145,7 @@ Napi::Value AddonLlama::train_step(const Napi::CallbackInfo& info) {
     so.backward = option_bool(step_options, "backward", true);
     so.grad_scale = static_cast<float>(option_number(step_options, "gradScale", 1.0));
     so.seed = static_cast<uint64_t>(option_int(step_options, "seed", 0, 0, int64_t{1} << 53));
+    if (so.bf16 && option_bool(step_options, "weightCache", false)) so.panels = &state_->panels;
     check_arg(std::isfinite(so.grad_scale) && so.grad_scale >= 0, "Expected a finite gradScale >= 0");
     check_arg(lora_ != nullptr || !so.backward, "Expected addLora() or enableFullTraining() before trainStep()");
     std::shared_ptr<Tensor> positions;

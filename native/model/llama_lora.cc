@@ -30,11 +30,19 @@ struct Ctx {
   uint64_t seed;  // of this step's dropout masks
   Isa isa;
   ThreadPool& pool;
+  WeightPanelCache* panels;  // bf16 panels of the frozen weights, or null
+  bool through;              // the backward runs through the decoder (not only a head)
 };
 
-GemmOperand frozen(const WeightView& w) {
+// A frozen weight as a B operand, with its kept GEMM panels in bf16: Wᵀ for the forward, W for a
+// backward through it.
+GemmOperand frozen(const Ctx& ctx, const WeightView& w) {
   GemmOperand o;
   o.weights = &w;
+  if (ctx.panels && ctx.bf16) {
+    o.panels[1] = ctx.panels->get(w, true, ctx.isa, ctx.pool);
+    if (ctx.through) o.panels[0] = ctx.panels->get(w, false, ctx.isa, ctx.pool);
+  }
   return o;
 }
 
@@ -42,7 +50,7 @@ LoraLinearArgs lora_args(const Ctx& ctx, const LoraSlot& s, const float* x, int6
   LoraLinearArgs g;
   g.m = n, g.in = w.cols, g.out = w.rows, g.r = s.r;
   g.x = x;
-  g.w = frozen(w);
+  g.w = frozen(ctx, w);
   g.a = ctx.lora.params.data() + s.a_offset;
   g.b = ctx.lora.params.data() + s.b_offset;
   g.scale = s.scale;
@@ -65,7 +73,7 @@ void project(const Ctx& ctx, const LoraSlot& s, const float* x, int64_t n, const
   GemmArgs g;
   g.m = n, g.n = w.rows, g.k = w.cols;
   g.a.data = x, g.a.ld = w.cols;
-  g.b = frozen(w), g.b.trans = true;
+  g.b = frozen(ctx, w), g.b.trans = true;
   g.c = y, g.ldc = w.rows, g.bf16 = ctx.bf16;
   gemm(g, ctx.isa, ctx.pool);
 }
@@ -94,7 +102,7 @@ void project_back(const Ctx& ctx, const LoraSlot& s, const float* x, const float
   GemmArgs g;
   g.m = n, g.n = in, g.k = w.rows;
   g.a.data = dy, g.a.ld = w.rows;
-  g.b = frozen(w);
+  g.b = frozen(ctx, w);
   g.c = dx, g.ldc = in, g.beta = accumulate ? 1.0f : 0.0f, g.bf16 = ctx.bf16;
   gemm(g, ctx.isa, ctx.pool);
 }
@@ -192,7 +200,7 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
       GemmArgs g;
       g.m = n, g.n = c.vocab, g.k = c.dim;
       g.a.data = hf.data(), g.a.ld = c.dim;
-      g.b = frozen(w.lm_head), g.b.trans = true;
+      g.b = frozen(ctx, w.lm_head), g.b.trans = true;
       g.c = logits.data(), g.ldc = c.vocab, g.bf16 = ctx.bf16;
       gemm(g, ctx.isa, ctx.pool);
     }
@@ -205,7 +213,7 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
       GemmArgs g;
       g.m = n, g.n = c.dim, g.k = c.vocab;
       g.a.data = logits.data(), g.a.ld = c.vocab;
-      g.b = frozen(w.lm_head);
+      g.b = frozen(ctx, w.lm_head);
       g.c = dh.data(), g.ldc = c.dim, g.bf16 = ctx.bf16;
       gemm(g, ctx.isa, ctx.pool);
     }
@@ -266,7 +274,8 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
 StepResult llama_lora_step(const LlamaConfig& cfg, const LlamaWeights& w, LlamaLora& lora, const int32_t* tokens,
                            const int32_t* labels, int64_t batch, int64_t n, const StepOptions& o, Isa isa,
                            ThreadPool& pool) {
-  Ctx ctx{cfg, lora, o.bf16, o.checkpoint, o.backward, o.seed, isa, pool};
+  const bool through = o.backward && (!lora.head.on || lora.backbone_trains());
+  Ctx ctx{cfg, lora, o.bf16, o.checkpoint, o.backward, o.seed, isa, pool, lora.full.on ? nullptr : o.panels, through};
   // The batch loss is the mean over every labelled token of every sequence.
   const CrossEntropyResult ce = batch_step(ctx, w, tokens, labels, batch, n, o);
   // The large buffers stay in the block cache for the next step (emptied if it outgrew the step);

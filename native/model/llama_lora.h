@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "llama.h"
+#include "weight_panels.h"
 
 namespace tk {
 
@@ -43,6 +44,9 @@ struct StepOptions {
   // then class ids: [batch] for a sequence head, [batch, n] for a token head.
   const int32_t* lengths = nullptr;
   float* head_logits = nullptr;
+  // bf16: take the frozen weights' GEMM panels from here (packing them on first use) instead of
+  // packing them in every product. Null: pack as usual. Never with full fine-tuning.
+  WeightPanelCache* panels = nullptr;
 };
 StepResult llama_lora_step(const LlamaConfig& cfg, const LlamaWeights& w, LlamaLora& lora, const int32_t* tokens,
                            const int32_t* labels, int64_t batch, int64_t n, const StepOptions& options, Isa isa,
