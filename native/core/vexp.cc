@@ -86,6 +86,25 @@ __attribute__((target("avx512f"))) void scale_avx512(float* x, int64_t n, float 
   for (; i < n; ++i) x[i] *= k;
 }
 
+__attribute__((target("avx512f"))) void softmax_backward_row_avx512(const float* p, float* dy, int64_t n, float scale) {
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(p + i), _mm512_loadu_ps(dy + i), acc0);
+    acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(p + i + 16), _mm512_loadu_ps(dy + i + 16), acc1);
+  }
+  for (; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (n - i)) - 1);
+    acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, p + i), _mm512_maskz_loadu_ps(m, dy + i), acc0);
+  }
+  const __m512 d = _mm512_set1_ps(_mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1))), s = _mm512_set1_ps(scale);
+  for (i = 0; i < n; i += 16) {
+    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m512 pv = _mm512_maskz_loadu_ps(m, p + i), g = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, dy + i), d);
+    _mm512_mask_storeu_ps(dy + i, m, _mm512_mul_ps(_mm512_mul_ps(pv, g), s));
+  }
+}
+
 bool use_avx512(Isa isa) {
 #ifdef TK_X86
   return isa >= Isa::Avx512;
@@ -127,6 +146,15 @@ void scale_in_place(float* x, int64_t n, float k, Isa isa) {
   if (use_avx512(isa)) return scale_avx512(x, n, k);
 #endif
   for (int64_t i = 0; i < n; ++i) x[i] *= k;
+}
+
+void softmax_backward_row(const float* p, float* dy, int64_t n, float scale, Isa isa) {
+#ifdef TK_X86
+  if (use_avx512(isa)) return softmax_backward_row_avx512(p, dy, n, scale);
+#endif
+  double d = 0.0;
+  for (int64_t i = 0; i < n; ++i) d += static_cast<double>(p[i]) * dy[i];
+  for (int64_t i = 0; i < n; ++i) dy[i] = p[i] * (dy[i] - static_cast<float>(d)) * scale;
 }
 
 }  // namespace tk

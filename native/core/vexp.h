@@ -21,6 +21,9 @@ float max_of(const float* x, int64_t n, Isa isa);
 // x[i] *= k: the softmax's normalization.
 void scale_in_place(float* x, int64_t n, float k, Isa isa);
 
+// The backward of a softmax row p given dy = dL/dp, in place: dy[i] = scale · p[i] · (dy[i] − Σ_j p[j]·dy[j]).
+void softmax_backward_row(const float* p, float* dy, int64_t n, float scale, Isa isa);
+
 // y[i] = 1 / (1 + exp(−x[i])). y may alias x.
 void sigmoid(const float* x, int64_t n, float* y, Isa isa);
 

@@ -103,10 +103,8 @@ void backward_head(const Shape& sh, const float* q, const float* k, const float*
       const float* pr = p.data() + t * b.nk;
       float* dr = dp.data() + t * b.nk;
       const int64_t pos = i0 + t, lo = first_key(pos, sh.window) - b.j0, hi = pos - b.j0;
-      double d = 0.0;
-      for (int64_t j = lo; j <= hi; ++j) d += static_cast<double>(pr[j]) * dr[j];
       std::fill(dr, dr + lo, 0.0f);
-      for (int64_t j = lo; j <= hi; ++j) dr[j] = pr[j] * (dr[j] - static_cast<float>(d)) * sh.scale;
+      softmax_backward_row(pr + lo, dr + lo, hi - lo + 1, sh.scale, sh.isa);
       std::fill(dr + hi + 1, dr + b.nk, 0.0f);
     }
     head_gemm(sh, b.rows, hd, b.nk, dp.data(), b.nk, false, kg + b.j0 * sh.ldkv, sh.ldkv, false, dq + i0 * sh.ldq + h * hd,
@@ -184,11 +182,11 @@ void attention_causal_backward(const float* q, const float* k, const float* v, c
       for (int64_t g = 0; g < kv_heads; ++g)
         for (int which = 0; which < 2; ++which) {
           float* dst = (which ? dv : dk) + t * sh.ldkv + g * head_dim;
-          for (int64_t i = 0; i < head_dim; ++i) {
-            float sum = 0.0f;
-            for (int64_t h = g * sh.group; h < (g + 1) * sh.group; ++h)
-              sum += slabs[static_cast<size_t>(((2 * h + which) * rows + t) * head_dim + i)];
-            dst[i] = sum;
+          auto slab = [&](int64_t h) { return slabs.data() + ((2 * h + which) * rows + t) * head_dim; };
+          std::copy(slab(g * sh.group), slab(g * sh.group) + head_dim, dst);
+          for (int64_t h = g * sh.group + 1; h < (g + 1) * sh.group; ++h) {
+            const float* src = slab(h);
+            for (int64_t i = 0; i < head_dim; ++i) dst[i] += src[i];
           }
         }
   });
