@@ -128,11 +128,14 @@ describe('causal grouped-query attention', () => {
   });
   // Longer than one 64-query block, with and without a sliding window: the blocks' key ranges and
   // masks. Gradients are checked along random directions and on sampled coordinates.
-  for (const window of [0, 40]) {
-    it(`spans several query blocks (150 tokens, window ${window})`, async () => {
+  for (const [window, isa] of [[0, 'best'], [40, 'best'], [40, 'scalar']] as const) {
+    it(`spans several query blocks (150 tokens, window ${window}, ${isa} ISA)`, async () => {
+      const { runtimeInfo, setRuntimeOptions } = await import('../lib/index.js');
+      const best = runtimeInfo().isa;
       const [n, hq, hkv, hd] = [150, 3, 1, 4];
       const ref = reference(n, hq, hkv, hd, window);
-      const r = await run3(n, hq, hkv, hd, window, 20 + window);
+      setRuntimeOptions({ isa: isa === 'best' ? best : isa });
+      const r = await run3(n, hq, hkv, hd, window, 20 + window).finally(() => setRuntimeOptions({ isa: best }));
       expectNear(r.out, ref(r.q, r.k, r.v), 1e-5, 'attention');
       const loss = (q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>) => dot(ref(q, k, v), r.g);
       const cases: [string, Float32Array, Float32Array, (x: Float64Array) => number][] = [
