@@ -118,6 +118,9 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) void pair_pack_t
       for (int i = 0; i < 16; ++i) {
         if (i < rows) {
           const float* row = src + (r0 + i) * ld + p0;
+          // Sixteen rows advance side by side, more streams than the hardware prefetcher follows.
+          _mm_prefetch(reinterpret_cast<const char*>(row + 64), _MM_HINT_T0);
+          _mm_prefetch(reinterpret_cast<const char*>(row + 80), _MM_HINT_T0);
           const __m512 lo = _mm512_maskz_loadu_ps(m_lo, row), hi = _mm512_maskz_loadu_ps(m_hi, row + 16);
           r[i] = _mm512_castsi512_ps((__m512i)_mm512_cvtne2ps_pbh(hi, lo));
         } else {
