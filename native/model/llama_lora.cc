@@ -63,18 +63,22 @@ LoraLinearArgs lora_args(const Ctx& ctx, const LoraSlot& s, const float* x, int6
   return g;
 }
 
-// y = x·Wᵀ (+ LoRA); t [n, r] is saved for the backward when the slot is on.
-void project(const Ctx& ctx, const LoraSlot& s, const float* x, int64_t n, const WeightView& w, float* y, Buf& t) {
+// y (+)= x·Wᵀ (+ LoRA), adding into y for a residual connection; t [n, r] is saved for the
+// backward when the slot is on.
+void project(const Ctx& ctx, const LoraSlot& s, const float* x, int64_t n, const WeightView& w, float* y, Buf& t,
+             bool residual = false) {
   if (s.on) {
     t.assign(static_cast<size_t>(n * s.r), 0.0f);
-    lora_linear_forward(lora_args(ctx, s, x, n, w), y, t.data(), ctx.isa, ctx.pool);
+    LoraLinearArgs g = lora_args(ctx, s, x, n, w);
+    g.accumulate_y = residual;
+    lora_linear_forward(g, y, t.data(), ctx.isa, ctx.pool);
     return;
   }
   GemmArgs g;
   g.m = n, g.n = w.rows, g.k = w.cols;
   g.a.data = x, g.a.ld = w.cols;
   g.b = frozen(ctx, w), g.b.trans = true;
-  g.c = y, g.ldc = w.rows, g.bf16 = ctx.bf16;
+  g.c = y, g.ldc = w.rows, g.beta = residual ? 1.0f : 0.0f, g.bf16 = ctx.bf16;
   gemm(g, ctx.isa, ctx.pool);
 }
 
@@ -163,17 +167,14 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
     rope_forward(s.q.data(), c.heads, rope, ctx.pool);
     rope_forward(s.k.data(), c.kv_heads, rope, ctx.pool);
     attend(s.q.data(), s.k.data(), s.v.data(), s.att.data());
-    Buf o(n * c.dim);
-    project(ctx, slots[kO], s.att.data(), n, L.o, o.data(), s.t[kO]);
-    for (int64_t i = 0; i < n * c.dim; ++i) x[i] += o[i];
+    project(ctx, slots[kO], s.att.data(), n, L.o, x.data(), s.t[kO], true);  // x += attention
     s.x_mid = x;
     s.h2.resize(n * c.dim), s.g.resize(n * c.ffn), s.u.resize(n * c.ffn), s.a.resize(n * c.ffn);
     rmsnorm_forward(x.data(), L.ffn_norm, n, c.dim, c.eps, s.h2.data(), ctx.pool);
     project(ctx, slots[kGate], s.h2.data(), n, L.gate, s.g.data(), s.t[kGate]);
     project(ctx, slots[kUp], s.h2.data(), n, L.up, s.u.data(), s.t[kUp]);
     swiglu_forward(s.g.data(), s.u.data(), n * c.ffn, s.a.data(), ctx.pool, ctx.isa);
-    project(ctx, slots[kDown], s.a.data(), n, L.down, o.data(), s.t[kDown]);
-    for (int64_t i = 0; i < n * c.dim; ++i) x[i] += o[i];
+    project(ctx, slots[kDown], s.a.data(), n, L.down, x.data(), s.t[kDown], true);  // x += MLP
   };
   // With checkpointing a layer keeps only its input; the backward recomputes the rest.
   auto drop = [](LayerSaved& s) {

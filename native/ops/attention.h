@@ -19,8 +19,8 @@
 
 namespace tk {
 
-// Rows {first, length} of a batch that form one sequence each (packed examples, or the rows of a
-// batch laid end to end); a sequence attends only within itself.
+// Rows {first, length} of a batch that form one sequence each, covering every row (packed
+// examples, or the rows of a batch laid end to end); a sequence attends only within itself.
 using AttentionSegments = std::vector<std::pair<int64_t, int64_t>>;
 
 // window > 0: sliding-window attention (Mistral): query at position p sees keys p − window + 1 .. p.

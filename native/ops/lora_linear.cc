@@ -78,7 +78,7 @@ void lora_linear_forward(const LoraLinearArgs& g, float* y, float* t, Isa isa, T
   ya.k2 = g.r;
   ya.a2 = dense(ts.data(), g.r, false);
   ya.b2 = dense(g.b, g.r, true);
-  ya.c = y, ya.ldc = g.out, ya.bf16 = g.bf16;
+  ya.c = y, ya.ldc = g.out, ya.beta = g.accumulate_y ? 1.0f : 0.0f, ya.bf16 = g.bf16;
   gemm(ya, isa, pool);
 }
 

@@ -28,6 +28,7 @@ struct LoraLinearArgs {
   bool bf16 = false;
   bool accumulate_grads = false;  // backward: add into da, db instead of overwriting them
   bool accumulate_dx = false;     // backward: add into dx instead of overwriting it
+  bool accumulate_y = false;      // forward: add into y (a residual connection) instead of overwriting it
 };
 
 // y [m, out] and t [m, r] (saved for the backward) are written.
