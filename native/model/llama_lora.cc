@@ -116,6 +116,17 @@ float* full_grad(const Ctx& ctx, int64_t offset) {
   return ctx.lora.full.on && offset >= 0 ? ctx.lora.grads.data() + offset : nullptr;
 }
 
+// dst = src with the copying split across the pool.
+void copy_into(Buf& dst, const Buf& src, ThreadPool& pool) {
+  dst.resize(src.size());
+  const int64_t n = static_cast<int64_t>(src.size());
+  const int tasks = n < (1 << 16) ? 1 : pool.size();
+  pool.run(tasks, [&](int t) {
+    const int64_t i0 = n * t / tasks, i1 = n * (t + 1) / tasks;
+    std::copy(src.begin() + i0, src.begin() + i1, dst.begin() + i0);
+  });
+}
+
 struct LayerSaved {
   Buf x_in, h1, q, k, v, att, x_mid, h2, g, u, a;
   std::array<Buf, kProjections> t;
@@ -155,7 +166,7 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
     const LlamaLayer& L = w.layers[li];
     const auto& slots = ctx.lora.layers[li];
     LayerSaved& s = saved[li];
-    s.x_in = x;
+    copy_into(s.x_in, x, ctx.pool);
     s.h1.resize(n * c.dim), s.q.resize(n * qdim), s.k.resize(n * kvdim), s.v.resize(n * kvdim), s.att.resize(n * qdim);
     rmsnorm_forward(x.data(), L.attn_norm, n, c.dim, c.eps, s.h1.data(), ctx.pool);
     project(ctx, slots[kQ], s.h1.data(), n, L.q, s.q.data(), s.t[kQ]);
@@ -168,7 +179,7 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
     rope_forward(s.k.data(), c.kv_heads, rope, ctx.pool);
     attend(s.q.data(), s.k.data(), s.v.data(), s.att.data());
     project(ctx, slots[kO], s.att.data(), n, L.o, x.data(), s.t[kO], true);  // x += attention
-    s.x_mid = x;
+    copy_into(s.x_mid, x, ctx.pool);
     s.h2.resize(n * c.dim), s.g.resize(n * c.ffn), s.u.resize(n * c.ffn), s.a.resize(n * c.ffn);
     rmsnorm_forward(x.data(), L.ffn_norm, n, c.dim, c.eps, s.h2.data(), ctx.pool);
     project(ctx, slots[kGate], s.h2.data(), n, L.gate, s.g.data(), s.t[kGate]);
@@ -245,8 +256,7 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
     project_back(ctx, slots[kUp], s.h2.data(), du.data(), n, L.up, s.t[kUp], dh2.data(), true, dW(kUp));
     Buf dmid(n * c.dim);
     rmsnorm_backward(s.x_mid.data(), L.ffn_norm, dh2.data(), n, c.dim, c.eps, dmid.data(),
-                     full.on ? full_grad(ctx, full.layers[li].ffn_norm) : nullptr, ctx.pool);
-    for (int64_t i = 0; i < n * c.dim; ++i) dmid[i] += dx[i];
+                     full.on ? full_grad(ctx, full.layers[li].ffn_norm) : nullptr, ctx.pool, dx.data());
     // Attention: x_mid = x_in + o(attn(rope(q(h1)), rope(k(h1)), v(h1))).
     Buf datt(n * qdim), dq(n * qdim), dk(n * kvdim), dv(n * kvdim), dh1(n * c.dim);
     project_back(ctx, slots[kO], s.att.data(), dmid.data(), n, L.o, s.t[kO], datt.data(), false, dW(kO));
@@ -258,8 +268,7 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
     project_back(ctx, slots[kK], s.h1.data(), dk.data(), n, L.k, s.t[kK], dh1.data(), true, dW(kK));
     project_back(ctx, slots[kV], s.h1.data(), dv.data(), n, L.v, s.t[kV], dh1.data(), true, dW(kV));
     rmsnorm_backward(s.x_in.data(), L.attn_norm, dh1.data(), n, c.dim, c.eps, dx.data(),
-                     full.on ? full_grad(ctx, full.layers[li].attn_norm) : nullptr, ctx.pool);
-    for (int64_t i = 0; i < n * c.dim; ++i) dx[i] += dmid[i];
+                     full.on ? full_grad(ctx, full.layers[li].attn_norm) : nullptr, ctx.pool, dmid.data());
     if (ctx.checkpoint) drop(s);
   }
   if (full.on) {  // embedding rows: dE[token] += dx[t]

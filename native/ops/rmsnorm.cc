@@ -41,7 +41,7 @@ void rmsnorm_forward(const float* x, const float* w, int64_t rows, int64_t dim, 
 }
 
 void rmsnorm_backward(const float* x, const float* w, const float* dy, int64_t rows, int64_t dim, float eps, float* dx,
-                      float* dw, ThreadPool& pool) {
+                      float* dw, ThreadPool& pool, const float* residual) {
   const int tasks = static_cast<int>(rows < pool.size() ? rows : pool.size());
   // dw is a sum over rows: each task sums its rows privately, then the partial sums are added in
   // task order, so the result does not depend on scheduling.
@@ -54,7 +54,12 @@ void rmsnorm_backward(const float* x, const float* w, const float* dy, int64_t r
       const double dot = dot_f64<true>(dyr, w, xr, dim);  // Σ g ⊙ x
       const float c = static_cast<float>(dot / static_cast<double>(dim)) * inv * inv;
       float* dxr = dx + r * dim;
-      for (int64_t i = 0; i < dim; ++i) dxr[i] = inv * (dyr[i] * w[i] - xr[i] * c);
+      if (residual) {
+        const float* rr = residual + r * dim;
+        for (int64_t i = 0; i < dim; ++i) dxr[i] = inv * (dyr[i] * w[i] - xr[i] * c) + rr[i];
+      } else {
+        for (int64_t i = 0; i < dim; ++i) dxr[i] = inv * (dyr[i] * w[i] - xr[i] * c);
+      }
       if (dw)
         for (int64_t i = 0; i < dim; ++i) partial[t][i] += static_cast<double>(dyr[i]) * xr[i] * inv;
     }

@@ -10,8 +10,9 @@ namespace tk {
 
 void rmsnorm_forward(const float* x, const float* w, int64_t rows, int64_t dim, float eps, float* y, ThreadPool& pool);
 
-// dx [rows, dim] is written; dw [dim] is accumulated into unless null.
+// dx [rows, dim] is written — plus `residual` [rows, dim] when given (the gradient arriving by a
+// skip connection, added in the same pass); dw [dim] is accumulated into unless null.
 void rmsnorm_backward(const float* x, const float* w, const float* dy, int64_t rows, int64_t dim, float eps, float* dx,
-                      float* dw, ThreadPool& pool);
+                      float* dw, ThreadPool& pool, const float* residual = nullptr);
 
 }  // namespace tk
