@@ -107,11 +107,11 @@ describe('causal grouped-query attention', () => {
       }
       return out;
     };
-  const run3 = async (n: number, hq: number, hkv: number, hd: number, window: number, seed: number) => {
+  const run3 = async (n: number, hq: number, hkv: number, hd: number, window: number, seed: number, bf16 = false) => {
     const q = randomValues(n * hq * hd, seed), k = randomValues(n * hkv * hd, seed + 1), v = randomValues(n * hkv * hd, seed + 2);
     const g = randomValues(n * hq * hd, seed + 3);
     const out = Tensor.zeros('f32', [n * hq * hd]);
-    const o = { tokens: n, qHeads: hq, kvHeads: hkv, headDim: hd, window };
+    const o = { tokens: n, qHeads: hq, kvHeads: hkv, headDim: hd, window, bf16 };
     await run('attention_forward', [f32([q.length], q), f32([k.length], k), f32([v.length], v), out], o);
     const dq = Tensor.zeros('f32', [q.length]), dk = Tensor.zeros('f32', [k.length]), dv = Tensor.zeros('f32', [v.length]);
     await run('attention_backward', [f32([q.length], q), f32([k.length], k), f32([v.length], v), f32([g.length], g), dq, dk, dv], o);
@@ -125,6 +125,21 @@ describe('causal grouped-query attention', () => {
     expectNear(dq, numericGrad((x) => dot(ref(x, k, v), g), q), 1e-4, 'dq');
     expectNear(dk, numericGrad((x) => dot(ref(q, x, v), g), k), 1e-4, 'dk');
     expectNear(dv, numericGrad((x) => dot(ref(q, k, x), g), v), 1e-4, 'dv');
+  });
+  it('in bf16 (keys and values packed once per head for all query blocks) stays within bf16 error of fp32', async () => {
+    const [n, hq, hkv, hd] = [150, 3, 1, 64];
+    const norm = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+      let d = 0, s = 0;
+      for (let i = 0; i < a.length; i++) (d += (a[i]! - b[i]!) ** 2), (s += b[i]! ** 2);
+      return Math.sqrt(d / s);
+    };
+    const exact = await run3(n, hq, hkv, hd, 0, 90), half = await run3(n, hq, hkv, hd, 0, 90, true);
+    expectNear(exact.out, reference(n, hq, hkv, hd, 0)(exact.q, exact.k, exact.v), 1e-5, 'fp32 attention');
+    for (const key of ['out', 'dq', 'dk', 'dv'] as const) {
+      const e = norm(half[key], exact[key]);
+      expect(e, key).toBeLessThan(1e-2);
+      expect(e, key).toBeGreaterThan(1e-5); // bf16 really ran
+    }
   });
   // Longer than one 64-query block, with and without a sliding window: the blocks' key ranges and
   // masks. Gradients are checked along random directions and on sampled coordinates.

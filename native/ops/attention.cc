@@ -29,12 +29,13 @@ Shape make_shape(int64_t q_heads, int64_t kv_heads, int64_t head_dim, bool bf16,
 
 // C = alpha · op(A)·op(B) + beta · C on strided row-major views, on the calling thread alone.
 void head_gemm(const Shape& sh, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, bool ta, const float* b,
-               int64_t ldb, bool tb, float* c, int64_t ldc, float alpha, float beta) {
+               int64_t ldb, bool tb, float* c, int64_t ldc, float alpha, float beta, const GemmPanels* panels = nullptr) {
   thread_local ThreadPool serial(1);
   GemmArgs g;
   g.m = m, g.n = n, g.k = k;
   g.a.data = a, g.a.ld = lda, g.a.trans = ta;
   g.b.data = b, g.b.ld = ldb, g.b.trans = tb;
+  g.b.panels[tb ? 1 : 0] = panels;
   g.c = c, g.ldc = ldc, g.alpha = alpha, g.beta = beta, g.bf16 = sh.bf16;
   gemm(g, sh.isa, serial);
 }
@@ -66,10 +67,19 @@ void block_softmax(const Shape& sh, const Block& b, int64_t offset, float* s) {
   }
 }
 
+// A head's keys or values packed once for the bf16 products of all its query blocks (as Kᵀ, K,
+// Vᵀ or V); none without bf16, or with a sliding window (blocks would start mid-panel).
+std::unique_ptr<GemmPanels> head_panels(const Shape& sh, const float* x, int64_t n, bool trans) {
+  if (!sh.bf16 || sh.window > 0) return nullptr;
+  return trans ? gemm_pack_dense_panels(x, sh.ldkv, true, sh.head_dim, n, sh.isa)
+               : gemm_pack_dense_panels(x, sh.ldkv, false, n, sh.head_dim, sh.isa);
+}
+
 // P of a block: softmax(scale · Q_block · K_keysᵀ), into p [rows, nk].
-void block_probabilities(const Shape& sh, const Block& b, int64_t offset, const float* qh, const float* kg, float* p) {
+void block_probabilities(const Shape& sh, const Block& b, int64_t offset, const float* qh, const float* kg, float* p,
+                         const GemmPanels* kt) {
   head_gemm(sh, b.rows, b.nk, sh.head_dim, qh + b.i0 * sh.ldq, sh.ldq, false, kg + b.j0 * sh.ldkv, sh.ldkv, true, p, b.nk,
-            sh.scale, 0.0f);
+            sh.scale, 0.0f, b.j0 == 0 ? kt : nullptr);
   block_softmax(sh, b, offset, p);
 }
 
@@ -78,11 +88,13 @@ void forward_head(const Shape& sh, const float* q, const float* k, const float* 
   const int64_t g = h / sh.group;
   const float *qh = q + h * sh.head_dim, *kg = k + g * sh.head_dim, *vg = v + g * sh.head_dim;
   std::vector<float> p(static_cast<size_t>(std::min(kQueryBlock, n) * (offset + n)));
+  const bool blocks = n > kQueryBlock;  // one block: nothing to share
+  const auto kt = blocks ? head_panels(sh, kg, offset + n, true) : nullptr, vn = blocks ? head_panels(sh, vg, offset + n, false) : nullptr;
   for (int64_t i0 = 0; i0 < n; i0 += kQueryBlock) {
     const Block b = query_block(i0, n, offset, sh.window);
-    block_probabilities(sh, b, offset, qh, kg, p.data());
+    block_probabilities(sh, b, offset, qh, kg, p.data(), kt.get());
     head_gemm(sh, b.rows, sh.head_dim, b.nk, p.data(), b.nk, false, vg + b.j0 * sh.ldkv, sh.ldkv, false,
-              out + i0 * sh.ldq + h * sh.head_dim, sh.ldq, 1.0f, 0.0f);
+              out + i0 * sh.ldq + h * sh.head_dim, sh.ldq, 1.0f, 0.0f, b.j0 == 0 ? vn.get() : nullptr);
   }
 }
 
@@ -94,12 +106,15 @@ void backward_head(const Shape& sh, const float* q, const float* k, const float*
   const float *qh = q + h * hd, *kg = k + g * hd, *vg = v + g * hd, *doh = dout + h * hd;
   const size_t block_floats = static_cast<size_t>(std::min(kQueryBlock, n) * n);
   std::vector<float> p(block_floats), dp(block_floats);
+  const bool blocks = n > kQueryBlock;
+  const auto kt = blocks ? head_panels(sh, kg, n, true) : nullptr, kn = blocks ? head_panels(sh, kg, n, false) : nullptr;
+  const auto vt = blocks ? head_panels(sh, vg, n, true) : nullptr;
   for (int64_t i0 = 0; i0 < n; i0 += kQueryBlock) {
     const Block b = query_block(i0, n, 0, sh.window);
-    block_probabilities(sh, b, 0, qh, kg, p.data());
+    block_probabilities(sh, b, 0, qh, kg, p.data(), kt.get());
     // dP = dO·Vᵀ
     head_gemm(sh, b.rows, b.nk, hd, doh + i0 * sh.ldq, sh.ldq, false, vg + b.j0 * sh.ldkv, sh.ldkv, true, dp.data(), b.nk,
-              1.0f, 0.0f);
+              1.0f, 0.0f, b.j0 == 0 ? vt.get() : nullptr);
     for (int64_t t = 0; t < b.rows; ++t) {  // dS = P ⊙ (dP − rowsum(P ⊙ dP)), times the score scale
       const float* pr = p.data() + t * b.nk;
       float* dr = dp.data() + t * b.nk;
@@ -109,7 +124,7 @@ void backward_head(const Shape& sh, const float* q, const float* k, const float*
       std::fill(dr + hi + 1, dr + b.nk, 0.0f);
     }
     head_gemm(sh, b.rows, hd, b.nk, dp.data(), b.nk, false, kg + b.j0 * sh.ldkv, sh.ldkv, false, dq + i0 * sh.ldq + h * hd,
-              sh.ldq, 1.0f, 0.0f);
+              sh.ldq, 1.0f, 0.0f, b.j0 == 0 ? kn.get() : nullptr);
     head_gemm(sh, b.nk, hd, b.rows, dp.data(), b.nk, true, qh + i0 * sh.ldq, sh.ldq, false, dk_h + b.j0 * ld, ld, 1.0f,
               1.0f);
     head_gemm(sh, b.nk, hd, b.rows, p.data(), b.nk, true, doh + i0 * sh.ldq, sh.ldq, false, dv_h + b.j0 * ld, ld, 1.0f,

@@ -300,7 +300,7 @@ void gemm(const GemmArgs& g, Isa isa, ThreadPool& pool) {
   const double flops = 2.0 * g.m * g.n * (g.k + g.k2);
   int threads = flops < 4e6 ? 1 : pool.size();
   const GemmPanels* panels = g.b.panels[g.b.trans ? 1 : 0];
-  if (panels && g.bf16 && kr.bf16_pairs && panels->nr == kr.nr && panels->k == g.k && panels->n == g.n && g.k % 2 == 0) {
+  if (panels && g.bf16 && kr.bf16_pairs && panels->nr == kr.nr && panels->k >= g.k && panels->n >= g.n && g.k % 2 == 0) {
     // B is ready: threads take rows (each packs only its own A) unless there are too few.
     const int64_t m_tiles = (g.m + kr.mr - 1) / kr.mr, n_tiles = (g.n + kr.nr - 1) / kr.nr;
     const bool split_m = m_tiles >= 4 * threads;
@@ -353,6 +353,20 @@ std::unique_ptr<GemmPanels> gemm_pack_panels(const WeightView& w, bool trans, Is
       kr.pair_pack(staged, 1, kr.nr, p->k, p->data.get() + i * p->depth * kr.nr);
     }
   });
+  return p;
+}
+
+std::unique_ptr<GemmPanels> gemm_pack_dense_panels(const float* b, int64_t ld, bool trans, int64_t k, int64_t n, Isa isa) {
+  const GemmKernel kr = kernel_for(isa, true);
+  if (!kr.bf16_pairs || !kr.pair_pack_kmajor) return nullptr;
+  auto p = std::make_unique<GemmPanels>();
+  p->n = n, p->k = k, p->nr = kr.nr, p->depth = round_up(k, 2);
+  p->bytes = static_cast<size_t>((n + kr.nr - 1) / kr.nr * p->depth * kr.nr) * sizeof(uint16_t);
+  p->data.reset(static_cast<uint16_t*>(std::aligned_alloc(64, p->bytes)));
+  if (!p->data) fail(ErrorCode::OutOfMemory, "could not allocate " + std::to_string(p->bytes) + " bytes of packed panels");
+  GemmOperand op;
+  op.data = b, op.ld = ld, op.trans = trans;
+  pack_block_pairs(op, op, k, true, kr, kr.nr, 0, n, 0, k, p->data.get());
   return p;
 }
 

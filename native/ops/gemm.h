@@ -37,7 +37,8 @@ struct GemmOperand {
   const WeightView* weights = nullptr;  // ... or a weight matrix in any format (B operands only)
   bool trans = false;
   // B operand: the matrix already packed, as op(B) = W ([0]) and Wᵀ ([1]); the product uses the
-  // one its `trans` picks when it runs in bf16 on a kernel with that panel width.
+  // one its `trans` picks when it runs in bf16 on a kernel with that panel width (its leading
+  // k x n part when the panels hold more).
   const GemmPanels* panels[2] = {nullptr, nullptr};
 };
 
@@ -60,6 +61,10 @@ void gemm(const GemmArgs& args, Isa isa, ThreadPool& pool);
 // Packs op(W) (Wᵀ when trans) for the bf16 kernel `isa` uses; null when that kernel does not
 // read bf16 pairs (no AVX512_BF16), when pre-packing would not be used anyway.
 std::unique_ptr<GemmPanels> gemm_pack_panels(const WeightView& w, bool trans, Isa isa, ThreadPool& pool);
+
+// The same for a dense op(B) (k x n; B row-major with row stride ld, stored n x k when trans), on
+// the calling thread: attention packs a head's keys and values once for all its query blocks.
+std::unique_ptr<GemmPanels> gemm_pack_dense_panels(const float* b, int64_t ld, bool trans, int64_t k, int64_t n, Isa isa);
 
 // Plain reference: triple loop with fp64 accumulation over the same (decoded, rounded) operands,
 // single-threaded. Every fast kernel is tested against an fp64 reference.
