@@ -225,8 +225,12 @@ void gemm_range_panels(const GemmArgs& g, const GemmKernel& kr, int64_t m0, int6
   const int64_t M = m1 - m0, N = n1 - n0, K = g.k + g.k2;
   if (M <= 0 || N <= 0) return;
   const int64_t kc_max = block_size(K, kr.kc, 2);
-  // B no longer needs the L3-sized column block, so A takes a larger share of L2.
-  const int64_t mc_max = block_size(M, 2 * kr.mc, kr.mr);
+  // Every block of A streams all of B's panels (for this K block) past it. Those usually stay in
+  // L3 and A takes a modest share of L2; when they cannot (an LM head: 56 MB of panels), A takes
+  // up to 1 MiB of L2 so that B comes from memory fewer times (the SmolLM2 head: +12%).
+  const bool b_from_memory = N * kc_max * 2 > (int64_t{8} << 20);
+  const int64_t mc_cap = b_from_memory ? std::max<int64_t>(kr.mc, (int64_t{1} << 20) / (round_up(kc_max, 2) * 2)) : 2 * kr.mc;
+  const int64_t mc_max = block_size(M, mc_cap, kr.mr);
   uint16_t* packed_a = reinterpret_cast<uint16_t*>(tls_pack_a.get(static_cast<size_t>(round_up(kc_max, 2) * round_up(mc_max, kr.mr))));
   uint16_t* packed_b2 = g.k2 ? reinterpret_cast<uint16_t*>(tls_pack_b.get(static_cast<size_t>(round_up(kc_max, 2) * round_up(N, kr.nr)))) : nullptr;
   alignas(64) float edge[16 * 64];
