@@ -191,7 +191,7 @@ Napi::Value AddonLlama::train_step(const Napi::CallbackInfo& info) {
           StepResult r = llama_lora_step(state->config, state->weights, lora->lora, tokens.data<int32_t>(),
                                          labels.data<int32_t>(), batch, n, so, isa, *pool);
           const auto& g = lora->lora.grads;
-          const double norm = so.backward ? std::sqrt(sum_of_squares(g.data(), static_cast<int64_t>(g.size()))) : 0.0;
+          const double norm = so.backward ? std::sqrt(sum_of_squares(g.data(), static_cast<int64_t>(g.size()), pool.get())) : 0.0;
           (*result) = {r.loss, static_cast<double>(r.count), norm};
         },
         [result, head_logits](Napi::Env env) -> Napi::Value {
@@ -242,11 +242,12 @@ Napi::Value AddonLlama::optimizer_step(const Napi::CallbackInfo& info) {
     auto guard = std::make_shared<BusyGuard>(lora_->busy, "optimizerStep()");
     auto lora = lora_;
     auto result = std::make_shared<std::array<double, 2>>();
+    auto pool = info.Env().GetInstanceData<AddonState>()->pool;
     // On a worker thread: with full fine-tuning this touches every weight of the model.
     return PromiseWorker::start(
         info.Env(),
-        [lora, c, max_norm, result, guard, scales] {
-          const double norm = flat_optimizer_step(flat(*lora), c, max_norm, *scales);
+        [lora, c, max_norm, result, guard, scales, pool] {
+          const double norm = flat_optimizer_step(flat(*lora), c, max_norm, *scales, pool.get());
           *result = {norm, static_cast<double>(lora->step)};
         },
         [result](Napi::Env env) -> Napi::Value {

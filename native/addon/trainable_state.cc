@@ -69,9 +69,10 @@ std::vector<float> lr_scales_option(const Napi::Object& o, int64_t size) {
   return scale_of;
 }
 
-double flat_optimizer_step(const FlatState& s, const AdamWConfig& c, double max_norm, const std::vector<float>& scales) {
+double flat_optimizer_step(const FlatState& s, const AdamWConfig& c, double max_norm, const std::vector<float>& scales,
+                           ThreadPool* pool) {
   const int64_t n = static_cast<int64_t>(s.params.size());
-  const double norm = std::sqrt(sum_of_squares(s.grads.data(), n));
+  const double norm = std::sqrt(sum_of_squares(s.grads.data(), n, pool));
   if (max_norm > 0) {
     const double coef = max_norm / (norm + 1e-6);
     if (coef < 1.0)
@@ -79,7 +80,7 @@ double flat_optimizer_step(const FlatState& s, const AdamWConfig& c, double max_
   }
   ++s.step;
   if (scales.empty()) {
-    adamw_step(s.params.data(), s.grads.data(), s.m.data(), s.v.data(), n, c, s.step);
+    adamw_step(s.params.data(), s.grads.data(), s.m.data(), s.v.data(), n, c, s.step, pool);
   } else {  // one AdamW call per run of equal scale
     for (int64_t at = 0; at < n;) {
       int64_t end = at;

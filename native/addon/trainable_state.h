@@ -38,6 +38,7 @@ std::vector<float> lr_scales_option(const Napi::Object& o, int64_t size);
 
 // Clips the gradients to max_norm (0: no clipping), steps AdamW (scales: per parameter, or
 // empty), zeroes the gradients. Returns the norm before clipping.
-double flat_optimizer_step(const FlatState& s, const AdamWConfig& c, double max_norm, const std::vector<float>& scales);
+double flat_optimizer_step(const FlatState& s, const AdamWConfig& c, double max_norm, const std::vector<float>& scales,
+                           ThreadPool* pool = nullptr);
 
 }  // namespace tk

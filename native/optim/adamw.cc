@@ -1,15 +1,15 @@
 #include "adamw.h"
 
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 namespace tk {
 
-void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, const AdamWConfig& c, int64_t t) {
-  const float decay = 1.0f - c.lr * c.weight_decay;
-  const double bc1 = 1.0 - std::pow(static_cast<double>(c.beta1), static_cast<double>(t));
-  const double bc2 = 1.0 - std::pow(static_cast<double>(c.beta2), static_cast<double>(t));
-  const float step_size = static_cast<float>(c.lr / bc1);
-  const float bc2_sqrt = static_cast<float>(std::sqrt(bc2));
+namespace {
+
+void adamw_range(float* p, const float* g, float* m, float* v, int64_t n, const AdamWConfig& c, float decay,
+                 float step_size, float bc2_sqrt) {
   for (int64_t i = 0; i < n; ++i) {
     p[i] *= decay;
     m[i] += (g[i] - m[i]) * (1.0f - c.beta1);  // lerp, as torch's exp_avg.lerp_(grad, 1 - beta1)
@@ -19,9 +19,48 @@ void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, const A
   }
 }
 
-double sum_of_squares(const float* g, int64_t n) {
+constexpr int64_t kChunk = int64_t{1} << 16;
+
+// Σ g² of one chunk over eight interleaved fp64 partial sums (independent chains).
+double chunk_sum_of_squares(const float* g, int64_t n) {
+  double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; ++j) lane[j] += static_cast<double>(g[i + j]) * g[i + j];
+  double s = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+  for (; i < n; ++i) s += static_cast<double>(g[i]) * g[i];
+  return s;
+}
+
+}  // namespace
+
+void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, const AdamWConfig& c, int64_t t,
+                ThreadPool* pool) {
+  const float decay = 1.0f - c.lr * c.weight_decay;
+  const double bc1 = 1.0 - std::pow(static_cast<double>(c.beta1), static_cast<double>(t));
+  const double bc2 = 1.0 - std::pow(static_cast<double>(c.beta2), static_cast<double>(t));
+  const float step_size = static_cast<float>(c.lr / bc1);
+  const float bc2_sqrt = static_cast<float>(std::sqrt(bc2));
+  const int tasks = pool && n >= kChunk ? pool->size() : 1;
+  auto run = [&](int task) {
+    const int64_t i0 = n * task / tasks, i1 = n * (task + 1) / tasks;
+    adamw_range(p + i0, g + i0, m + i0, v + i0, i1 - i0, c, decay, step_size, bc2_sqrt);
+  };
+  if (tasks == 1) return run(0);
+  pool->run(tasks, run);
+}
+
+double sum_of_squares(const float* g, int64_t n, ThreadPool* pool) {
+  const int64_t chunks = (n + kChunk - 1) / kChunk;
+  std::vector<double> partial(static_cast<size_t>(chunks));
+  auto run = [&](int64_t c0, int64_t c1) {
+    for (int64_t c = c0; c < c1; ++c) partial[c] = chunk_sum_of_squares(g + c * kChunk, std::min(kChunk, n - c * kChunk));
+  };
+  const int tasks = pool && chunks > 1 ? static_cast<int>(std::min<int64_t>(pool->size(), chunks)) : 1;
+  if (tasks == 1) run(0, chunks);
+  else pool->run(tasks, [&](int t) { run(chunks * t / tasks, chunks * (t + 1) / tasks); });
   double s = 0.0;
-  for (int64_t i = 0; i < n; ++i) s += static_cast<double>(g[i]) * g[i];
+  for (double x : partial) s += x;
   return s;
 }
 

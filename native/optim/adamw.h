@@ -6,16 +6,21 @@
 #pragma once
 #include <cstdint>
 
+#include "../core/thread_pool.h"
+
 namespace tk {
 
 struct AdamWConfig {
   float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.01f;
 };
 
-// One step (t >= 1 counts steps taken, this one included) over n parameters.
-void adamw_step(float* param, const float* grad, float* m, float* v, int64_t n, const AdamWConfig& cfg, int64_t t);
+// One step (t >= 1 counts steps taken, this one included) over n parameters; split across the
+// pool when given (element-wise: any split gives the same result).
+void adamw_step(float* param, const float* grad, float* m, float* v, int64_t n, const AdamWConfig& cfg, int64_t t,
+                ThreadPool* pool = nullptr);
 
-// Σ g² over n values, in fp64 (for the global gradient norm).
-double sum_of_squares(const float* g, int64_t n);
+// Σ g² over n values, in fp64 (for the global gradient norm): fixed chunks of 64Ki values summed
+// on any thread, then added in chunk order, so the result does not depend on the thread count.
+double sum_of_squares(const float* g, int64_t n, ThreadPool* pool = nullptr);
 
 }  // namespace tk
