@@ -56,6 +56,7 @@ export interface NativeGemmOptions {
   reference?: boolean;
   repeat?: number;
   prepacked?: boolean;
+  prepackedA?: boolean;
 }
 
 export interface NativeLoraOptions {

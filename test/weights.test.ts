@@ -118,6 +118,8 @@ describe.each(isas)('GEMM with compact weights on %s', (isa) => {
       const plain = await gemm(a, b, { transposeB: tb, bf16: true });
       const packed = await gemm(a, b, { transposeB: tb, bf16: true, prepacked: true });
       expect(Array.from(packed.data), `${m}x${n}x${k} ${format} tb=${tb}`).toEqual(Array.from(plain.data));
+      const bothPacked = await gemm(a, b, { transposeB: tb, bf16: true, prepacked: true, prepackedA: true });
+      expect(Array.from(bothPacked.data), `${m}x${n}x${k} A packed too`).toEqual(Array.from(plain.data));
       const bd = (await b.dequantize()).data;
       const r = worstBoundRatio(packed.data, gemmReference(av.map(roundBf16), bd.map(roundBf16), null, m, n, k, false, tb), k);
       expect(r.ratio, `${m}x${n}x${k} element ${r.at}`).toBeLessThanOrEqual(1);

@@ -18,6 +18,7 @@ const GemmOptions = z
     reference: z.boolean().optional().describe('Use the plain fp64-accumulating reference instead of the fast kernel'),
     repeat: z.number().int().min(1).max(1_000_000).optional().describe('Run the product this many times (benchmarks)'),
     prepacked: z.boolean().optional().describe('bf16: pack B into the kernel\'s bf16 panels once, before the product(s), as a model does with its frozen weights'),
+    prepackedA: z.boolean().optional().describe('bf16 with prepacked: pack A once too, as a layer does for products that share their input'),
   })
   .strict();
 export type GemmOptions = z.input<typeof GemmOptions>;
@@ -72,6 +73,7 @@ export async function gemm(a: Tensor<'f32'>, b: MatrixOperand, options: GemmOpti
       reference: o.reference,
       repeat: o.repeat,
       prepacked: o.prepacked,
+      prepackedA: o.prepackedA,
     }),
   );
   return c;

@@ -119,7 +119,7 @@ Napi::Value gemm_binding(const Napi::CallbackInfo& info) {
     g.beta = static_cast<float>(option_number(o, "beta", 0.0));
     const bool reference = option_bool(o, "reference", false);
     const int64_t repeat = option_int(o, "repeat", 1, 1, 1000000);
-    const bool prepacked = option_bool(o, "prepacked", false);
+    const bool prepacked = option_bool(o, "prepacked", false), prepacked_a = option_bool(o, "prepackedA", false);
     g.m = g.a.trans ? a.shape[1] : a.shape[0];
     g.k = g.a.trans ? a.shape[0] : a.shape[1];
     const int64_t kb = g.b.trans ? b.cols : b.rows;
@@ -141,7 +141,7 @@ Napi::Value gemm_binding(const Napi::CallbackInfo& info) {
     const Isa isa = state->isa;
     return PromiseWorker::start(
         info.Env(),
-        [g, pool, isa, reference, repeat, prepacked, a, b, c]() mutable {
+        [g, pool, isa, reference, repeat, prepacked, prepacked_a, a, b, c]() mutable {
           // prepacked: B packed once up front (not timed by `repeat`), as a model keeps its weights.
           std::unique_ptr<GemmPanels> panels;
           WeightView dense;
@@ -154,6 +154,11 @@ Napi::Value gemm_binding(const Napi::CallbackInfo& info) {
             }
             panels = gemm_pack_panels(*w, g.b.trans, isa, *pool);
             g.b.panels[g.b.trans ? 1 : 0] = panels.get();
+          }
+          std::unique_ptr<GemmPanels> a_panels;
+          if (prepacked_a && !g.a.trans) {
+            a_panels = gemm_pack_a_panels(g.a.data, g.a.ld, g.m, g.k, isa, *pool);
+            g.a.panels[0] = a_panels.get();
           }
           for (int64_t r = 0; r < repeat; ++r) {
             if (reference)

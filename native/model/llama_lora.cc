@@ -66,20 +66,29 @@ LoraLinearArgs lora_args(const Ctx& ctx, const LoraSlot& s, const float* x, int6
 // y (+)= x·Wᵀ (+ LoRA), adding into y for a residual connection; t [n, r] is saved for the
 // backward when the slot is on.
 void project(const Ctx& ctx, const LoraSlot& s, const float* x, int64_t n, const WeightView& w, float* y, Buf& t,
-             bool residual = false) {
+             bool residual = false, const GemmPanels* x_panels = nullptr) {
   if (s.on) {
     t.assign(static_cast<size_t>(n * s.r), 0.0f);
     LoraLinearArgs g = lora_args(ctx, s, x, n, w);
     g.accumulate_y = residual;
+    g.x_panels = x_panels;
     lora_linear_forward(g, y, t.data(), ctx.isa, ctx.pool);
     return;
   }
   GemmArgs g;
   g.m = n, g.n = w.rows, g.k = w.cols;
   g.a.data = x, g.a.ld = w.cols;
+  g.a.panels[0] = x_panels;
   g.b = frozen(ctx, w), g.b.trans = true;
   g.c = y, g.ldc = w.rows, g.beta = residual ? 1.0f : 0.0f, g.bf16 = ctx.bf16;
   gemm(g, ctx.isa, ctx.pool);
+}
+
+// An input that several projections read, packed once for their bf16 products (null when the
+// step keeps no weight panels: each product then packs its own).
+std::unique_ptr<GemmPanels> shared_input(const Ctx& ctx, const float* x, int64_t n, int64_t dim) {
+  if (!ctx.panels || !ctx.bf16) return nullptr;
+  return gemm_pack_a_panels(x, dim, n, dim, ctx.isa, ctx.pool);
 }
 
 // dx (+)= dy·W (+ LoRA), adding the adapter's gradients into lora.grads; with full fine-tuning
@@ -169,9 +178,11 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
     copy_into(s.x_in, x, ctx.pool);
     s.h1.resize(n * c.dim), s.q.resize(n * qdim), s.k.resize(n * kvdim), s.v.resize(n * kvdim), s.att.resize(n * qdim);
     rmsnorm_forward(x.data(), L.attn_norm, n, c.dim, c.eps, s.h1.data(), ctx.pool);
-    project(ctx, slots[kQ], s.h1.data(), n, L.q, s.q.data(), s.t[kQ]);
-    project(ctx, slots[kK], s.h1.data(), n, L.k, s.k.data(), s.t[kK]);
-    project(ctx, slots[kV], s.h1.data(), n, L.v, s.v.data(), s.t[kV]);
+    // q, k and v read the same input: with the weights' panels kept, pack it once for all three.
+    const auto h1p = shared_input(ctx, s.h1.data(), n, c.dim);
+    project(ctx, slots[kQ], s.h1.data(), n, L.q, s.q.data(), s.t[kQ], false, h1p.get());
+    project(ctx, slots[kK], s.h1.data(), n, L.k, s.k.data(), s.t[kK], false, h1p.get());
+    project(ctx, slots[kV], s.h1.data(), n, L.v, s.v.data(), s.t[kV], false, h1p.get());
     add_bias(s.q.data(), L.q_bias, n, qdim);  // frozen biases: no gradient of their own
     add_bias(s.k.data(), L.k_bias, n, kvdim);
     add_bias(s.v.data(), L.v_bias, n, kvdim);
@@ -182,8 +193,9 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
     copy_into(s.x_mid, x, ctx.pool);
     s.h2.resize(n * c.dim), s.g.resize(n * c.ffn), s.u.resize(n * c.ffn), s.a.resize(n * c.ffn);
     rmsnorm_forward(x.data(), L.ffn_norm, n, c.dim, c.eps, s.h2.data(), ctx.pool);
-    project(ctx, slots[kGate], s.h2.data(), n, L.gate, s.g.data(), s.t[kGate]);
-    project(ctx, slots[kUp], s.h2.data(), n, L.up, s.u.data(), s.t[kUp]);
+    const auto h2p = shared_input(ctx, s.h2.data(), n, c.dim);
+    project(ctx, slots[kGate], s.h2.data(), n, L.gate, s.g.data(), s.t[kGate], false, h2p.get());
+    project(ctx, slots[kUp], s.h2.data(), n, L.up, s.u.data(), s.t[kUp], false, h2p.get());
     swiglu_forward(s.g.data(), s.u.data(), n * c.ffn, s.a.data(), ctx.pool, ctx.isa);
     project(ctx, slots[kDown], s.a.data(), n, L.down, x.data(), s.t[kDown], true);  // x += MLP
   };

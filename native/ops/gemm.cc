@@ -225,6 +225,7 @@ void gemm_range_panels(const GemmArgs& g, const GemmKernel& kr, int64_t m0, int6
   const int64_t M = m1 - m0, N = n1 - n0, K = g.k + g.k2;
   if (M <= 0 || N <= 0) return;
   const int64_t kc_max = block_size(K, kr.kc, 2);
+  const GemmPanels* pa = kc_max == K ? g.a.panels[0] : nullptr;  // used with a single K block
   // Every block of A streams all of B's panels (for this K block) past it. Those usually stay in
   // L3 and A takes a modest share of L2; when they cannot (an LM head: 56 MB of panels), A takes
   // up to 1 MiB of L2 so that B comes from memory fewer times (the SmolLM2 head: +12%).
@@ -242,7 +243,12 @@ void gemm_range_panels(const GemmArgs& g, const GemmKernel& kr, int64_t m0, int6
     const float beta0 = pc == 0 ? g.beta : 1.0f;
     for (int64_t ic = m0; ic < m1; ic += mc_max) {
       const int64_t mc = std::min(mc_max, m1 - ic);
-      if (!pack_block_pairs(g.a, g.a2, g.k, false, kr, kr.mr, ic, mc, pc, kc, packed_a)) {
+      // A's own part comes pre-packed (one K block, see gemm()): only A2's columns are packed here.
+      const int64_t a_depth = pa ? pa->depth : depth, a2_depth = pa ? round_up(b2_len, 2) : depth;
+      const uint16_t* a_block = pa ? pa->data.get() + ic * pa->depth : packed_a;
+      if (pa) {
+        if (b2_len > 0) pack_block_pairs(g.a2, g.a2, b2_len, false, kr, kr.mr, ic, mc, 0, b2_len, packed_a);
+      } else if (!pack_block_pairs(g.a, g.a2, g.k, false, kr, kr.mr, ic, mc, pc, kc, packed_a)) {
         float* staged = tls_f32_a.get(static_cast<size_t>(depth * round_up(mc, kr.mr)));
         pack_block(g.a, g.a2, g.k, false, kr, kr.mr, ic, mc, pc, kc, staged);
         to_bf16(kr, staged, (mc + kr.mr - 1) / kr.mr, kr.mr, kc, packed_a);
@@ -253,8 +259,9 @@ void gemm_range_panels(const GemmArgs& g, const GemmKernel& kr, int64_t m0, int6
         const uint16_t* b2 = packed_b2 + (jr - n0) * b2_depth;
         for (int64_t ir = 0; ir < mc; ir += kr.mr) {
           const int64_t rows = std::min<int64_t>(kr.mr, mc - ir);
-          const uint16_t* ap = packed_a + ir * depth;
-          const uint16_t* ap2 = ap + w_len * kr.mr;  // past w_len / 2 pairs of MR rows
+          const uint16_t* ap = a_block + ir * a_depth;
+          // A2's part: past w_len / 2 pairs of MR rows in a packed block, or its own small block.
+          const uint16_t* ap2 = pa ? packed_a + ir * a2_depth : ap + w_len * kr.mr;
           float* c = g.c + (ic + ir) * g.ldc + jr;
           const bool full = rows == kr.mr && cols == kr.nr;
           float* out = full ? c : edge;
@@ -305,6 +312,13 @@ void gemm(const GemmArgs& g, Isa isa, ThreadPool& pool) {
   int threads = flops < 4e6 ? 1 : pool.size();
   const GemmPanels* panels = g.b.panels[g.b.trans ? 1 : 0];
   if (panels && g.bf16 && kr.bf16_pairs && panels->nr == kr.nr && panels->k >= g.k && panels->n >= g.n && g.k % 2 == 0) {
+    const GemmPanels* pa = g.a.panels[0];
+    GemmArgs gp;
+    if (pa && !(pa->nr == kr.mr && pa->k == g.k && pa->n >= g.m && !g.a.trans && (g.k2 == 0 || !g.a2.trans))) {
+      gp = g;  // A's panels do not fit this product: pack A as usual
+      gp.a.panels[0] = nullptr;
+      return gemm(gp, isa, pool);
+    }
     // B is ready: threads take rows (each packs only its own A) unless there are too few.
     const int64_t m_tiles = (g.m + kr.mr - 1) / kr.mr, n_tiles = (g.n + kr.nr - 1) / kr.nr;
     const bool split_m = m_tiles >= 4 * threads;
@@ -371,6 +385,26 @@ std::unique_ptr<GemmPanels> gemm_pack_dense_panels(const float* b, int64_t ld, b
   GemmOperand op;
   op.data = b, op.ld = ld, op.trans = trans;
   pack_block_pairs(op, op, k, true, kr, kr.nr, 0, n, 0, k, p->data.get());
+  return p;
+}
+
+std::unique_ptr<GemmPanels> gemm_pack_a_panels(const float* a, int64_t ld, int64_t m, int64_t k, Isa isa, ThreadPool& pool) {
+  const GemmKernel kr = kernel_for(isa, true);
+  if (!kr.bf16_pairs || !kr.pair_pack_transpose) return nullptr;
+  auto p = std::make_unique<GemmPanels>();
+  p->n = m, p->k = k, p->nr = kr.mr, p->depth = round_up(k, 2);
+  const int64_t panels = (m + kr.mr - 1) / kr.mr;
+  p->bytes = static_cast<size_t>(panels * p->depth * kr.mr) * sizeof(uint16_t);
+  p->data.reset(static_cast<uint16_t*>(std::aligned_alloc(64, (p->bytes + 63) / 64 * 64)));
+  if (!p->data) fail(ErrorCode::OutOfMemory, "could not allocate " + std::to_string(p->bytes) + " bytes of packed panels");
+  GemmOperand op;
+  op.data = a, op.ld = ld;
+  const int tasks = static_cast<int>(std::min<int64_t>(pool.size(), panels));
+  pool.run(tasks, [&](int t) {
+    const int64_t p0 = panels * t / tasks, p1 = panels * (t + 1) / tasks;
+    const int64_t r0 = p0 * kr.mr, rows = std::min(m, p1 * kr.mr) - r0;
+    if (rows > 0) pack_block_pairs(op, op, k, false, kr, kr.mr, r0, rows, 0, k, p->data.get() + r0 * p->depth);
+  });
   return p;
 }
 

@@ -66,6 +66,12 @@ std::unique_ptr<GemmPanels> gemm_pack_panels(const WeightView& w, bool trans, Is
 // the calling thread: attention packs a head's keys and values once for all its query blocks.
 std::unique_ptr<GemmPanels> gemm_pack_dense_panels(const float* b, int64_t ld, bool trans, int64_t k, int64_t n, Isa isa);
 
+// An A operand (m x k, row-major with row stride ld, not transposed) packed once as the bf16
+// kernel's MR-row panels, for several products that share it (q, k and v of one layer): set as
+// A's panels[0]. Used by bf16 products whose B is pre-packed too and whose K fits one block;
+// null when the kernel takes no bf16 pairs.
+std::unique_ptr<GemmPanels> gemm_pack_a_panels(const float* a, int64_t ld, int64_t m, int64_t k, Isa isa, ThreadPool& pool);
+
 // Plain reference: triple loop with fp64 accumulation over the same (decoded, rounded) operands,
 // single-threaded. Every fast kernel is tested against an fp64 reference.
 void gemm_reference(const GemmArgs& args);

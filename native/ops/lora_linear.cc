@@ -74,6 +74,7 @@ void lora_linear_forward(const LoraLinearArgs& g, float* y, float* t, Isa isa, T
   GemmArgs ya;
   ya.m = g.m, ya.n = g.out, ya.k = g.in;
   ya.a = dense(g.x, g.in, false);
+  ya.a.panels[0] = g.x_panels;
   ya.b = frozen(g.w, true);
   ya.k2 = g.r;
   ya.a2 = dense(ts.data(), g.r, false);

@@ -19,6 +19,7 @@ namespace tk {
 struct LoraLinearArgs {
   int64_t m = 0, in = 0, out = 0, r = 0;
   const float* x = nullptr;    // [m, in]
+  const GemmPanels* x_panels = nullptr;  // forward: X pre-packed (gemm_pack_a_panels), or null
   GemmOperand w;               // frozen W [out, in] (dense f32 or WeightView); trans is ignored
   const float* a = nullptr;    // [r, in]
   const float* b = nullptr;    // [out, r]
