@@ -15,10 +15,15 @@ namespace {
 
 constexpr int MR = 14, NR = 32;
 
-__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma"))) void kernel_14x32(
+__attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,fma,prfchw"))) void kernel_14x32(
     int64_t kc, const void* av, const void* bv, float* c, int64_t ldc, float alpha, float beta) {
   const float* a = static_cast<const float*>(av);
   const float* b = static_cast<const float*>(bv);
+  // Claim C's lines for writing now (see the bf16 kernel).
+  for (int i = 0; i < MR; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_ET0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16), _MM_HINT_ET0);
+  }
 #define TK_ROW_DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
   TK_ROW_DECL(0) TK_ROW_DECL(1) TK_ROW_DECL(2) TK_ROW_DECL(3) TK_ROW_DECL(4) TK_ROW_DECL(5) TK_ROW_DECL(6)
   TK_ROW_DECL(7) TK_ROW_DECL(8) TK_ROW_DECL(9) TK_ROW_DECL(10) TK_ROW_DECL(11) TK_ROW_DECL(12) TK_ROW_DECL(13)

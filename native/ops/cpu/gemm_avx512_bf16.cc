@@ -17,11 +17,18 @@ namespace {
 
 constexpr int MR = 14, NR = 32;
 
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma"))) void kernel_bf16_14x32(
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,fma,prfchw"))) void kernel_bf16_14x32(
     int64_t kc, const void* av, const void* bv, float* c, int64_t ldc, float alpha, float beta) {
   const uint16_t* a = static_cast<const uint16_t*>(av);
   const uint16_t* b = static_cast<const uint16_t*>(bv);
   const int64_t pairs = (kc + 1) / 2;
+  // Claim C's lines for writing now: a step's outputs are usually not in cache, and their
+  // read-for-ownership would otherwise stall the stores at the end of the tile (PREFETCHW; every
+  // AVX-512 CPU has it). SmolLM2 bf16 step: 4% faster.
+  for (int i = 0; i < MR; ++i) {
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc), _MM_HINT_ET0);
+    _mm_prefetch(reinterpret_cast<const char*>(c + i * ldc + 16), _MM_HINT_ET0);
+  }
 #define TK_ROW_DECL(i) __m512 c##i##0 = _mm512_setzero_ps(), c##i##1 = _mm512_setzero_ps();
   TK_ROW_DECL(0) TK_ROW_DECL(1) TK_ROW_DECL(2) TK_ROW_DECL(3) TK_ROW_DECL(4) TK_ROW_DECL(5) TK_ROW_DECL(6)
   TK_ROW_DECL(7) TK_ROW_DECL(8) TK_ROW_DECL(9) TK_ROW_DECL(10) TK_ROW_DECL(11) TK_ROW_DECL(12) TK_ROW_DECL(13)
