@@ -112,6 +112,7 @@ void project_back(const Ctx& ctx, const LoraSlot& s, const float* x, const float
                          ctx.isa, ctx.pool);
     return;
   }
+  if (!dx) return;
   GemmArgs g;
   g.m = n, g.n = in, g.k = w.rows;
   g.a.data = dy, g.a.ld = w.rows;
@@ -276,11 +277,15 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
                               dq.data(), dk.data(), dv.data(), ctx.isa, ctx.pool, ctx.bf16, c.sliding_window);
     rope_backward(dq.data(), c.heads, rope, ctx.pool);
     rope_backward(dk.data(), c.kv_heads, rope, ctx.pool);
-    project_back(ctx, slots[kQ], s.h1.data(), dq.data(), n, L.q, s.t[kQ], dh1.data(), false, dW(kQ));
-    project_back(ctx, slots[kK], s.h1.data(), dk.data(), n, L.k, s.t[kK], dh1.data(), true, dW(kK));
-    project_back(ctx, slots[kV], s.h1.data(), dv.data(), n, L.v, s.t[kV], dh1.data(), true, dW(kV));
-    rmsnorm_backward(s.x_in.data(), L.attn_norm, dh1.data(), n, c.dim, c.eps, dx.data(),
-                     full.on ? full_grad(ctx, full.layers[li].attn_norm) : nullptr, ctx.pool, dmid.data());
+    // The bottom layer's input gradient only reaches the embedding, which trains only in full
+    // fine-tuning: otherwise its three input products and the norm's backward are skipped.
+    float* dh1p = li > 0 || full.on ? dh1.data() : nullptr;
+    project_back(ctx, slots[kQ], s.h1.data(), dq.data(), n, L.q, s.t[kQ], dh1p, false, dW(kQ));
+    project_back(ctx, slots[kK], s.h1.data(), dk.data(), n, L.k, s.t[kK], dh1p, true, dW(kK));
+    project_back(ctx, slots[kV], s.h1.data(), dv.data(), n, L.v, s.t[kV], dh1p, true, dW(kV));
+    if (dh1p)
+      rmsnorm_backward(s.x_in.data(), L.attn_norm, dh1.data(), n, c.dim, c.eps, dx.data(),
+                       full.on ? full_grad(ctx, full.layers[li].attn_norm) : nullptr, ctx.pool, dmid.data());
     if (ctx.checkpoint) drop(s);
   }
   if (full.on) {  // embedding rows: dE[token] += dx[t]
