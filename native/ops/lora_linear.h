@@ -5,8 +5,9 @@
 // with s = alpha / r (or alpha / sqrt(r), rsLoRA). Fusion: the low-rank term rides along the frozen
 // product as r extra K columns ([X | sT]·[W | B]ᵀ, and [dY | dT]·[W ; A] for dX without dropout),
 // so Y and dX are each written in one pass; W may be any compact format, decoded in packing.
-// The thin products (T, dT, dB, dA) run as fp32 row passes (ops/lowrank.h): dT and dB share one
-// read of dY. With bf16, only the two wide products round their operands.
+// Up to r = 16 the thin products (T, dT, dB, dA) run as fp32 row passes (ops/lowrank.h), dT and
+// dB from one read of dY, and with bf16 only the two wide products round their operands; wider
+// adapters use GEMMs for them too.
 // Dropout is inverted dropout with a counter-based mask (seed, element index), recomputed in the
 // backward instead of stored.
 #pragma once
