@@ -245,7 +245,7 @@ export type LoadOptions = z.input<typeof LoadOptions>;
  * MistralForCausalLM, Qwen2ForCausalLM), with its tokenizer when it has one.
  */
 /** Whether bf16 steps keep packed weights: the option, else on when not NF4 and under a quarter of memory. */
-function weightCache(config: NativeLlamaConfig, o: z.output<typeof LoadOptions>): boolean {
+function keepsWeightPanels(config: NativeLlamaConfig, o: z.output<typeof LoadOptions>): boolean {
   if (o.bf16WeightCache !== undefined) return o.bf16WeightCache;
   if (o.quantize === 'nf4') return false;
   const q = config.heads * config.headDim, kv = config.kvHeads * config.headDim;
@@ -267,7 +267,7 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
     const handles = Object.fromEntries(Object.entries(hf.tensors).map(([k, v]) => [k, v.handle]));
     if (hf.architecture === 'GPT2LMHeadModel') return gpt2Model(hf.config as NativeGpt2Config, tokenizer, handles);
     const model: NativeLlamaModel = callNative(() => new native.LlamaModel(hf.config as NativeLlamaConfig, handles));
-    return wrapModel({ ...(hf.config as NativeLlamaConfig), architecture: hf.architecture }, tokenizer, model, hf.tensors, weightCache(hf.config as NativeLlamaConfig, o));
+    return wrapModel({ ...(hf.config as NativeLlamaConfig), architecture: hf.architecture }, tokenizer, model, hf.tensors, keepsWeightPanels(hf.config as NativeLlamaConfig, o));
   }
   const gguf = await openGguf(path);
   try {
@@ -292,7 +292,7 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
       kept[name] = t;
     }
     const model: NativeLlamaModel = callNative(() => new native.LlamaModel(config, handles));
-    return wrapModel(config, tokenizer, model, kept, weightCache(config, o));
+    return wrapModel(config, tokenizer, model, kept, keepsWeightPanels(config, o));
   } finally {
     await gguf.close();
   }

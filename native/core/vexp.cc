@@ -1,3 +1,6 @@
+// GCC 12's AVX-512 headers trip -Wmaybe-uninitialized on their own _mm512_undefined_* values.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include "vexp.h"
 
 #include <cmath>
@@ -11,6 +14,9 @@ namespace tk {
 namespace {
 
 #ifdef TK_X86
+// The first min(left, 16) lanes of a vector.
+inline __mmask16 lanes(int64_t left) { return left >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << left) - 1); }
+
 __attribute__((target("avx512f"))) inline __m512 exp512(__m512 x) {
   x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.3762626647949f)), _mm512_set1_ps(-103.972084045410f));
   const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -37,7 +43,7 @@ __attribute__((target("avx512f"))) double exp_shifted_sum_avx512(const float* x,
     acc1 = _mm512_add_pd(acc1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
   }
   if (i < n) {
-    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __mmask16 m = lanes(n - i);
     const __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), s));
     const __m512 kept = _mm512_maskz_mov_ps(m, e);
     _mm512_mask_storeu_ps(y + i, m, e);
@@ -55,7 +61,7 @@ __attribute__((target("avx512f"))) void sigmoid_avx512(const float* x, int64_t n
     _mm512_storeu_ps(y + i, _mm512_div_ps(one, _mm512_add_ps(one, e)));
   }
   if (i < n) {
-    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __mmask16 m = lanes(n - i);
     const __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), _mm512_maskz_loadu_ps(m, x + i)));
     _mm512_mask_storeu_ps(y + i, m, _mm512_div_ps(one, _mm512_add_ps(one, e)));
   }
@@ -73,7 +79,7 @@ __attribute__((target("avx512f"))) float max_avx512(const float* x, int64_t n) {
     m3 = _mm512_max_ps(m3, _mm512_loadu_ps(x + i + 48));
   }
   for (; i < n; i += 16) {
-    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __mmask16 m = lanes(n - i);
     m0 = _mm512_mask_max_ps(m0, m, m0, _mm512_maskz_loadu_ps(m, x + i));
   }
   return _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m0, m1), _mm512_max_ps(m2, m3)));
@@ -94,12 +100,12 @@ __attribute__((target("avx512f"))) void softmax_backward_row_avx512(const float*
     acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(p + i + 16), _mm512_loadu_ps(dy + i + 16), acc1);
   }
   for (; i < n; i += 16) {
-    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __mmask16 m = lanes(n - i);
     acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, p + i), _mm512_maskz_loadu_ps(m, dy + i), acc0);
   }
   const __m512 d = _mm512_set1_ps(_mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1))), s = _mm512_set1_ps(scale);
   for (i = 0; i < n; i += 16) {
-    const __mmask16 m = n - i >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __mmask16 m = lanes(n - i);
     const __m512 pv = _mm512_maskz_loadu_ps(m, p + i), g = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, dy + i), d);
     _mm512_mask_storeu_ps(dy + i, m, _mm512_mul_ps(_mm512_mul_ps(pv, g), s));
   }

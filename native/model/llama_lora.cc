@@ -31,7 +31,9 @@ struct Ctx {
   Isa isa;
   ThreadPool& pool;
   WeightPanelCache* panels;  // bf16 panels of the frozen weights, or null
-  bool through;              // the backward runs through the decoder (not only a head)
+  // The backward runs through the decoder: with a head over a frozen decoder only the head trains,
+  // and nothing below it is kept or run back.
+  bool through;
 };
 
 // A frozen weight as a B operand, with its kept GEMM panels in bf16: Wᵀ for the forward, W for a
@@ -149,8 +151,7 @@ CrossEntropyResult batch_step(const Ctx& ctx, const LlamaWeights& w, const int32
   const int32_t* position_ids = so.positions;
   const bool backward = so.backward;
   const float grad_scale = so.grad_scale;
-  // With a head over a frozen decoder only the head trains: nothing below it is kept or run back.
-  const bool through = backward && (!ctx.lora.head.on || ctx.lora.backbone_trains());
+  const bool through = ctx.through;
   const LlamaConfig& c = ctx.c;
   const int64_t qdim = c.heads * c.head_dim, kvdim = c.kv_heads * c.head_dim;
   const int64_t n = batch * seq;  // rows

@@ -301,6 +301,16 @@ void scale_c(const GemmArgs& g) {
     }
 }
 
+// Empty panels for op(X) (k x n) in panels of `nr`, 64-byte aligned (the kernel's aligned loads).
+std::unique_ptr<GemmPanels> new_panels(int64_t n, int64_t k, int nr) {
+  auto p = std::make_unique<GemmPanels>();
+  p->n = n, p->k = k, p->nr = nr, p->depth = round_up(k, 2);
+  p->bytes = static_cast<size_t>((n + nr - 1) / nr * p->depth * nr) * sizeof(uint16_t);
+  p->data.reset(static_cast<uint16_t*>(std::aligned_alloc(64, (p->bytes + 63) / 64 * 64)));
+  if (!p->data) fail(ErrorCode::OutOfMemory, "could not allocate " + std::to_string(p->bytes) + " bytes of packed panels");
+  return p;
+}
+
 }  // namespace
 
 void gemm(const GemmArgs& g, Isa isa, ThreadPool& pool) {
@@ -350,15 +360,8 @@ void gemm(const GemmArgs& g, Isa isa, ThreadPool& pool) {
 std::unique_ptr<GemmPanels> gemm_pack_panels(const WeightView& w, bool trans, Isa isa, ThreadPool& pool) {
   const GemmKernel kr = kernel_for(isa, true);
   if (!kr.bf16_pairs) return nullptr;
-  auto p = std::make_unique<GemmPanels>();
-  p->n = trans ? w.rows : w.cols;
-  p->k = trans ? w.cols : w.rows;
-  p->nr = kr.nr;
-  p->depth = round_up(p->k, 2);
+  auto p = new_panels(trans ? w.rows : w.cols, trans ? w.cols : w.rows, kr.nr);
   const int64_t panels = (p->n + kr.nr - 1) / kr.nr;
-  p->bytes = static_cast<size_t>(panels * p->depth * kr.nr) * sizeof(uint16_t);  // a multiple of 128
-  p->data.reset(static_cast<uint16_t*>(std::aligned_alloc(64, p->bytes)));
-  if (!p->data) fail(ErrorCode::OutOfMemory, "could not allocate " + std::to_string(p->bytes) + " bytes of packed weights");
   GemmOperand op;
   op.weights = &w;
   op.trans = trans;
@@ -377,11 +380,7 @@ std::unique_ptr<GemmPanels> gemm_pack_panels(const WeightView& w, bool trans, Is
 std::unique_ptr<GemmPanels> gemm_pack_dense_panels(const float* b, int64_t ld, bool trans, int64_t k, int64_t n, Isa isa) {
   const GemmKernel kr = kernel_for(isa, true);
   if (!kr.bf16_pairs || !kr.pair_pack_kmajor) return nullptr;
-  auto p = std::make_unique<GemmPanels>();
-  p->n = n, p->k = k, p->nr = kr.nr, p->depth = round_up(k, 2);
-  p->bytes = static_cast<size_t>((n + kr.nr - 1) / kr.nr * p->depth * kr.nr) * sizeof(uint16_t);
-  p->data.reset(static_cast<uint16_t*>(std::aligned_alloc(64, p->bytes)));
-  if (!p->data) fail(ErrorCode::OutOfMemory, "could not allocate " + std::to_string(p->bytes) + " bytes of packed panels");
+  auto p = new_panels(n, k, kr.nr);
   GemmOperand op;
   op.data = b, op.ld = ld, op.trans = trans;
   pack_block_pairs(op, op, k, true, kr, kr.nr, 0, n, 0, k, p->data.get());
@@ -391,12 +390,8 @@ std::unique_ptr<GemmPanels> gemm_pack_dense_panels(const float* b, int64_t ld, b
 std::unique_ptr<GemmPanels> gemm_pack_a_panels(const float* a, int64_t ld, int64_t m, int64_t k, Isa isa, ThreadPool& pool) {
   const GemmKernel kr = kernel_for(isa, true);
   if (!kr.bf16_pairs || !kr.pair_pack_transpose) return nullptr;
-  auto p = std::make_unique<GemmPanels>();
-  p->n = m, p->k = k, p->nr = kr.mr, p->depth = round_up(k, 2);
+  auto p = new_panels(m, k, kr.mr);
   const int64_t panels = (m + kr.mr - 1) / kr.mr;
-  p->bytes = static_cast<size_t>(panels * p->depth * kr.mr) * sizeof(uint16_t);
-  p->data.reset(static_cast<uint16_t*>(std::aligned_alloc(64, (p->bytes + 63) / 64 * 64)));
-  if (!p->data) fail(ErrorCode::OutOfMemory, "could not allocate " + std::to_string(p->bytes) + " bytes of packed panels");
   GemmOperand op;
   op.data = a, op.ld = ld;
   const int tasks = static_cast<int>(std::min<int64_t>(pool.size(), panels));

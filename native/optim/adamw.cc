@@ -4,6 +4,8 @@
 #include <cmath>
 #include <vector>
 
+#include "../core/fp64_sum.h"
+
 namespace tk {
 
 namespace {
@@ -20,17 +22,6 @@ void adamw_range(float* p, const float* g, float* m, float* v, int64_t n, const 
 }
 
 constexpr int64_t kChunk = int64_t{1} << 16;
-
-// Σ g² of one chunk over eight interleaved fp64 partial sums (independent chains).
-double chunk_sum_of_squares(const float* g, int64_t n) {
-  double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) lane[j] += static_cast<double>(g[i + j]) * g[i + j];
-  double s = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
-  for (; i < n; ++i) s += static_cast<double>(g[i]) * g[i];
-  return s;
-}
 
 }  // namespace
 
@@ -54,7 +45,7 @@ double sum_of_squares(const float* g, int64_t n, ThreadPool* pool) {
   const int64_t chunks = (n + kChunk - 1) / kChunk;
   std::vector<double> partial(static_cast<size_t>(chunks));
   auto run = [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) partial[c] = chunk_sum_of_squares(g + c * kChunk, std::min(kChunk, n - c * kChunk));
+    for (int64_t c = c0; c < c1; ++c) partial[c] = dot_f64(g + c * kChunk, g + c * kChunk, nullptr, std::min(kChunk, n - c * kChunk));
   };
   const int tasks = pool && chunks > 1 ? static_cast<int>(std::min<int64_t>(pool->size(), chunks)) : 1;
   if (tasks == 1) run(0, chunks);
