@@ -1,11 +1,19 @@
 import { defineConfig } from 'vitest/config';
 
+// The kernel tests run a second time with the AMX GEMM's tile instructions emulated
+// (TUNEKIT_EMULATE_AMX=1; native/core/cpu_features.h), so its packing, tails and layouts are
+// checked on CPUs without AMX too. Where the CPU has no AVX512_BF16 the flag does nothing.
+const amxEmulated = ['test/gemm.test.ts', 'test/weights.test.ts', 'test/lora.test.ts', 'test/ops.test.ts', 'test/hf-llama.test.ts'];
+
 export default defineConfig({
   test: {
-    include: ['test/**/*.test.ts'],
     // Native addons are safest in child processes; tests that spawn builds need time.
     pool: 'forks',
     testTimeout: 120_000,
     hookTimeout: 600_000,
+    projects: [
+      { extends: true, test: { name: 'default', include: ['test/**/*.test.ts'] } },
+      { extends: true, test: { name: 'amx-emulated', include: amxEmulated, env: { TUNEKIT_EMULATE_AMX: '1' } } },
+    ],
   },
 });

@@ -12,16 +12,24 @@ export function peerPython(): string | null {
   return existsSync(venv) ? venv : null;
 }
 
-/** Median seconds of one peer job, or null without the peers' environment. */
+/**
+ * Median seconds of one peer job, or null without the peers' environment or when the job fails
+ * there (bitsandbytes missing from an interpreter named by TUNEKIT_PEER_PYTHON, say): the
+ * suite still prints our figures, with an empty peer column.
+ */
 export function peerSeconds(job: Record<string, unknown>): number | null {
   const python = peerPython();
   if (!python) return null;
-  const out = execFileSync(python, [join(packageRoot(), 'bench/peers/torch_peer.py'), JSON.stringify(job)], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'ignore'],
-  });
-  const line = out.trim().split('\n').pop()!;
-  return (JSON.parse(line) as { seconds: number }).seconds;
+  try {
+    const out = execFileSync(python, [join(packageRoot(), 'bench/peers/torch_peer.py'), JSON.stringify(job)], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    const line = out.trim().split('\n').pop()!;
+    return (JSON.parse(line) as { seconds: number }).seconds;
+  } catch {
+    return null;
+  }
 }
 
 export function peerVersion(): string | null {

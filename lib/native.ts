@@ -24,7 +24,7 @@ export interface NativeRuntimeInfo {
   logicalCores: number;
   buildFlavour: string;
   cpuVendor: string;
-  cpuFeatures: { avx2: boolean; avx512f: boolean; avx512bf16: boolean; amxBf16: boolean; amxPermissionDenied: boolean };
+  cpuFeatures: { avx2: boolean; avx512f: boolean; avx512bf16: boolean; amxBf16: boolean; amxPermissionDenied: boolean; amxEmulated: boolean };
 }
 
 export type WeightFormat = 'f32' | 'bf16' | 'f16' | 'nf4' | 'q4_0' | 'q4_1' | 'q8_0';
@@ -154,7 +154,7 @@ export interface NativeAddon {
   quantizeWeights(w: NativeTensor, options: { format: WeightFormat; blocksize?: number; doubleQuant?: boolean }): Promise<NativeWeights>;
   runtimeInfo(): NativeRuntimeInfo;
   setRuntimeOptions(options: { threads?: number; isa?: Isa }): void;
-  measureLimit(kind: 'fp32' | 'bf16' | 'memory', seconds: number): Promise<number>;
+  measureLimit(kind: 'fp32' | 'bf16' | 'amx' | 'memory', seconds: number): Promise<number>;
   gemm(a: NativeTensor, b: NativeTensor | NativeWeights, c: NativeTensor, options: NativeGemmOptions): Promise<void>;
   runOp(name: string, tensors: NativeTensor[], options?: Record<string, number | boolean>): Promise<number[]>;
   loraLinearForward(

@@ -35,11 +35,12 @@ export function measureFmaPeak(seconds = 0.5): Promise<number> {
 }
 
 /**
- * The machine's ceilings on the runtime's threads and ISA, measured: 'fp32' FMA and 'bf16'
- * (vdpbf16ps; 0 without AVX512_BF16) throughput in GFLOP/s, 'memory' read bandwidth in GB/s.
+ * The machine's ceilings on the runtime's threads and ISA, measured: 'fp32' FMA, 'bf16'
+ * (vdpbf16ps; 0 without AVX512_BF16) and 'amx' (TDPBF16PS tiles; 0 unless the ISA in use is amx on real tiles)
+ * throughput in GFLOP/s, 'memory' read bandwidth in GB/s.
  */
-export function measureLimit(kind: 'fp32' | 'bf16' | 'memory', seconds = 0.5): Promise<number> {
-  const k = parseOptions(z.enum(['fp32', 'bf16', 'memory']), kind, 'kind');
+export async function measureLimit(kind: 'fp32' | 'bf16' | 'amx' | 'memory', seconds = 0.5): Promise<number> {
+  const k = parseOptions(z.enum(['fp32', 'bf16', 'amx', 'memory']), kind, 'kind');
   const s = parseOptions(z.number().gt(0).max(60), seconds, 'seconds');
   return awaitNative(() => native.measureLimit(k, s));
 }

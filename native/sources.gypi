@@ -46,6 +46,7 @@
       'native/ops/weights.cc',
       'native/ops/cpu/gemm_avx2.cc',
       'native/ops/cpu/gemm_avx512.cc',
+      'native/ops/cpu/gemm_amx.cc',
       'native/ops/cpu/gemm_avx512_bf16.cc',
       'native/ops/cpu/gemm_scalar.cc',
       'native/ops/cpu/lowrank_avx512.cc',

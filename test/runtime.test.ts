@@ -2,7 +2,7 @@
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { gemm, runtimeInfo, setRuntimeOptions, Tensor, TunekitError } from '../lib/index.js';
+import { gemm, measureLimit, runtimeInfo, setRuntimeOptions, Tensor, TunekitError } from '../lib/index.js';
 import { native } from '../lib/native.js';
 import { randomValues } from './helpers.js';
 
@@ -36,6 +36,24 @@ describe('runtime', () => {
     // An ISA the CPU lacks (or a typo) falls back to the best available rather than failing to load.
     const bogus = infoWith({ TUNEKIT_ISA: 'nonsense' });
     expect(bogus.isa).toBe(bogus.detectedIsa);
+  });
+
+  it('emulates the AMX tiles on request where the CPU has AVX512_BF16 but no AMX, and measures real tiles only', async () => {
+    const info = runtimeInfo();
+    const emulated = infoWith({ TUNEKIT_EMULATE_AMX: '1' });
+    const realAmx = info.cpuFeatures.amxBf16 && !info.cpuFeatures.amxEmulated;
+    if (realAmx) {
+      expect(emulated.cpuFeatures.amxEmulated).toBe(false); // the hardware wins
+    } else if (info.cpuFeatures.avx512bf16) {
+      expect(emulated.detectedIsa).toBe('amx');
+      expect(emulated.cpuFeatures.amxEmulated).toBe(true);
+    } else {
+      expect(emulated.detectedIsa).toBe(info.detectedIsa); // nothing to emulate with
+    }
+    const peak = await measureLimit('amx', 0.05);
+    if (realAmx && info.isa === 'amx') expect(peak).toBeGreaterThan(0);
+    else expect(peak).toBe(0);
+    await expect(measureLimit('tiles' as never)).rejects.toThrow(/Expected one of .*"amx".* for kind but received "tiles"/);
   });
 
   it('validates runtime options with messages that name the option', () => {

@@ -66,6 +66,7 @@ Napi::Value runtime_info(const Napi::CallbackInfo& info) {
     feats.Set("avx512bf16", f.avx512_bf16);
     feats.Set("amxBf16", f.amx_bf16);
     feats.Set("amxPermissionDenied", f.amx_permission_denied);
+    feats.Set("amxEmulated", f.amx_emulated);
     out.Set("cpuFeatures", feats);
     return out;
   });
@@ -95,13 +96,13 @@ Napi::Value set_runtime_options(const Napi::CallbackInfo& info) {
 }
 
 // measureLimit(kind, seconds) -> Promise<number>: the machine's ceiling on the current pool and
-// ISA — 'fp32' and 'bf16' in GFLOP/s, 'memory' (read bandwidth) in GB/s.
+// ISA — 'fp32', 'bf16' (vdpbf16ps) and 'amx' (tiles) in GFLOP/s, 'memory' (read bandwidth) in GB/s.
 Napi::Value measure_limit(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
     auto* s = info.Env().GetInstanceData<AddonState>();
     const std::string kind = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
-    check_arg(kind == "fp32" || kind == "bf16" || kind == "memory",
-              "Expected kind one of fp32, bf16, memory but received \"" + kind + "\"");
+    check_arg(kind == "fp32" || kind == "bf16" || kind == "amx" || kind == "memory",
+              "Expected kind one of fp32, bf16, amx, memory but received \"" + kind + "\"");
     double seconds = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 0.5;
     check_arg(seconds > 0 && seconds <= 60, "Expected seconds in (0, 60] for measureLimit");
     auto pool = s->pool;
@@ -112,6 +113,7 @@ Napi::Value measure_limit(const Napi::CallbackInfo& info) {
         [pool, isa, seconds, kind, result] {
           if (kind == "fp32") *result = measure_fma_peak_gflops(isa, *pool, seconds);
           if (kind == "bf16") *result = measure_bf16_peak_gflops(isa, *pool, seconds);
+          if (kind == "amx") *result = isa == Isa::Amx ? measure_amx_peak_gflops(*pool, seconds) : 0.0;
           if (kind == "memory") *result = measure_read_bandwidth_gbs(*pool, size_t{1} << 30, seconds);
         },
         [result](Napi::Env env) -> Napi::Value { return Napi::Number::New(env, *result); });

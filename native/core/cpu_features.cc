@@ -1,5 +1,6 @@
 #include "cpu_features.h"
 
+#include <cstdlib>
 #include <cstring>
 #include <thread>
 
@@ -83,6 +84,8 @@ CpuFeatures detect() { return CpuFeatures{}; }
 const CpuFeatures& cpu_features() {
   static const CpuFeatures features = [] {
     CpuFeatures f = detect();
+    const char* emulate = std::getenv("TUNEKIT_EMULATE_AMX");
+    if (emulate && std::strcmp(emulate, "1") == 0 && f.avx512_bf16 && !f.amx_bf16) f.amx_bf16 = f.amx_emulated = true;
     unsigned n = std::thread::hardware_concurrency();
     f.logical_cores = n > 0 ? static_cast<int>(n) : 1;
     return f;

@@ -16,6 +16,9 @@ struct CpuFeatures {
   bool avx512_bf16 = false;  // AVX512_BF16 (vdpbf16ps)
   bool amx_bf16 = false;     // AMX-TILE + AMX-BF16, and Linux granted the tile-data permission
   bool amx_permission_denied = false;  // CPU has AMX but arch_prctl refused it
+  // TUNEKIT_EMULATE_AMX=1 on a CPU with AVX512_BF16 but no AMX: amx_bf16 is set and the AMX GEMM
+  // runs with its tile instructions emulated in C (slow), so tests cover its packing everywhere.
+  bool amx_emulated = false;
   int logical_cores = 1;
   std::string vendor;
 };

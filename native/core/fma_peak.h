@@ -15,6 +15,10 @@ double measure_fma_peak_gflops(Isa isa, ThreadPool& pool, double seconds);
 // AVX512_BF16. The ceiling of the bf16 GEMM on CPUs without AMX.
 double measure_bf16_peak_gflops(Isa isa, ThreadPool& pool, double seconds);
 
+// GFLOP/s of AMX TDPBF16PS (16 x 16 x 32 multiply-adds per instruction) on every thread; 0 where
+// the CPU has no AMX-BF16 (or Linux refused the tile permission). The bf16 GEMM's ceiling there.
+double measure_amx_peak_gflops(ThreadPool& pool, double seconds);
+
 // Read bandwidth (GB/s) of every thread streaming its share of a `bytes`-sized buffer (make it
 // several times the last-level cache): the ceiling of memory-bound work such as dequantization.
 double measure_read_bandwidth_gbs(ThreadPool& pool, size_t bytes, double seconds);

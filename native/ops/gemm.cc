@@ -42,6 +42,25 @@ thread_local Scratch tls_pack_a, tls_pack_b, tls_f32_a, tls_f32_b, tls_decode;
 
 int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
 
+// K blocks are multiples of this many values (see GemmKernel::k_unit).
+int64_t k_unit(const GemmKernel& kr) { return kr.k_unit ? kr.k_unit : kr.bf16_pairs ? 2 : 1; }
+
+// Values per row of a packed A panel holding `len` of K.
+int64_t a_depth(const GemmKernel& kr, int64_t len) {
+  return kr.a_pack ? round_up(len, kr.k_unit) : kr.bf16_pairs ? round_up(len, 2) : len;
+}
+
+// Brackets one thread's run of micro-kernel calls (AMX configures its tiles per thread).
+struct KernelSession {
+  const GemmKernel& kr;
+  explicit KernelSession(const GemmKernel& k) : kr(k) {
+    if (kr.prepare) kr.prepare();
+  }
+  ~KernelSession() {
+    if (kr.finish) kr.finish();
+  }
+};
+
 // Splits `total` into nearly equal blocks of at most `max_block`, each a multiple of `unit`.
 int64_t block_size(int64_t total, int64_t max_block, int64_t unit) {
   int64_t blocks = (total + max_block - 1) / max_block;
@@ -117,6 +136,23 @@ bool pack_block_pairs(const GemmOperand& x, const GemmOperand& x2, int64_t k1, b
                       int w, int64_t r0, int64_t rows, int64_t p0, int64_t kc, uint16_t* dst) {
   if (!kr.pair_pack_kmajor) return false;
   const int64_t split = std::clamp<int64_t>(k1 - p0, 0, kc);
+  if (!b_side && kr.a_pack) {  // the kernel's own A layout, from dense operands (gemm() checks)
+    const int64_t depth = a_depth(kr, kc);
+    auto pack = [&](const GemmOperand& op, int64_t from, int64_t len, int64_t q0) {
+      // K-major A (dYᵀ) in steps of k_unit rows across all panels: one panel's walk down every
+      // row of K would touch a new page per row.
+      const int64_t step = op.trans ? kr.k_unit : len;
+      for (int64_t p = 0; p < len; p += step)
+        for (int64_t rr = 0; rr < rows; rr += w) {
+          const int n = static_cast<int>(std::min<int64_t>(w, rows - rr));
+          const float* src = op.trans ? op.data + (from + p) * op.ld + r0 + rr : op.data + (r0 + rr) * op.ld + from;
+          kr.a_pack(src, op.ld, op.trans, n, std::min(step, len - p), q0 + p, dst + rr * depth);
+        }
+    };
+    pack(x, p0, split, 0);
+    pack(x2, p0 + split - k1, kc - split, split);
+    return true;
+  }
   if ((split > 0 && x.weights) || (split < kc && x2.weights) || (split % 2 && split < kc)) return false;
   const int64_t depth = round_up(kc, 2);
   auto pack = [&](const GemmOperand& op, int64_t from, int64_t len, int64_t q0) {
@@ -152,24 +188,25 @@ void gemm_range(const GemmArgs& g, const GemmKernel& kr, int64_t m0, int64_t m1,
   const int64_t M = m1 - m0, N = n1 - n0, K = g.k + g.k2;
   if (M <= 0 || N <= 0) return;
   const int64_t nc_max = block_size(N, kr.nc, kr.nr);
-  const int64_t kc_max = block_size(K, kr.kc, kr.bf16_pairs ? 2 : 1);
+  const int64_t kc_max = block_size(K, kr.kc, k_unit(kr));
   const int64_t mc_max = block_size(M, kr.mc, kr.mr);
   // In bf16 mode panels are first packed as fp32, then converted (in place for the fp32 kernel).
   const bool convert = g.bf16;
   const size_t b_floats = static_cast<size_t>(round_up(kc_max, 2) * round_up(nc_max, kr.nr));
-  const size_t a_floats = static_cast<size_t>(round_up(kc_max, 2) * round_up(mc_max, kr.mr));
+  const size_t a_floats = static_cast<size_t>(std::max(round_up(kc_max, 2), a_depth(kr, kc_max)) * round_up(mc_max, kr.mr));
   float* packed_b = tls_pack_b.get(b_floats);
   float* packed_a = tls_pack_a.get(a_floats);
   float* staged_b = convert && kr.bf16_pairs ? tls_f32_b.get(b_floats) : packed_b;
   float* staged_a = convert && kr.bf16_pairs ? tls_f32_a.get(a_floats) : packed_a;
   alignas(64) float edge[16 * 64];  // one MR x NR tile for ragged edges (MR*NR <= 1024)
+  const KernelSession session(kr);
 
   for (int64_t jc = n0; jc < n1; jc += nc_max) {
     const int64_t nc = std::min(nc_max, n1 - jc);
     for (int64_t pc = 0; pc < K; pc += kc_max) {
       const int64_t kc = std::min(kc_max, K - pc);
       // Panel strides in bytes: fp32 panels are kc deep, bf16-pair panels kc rounded up to even.
-      const int64_t elem = kr.bf16_pairs ? 2 : 4, depth = kr.bf16_pairs ? round_up(kc, 2) : kc;
+      const int64_t elem = kr.bf16_pairs ? 2 : 4, depth = kr.bf16_pairs ? round_up(kc, 2) : kc, adepth = a_depth(kr, kc);
       const float beta = pc == 0 ? g.beta : 1.0f;
       if (!(convert && pack_block_pairs(g.b, g.b2, g.k, true, kr, kr.nr, jc, nc, pc, kc,
                                         reinterpret_cast<uint16_t*>(packed_b)))) {
@@ -188,7 +225,7 @@ void gemm_range(const GemmArgs& g, const GemmKernel& kr, int64_t m0, int64_t m1,
           const char* bp = reinterpret_cast<const char*>(packed_b) + jr * depth * elem;
           for (int64_t ir = 0; ir < mc; ir += kr.mr) {
             const int64_t rows = std::min<int64_t>(kr.mr, mc - ir);
-            const char* ap = reinterpret_cast<const char*>(packed_a) + ir * depth * elem;
+            const char* ap = reinterpret_cast<const char*>(packed_a) + ir * adepth * elem;
             float* c = g.c + (ic + ir) * g.ldc + jc + jr;
             if (rows == kr.mr && cols == kr.nr) {
               kr.fn(kc, ap, bp, c, g.ldc, g.alpha, beta);
@@ -224,7 +261,7 @@ void gemm_range_panels(const GemmArgs& g, const GemmKernel& kr, int64_t m0, int6
   const GemmPanels& P = *g.b.panels[g.b.trans ? 1 : 0];
   const int64_t M = m1 - m0, N = n1 - n0, K = g.k + g.k2;
   if (M <= 0 || N <= 0) return;
-  const int64_t kc_max = block_size(K, kr.kc, 2);
+  const int64_t kc_max = block_size(K, kr.kc, k_unit(kr));
   const GemmPanels* pa = kc_max == K ? g.a.panels[0] : nullptr;  // used with a single K block
   // Every block of A streams all of B's panels (for this K block) past it. Those usually stay in
   // L3 and A takes a modest share of L2; when they cannot (an LM head: 56 MB of panels), A takes
@@ -232,24 +269,27 @@ void gemm_range_panels(const GemmArgs& g, const GemmKernel& kr, int64_t m0, int6
   const bool b_from_memory = N * kc_max * 2 > (int64_t{8} << 20);
   const int64_t mc_cap = b_from_memory ? std::max<int64_t>(kr.mc, (int64_t{1} << 20) / (round_up(kc_max, 2) * 2)) : 2 * kr.mc;
   const int64_t mc_max = block_size(M, mc_cap, kr.mr);
-  uint16_t* packed_a = reinterpret_cast<uint16_t*>(tls_pack_a.get(static_cast<size_t>(round_up(kc_max, 2) * round_up(mc_max, kr.mr))));
+  uint16_t* packed_a = reinterpret_cast<uint16_t*>(tls_pack_a.get(static_cast<size_t>(a_depth(kr, kc_max) * round_up(mc_max, kr.mr))));
   uint16_t* packed_b2 = g.k2 ? reinterpret_cast<uint16_t*>(tls_pack_b.get(static_cast<size_t>(round_up(kc_max, 2) * round_up(N, kr.nr)))) : nullptr;
   alignas(64) float edge[16 * 64];
+  const KernelSession session(kr);
   for (int64_t pc = 0; pc < K; pc += kc_max) {
     const int64_t kc = std::min(kc_max, K - pc), depth = round_up(kc, 2);
-    const int64_t w_len = std::clamp<int64_t>(g.k - pc, 0, kc), b2_len = kc - w_len;  // w_len is even
+    // w_len is even, and a multiple of k_unit when B2 follows (gemm() checks): A2's part of a
+    // block packed with A starts w_len * MR values in.
+    const int64_t w_len = std::clamp<int64_t>(g.k - pc, 0, kc), b2_len = kc - w_len;
     const int64_t b2_depth = round_up(b2_len, 2);
     if (b2_len > 0) pack_b_pairs(g.b2, kr, n0, N, pc + w_len - g.k, b2_len, packed_b2);
     const float beta0 = pc == 0 ? g.beta : 1.0f;
     for (int64_t ic = m0; ic < m1; ic += mc_max) {
       const int64_t mc = std::min(mc_max, m1 - ic);
       // A's own part comes pre-packed (one K block, see gemm()): only A2's columns are packed here.
-      const int64_t a_depth = pa ? pa->depth : depth, a2_depth = pa ? round_up(b2_len, 2) : depth;
+      const int64_t adepth = pa ? pa->depth : a_depth(kr, kc), a2_depth = a_depth(kr, b2_len);
       const uint16_t* a_block = pa ? pa->data.get() + ic * pa->depth : packed_a;
       if (pa) {
         if (b2_len > 0) pack_block_pairs(g.a2, g.a2, b2_len, false, kr, kr.mr, ic, mc, 0, b2_len, packed_a);
       } else if (!pack_block_pairs(g.a, g.a2, g.k, false, kr, kr.mr, ic, mc, pc, kc, packed_a)) {
-        float* staged = tls_f32_a.get(static_cast<size_t>(depth * round_up(mc, kr.mr)));
+        float* staged = tls_f32_a.get(static_cast<size_t>(depth * round_up(mc, kr.mr)));  // pair kernels only
         pack_block(g.a, g.a2, g.k, false, kr, kr.mr, ic, mc, pc, kc, staged);
         to_bf16(kr, staged, (mc + kr.mr - 1) / kr.mr, kr.mr, kc, packed_a);
       }
@@ -259,7 +299,7 @@ void gemm_range_panels(const GemmArgs& g, const GemmKernel& kr, int64_t m0, int6
         const uint16_t* b2 = packed_b2 + (jr - n0) * b2_depth;
         for (int64_t ir = 0; ir < mc; ir += kr.mr) {
           const int64_t rows = std::min<int64_t>(kr.mr, mc - ir);
-          const uint16_t* ap = a_block + ir * a_depth;
+          const uint16_t* ap = a_block + ir * adepth;
           // A2's part: past w_len / 2 pairs of MR rows in a packed block, or its own small block.
           const uint16_t* ap2 = pa ? packed_a + ir * a2_depth : ap + w_len * kr.mr;
           float* c = g.c + (ic + ir) * g.ldc + jr;
@@ -284,6 +324,8 @@ void gemm_range_panels(const GemmArgs& g, const GemmKernel& kr, int64_t m0, int6
 GemmKernel kernel_for(Isa isa, bool bf16) {
   switch (isa) {
     case Isa::Amx:
+      if (bf16 && cpu_features().amx_bf16) return gemm_kernel_amx(cpu_features().amx_emulated);
+      [[fallthrough]];
     case Isa::Avx512Bf16: return bf16 ? gemm_kernel_avx512_bf16() : gemm_kernel_avx512();
     case Isa::Avx512: return gemm_kernel_avx512();
     case Isa::Avx2: return gemm_kernel_avx2();
@@ -302,9 +344,9 @@ void scale_c(const GemmArgs& g) {
 }
 
 // Empty panels for op(X) (k x n) in panels of `nr`, 64-byte aligned (the kernel's aligned loads).
-std::unique_ptr<GemmPanels> new_panels(int64_t n, int64_t k, int nr) {
+std::unique_ptr<GemmPanels> new_panels(int64_t n, int64_t k, int nr, int64_t depth_unit = 2) {
   auto p = std::make_unique<GemmPanels>();
-  p->n = n, p->k = k, p->nr = nr, p->depth = round_up(k, 2);
+  p->n = n, p->k = k, p->nr = nr, p->depth = round_up(k, depth_unit);
   p->bytes = static_cast<size_t>((n + nr - 1) / nr * p->depth * nr) * sizeof(uint16_t);
   p->data.reset(static_cast<uint16_t*>(std::aligned_alloc(64, (p->bytes + 63) / 64 * 64)));
   if (!p->data) fail(ErrorCode::OutOfMemory, "could not allocate " + std::to_string(p->bytes) + " bytes of packed panels");
@@ -316,15 +358,18 @@ std::unique_ptr<GemmPanels> new_panels(int64_t n, int64_t k, int nr) {
 void gemm(const GemmArgs& g, Isa isa, ThreadPool& pool) {
   if (g.m == 0 || g.n == 0) return;
   if (g.k + g.k2 == 0) return scale_c(g);
-  const GemmKernel kr = kernel_for(isa, g.bf16);
+  GemmKernel kr = kernel_for(isa, g.bf16);
+  if (kr.a_pack && (g.a.weights || g.a2.weights)) kr = gemm_kernel_avx512_bf16();  // a_pack reads dense A only
   // Threads pay off only when each gets a few micro-seconds of work.
   const double flops = 2.0 * g.m * g.n * (g.k + g.k2);
   int threads = flops < 4e6 ? 1 : pool.size();
   const GemmPanels* panels = g.b.panels[g.b.trans ? 1 : 0];
-  if (panels && g.bf16 && kr.bf16_pairs && panels->nr == kr.nr && panels->k >= g.k && panels->n >= g.n && g.k % 2 == 0) {
+  if (panels && g.bf16 && kr.bf16_pairs && panels->nr == kr.nr && panels->k >= g.k && panels->n >= g.n && g.k % 2 == 0 &&
+      (g.k2 == 0 || g.k % k_unit(kr) == 0)) {
     const GemmPanels* pa = g.a.panels[0];
     GemmArgs gp;
-    if (pa && !(pa->nr == kr.mr && pa->k == g.k && pa->n >= g.m && !g.a.trans && (g.k2 == 0 || !g.a2.trans))) {
+    if (pa && !(pa->nr == kr.mr && pa->k == g.k && pa->depth == a_depth(kr, g.k) && pa->n >= g.m && !g.a.trans &&
+                (g.k2 == 0 || !g.a2.trans))) {
       gp = g;  // A's panels do not fit this product: pack A as usual
       gp.a.panels[0] = nullptr;
       return gemm(gp, isa, pool);
@@ -390,7 +435,7 @@ std::unique_ptr<GemmPanels> gemm_pack_dense_panels(const float* b, int64_t ld, b
 std::unique_ptr<GemmPanels> gemm_pack_a_panels(const float* a, int64_t ld, int64_t m, int64_t k, Isa isa, ThreadPool& pool) {
   const GemmKernel kr = kernel_for(isa, true);
   if (!kr.bf16_pairs || !kr.pair_pack_transpose) return nullptr;
-  auto p = new_panels(m, k, kr.mr);
+  auto p = new_panels(m, k, kr.mr, kr.a_pack ? kr.k_unit : 2);
   const int64_t panels = (m + kr.mr - 1) / kr.mr;
   GemmOperand op;
   op.data = a, op.ld = ld;

@@ -55,7 +55,8 @@ struct GemmArgs {
 };
 
 // Fast path: blocked, packed, multi-threaded; the micro-kernel is chosen by `isa` (bf16 products
-// use vdpbf16ps where the ISA has AVX512_BF16, else the fp32 kernel on bf16-rounded operands).
+// use AMX tiles where the ISA is amx, vdpbf16ps where it has AVX512_BF16, else the fp32 kernel on
+// bf16-rounded operands).
 void gemm(const GemmArgs& args, Isa isa, ThreadPool& pool);
 
 // Packs op(W) (Wᵀ when trans) for the bf16 kernel `isa` uses; null when that kernel does not

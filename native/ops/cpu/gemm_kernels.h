@@ -5,7 +5,8 @@
 //   C[i, j] = alpha * sum_p a[p*MR+i] * b[p*NR+j] + beta * C[i, j]   (C not read when beta == 0).
 // A bf16 micro-kernel reads panels of bf16 pairs instead: kc rounded up to even, and step q holds
 //   a[(q*MR + i)*2 + t] = op(A)[i, 2q + t],  b[(q*NR + j)*2 + t] = op(B)[2q + t, j]
-// — the layout vdpbf16ps multiplies and sums pairwise into fp32.
+// — the layout vdpbf16ps multiplies and sums pairwise into fp32. The AMX kernel reads B the same
+// way and A as rows (see GemmAPack).
 #pragma once
 #include <cstdint>
 
@@ -33,6 +34,12 @@ void gemm_pair_pack_scalar(const float* src, int64_t panels, int width, int64_t 
 // for lanes i < n (zero beyond, up to `width`) and steps p < kc; writes ceil(kc/2) pair steps.
 using GemmPairPackDirect = void (*)(const float* src, int64_t ld, int n, int width, int64_t kc, uint16_t* dst);
 
+// A-side packing for kernels whose A panels are not bf16 pairs (AMX: rows of K, in blocks of
+// k_unit values). Writes columns [q0, q0 + len) of one MR-row panel from src (src[p * ld + i] when
+// k_major, else src[i * ld + p]) for rows i < n (zero beyond), and zeroes the panel past q0 + len
+// up to the next k_unit boundary.
+using GemmAPack = void (*)(const float* src, int64_t ld, bool k_major, int n, int64_t len, int64_t q0, uint16_t* panel);
+
 struct GemmKernel {
   int mr, nr;  // register tile
   int kc;      // depth of a packed panel
@@ -44,11 +51,19 @@ struct GemmKernel {
   GemmPairPack pair_pack;  // ... which this makes from fp32 panels
   GemmPairPackDirect pair_pack_kmajor = nullptr;     // ... or straight from the operand
   GemmPairPackDirect pair_pack_transpose = nullptr;
+  // K blocks are multiples of k_unit values, and A panels are k_unit-padded and packed by a_pack
+  // (when set; else as bf16 pairs like B). 0: 2 for bf16-pair kernels, 1 otherwise.
+  int k_unit = 0;
+  GemmAPack a_pack = nullptr;
+  void (*prepare)() = nullptr;  // per thread, before its first micro-kernel call (AMX: tile configuration)
+  void (*finish)() = nullptr;   // ... and after its last
 };
 
 GemmKernel gemm_kernel_scalar();
 GemmKernel gemm_kernel_avx2();
 GemmKernel gemm_kernel_avx512();
 GemmKernel gemm_kernel_avx512_bf16();
+// Only where cpu_features().amx_bf16; `emulated`: the tile instructions in C (see CpuFeatures).
+GemmKernel gemm_kernel_amx(bool emulated);
 
 }  // namespace tk
