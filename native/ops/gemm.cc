@@ -130,6 +130,8 @@ void pack_block(const GemmOperand& x, const GemmOperand& x2, int64_t k1, bool b_
   pack(x2, p0 + split - k1, kc - split, split);
 }
 
+constexpr int64_t kKmajorChunk = 16;  // K rows per pass of the K-major packers (even: pairs stay whole)
+
 // Packs the same block straight into bf16-pair panels when the kernel can (dense operands, and a
 // segment split on a pair boundary); returns false when the fp32 staging path must be used.
 bool pack_block_pairs(const GemmOperand& x, const GemmOperand& x2, int64_t k1, bool b_side, const GemmKernel& kr,
@@ -158,13 +160,20 @@ bool pack_block_pairs(const GemmOperand& x, const GemmOperand& x2, int64_t k1, b
   auto pack = [&](const GemmOperand& op, int64_t from, int64_t len, int64_t q0) {
     if (len <= 0) return;
     const bool k_major = b_side ? !op.trans : op.trans;
+    if (k_major) {
+      // Sixteen K rows at a time across all panels: one panel's walk down every row of K would
+      // touch a new page per row (dX = dY·W reads W's rows 8-32 KiB apart).
+      for (int64_t p = 0; p < len; p += kKmajorChunk)
+        for (int64_t rr = 0; rr < rows; rr += w) {
+          const int n = static_cast<int>(std::min<int64_t>(w, rows - rr));
+          kr.pair_pack_kmajor(op.data + (from + p) * op.ld + r0 + rr, op.ld, n, w, std::min(kKmajorChunk, len - p),
+                              dst + rr * depth + (q0 + p) * w);
+        }
+      return;
+    }
     for (int64_t rr = 0; rr < rows; rr += w) {
       const int n = static_cast<int>(std::min<int64_t>(w, rows - rr));
-      uint16_t* panel = dst + rr * depth + q0 * w;
-      if (k_major)
-        kr.pair_pack_kmajor(op.data + from * op.ld + r0 + rr, op.ld, n, w, len, panel);
-      else
-        kr.pair_pack_transpose(op.data + (r0 + rr) * op.ld + from, op.ld, n, w, len, panel);
+      kr.pair_pack_transpose(op.data + (r0 + rr) * op.ld + from, op.ld, n, w, len, dst + rr * depth + q0 * w);
     }
   };
   pack(x, p0, split, 0);
