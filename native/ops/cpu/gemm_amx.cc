@@ -243,8 +243,8 @@ void a_pack(const float* src, int64_t ld, bool k_major, int n, int64_t len, int6
 // B panels and their packers are the AVX512_BF16 kernel's (every AMX CPU has AVX512_BF16).
 // KC is a multiple of 32 so that only a product's last K block has a partial step. KC 384 and
 // MC 64 keep a B panel (24 KiB) in L1 while A's panels stream from L2; they won an interleaved
-// sweep of KC 256-1024 x MC 64-128 on a Xeon with AMX (geometric mean over the bench shapes, 2
-// threads), by a margin within that machine's noise.
+// sweep (bench/amx-sweep.mjs) of KC 256-1024 x MC 64-128 on a Xeon with AMX (geometric mean over
+// the bench shapes, 2 threads), by a margin within that machine's noise.
 GemmKernel gemm_kernel_amx(bool emulated) {
   const int kc = (env_int("TUNEKIT_AMX_KC", 384) + KB - 1) / KB * KB;
   const int mc = (env_int("TUNEKIT_AMX_MC", 64) + MR - 1) / MR * MR;
