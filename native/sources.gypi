@@ -33,6 +33,7 @@
       'native/ops/cross_entropy.cc',
       'native/ops/gelu.cc',
       'native/ops/gemm.cc',
+      'native/ops/gemm_packing.cc',
       'native/ops/gguf_quant.cc',
       'native/ops/layernorm.cc',
       'native/ops/lora_linear.cc',

@@ -1,54 +1,19 @@
 // GEMM driver: the BLIS loop nest (NC -> KC -> MC -> NR -> MR) around a per-ISA micro-kernel.
-// Packing copies a KC x NC block of op(B) and an MC x KC block of op(A) into contiguous panels in
-// the order the micro-kernel reads them — transposing, decoding compressed weights and rounding to
-// bf16 on the way — so the kernel streams memory linearly whatever the operands' layout. Threads
-// split C into disjoint column (or row) ranges and each runs the whole loop nest on its range, so
-// every C element is summed in one fixed order: results do not depend on scheduling.
+// Packing (ops/gemm_packing.*) copies a KC x NC block of op(B) and an MC x KC block of op(A) into
+// contiguous panels in the order the micro-kernel reads them — transposing, decoding compressed
+// weights and rounding to bf16 on the way — so the kernel streams memory linearly whatever the
+// operands' layout. Threads split C into disjoint column (or row) ranges and each runs the whole
+// loop nest on its range, so every C element is summed in one fixed order: results do not depend
+// on scheduling.
 #include "gemm.h"
 
 #include <algorithm>
-#include <cstdlib>
-#include <cstring>
-#include <string>
-#include <vector>
 
-#include "../core/error.h"
 #include "../core/float16.h"
-#include "cpu/gemm_kernels.h"
+#include "gemm_packing.h"
 
 namespace tk {
 namespace {
-
-// Per-thread scratch, grown on demand and reused across calls.
-struct Scratch {
-  float* data = nullptr;
-  size_t capacity = 0;
-  ~Scratch() { std::free(data); }
-  float* get(size_t floats) {
-    if (floats > capacity) {
-      std::free(data);
-      size_t bytes = (floats * sizeof(float) + 63) / 64 * 64;
-      data = static_cast<float*>(std::aligned_alloc(64, bytes));
-      if (!data) {
-        capacity = 0;
-        fail(ErrorCode::OutOfMemory, "could not allocate GEMM packing buffer");
-      }
-      capacity = floats;
-    }
-    return data;
-  }
-};
-thread_local Scratch tls_pack_a, tls_pack_b, tls_f32_a, tls_f32_b, tls_decode;
-
-int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }
-
-// K blocks are multiples of this many values (see GemmKernel::k_unit).
-int64_t k_unit(const GemmKernel& kr) { return kr.k_unit ? kr.k_unit : kr.bf16_pairs ? 2 : 1; }
-
-// Values per row of a packed A panel holding `len` of K.
-int64_t a_depth(const GemmKernel& kr, int64_t len) {
-  return kr.a_pack ? round_up(len, kr.k_unit) : kr.bf16_pairs ? round_up(len, 2) : len;
-}
 
 // Brackets one thread's run of micro-kernel calls (AMX configures its tiles per thread).
 struct KernelSession {
@@ -67,131 +32,6 @@ int64_t block_size(int64_t total, int64_t max_block, int64_t unit) {
   return round_up((total + blocks - 1) / blocks, unit);
 }
 
-// Packs op(X)[r0 : r0+rows, p0 : p0+kc] of a dense operand as panels of width `w` (depth `depth`
-// between panels), writing depth rows q0.. of each panel. `trans` means X is stored k x rows.
-void pack_dense(const GemmOperand& x, const GemmKernel& kr, int w, int64_t r0, int64_t rows, int64_t p0,
-                int64_t kc, int64_t q0, int64_t depth, float* dst) {
-  for (int64_t rr = 0; rr < rows; rr += w) {
-    const int64_t n = std::min<int64_t>(w, rows - rr);
-    float* panel = dst + rr * depth + q0 * w;
-    if (x.trans) {  // op(X)[r, p] = X[p, r]: each step reads n contiguous values
-      for (int64_t p = 0; p < kc; ++p) {
-        const float* src = x.data + (p0 + p) * x.ld + r0 + rr;
-        float* out = panel + p * w;
-        std::memcpy(out, src, n * sizeof(float));
-        for (int64_t i = n; i < w; ++i) out[i] = 0.0f;
-      }
-    } else {  // op(X)[r, p] = X[r, p]: a transposing copy
-      kr.transpose_pack(x.data + (r0 + rr) * x.ld + p0, x.ld, n, kc, w, panel);
-    }
-  }
-}
-
-// The same for a B operand held as a WeightView W: op(B) = W (k x n) or Wᵀ (trans).
-void pack_weights(const GemmOperand& x, const GemmKernel& kr, int64_t j0, int64_t cols, int64_t p0, int64_t kc,
-                  int64_t q0, int64_t depth, float* dst) {
-  const WeightView& w = *x.weights;
-  const int nr = kr.nr;
-  if (x.trans) {  // op(B)[p, j] = W[j, p]: decode NR rows of W, then transpose them into the panel
-    float* rowbuf = tls_decode.get(static_cast<size_t>(nr * kc));
-    for (int64_t jr = 0; jr < cols; jr += nr) {
-      const int64_t n = std::min<int64_t>(nr, cols - jr);
-      for (int64_t j = 0; j < n; ++j) w.decode(j0 + jr + j, p0, kc, rowbuf + j * kc);
-      kr.transpose_pack(rowbuf, kc, n, kc, nr, dst + jr * depth + q0 * nr);
-    }
-  } else {  // op(B)[p, j] = W[p, j]: decode a row segment per step and scatter it across panels
-    float* row = tls_decode.get(static_cast<size_t>(cols));
-    for (int64_t p = 0; p < kc; ++p) {
-      w.decode(p0 + p, j0, cols, row);
-      for (int64_t jr = 0; jr < cols; jr += nr) {
-        const int64_t n = std::min<int64_t>(nr, cols - jr);
-        float* out = dst + jr * depth + (q0 + p) * nr;
-        std::memcpy(out, row + jr, n * sizeof(float));
-        for (int64_t j = n; j < nr; ++j) out[j] = 0.0f;
-      }
-    }
-  }
-}
-
-// Packs K range [p0, p0 + kc) of the concatenated operand [X | X2] (A side: rows are M) or
-// [X ; X2] (B side: rows are N), splitting the range at the first product's depth k1.
-void pack_block(const GemmOperand& x, const GemmOperand& x2, int64_t k1, bool b_side, const GemmKernel& kr,
-                int w, int64_t r0, int64_t rows, int64_t p0, int64_t kc, float* dst) {
-  const int64_t split = std::clamp<int64_t>(k1 - p0, 0, kc);
-  auto pack = [&](const GemmOperand& op, int64_t from, int64_t len, int64_t q0) {
-    if (len <= 0) return;
-    if (op.weights) return pack_weights(op, kr, r0, rows, from, len, q0, kc, dst);
-    // pack_dense's `trans` means "stored K-major"; a B operand is K-major when not transposed.
-    GemmOperand stored = op;
-    if (b_side) stored.trans = !op.trans;
-    pack_dense(stored, kr, w, r0, rows, from, len, q0, kc, dst);
-  };
-  pack(x, p0, split, 0);
-  pack(x2, p0 + split - k1, kc - split, split);
-}
-
-constexpr int64_t kKmajorChunk = 16;  // K rows per pass of the K-major packers (even: pairs stay whole)
-
-// Packs the same block straight into bf16-pair panels when the kernel can (dense operands, and a
-// segment split on a pair boundary); returns false when the fp32 staging path must be used.
-bool pack_block_pairs(const GemmOperand& x, const GemmOperand& x2, int64_t k1, bool b_side, const GemmKernel& kr,
-                      int w, int64_t r0, int64_t rows, int64_t p0, int64_t kc, uint16_t* dst) {
-  if (!kr.pair_pack_kmajor) return false;
-  const int64_t split = std::clamp<int64_t>(k1 - p0, 0, kc);
-  if (!b_side && kr.a_pack) {  // the kernel's own A layout, from dense operands (gemm() checks)
-    const int64_t depth = a_depth(kr, kc);
-    auto pack = [&](const GemmOperand& op, int64_t from, int64_t len, int64_t q0) {
-      // K-major A (dYᵀ) in steps of k_unit rows across all panels: one panel's walk down every
-      // row of K would touch a new page per row.
-      const int64_t step = op.trans ? kr.k_unit : len;
-      for (int64_t p = 0; p < len; p += step)
-        for (int64_t rr = 0; rr < rows; rr += w) {
-          const int n = static_cast<int>(std::min<int64_t>(w, rows - rr));
-          const float* src = op.trans ? op.data + (from + p) * op.ld + r0 + rr : op.data + (r0 + rr) * op.ld + from;
-          kr.a_pack(src, op.ld, op.trans, n, std::min(step, len - p), q0 + p, dst + rr * depth);
-        }
-    };
-    pack(x, p0, split, 0);
-    pack(x2, p0 + split - k1, kc - split, split);
-    return true;
-  }
-  if ((split > 0 && x.weights) || (split < kc && x2.weights) || (split % 2 && split < kc)) return false;
-  const int64_t depth = round_up(kc, 2);
-  auto pack = [&](const GemmOperand& op, int64_t from, int64_t len, int64_t q0) {
-    if (len <= 0) return;
-    const bool k_major = b_side ? !op.trans : op.trans;
-    if (k_major) {
-      // Sixteen K rows at a time across all panels: one panel's walk down every row of K would
-      // touch a new page per row (dX = dY·W reads W's rows 8-32 KiB apart).
-      for (int64_t p = 0; p < len; p += kKmajorChunk)
-        for (int64_t rr = 0; rr < rows; rr += w) {
-          const int n = static_cast<int>(std::min<int64_t>(w, rows - rr));
-          kr.pair_pack_kmajor(op.data + (from + p) * op.ld + r0 + rr, op.ld, n, w, std::min(kKmajorChunk, len - p),
-                              dst + rr * depth + (q0 + p) * w);
-        }
-      return;
-    }
-    for (int64_t rr = 0; rr < rows; rr += w) {
-      const int n = static_cast<int>(std::min<int64_t>(w, rows - rr));
-      kr.pair_pack_transpose(op.data + (r0 + rr) * op.ld + from, op.ld, n, w, len, dst + rr * depth + q0 * w);
-    }
-  };
-  pack(x, p0, split, 0);
-  pack(x2, p0 + split - k1, kc - split, split);
-  return true;
-}
-
-// Rewrites fp32 panels (depth kc) as bf16-pair panels for a bf16 kernel or, for an fp32 kernel
-// in bf16 mode, rounds them to bf16 in place.
-void to_bf16(const GemmKernel& kr, const float* src, int64_t panels, int w, int64_t kc, void* dst) {
-  if (!kr.bf16_pairs) {
-    float* out = static_cast<float*>(dst);
-    for (int64_t i = 0; i < panels * w * kc; ++i) out[i] = round_to_bf16(src[i]);
-    return;
-  }
-  kr.pair_pack(src, panels, w, kc, static_cast<uint16_t*>(dst));
-}
-
 // Runs the whole loop nest for C[m0:m1, n0:n1].
 void gemm_range(const GemmArgs& g, const GemmKernel& kr, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const int64_t M = m1 - m0, N = n1 - n0, K = g.k + g.k2;
@@ -203,10 +43,10 @@ void gemm_range(const GemmArgs& g, const GemmKernel& kr, int64_t m0, int64_t m1,
   const bool convert = g.bf16;
   const size_t b_floats = static_cast<size_t>(round_up(kc_max, 2) * round_up(nc_max, kr.nr));
   const size_t a_floats = static_cast<size_t>(std::max(round_up(kc_max, 2), a_depth(kr, kc_max)) * round_up(mc_max, kr.mr));
-  float* packed_b = tls_pack_b.get(b_floats);
-  float* packed_a = tls_pack_a.get(a_floats);
-  float* staged_b = convert && kr.bf16_pairs ? tls_f32_b.get(b_floats) : packed_b;
-  float* staged_a = convert && kr.bf16_pairs ? tls_f32_a.get(a_floats) : packed_a;
+  float* packed_b = scratch(ScratchSlot::PackB, b_floats);
+  float* packed_a = scratch(ScratchSlot::PackA, a_floats);
+  float* staged_b = convert && kr.bf16_pairs ? scratch(ScratchSlot::F32B, b_floats) : packed_b;
+  float* staged_a = convert && kr.bf16_pairs ? scratch(ScratchSlot::F32A, a_floats) : packed_a;
   alignas(64) float edge[16 * 64];  // one MR x NR tile for ragged edges (MR*NR <= 1024)
   const KernelSession session(kr);
 
@@ -253,16 +93,6 @@ void gemm_range(const GemmArgs& g, const GemmKernel& kr, int64_t m0, int64_t m1,
   }
 }
 
-// Packs columns [j0, j0 + cols) of a plain B operand, K range [p0, p0 + len), as bf16-pair panels
-// of depth round_up(len, 2).
-void pack_b_pairs(const GemmOperand& x, const GemmKernel& kr, int64_t j0, int64_t cols, int64_t p0, int64_t len,
-                  uint16_t* dst) {
-  if (pack_block_pairs(x, x, len, true, kr, kr.nr, j0, cols, p0, len, dst)) return;
-  float* staged = tls_f32_b.get(static_cast<size_t>(round_up(len, 2) * round_up(cols, kr.nr)));
-  pack_block(x, x, len, true, kr, kr.nr, j0, cols, p0, len, staged);
-  to_bf16(kr, staged, (cols + kr.nr - 1) / kr.nr, kr.nr, len, dst);
-}
-
 // C[m0:m1, n0:n1] with B from pre-packed panels (the first g.k of K) and, for a second product,
 // B2 packed here per K block. A tile whose K block spans both runs the kernel twice on the same A
 // panel: the panels' part, then B2's part accumulated on top.
@@ -278,8 +108,8 @@ void gemm_range_panels(const GemmArgs& g, const GemmKernel& kr, int64_t m0, int6
   const bool b_from_memory = N * kc_max * 2 > (int64_t{8} << 20);
   const int64_t mc_cap = b_from_memory ? std::max<int64_t>(kr.mc, (int64_t{1} << 20) / (round_up(kc_max, 2) * 2)) : 2 * kr.mc;
   const int64_t mc_max = block_size(M, mc_cap, kr.mr);
-  uint16_t* packed_a = reinterpret_cast<uint16_t*>(tls_pack_a.get(static_cast<size_t>(a_depth(kr, kc_max) * round_up(mc_max, kr.mr))));
-  uint16_t* packed_b2 = g.k2 ? reinterpret_cast<uint16_t*>(tls_pack_b.get(static_cast<size_t>(round_up(kc_max, 2) * round_up(N, kr.nr)))) : nullptr;
+  uint16_t* packed_a = reinterpret_cast<uint16_t*>(scratch(ScratchSlot::PackA, static_cast<size_t>(a_depth(kr, kc_max) * round_up(mc_max, kr.mr))));
+  uint16_t* packed_b2 = g.k2 ? reinterpret_cast<uint16_t*>(scratch(ScratchSlot::PackB, static_cast<size_t>(round_up(kc_max, 2) * round_up(N, kr.nr)))) : nullptr;
   alignas(64) float edge[16 * 64];
   const KernelSession session(kr);
   for (int64_t pc = 0; pc < K; pc += kc_max) {
@@ -298,7 +128,7 @@ void gemm_range_panels(const GemmArgs& g, const GemmKernel& kr, int64_t m0, int6
       if (pa) {
         if (b2_len > 0) pack_block_pairs(g.a2, g.a2, b2_len, false, kr, kr.mr, ic, mc, 0, b2_len, packed_a);
       } else if (!pack_block_pairs(g.a, g.a2, g.k, false, kr, kr.mr, ic, mc, pc, kc, packed_a)) {
-        float* staged = tls_f32_a.get(static_cast<size_t>(depth * round_up(mc, kr.mr)));  // pair kernels only
+        float* staged = scratch(ScratchSlot::F32A, static_cast<size_t>(depth * round_up(mc, kr.mr)));  // pair kernels only
         pack_block(g.a, g.a2, g.k, false, kr, kr.mr, ic, mc, pc, kc, staged);
         to_bf16(kr, staged, (mc + kr.mr - 1) / kr.mr, kr.mr, kc, packed_a);
       }
@@ -330,19 +160,6 @@ void gemm_range_panels(const GemmArgs& g, const GemmKernel& kr, int64_t m0, int6
   }
 }
 
-GemmKernel kernel_for(Isa isa, bool bf16) {
-  switch (isa) {
-    case Isa::Amx:
-      if (bf16 && cpu_features().amx_bf16) return gemm_kernel_amx(cpu_features().amx_emulated);
-      [[fallthrough]];
-    case Isa::Avx512Bf16: return bf16 ? gemm_kernel_avx512_bf16() : gemm_kernel_avx512();
-    case Isa::Avx512: return gemm_kernel_avx512();
-    case Isa::Avx2: return gemm_kernel_avx2();
-    case Isa::Scalar: break;
-  }
-  return gemm_kernel_scalar();
-}
-
 // C = beta * C, for the degenerate K == 0 product.
 void scale_c(const GemmArgs& g) {
   for (int64_t i = 0; i < g.m; ++i)
@@ -350,16 +167,6 @@ void scale_c(const GemmArgs& g) {
       float& c = g.c[i * g.ldc + j];
       c = g.beta == 0.0f ? 0.0f : g.beta * c;
     }
-}
-
-// Empty panels for op(X) (k x n) in panels of `nr`, 64-byte aligned (the kernel's aligned loads).
-std::unique_ptr<GemmPanels> new_panels(int64_t n, int64_t k, int nr, int64_t depth_unit = 2) {
-  auto p = std::make_unique<GemmPanels>();
-  p->n = n, p->k = k, p->nr = nr, p->depth = round_up(k, depth_unit);
-  p->bytes = static_cast<size_t>((n + nr - 1) / nr * p->depth * nr) * sizeof(uint16_t);
-  p->data.reset(static_cast<uint16_t*>(std::aligned_alloc(64, (p->bytes + 63) / 64 * 64)));
-  if (!p->data) fail(ErrorCode::OutOfMemory, "could not allocate " + std::to_string(p->bytes) + " bytes of packed panels");
-  return p;
 }
 
 }  // namespace
@@ -409,52 +216,6 @@ void gemm(const GemmArgs& g, Isa isa, ThreadPool& pool) {
     else
       gemm_range(g, kr, t0 * kr.mr, std::min(g.m, t1 * kr.mr), 0, g.n);
   });
-}
-
-std::unique_ptr<GemmPanels> gemm_pack_panels(const WeightView& w, bool trans, Isa isa, ThreadPool& pool) {
-  const GemmKernel kr = kernel_for(isa, true);
-  if (!kr.bf16_pairs) return nullptr;
-  auto p = new_panels(trans ? w.rows : w.cols, trans ? w.cols : w.rows, kr.nr);
-  const int64_t panels = (p->n + kr.nr - 1) / kr.nr;
-  GemmOperand op;
-  op.weights = &w;
-  op.trans = trans;
-  const int tasks = static_cast<int>(std::min<int64_t>(pool.size(), panels));
-  pool.run(tasks, [&](int t) {
-    float* staged = tls_f32_b.get(static_cast<size_t>(p->depth * kr.nr));
-    for (int64_t i = panels * t / tasks; i < panels * (t + 1) / tasks; ++i) {
-      const int64_t j0 = i * kr.nr, cols = std::min<int64_t>(kr.nr, p->n - j0);
-      pack_weights(op, kr, j0, cols, 0, p->k, 0, p->k, staged);
-      kr.pair_pack(staged, 1, kr.nr, p->k, p->data.get() + i * p->depth * kr.nr);
-    }
-  });
-  return p;
-}
-
-std::unique_ptr<GemmPanels> gemm_pack_dense_panels(const float* b, int64_t ld, bool trans, int64_t k, int64_t n, Isa isa) {
-  const GemmKernel kr = kernel_for(isa, true);
-  if (!kr.bf16_pairs || !kr.pair_pack_kmajor) return nullptr;
-  auto p = new_panels(n, k, kr.nr);
-  GemmOperand op;
-  op.data = b, op.ld = ld, op.trans = trans;
-  pack_block_pairs(op, op, k, true, kr, kr.nr, 0, n, 0, k, p->data.get());
-  return p;
-}
-
-std::unique_ptr<GemmPanels> gemm_pack_a_panels(const float* a, int64_t ld, int64_t m, int64_t k, Isa isa, ThreadPool& pool) {
-  const GemmKernel kr = kernel_for(isa, true);
-  if (!kr.bf16_pairs || !kr.pair_pack_transpose) return nullptr;
-  auto p = new_panels(m, k, kr.mr, kr.a_pack ? kr.k_unit : 2);
-  const int64_t panels = (m + kr.mr - 1) / kr.mr;
-  GemmOperand op;
-  op.data = a, op.ld = ld;
-  const int tasks = static_cast<int>(std::min<int64_t>(pool.size(), panels));
-  pool.run(tasks, [&](int t) {
-    const int64_t p0 = panels * t / tasks, p1 = panels * (t + 1) / tasks;
-    const int64_t r0 = p0 * kr.mr, rows = std::min(m, p1 * kr.mr) - r0;
-    if (rows > 0) pack_block_pairs(op, op, k, false, kr, kr.mr, r0, rows, 0, k, p->data.get() + r0 * p->depth);
-  });
-  return p;
 }
 
 namespace {
