@@ -1,6 +1,6 @@
 // AMX-BF16 micro-kernel, 32 x 32: four fp32 accumulator tiles (2 x 2 of 16 x 16) fed by two A
 // tiles (16 rows x 32 bf16) and two B tiles (16 pair-rows x 16 columns) per 32-deep step; each
-// TDPBF16PS does 16 x 16 x 32 multiply-adds, 32 times the work of one vdpbf16ps.
+// TDPBF16PS does 16 x 16 x 32 multiply-adds, 256 times as many as one 512-bit vdpbf16ps.
 //
 // Operand layouts: B stays in the bf16-pair panels every bf16 kernel reads (NR = 32 columns, a
 // pair-row is 128 bytes), so pre-packed weights and attention's key/value panels serve AMX as they
