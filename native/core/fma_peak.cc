@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <vector>
 
+#include "amx_tiles.h"
+
 namespace tk {
 namespace {
 
@@ -67,14 +69,9 @@ __attribute__((target("avx512f,avx512bf16"))) double bf16_loop(long iters, float
 // Six independent accumulator tiles (TDPBF16PS: latency ~52 cycles, one issue per 16) fed by the
 // same two 16 x 32 bf16 sources. Inline assembly as in ops/cpu/gemm_amx.cc.
 double amx_loop(long iters, float* sink) {
-  struct alignas(64) {
-    uint8_t palette = 1, start_row = 0, reserved[14] = {};
-    uint16_t colsb[16] = {64, 64, 64, 64, 64, 64, 64, 64};
-    uint8_t rows[16] = {16, 16, 16, 16, 16, 16, 16, 16};
-  } cfg;
   alignas(64) uint16_t src[16 * 32];
   for (auto& v : src) v = 0x3f80;  // 1.0
-  __asm__ volatile("ldtilecfg %0" ::"m"(cfg));
+  amx_configure_tiles();
   __asm__ volatile("tileloadd (%0,%1,1), %%tmm6\n\ttileloadd (%0,%1,1), %%tmm7" ::"r"(src), "r"(64L) : "memory");
   __asm__ volatile("tilezero %%tmm0\n\ttilezero %%tmm1\n\ttilezero %%tmm2\n\ttilezero %%tmm3\n\ttilezero %%tmm4\n\ttilezero %%tmm5" ::);
   for (long it = 0; it < iters; ++it)
@@ -83,7 +80,7 @@ double amx_loop(long iters, float* sink) {
         "tdpbf16ps %%tmm7, %%tmm6, %%tmm3\n\ttdpbf16ps %%tmm7, %%tmm6, %%tmm4\n\ttdpbf16ps %%tmm7, %%tmm6, %%tmm5" ::);
   alignas(64) float out[16 * 16];
   __asm__ volatile("tilestored %%tmm0, (%0,%1,1)" ::"r"(out), "r"(64L) : "memory");
-  __asm__ volatile("tilerelease" ::);
+  amx_release_tiles();
   *sink = out[0];
   return 2.0 * 16 * 16 * 32 * 6 * static_cast<double>(iters);
 }

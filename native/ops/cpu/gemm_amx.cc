@@ -8,9 +8,9 @@
 // rows of K instead of pairs of K, so A is packed here as [K block of 32][32 rows][32 values]:
 // each A tile is one contiguous kilobyte.
 //
-// The instructions are written as inline assembly with "memory" clobbers: GCC's _tile_* macros
-// tell the compiler neither that a tile load reads memory nor that ldtilecfg reads all 64 bytes,
-// so it may drop or move the stores that fill them. The assembler knows AMX; no target flag needed.
+// The instructions are written as inline assembly with "memory" clobbers: GCC's _tile_* macros do
+// not tell the compiler that a tile load reads memory, so it may drop or move the stores that fill
+// what is loaded. The assembler knows AMX; no target flag needed.
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
@@ -18,6 +18,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "../../core/amx_tiles.h"
 #include "../../core/float16.h"
 #include "gemm_kernels.h"
 #include "tile_store_avx512.h"
@@ -35,24 +36,8 @@ int env_int(const char* name, int fallback) {
   return x > 0 ? x : fallback;
 }
 
-struct alignas(64) TileConfig {
-  uint8_t palette = 1, start_row = 0;
-  uint8_t reserved[14] = {};
-  uint16_t colsb[16] = {};
-  uint8_t rows[16] = {};
-};
-static_assert(sizeof(TileConfig) == 64, "ldtilecfg reads 64 bytes");
-
-// Every tile 16 rows x 64 bytes: C (tmm0-3, fp32), A (tmm4-5), B (tmm6-7).
-void configure_tiles() {
-  TileConfig cfg;
-  for (int t = 0; t < 8; ++t) cfg.colsb[t] = 64, cfg.rows[t] = 16;
-  __asm__ volatile("ldtilecfg %0" ::"m"(cfg));
-}
-
-void release_tiles() { __asm__ volatile("tilerelease" ::); }
-
-// The AMX instructions themselves.
+// The AMX instructions themselves, on tiles configured by amx_configure_tiles (core/amx_tiles.h),
+// every one 16 rows x 64 bytes: C (tmm0-3, fp32), A (tmm4-5), B (tmm6-7).
 struct HardwareTiles {
   template <int T>
   static void load(const void* p, long stride) {
@@ -253,7 +238,7 @@ GemmKernel gemm_kernel_amx(bool emulated) {
   k.fn = emulated ? kernel_amx_32x32<EmulatedTiles> : kernel_amx_32x32<HardwareTiles>;
   k.k_unit = KB;
   k.a_pack = a_pack;
-  if (!emulated) k.prepare = configure_tiles, k.finish = release_tiles;
+  if (!emulated) k.prepare = amx_configure_tiles, k.finish = amx_release_tiles;
   return k;
 }
 
