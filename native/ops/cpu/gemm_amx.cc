@@ -156,7 +156,7 @@ __attribute__((target("avx512f,prfchw"))) void kernel_amx_32x32(int64_t kc, cons
 inline int64_t a_index(int64_t i, int64_t col) { return ((col / KB) * MR + i) * KB + col % KB; }
 
 // Any placement, one value at a time: segments that start off a 32-value boundary (a second
-// operand whose first part has a ragged depth) and the reference for the vector paths.
+// operand whose first part has a ragged depth). The vector paths below write the same values.
 void a_pack_scalar(const float* src, int64_t ld, bool k_major, int n, int64_t len, int64_t q0, uint16_t* panel) {
   for (int i = 0; i < MR; ++i)
     for (int64_t p = 0; p < len; ++p)
