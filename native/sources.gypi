@@ -43,6 +43,8 @@
       'native/ops/rope.cc',
       'native/ops/swiglu.cc',
       'native/optim/adamw.cc',
+      'native/optim/optimizer.cc',
+      'native/dist/local_comm.cc',
       'native/ops/weight_store.cc',
       'native/ops/weights.cc',
       'native/ops/cpu/gemm_avx2.cc',

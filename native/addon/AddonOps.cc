@@ -15,6 +15,7 @@
 #include "../ops/swiglu.h"
 #include "../core/vexp.h"
 #include "../optim/adamw.h"
+#include "../optim/optimizer.h"
 #include "AddonTensor.h"
 #include "PromiseWorker.h"
 #include "addon_state.h"
@@ -153,6 +154,53 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
       const AdamWConfig c = adamw_options<AdamWConfig>(o, 1e-3, 0.01);
       const int64_t step = option_int(o, "step", 1, 1, int64_t{1} << 40);
       work = [=] { adamw_step(p, g, m, v, n, c, step); };
+    } else if (name == "optimizer_step") {
+      // The sharded optimizer step on `world` in-process ranks (dist/comm.h's LocalGroup): rank r
+      // holds the gradient sums tensors[1 + r] of its own tokens (tokensR); tensors[0], [3], [4]
+      // are the parameters and moments, replaced by the result (all ranks' parameters must agree,
+      // and the moments are stitched from the shards). Returns [gradNorm, tokens, ranks agree].
+      const int world = static_cast<int>(option_int(o, "world", 1, 1, 2));
+      need(5);
+      const int64_t n = t[0].numel();
+      float *p = f32(0, n), *m = f32(3, n), *v = f32(4, n);
+      const float* grads[2] = {f32(1, n), f32(2, n)};
+      OptimizerStepArgs a;
+      a.adamw = adamw_options<AdamWConfig>(o, 1e-3, 0.01);
+      a.max_grad_norm = option_number(o, "maxGradNorm", 0.0);
+      const double tokens[2] = {option_number(o, "tokens0", 1.0), option_number(o, "tokens1", 0.0)};
+      if (option_number(o, "scaleLength", 0) > 0)
+        a.lr_scales.push_back({option_int(o, "scaleOffset", 0, 0, n), option_int(o, "scaleLength", 0, 0, n),
+                               static_cast<float>(option_number(o, "scale", 1.0))});
+      const int64_t step = option_int(o, "step", 1, 1, int64_t{1} << 40);
+      work = [=] {
+        const ShardLayout layout = shard_layout(n, world);
+        std::vector<std::vector<float>> P(world), G(world), M(world), V(world);
+        std::vector<OptimizerStepResult> r(world);
+        for (int q = 0; q < world; ++q) {
+          P[q].assign(static_cast<size_t>(layout.padded()), 0.0f), G[q] = P[q];
+          std::copy(p, p + n, P[q].begin());
+          const float* g = world == 1 ? grads[0] : grads[q];
+          std::copy(g, g + n, G[q].begin());
+          const int64_t b = layout.begin(q), e = layout.end(q);
+          M[q].assign(m + b, m + e), V[q].assign(v + b, v + e);
+          M[q].resize(static_cast<size_t>(layout.shard)), V[q].resize(static_cast<size_t>(layout.shard));
+        }
+        LocalGroup group(world);
+        group.run([&](Comm& c) {
+          const int q = c.rank();
+          OptimizerStepArgs mine = a;
+          mine.tokens = world == 1 ? tokens[0] + tokens[1] : tokens[q];
+          r[q] = optimizer_step(P[q].data(), G[q].data(), M[q].data(), V[q].data(), layout, mine, step, c, nullptr);
+        });
+        bool agree = true;
+        for (int q = 0; q < world; ++q) {
+          agree = agree && std::equal(P[q].begin(), P[q].begin() + n, P[0].begin()) && r[q].grad_norm == r[0].grad_norm;
+          const int64_t b = layout.begin(q), e = layout.end(q);
+          std::copy(M[q].begin(), M[q].begin() + (e - b), m + b), std::copy(V[q].begin(), V[q].begin() + (e - b), v + b);
+        }
+        std::copy(P[0].begin(), P[0].begin() + n, p);
+        *result = {r[0].grad_norm, r[0].tokens, agree ? 1.0 : 0.0};
+      };
     } else {
       fail(ErrorCode::InvalidArgument, "Expected a known op name but received \"" + name + "\"");
     }

@@ -11,11 +11,12 @@ namespace tk {
 namespace {
 
 void adamw_range(float* p, const float* g, float* m, float* v, int64_t n, const AdamWConfig& c, float decay,
-                 float step_size, float bc2_sqrt) {
+                 float step_size, float bc2_sqrt, float grad_scale) {
   for (int64_t i = 0; i < n; ++i) {
+    const float gi = g[i] * grad_scale;
     p[i] *= decay;
-    m[i] += (g[i] - m[i]) * (1.0f - c.beta1);  // lerp, as torch's exp_avg.lerp_(grad, 1 - beta1)
-    v[i] = v[i] * c.beta2 + (1.0f - c.beta2) * g[i] * g[i];
+    m[i] += (gi - m[i]) * (1.0f - c.beta1);  // lerp, as torch's exp_avg.lerp_(grad, 1 - beta1)
+    v[i] = v[i] * c.beta2 + (1.0f - c.beta2) * gi * gi;
     const float denom = std::sqrt(v[i]) / bc2_sqrt + c.eps;
     p[i] -= step_size * m[i] / denom;
   }
@@ -26,7 +27,7 @@ constexpr int64_t kChunk = int64_t{1} << 16;
 }  // namespace
 
 void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, const AdamWConfig& c, int64_t t,
-                ThreadPool* pool) {
+                ThreadPool* pool, float grad_scale) {
   const float decay = 1.0f - c.lr * c.weight_decay;
   const double bc1 = 1.0 - std::pow(static_cast<double>(c.beta1), static_cast<double>(t));
   const double bc2 = 1.0 - std::pow(static_cast<double>(c.beta2), static_cast<double>(t));
@@ -35,7 +36,7 @@ void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, const A
   const int tasks = pool && n >= kChunk ? pool->size() : 1;
   auto run = [&](int task) {
     const int64_t i0 = n * task / tasks, i1 = n * (task + 1) / tasks;
-    adamw_range(p + i0, g + i0, m + i0, v + i0, i1 - i0, c, decay, step_size, bc2_sqrt);
+    adamw_range(p + i0, g + i0, m + i0, v + i0, i1 - i0, c, decay, step_size, bc2_sqrt, grad_scale);
   };
   if (tasks == 1) return run(0);
   pool->run(tasks, run);

@@ -14,10 +14,11 @@ struct AdamWConfig {
   float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.01f;
 };
 
-// One step (t >= 1 counts steps taken, this one included) over n parameters; split across the
-// pool when given (element-wise: any split gives the same result).
+// One step (t >= 1 counts steps taken, this one included) over n parameters, with the gradient
+// taken as grad · grad_scale (how the optimizer turns sums into the clipped mean without a pass
+// of its own); split across the pool when given (element-wise: any split gives the same result).
 void adamw_step(float* param, const float* grad, float* m, float* v, int64_t n, const AdamWConfig& cfg, int64_t t,
-                ThreadPool* pool = nullptr);
+                ThreadPool* pool = nullptr, float grad_scale = 1.0f);
 
 // Σ g² over n values, in fp64 (for the global gradient norm): fixed chunks of 64Ki values summed
 // on any thread, then added in chunk order, so the result does not depend on the thread count.
