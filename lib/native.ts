@@ -85,41 +85,48 @@ export interface NativeLlamaConfig {
   qkvBias?: boolean;
 }
 
-export interface NativeLlamaSession {
+export interface NativeSession {
   readonly length: number;
   readonly capacity: number;
   decode(tokens: NativeTensor): Promise<NativeTensor>;
   reset(): void;
 }
 
-export interface NativeLlamaModel {
+/** Which trainable tensors: LoRA adapters, fully trained weights, or a classifier head. */
+export type NativeTensorKind = 'lora' | 'full' | 'head';
+
+export interface NativeOptimizerState {
+  params: NativeTensor;
+  grads: NativeTensor;
+  m: NativeTensor;
+  v: NativeTensor;
+  step: number;
+  tokens: number;
+}
+
+/** One class for every model family (native/addon/AddonModel.cc). */
+export interface NativeModel {
   logits(tokens: NativeTensor): Promise<NativeTensor>;
-  createSession(capacity?: number): NativeLlamaSession;
+  createSession(capacity?: number): NativeSession;
   addLora(options: { r?: number; alpha?: number; rslora?: boolean; dropout?: number; targets?: string[]; layers?: number[]; seed?: number }): number;
-  loraTensors(which?: 'params' | 'grads'): Record<string, NativeTensor>;
   enableFullTraining(): number;
-  fullTensors(which?: 'params' | 'grads'): Record<string, NativeTensor>;
-  setLoraTensors(tensors: Record<string, NativeTensor>): void;
+  addClassifier(options: { classes: number; hidden?: number; pooling?: 'last' | 'mean'; token?: boolean; seed?: number }): number;
+  tensors(kind: NativeTensorKind, which?: 'params' | 'grads'): Record<string, NativeTensor>;
+  setTensors(kind: NativeTensorKind, tensors: Record<string, NativeTensor>): void;
+  paramGroups(): { name: string; offset: number; length: number }[];
   trainStep(
     tokens: NativeTensor,
     labels: NativeTensor,
-    options?: { bf16?: boolean; checkpoint?: boolean; backward?: boolean; positions?: NativeTensor; gradScale?: number; seed?: number; lengths?: NativeTensor; weightCache?: boolean },
+    options?: { bf16?: boolean; checkpoint?: boolean; backward?: boolean; positions?: NativeTensor; seed?: number; lengths?: NativeTensor; weightCache?: boolean },
   ): Promise<{ loss: number; tokens: number; gradNorm: number; logits?: NativeTensor }>;
-  addClassifier(options: { classes: number; hidden?: number; pooling?: 'last' | 'mean'; token?: boolean; seed?: number }): number;
-  headTensors(which?: 'params' | 'grads'): Record<string, NativeTensor>;
-  setHeadTensors(tensors: Record<string, NativeTensor>): void;
   features(tokens: NativeTensor, options?: { lengths?: NativeTensor; pooling?: 'last' | 'mean'; bf16?: boolean }): Promise<NativeTensor>;
-  headStep(features: NativeTensor, labels: NativeTensor, options?: { backward?: boolean; gradScale?: number }): { loss: number; tokens: number; gradNorm: number; logits: NativeTensor };
-  optimizerState(names?: string[]): { params: NativeTensor; grads: NativeTensor; m: NativeTensor; v: NativeTensor; step: number };
-  setOptimizerState(state: { params: NativeTensor; grads?: NativeTensor; m: NativeTensor; v: NativeTensor; step: number }): void;
-  paramGroups(): { name: string; offset: number; length: number }[];
+  headStep(features: NativeTensor, labels: NativeTensor, options?: { backward?: boolean }): { loss: number; tokens: number; gradNorm: number; logits: NativeTensor };
+  optimizerState(names?: string[]): NativeOptimizerState;
+  setOptimizerState(state: { params: NativeTensor; grads?: NativeTensor; m: NativeTensor; v: NativeTensor; step: number; tokens?: number }): void;
   optimizerStep(options: {
-    lr?: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; maxGradNorm?: number;
+    lr: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; maxGradNorm?: number;
     lrScales?: { offset: number; length: number; scale: number }[];
-  }): Promise<{
-    gradNorm: number;
-    step: number;
-  }>;
+  }): Promise<{ gradNorm: number; step: number; tokens: number }>;
 }
 
 export interface NativeGpt2Config {
@@ -132,25 +139,13 @@ export interface NativeGpt2Config {
   eps: number;
 }
 
-export interface NativeGpt2Model {
-  logits(tokens: NativeTensor): Promise<NativeTensor>;
-  addLora(options: { r?: number; alpha?: number; rslora?: boolean; targets?: string[]; layers?: number[]; seed?: number }): number;
-  loraTensors(which?: 'params' | 'grads'): Record<string, NativeTensor>;
-  setLoraTensors(tensors: Record<string, NativeTensor>): void;
-  trainStep(tokens: NativeTensor, labels: NativeTensor, options?: { backward?: boolean; gradScale?: number; positions?: NativeTensor }): Promise<{ loss: number; tokens: number; gradNorm: number }>;
-  optimizerStep(options: { lr?: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; maxGradNorm?: number }): { gradNorm: number; step: number };
-  optimizerState(): { params: NativeTensor; grads: NativeTensor; m: NativeTensor; v: NativeTensor; step: number };
-  setOptimizerState(state: { params: NativeTensor; grads?: NativeTensor; m: NativeTensor; v: NativeTensor; step: number }): void;
-  decode(tokens: NativeTensor, kCache: NativeTensor, vCache: NativeTensor, offset: number): Promise<NativeTensor>;
-  enableFullTraining(): number;
-  fullTensors(which?: 'params' | 'grads'): Record<string, NativeTensor>;
-}
-
 export interface NativeAddon {
   Tensor: new (dtype: NativeDtype, shape: number[]) => NativeTensor;
   Weights: new (spec: NativeWeightsSpec) => NativeWeights;
-  LlamaModel: new (config: NativeLlamaConfig, tensors: Record<string, NativeTensor | NativeWeights>) => NativeLlamaModel;
-  Gpt2Model: new (config: NativeGpt2Config, tensors: Record<string, NativeTensor | NativeWeights>) => NativeGpt2Model;
+  Model: {
+    new (family: 'llama', config: NativeLlamaConfig, tensors: Record<string, NativeTensor | NativeWeights>): NativeModel;
+    new (family: 'gpt2', config: NativeGpt2Config, tensors: Record<string, NativeTensor | NativeWeights>): NativeModel;
+  };
   quantizeWeights(w: NativeTensor, options: { format: WeightFormat; blocksize?: number; doubleQuant?: boolean }): Promise<NativeWeights>;
   runtimeInfo(): NativeRuntimeInfo;
   setRuntimeOptions(options: { threads?: number; isa?: Isa }): void;

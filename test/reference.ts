@@ -52,6 +52,15 @@ export function roundBf16(x: number): number {
   return f[0]!;
 }
 
+/**
+ * A gradient of the summed loss (what trainStep accumulates) as the gradient of the mean over
+ * `tokens` labelled tokens (what PyTorch's loss.backward() gives for a mean loss).
+ */
+export function perToken(g: { data: ArrayLike<number> } | ArrayLike<number>, tokens: number): Float64Array {
+  const data = 'data' in g ? g.data : g;
+  return Float64Array.from(data as ArrayLike<number>, (x) => x / tokens);
+}
+
 /** Max |a - b| over max |b|: a scale-free error for whole tensors. */
 export function relErr(a: ArrayLike<number>, b: ArrayLike<number>): number {
   let worst = 0, scale = 1e-30;

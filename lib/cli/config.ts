@@ -6,16 +6,17 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { DatasetOptions } from '../data/dataset.js';
 import { TunekitError } from '../errors.js';
+import { DEFAULT_LORA_ALPHA, DEFAULT_LORA_DROPOUT, DEFAULT_LORA_RANK } from '../model/defaults.js';
 import { SearchOptions } from '../search/search.js';
 import { TrainerOptions } from '../train/options.js';
 import { parseOptions } from '../validate.js';
 
 const Lora = z
   .object({
-    r: z.number().int().min(1).default(8).describe('LoRA rank'),
-    alpha: z.number().positive().default(16).describe('LoRA alpha (scale alpha / r)'),
+    r: z.number().int().min(1).default(DEFAULT_LORA_RANK).describe('LoRA rank'),
+    alpha: z.number().positive().default(DEFAULT_LORA_ALPHA).describe('LoRA alpha (scale alpha / r)'),
     rslora: z.boolean().default(false).describe('Scale by alpha / sqrt(r)'),
-    dropout: z.number().min(0).lt(1).default(0).describe('LoRA dropout'),
+    dropout: z.number().min(0).lt(1).default(DEFAULT_LORA_DROPOUT).describe('LoRA dropout'),
     targets: z.union([z.array(z.enum(['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'])).min(1), z.literal('auto')]).optional()
       .describe('Projections to adapt (default: all seven); "auto": the top modules by gradient-based importance on the training data'),
     autoTargets: z.number().int().min(1).max(7).default(3).describe('How many modules "auto" picks'),
@@ -29,7 +30,7 @@ export const JobConfig = z
     model: z.string().min(1).describe('A GGUF file or a Hugging Face folder'),
     method: z.enum(['lora', 'qlora', 'full']).default('lora').describe('lora; qlora (NF4 base + LoRA); full fine-tuning'),
     quantize: z.enum(['nf4', 'bf16', 'q8_0']).optional().describe('Store the base projections in this format (qlora implies nf4)'),
-    lora: Lora.default({ r: 8, alpha: 16, rslora: false, dropout: 0, seed: 0, autoTargets: 3 }),
+    lora: Lora.default(Lora.parse({})),
     data: DatasetOptions.extend({
       path: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).describe('Data file(s) or folder'),
       evalSets: z.record(z.string(), z.string()).optional().describe('Extra evaluation sets by name (e.g. general text, to watch forgetting)'),

@@ -15,7 +15,8 @@ import type { Dataset, DataSplit } from '../data/dataset.js';
 import { Random } from '../data/random.js';
 import { classificationReport } from '../eval/classification.js';
 import { TunekitError } from '../errors.js';
-import { loadModel, type LoraOptionsInput, type Model } from '../model/load.js';
+import { loadModel } from '../model/load.js';
+import type { LoraOptions, Model } from '../model/types.js';
 import { openSafetensors } from '../safetensors/read.js';
 import { writeSafetensors } from '../safetensors/write.js';
 import { Tensor } from '../tensor.js';
@@ -29,7 +30,7 @@ export interface ClassifierRunOptions {
   method: ClassifierMethod;
   /** Trainer settings (epochs, lr, batchSize, maxLength, early stopping, ...). */
   training?: TrainerOptionsInput;
-  lora?: LoraOptionsInput;
+  lora?: LoraOptions;
   /** Hidden units of the frozen-dense head (default 256). */
   denseHidden?: number;
   pooling?: 'last' | 'mean';
@@ -54,7 +55,7 @@ export async function trainClassifier(modelPath: string, data: Dataset, o: Class
   const classes = await classesOf(data.train);
   const model = await loadModel(modelPath, { quantize: o.method === 'qlora' ? 'nf4' : undefined });
   let trainable = 0;
-  if (o.method === 'lora' || o.method === 'qlora') trainable += model.addLora(o.lora ?? { r: 8, alpha: 16 });
+  if (o.method === 'lora' || o.method === 'qlora') trainable += model.addLora(o.lora);
   if (o.method === 'full') trainable += model.enableFullTraining();
   const pooling = o.pooling ?? 'last';
   const token = data.format === 'token-classification';

@@ -47,12 +47,14 @@ export async function rankParameterImportance(
   const params = model.fullTensors('params');
   for await (const b of batches(split.examples(0), { batchSize: o.batchSize ?? 4, maxLength: o.maxLength ?? 512, padId: model.tokenizer?.eosTokenId ?? 0 })) {
     if (seen === want) break;
-    await model.trainStep(b);
-    const grads = model.fullTensors('grads');
+    const { tokens } = await model.trainStep(b);
+    if (tokens === 0) continue;
+    const grads = model.fullTensors('grads'); // sums over the batch's labelled tokens
     for (const [name, g] of Object.entries(grads)) {
       const w = params[name]!.data;
       let s = 0;
       for (let i = 0; i < g.data.length; i++) s += Math.abs(g.data[i]! * w[i]!);
+      s /= tokens; // the mean loss's gradient
       const acc = sums.get(name) ?? new Float64Array(1);
       acc[0]! += s;
       sums.set(name, acc);

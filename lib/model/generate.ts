@@ -3,7 +3,7 @@
 // streamed to the caller as an async iterator of text pieces.
 import { z } from 'zod';
 import { awaitNative, callNative, TunekitError } from '../errors.js';
-import type { NativeLlamaModel, NativeTensor } from '../native.js';
+import type { NativeTensor } from '../native.js';
 import { Tensor } from '../tensor.js';
 import type { TextTokenizer } from '../tokenizer/gguf.js';
 import { parseOptions } from '../validate.js';
@@ -81,7 +81,7 @@ export interface Decoder {
 }
 
 export async function* generate(
-  model: Decoder | NativeLlamaModel, tokenizer: TextTokenizer | null, prompt: string | ArrayLike<number>, options: GenerateOptions = {},
+  model: Decoder, tokenizer: TextTokenizer | null, prompt: string | ArrayLike<number>, options: GenerateOptions = {},
 ): AsyncGenerator<GenerateStep> {
   const o = parseOptions(GenerateOptions, options, 'generate');
   if (!tokenizer) throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', 'This model has no tokenizer, so it cannot generate text');

@@ -57,14 +57,9 @@ export async function saveCheckpoint(model: Model, state: TrainerState, dir: str
   try {
     await mkdir(tmp, { recursive: true });
     // Parameters and moments only (no gradient copy: for full fine-tuning each is model-sized).
-    let s: { params: Tensor<'f32'>; m: Tensor<'f32'>; v: Tensor<'f32'>; step: number };
-    if (model.native) {
-      const raw = model.native.optimizerState(['params', 'm', 'v']);
-      const t = (h: typeof raw.params) => new Tensor(h) as Tensor<'f32'>;
-      s = { params: t(raw.params), m: t(raw.m), v: t(raw.v), step: raw.step };
-    } else {
-      s = model.optimizerState();
-    }
+    const raw = model.native.optimizerState(['params', 'm', 'v']);
+    const t = (h: typeof raw.params) => new Tensor(h) as Tensor<'f32'>;
+    const s = { params: t(raw.params), m: t(raw.m), v: t(raw.v), step: raw.step };
     await writeSafetensors(join(tmp, 'optimizer.safetensors'), { params: s.params, m: s.m, v: s.v }, { metadata: { step: String(s.step) } });
     if (model.trainable === 'lora' && !stateOnly) await savePeftAdapter(model, join(tmp, 'adapter'));
     await writeFile(join(tmp, 'trainer_state.json'), JSON.stringify(state, null, 1) + '\n');

@@ -1,5 +1,6 @@
 // The Trainer's options, each documented where it is declared (as PEFT's LoraConfig does).
 import { z } from 'zod';
+import { DEFAULT_BETA1, DEFAULT_BETA2, DEFAULT_EPS, DEFAULT_LR } from '../model/defaults.js';
 import { expected, positiveInt } from '../validate.js';
 
 export const EarlyStoppingOptions = z
@@ -17,11 +18,11 @@ export const TrainerOptions = z
     maxSteps: positiveInt().optional().describe('Stop after this many optimizer steps'),
     batchSize: positiveInt().default(4).describe('Rows per micro-batch'),
     gradAccumulation: positiveInt().default(1).describe('Micro-batches per optimizer step; the loss is the mean over all their tokens'),
-    lr: z.number(expected('positive number')).positive(expected('positive number')).default(2e-4).describe('Peak learning rate'),
+    lr: z.number(expected('positive number')).positive(expected('positive number')).default(DEFAULT_LR).describe('Peak learning rate'),
     weightDecay: z.number().min(0).default(0).describe('AdamW decoupled weight decay'),
-    beta1: z.number().min(0).lt(1).default(0.9),
-    beta2: z.number().min(0).lt(1).default(0.999),
-    eps: z.number().positive().default(1e-8),
+    beta1: z.number().min(0).lt(1).default(DEFAULT_BETA1).describe('AdamW beta1'),
+    beta2: z.number().min(0).lt(1).default(DEFAULT_BETA2).describe('AdamW beta2'),
+    eps: z.number().positive().default(DEFAULT_EPS).describe('AdamW epsilon'),
     maxGradNorm: z.number().min(0).default(1).describe('Clip the global gradient norm to this (0: no clipping)'),
     schedule: z.enum(['constant', 'linear', 'cosine', 'slanted-triangular']).default('linear').describe('Learning-rate schedule'),
     warmupSteps: z.number().int().min(0).optional().describe('Linear warmup steps (constant, linear, cosine)'),

@@ -291,7 +291,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
           if (b.targets === 0) continue;
           // Dropout masks from (adapter seed, step, micro-batch): a resumed run draws the same ones.
           const seed = (((model.lora?.seed ?? 0) * 1_000_003 + state.step) * 4096 + micro) % Number.MAX_SAFE_INTEGER;
-          const r = await model.trainStep(b, { bf16: o.bf16, checkpoint: o.activationCheckpointing, gradScale: b.targets / targets, seed });
+          const r = await model.trainStep(b, { bf16: o.bf16, checkpoint: o.activationCheckpointing, seed });
           if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
             throw new TunekitError('ERR_TUNEKIT_NUMERIC', `The loss became ${Number.isFinite(r.loss) ? `finite but the gradient norm ${r.gradNorm}` : r.loss} at step ${state.step + 1} (epoch ${epoch}); training stopped before the update, the last checkpoint is intact. Try a lower lr, bf16: false or maxGradNorm.`);
           }

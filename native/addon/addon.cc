@@ -17,8 +17,7 @@ namespace tk {
 Napi::Value gemm_binding(const Napi::CallbackInfo& info);
 Napi::Value lora_forward_binding(const Napi::CallbackInfo& info);
 Napi::Value lora_backward_binding(const Napi::CallbackInfo& info);
-Napi::Function define_llama_model(Napi::Env env);
-Napi::Function define_gpt2_model(Napi::Env env);
+Napi::Function define_model(Napi::Env env);
 Napi::Value run_op_binding(const Napi::CallbackInfo& info);
 
 namespace {
@@ -129,8 +128,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   state->weights_ctor = Napi::Persistent(weights);
   exports.Set("Tensor", tensor);
   exports.Set("Weights", weights);
-  exports.Set("LlamaModel", define_llama_model(env));
-  exports.Set("Gpt2Model", define_gpt2_model(env));
+  exports.Set("Model", define_model(env));
   exports.Set("runOp", Napi::Function::New(env, run_op_binding, "runOp"));
   exports.Set("quantizeWeights", Napi::Function::New(env, quantize_weights_binding, "quantizeWeights"));
   exports.Set("runtimeInfo", Napi::Function::New(env, runtime_info, "runtimeInfo"));

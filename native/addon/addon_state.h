@@ -19,7 +19,7 @@ struct AddonState {
   bool isa_forced = false;        // chosen through TUNEKIT_ISA or setRuntimeOptions
   Napi::FunctionReference tensor_ctor;   // to wrap tensors made in native code
   Napi::FunctionReference weights_ctor;  // to wrap weights made in native code
-  Napi::FunctionReference session_ctor;  // LlamaSession, made by LlamaModel.createSession
+  Napi::FunctionReference session_ctor;  // ModelSession, made by Model.createSession
 };
 
 }  // namespace tk

@@ -1,5 +1,5 @@
-// The options every model class's addLora() shares: {r, alpha, rslora, dropout, seed} and the
-// `layers` list; which projections `targets` names is each family's own.
+// The options addLora() takes for every family: {r, alpha, rslora, dropout, seed} and the `layers`
+// list; which projections `targets` names is each family's own (ModelFamily::lora_targets).
 #pragma once
 #include <napi.h>
 
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "../model/lora_layout.h"
+#include "../model/trainable.h"
 #include "options.h"
 
 namespace tk {

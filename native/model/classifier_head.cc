@@ -60,7 +60,7 @@ void classifier_pool(bool mean_pool, const float* hidden, int64_t batch, int64_t
 
 CrossEntropyResult classifier_head_step(const ClassifierHead& h, const float* params, float* grads, const float* hidden,
                                         int64_t batch, int64_t seq, const int32_t* lengths, const int32_t* labels,
-                                        float grad_scale, float* logits_out, float* dhidden, ThreadPool& pool) {
+                                        float* logits_out, float* dhidden, ThreadPool& pool) {
   const int64_t dim = h.dim, rows = h.token_level ? batch * seq : batch;
   // Input rows of the head: every token, or one pooled row per sequence.
   std::vector<float> pooled;
@@ -83,9 +83,9 @@ CrossEntropyResult classifier_head_step(const ClassifierHead& h, const float* pa
     linear(x, params + h.w1, params + h.b1, rows, dim, h.classes, logits.data());
   }
   if (logits_out) std::copy(logits.begin(), logits.end(), logits_out);
-  const CrossEntropyResult ce = cross_entropy(logits.data(), labels, rows, h.classes, dhidden != nullptr, grad_scale, pool);
+  const CrossEntropyResult ce = cross_entropy(logits.data(), labels, rows, h.classes, dhidden != nullptr, 1.0f, pool);
   if (!dhidden || ce.count == 0) return ce;
-  // logits now hold d(scaled mean loss)/d(logits).
+  // logits now hold d(summed loss)/d(logits).
   std::vector<float> dx(static_cast<size_t>(rows * dim));
   if (mlp) {
     std::vector<float> da(a.size());

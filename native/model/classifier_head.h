@@ -30,10 +30,10 @@ struct ClassifierHead {
 // sequence (the rest is padding; null: all seq). labels: [batch] class ids for a sequence head,
 // [batch * seq] for a token head (-100 ignored). Writes logits [rows, classes] (rows = batch or
 // batch * seq) when given. With `dhidden` (zeroed [batch * seq, dim]) the backward runs:
-// gradients of grad_scale · mean loss are added to grads (head slices) and written to dhidden.
+// gradients of the summed loss are added to grads (head slices) and written to dhidden.
 CrossEntropyResult classifier_head_step(const ClassifierHead& head, const float* params, float* grads, const float* hidden,
                                         int64_t batch, int64_t seq, const int32_t* lengths, const int32_t* labels,
-                                        float grad_scale, float* logits_out, float* dhidden, ThreadPool& pool);
+                                        float* logits_out, float* dhidden, ThreadPool& pool);
 
 // The pooled features [batch, dim] a sequence head would see (for feature-based training).
 void classifier_pool(bool mean_pool, const float* hidden, int64_t batch, int64_t seq, int64_t dim, const int32_t* lengths,

@@ -14,8 +14,8 @@ namespace {
 
 // out = X·Wᵀ (+ the adapter's s·X·Aᵀ·Bᵀ) + beta * out, X [n, in], W [outdim, in].
 void linear(const float* x, int64_t n, int64_t in, const WeightView& w, float* out, float beta, Isa isa,
-            ThreadPool& pool, const LlamaLora* lora = nullptr, const LoraSlot* slot = nullptr) {
-  if (lora && slot && slot->on) {
+            ThreadPool& pool, const Trainable* lora = nullptr, const LoraSlot* slot = nullptr) {
+  if (lora && slot) {
     LoraLinearArgs g;
     g.m = n, g.in = in, g.out = w.rows, g.r = slot->r;
     g.x = x;
@@ -38,6 +38,34 @@ void linear(const float* x, int64_t n, int64_t in, const WeightView& w, float* o
 
 }  // namespace
 
+const WeightView& projection(const LlamaLayer& L, int p) {
+  const WeightView* views[kProjections] = {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down};
+  return *views[p];
+}
+
+WeightView& projection(LlamaLayer& L, int p) { return const_cast<WeightView&>(projection(static_cast<const LlamaLayer&>(L), p)); }
+
+LlamaWeights llama_weights_with(const LlamaWeights& w, const LlamaConfig& c, const Trainable* t) {
+  if (!t || !t->full.on) return w;
+  const FullLayout& F = t->full;
+  LlamaWeights r = w;
+  const float* P = t->params.data();
+  r.embed = t->full_view(F.model[kEmbed], c.vocab, c.dim);
+  r.out_norm = P + F.model[kOutNorm];
+  r.lm_head = F.model[kLmHead] >= 0 ? t->full_view(F.model[kLmHead], c.vocab, c.dim) : r.embed;
+  for (size_t li = 0; li < r.layers.size(); ++li) {
+    LlamaLayer& L = r.layers[li];
+    const std::vector<int64_t>& at = F.layers[li];
+    L.attn_norm = P + at[kAttnNorm];
+    L.ffn_norm = P + at[kFfnNorm];
+    for (int p = 0; p < kProjections; ++p) {
+      WeightView& v = projection(L, p);
+      v = t->full_view(at[p], v.rows, v.cols);
+    }
+  }
+  return r;
+}
+
 void add_bias(float* y, const float* bias, int64_t n, int64_t dim) {
   if (!bias) return;
   for (int64_t t = 0; t < n; ++t)
@@ -50,7 +78,7 @@ LlamaCache::LlamaCache(const LlamaConfig& c, int64_t cap) : capacity(cap), k(c.l
 }
 
 void llama_forward(const LlamaConfig& c, const LlamaWeights& w, const int32_t* tokens, int64_t n, LlamaCache* cache,
-                   float* logits, Isa isa, ThreadPool& pool, const LlamaLora* lora) {
+                   float* logits, Isa isa, ThreadPool& pool, const Trainable* lora) {
   const int64_t qdim = c.heads * c.head_dim, kvdim = c.kv_heads * c.head_dim;
   const int64_t offset = cache ? cache->length : 0;
   std::vector<float> x(n * c.dim), h(n * c.dim), q(n * qdim), att(n * qdim), gate(n * c.ffn), up(n * c.ffn);
@@ -64,8 +92,7 @@ void llama_forward(const LlamaConfig& c, const LlamaWeights& w, const int32_t* t
   const RopeTable rope = rope_table(positions.data(), n, c.head_dim, c.rope_theta, c.interleaved_rope);
   for (size_t layer = 0; layer < w.layers.size(); ++layer) {
     const LlamaLayer& L = w.layers[layer];
-    const LoraSlot* slots = lora ? lora->layers[layer].data() : nullptr;
-    auto slot = [&](LlamaProjection p) { return slots ? &slots[p] : nullptr; };
+    auto slot = [&](LlamaProjection p) { return lora ? lora->slot(layer, p) : nullptr; };
     // New keys/values land after the cached ones; attention then reads the whole history.
     float* kbuf = cache ? cache->k[layer].data() : k_local.data();
     float* vbuf = cache ? cache->v[layer].data() : v_local.data();

@@ -1,7 +1,7 @@
-// The Llama-family decoder (Llama, Mistral, SmolLM; Qwen2 adds q/k/v biases later): forward to
-// logits for one sequence. Weights are WeightViews, so GGUF quantized matrices stay quantized
-// and are decoded inside the GEMMs. fp32 activations. The backward, KV cache, batching with
-// padding masks and LoRA hooks come with the training engine.
+// The Llama-family decoder (Llama, Mistral, SmolLM, Qwen2 with its q/k/v biases): forward to
+// logits for one sequence, with a KV cache for generation. Weights are WeightViews, so GGUF
+// quantized matrices stay quantized and are decoded inside the GEMMs. fp32 activations. The
+// training step is model/llama_train.h.
 #pragma once
 #include <array>
 #include <cstdint>
@@ -10,7 +10,7 @@
 #include "../core/cpu_features.h"
 #include "../core/thread_pool.h"
 #include "../ops/weights.h"
-#include "classifier_head.h"
+#include "trainable.h"
 
 namespace tk {
 
@@ -39,42 +39,18 @@ struct LlamaWeights {
 };
 
 enum LlamaProjection { kQ = 0, kK, kV, kO, kGate, kUp, kDown, kProjections };
+// Full fine-tuning's per-layer weights (Trainable::full.layers[layer][...]): the seven projections
+// first, then the two norms; and the model-wide ones (full.model[...]).
+enum LlamaLayerWeight { kAttnNorm = kProjections, kFfnNorm, kLlamaLayerWeights };
+enum LlamaModelWeight { kEmbed = 0, kOutNorm, kLmHead, kLlamaModelWeights };
 
-struct LoraSlot {
-  bool on = false;
-  int64_t r = 0;
-  float scale = 1.0f;
-  float dropout = 0.0f;  // on the adapter's input, in training steps only (as PEFT's lora_dropout)
-  int64_t a_offset = 0, b_offset = 0;  // into the flat parameter / gradient vectors
-};
+const WeightView& projection(const LlamaLayer& L, int p);
+WeightView& projection(LlamaLayer& L, int p);
 
-// Full fine-tuning: every weight is an fp32 slice of LlamaLora::params (the model's views point
-// there), and these are the offsets of each one's gradient in LlamaLora::grads.
-struct FullTraining {
-  bool on = false;
-  int64_t embed = 0, out_norm = 0, lm_head = -1;  // lm_head -1: tied to the embedding
-  struct Layer {
-    int64_t attn_norm = 0, ffn_norm = 0;
-    std::array<int64_t, kProjections> proj{};
-  };
-  std::vector<Layer> layers;
-};
-
-struct LlamaLora {
-  std::vector<std::array<LoraSlot, kProjections>> layers;
-  std::vector<float> params, grads;  // flat: every on-slot's A [r, in] then B [out, r] (or all weights), then the head
-  FullTraining full;
-  ClassifierHead head;  // replaces the LM head and its loss when on
-  // Whether anything below the head trains (adapters or full fine-tuning); when not, a step
-  // keeps no activations and stops its backward at the head.
-  bool backbone_trains() const {
-    if (full.on) return true;
-    for (const auto& slots : layers)
-      for (const LoraSlot& s : slots)
-        if (s.on) return true;
-    return false;
-  }
-};
+// The weights a step or a forward uses: in full fine-tuning every weight is an fp32 slice of the
+// trainable parameters (views resolved here, so the parameter vector may grow or move); else the
+// loaded ones.
+LlamaWeights llama_weights_with(const LlamaWeights& w, const LlamaConfig& c, const Trainable* t);
 
 // y [n, dim] += bias [dim] on every row (no-op for a null bias).
 void add_bias(float* y, const float* bias, int64_t n, int64_t dim);
@@ -89,8 +65,9 @@ struct LlamaCache {
 // Runs tokens [n] through the decoder. Without a cache they sit at positions 0..n-1 and logits
 // [n, vocab] are written; with one they follow the cached tokens (whose count grows by n) and
 // only the last token's logits [vocab] are written. Token ids must be checked by the caller.
-// LoRA adapters (may be null) are applied to the projections they are on.
+// The trainable state's adapters (t may be null) are applied to the projections they are on;
+// `w` comes from llama_weights_with.
 void llama_forward(const LlamaConfig& cfg, const LlamaWeights& w, const int32_t* tokens, int64_t n,
-                   LlamaCache* cache, float* logits, Isa isa, ThreadPool& pool, const LlamaLora* lora = nullptr);
+                   LlamaCache* cache, float* logits, Isa isa, ThreadPool& pool, const Trainable* t = nullptr);
 
 }  // namespace tk

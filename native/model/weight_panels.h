@@ -1,7 +1,7 @@
 // The bf16 GEMM panels of a model's frozen weights (ops/gemm.h, GemmPanels), packed on first use
 // and kept for the model's lifetime: 2 bytes per weight for each orientation a step uses (the
 // forward's Wᵀ, the backward's W). Keyed by the matrix's storage, which never changes under a
-// model (full fine-tuning makes a new model state, and takes no panels: its weights move).
+// model (full fine-tuning takes no panels: its weights change every step).
 #pragma once
 #include <cstddef>
 #include <map>

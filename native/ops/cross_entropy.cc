@@ -13,7 +13,7 @@ CrossEntropyResult cross_entropy(float* logits, const int32_t* labels, int64_t r
   for (int64_t r = 0; r < rows; ++r) result.count += labels[r] != kIgnoreIndex;
   std::vector<double> row_loss(static_cast<size_t>(rows), 0.0);
   const double inv_count = result.count ? 1.0 / static_cast<double>(result.count) : 0.0;
-  const double grad_coef = inv_count * grad_scale;
+  const double grad_coef = grad_scale;
   const int tasks = static_cast<int>(rows < pool.size() ? (rows < 1 ? 1 : rows) : pool.size());
   pool.run(tasks, [&](int t) {
     std::vector<float> scratch(grad ? 0 : static_cast<size_t>(vocab));  // the logits stay as they are without a gradient
@@ -31,7 +31,7 @@ CrossEntropyResult cross_entropy(float* logits, const int32_t* labels, int64_t r
       const double lse = max + std::log(sum);
       row_loss[r] = lse - target;
       if (grad) {
-        const float k = static_cast<float>(grad_coef / sum);  // softmax · scale / count
+        const float k = static_cast<float>(grad_coef / sum);  // softmax · scale
         scale_in_place(row, vocab, k, isa);
         row[labels[r]] -= static_cast<float>(grad_coef);
       }

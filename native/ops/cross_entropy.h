@@ -1,7 +1,9 @@
 // Cross-entropy of next-token logits with ignored positions (label -100, as transformers):
 //   loss = mean over labelled rows of (logsumexp(logits_row) − logits_row[label]),
-// and, fused, its gradient dlogits = (softmax − onehot) / count (zero on ignored rows), written
-// over the logits when `grad` is set. Rows split across threads; the loss sums per-row values in
+// and, fused, the gradient of the rows' *sum* dlogits = (softmax − onehot) · grad_scale (zero on
+// ignored rows), written over the logits when `grad` is set. Why the sum: a window's gradient is
+// divided once, by its labelled-token count over every micro-batch and rank, in the optimizer
+// step (optim/optimizer.h), which alone knows that count in a data-parallel run. Rows split across threads; the loss sums per-row values in
 // row order, so it does not depend on scheduling.
 #pragma once
 #include <cstdint>
@@ -19,8 +21,7 @@ struct CrossEntropyResult {
 };
 
 // labels must be kIgnoreIndex or in [0, vocab) (checked by the caller). grad_scale multiplies the
-// gradient (not the loss): gradient accumulation weights each micro-batch by its share of tokens.
-// isa picks the exp kernel (core/vexp.h).
+// gradient (not the loss). isa picks the exp kernel (core/vexp.h).
 CrossEntropyResult cross_entropy(float* logits, const int32_t* labels, int64_t rows, int64_t vocab, bool grad, float grad_scale,
                                  ThreadPool& pool, Isa isa = Isa::Scalar);
 

@@ -91,7 +91,7 @@ void lora_linear_forward(const LoraLinearArgs& g, float* y, float* t, Isa isa, T
   ya.m = g.m, ya.n = g.out, ya.k = g.in;
   ya.a = dense(g.x, g.in, false);
   ya.a.panels[0] = g.x_panels;
-  ya.b = frozen(g.w, true);
+  ya.b = frozen(g.w, !g.w_in_out);
   ya.k2 = g.r;
   ya.a2 = dense(ts.data(), g.r, false);
   ya.b2 = dense(g.b, g.r, true);
@@ -143,7 +143,7 @@ void lora_linear_backward(const LoraLinearArgs& g, const float* dy, const float*
   GemmArgs dxa;
   dxa.m = g.m, dxa.n = g.in, dxa.k = g.out;
   dxa.a = dense(dy, g.out, false);
-  dxa.b = frozen(g.w, false);
+  dxa.b = frozen(g.w, g.w_in_out);
   dxa.c = dx, dxa.ldc = g.in, dxa.beta = g.accumulate_dx ? 1.0f : 0.0f, dxa.bf16 = g.bf16;
   if (g.dropout == 0.0f) {
     dxa.k2 = g.r;

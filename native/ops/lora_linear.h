@@ -22,6 +22,7 @@ struct LoraLinearArgs {
   const float* x = nullptr;    // [m, in]
   const GemmPanels* x_panels = nullptr;  // forward: X pre-packed (gemm_pack_a_panels), or null
   GemmOperand w;               // frozen W [out, in] (dense f32 or WeightView); trans is ignored
+  bool w_in_out = false;       // W stored [in, out] instead (GPT-2's Conv1D), used as such
   const float* a = nullptr;    // [r, in]
   const float* b = nullptr;    // [out, r]
   float scale = 1.0f;

@@ -1,0 +1,107 @@
+// Model construction from JS: the config object and the named weight tensors (GGUF names for the
+// Llama family, Hugging Face names for GPT-2) into a ModelFamily. Marshalling only: the views
+// point into the tensors' memory, which the family keeps alive.
+#include "model_weights.h"
+
+#include "operands.h"
+#include "options.h"
+
+namespace tk {
+namespace {
+
+struct Keep {
+  std::vector<BOperand> matrices;
+  std::vector<Tensor> vectors;
+};
+
+constexpr int64_t kMax = int64_t{1} << 31;
+
+std::shared_ptr<ModelFamily> llama(const Napi::Object& cfg, const Napi::Object& tensors) {
+  LlamaConfig c;
+  c.dim = option_int(cfg, "dim", 0, 1, kMax);
+  c.layers = option_int(cfg, "layers", 0, 1, 4096);
+  c.ffn = option_int(cfg, "ffn", 0, 1, kMax);
+  c.heads = option_int(cfg, "heads", 0, 1, 4096);
+  c.kv_heads = option_int(cfg, "kvHeads", c.heads, 1, c.heads);
+  c.head_dim = option_int(cfg, "headDim", c.dim / c.heads, 2, kMax);
+  c.vocab = option_int(cfg, "vocab", 0, 1, kMax);
+  c.eps = static_cast<float>(option_number(cfg, "eps", 1e-5));
+  c.rope_theta = static_cast<float>(option_number(cfg, "ropeTheta", 10000.0));
+  c.interleaved_rope = option_bool(cfg, "interleavedRope", true);
+  c.sliding_window = option_int(cfg, "slidingWindow", 0, 0, kMax);
+  check_arg(c.heads % c.kv_heads == 0, "Expected heads divisible by kvHeads");
+  check_arg(c.head_dim % 2 == 0, "Expected an even headDim");
+  const bool tied = option_bool(cfg, "tiedEmbeddings", false);
+  const bool qkv_bias = option_bool(cfg, "qkvBias", false);
+  auto keep = std::make_shared<Keep>();
+  auto matrix = [&](const std::string& name, int64_t rows, int64_t cols) { return named_matrix(tensors, name, rows, cols, keep->matrices); };
+  auto vector = [&](const std::string& name, int64_t size) { return named_vector(tensors, name, size, keep->vectors); };
+  const int64_t qdim = c.heads * c.head_dim, kvdim = c.kv_heads * c.head_dim;
+  LlamaWeights w;
+  w.embed = matrix("token_embd.weight", c.vocab, c.dim);
+  for (int64_t i = 0; i < c.layers; ++i) {
+    const std::string p = "blk." + std::to_string(i) + ".";
+    LlamaLayer L;
+    L.attn_norm = vector(p + "attn_norm.weight", c.dim);
+    L.q = matrix(p + "attn_q.weight", qdim, c.dim);
+    L.k = matrix(p + "attn_k.weight", kvdim, c.dim);
+    L.v = matrix(p + "attn_v.weight", kvdim, c.dim);
+    if (qkv_bias) {
+      L.q_bias = vector(p + "attn_q.bias", qdim);
+      L.k_bias = vector(p + "attn_k.bias", kvdim);
+      L.v_bias = vector(p + "attn_v.bias", kvdim);
+    }
+    L.o = matrix(p + "attn_output.weight", c.dim, qdim);
+    L.ffn_norm = vector(p + "ffn_norm.weight", c.dim);
+    L.gate = matrix(p + "ffn_gate.weight", c.ffn, c.dim);
+    L.up = matrix(p + "ffn_up.weight", c.ffn, c.dim);
+    L.down = matrix(p + "ffn_down.weight", c.dim, c.ffn);
+    w.layers.push_back(L);
+  }
+  w.out_norm = vector("output_norm.weight", c.dim);
+  w.lm_head = tied ? w.embed : matrix("output.weight", c.vocab, c.dim);
+  return make_llama(c, std::move(w), keep);
+}
+
+std::shared_ptr<ModelFamily> gpt2(const Napi::Object& cfg, const Napi::Object& tensors) {
+  Gpt2Config c;
+  c.dim = option_int(cfg, "dim", 0, 1, kMax);
+  c.layers = option_int(cfg, "layers", 0, 1, 4096);
+  c.heads = option_int(cfg, "heads", 0, 1, 4096);
+  c.vocab = option_int(cfg, "vocab", 0, 1, kMax);
+  c.positions = option_int(cfg, "positions", 0, 1, kMax);
+  c.ffn = option_int(cfg, "ffn", 4 * c.dim, 1, kMax);
+  c.eps = static_cast<float>(option_number(cfg, "eps", 1e-5));
+  check_arg(c.dim % c.heads == 0, "Expected dim divisible by heads");
+  auto keep = std::make_shared<Keep>();
+  auto matrix = [&](const std::string& name, int64_t rows, int64_t cols) { return named_matrix(tensors, name, rows, cols, keep->matrices); };
+  auto vector = [&](const std::string& name, int64_t size) { return named_vector(tensors, name, size, keep->vectors); };
+  const int64_t d = c.dim;
+  Gpt2Weights w;
+  w.wte = matrix("transformer.wte.weight", c.vocab, d);
+  w.wpe = vector("transformer.wpe.weight", c.positions * d);
+  for (int64_t i = 0; i < c.layers; ++i) {
+    const std::string p = "transformer.h." + std::to_string(i) + ".";
+    Gpt2Layer L;
+    L.ln1_w = vector(p + "ln_1.weight", d), L.ln1_b = vector(p + "ln_1.bias", d);
+    L.attn = matrix(p + "attn.c_attn.weight", d, 3 * d), L.attn_b = vector(p + "attn.c_attn.bias", 3 * d);
+    L.proj = matrix(p + "attn.c_proj.weight", d, d), L.proj_b = vector(p + "attn.c_proj.bias", d);
+    L.ln2_w = vector(p + "ln_2.weight", d), L.ln2_b = vector(p + "ln_2.bias", d);
+    L.fc = matrix(p + "mlp.c_fc.weight", d, c.ffn), L.fc_b = vector(p + "mlp.c_fc.bias", c.ffn);
+    L.fc_proj = matrix(p + "mlp.c_proj.weight", c.ffn, d), L.fc_proj_b = vector(p + "mlp.c_proj.bias", d);
+    w.layers.push_back(L);
+  }
+  w.lnf_w = vector("transformer.ln_f.weight", d);
+  w.lnf_b = vector("transformer.ln_f.bias", d);
+  return make_gpt2(c, std::move(w), keep);
+}
+
+}  // namespace
+
+std::shared_ptr<ModelFamily> model_from_js(const std::string& family, const Napi::Object& config, const Napi::Object& tensors) {
+  if (family == "llama") return llama(config, tensors);
+  if (family == "gpt2") return gpt2(config, tensors);
+  fail(ErrorCode::InvalidArgument, "Expected a model family 'llama' or 'gpt2' but received '" + family + "'");
+}
+
+}  // namespace tk

@@ -1,0 +1,71 @@
+// A loaded model of any family, as the one N-API model class (addon/AddonModel.cc) drives it.
+// Why an interface: the binding, the trainable state (model/trainable.h) and the optimizer are
+// written once; a family brings its layer wiring, its names (LoRA targets, tensor names) and its
+// generation cache. A new family is one implementation of this plus its constructor from named
+// weights (addon/model_weights.cc).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "../core/cpu_features.h"
+#include "../core/thread_pool.h"
+#include "gpt2.h"
+#include "llama.h"
+#include "train_step.h"
+#include "trainable.h"
+#include "weight_panels.h"
+
+namespace tk {
+
+// The keys and values of one sequence being generated.
+struct DecodeCache {
+  virtual ~DecodeCache() = default;
+  virtual int64_t capacity() const = 0;
+  virtual int64_t length() const = 0;
+  virtual void reset() = 0;
+};
+
+class ModelFamily {
+ public:
+  virtual ~ModelFamily() = default;
+  virtual const char* name() const = 0;  // "llama", "gpt2"
+  virtual int64_t vocab() const = 0;
+  virtual int64_t layers() const = 0;
+  virtual int64_t dim() const = 0;
+  // Most tokens a sequence may hold (learned position embeddings); 0: no limit of the model's own.
+  virtual int64_t max_positions() const = 0;
+
+  // The module names addLora's targets accept, and the adapters on them: `t` must be empty;
+  // `layers` says which layers get adapters. Throws InvalidArgument naming an unknown target.
+  virtual std::vector<std::string> lora_targets() const = 0;
+  virtual void add_lora(Trainable& t, const LoraSpec& spec, const std::vector<std::string>& targets,
+                        const std::vector<bool>& layers) const = 0;
+  // Every weight as a trainable fp32 tensor of `t` (which must be empty), under the family's names.
+  virtual void enable_full_training(Trainable& t) const = 0;
+
+  // Forward (+ backward) of sequences [batch, seq]; token ids, labels and positions are checked
+  // by the caller.
+  virtual StepResult step(Trainable& t, const int32_t* tokens, const int32_t* labels, int64_t batch, int64_t seq,
+                          const StepOptions& o, Isa isa, ThreadPool& pool) const = 0;
+  // The LM's logits [n, vocab] of one sequence (adapters or trained weights of t applied; t may
+  // be null; a classifier head is not used).
+  virtual void logits(const Trainable* t, const int32_t* tokens, int64_t n, float* out, Isa isa, ThreadPool& pool) const = 0;
+  virtual std::unique_ptr<DecodeCache> new_cache(int64_t capacity) const = 0;
+  // Appends tokens [n] to the cache (room checked by the caller) and writes the last one's logits [vocab].
+  virtual void decode(const Trainable* t, DecodeCache& cache, const int32_t* tokens, int64_t n, float* logits, Isa isa,
+                      ThreadPool& pool) const = 0;
+
+  // bf16 GEMM panels of the frozen weights, kept for the model's lifetime when steps ask for them.
+  WeightPanelCache& panels() const { return panels_; }
+
+ private:
+  mutable WeightPanelCache panels_;
+};
+
+// The families, over weights whose memory `owner` keeps alive.
+std::shared_ptr<ModelFamily> make_llama(const LlamaConfig& c, LlamaWeights w, std::shared_ptr<const void> owner);
+std::shared_ptr<ModelFamily> make_gpt2(const Gpt2Config& c, Gpt2Weights w, std::shared_ptr<const void> owner);
+
+}  // namespace tk

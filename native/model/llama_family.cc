@@ -1,0 +1,101 @@
+// The Llama family (Llama, Mistral, Qwen2, SmolLM) behind ModelFamily: GGUF tensor names, LoRA on
+// the seven projections, full fine-tuning of every weight, a KV cache for generation.
+#include "family.h"
+
+#include "../core/error.h"
+#include "llama_train.h"
+
+namespace tk {
+namespace {
+
+const char* const kTargets[kProjections] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+const char* const kGgufNames[kProjections] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+
+struct LlamaDecodeCache final : DecodeCache {
+  LlamaCache cache;
+  LlamaDecodeCache(const LlamaConfig& c, int64_t capacity) : cache(c, capacity) {}
+  int64_t capacity() const override { return cache.capacity; }
+  int64_t length() const override { return cache.length; }
+  void reset() override { cache.length = 0; }
+};
+
+class Llama final : public ModelFamily {
+ public:
+  Llama(const LlamaConfig& c, LlamaWeights w, std::shared_ptr<const void> owner)
+      : c_(c), w_(std::move(w)), owner_(std::move(owner)) {}
+  const char* name() const override { return "llama"; }
+  int64_t vocab() const override { return c_.vocab; }
+  int64_t layers() const override { return c_.layers; }
+  int64_t dim() const override { return c_.dim; }
+  int64_t max_positions() const override { return 0; }
+
+  std::vector<std::string> lora_targets() const override { return {std::begin(kTargets), std::end(kTargets)}; }
+
+  void add_lora(Trainable& t, const LoraSpec& spec, const std::vector<std::string>& targets,
+                const std::vector<bool>& layers) const override {
+    std::array<bool, kProjections> on{};
+    for (const std::string& name : targets) {
+      int found = -1;
+      for (int p = 0; p < kProjections; ++p)
+        if (name == kTargets[p]) found = p;
+      check_arg(found >= 0, "Expected targets among q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj but received \"" + name + "\"");
+      on[found] = true;
+    }
+    add_lora_adapters(t, c_.layers, kProjections, spec, [&](int64_t li, int p) {
+      if (!on[p] || !layers[li]) return std::pair<int64_t, int64_t>{0, 0};
+      const WeightView& w = projection(w_.layers[li], p);  // [out, in]
+      return std::pair<int64_t, int64_t>{w.cols, w.rows};
+    }, [&](int64_t li, int p) { return "blk." + std::to_string(li) + "." + kGgufNames[p]; });
+  }
+
+  void enable_full_training(Trainable& t) const override {
+    FullLayout& F = t.full;
+    F.on = true;
+    F.model.assign(kLlamaModelWeights, -1);
+    F.layers.assign(static_cast<size_t>(c_.layers), std::vector<int64_t>(kLlamaLayerWeights, -1));
+    const bool tied = w_.lm_head.data == w_.embed.data;
+    F.model[kEmbed] = append_full(t, "token_embd.weight", "embed", w_.embed);
+    for (int64_t li = 0; li < c_.layers; ++li) {
+      const LlamaLayer& L = w_.layers[li];
+      const std::string p = "blk." + std::to_string(li) + ".", group = "layer." + std::to_string(li);
+      std::vector<int64_t>& at = F.layers[li];
+      at[kAttnNorm] = append_full(t, p + "attn_norm.weight", group, L.attn_norm, c_.dim);
+      at[kFfnNorm] = append_full(t, p + "ffn_norm.weight", group, L.ffn_norm, c_.dim);
+      for (int k = 0; k < kProjections; ++k) at[k] = append_full(t, p + kGgufNames[k] + ".weight", group, projection(L, k));
+    }
+    F.model[kOutNorm] = append_full(t, "output_norm.weight", "output", w_.out_norm, c_.dim);
+    if (!tied) F.model[kLmHead] = append_full(t, "output.weight", "output", w_.lm_head);
+  }
+
+  StepResult step(Trainable& t, const int32_t* tokens, const int32_t* labels, int64_t batch, int64_t seq, const StepOptions& o,
+                  Isa isa, ThreadPool& pool) const override {
+    return llama_step(c_, llama_weights_with(w_, c_, &t), t, tokens, labels, batch, seq, o, isa, pool);
+  }
+
+  void logits(const Trainable* t, const int32_t* tokens, int64_t n, float* out, Isa isa, ThreadPool& pool) const override {
+    llama_forward(c_, llama_weights_with(w_, c_, t), tokens, n, nullptr, out, isa, pool, t);
+  }
+
+  std::unique_ptr<DecodeCache> new_cache(int64_t capacity) const override {
+    return std::make_unique<LlamaDecodeCache>(c_, capacity);
+  }
+
+  void decode(const Trainable* t, DecodeCache& cache, const int32_t* tokens, int64_t n, float* logits, Isa isa,
+              ThreadPool& pool) const override {
+    llama_forward(c_, llama_weights_with(w_, c_, t), tokens, n, &static_cast<LlamaDecodeCache&>(cache).cache, logits, isa,
+                  pool, t);
+  }
+
+ private:
+  LlamaConfig c_;
+  LlamaWeights w_;
+  std::shared_ptr<const void> owner_;
+};
+
+}  // namespace
+
+std::shared_ptr<ModelFamily> make_llama(const LlamaConfig& c, LlamaWeights w, std::shared_ptr<const void> owner) {
+  return std::make_shared<Llama>(c, std::move(w), std::move(owner));
+}
+
+}  // namespace tk

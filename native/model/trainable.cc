@@ -1,0 +1,121 @@
+#include "trainable.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "../core/error.h"
+#include "../core/random.h"
+
+namespace tk {
+
+int64_t TrainableTensor::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+int64_t Trainable::append(std::string name, TrainableKind kind, std::vector<int64_t> shape, std::string group) {
+  TrainableTensor t;
+  t.name = std::move(name), t.kind = kind, t.shape = std::move(shape), t.group = std::move(group);
+  t.offset = static_cast<int64_t>(params.size());
+  params.resize(static_cast<size_t>(t.offset + t.numel()), 0.0f);
+  grads.resize(params.size(), 0.0f);
+  tensors.push_back(std::move(t));
+  return tensors.back().offset;
+}
+
+const TrainableTensor* Trainable::find(const std::string& name) const {
+  for (const TrainableTensor& t : tensors)
+    if (t.name == name) return &t;
+  return nullptr;
+}
+
+std::vector<ParamGroup> Trainable::groups() const {
+  std::vector<ParamGroup> out;
+  for (const TrainableTensor& t : tensors) {
+    if (!out.empty() && out.back().name == t.group && out.back().offset + out.back().length == t.offset) {
+      out.back().length += t.numel();
+      continue;
+    }
+    out.push_back({t.group, t.offset, t.numel()});
+  }
+  return out;
+}
+
+bool Trainable::backbone_trains() const {
+  if (full.on) return true;
+  for (const auto& slots : lora)
+    for (const LoraSlot& s : slots)
+      if (s.on) return true;
+  return false;
+}
+
+const LoraSlot* Trainable::slot(size_t layer, int projection) const {
+  if (layer >= lora.size() || projection >= static_cast<int>(lora[layer].size())) return nullptr;
+  const LoraSlot& s = lora[layer][projection];
+  return s.on ? &s : nullptr;
+}
+
+WeightView Trainable::full_view(int64_t offset, int64_t rows, int64_t cols) const {
+  WeightView v;
+  v.format = WeightFormat::F32, v.rows = rows, v.cols = cols, v.ld = cols, v.data = params.data() + offset;
+  return v;
+}
+
+void fill_lora_a(float* a, int64_t count, int64_t in, uint64_t& seed) {
+  fill_uniform(a, count, static_cast<float>(1.0 / std::sqrt(static_cast<double>(in))), seed);
+}
+
+void add_classifier_head(Trainable& t, ClassifierHead h, uint64_t seed) {
+  check_arg(!t.head.on, "Expected one classifier per model; it already has one");
+  h.on = true;
+  const int64_t first = h.hidden > 0 ? h.hidden : h.classes;
+  h.w1 = t.append("head.w1", TrainableKind::Head, {first, h.dim}, "head");
+  h.b1 = t.append("head.b1", TrainableKind::Head, {first}, "head");
+  // Uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)), as torch.nn.Linear initializes its weight.
+  fill_lora_a(t.params.data() + h.w1, first * h.dim, h.dim, seed);
+  if (h.hidden > 0) {
+    h.w2 = t.append("head.w2", TrainableKind::Head, {h.classes, h.hidden}, "head");
+    h.b2 = t.append("head.b2", TrainableKind::Head, {h.classes}, "head");
+    fill_lora_a(t.params.data() + h.w2, h.classes * h.hidden, h.hidden, seed);
+  }
+  t.head = h;
+}
+
+int64_t append_full(Trainable& t, const std::string& name, const std::string& group, const WeightView& w) {
+  const int64_t at = t.append(name, TrainableKind::Full, {w.rows, w.cols}, group);
+  for (int64_t r = 0; r < w.rows; ++r) w.decode(r, 0, w.cols, t.params.data() + at + r * w.cols);
+  return at;
+}
+
+int64_t append_full(Trainable& t, const std::string& name, const std::string& group, const float* v, int64_t n) {
+  const int64_t at = t.append(name, TrainableKind::Full, {n}, group);
+  std::copy(v, v + n, t.params.data() + at);
+  return at;
+}
+
+void TrainingState::fit_moments() {
+  m.resize(t.params.size(), 0.0f);
+  v.resize(t.params.size(), 0.0f);
+}
+
+TrainingGuard::TrainingGuard(TrainingState& s, const char* what) : flag_(s.busy) {
+  bool expected = false;
+  check_arg(flag_.compare_exchange_strong(expected, true), std::string("Expected no other training call running during ") + what);
+}
+
+TrainingGuard::~TrainingGuard() { flag_ = false; }
+
+OptimizerStepResult step_optimizer(TrainingState& s, const OptimizerStepArgs& args, Comm& comm, ThreadPool* pool) {
+  const ShardLayout layout = shard_layout(static_cast<int64_t>(s.t.params.size()), comm.world());
+  check_arg(comm.world() == 1, "Expected a single-process run: sharded training states come with data parallelism");
+  OptimizerStepArgs a = args;
+  a.tokens = s.tokens;
+  const OptimizerStepResult r = optimizer_step(s.t.params.data(), s.t.grads.data(), s.m.data(), s.v.data(), layout, a,
+                                               s.step + 1, comm, pool);
+  if (r.tokens > 0) ++s.step;
+  s.tokens = 0;
+  return r;
+}
+
+}  // namespace tk

@@ -1,0 +1,151 @@
+// The trainable state of a model, the same for every family and every method: one flat fp32
+// parameter vector (with gradients of the same layout) holding LoRA adapters, or every weight
+// (full fine-tuning), and a classifier head after either; each trainable tensor has a name, a
+// shape and a group. The optimizer (optim/optimizer.h) sees only the flat vectors, so AdamW,
+// clipping, learning-rate groups, checkpoints and the sharded (ZeRO) step are written once.
+//
+// Gradients are sums over labelled tokens; `tokens` counts the tokens summed since the last
+// optimizer step, which divides by that count (all-reduced across ranks) once.
+#pragma once
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "../core/thread_pool.h"
+#include "../dist/comm.h"
+#include "../optim/optimizer.h"
+#include "../ops/weights.h"
+#include "classifier_head.h"
+
+namespace tk {
+
+struct LoraSlot {
+  bool on = false;
+  int64_t r = 0;
+  float scale = 1.0f;
+  float dropout = 0.0f;  // on the adapter's input, in training steps only (as PEFT's lora_dropout)
+  int64_t a_offset = 0, b_offset = 0;  // A [r, in] and B [out, r] in the flat vectors
+};
+
+struct LoraSpec {
+  int64_t r = 8;
+  float scale = 1.0f;  // alpha / r, or alpha / sqrt(r) for rsLoRA
+  float dropout = 0.0f;
+  uint64_t seed = 0;
+};
+
+// Full fine-tuning: the offset of each weight's fp32 copy in the flat vector, indexed by the
+// family's own enums of model-wide and per-layer weights; -1 where a weight does not train (a
+// head tied to the embedding, frozen biases).
+struct FullLayout {
+  bool on = false;
+  std::vector<int64_t> model;
+  std::vector<std::vector<int64_t>> layers;
+};
+
+enum class TrainableKind { Lora, Full, Head };
+
+struct TrainableTensor {
+  std::string name;  // the family's names: blk.N.attn_q.lora_a, transformer.h.N.attn.c_attn.weight, head.w1
+  TrainableKind kind = TrainableKind::Lora;
+  int64_t offset = 0;
+  std::vector<int64_t> shape;
+  std::string group;  // embed, layer.N, output, head: contiguous, bottom to top
+  int64_t numel() const;
+};
+
+struct ParamGroup {
+  std::string name;
+  int64_t offset = 0, length = 0;
+};
+
+struct Trainable {
+  std::vector<std::vector<LoraSlot>> lora;  // [layer][projection in the family's order]
+  FullLayout full;
+  ClassifierHead head;  // replaces the LM head and its loss when on
+  std::vector<TrainableTensor> tensors;
+  std::vector<float> params, grads;
+
+  // Appends a zero-filled tensor and returns its offset.
+  int64_t append(std::string name, TrainableKind kind, std::vector<int64_t> shape, std::string group);
+  const TrainableTensor* find(const std::string& name) const;
+  // The groups in tensor order, each one contiguous range.
+  std::vector<ParamGroup> groups() const;
+  // Whether anything below the head trains (adapters or full fine-tuning); when not, a step
+  // keeps no activations and stops its backward at the head.
+  bool backbone_trains() const;
+  // The adapter of (layer, projection), or null.
+  const LoraSlot* slot(size_t layer, int projection) const;
+  // The gradient slice at a full-training offset, or null (-1, or not full fine-tuning).
+  float* full_grad(int64_t offset) { return full.on && offset >= 0 ? grads.data() + offset : nullptr; }
+  // An fp32 view of a fully trained weight [rows, cols] at `offset` of the parameters.
+  WeightView full_view(int64_t offset, int64_t rows, int64_t cols) const;
+};
+
+// dims(layer, projection) -> {in, out}, or {0, 0} where no adapter goes; name(layer, projection)
+// -> the tensors' base name, group(layer) -> their group. Adds A [r, in] (drawn as PEFT
+// initializes it: uniform in ±1/sqrt(in), in slot order from the seed) and B [out, r] (zero) for
+// each; `projections` per layer.
+template <class Dims, class Name>
+void add_lora_adapters(Trainable& t, int64_t layers, int projections, const LoraSpec& spec, Dims&& dims, Name&& name);
+
+// Appends a classifier head's weights (torch.nn.Linear's initialization from the seed).
+void add_classifier_head(Trainable& t, ClassifierHead head, uint64_t seed);
+
+// Appends a weight (decoded to fp32) or a vector as a fully trained tensor; returns its offset.
+int64_t append_full(Trainable& t, const std::string& name, const std::string& group, const WeightView& w);
+int64_t append_full(Trainable& t, const std::string& name, const std::string& group, const float* v, int64_t n);
+
+// The trainable state with its optimizer state. `busy` is held by every call that reads or
+// writes it while a step may run (see TrainingGuard).
+struct TrainingState {
+  Trainable t;
+  std::vector<float> m, v;  // AdamW moments, the same layout
+  int64_t step = 0;
+  double tokens = 0;  // labelled tokens whose gradient sums `t.grads` holds
+  std::atomic<bool> busy{false};
+  // Moments sized to the parameters (after the layout changed), new ones zero.
+  void fit_moments();
+};
+
+// Holds `busy` while alive; throws InvalidArgument naming `what` when another call holds it.
+class TrainingGuard {
+ public:
+  TrainingGuard(TrainingState& s, const char* what);
+  ~TrainingGuard();
+  TrainingGuard(const TrainingGuard&) = delete;
+  TrainingGuard& operator=(const TrainingGuard&) = delete;
+
+ private:
+  std::atomic<bool>& flag_;
+};
+
+// One optimizer step of the whole state: the window's token count is s.tokens (reset to 0).
+// lr_scales: learning-rate multipliers of parameter ranges.
+OptimizerStepResult step_optimizer(TrainingState& s, const OptimizerStepArgs& args, Comm& comm, ThreadPool* pool);
+
+// ---- implementation of the template ----
+
+// A [count values, fan-in `in`] as PEFT's kaiming-uniform draws it, advancing `seed`.
+void fill_lora_a(float* a, int64_t count, int64_t in, uint64_t& seed);
+
+template <class Dims, class Name>
+void add_lora_adapters(Trainable& t, int64_t layers, int projections, const LoraSpec& spec, Dims&& dims, Name&& name) {
+  t.lora.assign(static_cast<size_t>(layers), std::vector<LoraSlot>(static_cast<size_t>(projections)));
+  uint64_t seed = spec.seed;
+  for (int64_t li = 0; li < layers; ++li)
+    for (int p = 0; p < projections; ++p) {
+      const auto [in, out] = dims(li, p);
+      if (in == 0) continue;
+      LoraSlot& s = t.lora[li][p];
+      const std::string base = name(li, p), group = "layer." + std::to_string(li);
+      s.on = true, s.r = spec.r, s.scale = spec.scale, s.dropout = spec.dropout;
+      s.a_offset = t.append(base + ".lora_a", TrainableKind::Lora, {spec.r, in}, group);
+      s.b_offset = t.append(base + ".lora_b", TrainableKind::Lora, {out, spec.r}, group);
+      fill_lora_a(t.params.data() + s.a_offset, spec.r * in, in, seed);
+    }
+}
+
+}  // namespace tk
