@@ -73,16 +73,17 @@ describe('parameter importance', () => {
     expect(r.layers.map((l) => l.name).sort()).toEqual(['layer.0', 'layer.1']);
     expect(r.suggestedTargets).toHaveLength(3);
     for (let i = 1; i < r.tensors.length; i++) expect(r.tensors[i]!.score).toBeLessThanOrEqual(r.tensors[i - 1]!.score);
-    // Independent recomputation of one tensor: mean over the two batches of Σ|g·w|.
+    // Independent recomputation of one tensor: mean over the two batches of Σ|g·w|, g the gradient
+    // of each batch's mean loss (trainStep's sums over its labelled tokens, divided by their count).
     const ref = await loadModel(modelDir);
     ref.enableFullTraining();
     const w = ref.fullTensors('params')['blk.1.attn_v.weight']!.data;
     let total = 0, n = 0;
     for await (const b of batches(data.train.examples(0), { batchSize: 4, maxLength: 512, padId: m.tokenizer!.eosTokenId! })) {
       if (n++ === 2) break;
-      await ref.trainStep(b);
+      const { tokens } = await ref.trainStep(b);
       const g = ref.fullTensors('grads')['blk.1.attn_v.weight']!.data;
-      for (let i = 0; i < g.length; i++) total += Math.abs(g[i]! * w[i]!);
+      for (let i = 0; i < g.length; i++) total += Math.abs(g[i]! * w[i]!) / tokens;
       const s = ref.optimizerState();
       ref.setOptimizerState({ params: s.params, m: s.m, v: s.v, step: 0 });
     }
