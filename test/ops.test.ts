@@ -217,6 +217,39 @@ describe('low-rank passes (LoRA thin products)', () => {
   });
 });
 
+describe('GELU (tanh approximation)', () => {
+  it('matches an fp64 reference and its derivative on the scalar and vector paths, tails and large |x| included', async () => {
+    const { runtimeInfo, setRuntimeOptions } = await import('../lib/index.js');
+    const best = runtimeInfo().isa;
+    const n = 16 * 700 + 7; // several blocks of the sigma pass, across both threads, and a ragged tail
+    const x = Float32Array.from({ length: n }, (_, i) => -12 + (24 * i) / n);
+    const dy = Float32Array.from(randomValues(n, 21));
+    const k = Math.sqrt(2 / Math.PI), c = 0.044715;
+    const gelu = (v: number) => 0.5 * v * (1 + Math.tanh(k * (v + c * v ** 3)));
+    const grad = (v: number) => {
+      const th = Math.tanh(k * (v + c * v ** 3));
+      return 0.5 * (1 + th) + 0.5 * v * (1 - th * th) * k * (1 + 3 * c * v * v);
+    };
+    try {
+      for (const isa of ['scalar', best] as const) {
+        setRuntimeOptions({ isa });
+        const y = Tensor.zeros('f32', [n]), dx = Tensor.zeros('f32', [n]);
+        await run('gelu_forward', [f32([n], x), y], {});
+        await run('gelu_backward', [f32([n], x), f32([n], dy), dx], {});
+        let worstY = 0, worstD = 0;
+        for (let i = 0; i < n; i++) {
+          worstY = Math.max(worstY, Math.abs(y.data[i]! - gelu(x[i]!)) / (Math.abs(gelu(x[i]!)) + 1e-3));
+          worstD = Math.max(worstD, Math.abs(dx.data[i]! - dy[i]! * grad(x[i]!)) / (Math.abs(dy[i]! * grad(x[i]!)) + 1e-3));
+        }
+        expect(worstY, `gelu ${isa}`).toBeLessThan(2e-6);
+        expect(worstD, `gelu' ${isa}`).toBeLessThan(1e-5);
+      }
+    } finally {
+      setRuntimeOptions({ isa: best });
+    }
+  });
+});
+
 describe('SwiGLU', () => {
   it('backward matches finite differences', async () => {
     const n = 40, gv = randomValues(n, 10).map((x) => x * 4), uv = randomValues(n, 11), da = randomValues(n, 12);

@@ -9,6 +9,7 @@
 
 #include "../ops/attention.h"
 #include "../ops/cross_entropy.h"
+#include "../ops/gelu.h"
 #include "../ops/lowrank.h"
 #include "../ops/rmsnorm.h"
 #include "../ops/rope.h"
@@ -124,6 +125,17 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
       work = [=, &pool_ = *pool] {
         if (fwd) swiglu_forward(g, u, n, a, pool_, isa);
         else swiglu_backward(g, u, a, n, dg, du, pool_, isa);
+      };
+    } else if (name == "gelu_forward" || name == "gelu_backward") {
+      const bool fwd = name == "gelu_forward";
+      need(fwd ? 2 : 3);
+      const int64_t n = t[0].numel();
+      const float* x = f32(0, n);
+      float* out = f32(fwd ? 1 : 2, n);
+      const float* dy = fwd ? nullptr : f32(1, n);
+      work = [=, &pool_ = *pool] {
+        if (fwd) gelu_forward(x, n, out, pool_, isa);
+        else gelu_backward(x, dy, n, out, pool_, isa);
       };
     } else if (name == "cross_entropy") {
       const int64_t rows = option_int(o, "rows", 1, 1, int64_t{1} << 40), vocab = option_int(o, "vocab", 1, 1, int64_t{1} << 30);

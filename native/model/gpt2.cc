@@ -77,7 +77,7 @@ void gpt2_decode(const Gpt2Config& c, const Gpt2Weights& w, const Trainable* t, 
     project(ctx, linear(li, kGpt2Proj), att.data(), n, x.data(), saved, true);
     layernorm_forward(x.data(), L.ln2_w, L.ln2_b, n, d, c.eps, h.data(), pool);
     project(ctx, linear(li, kGpt2Fc), h.data(), n, f.data(), saved);
-    gelu_forward(f.data(), n * c.ffn, g.data(), pool);
+    gelu_forward(f.data(), n * c.ffn, g.data(), pool, isa);
     project(ctx, linear(li, kGpt2FcProj), g.data(), n, x.data(), saved, true);
   }
   cache.length += n;

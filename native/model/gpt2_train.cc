@@ -71,7 +71,7 @@ StepResult gpt2_step(const Gpt2Config& c, const Gpt2Weights& w, Trainable& tr, c
     s.h2.resize(n * d), s.f.resize(n * c.ffn), s.g.resize(n * c.ffn);
     layernorm_forward(x.data(), L.ln2_w, L.ln2_b, n, d, c.eps, s.h2.data(), pool);
     project(ctx, linear(li, kGpt2Fc), s.h2.data(), n, s.f.data(), s.t[kGpt2Fc]);
-    gelu_forward(s.f.data(), n * c.ffn, s.g.data(), pool);
+    gelu_forward(s.f.data(), n * c.ffn, s.g.data(), pool, isa);
     project(ctx, linear(li, kGpt2FcProj), s.g.data(), n, x.data(), s.t[kGpt2FcProj], true);  // residual
   };
   auto drop = [](LayerSaved& s) {
@@ -100,7 +100,7 @@ StepResult gpt2_step(const Gpt2Config& c, const Gpt2Weights& w, Trainable& tr, c
     // MLP: x_out = x_mid + fc_proj(gelu(fc(LN2(x_mid)))).
     Buf dg(n * c.ffn), df(n * c.ffn), dh2(n * d), dmid(n * d);
     project_back(ctx, linear(li, kGpt2FcProj), s.g.data(), dx.data(), n, s.t[kGpt2FcProj], dg.data(), false);
-    gelu_backward(s.f.data(), dg.data(), n * c.ffn, df.data(), pool);
+    gelu_backward(s.f.data(), dg.data(), n * c.ffn, df.data(), pool, isa);
     project_back(ctx, linear(li, kGpt2Fc), s.h2.data(), df.data(), n, s.t[kGpt2Fc], dh2.data(), false);
     layernorm_backward(s.x_mid.data(), L.ln2_w, dh2.data(), n, d, c.eps, dmid.data(), full_grad(li, kGpt2Ln2W),
                        full_grad(li, kGpt2Ln2B), pool);

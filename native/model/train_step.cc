@@ -54,8 +54,10 @@ void split(int64_t n, ThreadPool& pool, Fn&& fn) {
 // y [n, dim] += bias on every row.
 void add_bias(float* y, const float* bias, int64_t n, int64_t dim, ThreadPool& pool) {
   if (!bias) return;
-  split(n * dim, pool, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) y[i] += bias[i % dim];
+  const int tasks = n * dim < (1 << 16) ? 1 : pool.size();
+  pool.run(tasks, [&](int t) {
+    for (int64_t r = n * t / tasks; r < n * (t + 1) / tasks; ++r)
+      for (int64_t i = 0; i < dim; ++i) y[r * dim + i] += bias[i];
   });
 }
 
