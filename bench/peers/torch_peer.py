@@ -10,9 +10,10 @@ Jobs:
       bitsandbytes.functional.dequantize_4bit of an [n, k] NF4 matrix to fp32.
   {"op": "lora", "m", "inp", "out", "r", "dtype", "reps", "threads"} and {"op": "linear", ...}
       forward + backward of x @ W.T (+ s * (x @ A.T) @ B.T) with W frozen, x and A, B requiring grad.
-  {"op": "peft_step", "model_dir", "gguf", "batch", "seq", "r", "dtype", "reps", "threads"}
-      transformers + PEFT LoRA training step (all seven projections, AdamW) on the model loaded from
-      the GGUF (dequantized to fp32; bf16 via autocast); also reports peak RSS.
+  {"op": "peft_step", "model_dir", "gguf"?, "targets"?, "vocab"?, "batch", "seq", "r", "dtype", "reps", "threads"}
+      transformers + PEFT LoRA training step (default targets: all seven Llama projections, AdamW)
+      on the model loaded from the GGUF (dequantized to fp32) or, without "gguf", the Hugging Face
+      folder; bf16 via autocast; also reports peak RSS.
 """
 import json
 import statistics
@@ -89,12 +90,16 @@ def main():
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
-        base = AutoModelForCausalLM.from_pretrained(job["model_dir"], gguf_file=job["gguf"], dtype=torch.float32)
-        targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-        model = get_peft_model(base, LoraConfig(r=job["r"], lora_alpha=2 * job["r"], lora_dropout=0.0, target_modules=targets))
+        if job.get("gguf"):
+            base = AutoModelForCausalLM.from_pretrained(job["model_dir"], gguf_file=job["gguf"], dtype=torch.float32)
+        else:  # a Hugging Face folder (GPT-2: Conv1D weights, hence fan_in_fan_out)
+            base = AutoModelForCausalLM.from_pretrained(job["model_dir"], dtype=torch.float32)
+        targets = job.get("targets", ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"])
+        fan_in_fan_out = base.config.model_type == "gpt2"
+        model = get_peft_model(base, LoraConfig(r=job["r"], lora_alpha=2 * job["r"], lora_dropout=0.0, target_modules=targets, fan_in_fan_out=fan_in_fan_out))
         model.train()
         opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-        ids = (torch.arange(job["batch"] * job["seq"]) * 7919 % 49152).reshape(job["batch"], job["seq"])
+        ids = (torch.arange(job["batch"] * job["seq"]) * 7919 % job.get("vocab", 49152)).reshape(job["batch"], job["seq"])
         bf16 = job.get("dtype") == "bf16"
 
         def step():
