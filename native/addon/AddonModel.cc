@@ -15,13 +15,11 @@
 #include <napi.h>
 
 #include <algorithm>
-#include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "../model/family.h"
-#include "../optim/adamw.h"
 #include "AddonTensor.h"
 #include "PromiseWorker.h"
 #include "addon_state.h"
@@ -284,13 +282,8 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
       check_arg(pooling == "last" || pooling == "mean", "Expected pooling 'last' or 'mean' but received '" + pooling + "'");
       h.mean_pool = pooling == "mean";
       const uint64_t seed = static_cast<uint64_t>(option_int(o, "seed", 0, 0, int64_t{1} << 53)) ^ 0x5eedULL;
-      // A copy grows (sessions may still read the old parameters), with its optimizer state.
-      auto next = std::make_shared<TrainingState>();
-      if (train_) next->t = train_->t, next->m = train_->m, next->v = train_->v, next->step = train_->step, next->tokens = train_->tokens;
-      const int64_t before = static_cast<int64_t>(next->t.params.size());
-      add_classifier_head(next->t, h, seed);
-      next->fit_moments();
-      train_ = std::move(next);
+      const int64_t before = static_cast<int64_t>(state().t.params.size());
+      train_ = train_->with_head(h, seed);
       return Napi::Number::New(info.Env(), static_cast<double>(train_->t.params.size() - before));
     });
   }
@@ -403,11 +396,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
           info.Env(),
           [model, train, guard, pool, isa, tokens, labels, positions, lengths, head_logits, batch, n, result, so] {
             const StepResult r = model->step(train->t, tokens.data<int32_t>(), labels.data<int32_t>(), batch, n, so, isa, *pool);
-            double norm = 0.0;
-            if (so.backward) {
-              train->tokens += static_cast<double>(r.count);
-              norm = std::sqrt(sum_of_squares(train->t.grads.data(), static_cast<int64_t>(train->t.grads.size()), pool.get()));
-            }
+            const double norm = so.backward ? train->add_backward(r.count, pool.get()) : 0.0;
             *result = {r.loss, static_cast<double>(r.count), norm};
           },
           [result, head_logits](Napi::Env env) -> Napi::Value {
@@ -467,10 +456,9 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
       Tensor logits = Tensor::zeros(Dtype::F32, {batch, h.classes});
       auto* env_state = info.Env().GetInstanceData<AddonState>();
       const CrossEntropyResult ce = tk::head_step(train_->t, x.data<float>(), batch, labels.data<int32_t>(), backward, logits.data<float>(), *env_state->pool);
-      if (backward) train_->tokens += static_cast<double>(ce.count);
       Napi::Object out = Napi::Object::New(info.Env());
       out.Set("loss", ce.loss), out.Set("tokens", static_cast<double>(ce.count));
-      out.Set("gradNorm", backward ? std::sqrt(sum_of_squares(train_->t.grads.data(), static_cast<int64_t>(train_->t.grads.size()))) : 0.0);
+      out.Set("gradNorm", backward ? train_->add_backward(ce.count, nullptr) : 0.0);
       out.Set("logits", AddonTensor::wrap(info.Env(), logits));
       return out;
     });

@@ -99,6 +99,19 @@ void TrainingState::fit_moments() {
   v.resize(t.params.size(), 0.0f);
 }
 
+double TrainingState::add_backward(int64_t count, ThreadPool* pool) {
+  tokens += static_cast<double>(count);
+  return std::sqrt(sum_of_squares(t.grads.data(), static_cast<int64_t>(t.grads.size()), pool));
+}
+
+std::shared_ptr<TrainingState> TrainingState::with_head(const ClassifierHead& head, uint64_t seed) const {
+  auto next = std::make_shared<TrainingState>();
+  next->t = t, next->m = m, next->v = v, next->step = step, next->tokens = tokens;
+  add_classifier_head(next->t, head, seed);
+  next->fit_moments();
+  return next;
+}
+
 TrainingGuard::TrainingGuard(TrainingState& s, const char* what) : flag_(s.busy) {
   bool expected = false;
   check_arg(flag_.compare_exchange_strong(expected, true), std::string("Expected no other training call running during ") + what);

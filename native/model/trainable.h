@@ -10,6 +10,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -108,6 +109,12 @@ struct TrainingState {
   std::atomic<bool> busy{false};
   // Moments sized to the parameters (after the layout changed), new ones zero.
   void fit_moments();
+  // After a step's backward: counts its labelled tokens and returns the norm of the gradient
+  // sums so far (what trainStep reports; a NaN there stops the Trainer before the update).
+  double add_backward(int64_t tokens, ThreadPool* pool);
+  // A copy with a classifier head appended (sessions may still read this state's parameters, so
+  // the vector that grows is the copy's), optimizer state included.
+  std::shared_ptr<TrainingState> with_head(const ClassifierHead& head, uint64_t seed) const;
 };
 
 // Holds `busy` while alive; throws InvalidArgument naming `what` when another call holds it.
