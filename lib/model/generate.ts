@@ -7,6 +7,7 @@ import type { NativeTensor } from '../native.js';
 import { Tensor } from '../tensor.js';
 import type { TextTokenizer } from '../tokenizer/gguf.js';
 import { parseOptions } from '../validate.js';
+import { i32Tensor } from './ids.js';
 
 const GenerateOptions = z
   .object({
@@ -87,6 +88,7 @@ export async function* generate(
   if (!tokenizer) throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', 'This model has no tokenizer, so it cannot generate text');
   const promptIds = typeof prompt === 'string' ? tokenizer.encode(prompt) : Array.from(prompt);
   if (promptIds.length === 0) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', 'Expected a non-empty prompt');
+  i32Tensor([promptIds.length], promptIds, (i) => `prompt[${i}]`).dispose(); // ids given as numbers: integers only
   const maxTokens = o.maxTokens ?? 128;
   const stopIds = new Set(o.stopTokenIds ?? (tokenizer.eosTokenId === null ? [] : [tokenizer.eosTokenId]));
   const session = callNative(() => model.createSession(promptIds.length + maxTokens));

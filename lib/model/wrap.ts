@@ -12,6 +12,7 @@ import {
   DEFAULT_MAX_GRAD_NORM, DEFAULT_WEIGHT_DECAY,
 } from './defaults.js';
 import { generate } from './generate.js';
+import { i32Tensor } from './ids.js';
 import type { Batch, ClassifierOptions, LoraOptions, Model, ModelConfig, OptimizerOptions, TrainStepOptions } from './types.js';
 
 /** What differs between families: their LoRA module names. */
@@ -78,15 +79,18 @@ function batchTensor(rows: number[][], what: string): Tensor<'i32'> {
   if (!Array.isArray(rows) || rows.length === 0 || !rows.every((r) => Array.isArray(r) && r.length === rows[0]!.length && r.length > 0)) {
     throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `Expected ${what} to be a non-empty array of equal-length, non-empty sequences`);
   }
-  return Tensor.from('i32', [rows.length, rows[0]!.length], rows.flat());
+  const width = rows[0]!.length;
+  return i32Tensor([rows.length, width], rows.flat(), (i) => `${what}[${Math.floor(i / width)}][${i % width}]`);
 }
+
+const vector = (values: ArrayLike<unknown>, what: string) => i32Tensor([values.length], values, (i) => `${what}[${i}]`);
 
 function batchTensors(batch: Batch): { ids: Tensor<'i32'>; labels: Tensor<'i32'>; positions?: Tensor<'i32'>; lengths?: Tensor<'i32'> } {
   const ids = batchTensor(batch.inputIds, 'inputIds');
-  const lengths = batch.lengths ? Tensor.from('i32', [batch.lengths.length], batch.lengths) : undefined;
+  const lengths = batch.lengths ? vector(batch.lengths, 'lengths') : undefined;
   if (batch.labels.length > 0 && !Array.isArray(batch.labels[0])) {
     // One class id per sequence (a classifier head checks the count).
-    return { ids, labels: Tensor.from('i32', [batch.labels.length], batch.labels as number[]), lengths };
+    return { ids, labels: vector(batch.labels, 'labels'), lengths };
   }
   const labels = batchTensor(batch.labels as number[][], 'labels');
   const same = (t: Tensor<'i32'>, what: string) => {
@@ -128,7 +132,7 @@ export function wrapModel(family: Family, config: ModelConfig, tokenizer: TextTo
       return classifier;
     },
     async logits(tokenIds) {
-      const ids = Tensor.from('i32', [tokenIds.length], tokenIds);
+      const ids = vector(tokenIds, 'tokenIds');
       return new Tensor(await awaitNative(() => model.logits(ids.handle))) as Tensor<'f32'>;
     },
     generate(prompt, options) {
@@ -171,11 +175,11 @@ export function wrapModel(family: Family, config: ModelConfig, tokenizer: TextTo
     setHeadTensors: (t) => setTensors('head', t),
     async features(inputIds, options = {}) {
       const ids = batchTensor(inputIds, 'inputIds');
-      const lengths = options.lengths ? Tensor.from('i32', [options.lengths.length], options.lengths) : undefined;
+      const lengths = options.lengths ? vector(options.lengths, 'lengths') : undefined;
       return new Tensor(await awaitNative(() => model.features(ids.handle, { pooling: options.pooling, bf16: options.bf16, lengths: lengths?.handle }))) as Tensor<'f32'>;
     },
     headStep(features, labels, options = {}) {
-      const r = callNative(() => model.headStep(features.handle, Tensor.from('i32', [labels.length], labels).handle, options));
+      const r = callNative(() => model.headStep(features.handle, vector(labels, 'labels').handle, options));
       return { ...r, logits: new Tensor(r.logits) as Tensor<'f32'> };
     },
     async trainStep(batch, options = {}) {
