@@ -8,7 +8,7 @@
 // (npm run fetch-model -- smollm2); node-llama-cpp is installed into .cache/interop on first use
 // (its prebuilt CPU binary only; it is not a dependency of tunekit).
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -66,6 +66,7 @@ async function llamaCppCase() {
   const prefix = join(root, '.cache/interop');
   const pkg = join(prefix, 'node_modules/node-llama-cpp/dist/index.js');
   if (!existsSync(pkg)) {
+    mkdirSync(prefix, { recursive: true }); // a fresh clone has no .cache/interop yet
     writeFileSync(join(prefix, 'package.json'), '{"name": "tunekit-interop", "private": true}\n', { flag: 'a' });
     execFileSync('npm', ['install', '--prefix', prefix, '--omit=optional', '--no-audit', '--no-fund', 'node-llama-cpp@3.22.1', '@node-llama-cpp/linux-x64@3.22.1'], { stdio: 'inherit' });
   }
