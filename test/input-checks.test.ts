@@ -1,10 +1,15 @@
-// Calls that used to lose data without a word (issue #14): token ids that are not integers were
-// converted to 0/1 by the typed-array copy, and addLora during a running step replaced the
-// adapters under it, dropping the step's gradients.
+// Input that used to pass without a word (issue #14): token ids that are not integers (converted
+// to 0/1 by the typed-array copy); addLora during a running step (it replaced the adapters under
+// the step, dropping its gradients); eps or a RoPE base <= 0 (NaN logits); a GGUF alignment of
+// 2.5; a sampling temperature so small that logits / T overflowed (the least likely token won);
+// a disposed tensor written to safetensors (a file tunekit then refused).
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
-import { loadModel, TunekitError } from '../lib/index.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { loadModel, openGguf, Tensor, TunekitError, writeGguf, writeSafetensors } from '../lib/index.js';
+import { pickToken } from '../lib/model/generate.js';
 
 const dir = fileURLToPath(new URL('./reference/fixtures/tiny-llama/', import.meta.url));
 const gpt2 = fileURLToPath(new URL(join('./reference/fixtures/tiny-gpt2/'), import.meta.url));
@@ -43,5 +48,46 @@ describe('training calls while a step runs', () => {
     await running;
     const got = m.loraTensors('grads');
     for (const [name, g] of Object.entries(want)) expect(Buffer.from(got[name]!.bytes).equals(Buffer.from(g.bytes)), name).toBe(true);
+  });
+});
+
+describe('model settings that would give NaN logits', () => {
+  const work = mkdtempSync(join(tmpdir(), 'tunekit-input-'));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+  const folder = (name: string, change: Record<string, unknown>, from = dir) => {
+    const d = join(work, name);
+    mkdirSync(d, { recursive: true });
+    copyFileSync(join(from, 'model.safetensors'), join(d, 'model.safetensors'));
+    writeFileSync(join(d, 'config.json'), JSON.stringify({ ...JSON.parse(readFileSync(join(from, 'config.json'), 'utf8')), ...change }));
+    return d;
+  };
+  it.each([['rms_norm_eps', -1], ['rms_norm_eps', 0], ['rope_theta', 0], ['rope_theta', -5]])('Hugging Face config.json with %s = %s is refused, naming the field', async (key, value) => {
+    await expect(loadModel(folder(`llama-${key}-${value}`, { [key]: value }))).rejects.toThrow(new RegExp(`config\\.json: expected a positive number ${key}`));
+  });
+  it('GPT-2 config.json with layer_norm_epsilon = 0 is refused', async () => {
+    await expect(loadModel(folder('gpt2-eps', { layer_norm_epsilon: 0 }, gpt2))).rejects.toThrow(/expected a positive number layer_norm_epsilon/);
+  });
+  it('a GGUF whose alignment is 2.5 is refused', async () => {
+    const file = join(work, 'align.gguf');
+    await writeGguf(file, { 'general.alignment': { type: 'f32', value: 2.5 } }, { t: Tensor.from('f32', [2], [1, 2]) });
+    await expect(openGguf(file)).rejects.toThrow(/general\.alignment 2\.5 is not a power of two/);
+  });
+});
+
+describe('sampling temperature', () => {
+  it('a tiny temperature samples the most likely token, as the limit T -> 0 does', () => {
+    for (let draw = 0; draw < 20; draw++) {
+      const r = (draw + 0.5) / 20;
+      expect(pickToken(Float32Array.from([1, 5, 3, -2]), new Set(), { temperature: 1e-308 } as never, () => r)).toBe(1);
+    }
+  });
+});
+
+describe('writeSafetensors', () => {
+  it('refuses a disposed tensor instead of writing a header without its data', async () => {
+    const t = Tensor.from('f32', [3], [1, 2, 3]);
+    t.dispose();
+    const file = join(mkdtempSync(join(tmpdir(), 'tunekit-st-')), 'w.safetensors');
+    await expect(writeSafetensors(file, { w: t })).rejects.toThrow('Expected a live tensor for w but it was disposed');
   });
 });

@@ -147,7 +147,7 @@ export async function openGguf(path: string): Promise<GgufFile> {
       infos.push({ name, type: t[0], shape: [...dims].reverse(), offset: 0, byteLength: (elements / t[1]) * t[2], relative, typeId });
     }
     const alignment = metadata.get('general.alignment') ?? 32;
-    if (typeof alignment !== 'number' || alignment < 1 || (alignment & (alignment - 1)) !== 0) {
+    if (typeof alignment !== 'number' || !Number.isInteger(alignment) || alignment < 1 || (alignment & (alignment - 1)) !== 0) {
       throw corrupt(file, `general.alignment ${String(alignment)} is not a power of two`);
     }
     const dataStart = Math.ceil(c.pos / alignment) * alignment;

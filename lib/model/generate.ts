@@ -56,8 +56,10 @@ export function pickToken(logits: Float32Array, seen: Set<number>, o: z.output<t
   // Candidates sorted by logit, cut by top-k, then softmax, then cut by top-p.
   let order = Array.from(logits.keys()).sort((a, b) => logits[b]! - logits[a]!);
   if (o.topK) order = order.slice(0, o.topK);
-  const max = logits[order[0]!]! / temperature;
-  let probs = order.map((i) => Math.exp(logits[i]! / temperature - max));
+  // Subtract the largest logit before dividing: (l − max) / T stays finite or −∞ for any T > 0,
+  // where l / T overflowed for tiny T and the NaN softmax picked the least likely token.
+  const max = logits[order[0]!]!;
+  let probs = order.map((i) => Math.exp((logits[i]! - max) / temperature));
   let total = probs.reduce((a, b) => a + b, 0);
   probs = probs.map((p) => p / total);
   if (o.topP !== undefined && o.topP < 1) {

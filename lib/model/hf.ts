@@ -50,7 +50,7 @@ export interface Gpt2Loaded {
 async function loadGpt2(dir: string, cfg: Record<string, unknown>, configFile: string, quantize?: WeightFormat): Promise<Gpt2Loaded> {
   const get = (key: string, fallback?: number) => {
     const v = cfg[key] ?? fallback;
-    if (typeof v !== 'number' || v <= 0) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${configFile}: expected a positive number ${key} but found ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${configFile}: expected a positive number ${key} but found ${JSON.stringify(v)}`);
     return v;
   };
   const act = cfg.activation_function ?? 'gelu_new';
@@ -105,6 +105,12 @@ export async function loadHfFolder(dir: string, quantize?: WeightFormat): Promis
   const qkvBias = arch === 'Qwen2ForCausalLM';
   if (cfg.attention_bias === true || cfg.mlp_bias === true) throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${configFile}: attention_bias/mlp_bias are not supported yet`);
   const dim = int('hidden_size'), heads = int('num_attention_heads');
+  // A positive finite number (eps <= 0 or a RoPE base <= 0 gives NaN logits).
+  const positive = (key: string, v: unknown, fallback: number): number => {
+    const x = v ?? fallback;
+    if (typeof x !== 'number' || !Number.isFinite(x) || x <= 0) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${configFile}: expected a positive number ${key} but found ${JSON.stringify(x)}`);
+    return x;
+  };
   const config: NativeLlamaConfig = {
     dim,
     layers: int('num_hidden_layers'),
@@ -113,8 +119,8 @@ export async function loadHfFolder(dir: string, quantize?: WeightFormat): Promis
     kvHeads: int('num_key_value_heads', heads),
     headDim: int('head_dim', dim / heads),
     vocab: int('vocab_size'),
-    eps: typeof cfg.rms_norm_eps === 'number' ? cfg.rms_norm_eps : 1e-6,
-    ropeTheta: (cfg.rope_theta as number | undefined) ?? ropeParams?.rope_theta ?? 10000,
+    eps: positive('rms_norm_eps', cfg.rms_norm_eps, 1e-6),
+    ropeTheta: positive('rope_theta', cfg.rope_theta ?? ropeParams?.rope_theta, 10000),
     tiedEmbeddings: cfg.tie_word_embeddings === true,
     interleavedRope: false,
     qkvBias,

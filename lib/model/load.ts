@@ -28,6 +28,13 @@ function num(metadata: Map<string, GgufValue>, key: string, file: string, fallba
   throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: metadata ${key} is missing or not a number`);
 }
 
+// A positive finite number (eps <= 0 or a RoPE base <= 0 gives NaN logits).
+function positive(metadata: Map<string, GgufValue>, key: string, file: string, fallback: number): number {
+  const v = num(metadata, key, file, fallback);
+  if (!Number.isFinite(v) || v <= 0) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: metadata ${key} must be a positive number but is ${v}`);
+  return v;
+}
+
 // GGUF architectures the Llama-family engine runs. llama.cpp's converter permutes q/k rows into
 // interleaved-RoPE order for "llama" (Llama, Mistral, SmolLM) only; "qwen2" keeps Hugging Face's
 // rotate-half order and adds q/k/v biases.
@@ -46,8 +53,8 @@ function llamaConfig(metadata: Map<string, GgufValue>, file: string, hasOutput: 
     kvHeads: num(metadata, `${a}.attention.head_count_kv`, file, heads),
     headDim: num(metadata, `${a}.rope.dimension_count`, file, dim / heads),
     vocab: num(metadata, `${a}.vocab_size`, file, Array.isArray(tokens) ? tokens.length : undefined),
-    eps: num(metadata, `${a}.attention.layer_norm_rms_epsilon`, file, 1e-5),
-    ropeTheta: num(metadata, `${a}.rope.freq_base`, file, 10000),
+    eps: positive(metadata, `${a}.attention.layer_norm_rms_epsilon`, file, 1e-5),
+    ropeTheta: positive(metadata, `${a}.rope.freq_base`, file, 10000),
     tiedEmbeddings: !hasOutput,
     interleavedRope: a === 'llama',
     qkvBias: a === 'qwen2',

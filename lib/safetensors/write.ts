@@ -4,7 +4,7 @@
 import { mkdir, open, rename, unlink, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { TunekitError } from '../errors.js';
-import type { Tensor } from '../tensor.js';
+import { DTYPE_SIZE, type Tensor } from '../tensor.js';
 import { MAX_HEADER_BYTES, TO_SAFETENSORS } from './format.js';
 
 const CHUNK = 1 << 30;
@@ -17,7 +17,13 @@ export interface WriteOptions {
 }
 
 function entries(tensors: TensorMap): [string, Tensor][] {
-  return tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
+  const list = tensors instanceof Map ? [...tensors.entries()] : Object.entries(tensors);
+  for (const [name, t] of list) {
+    // A disposed tensor keeps its shape but no bytes: writing it would give a file whose header
+    // promises data it does not hold.
+    if (t.bytes.byteLength !== t.numel * DTYPE_SIZE[t.dtype]) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `Expected a live tensor for ${name} but it was disposed`);
+  }
+  return list;
 }
 
 function ioError(file: string, e: unknown): TunekitError {

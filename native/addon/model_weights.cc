@@ -30,6 +30,7 @@ std::shared_ptr<ModelFamily> llama(const Napi::Object& cfg, const Napi::Object& 
   c.interleaved_rope = option_bool(cfg, "interleavedRope", true);
   c.sliding_window = option_int(cfg, "slidingWindow", 0, 0, kMax);
   check_arg(c.heads % c.kv_heads == 0, "Expected heads divisible by kvHeads");
+  check_arg(c.eps > 0 && c.rope_theta > 0, "Expected eps > 0 and ropeTheta > 0 (either at 0 or below gives NaN logits)");
   check_arg(c.head_dim % 2 == 0, "Expected an even headDim");
   const bool tied = option_bool(cfg, "tiedEmbeddings", false);
   const bool qkv_bias = option_bool(cfg, "qkvBias", false);
@@ -73,6 +74,7 @@ std::shared_ptr<ModelFamily> gpt2(const Napi::Object& cfg, const Napi::Object& t
   c.ffn = option_int(cfg, "ffn", 4 * c.dim, 1, kMax);
   c.eps = static_cast<float>(option_number(cfg, "eps", 1e-5));
   check_arg(c.dim % c.heads == 0, "Expected dim divisible by heads");
+  check_arg(c.eps > 0, "Expected eps > 0 (0 or below gives NaN logits)");
   auto keep = std::make_shared<Keep>();
   auto matrix = [&](const std::string& name, int64_t rows, int64_t cols) { return named_matrix(tensors, name, rows, cols, keep->matrices); };
   auto vector = [&](const std::string& name, int64_t size) { return named_vector(tensors, name, size, keep->vectors); };
