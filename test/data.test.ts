@@ -131,6 +131,15 @@ describe('bad input', () => {
     expect(d.stats.examples.train).toBe(1);
   });
 
+  it('a CSV that goes bad mid-file rejects, naming the line, instead of never settling (issue 14)', async () => {
+    // Large enough that the reader waits for the parser to drain when the parser fails.
+    const rows = Array.from({ length: 50_000 }, (_, i) => `row number ${i} with some words,${i % 2}`);
+    const p = file('stray.csv', ['text,label', 'hello,1', 'a,"b"c', ...rows].join('\n') + '\n');
+    for (const skipInvalid of [false, true]) {
+      await expect(loadDataset(p, tok, { skipInvalid, format: 'text' })).rejects.toThrow(`${p}:3: malformed CSV`);
+    }
+  });
+
   it('refuses bytes that are not UTF-8, naming the line', async () => {
     const p = file('latin1.txt', Buffer.concat([Buffer.from('fine\nalso fine\ncaf'), Buffer.from([0xe9]), Buffer.from('\n')]));
     await expect(loadDataset(p, tok)).rejects.toThrow(`${p}:3: invalid UTF-8 byte`);

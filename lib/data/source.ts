@@ -172,10 +172,22 @@ async function* readJsonl(file: string): AsyncGenerator<SourceRecord> {
 
 async function* readCsv(file: string, delimiter: string): AsyncGenerator<SourceRecord> {
   const parser = parseCsv({ columns: true, delimiter, bom: true, info: true, relax_column_count: true, skip_empty_lines: true });
+  // Waits for room in the parser, or for its end: a parser that failed mid-file never drains, and
+  // waiting for 'drain' alone left loadDataset unsettled forever.
+  const room = () => new Promise<void>((resolve) => {
+    const done = () => {
+      parser.off('drain', done), parser.off('close', done);
+      resolve();
+    };
+    parser.once('drain', done), parser.once('close', done);
+  });
   const feed = (async () => {
     try {
-      for await (const text of decodeFile(file)) if (!parser.write(text)) await new Promise((r) => parser.once('drain', r));
-      parser.end();
+      for await (const text of decodeFile(file)) {
+        if (parser.destroyed) return;
+        if (!parser.write(text)) await room();
+      }
+      if (!parser.destroyed) parser.end();
     } catch (e) {
       parser.destroy(e as Error);
     }
@@ -189,6 +201,7 @@ async function* readCsv(file: string, delimiter: string): AsyncGenerator<SourceR
     const err = e as Error & { lines?: number };
     throw new InvalidRecord(`${file}:${err.lines ?? '?'}`, `malformed CSV (${err.message})`);
   } finally {
+    if (!parser.destroyed) parser.destroy(); // stopped early (an error, or the caller broke off): end the feed
     await feed;
   }
 }
