@@ -7,6 +7,7 @@
       'native/addon/AddonGemm.cc',
       'native/addon/AddonLora.cc',
       'native/addon/AddonModel.cc',
+      'native/addon/AddonSession.cc',
       'native/addon/model_weights.cc',
       'native/addon/AddonOps.cc',
       'native/addon/AddonTensor.cc',

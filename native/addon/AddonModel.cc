@@ -1,5 +1,5 @@
-// JS classes Model and ModelSession: one binding for every model family (model/family.h) over
-// the shared trainable state (model/trainable.h). Marshalling only: argument checks, options into
+// JS class Model: one binding for every model family (model/family.h) over the shared trainable
+// state (model/trainable.h); its generation sessions are AddonSession.cc's ModelSession. Marshalling only: argument checks, options into
 // plain structs, results into JS values; the work runs in model/ and optim/, slow calls on a
 // worker thread (PromiseWorker).
 //
@@ -21,6 +21,7 @@
 
 #include "../model/family.h"
 #include "AddonTensor.h"
+#include "AddonSession.h"
 #include "PromiseWorker.h"
 #include "addon_state.h"
 #include "lora_options.h"
@@ -30,73 +31,6 @@
 
 namespace tk {
 namespace {
-
-// A generation session: one sequence's KV cache; one decode at a time.
-struct SessionState {
-  std::shared_ptr<const ModelFamily> model;
-  std::shared_ptr<TrainingState> train;  // adapters or trained weights applied while decoding, if any
-  std::unique_ptr<DecodeCache> cache;
-  std::atomic<bool> busy{false};
-};
-
-class AddonModelSession : public Napi::ObjectWrap<AddonModelSession> {
- public:
-  static Napi::Function define(Napi::Env env) {
-    return DefineClass(env, "ModelSession",
-                       {InstanceMethod<&AddonModelSession::decode>("decode"),
-                        InstanceMethod<&AddonModelSession::reset>("reset"),
-                        InstanceAccessor<&AddonModelSession::length>("length"),
-                        InstanceAccessor<&AddonModelSession::capacity>("capacity")});
-  }
-  explicit AddonModelSession(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AddonModelSession>(info) {
-    guarded(info, [&]() -> Napi::Value {
-      check_arg(info.Length() == 1 && info[0].IsExternal(), "ModelSession is made by Model.createSession()");
-      state_ = *info[0].As<Napi::External<std::shared_ptr<SessionState>>>().Data();
-      return info.Env().Undefined();
-    });
-  }
-
- private:
-  // decode(tokens i32 [n]) -> Promise<Tensor f32 [vocab]>: appends the tokens, returns the next-token logits.
-  Napi::Value decode(const Napi::CallbackInfo& info) {
-    return guarded(info, [&]() -> Napi::Value {
-      auto* env_state = info.Env().GetInstanceData<AddonState>();
-      const Tensor& tokens = AddonTensor::unwrap(info[0], "tokens")->tensor();
-      const ModelFamily& m = *state_->model;
-      const int64_t n = check_tokens(tokens, m.vocab());
-      const int64_t room = state_->cache->capacity() - state_->cache->length();
-      check_arg(n <= room, "Expected at most " + std::to_string(room) + " more tokens in this session (capacity " +
-                               std::to_string(state_->cache->capacity()) + ")");
-      bool expected = false;
-      check_arg(state_->busy.compare_exchange_strong(expected, true), "Expected one decode at a time on a session, but one is still running");
-      // Clears the flag when the last holder (the worker, or this call if it throws) lets go.
-      std::shared_ptr<std::atomic<bool>> release(&state_->busy, [](std::atomic<bool>* f) { *f = false; });
-      check_arg(!state_->train || !state_->train->busy, "Expected no training call running while decoding");
-      auto out = std::make_shared<Tensor>(Tensor::zeros(Dtype::F32, {m.vocab()}));
-      auto state = state_;
-      auto pool = env_state->pool;
-      const Isa isa = env_state->isa;
-      return PromiseWorker::start(
-          info.Env(),
-          [state, release, pool, isa, tokens, out, n] {
-            state->model->decode(state->train ? &state->train->t : nullptr, *state->cache, tokens.data<int32_t>(), n,
-                                 out->data<float>(), isa, *pool);
-          },
-          [out](Napi::Env env) -> Napi::Value { return AddonTensor::wrap(env, *out); }, {info[0], info.This()});
-    });
-  }
-  Napi::Value reset(const Napi::CallbackInfo& info) {
-    return guarded(info, [&]() -> Napi::Value {
-      check_arg(!state_->busy, "Expected no decode running while resetting a session");
-      state_->cache->reset();
-      return info.Env().Undefined();
-    });
-  }
-  Napi::Value length(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(state_->cache->length())); }
-  Napi::Value capacity(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(state_->cache->capacity())); }
-
-  std::shared_ptr<SessionState> state_;
-};
 
 TrainableKind kind_arg(const Napi::CallbackInfo& info, size_t i) {
   const std::string k = info.Length() > i && info[i].IsString() ? info[i].As<Napi::String>().Utf8Value() : "";
@@ -119,7 +53,7 @@ void check_ids(const Tensor& t, int64_t limit, bool ignore, const char* what) {
                   " but element " + std::to_string(i) + " holds " + std::to_string(p[i]));
 }
 
-// An optional i32 tensor option shaped `numel`, kept alive by the returned pointer.
+// An optional tensor option, kept alive by the returned pointer (null when absent).
 std::shared_ptr<Tensor> tensor_option(const Napi::Object& o, const char* key) {
   const Napi::Value v = o.Get(key);
   if (v.IsUndefined()) return nullptr;
@@ -573,7 +507,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
 }  // namespace
 
 Napi::Function define_model(Napi::Env env) {
-  env.GetInstanceData<AddonState>()->session_ctor = Napi::Persistent(AddonModelSession::define(env));
+  env.GetInstanceData<AddonState>()->session_ctor = Napi::Persistent(define_model_session(env));
   return AddonModel::define(env);
 }
 
