@@ -114,6 +114,7 @@ export interface NativeModel {
   tensors(kind: NativeTensorKind, which?: 'params' | 'grads'): Record<string, NativeTensor>;
   setTensors(kind: NativeTensorKind, tensors: Record<string, NativeTensor>): void;
   paramGroups(): { name: string; offset: number; length: number }[];
+  layout(): { name: string; kind: NativeTensorKind; offset: number; shape: number[] }[];
   trainStep(
     tokens: NativeTensor,
     labels: NativeTensor,

@@ -11,7 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { tinyModelFolder } from './helpers.js';
 import { afterAll, describe, expect, it } from 'vitest';
 import { relErr } from './reference.js';
-import { loadDataset, loadModel, openSafetensors, scheduleFactor, Trainer, TunekitError, type ScheduleName } from '../lib/index.js';
+import { loadDataset, loadModel, openSafetensors, scheduleFactor, Trainer, TunekitError, writeSafetensors, type ScheduleName } from '../lib/index.js';
+import { layoutStamp } from '../lib/train/checkpoint.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'tunekit-trainer-'));
@@ -132,6 +133,28 @@ describe('Trainer', () => {
     expect(r.steps).toBe(3);
     expect(readdirSync(out)).toContain('checkpoint-3');
     expect(JSON.parse(readFileSync(join(out, 'checkpoint-3', 'trainer_state.json'), 'utf8'))).toMatchObject({ step: 3, epoch: 0, position: 12 });
+  });
+});
+
+describe('resuming into another layout', () => {
+  it('is refused when the checkpoint\'s trainable tensors sit elsewhere in the flat vector', async () => {
+    const { model, data } = await setup();
+    const out = join(work, 'layout');
+    await new Trainer(model, { maxSteps: 2, batchSize: 4, outputDir: out }).train(data);
+    const dir = join(out, 'checkpoint-2'), file = join(dir, 'optimizer.safetensors');
+    const f = await openSafetensors(file);
+    expect(f.metadata.layout).toMatch(/^[0-9a-f]{32}$/);
+    const saved = { params: await f.read('params'), m: await f.read('m'), v: await f.read('v') };
+    const step = f.metadata.step!;
+    await f.close();
+    // The same checkpoint, stamped as another layout of the same size (as a full fine-tuning
+    // checkpoint of an older version would be): the values would land in the wrong places.
+    await writeSafetensors(file, saved, { metadata: { step, layout: '0'.repeat(32) } });
+    const again = await setup();
+    await expect(new Trainer(again.model, { maxSteps: 3, batchSize: 4, outputDir: out, resume: dir }).train(again.data)).rejects.toThrow(/laid out differently/);
+    // With its own stamp it resumes.
+    await writeSafetensors(file, saved, { metadata: { step, layout: layoutStamp(again.model) } });
+    expect((await new Trainer(again.model, { maxSteps: 3, batchSize: 4, outputDir: out, resume: dir }).train(again.data)).steps).toBe(3);
   });
 });
 

@@ -147,6 +147,8 @@ export interface Model {
   optimizerState(): OptimizerState;
   /** The trainable vector by layer group, bottom to top: embed, layer.N, output, head. */
   paramGroups(): { name: string; offset: number; length: number }[];
+  /** Every trainable tensor's place in the flat vector (optimizerState's order): name, kind, offset and shape. */
+  trainableLayout(): { name: string; kind: 'lora' | 'full' | 'head'; offset: number; shape: number[] }[];
   /** Only the trainable parameters (a copy): what restoring the best weights needs. */
   trainableParams(): Tensor<'f32'>;
   setOptimizerState(state: OptimizerState): void;

@@ -215,6 +215,9 @@ export function wrapModel(family: Family, config: ModelConfig, tokenizer: TextTo
     paramGroups() {
       return callNative(() => model.paramGroups());
     },
+    trainableLayout() {
+      return callNative(() => model.layout());
+    },
     trainableParams() {
       return new Tensor(callNative(() => model.optimizerState(['params'])).params) as Tensor<'f32'>;
     },

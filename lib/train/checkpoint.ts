@@ -4,6 +4,7 @@
 //   trainer_state.json     step, epoch, data position, RNG seeds, best metric, history, options
 // written into a temporary folder that is renamed into place once complete, so a crash or
 // `kill -9` at any moment leaves the previous checkpoints as they were.
+import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -60,7 +61,7 @@ export async function saveCheckpoint(model: Model, state: TrainerState, dir: str
     const raw = model.native.optimizerState(['params', 'm', 'v']);
     const t = (h: typeof raw.params) => new Tensor(h) as Tensor<'f32'>;
     const s = { params: t(raw.params), m: t(raw.m), v: t(raw.v), step: raw.step };
-    await writeSafetensors(join(tmp, 'optimizer.safetensors'), { params: s.params, m: s.m, v: s.v }, { metadata: { step: String(s.step) } });
+    await writeSafetensors(join(tmp, 'optimizer.safetensors'), { params: s.params, m: s.m, v: s.v }, { metadata: { step: String(s.step), layout: layoutStamp(model) } });
     if (model.trainable === 'lora' && !stateOnly) await savePeftAdapter(model, join(tmp, 'adapter'));
     await writeFile(join(tmp, 'trainer_state.json'), JSON.stringify(state, null, 1) + '\n');
     await replaceDir(tmp, dir);
@@ -83,12 +84,21 @@ export async function readTrainerState(dir: string): Promise<TrainerState> {
   return state;
 }
 
-/** The optimizer state stored in a checkpoint folder. */
-export async function readOptimizerState(dir: string): Promise<OptimizerState> {
+/**
+ * A fingerprint of the model's trainable layout (each tensor's name, kind, offset and shape): a
+ * flat vector resumed into another layout of the same size would put every value in the wrong place
+ * without an error.
+ */
+export function layoutStamp(model: Model): string {
+  return createHash('sha256').update(JSON.stringify(model.trainableLayout())).digest('hex').slice(0, 32);
+}
+
+/** The optimizer state stored in a checkpoint folder, and the layout stamp it was written with (if any). */
+export async function readOptimizerState(dir: string): Promise<OptimizerState & { layout?: string }> {
   const r = await openSafetensors(join(dir, 'optimizer.safetensors'));
   try {
     const read = async (n: string) => (await r.read(n)) as Tensor<'f32'>;
-    return { params: await read('params'), m: await read('m'), v: await read('v'), step: Number(r.metadata.step ?? 0) };
+    return { params: await read('params'), m: await read('m'), v: await read('v'), step: Number(r.metadata.step ?? 0), layout: r.metadata.layout };
   } finally {
     await r.close();
   }

@@ -13,7 +13,7 @@ import type { Model } from '../model/load.js';
 import type { Tensor } from '../tensor.js';
 import { parseOptions } from '../validate.js';
 import {
-  checkpointDir, listCheckpoints, pruneCheckpoints, readOptimizerState, readTrainerState, saveCheckpoint, type TrainerState,
+  checkpointDir, layoutStamp, listCheckpoints, pruneCheckpoints, readOptimizerState, readTrainerState, saveCheckpoint, type TrainerState,
 } from './checkpoint.js';
 import { TrainerOptions, type TrainerConfig, type TrainerOptionsInput } from './options.js';
 import { scheduleFactor } from './schedule.js';
@@ -222,7 +222,11 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         if (state.trainable !== model.trainable || JSON.stringify(state.lora) !== JSON.stringify(model.lora)) {
           throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${dir}: the checkpoint was trained with ${state.trainable} ${JSON.stringify(state.lora)}, but the model has ${model.trainable} ${JSON.stringify(model.lora)}`);
         }
-        model.setOptimizerState(await readOptimizerState(dir));
+        const saved = await readOptimizerState(dir);
+        if (saved.layout !== undefined && saved.layout !== layoutStamp(model)) {
+          throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${dir}: the checkpoint's trainable tensors are laid out differently from this model's (written by another tunekit version, or for another model); resuming would put its values in the wrong places. Start without resume, or resume with the version that wrote it`);
+        }
+        model.setOptimizerState(saved);
         const bestDir = o.outputDir ? join(o.outputDir, 'best') : null;
         if (state.best && bestDir) bestParams = (await readOptimizerState(bestDir).catch(() => null))?.params ?? null;
       }

@@ -7,7 +7,7 @@
 //   logits(tokens [n]) -> Promise<Tensor [n, vocab]>; createSession(capacity) -> ModelSession
 //   addLora(options) / enableFullTraining() / addClassifier(options) -> trainable count
 //   tensors(kind: 'lora' | 'full' | 'head', which: 'params' | 'grads') -> {name: Tensor} (copies)
-//   setTensors(kind, {name: Tensor}); paramGroups() -> [{name, offset, length}]
+//   setTensors(kind, {name: Tensor}); paramGroups() -> [{name, offset, length}]; layout()
 //   trainStep(tokens [batch, n], labels, options) -> Promise<{loss, tokens, gradNorm, logits?}>
 //   features(tokens, options) -> Promise<Tensor [batch, dim]>; headStep(features, labels, options)
 //   optimizerStep(options) -> Promise<{gradNorm, step, tokens}>
@@ -82,6 +82,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
                         InstanceMethod<&AddonModel::tensors>("tensors"),
                         InstanceMethod<&AddonModel::set_tensors>("setTensors"),
                         InstanceMethod<&AddonModel::param_groups>("paramGroups"),
+                        InstanceMethod<&AddonModel::layout>("layout"),
                         InstanceMethod<&AddonModel::train_step>("trainStep"),
                         InstanceMethod<&AddonModel::features>("features"),
                         InstanceMethod<&AddonModel::head_step>("headStep"),
@@ -275,6 +276,24 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
       for (const ParamGroup& g : train_->t.groups()) {
         Napi::Object o = Napi::Object::New(info.Env());
         o.Set("name", g.name), o.Set("offset", static_cast<double>(g.offset)), o.Set("length", static_cast<double>(g.length));
+        out.Set(out.Length(), o);
+      }
+      return out;
+    });
+  }
+
+  // layout() -> [{name, kind, offset, shape}]: every trainable tensor's place in the flat vector, in order.
+  Napi::Value layout(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      Napi::Array out = Napi::Array::New(info.Env());
+      if (!train_) return out;
+      const char* kinds[] = {"lora", "full", "head"};
+      for (const TrainableTensor& t : train_->t.tensors) {
+        Napi::Object o = Napi::Object::New(info.Env());
+        Napi::Array shape = Napi::Array::New(info.Env(), t.shape.size());
+        for (size_t i = 0; i < t.shape.size(); ++i) shape.Set(static_cast<uint32_t>(i), static_cast<double>(t.shape[i]));
+        o.Set("name", t.name), o.Set("kind", kinds[static_cast<int>(t.kind)]), o.Set("offset", static_cast<double>(t.offset));
+        o.Set("shape", shape);
         out.Set(out.Length(), o);
       }
       return out;
