@@ -6,6 +6,7 @@
 // then start in well under a microsecond instead of paying a futex wake-up each.
 #pragma once
 #include <atomic>
+#include <cstdint>
 #include <condition_variable>
 #include <exception>
 #include <functional>
@@ -46,5 +47,16 @@ class ThreadPool {
   bool stopping_ = false;
   std::exception_ptr first_error_;
 };
+
+// Runs fn(i0, i1) over [begin, end) in contiguous pieces across the pool (or on the caller alone
+// when the range is under `min_split` or there is no pool): for element-wise work, where any
+// split gives the same result.
+template <class Fn>
+void parallel_for(ThreadPool* pool, int64_t begin, int64_t end, int64_t min_split, Fn&& fn) {
+  const int64_t n = end - begin;
+  const int tasks = pool && n >= min_split ? pool->size() : 1;
+  if (tasks == 1) return fn(begin, end);
+  pool->run(tasks, [&](int t) { fn(begin + n * t / tasks, begin + n * (t + 1) / tasks); });
+}
 
 }  // namespace tk

@@ -8,6 +8,7 @@
 #include "../ops/rmsnorm.h"
 #include "../ops/rope.h"
 #include "../ops/swiglu.h"
+#include "train_step.h"
 
 namespace tk {
 namespace {
@@ -66,12 +67,6 @@ LlamaWeights llama_weights_with(const LlamaWeights& w, const LlamaConfig& c, con
   return r;
 }
 
-void add_bias(float* y, const float* bias, int64_t n, int64_t dim) {
-  if (!bias) return;
-  for (int64_t t = 0; t < n; ++t)
-    for (int64_t i = 0; i < dim; ++i) y[t * dim + i] += bias[i];
-}
-
 LlamaCache::LlamaCache(const LlamaConfig& c, int64_t cap) : capacity(cap), k(c.layers), v(c.layers) {
   const size_t size = static_cast<size_t>(cap * c.kv_heads * c.head_dim);
   for (int64_t i = 0; i < c.layers; ++i) k[i].assign(size, 0.0f), v[i].assign(size, 0.0f);
@@ -102,9 +97,9 @@ void llama_forward(const LlamaConfig& c, const LlamaWeights& w, const int32_t* t
     linear(h.data(), n, c.dim, L.q, q.data(), 0.0f, isa, pool, lora, slot(kQ));
     linear(h.data(), n, c.dim, L.k, k, 0.0f, isa, pool, lora, slot(kK));
     linear(h.data(), n, c.dim, L.v, v, 0.0f, isa, pool, lora, slot(kV));
-    add_bias(q.data(), L.q_bias, n, qdim);
-    add_bias(k, L.k_bias, n, kvdim);
-    add_bias(v, L.v_bias, n, kvdim);
+    add_bias(q.data(), L.q_bias, n, qdim, pool);
+    add_bias(k, L.k_bias, n, kvdim, pool);
+    add_bias(v, L.v_bias, n, kvdim, pool);
     rope_forward(q.data(), c.heads, rope, pool);
     rope_forward(k, c.kv_heads, rope, pool);
     attention_causal_forward(q.data(), kbuf, vbuf, n, offset, c.heads, c.kv_heads, c.head_dim, att.data(), isa, pool, false,

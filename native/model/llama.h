@@ -52,9 +52,6 @@ WeightView& projection(LlamaLayer& L, int p);
 // loaded ones.
 LlamaWeights llama_weights_with(const LlamaWeights& w, const LlamaConfig& c, const Trainable* t);
 
-// y [n, dim] += bias [dim] on every row (no-op for a null bias).
-void add_bias(float* y, const float* bias, int64_t n, int64_t dim);
-
 // Keys and values of the tokens seen so far, per layer, for incremental decoding.
 struct LlamaCache {
   int64_t capacity = 0, length = 0;

@@ -43,24 +43,6 @@ LoraLinearArgs lora_args(const StepContext& ctx, const Linear& l, const float* x
   return g;
 }
 
-// Runs fn(i0, i1) over [0, n) in pieces across the pool when n is large.
-template <class Fn>
-void split(int64_t n, ThreadPool& pool, Fn&& fn) {
-  const int tasks = n < (1 << 16) ? 1 : pool.size();
-  if (tasks == 1) return fn(int64_t{0}, n);
-  pool.run(tasks, [&](int t) { fn(n * t / tasks, n * (t + 1) / tasks); });
-}
-
-// y [n, dim] += bias on every row.
-void add_bias(float* y, const float* bias, int64_t n, int64_t dim, ThreadPool& pool) {
-  if (!bias) return;
-  const int tasks = n * dim < (1 << 16) ? 1 : pool.size();
-  pool.run(tasks, [&](int t) {
-    for (int64_t r = n * t / tasks; r < n * (t + 1) / tasks; ++r)
-      for (int64_t i = 0; i < dim; ++i) y[r * dim + i] += bias[i];
-  });
-}
-
 // db [dim] += Σ over rows of dy [n, dim], split by columns (each column summed in row order).
 void add_column_sums(float* db, const float* dy, int64_t n, int64_t dim, ThreadPool& pool) {
   const int tasks = n * dim < (1 << 16) ? 1 : std::min<int>(pool.size(), static_cast<int>((dim + 15) / 16));
@@ -145,15 +127,23 @@ std::unique_ptr<GemmPanels> shared_input(const StepContext& ctx, const float* x,
   return gemm_pack_a_panels(x, dim, n, dim, ctx.isa, ctx.pool);
 }
 
+void add_bias(float* y, const float* bias, int64_t n, int64_t dim, ThreadPool& pool) {
+  if (!bias) return;
+  parallel_for(&pool, 0, n, (int64_t{1} << 16) / dim + 1, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t i = 0; i < dim; ++i) y[r * dim + i] += bias[i];
+  });
+}
+
 void copy_into(Buf& dst, const Buf& src, ThreadPool& pool) {
   dst.resize(src.size());
-  split(static_cast<int64_t>(src.size()), pool, [&](int64_t i0, int64_t i1) {
+  parallel_for(&pool, 0, static_cast<int64_t>(src.size()), int64_t{1} << 16, [&](int64_t i0, int64_t i1) {
     std::copy(src.begin() + i0, src.begin() + i1, dst.begin() + i0);
   });
 }
 
 void add_into(float* a, const float* b, int64_t n, ThreadPool& pool) {
-  split(n, pool, [&](int64_t i0, int64_t i1) {
+  parallel_for(&pool, 0, n, int64_t{1} << 16, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) a[i] += b[i];
   });
 }

@@ -104,6 +104,8 @@ void project_back(const StepContext& ctx, const Linear& l, const float* x, const
 // step keeps no weight panels: each product then packs its own).
 std::unique_ptr<GemmPanels> shared_input(const StepContext& ctx, const float* x, int64_t n, int64_t dim);
 
+// y [n, dim] += bias on every row (nothing for a null bias), rows split across the pool.
+void add_bias(float* y, const float* bias, int64_t n, int64_t dim, ThreadPool& pool);
 // dst = src with the copying split across the pool.
 void copy_into(Buf& dst, const Buf& src, ThreadPool& pool);
 // a[i] += b[i], split across the pool.

@@ -32,16 +32,6 @@ std::vector<LrRange> lr_segments(int64_t size, const std::vector<LrRange>& range
   return out;
 }
 
-// Runs fn(i0, i1) over [begin, end) in pieces across the pool (element-wise work: any split gives
-// the same result).
-template <class Fn>
-void parallel_range(int64_t begin, int64_t end, ThreadPool* pool, Fn&& fn) {
-  const int64_t n = end - begin;
-  const int tasks = pool && n >= (int64_t{1} << 16) ? pool->size() : 1;
-  if (tasks == 1) return fn(begin, end);
-  pool->run(tasks, [&](int t) { fn(begin + n * t / tasks, begin + n * (t + 1) / tasks); });
-}
-
 }  // namespace
 
 ShardLayout shard_layout(int64_t size, int world) {
@@ -69,8 +59,9 @@ OptimizerStepResult optimizer_step(float* params, float* grads, float* m, float*
   OptimizerStepResult result;
   result.tokens = tokens;
   const int64_t begin = L.begin(rank), end = L.end(rank);
+  auto zero_grads = [&] { parallel_for(pool, 0, L.size, int64_t{1} << 16, [&](int64_t i0, int64_t i1) { std::fill(grads + i0, grads + i1, 0.0f); }); };
   if (tokens <= 0) {  // nothing was labelled: no update
-    parallel_range(0, L.size, pool, [&](int64_t i0, int64_t i1) { std::fill(grads + i0, grads + i1, 0.0f); });
+    zero_grads();
     return result;
   }
   // Σ g² of the sums, per chunk of the shard, gathered in chunk order over the ranks.
@@ -105,7 +96,7 @@ OptimizerStepResult optimizer_step(float* params, float* grads, float* m, float*
     adamw_step(params + s0, grads + s0, m + (s0 - begin), v + (s0 - begin), s1 - s0, c, step, pool,
                static_cast<float>(coef));
   }
-  parallel_range(0, L.size, pool, [&](int64_t i0, int64_t i1) { std::fill(grads + i0, grads + i1, 0.0f); });
+  zero_grads();
   if (world > 1) comm.all_gather(params + L.shard * rank, params, L.shard, CommType::F32);
   return result;
 }
