@@ -1,7 +1,7 @@
 import { defineConfig } from 'vitest/config';
 
 // The kernel tests run a second time with the AMX GEMM's tile instructions emulated
-// (TUNEKIT_EMULATE_AMX=1; native/core/cpu_features.h), so its packing, tails and layouts are
+// (TUNEKIT_EMULATE_AMX=1; native/backend/cpu/cpu_features.h), so its packing, tails and layouts are
 // checked on CPUs without AMX too. Where the CPU has no AVX512_BF16 the flag does nothing.
 const amxEmulated = ['test/gemm.test.ts', 'test/weights.test.ts', 'test/lora.test.ts', 'test/ops.test.ts', 'test/hf-llama.test.ts'];
 

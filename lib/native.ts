@@ -25,6 +25,8 @@ export interface NativeRuntimeInfo {
   buildFlavour: string;
   cpuVendor: string;
   cpuFeatures: { avx2: boolean; avx512f: boolean; avx512bf16: boolean; amxBf16: boolean; amxPermissionDenied: boolean; amxEmulated: boolean };
+  /** The backends this build can run a model on ('cpu'; 'cuda' in a CUDA build). */
+  backends: string[];
 }
 
 export type WeightFormat = 'f32' | 'bf16' | 'f16' | 'nf4' | 'q4_0' | 'q4_1' | 'q8_0';
@@ -152,7 +154,7 @@ export interface NativeAddon {
   setRuntimeOptions(options: { threads?: number; isa?: Isa }): void;
   measureLimit(kind: 'fp32' | 'bf16' | 'amx' | 'memory', seconds: number): Promise<number>;
   gemm(a: NativeTensor, b: NativeTensor | NativeWeights, c: NativeTensor, options: NativeGemmOptions): Promise<void>;
-  runOp(name: string, tensors: NativeTensor[], options?: Record<string, number | boolean>): Promise<number[]>;
+  runOp(name: string, tensors: NativeTensor[], options?: Record<string, number | boolean | string>): Promise<number[]>;
   loraLinearForward(
     x: NativeTensor, w: NativeTensor | NativeWeights, a: NativeTensor, b: NativeTensor, y: NativeTensor, t: NativeTensor,
     options: NativeLoraOptions,

@@ -3,7 +3,7 @@
 // those references (so neither side shares code with the C++), AdamW against torch.optim.AdamW.
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { Tensor } from '../lib/index.js';
+import { Tensor, runtimeInfo } from '../lib/index.js';
 import { native } from '../lib/native.js';
 import { randomValues } from './helpers.js';
 
@@ -350,5 +350,24 @@ describe('vectorized exp (softmax, loss, SiLU)', () => {
     } finally {
       setRuntimeOptions({ isa: best });
     }
+  });
+});
+
+describe('backends', () => {
+  // runOp runs an op through a backend's op table, as model code does; the CPU's is the default.
+  it('runs an op through the named backend and refuses one this build does not have', async () => {
+    const x = f32([2, 8], randomValues(16, 3)), w = f32([8], randomValues(8, 4));
+    const a = f32([2, 8], new Float32Array(16)), b = f32([2, 8], new Float32Array(16));
+    expect(runtimeInfo().backends).toContain('cpu');
+    await native.runOp('rmsnorm_forward', [x.handle, w.handle, a.handle], { rows: 2, dim: 8 });
+    await native.runOp('rmsnorm_forward', [x.handle, w.handle, b.handle], { rows: 2, dim: 8, backend: 'cpu' });
+    expect(Array.from(b.data)).toEqual(Array.from(a.data));
+    let refused: unknown;
+    try {
+      await native.runOp('rmsnorm_forward', [x.handle, w.handle, b.handle], { rows: 2, dim: 8, backend: 'tpu' });
+    } catch (e) {
+      refused = e;
+    }
+    expect(refused).toMatchObject({ code: 'ERR_TUNEKIT_UNSUPPORTED', message: expect.stringContaining('(cpu) but received "tpu"') });
   });
 });

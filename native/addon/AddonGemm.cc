@@ -2,7 +2,7 @@
 // A is a 2-D f32 Tensor; B is a 2-D f32/bf16/f16 Tensor or a Weights object (NF4, GGUF blocks...).
 #include <napi.h>
 
-#include "../ops/gemm.h"
+#include "../backend/cpu/kernels.h"
 #include "AddonTensor.h"
 #include "AddonWeights.h"
 #include "PromiseWorker.h"
@@ -152,19 +152,19 @@ Napi::Value gemm_binding(const Napi::CallbackInfo& info) {
               dense.rows = b.rows, dense.cols = b.cols, dense.ld = b.cols, dense.data = b.dense.raw();
               w = &dense;
             }
-            panels = gemm_pack_panels(*w, g.b.trans, isa, *pool);
+            panels = cpu::gemm_pack_panels(*w, g.b.trans, isa, *pool);
             g.b.panels[g.b.trans ? 1 : 0] = panels.get();
           }
           std::unique_ptr<GemmPanels> a_panels;
           if (prepacked_a && !g.a.trans) {
-            a_panels = gemm_pack_a_panels(g.a.data, g.a.ld, g.m, g.k, isa, *pool);
+            a_panels = cpu::gemm_pack_a_panels(g.a.data, g.a.ld, g.m, g.k, isa, *pool);
             g.a.panels[0] = a_panels.get();
           }
           for (int64_t r = 0; r < repeat; ++r) {
             if (reference)
               gemm_reference(g);
             else
-              gemm(g, isa, *pool);
+              cpu::gemm(g, isa, *pool);
           }
         },
         nullptr, {info[0], info[1], info[2]});

@@ -3,7 +3,7 @@
 
 #include <cmath>
 
-#include "../ops/lora_linear.h"
+#include "../backend/registry.h"
 #include "PromiseWorker.h"
 #include "addon_state.h"
 #include "operands.h"
@@ -55,8 +55,12 @@ Napi::Value lora_forward_binding(const Napi::CallbackInfo& info) {
     const Tensor& t = f32_matrix(info[5], "t", g.m, g.r);
     auto pool = state->pool;
     const Isa isa = state->isa;
+    std::shared_ptr<Backend> backend = make_backend("cpu");
     return PromiseWorker::start(
-        info.Env(), [g, pool, isa, x, w, a, b, y, t] { lora_linear_forward(g, y.data<float>(), t.data<float>(), isa, *pool); },
+        info.Env(),
+        [g, pool, isa, backend, x, w, a, b, y, t] {
+          backend->ops().lora_linear_forward(backend->context(isa, pool.get()), g, y.data<float>(), t.data<float>());
+        },
         nullptr, {info[0], info[1], info[2], info[3], info[4], info[5]});
   });
 }
@@ -79,11 +83,12 @@ Napi::Value lora_backward_binding(const Napi::CallbackInfo& info) {
     const Tensor& db = f32_matrix(info[8], "dB", g.out, g.r);
     auto pool = state->pool;
     const Isa isa = state->isa;
+    std::shared_ptr<Backend> backend = make_backend("cpu");
     return PromiseWorker::start(
         info.Env(),
-        [g, pool, isa, x, w, a, b, dy, t, dx, da, db] {
-          lora_linear_backward(g, dy.data<float>(), t.data<float>(), dx.storage ? dx.data<float>() : nullptr,
-                               da.data<float>(), db.data<float>(), isa, *pool);
+        [g, pool, isa, backend, x, w, a, b, dy, t, dx, da, db] {
+          backend->ops().lora_linear_backward(backend->context(isa, pool.get()), g, dy.data<float>(), t.data<float>(),
+                                              dx.storage ? dx.data<float>() : nullptr, da.data<float>(), db.data<float>());
         },
         nullptr, {info[0], info[1], info[2], info[3], info[4], info[5], info[6], info[7], info[8]});
   });

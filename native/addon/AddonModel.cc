@@ -102,9 +102,11 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
   }
 
  private:
+  // An empty trainable state on the model's backend.
+  std::shared_ptr<TrainingState> new_state() const { return std::make_shared<TrainingState>(&model_->backend()); }
   // The state to train, created empty (a frozen model) when none exists yet.
   TrainingState& state() {
-    if (!train_) train_ = std::make_shared<TrainingState>();
+    if (!train_) train_ = new_state();
     return *train_;
   }
   // Checks that `t` is [batch, n] i32 tokens of this model; returns {batch, n}.
@@ -128,7 +130,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
   template <class Fn>
   Napi::Value replace_state(const Napi::CallbackInfo& info, const char* what, Fn&& fn) {
     check_idle(what);
-    auto next = std::make_shared<TrainingState>();
+    auto next = new_state();
     fn(next->t);
     next->fit_moments();
     train_ = std::move(next);
@@ -152,7 +154,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
       return PromiseWorker::start(
           info.Env(),
           [model, train, pool, isa, tokens, out, n] {
-            model->logits(train ? &train->t : nullptr, tokens.data<int32_t>(), n, out->data<float>(), isa, *pool);
+            model->logits(train ? &train->t : nullptr, tokens.data<int32_t>(), n, out->data<float>(), model->context(isa, pool.get()));
           },
           [out](Napi::Env env) -> Napi::Value { return AddonTensor::wrap(env, *out); }, {info[0], info.This()});
     });
@@ -168,8 +170,9 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
       check_arg(limit == 0 || capacity <= limit, "Expected prompt + maxTokens <= " + std::to_string(limit) +
                                                      " (the model's positions) but received " + std::to_string(capacity));
       auto session = std::make_shared<SessionState>();
-      session->model = model_, session->train = train_, session->cache = model_->new_cache(capacity);
       auto* env_state = info.Env().GetInstanceData<AddonState>();
+      session->model = model_, session->train = train_;
+      session->cache = model_->new_cache(capacity, model_->context(env_state->isa, env_state->pool.get()));
       return env_state->session_ctor.New({Napi::External<std::shared_ptr<SessionState>>::New(info.Env(), &session)});
     });
   }
@@ -198,7 +201,10 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
   Napi::Value enable_full_training(const Napi::CallbackInfo& info) {
     return guarded(info, [&]() -> Napi::Value {
       check_arg(!train_ || !train_->t.head.on, "Expected enableFullTraining() before addClassifier() (the classifier would be dropped)");
-      return replace_state(info, "enableFullTraining()", [&](Trainable& t) { model_->enable_full_training(t); });
+      return replace_state(info, "enableFullTraining()", [&](Trainable& t) {
+        auto* env_state = info.Env().GetInstanceData<AddonState>();
+        model_->enable_full_training(t, model_->context(env_state->isa, env_state->pool.get()));
+      });
     });
   }
 
@@ -232,11 +238,11 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
       check_idle("tensors()");
       check_arg(has_kind(kind), std::string("Expected ") + kind_call(kind) + " before reading its tensors");
       Napi::Object out = Napi::Object::New(info.Env());
-      const std::vector<float>& src = which == "params" ? train_->t.params : train_->t.grads;
+      const FlatVector& src = which == "params" ? train_->t.params : train_->t.grads;
       for (const TrainableTensor& t : train_->t.tensors) {
         if (t.kind != kind) continue;
         Tensor copy = Tensor::zeros(Dtype::F32, t.shape);
-        std::copy(src.begin() + t.offset, src.begin() + t.offset + t.numel(), copy.data<float>());
+        src.read(t.offset, t.numel(), copy.data<float>());
         out.Set(t.name, AddonTensor::wrap(info.Env(), copy));
       }
       return out;
@@ -263,7 +269,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
         check_arg(v.dtype == Dtype::F32 && v.numel() == t->numel(), "Expected " + key + " to be f32 " + want.shape_string() + " but received " + dtype_name(v.dtype) + " " + v.shape_string());
         take.push_back({t, v});
       }
-      for (const auto& [t, v] : take) std::copy(v.data<float>(), v.data<float>() + t->numel(), train_->t.params.begin() + t->offset);
+      for (const auto& [t, v] : take) train_->t.params.write(t->offset, t->numel(), v.data<float>());
       return info.Env().Undefined();
     });
   }
@@ -314,7 +320,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
       so.checkpoint = option_bool(o, "checkpoint", false);
       so.backward = option_bool(o, "backward", true);
       so.seed = static_cast<uint64_t>(option_int(o, "seed", 0, 0, int64_t{1} << 53));
-      if (so.bf16 && option_bool(o, "weightCache", false)) so.panels = &model_->panels();
+      so.keep_weights = so.bf16 && option_bool(o, "weightCache", false);
       check_arg(!so.backward || (train_ && !train_->t.tensors.empty()), "Expected addLora(), enableFullTraining() or addClassifier() before trainStep()");
       // Labels: next tokens for the LM head, or class ids for a classifier ([batch] per sequence, [batch, n] per token).
       const ClassifierHead* head = train_ && train_->t.head.on ? &train_->t.head : nullptr;
@@ -339,7 +345,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
         head_logits = std::make_shared<Tensor>(Tensor::zeros(Dtype::F32, {head->token_level ? batch * n : batch, head->classes}));
         so.logits = head_logits->data<float>();
       }
-      auto train = train_ ? train_ : std::make_shared<TrainingState>();  // evaluating the frozen model
+      auto train = train_ ? train_ : new_state();  // evaluating the frozen model
       auto guard = std::make_shared<TrainingGuard>(*train, so.backward ? "trainStep()" : "evaluation");
       auto model = model_;
       auto pool = env_state->pool;
@@ -348,8 +354,9 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
       return PromiseWorker::start(
           info.Env(),
           [model, train, guard, pool, isa, tokens, labels, positions, lengths, head_logits, batch, n, result, so] {
-            const StepResult r = model->step(train->t, tokens.data<int32_t>(), labels.data<int32_t>(), batch, n, so, isa, *pool);
-            const double norm = so.backward ? train->add_backward(r.count, pool.get()) : 0.0;
+            const StepResult r = model->step(train->t, tokens.data<int32_t>(), labels.data<int32_t>(), batch, n, so,
+                                            model->context(isa, pool.get()));
+            const double norm = so.backward ? train->add_backward(r.count, model->context(isa, pool.get())) : 0.0;
             *result = {r.loss, static_cast<double>(r.count), norm};
           },
           [result, head_logits](Napi::Env env) -> Napi::Value {
@@ -378,7 +385,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
       so.lengths = lengths ? lengths->data<int32_t>() : nullptr;
       auto out = std::make_shared<Tensor>(Tensor::zeros(Dtype::F32, {batch, model_->dim()}));
       so.features = out->data<float>();
-      auto train = train_ ? train_ : std::make_shared<TrainingState>();
+      auto train = train_ ? train_ : new_state();
       auto guard = std::make_shared<TrainingGuard>(*train, "features()");
       auto labels = std::make_shared<std::vector<int32_t>>(static_cast<size_t>(batch * n), kIgnoreIndex);
       auto model = model_;
@@ -387,7 +394,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
       return PromiseWorker::start(
           info.Env(),
           [model, train, guard, pool, isa, tokens, lengths, labels, out, batch, n, so] {
-            model->step(train->t, tokens.data<int32_t>(), labels->data(), batch, n, so, isa, *pool);
+            model->step(train->t, tokens.data<int32_t>(), labels->data(), batch, n, so, model->context(isa, pool.get()));
           },
           [out](Napi::Env env) -> Napi::Value { return AddonTensor::wrap(env, *out); }, {info[0], info.This()});
     });
@@ -408,10 +415,11 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
       TrainingGuard guard(*train_, "headStep()");
       Tensor logits = Tensor::zeros(Dtype::F32, {batch, h.classes});
       auto* env_state = info.Env().GetInstanceData<AddonState>();
-      const CrossEntropyResult ce = tk::head_step(train_->t, x.data<float>(), batch, labels.data<int32_t>(), backward, logits.data<float>(), *env_state->pool);
+      const CrossEntropyResult ce = tk::head_step(train_->t, x.data<float>(), batch, labels.data<int32_t>(), backward, logits.data<float>(),
+                                                  model_->context(env_state->isa, env_state->pool.get()));
       Napi::Object out = Napi::Object::New(info.Env());
       out.Set("loss", ce.loss), out.Set("tokens", static_cast<double>(ce.count));
-      out.Set("gradNorm", backward ? train_->add_backward(ce.count, nullptr) : 0.0);
+      out.Set("gradNorm", backward ? train_->add_backward(ce.count, model_->context(env_state->isa, env_state->pool.get())) : 0.0);
       out.Set("logits", AddonTensor::wrap(info.Env(), logits));
       return out;
     });
@@ -446,9 +454,12 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
       auto train = train_;
       auto guard = std::make_shared<TrainingGuard>(*train, "optimizerStep()");
       auto result = std::make_shared<OptimizerStepResult>();
-      auto pool = info.Env().GetInstanceData<AddonState>()->pool;
+      auto* env_state = info.Env().GetInstanceData<AddonState>();
+      auto pool = env_state->pool;
+      const ExecContext x = model_->context(env_state->isa, pool.get());
+      auto model = model_;
       return PromiseWorker::start(
-          info.Env(), [train, guard, args, result, pool] { *result = step_optimizer(*train, *args, single_process_comm(), pool.get()); },
+          info.Env(), [train, guard, args, result, pool, model, x] { *result = step_optimizer(*train, *args, single_process_comm(), x); },
           [train, result](Napi::Env env) -> Napi::Value {
             Napi::Object out = Napi::Object::New(env);
             out.Set("gradNorm", result->grad_norm), out.Set("step", static_cast<double>(train->step)), out.Set("tokens", result->tokens);
@@ -471,10 +482,10 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
         for (uint32_t i = 0; i < a.Length(); ++i) want.push_back(a.Get(i).ToString().Utf8Value());
       }
       Napi::Object out = Napi::Object::New(info.Env());
-      auto put = [&](const char* name, const std::vector<float>& v) {
+      auto put = [&](const char* name, const FlatVector& v) {
         if (!want.empty() && std::find(want.begin(), want.end(), name) == want.end()) return;
-        Tensor t = Tensor::zeros(Dtype::F32, {static_cast<int64_t>(v.size())});
-        std::copy(v.begin(), v.end(), t.data<float>());
+        Tensor t = Tensor::zeros(Dtype::F32, {v.size()});
+        v.read(0, v.size(), t.data<float>());
         out.Set(name, AddonTensor::wrap(info.Env(), t));
       };
       put("params", train_->t.params), put("grads", train_->t.grads), put("m", train_->m), put("v", train_->v);
@@ -497,7 +508,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
       check_arg(tokens >= 0, "Expected tokens >= 0");
       struct Part {
         const char* name;
-        std::vector<float>* into;
+        FlatVector* into;
         bool optional;
         const Tensor* from = nullptr;
       };
@@ -510,8 +521,8 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
                   std::string("Expected ") + p.name + " to be f32 [" + std::to_string(size) + "] but received " + p.from->shape_string());
       }
       for (Part& p : parts) {
-        if (p.from) std::copy(p.from->data<float>(), p.from->data<float>() + size, p.into->begin());
-        else std::fill(p.into->begin(), p.into->end(), 0.0f);
+        if (p.from) p.into->write(0, size, p.from->data<float>());
+        else p.into->fill_zero();
       }
       train_->step = step;
       train_->tokens = tokens;

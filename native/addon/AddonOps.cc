@@ -1,20 +1,17 @@
 // runOp(name, tensors, options) -> Promise<object>: single ops for tests and debugging (training
 // runs whole steps natively; JS never drives a model op by op). Every op checks the sizes of the
-// tensors it gets against its options before any native loop runs.
+// tensors it gets against its options before any native loop runs. Model ops run through the op
+// table of options.backend (default "cpu"), as model code runs them, so one test can hold every
+// backend to the references; lowrank_pass and the exp kernels are the CPU backend's own.
 #include <napi.h>
 
 #include <functional>
 #include <string>
 #include <vector>
 
-#include "../ops/attention.h"
-#include "../ops/cross_entropy.h"
-#include "../ops/gelu.h"
-#include "../ops/lowrank.h"
-#include "../ops/rmsnorm.h"
-#include "../ops/rope.h"
-#include "../ops/swiglu.h"
-#include "../core/vexp.h"
+#include "../backend/cpu/lowrank.h"
+#include "../backend/registry.h"
+#include "../backend/cpu/vexp.h"
 #include "../optim/adamw.h"
 #include "../optim/optimizer.h"
 #include "AddonTensor.h"
@@ -56,6 +53,8 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
     };
     auto pool = state->pool;
     const Isa isa = state->isa;
+    const std::shared_ptr<Backend> backend = make_backend(option_string(o, "backend", "cpu"));
+    const ExecContext x = backend->context(isa, pool.get());
     auto result = std::make_shared<std::vector<double>>();
     std::function<void()> work;
     if (name == "rmsnorm_forward" || name == "rmsnorm_backward") {
@@ -63,11 +62,11 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
       const float eps = static_cast<float>(option_number(o, "eps", 1e-5));
       const bool fwd = name == "rmsnorm_forward";
       need(fwd ? 3 : 5);
-      float *x = f32(0, rows * dim), *w = f32(1, dim), *a = f32(2, rows * dim);
+      float *in = f32(0, rows * dim), *w = f32(1, dim), *a = f32(2, rows * dim);
       float *dx = fwd ? nullptr : f32(3, rows * dim), *dw = fwd ? nullptr : f32(4, dim);
-      work = [=, &pool_ = *pool] {
-        if (fwd) rmsnorm_forward(x, w, rows, dim, eps, a, pool_);
-        else rmsnorm_backward(x, w, a, rows, dim, eps, dx, dw, pool_);
+      work = [=] {
+        if (fwd) x.op->rmsnorm_forward(x, in, w, rows, dim, eps, a);
+        else x.op->rmsnorm_backward(x, in, w, a, rows, dim, eps, dx, dw, nullptr);
       };
     } else if (name == "rope_forward" || name == "rope_backward") {
       const int64_t n = option_int(o, "tokens", 1, 1, int64_t{1} << 30), heads = option_int(o, "heads", 1, 1, 4096),
@@ -75,13 +74,13 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
       check_arg(hd % 2 == 0, "Expected an even headDim");
       const float theta = static_cast<float>(option_number(o, "theta", 10000.0));
       need(2);
-      float* x = f32(0, n * heads * hd);
+      float* v = f32(0, n * heads * hd);
       int32_t* pos = i32(1, n);
       const bool fwd = name == "rope_forward", interleaved = option_bool(o, "interleaved", true);
-      work = [=, &pool_ = *pool] {
+      work = [=] {
         const RopeTable table = rope_table(pos, n, hd, theta, interleaved);
-        if (fwd) rope_forward(x, heads, table, pool_);
-        else rope_backward(x, heads, table, pool_);
+        if (fwd) x.op->rope_forward(x, v, heads, table);
+        else x.op->rope_backward(x, v, heads, table);
       };
     } else if (name == "attention_forward" || name == "attention_backward") {
       const int64_t n = option_int(o, "tokens", 1, 1, 1 << 20), hq = option_int(o, "qHeads", 1, 1, 4096),
@@ -94,16 +93,17 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
       float *q = f32(0, n * hq * hd), *k = f32(1, n * hkv * hd), *v = f32(2, n * hkv * hd), *o3 = f32(3, n * hq * hd);
       float *dq = fwd ? nullptr : f32(4, n * hq * hd), *dk = fwd ? nullptr : f32(5, n * hkv * hd),
             *dv = fwd ? nullptr : f32(6, n * hkv * hd);
-      work = [=, &pool_ = *pool] {
-        if (fwd) attention_causal_forward(q, k, v, n, 0, hq, hkv, hd, o3, isa, pool_, bf16, window);
-        else attention_causal_backward(q, k, v, o3, n, hq, hkv, hd, dq, dk, dv, isa, pool_, bf16, window);
+      work = [=] {
+        const AttentionSegments one{{0, n}};
+        if (fwd) x.op->attention_forward(x, q, k, v, one, hq, hkv, hd, o3, bf16, window);
+        else x.op->attention_backward(x, q, k, v, o3, one, hq, hkv, hd, dq, dk, dv, bf16, window);
       };
     } else if (name == "lowrank_pass" || name == "lowrank_pass_reference") {
       // tensors: y [m, n], w [r, n], d [m, r], s [m, r], g [r, n]; options pick the products.
       const int64_t m = option_int(o, "m", 1, 1, int64_t{1} << 30), n = option_int(o, "n", 1, 1, int64_t{1} << 30),
                     r = option_int(o, "r", 1, 1, 4096);
       need(5);
-      LowRankPass p;
+      cpu::LowRankPass p;
       p.m = m, p.n = n, p.r = r, p.y = f32(0, m * n), p.ldy = n;
       if (option_bool(o, "down", true)) p.w = f32(1, r * n), p.d = f32(2, m * r);
       if (option_bool(o, "up", true)) p.s = f32(3, m * r), p.g = f32(4, r * n);
@@ -113,8 +113,8 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
       p.g_transposed = option_bool(o, "transposed", false);
       const bool reference = name == "lowrank_pass_reference";
       work = [=, &pool_ = *pool] {
-        if (reference) lowrank_pass_reference(p);
-        else lowrank_pass(p, isa, pool_);
+        if (reference) cpu::lowrank_pass_reference(p);
+        else cpu::lowrank_pass(p, isa, pool_);
       };
     } else if (name == "swiglu_forward" || name == "swiglu_backward") {
       const bool fwd = name == "swiglu_forward";
@@ -122,20 +122,20 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
       const int64_t n = t[0].numel();
       float *g = f32(0, n), *u = f32(1, n), *a = f32(2, n);
       float *dg = fwd ? nullptr : f32(3, n), *du = fwd ? nullptr : f32(4, n);
-      work = [=, &pool_ = *pool] {
-        if (fwd) swiglu_forward(g, u, n, a, pool_, isa);
-        else swiglu_backward(g, u, a, n, dg, du, pool_, isa);
+      work = [=] {
+        if (fwd) x.op->swiglu_forward(x, g, u, n, a);
+        else x.op->swiglu_backward(x, g, u, a, n, dg, du);
       };
     } else if (name == "gelu_forward" || name == "gelu_backward") {
       const bool fwd = name == "gelu_forward";
       need(fwd ? 2 : 3);
       const int64_t n = t[0].numel();
-      const float* x = f32(0, n);
+      const float* in = f32(0, n);
       float* out = f32(fwd ? 1 : 2, n);
       const float* dy = fwd ? nullptr : f32(1, n);
-      work = [=, &pool_ = *pool] {
-        if (fwd) gelu_forward(x, n, out, pool_, isa);
-        else gelu_backward(x, dy, n, out, pool_, isa);
+      work = [=] {
+        if (fwd) x.op->gelu_forward(x, in, n, out);
+        else x.op->gelu_backward(x, in, dy, n, out);
       };
     } else if (name == "cross_entropy") {
       const int64_t rows = option_int(o, "rows", 1, 1, int64_t{1} << 40), vocab = option_int(o, "vocab", 1, 1, int64_t{1} << 30);
@@ -147,25 +147,25 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
         check_arg(labels[r] == kIgnoreIndex || (labels[r] >= 0 && labels[r] < vocab),
                   "Expected labels in [0, " + std::to_string(vocab) + ") or -100 but row " + std::to_string(r) +
                       " holds " + std::to_string(labels[r]));
-      work = [=, &pool_ = *pool] {
-        CrossEntropyResult r = cross_entropy(logits, labels, rows, vocab, grad, 1.0f, pool_, isa);
+      work = [=] {
+        CrossEntropyResult r = x.op->cross_entropy(x, logits, labels, rows, vocab, grad);
         *result = {r.loss, static_cast<double>(r.count)};
       };
     } else if (name == "exp_shifted_sum" || name == "sigmoid") {
       need(2);
       const int64_t n = t[0].numel();
-      const float* x = f32(0, n);
+      const float* in = f32(0, n);
       float* y = f32(1, n);
       const float shift = static_cast<float>(option_number(o, "shift", 0.0));
       const bool sig = name == "sigmoid";
-      work = [=] { *result = {sig ? (sigmoid(x, n, y, isa), 0.0) : exp_shifted_sum(x, shift, n, y, isa)}; };
+      work = [=] { *result = {sig ? (sigmoid(in, n, y, isa), 0.0) : exp_shifted_sum(in, shift, n, y, isa)}; };
     } else if (name == "adamw") {
       need(4);
       const int64_t n = t[0].numel();
       float *p = f32(0, n), *g = f32(1, n), *m = f32(2, n), *v = f32(3, n);
       const AdamWConfig c = adamw_options<AdamWConfig>(o, 1e-3, 0.01);
       const int64_t step = option_int(o, "step", 1, 1, int64_t{1} << 40);
-      work = [=] { adamw_step(p, g, m, v, n, c, step); };
+      work = [=] { x.op->adamw_step(x, p, g, m, v, n, c, step, 1.0f); };
     } else if (name == "optimizer_step") {
       // The sharded optimizer step on `world` in-process ranks (dist/comm.h's LocalGroup): rank r
       // holds the gradient sums tensors[1 + r] of its own tokens (tokensR); tensors[0], [3], [4]
@@ -197,12 +197,14 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
           M[q].assign(m + b, m + e), V[q].assign(v + b, v + e);
           M[q].resize(static_cast<size_t>(layout.shard)), V[q].resize(static_cast<size_t>(layout.shard));
         }
+        ExecContext rank_x = x;
+        rank_x.pool = nullptr;  // each rank's thread steps its shard alone (the optimizer's ops take a null pool)
         LocalGroup group(world);
         group.run([&](Comm& c) {
           const int q = c.rank();
           OptimizerStepArgs mine = a;
           mine.tokens = world == 1 ? tokens[0] + tokens[1] : tokens[q];
-          r[q] = optimizer_step(P[q].data(), G[q].data(), M[q].data(), V[q].data(), layout, mine, step, c, nullptr);
+          r[q] = optimizer_step(P[q].data(), G[q].data(), M[q].data(), V[q].data(), layout, mine, step, c, rank_x);
         });
         bool agree = true;
         for (int q = 0; q < world; ++q) {
@@ -218,7 +220,7 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
     }
     std::vector<Tensor> hold = t;
     return PromiseWorker::start(
-        info.Env(), [work, hold, pool] { work(); },
+        info.Env(), [work, hold, pool, backend] { work(); },
         [result](Napi::Env env) -> Napi::Value {
           Napi::Array out = Napi::Array::New(env, result->size());
           for (size_t i = 0; i < result->size(); ++i) out.Set(static_cast<uint32_t>(i), (*result)[i]);

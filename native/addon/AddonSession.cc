@@ -49,7 +49,7 @@ class AddonModelSession : public Napi::ObjectWrap<AddonModelSession> {
           info.Env(),
           [state, release, pool, isa, tokens, out, n] {
             state->model->decode(state->train ? &state->train->t : nullptr, *state->cache, tokens.data<int32_t>(), n,
-                                 out->data<float>(), isa, *pool);
+                                 out->data<float>(), state->model->context(isa, pool.get()));
           },
           [out](Napi::Env env) -> Napi::Value { return AddonTensor::wrap(env, *out); }, {info[0], info.This()});
     });

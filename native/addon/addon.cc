@@ -4,7 +4,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "../core/fma_peak.h"
+#include "../backend/cpu/fma_peak.h"
+#include "../backend/registry.h"
 #include "AddonTensor.h"
 #include "AddonWeights.h"
 #include "PromiseWorker.h"
@@ -56,6 +57,9 @@ Napi::Value runtime_info(const Napi::CallbackInfo& info) {
     out.Set("detectedIsa", isa_name(s->detected_isa));
     out.Set("isaForced", s->isa_forced);
     out.Set("threads", s->pool->size());
+    Napi::Array backends = Napi::Array::New(info.Env());
+    for (const std::string& name : backend_names()) backends.Set(backends.Length(), name);
+    out.Set("backends", backends);
     out.Set("logicalCores", f.logical_cores);
     out.Set("buildFlavour", TUNEKIT_BUILD_FLAVOUR);
     out.Set("cpuVendor", f.vendor);

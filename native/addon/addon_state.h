@@ -7,8 +7,8 @@
 
 #include <memory>
 
-#include "../core/cpu_features.h"
-#include "../core/thread_pool.h"
+#include "../backend/cpu/cpu_features.h"
+#include "../backend/cpu/thread_pool.h"
 
 namespace tk {
 

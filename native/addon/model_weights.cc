@@ -4,6 +4,7 @@
 #include "model_weights.h"
 
 #include "operands.h"
+#include "../backend/registry.h"
 #include "options.h"
 
 namespace tk {
@@ -61,7 +62,7 @@ std::shared_ptr<ModelFamily> llama(const Napi::Object& cfg, const Napi::Object& 
   }
   w.out_norm = vector("output_norm.weight", c.dim);
   w.lm_head = tied ? w.embed : matrix("output.weight", c.vocab, c.dim);
-  return make_llama(c, std::move(w), keep);
+  return make_llama(c, std::move(w), keep, make_backend("cpu"));
 }
 
 std::shared_ptr<ModelFamily> gpt2(const Napi::Object& cfg, const Napi::Object& tensors) {
@@ -95,7 +96,7 @@ std::shared_ptr<ModelFamily> gpt2(const Napi::Object& cfg, const Napi::Object& t
   }
   w.lnf_w = vector("transformer.ln_f.weight", d);
   w.lnf_b = vector("transformer.ln_f.bias", d);
-  return make_gpt2(c, std::move(w), keep);
+  return make_gpt2(c, std::move(w), keep, make_backend("cpu"));
 }
 
 }  // namespace

@@ -9,13 +9,11 @@
 #include <string>
 #include <vector>
 
-#include "../core/cpu_features.h"
-#include "../core/thread_pool.h"
+#include "../backend/backend.h"
 #include "gpt2.h"
 #include "llama.h"
 #include "train_step.h"
 #include "trainable.h"
-#include "weight_panels.h"
 
 namespace tk {
 
@@ -29,6 +27,7 @@ struct DecodeCache {
 
 class ModelFamily {
  public:
+  explicit ModelFamily(std::shared_ptr<Backend> backend) : backend_(std::move(backend)) {}
   virtual ~ModelFamily() = default;
   virtual const char* name() const = 0;  // "llama", "gpt2"
   virtual int64_t vocab() const = 0;
@@ -43,29 +42,33 @@ class ModelFamily {
   virtual void add_lora(Trainable& t, const LoraSpec& spec, const std::vector<std::string>& targets,
                         const std::vector<bool>& layers) const = 0;
   // Every weight as a trainable fp32 tensor of `t` (which must be empty), under the family's names.
-  virtual void enable_full_training(Trainable& t) const = 0;
+  virtual void enable_full_training(Trainable& t, const ExecContext& x) const = 0;
 
   // Forward (+ backward) of sequences [batch, seq]; token ids, labels and positions are checked
   // by the caller.
   virtual StepResult step(Trainable& t, const int32_t* tokens, const int32_t* labels, int64_t batch, int64_t seq,
-                          const StepOptions& o, Isa isa, ThreadPool& pool) const = 0;
+                          const StepOptions& o, const ExecContext& x) const = 0;
   // The LM's logits [n, vocab] of one sequence (adapters or trained weights of t applied; t may
   // be null; a classifier head is not used).
-  virtual void logits(const Trainable* t, const int32_t* tokens, int64_t n, float* out, Isa isa, ThreadPool& pool) const = 0;
-  virtual std::unique_ptr<DecodeCache> new_cache(int64_t capacity) const = 0;
+  virtual void logits(const Trainable* t, const int32_t* tokens, int64_t n, float* out, const ExecContext& x) const = 0;
+  virtual std::unique_ptr<DecodeCache> new_cache(int64_t capacity, const ExecContext& x) const = 0;
   // Appends tokens [n] to the cache (room checked by the caller) and writes the last one's logits [vocab].
-  virtual void decode(const Trainable* t, DecodeCache& cache, const int32_t* tokens, int64_t n, float* logits, Isa isa,
-                      ThreadPool& pool) const = 0;
+  virtual void decode(const Trainable* t, DecodeCache& cache, const int32_t* tokens, int64_t n, float* logits,
+                      const ExecContext& x) const = 0;
 
-  // bf16 GEMM panels of the frozen weights, kept for the model's lifetime when steps ask for them.
-  WeightPanelCache& panels() const { return panels_; }
+  // The backend the model runs on (backend/registry.h), with what it keeps for the model (the
+  // frozen weights' prepared copies); a call's context is context(isa, pool).
+  Backend& backend() const { return *backend_; }
+  ExecContext context(Isa isa, ThreadPool* pool) const { return backend_->context(isa, pool); }
 
  private:
-  mutable WeightPanelCache panels_;
+  std::shared_ptr<Backend> backend_;
 };
 
-// The families, over weights whose memory `owner` keeps alive.
-std::shared_ptr<ModelFamily> make_llama(const LlamaConfig& c, LlamaWeights w, std::shared_ptr<const void> owner);
-std::shared_ptr<ModelFamily> make_gpt2(const Gpt2Config& c, Gpt2Weights w, std::shared_ptr<const void> owner);
+// The families, over weights whose memory `owner` keeps alive, run on `backend`.
+std::shared_ptr<ModelFamily> make_llama(const LlamaConfig& c, LlamaWeights w, std::shared_ptr<const void> owner,
+                                        std::shared_ptr<Backend> backend);
+std::shared_ptr<ModelFamily> make_gpt2(const Gpt2Config& c, Gpt2Weights w, std::shared_ptr<const void> owner,
+                                       std::shared_ptr<Backend> backend);
 
 }  // namespace tk

@@ -1,9 +1,5 @@
 #include "gpt2.h"
 
-#include "../ops/attention.h"
-#include "../ops/gelu.h"
-#include "../ops/gemm.h"
-#include "../ops/layernorm.h"
 #include "train_step.h"
 
 namespace tk {
@@ -16,6 +12,12 @@ const WeightView& gpt2_projection(const Gpt2Layer& L, int p) {
 const float* gpt2_bias(const Gpt2Layer& L, int p) {
   const float* b[kGpt2Projections] = {L.attn_b, L.proj_b, L.fc_b, L.fc_proj_b};
   return b[p];
+}
+
+WeightView gpt2_positions(const Gpt2Weights& w, const Gpt2Config& c) {
+  WeightView v;
+  v.format = WeightFormat::F32, v.rows = c.positions, v.cols = c.dim, v.data = w.wpe, v.ld = c.dim;
+  return v;
 }
 
 Gpt2Weights gpt2_weights_with(const Gpt2Weights& w, const Gpt2Config& c, const Trainable* t) {
@@ -40,21 +42,21 @@ Gpt2Weights gpt2_weights_with(const Gpt2Weights& w, const Gpt2Config& c, const T
   return r;
 }
 
-Gpt2Cache::Gpt2Cache(const Gpt2Config& c, int64_t cap)
-    : capacity(cap), k(static_cast<size_t>(c.layers * cap * c.dim), 0.0f), v(k.size(), 0.0f) {}
+Gpt2Cache::Gpt2Cache(const Gpt2Config& c, int64_t cap, const ExecContext& x)
+    : capacity(cap), k(x, c.layers * cap * c.dim, true), v(x, c.layers * cap * c.dim, true) {}
 
 void gpt2_decode(const Gpt2Config& c, const Gpt2Weights& w, const Trainable* t, const int32_t* tokens, int64_t n,
-                 Gpt2Cache& cache, float* logits, Isa isa, ThreadPool& pool) {
-  Trainable none;
-  StepOptions so;
-  so.backward = false;
-  const StepContext ctx(t ? const_cast<Trainable&>(*t) : none, so, isa, pool);  // read-only without a backward
+                 Gpt2Cache& cache, float* logits, const ExecContext& ex) {
+  const ForwardContext forward(t, ex);
+  const StepContext& ctx = forward.ctx;
+  const OpTable& op = ctx.op;
+  const ExecContext& x = ctx.x;
   const int64_t d = c.dim, hd = d / c.heads, offset = cache.length;
-  Buf x(n * d), h(n * d), qkv(n * 3 * d), q(n * d), att(n * d), f(n * c.ffn), g(n * c.ffn), saved;
-  for (int64_t i = 0; i < n; ++i) {
-    w.wte.decode(tokens[i], 0, d, x.data() + i * d);
-    for (int64_t j = 0; j < d; ++j) x[i * d + j] += w.wpe[(offset + i) * d + j];
-  }
+  Buf h = ctx.buffer(n * d), hn = ctx.buffer(n * d), qkv = ctx.buffer(n * 3 * d), q = ctx.buffer(n * d);
+  Buf att = ctx.buffer(n * d), f = ctx.buffer(n * c.ffn), g = ctx.buffer(n * c.ffn), saved;
+  const std::vector<int32_t> positions = positions_from(offset, n);
+  op.embedding_forward(x, w.wte, tokens, n, h.data(), false);
+  op.embedding_forward(x, gpt2_positions(w, c), positions.data(), n, h.data(), true);
   auto linear = [&](size_t li, int p) {
     Linear l;
     l.w = &gpt2_projection(w.layers[li], p), l.in_out = true, l.bias = gpt2_bias(w.layers[li], p);
@@ -65,29 +67,29 @@ void gpt2_decode(const Gpt2Config& c, const Gpt2Weights& w, const Trainable* t, 
     const Gpt2Layer& L = w.layers[li];
     float* kc = cache.k.data() + static_cast<int64_t>(li) * cache.capacity * d;
     float* vc = cache.v.data() + static_cast<int64_t>(li) * cache.capacity * d;
-    layernorm_forward(x.data(), L.ln1_w, L.ln1_b, n, d, c.eps, h.data(), pool);
-    project(ctx, linear(li, kGpt2Attn), h.data(), n, qkv.data(), saved);
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = 0; j < d; ++j) {
-        q[i * d + j] = qkv[i * 3 * d + j];
-        kc[(offset + i) * d + j] = qkv[i * 3 * d + d + j];
-        vc[(offset + i) * d + j] = qkv[i * 3 * d + 2 * d + j];
-      }
-    attention_causal_forward(q.data(), kc, vc, n, offset, c.heads, c.heads, hd, att.data(), isa, pool);
-    project(ctx, linear(li, kGpt2Proj), att.data(), n, x.data(), saved, true);
-    layernorm_forward(x.data(), L.ln2_w, L.ln2_b, n, d, c.eps, h.data(), pool);
-    project(ctx, linear(li, kGpt2Fc), h.data(), n, f.data(), saved);
-    gelu_forward(f.data(), n * c.ffn, g.data(), pool, isa);
-    project(ctx, linear(li, kGpt2FcProj), g.data(), n, x.data(), saved, true);
+    op.layernorm_forward(x, h.data(), L.ln1_w, L.ln1_b, n, d, c.eps, hn.data());
+    project(ctx, linear(li, kGpt2Attn), hn.data(), n, qkv.data(), saved);
+    // q for this call; k and v after the cached ones.
+    op.copy_block(x, q.data(), d, qkv.data(), 3 * d, n, d);
+    op.copy_block(x, kc + offset * d, d, qkv.data() + d, 3 * d, n, d);
+    op.copy_block(x, vc + offset * d, d, qkv.data() + 2 * d, 3 * d, n, d);
+    op.attention_forward_cached(x, q.data(), kc, vc, n, offset, c.heads, c.heads, hd, att.data(), false, 0);
+    project(ctx, linear(li, kGpt2Proj), att.data(), n, h.data(), saved, true);
+    op.layernorm_forward(x, h.data(), L.ln2_w, L.ln2_b, n, d, c.eps, hn.data());
+    project(ctx, linear(li, kGpt2Fc), hn.data(), n, f.data(), saved);
+    op.gelu_forward(x, f.data(), n * c.ffn, g.data());
+    project(ctx, linear(li, kGpt2FcProj), g.data(), n, h.data(), saved, true);
   }
   cache.length += n;
-  layernorm_forward(x.data() + (n - 1) * d, w.lnf_w, w.lnf_b, 1, d, c.eps, h.data(), pool);
+  op.layernorm_forward(x, h.data() + (n - 1) * d, w.lnf_w, w.lnf_b, 1, d, c.eps, hn.data());
+  Buf out = ctx.buffer(c.vocab);
   GemmArgs gl;  // tied head: logits = h·wteᵀ
   gl.m = 1, gl.n = c.vocab, gl.k = d;
-  gl.a.data = h.data(), gl.a.ld = d;
+  gl.a.data = hn.data(), gl.a.ld = d;
   gl.b.weights = &w.wte, gl.b.trans = true;
-  gl.c = logits, gl.ldc = c.vocab;
-  gemm(gl, isa, pool);
+  gl.c = out.data(), gl.ldc = c.vocab;
+  op.gemm(x, gl);
+  x.backend->copy_to_host(logits, out.data(), static_cast<size_t>(c.vocab) * sizeof(float));
 }
 
 }  // namespace tk

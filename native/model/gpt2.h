@@ -6,9 +6,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "../core/cpu_features.h"
-#include "../core/thread_pool.h"
-#include "../ops/weights.h"
+#include "../backend/backend.h"
 #include "trainable.h"
 
 namespace tk {
@@ -43,22 +41,24 @@ enum Gpt2ModelWeight { kWte = 0, kWpe, kLnfW, kLnfB, kGpt2ModelWeights };
 
 const WeightView& gpt2_projection(const Gpt2Layer& L, int p);
 const float* gpt2_bias(const Gpt2Layer& L, int p);
+// The position embedding as an fp32 table (the rows embedding_forward gathers).
+WeightView gpt2_positions(const Gpt2Weights& w, const Gpt2Config& c);
 
 // The weights a step or a forward uses: in full fine-tuning every weight is an fp32 slice of the
 // trainable parameters; else the loaded ones.
 Gpt2Weights gpt2_weights_with(const Gpt2Weights& w, const Gpt2Config& c, const Trainable* t);
 
-// Keys and values of the tokens seen so far: [layers, capacity, dim] each.
+// Keys and values of the tokens seen so far: [layers, capacity, dim] each, on the backend.
 struct Gpt2Cache {
   int64_t capacity = 0, length = 0;
-  std::vector<float> k, v;
-  Gpt2Cache(const Gpt2Config& c, int64_t capacity);
+  Buffer k, v;
+  Gpt2Cache(const Gpt2Config& c, int64_t capacity, const ExecContext& x);
 };
 
 // Incremental decoding: tokens [n] after the cached ones (whose count grows by n; the caller
 // checks the room and the model's positions); the last token's logits [vocab] are written. The
 // trainable state's adapters (t may be null) are applied; `w` comes from gpt2_weights_with.
 void gpt2_decode(const Gpt2Config& c, const Gpt2Weights& w, const Trainable* t, const int32_t* tokens, int64_t n,
-                 Gpt2Cache& cache, float* logits, Isa isa, ThreadPool& pool);
+                 Gpt2Cache& cache, float* logits, const ExecContext& x);
 
 }  // namespace tk

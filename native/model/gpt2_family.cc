@@ -12,7 +12,7 @@ const char* const kNames[kGpt2Projections] = {"attn.c_attn", "attn.c_proj", "mlp
 
 struct Gpt2DecodeCache final : DecodeCache {
   Gpt2Cache cache;
-  Gpt2DecodeCache(const Gpt2Config& c, int64_t capacity) : cache(c, capacity) {}
+  Gpt2DecodeCache(const Gpt2Config& c, int64_t capacity, const ExecContext& x) : cache(c, capacity, x) {}
   int64_t capacity() const override { return cache.capacity; }
   int64_t length() const override { return cache.length; }
   void reset() override { cache.length = 0; }
@@ -20,7 +20,8 @@ struct Gpt2DecodeCache final : DecodeCache {
 
 class Gpt2 final : public ModelFamily {
  public:
-  Gpt2(const Gpt2Config& c, Gpt2Weights w, std::shared_ptr<const void> owner) : c_(c), w_(std::move(w)), owner_(std::move(owner)) {}
+  Gpt2(const Gpt2Config& c, Gpt2Weights w, std::shared_ptr<const void> owner, std::shared_ptr<Backend> backend)
+      : ModelFamily(std::move(backend)), c_(c), w_(std::move(w)), owner_(std::move(owner)) {}
   const char* name() const override { return "gpt2"; }
   int64_t vocab() const override { return c_.vocab; }
   int64_t layers() const override { return c_.layers; }
@@ -45,13 +46,13 @@ class Gpt2 final : public ModelFamily {
     }, [&](int64_t li, int p) { return "transformer.h." + std::to_string(li) + "." + kNames[p]; });
   }
 
-  void enable_full_training(Trainable& t) const override {
+  void enable_full_training(Trainable& t, const ExecContext& x) const override {
     FullLayout& F = t.full;
     F.on = true;
     F.model.assign(kGpt2ModelWeights, -1);
     F.layers.assign(static_cast<size_t>(c_.layers), std::vector<int64_t>(kGpt2LayerWeights, -1));
     const int64_t d = c_.dim;
-    F.model[kWte] = append_full(t, "transformer.wte.weight", "embed", w_.wte);
+    F.model[kWte] = append_full(t, "transformer.wte.weight", "embed", w_.wte, x);
     F.model[kWpe] = append_full(t, "transformer.wpe.weight", "embed", w_.wpe, c_.positions * d);
     t.tensors.back().shape = {c_.positions, d};
     for (int64_t li = 0; li < c_.layers; ++li) {  // in transformers' parameter order
@@ -59,7 +60,7 @@ class Gpt2 final : public ModelFamily {
       const std::string p = "transformer.h." + std::to_string(li) + ".", group = "layer." + std::to_string(li);
       std::vector<int64_t>& at = F.layers[li];
       auto conv = [&](int k) {
-        at[k] = append_full(t, p + kNames[k] + ".weight", group, gpt2_projection(L, k));
+        at[k] = append_full(t, p + kNames[k] + ".weight", group, gpt2_projection(L, k), x);
         at[kGpt2Bias + k] = append_full(t, p + kNames[k] + ".bias", group, gpt2_bias(L, k), gpt2_projection(L, k).cols);
       };
       at[kGpt2Ln1W] = append_full(t, p + "ln_1.weight", group, L.ln1_w, d);
@@ -74,26 +75,26 @@ class Gpt2 final : public ModelFamily {
   }
 
   StepResult step(Trainable& t, const int32_t* tokens, const int32_t* labels, int64_t batch, int64_t seq, const StepOptions& o,
-                  Isa isa, ThreadPool& pool) const override {
-    return gpt2_step(c_, gpt2_weights_with(w_, c_, &t), t, tokens, labels, batch, seq, o, isa, pool);
+                  const ExecContext& x) const override {
+    return gpt2_step(c_, gpt2_weights_with(w_, c_, &t), t, tokens, labels, batch, seq, o, x);
   }
 
-  void logits(const Trainable* t, const int32_t* tokens, int64_t n, float* out, Isa isa, ThreadPool& pool) const override {
+  void logits(const Trainable* t, const int32_t* tokens, int64_t n, float* out, const ExecContext& x) const override {
     Trainable none;
     Trainable& state = t ? const_cast<Trainable&>(*t) : none;  // read-only: no backward
     std::vector<int32_t> labels(static_cast<size_t>(n), kIgnoreIndex);
     StepOptions o;
     o.backward = false, o.logits = out, o.lm_head = true;
-    gpt2_step(c_, gpt2_weights_with(w_, c_, t), state, tokens, labels.data(), 1, n, o, isa, pool);
+    gpt2_step(c_, gpt2_weights_with(w_, c_, t), state, tokens, labels.data(), 1, n, o, x);
   }
 
-  std::unique_ptr<DecodeCache> new_cache(int64_t capacity) const override {
-    return std::make_unique<Gpt2DecodeCache>(c_, capacity);
+  std::unique_ptr<DecodeCache> new_cache(int64_t capacity, const ExecContext& x) const override {
+    return std::make_unique<Gpt2DecodeCache>(c_, capacity, x);
   }
 
-  void decode(const Trainable* t, DecodeCache& cache, const int32_t* tokens, int64_t n, float* logits, Isa isa,
-              ThreadPool& pool) const override {
-    gpt2_decode(c_, gpt2_weights_with(w_, c_, t), t, tokens, n, static_cast<Gpt2DecodeCache&>(cache).cache, logits, isa, pool);
+  void decode(const Trainable* t, DecodeCache& cache, const int32_t* tokens, int64_t n, float* logits,
+              const ExecContext& x) const override {
+    gpt2_decode(c_, gpt2_weights_with(w_, c_, t), t, tokens, n, static_cast<Gpt2DecodeCache&>(cache).cache, logits, x);
   }
 
  private:
@@ -104,8 +105,9 @@ class Gpt2 final : public ModelFamily {
 
 }  // namespace
 
-std::shared_ptr<ModelFamily> make_gpt2(const Gpt2Config& c, Gpt2Weights w, std::shared_ptr<const void> owner) {
-  return std::make_shared<Gpt2>(c, std::move(w), std::move(owner));
+std::shared_ptr<ModelFamily> make_gpt2(const Gpt2Config& c, Gpt2Weights w, std::shared_ptr<const void> owner,
+                                       std::shared_ptr<Backend> backend) {
+  return std::make_shared<Gpt2>(c, std::move(w), std::move(owner), std::move(backend));
 }
 
 }  // namespace tk

@@ -14,6 +14,6 @@ namespace tk {
 // As llama_step: sequences [batch, seq] (seq <= positions, checked by the caller); `w` comes from
 // gpt2_weights_with(…, &t). options.logits receives the logits [batch·seq, vocab] when set.
 StepResult gpt2_step(const Gpt2Config& c, const Gpt2Weights& w, Trainable& t, const int32_t* tokens, const int32_t* labels,
-                     int64_t batch, int64_t seq, const StepOptions& options, Isa isa, ThreadPool& pool);
+                     int64_t batch, int64_t seq, const StepOptions& options, const ExecContext& x);
 
 }  // namespace tk

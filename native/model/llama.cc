@@ -2,42 +2,9 @@
 
 #include <cmath>
 
-#include "../ops/attention.h"
-#include "../ops/gemm.h"
-#include "../ops/lora_linear.h"
-#include "../ops/rmsnorm.h"
-#include "../ops/rope.h"
-#include "../ops/swiglu.h"
 #include "train_step.h"
 
 namespace tk {
-namespace {
-
-// out = X·Wᵀ (+ the adapter's s·X·Aᵀ·Bᵀ) + beta * out, X [n, in], W [outdim, in].
-void linear(const float* x, int64_t n, int64_t in, const WeightView& w, float* out, float beta, Isa isa,
-            ThreadPool& pool, const Trainable* lora = nullptr, const LoraSlot* slot = nullptr) {
-  if (lora && slot) {
-    LoraLinearArgs g;
-    g.m = n, g.in = in, g.out = w.rows, g.r = slot->r;
-    g.x = x;
-    g.w.weights = &w;
-    g.a = lora->params.data() + slot->a_offset;
-    g.b = lora->params.data() + slot->b_offset;
-    g.scale = slot->scale;
-    std::vector<float> y(static_cast<size_t>(n * w.rows)), t(static_cast<size_t>(n * slot->r));
-    lora_linear_forward(g, y.data(), t.data(), isa, pool);
-    for (int64_t i = 0; i < n * w.rows; ++i) out[i] = y[i] + (beta == 0.0f ? 0.0f : beta * out[i]);
-    return;
-  }
-  GemmArgs g;
-  g.m = n, g.n = w.rows, g.k = in;
-  g.a.data = x, g.a.ld = in;
-  g.b.weights = &w, g.b.trans = true;
-  g.c = out, g.ldc = w.rows, g.beta = beta;
-  gemm(g, isa, pool);
-}
-
-}  // namespace
 
 const WeightView& projection(const LlamaLayer& L, int p) {
   const WeightView* views[kProjections] = {&L.q, &L.k, &L.v, &L.o, &L.gate, &L.up, &L.down};
@@ -67,58 +34,63 @@ LlamaWeights llama_weights_with(const LlamaWeights& w, const LlamaConfig& c, con
   return r;
 }
 
-LlamaCache::LlamaCache(const LlamaConfig& c, int64_t cap) : capacity(cap), k(c.layers), v(c.layers) {
-  const size_t size = static_cast<size_t>(cap * c.kv_heads * c.head_dim);
-  for (int64_t i = 0; i < c.layers; ++i) k[i].assign(size, 0.0f), v[i].assign(size, 0.0f);
+LlamaCache::LlamaCache(const LlamaConfig& c, int64_t cap, const ExecContext& x) : capacity(cap) {
+  for (int64_t i = 0; i < c.layers; ++i)
+    k.emplace_back(x, cap * c.kv_heads * c.head_dim, true), v.emplace_back(x, cap * c.kv_heads * c.head_dim, true);
 }
 
 void llama_forward(const LlamaConfig& c, const LlamaWeights& w, const int32_t* tokens, int64_t n, LlamaCache* cache,
-                   float* logits, Isa isa, ThreadPool& pool, const Trainable* lora) {
+                   float* logits, const ExecContext& ex, const Trainable* lora) {
+  const ForwardContext forward(lora, ex);
+  const StepContext& ctx = forward.ctx;
+  const OpTable& op = ctx.op;
+  const ExecContext& x = ctx.x;
   const int64_t qdim = c.heads * c.head_dim, kvdim = c.kv_heads * c.head_dim;
   const int64_t offset = cache ? cache->length : 0;
-  std::vector<float> x(n * c.dim), h(n * c.dim), q(n * qdim), att(n * qdim), gate(n * c.ffn), up(n * c.ffn);
-  std::vector<float> k_local, v_local;
-  if (!cache) k_local.resize(n * kvdim), v_local.resize(n * kvdim);
-  std::vector<int32_t> positions(n);
-  for (int64_t t = 0; t < n; ++t) {
-    positions[t] = static_cast<int32_t>(offset + t);
-    w.embed.decode(tokens[t], 0, c.dim, x.data() + t * c.dim);
-  }
+  Buf h = ctx.buffer(n * c.dim), hn = ctx.buffer(n * c.dim), q = ctx.buffer(n * qdim), att = ctx.buffer(n * qdim);
+  Buf gate = ctx.buffer(n * c.ffn), up = ctx.buffer(n * c.ffn), saved;
+  Buf k_local = ctx.buffer(cache ? 0 : n * kvdim), v_local = ctx.buffer(cache ? 0 : n * kvdim);
+  const std::vector<int32_t> positions = positions_from(offset, n);
+  op.embedding_forward(x, w.embed, tokens, n, h.data(), false);
   const RopeTable rope = rope_table(positions.data(), n, c.head_dim, c.rope_theta, c.interleaved_rope);
   for (size_t layer = 0; layer < w.layers.size(); ++layer) {
     const LlamaLayer& L = w.layers[layer];
-    auto slot = [&](LlamaProjection p) { return lora ? lora->slot(layer, p) : nullptr; };
+    auto linear = [&](int p) {
+      Linear l;
+      l.w = &projection(L, p);
+      l.bias = p == kQ ? L.q_bias : p == kK ? L.k_bias : p == kV ? L.v_bias : nullptr;  // Qwen2's
+      l.lora = lora ? lora->slot(layer, p) : nullptr;
+      return l;
+    };
     // New keys/values land after the cached ones; attention then reads the whole history.
     float* kbuf = cache ? cache->k[layer].data() : k_local.data();
     float* vbuf = cache ? cache->v[layer].data() : v_local.data();
     float* k = kbuf + offset * kvdim;
     float* v = vbuf + offset * kvdim;
-    rmsnorm_forward(x.data(), L.attn_norm, n, c.dim, c.eps, h.data(), pool);
-    linear(h.data(), n, c.dim, L.q, q.data(), 0.0f, isa, pool, lora, slot(kQ));
-    linear(h.data(), n, c.dim, L.k, k, 0.0f, isa, pool, lora, slot(kK));
-    linear(h.data(), n, c.dim, L.v, v, 0.0f, isa, pool, lora, slot(kV));
-    add_bias(q.data(), L.q_bias, n, qdim, pool);
-    add_bias(k, L.k_bias, n, kvdim, pool);
-    add_bias(v, L.v_bias, n, kvdim, pool);
-    rope_forward(q.data(), c.heads, rope, pool);
-    rope_forward(k, c.kv_heads, rope, pool);
-    attention_causal_forward(q.data(), kbuf, vbuf, n, offset, c.heads, c.kv_heads, c.head_dim, att.data(), isa, pool, false,
-                             c.sliding_window);
-    linear(att.data(), n, qdim, L.o, x.data(), 1.0f, isa, pool, lora, slot(kO));  // residual: x += attn·Woᵀ
-    rmsnorm_forward(x.data(), L.ffn_norm, n, c.dim, c.eps, h.data(), pool);
-    linear(h.data(), n, c.dim, L.gate, gate.data(), 0.0f, isa, pool, lora, slot(kGate));
-    linear(h.data(), n, c.dim, L.up, up.data(), 0.0f, isa, pool, lora, slot(kUp));
-    swiglu_forward(gate.data(), up.data(), n * c.ffn, gate.data(), pool, isa);  // silu(gate) * up, in place
-    linear(gate.data(), n, c.ffn, L.down, x.data(), 1.0f, isa, pool, lora, slot(kDown));  // residual: x += mlp·Wdᵀ
+    op.rmsnorm_forward(x, h.data(), L.attn_norm, n, c.dim, c.eps, hn.data());
+    project(ctx, linear(kQ), hn.data(), n, q.data(), saved);
+    project(ctx, linear(kK), hn.data(), n, k, saved);
+    project(ctx, linear(kV), hn.data(), n, v, saved);
+    op.rope_forward(x, q.data(), c.heads, rope);
+    op.rope_forward(x, k, c.kv_heads, rope);
+    op.attention_forward_cached(x, q.data(), kbuf, vbuf, n, offset, c.heads, c.kv_heads, c.head_dim, att.data(), false,
+                                c.sliding_window);
+    project(ctx, linear(kO), att.data(), n, h.data(), saved, true);  // residual: h += attn·Woᵀ
+    op.rmsnorm_forward(x, h.data(), L.ffn_norm, n, c.dim, c.eps, hn.data());
+    project(ctx, linear(kGate), hn.data(), n, gate.data(), saved);
+    project(ctx, linear(kUp), hn.data(), n, up.data(), saved);
+    op.swiglu_forward(x, gate.data(), up.data(), n * c.ffn, gate.data());  // silu(gate) * up, in place
+    project(ctx, linear(kDown), gate.data(), n, h.data(), saved, true);  // residual: h += mlp·Wdᵀ
   }
-  if (cache) {  // only the next-token distribution is needed
-    cache->length += n;
-    rmsnorm_forward(x.data() + (n - 1) * c.dim, w.out_norm, 1, c.dim, c.eps, h.data(), pool);
-    linear(h.data(), 1, c.dim, w.lm_head, logits, 0.0f, isa, pool);
-    return;
-  }
-  rmsnorm_forward(x.data(), w.out_norm, n, c.dim, c.eps, h.data(), pool);
-  linear(h.data(), n, c.dim, w.lm_head, logits, 0.0f, isa, pool);
+  // With a cache only the next-token distribution is needed.
+  const int64_t rows = cache ? 1 : n;
+  if (cache) cache->length += n;
+  op.rmsnorm_forward(x, h.data() + (n - rows) * c.dim, w.out_norm, rows, c.dim, c.eps, hn.data());
+  Buf out = ctx.buffer(rows * c.vocab);
+  Linear head;
+  head.w = &w.lm_head;
+  project(ctx, head, hn.data(), rows, out.data(), saved);
+  x.backend->copy_to_host(logits, out.data(), static_cast<size_t>(out.size()) * sizeof(float));
 }
 
 }  // namespace tk

@@ -7,9 +7,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "../core/cpu_features.h"
-#include "../core/thread_pool.h"
-#include "../ops/weights.h"
+#include "../backend/backend.h"
 #include "trainable.h"
 
 namespace tk {
@@ -52,11 +50,11 @@ WeightView& projection(LlamaLayer& L, int p);
 // loaded ones.
 LlamaWeights llama_weights_with(const LlamaWeights& w, const LlamaConfig& c, const Trainable* t);
 
-// Keys and values of the tokens seen so far, per layer, for incremental decoding.
+// Keys and values of the tokens seen so far, per layer, for incremental decoding (on the backend).
 struct LlamaCache {
   int64_t capacity = 0, length = 0;
-  std::vector<std::vector<float>> k, v;  // per layer: [capacity, kv_heads * head_dim]
-  LlamaCache(const LlamaConfig& cfg, int64_t capacity);
+  std::vector<Buffer> k, v;  // per layer: [capacity, kv_heads * head_dim]
+  LlamaCache(const LlamaConfig& cfg, int64_t capacity, const ExecContext& x);
 };
 
 // Runs tokens [n] through the decoder. Without a cache they sit at positions 0..n-1 and logits
@@ -65,6 +63,6 @@ struct LlamaCache {
 // The trainable state's adapters (t may be null) are applied to the projections they are on;
 // `w` comes from llama_weights_with.
 void llama_forward(const LlamaConfig& cfg, const LlamaWeights& w, const int32_t* tokens, int64_t n,
-                   LlamaCache* cache, float* logits, Isa isa, ThreadPool& pool, const Trainable* t = nullptr);
+                   LlamaCache* cache, float* logits, const ExecContext& x, const Trainable* t = nullptr);
 
 }  // namespace tk

@@ -13,7 +13,7 @@ const char* const kGgufNames[kProjections] = {"attn_q", "attn_k", "attn_v", "att
 
 struct LlamaDecodeCache final : DecodeCache {
   LlamaCache cache;
-  LlamaDecodeCache(const LlamaConfig& c, int64_t capacity) : cache(c, capacity) {}
+  LlamaDecodeCache(const LlamaConfig& c, int64_t capacity, const ExecContext& x) : cache(c, capacity, x) {}
   int64_t capacity() const override { return cache.capacity; }
   int64_t length() const override { return cache.length; }
   void reset() override { cache.length = 0; }
@@ -21,8 +21,8 @@ struct LlamaDecodeCache final : DecodeCache {
 
 class Llama final : public ModelFamily {
  public:
-  Llama(const LlamaConfig& c, LlamaWeights w, std::shared_ptr<const void> owner)
-      : c_(c), w_(std::move(w)), owner_(std::move(owner)) {}
+  Llama(const LlamaConfig& c, LlamaWeights w, std::shared_ptr<const void> owner, std::shared_ptr<Backend> backend)
+      : ModelFamily(std::move(backend)), c_(c), w_(std::move(w)), owner_(std::move(owner)) {}
   const char* name() const override { return "llama"; }
   int64_t vocab() const override { return c_.vocab; }
   int64_t layers() const override { return c_.layers; }
@@ -48,42 +48,41 @@ class Llama final : public ModelFamily {
     }, [&](int64_t li, int p) { return "blk." + std::to_string(li) + "." + kGgufNames[p]; });
   }
 
-  void enable_full_training(Trainable& t) const override {
+  void enable_full_training(Trainable& t, const ExecContext& x) const override {
     FullLayout& F = t.full;
     F.on = true;
     F.model.assign(kLlamaModelWeights, -1);
     F.layers.assign(static_cast<size_t>(c_.layers), std::vector<int64_t>(kLlamaLayerWeights, -1));
     const bool tied = w_.lm_head.data == w_.embed.data;
-    F.model[kEmbed] = append_full(t, "token_embd.weight", "embed", w_.embed);
+    F.model[kEmbed] = append_full(t, "token_embd.weight", "embed", w_.embed, x);
     for (int64_t li = 0; li < c_.layers; ++li) {
       const LlamaLayer& L = w_.layers[li];
       const std::string p = "blk." + std::to_string(li) + ".", group = "layer." + std::to_string(li);
       std::vector<int64_t>& at = F.layers[li];
       at[kAttnNorm] = append_full(t, p + "attn_norm.weight", group, L.attn_norm, c_.dim);
       at[kFfnNorm] = append_full(t, p + "ffn_norm.weight", group, L.ffn_norm, c_.dim);
-      for (int k = 0; k < kProjections; ++k) at[k] = append_full(t, p + kGgufNames[k] + ".weight", group, projection(L, k));
+      for (int k = 0; k < kProjections; ++k) at[k] = append_full(t, p + kGgufNames[k] + ".weight", group, projection(L, k), x);
     }
     F.model[kOutNorm] = append_full(t, "output_norm.weight", "output", w_.out_norm, c_.dim);
-    if (!tied) F.model[kLmHead] = append_full(t, "output.weight", "output", w_.lm_head);
+    if (!tied) F.model[kLmHead] = append_full(t, "output.weight", "output", w_.lm_head, x);
   }
 
   StepResult step(Trainable& t, const int32_t* tokens, const int32_t* labels, int64_t batch, int64_t seq, const StepOptions& o,
-                  Isa isa, ThreadPool& pool) const override {
-    return llama_step(c_, llama_weights_with(w_, c_, &t), t, tokens, labels, batch, seq, o, isa, pool);
+                  const ExecContext& x) const override {
+    return llama_step(c_, llama_weights_with(w_, c_, &t), t, tokens, labels, batch, seq, o, x);
   }
 
-  void logits(const Trainable* t, const int32_t* tokens, int64_t n, float* out, Isa isa, ThreadPool& pool) const override {
-    llama_forward(c_, llama_weights_with(w_, c_, t), tokens, n, nullptr, out, isa, pool, t);
+  void logits(const Trainable* t, const int32_t* tokens, int64_t n, float* out, const ExecContext& x) const override {
+    llama_forward(c_, llama_weights_with(w_, c_, t), tokens, n, nullptr, out, x, t);
   }
 
-  std::unique_ptr<DecodeCache> new_cache(int64_t capacity) const override {
-    return std::make_unique<LlamaDecodeCache>(c_, capacity);
+  std::unique_ptr<DecodeCache> new_cache(int64_t capacity, const ExecContext& x) const override {
+    return std::make_unique<LlamaDecodeCache>(c_, capacity, x);
   }
 
-  void decode(const Trainable* t, DecodeCache& cache, const int32_t* tokens, int64_t n, float* logits, Isa isa,
-              ThreadPool& pool) const override {
-    llama_forward(c_, llama_weights_with(w_, c_, t), tokens, n, &static_cast<LlamaDecodeCache&>(cache).cache, logits, isa,
-                  pool, t);
+  void decode(const Trainable* t, DecodeCache& cache, const int32_t* tokens, int64_t n, float* logits,
+              const ExecContext& x) const override {
+    llama_forward(c_, llama_weights_with(w_, c_, t), tokens, n, &static_cast<LlamaDecodeCache&>(cache).cache, logits, x, t);
   }
 
  private:
@@ -94,8 +93,9 @@ class Llama final : public ModelFamily {
 
 }  // namespace
 
-std::shared_ptr<ModelFamily> make_llama(const LlamaConfig& c, LlamaWeights w, std::shared_ptr<const void> owner) {
-  return std::make_shared<Llama>(c, std::move(w), std::move(owner));
+std::shared_ptr<ModelFamily> make_llama(const LlamaConfig& c, LlamaWeights w, std::shared_ptr<const void> owner,
+                                       std::shared_ptr<Backend> backend) {
+  return std::make_shared<Llama>(c, std::move(w), std::move(owner), std::move(backend));
 }
 
 }  // namespace tk

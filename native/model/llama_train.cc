@@ -1,9 +1,5 @@
 #include "llama_train.h"
 
-#include "../ops/attention.h"
-#include "../ops/rmsnorm.h"
-#include "../ops/rope.h"
-#include "../ops/swiglu.h"
 
 namespace tk {
 namespace {
@@ -22,9 +18,11 @@ const float* bias_of(const LlamaLayer& L, int p) {
 // The whole batch at once: every projection runs on [batch · n] rows (so each frozen weight is
 // decoded once per direction), attention runs per sequence.
 StepResult llama_step(const LlamaConfig& c, const LlamaWeights& w, Trainable& tr, const int32_t* tokens, const int32_t* labels,
-                      int64_t batch, int64_t seq, const StepOptions& so, Isa isa, ThreadPool& pool) {
-  const StepScope scope;  // ends the step after every buffer below is freed
-  const StepContext ctx(tr, so, isa, pool);
+                      int64_t batch, int64_t seq, const StepOptions& so, const ExecContext& ex) {
+  const StepScope scope(*ex.backend);  // ends the step after every buffer below is freed
+  const StepContext ctx(tr, so, ex);
+  const OpTable& op = ctx.op;
+  const ExecContext& x = ctx.x;
   const int64_t qdim = c.heads * c.head_dim, kvdim = c.kv_heads * c.head_dim;
   const int64_t n = batch * seq;  // rows
   const StepRows rows = step_rows(so.positions, batch, seq);
@@ -37,77 +35,79 @@ StepResult llama_step(const LlamaConfig& c, const LlamaWeights& w, Trainable& tr
     if (tr.full.on) l.dw = tr.full_grad(tr.full.layers[li][p]);
     return l;
   };
-  Buf x(n * c.dim);
-  for (int64_t t = 0; t < n; ++t) w.embed.decode(tokens[t], 0, c.dim, x.data() + t * c.dim);
+  Buf h = ctx.buffer(n * c.dim);  // the residual stream
+  op.embedding_forward(x, w.embed, tokens, n, h.data(), false);
   std::vector<LayerSaved> saved(w.layers.size());
   // One layer forward from x (updated in place), filling everything its backward needs.
-  auto layer_forward = [&](size_t li, Buf& x) {
+  auto layer_forward = [&](size_t li, Buf& h) {
     const LlamaLayer& L = w.layers[li];
     LayerSaved& s = saved[li];
-    copy_into(s.x_in, x, pool);
-    s.h1.resize(n * c.dim), s.q.resize(n * qdim), s.k.resize(n * kvdim), s.v.resize(n * kvdim), s.att.resize(n * qdim);
-    rmsnorm_forward(x.data(), L.attn_norm, n, c.dim, c.eps, s.h1.data(), pool);
+    s.x_in = copy_of(x, h);
+    s.h1 = ctx.buffer(n * c.dim), s.q = ctx.buffer(n * qdim), s.k = ctx.buffer(n * kvdim), s.v = ctx.buffer(n * kvdim);
+    s.att = ctx.buffer(n * qdim);
+    op.rmsnorm_forward(x, h.data(), L.attn_norm, n, c.dim, c.eps, s.h1.data());
     // q, k and v read the same input: with the weights' panels kept, pack it once for all three.
     const auto h1p = shared_input(ctx, s.h1.data(), n, c.dim);
     project(ctx, linear(li, kQ), s.h1.data(), n, s.q.data(), s.t[kQ], false, h1p.get());
     project(ctx, linear(li, kK), s.h1.data(), n, s.k.data(), s.t[kK], false, h1p.get());
     project(ctx, linear(li, kV), s.h1.data(), n, s.v.data(), s.t[kV], false, h1p.get());
-    rope_forward(s.q.data(), c.heads, rope, pool);
-    rope_forward(s.k.data(), c.kv_heads, rope, pool);
-    attention_causal_forward(s.q.data(), s.k.data(), s.v.data(), rows.segments, c.heads, c.kv_heads, c.head_dim, s.att.data(),
-                             isa, pool, so.bf16, c.sliding_window);
-    project(ctx, linear(li, kO), s.att.data(), n, x.data(), s.t[kO], true);  // x += attention
-    copy_into(s.x_mid, x, pool);
-    s.h2.resize(n * c.dim), s.g.resize(n * c.ffn), s.u.resize(n * c.ffn), s.a.resize(n * c.ffn);
-    rmsnorm_forward(x.data(), L.ffn_norm, n, c.dim, c.eps, s.h2.data(), pool);
+    op.rope_forward(x, s.q.data(), c.heads, rope);
+    op.rope_forward(x, s.k.data(), c.kv_heads, rope);
+    op.attention_forward(x, s.q.data(), s.k.data(), s.v.data(), rows.segments, c.heads, c.kv_heads, c.head_dim, s.att.data(),
+                         so.bf16, c.sliding_window);
+    project(ctx, linear(li, kO), s.att.data(), n, h.data(), s.t[kO], true);  // h += attention
+    s.x_mid = copy_of(x, h);
+    s.h2 = ctx.buffer(n * c.dim), s.g = ctx.buffer(n * c.ffn), s.u = ctx.buffer(n * c.ffn), s.a = ctx.buffer(n * c.ffn);
+    op.rmsnorm_forward(x, h.data(), L.ffn_norm, n, c.dim, c.eps, s.h2.data());
     const auto h2p = shared_input(ctx, s.h2.data(), n, c.dim);
     project(ctx, linear(li, kGate), s.h2.data(), n, s.g.data(), s.t[kGate], false, h2p.get());
     project(ctx, linear(li, kUp), s.h2.data(), n, s.u.data(), s.t[kUp], false, h2p.get());
-    swiglu_forward(s.g.data(), s.u.data(), n * c.ffn, s.a.data(), pool, isa);
-    project(ctx, linear(li, kDown), s.a.data(), n, x.data(), s.t[kDown], true);  // x += MLP
+    op.swiglu_forward(x, s.g.data(), s.u.data(), n * c.ffn, s.a.data());
+    project(ctx, linear(li, kDown), s.a.data(), n, h.data(), s.t[kDown], true);  // h += MLP
   };
   // With checkpointing a layer keeps only its input; the backward recomputes the rest.
   auto drop = [](LayerSaved& s) {
-    for (Buf* b : {&s.h1, &s.q, &s.k, &s.v, &s.att, &s.x_mid, &s.h2, &s.g, &s.u, &s.a}) Buf().swap(*b);
-    for (Buf& t : s.t) Buf().swap(t);
+    for (Buf* b : {&s.h1, &s.q, &s.k, &s.v, &s.att, &s.x_mid, &s.h2, &s.g, &s.u, &s.a}) b->reset();
+    for (Buf& t : s.t) t.reset();
   };
   for (size_t li = 0; li < w.layers.size(); ++li) {
-    layer_forward(li, x);
+    layer_forward(li, h);
     if (so.checkpoint || !ctx.through) drop(saved[li]);
   }
-  Buf hf(n * c.dim), dh(n * c.dim), dx(n * c.dim);
-  rmsnorm_forward(x.data(), w.out_norm, n, c.dim, c.eps, hf.data(), pool);
+  Buf hf = ctx.buffer(n * c.dim), dh = ctx.buffer(n * c.dim), dx = ctx.buffer(n * c.dim);
+  op.rmsnorm_forward(x, h.data(), w.out_norm, n, c.dim, c.eps, hf.data());
   const FullLayout& F = tr.full;
   float* head_grad = F.on ? tr.full_grad(F.model[kLmHead] >= 0 ? F.model[kLmHead] : F.model[kEmbed]) : nullptr;  // tied: the embedding
   const CrossEntropyResult ce =
       decoder_top(ctx, w.lm_head, head_grad, hf.data(), c.dim, c.vocab, rows, labels, so.backward ? dh.data() : nullptr);
   StepResult result{ce.loss, ce.count};
   if (!ctx.through || ce.count == 0) return result;
-  rmsnorm_backward(x.data(), w.out_norm, dh.data(), n, c.dim, c.eps, dx.data(), F.on ? tr.full_grad(F.model[kOutNorm]) : nullptr,
-                   pool);
+  op.rmsnorm_backward(x, h.data(), w.out_norm, dh.data(), n, c.dim, c.eps, dx.data(),
+                      F.on ? tr.full_grad(F.model[kOutNorm]) : nullptr, nullptr);
   for (size_t li = w.layers.size(); li-- > 0;) {
     const LlamaLayer& L = w.layers[li];
     LayerSaved& s = saved[li];
     if (so.checkpoint) {  // recompute this layer's activations from its saved input
-      Buf replay = s.x_in;
+      Buf replay = copy_of(x, s.x_in);
       layer_forward(li, replay);
     }
     float* norm_grad[2] = {F.on ? tr.full_grad(F.layers[li][kAttnNorm]) : nullptr, F.on ? tr.full_grad(F.layers[li][kFfnNorm]) : nullptr};
     // MLP: x_out = x_mid + down(swiglu(gate(h2), up(h2))).
-    Buf da(n * c.ffn), dg(n * c.ffn), du(n * c.ffn), dh2(n * c.dim);
+    Buf da = ctx.buffer(n * c.ffn), dg = ctx.buffer(n * c.ffn), du = ctx.buffer(n * c.ffn), dh2 = ctx.buffer(n * c.dim);
     project_back(ctx, linear(li, kDown), s.a.data(), dx.data(), n, s.t[kDown], da.data(), false);
-    swiglu_backward(s.g.data(), s.u.data(), da.data(), n * c.ffn, dg.data(), du.data(), pool, isa);
+    op.swiglu_backward(x, s.g.data(), s.u.data(), da.data(), n * c.ffn, dg.data(), du.data());
     project_back(ctx, linear(li, kGate), s.h2.data(), dg.data(), n, s.t[kGate], dh2.data(), false);
     project_back(ctx, linear(li, kUp), s.h2.data(), du.data(), n, s.t[kUp], dh2.data(), true);
-    Buf dmid(n * c.dim);
-    rmsnorm_backward(s.x_mid.data(), L.ffn_norm, dh2.data(), n, c.dim, c.eps, dmid.data(), norm_grad[1], pool, dx.data());
+    Buf dmid = ctx.buffer(n * c.dim);
+    op.rmsnorm_backward(x, s.x_mid.data(), L.ffn_norm, dh2.data(), n, c.dim, c.eps, dmid.data(), norm_grad[1], dx.data());
     // Attention: x_mid = x_in + o(attn(rope(q(h1)), rope(k(h1)), v(h1))).
-    Buf datt(n * qdim), dq(n * qdim), dk(n * kvdim), dv(n * kvdim), dh1(n * c.dim);
+    Buf datt = ctx.buffer(n * qdim), dq = ctx.buffer(n * qdim), dk = ctx.buffer(n * kvdim), dv = ctx.buffer(n * kvdim);
+    Buf dh1 = ctx.buffer(n * c.dim);
     project_back(ctx, linear(li, kO), s.att.data(), dmid.data(), n, s.t[kO], datt.data(), false);
-    attention_causal_backward(s.q.data(), s.k.data(), s.v.data(), datt.data(), rows.segments, c.heads, c.kv_heads, c.head_dim,
-                              dq.data(), dk.data(), dv.data(), isa, pool, so.bf16, c.sliding_window);
-    rope_backward(dq.data(), c.heads, rope, pool);
-    rope_backward(dk.data(), c.kv_heads, rope, pool);
+    op.attention_backward(x, s.q.data(), s.k.data(), s.v.data(), datt.data(), rows.segments, c.heads, c.kv_heads, c.head_dim,
+                          dq.data(), dk.data(), dv.data(), so.bf16, c.sliding_window);
+    op.rope_backward(x, dq.data(), c.heads, rope);
+    op.rope_backward(x, dk.data(), c.kv_heads, rope);
     // The bottom layer's input gradient only reaches the embedding, which trains only in full
     // fine-tuning: otherwise its three input products and the norm's backward are skipped.
     float* dh1p = li > 0 || F.on ? dh1.data() : nullptr;
@@ -115,10 +115,10 @@ StepResult llama_step(const LlamaConfig& c, const LlamaWeights& w, Trainable& tr
     project_back(ctx, linear(li, kK), s.h1.data(), dk.data(), n, s.t[kK], dh1p, true);
     project_back(ctx, linear(li, kV), s.h1.data(), dv.data(), n, s.t[kV], dh1p, true);
     if (dh1p)
-      rmsnorm_backward(s.x_in.data(), L.attn_norm, dh1.data(), n, c.dim, c.eps, dx.data(), norm_grad[0], pool, dmid.data());
+      op.rmsnorm_backward(x, s.x_in.data(), L.attn_norm, dh1.data(), n, c.dim, c.eps, dx.data(), norm_grad[0], dmid.data());
     if (so.checkpoint) drop(s);
   }
-  if (F.on) scatter_rows(tr.full_grad(F.model[kEmbed]), tokens, dx.data(), n, c.dim, pool);  // dE[token] += dx[t]
+  if (F.on) op.embedding_backward(x, tr.full_grad(F.model[kEmbed]), tokens, dx.data(), n, c.dim);  // dE[token] += dx[t]
   return result;
 }
 

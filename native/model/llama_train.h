@@ -14,6 +14,6 @@ namespace tk {
 // loss over the labelled tokens to t.grads (unless options.backward is false); `w` comes from
 // llama_weights_with(…, &t).
 StepResult llama_step(const LlamaConfig& cfg, const LlamaWeights& w, Trainable& t, const int32_t* tokens,
-                      const int32_t* labels, int64_t batch, int64_t n, const StepOptions& options, Isa isa, ThreadPool& pool);
+                      const int32_t* labels, int64_t batch, int64_t n, const StepOptions& options, const ExecContext& x);
 
 }  // namespace tk

@@ -1,26 +1,16 @@
 #include "train_step.h"
 
 #include <algorithm>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 
 #include "../core/error.h"
-#include "../ops/lora_linear.h"
 
 namespace tk {
 namespace {
 
-// A frozen weight as a B operand, with its kept bf16 GEMM panels: op(B) of the forward, and the
-// other orientation for a backward through it.
-GemmOperand frozen(const StepContext& ctx, const WeightView& w, bool in_out) {
+// A weight as a B operand (the backend keeps it prepared when the step lets it).
+GemmOperand frozen(const WeightView& w) {
   GemmOperand o;
   o.weights = &w;
-  if (ctx.panels && ctx.o.bf16) {
-    const bool forward_trans = !in_out;
-    o.panels[forward_trans ? 1 : 0] = ctx.panels->get(w, forward_trans, ctx.isa, ctx.pool);
-    if (ctx.through) o.panels[forward_trans ? 0 : 1] = ctx.panels->get(w, !forward_trans, ctx.isa, ctx.pool);
-  }
   return o;
 }
 
@@ -29,7 +19,7 @@ LoraLinearArgs lora_args(const StepContext& ctx, const Linear& l, const float* x
   LoraLinearArgs g;
   g.m = n, g.in = l.in(), g.out = l.out(), g.r = s.r;
   g.x = x;
-  g.w = frozen(ctx, *l.w, l.in_out);
+  g.w = frozen(*l.w);
   g.w_in_out = l.in_out;
   g.a = ctx.t.params.data() + s.a_offset;
   g.b = ctx.t.params.data() + s.b_offset;
@@ -43,45 +33,31 @@ LoraLinearArgs lora_args(const StepContext& ctx, const Linear& l, const float* x
   return g;
 }
 
-// db [dim] += Σ over rows of dy [n, dim], split by columns (each column summed in row order).
-void add_column_sums(float* db, const float* dy, int64_t n, int64_t dim, ThreadPool& pool) {
-  const int tasks = n * dim < (1 << 16) ? 1 : std::min<int>(pool.size(), static_cast<int>((dim + 15) / 16));
-  pool.run(tasks, [&](int t) {
-    const int64_t j0 = dim * t / tasks, j1 = dim * (t + 1) / tasks;
-    for (int64_t r = 0; r < n; ++r)
-      for (int64_t j = j0; j < j1; ++j) db[j] += dy[r * dim + j];
-  });
-}
-
 }  // namespace
 
-StepContext::StepContext(Trainable& t_, const StepOptions& o_, Isa isa_, ThreadPool& pool_)
-    : t(t_),
-      o(o_),
-      train(o_.backward),
-      through(o_.backward && (!t_.head.on || t_.backbone_trains())),
-      isa(isa_),
-      pool(pool_),
-      panels(t_.full.on ? nullptr : o_.panels) {}
+StepContext::StepContext(Trainable& t_, const StepOptions& o_, const ExecContext& x_)
+    : t(t_), o(o_), train(o_.backward), through(o_.backward && (!t_.head.on || t_.backbone_trains())), x(x_), op(*x_.op) {
+  x.keep_weights = o.keep_weights && o.bf16 && !t.full.on;
+}
 
 void project(const StepContext& ctx, const Linear& l, const float* x, int64_t n, float* y, Buf& t, bool residual,
              const GemmPanels* x_panels) {
   if (l.lora) {
-    t.assign(static_cast<size_t>(n * l.lora->r), 0.0f);
+    t = ctx.buffer(n * l.lora->r, true);
     LoraLinearArgs g = lora_args(ctx, l, x, n);
     g.accumulate_y = residual;
     g.x_panels = x_panels;
-    lora_linear_forward(g, y, t.data(), ctx.isa, ctx.pool);
+    ctx.op.lora_linear_forward(ctx.x, g, y, t.data());
   } else {
     GemmArgs g;
     g.m = n, g.n = l.out(), g.k = l.in();
     g.a.data = x, g.a.ld = l.in();
     g.a.panels[0] = x_panels;
-    g.b = frozen(ctx, *l.w, l.in_out), g.b.trans = !l.in_out;
+    g.b = frozen(*l.w), g.b.trans = !l.in_out;
     g.c = y, g.ldc = l.out(), g.beta = residual ? 1.0f : 0.0f, g.bf16 = ctx.o.bf16;
-    gemm(g, ctx.isa, ctx.pool);
+    ctx.op.gemm(ctx.x, g);
   }
-  add_bias(y, l.bias, n, l.out(), ctx.pool);
+  if (l.bias) ctx.op.bias_forward(ctx.x, y, l.bias, n, l.out());
 }
 
 void project_back(const StepContext& ctx, const Linear& l, const float* x, const float* dy, int64_t n, const Buf& t, float* dx,
@@ -102,50 +78,46 @@ void project_back(const StepContext& ctx, const Linear& l, const float* x, const
       g.ldc = in;
     }
     g.c = l.dw, g.beta = 1.0f, g.bf16 = ctx.o.bf16;
-    gemm(g, ctx.isa, ctx.pool);
+    ctx.op.gemm(ctx.x, g);
   }
-  if (l.db) add_column_sums(l.db, dy, n, out, ctx.pool);
+  if (l.db) ctx.op.bias_backward(ctx.x, l.db, dy, n, out);
   // Gradients add straight into dx (accumulate) and into the state's gradients: no temporaries.
   if (l.lora) {
     LoraLinearArgs g = lora_args(ctx, l, x, n);
     g.accumulate_grads = true, g.accumulate_dx = accumulate;
     float* grads = ctx.t.grads.data();
-    lora_linear_backward(g, dy, t.data(), dx, grads + l.lora->a_offset, grads + l.lora->b_offset, ctx.isa, ctx.pool);
+    ctx.op.lora_linear_backward(ctx.x, g, dy, t.data(), dx, grads + l.lora->a_offset, grads + l.lora->b_offset);
     return;
   }
   if (!dx) return;
   GemmArgs g;
   g.m = n, g.n = in, g.k = out;
   g.a.data = dy, g.a.ld = out;
-  g.b = frozen(ctx, *l.w, l.in_out), g.b.trans = l.in_out;
+  g.b = frozen(*l.w), g.b.trans = l.in_out;
   g.c = dx, g.ldc = in, g.beta = accumulate ? 1.0f : 0.0f, g.bf16 = ctx.o.bf16;
-  gemm(g, ctx.isa, ctx.pool);
+  ctx.op.gemm(ctx.x, g);
+}
+
+namespace {
+StepOptions forward_only() {
+  StepOptions o;
+  o.backward = false;
+  return o;
+}
+}  // namespace
+
+ForwardContext::ForwardContext(const Trainable* t, const ExecContext& x)
+    : o(forward_only()), ctx(t ? const_cast<Trainable&>(*t) : none, o, x) {}  // read-only without a backward
+
+std::vector<int32_t> positions_from(int64_t offset, int64_t n) {
+  std::vector<int32_t> p(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) p[i] = static_cast<int32_t>(offset + i);
+  return p;
 }
 
 std::unique_ptr<GemmPanels> shared_input(const StepContext& ctx, const float* x, int64_t n, int64_t dim) {
-  if (!ctx.panels || !ctx.o.bf16) return nullptr;
-  return gemm_pack_a_panels(x, dim, n, dim, ctx.isa, ctx.pool);
-}
-
-void add_bias(float* y, const float* bias, int64_t n, int64_t dim, ThreadPool& pool) {
-  if (!bias) return;
-  parallel_for(&pool, 0, n, (int64_t{1} << 16) / dim + 1, [&](int64_t r0, int64_t r1) {
-    for (int64_t r = r0; r < r1; ++r)
-      for (int64_t i = 0; i < dim; ++i) y[r * dim + i] += bias[i];
-  });
-}
-
-void copy_into(Buf& dst, const Buf& src, ThreadPool& pool) {
-  dst.resize(src.size());
-  parallel_for(&pool, 0, static_cast<int64_t>(src.size()), int64_t{1} << 16, [&](int64_t i0, int64_t i1) {
-    std::copy(src.begin() + i0, src.begin() + i1, dst.begin() + i0);
-  });
-}
-
-void add_into(float* a, const float* b, int64_t n, ThreadPool& pool) {
-  parallel_for(&pool, 0, n, int64_t{1} << 16, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) a[i] += b[i];
-  });
+  if (!ctx.o.bf16) return nullptr;
+  return ctx.op.prepare_input(ctx.x, x, n, dim);
 }
 
 StepRows step_rows(const int32_t* position_ids, int64_t batch, int64_t seq) {
@@ -165,68 +137,55 @@ CrossEntropyResult decoder_top(const StepContext& ctx, const WeightView& lm_head
                                int64_t dim, int64_t vocab, const StepRows& rows, const int32_t* labels, float* dh) {
   const int64_t n = rows.batch * rows.seq;
   if (ctx.o.features) {
-    classifier_pool(ctx.o.mean_pool, hf, rows.batch, rows.seq, dim, ctx.o.lengths, ctx.o.features);
+    Buf pooled = ctx.buffer(rows.batch * dim);
+    ctx.op.classifier_pool(ctx.x, ctx.o.mean_pool, hf, rows.batch, rows.seq, dim, ctx.o.lengths, pooled.data());
+    ctx.x.backend->copy_to_host(ctx.o.features, pooled.data(), static_cast<size_t>(pooled.size()) * sizeof(float));
     return {};
   }
   if (ctx.t.head.on && !ctx.o.lm_head) {
-    if (dh) std::fill(dh, dh + n * dim, 0.0f);  // the head writes only the rows it pools
-    return classifier_head_step(ctx.t.head, ctx.t.params.data(), ctx.t.grads.data(), hf, rows.batch, rows.seq, ctx.o.lengths,
-                                labels, ctx.o.logits, dh, ctx.pool);
+    if (dh) ctx.x.backend->fill_zero(dh, static_cast<size_t>(n * dim) * sizeof(float));  // the head writes only the rows it pools
+    return ctx.op.classifier_head_step(ctx.x, ctx.t.head, ctx.t.params.data(), ctx.t.grads.data(), hf, rows.batch, rows.seq,
+                                       ctx.o.lengths, labels, ctx.o.logits, dh);
   }
-  Buf logits(n * vocab);
+  Buf logits = ctx.buffer(n * vocab);
   GemmArgs g;
   g.m = n, g.n = vocab, g.k = dim;
   g.a.data = hf, g.a.ld = dim;
-  g.b = frozen(ctx, lm_head, false), g.b.trans = true;
+  g.b = frozen(lm_head), g.b.trans = true;
   g.c = logits.data(), g.ldc = vocab, g.bf16 = ctx.o.bf16;
-  gemm(g, ctx.isa, ctx.pool);
-  if (ctx.o.logits) std::copy(logits.begin(), logits.end(), ctx.o.logits);
+  ctx.op.gemm(ctx.x, g);
+  if (ctx.o.logits) ctx.x.backend->copy_to_host(ctx.o.logits, logits.data(), static_cast<size_t>(n * vocab) * sizeof(float));
   std::vector<int32_t> shifted(static_cast<size_t>(n), kIgnoreIndex);
   for (int64_t t = 0; t + 1 < n; ++t)  // never across a row or an example boundary
     if ((t + 1) % rows.seq != 0 && rows.positions[t + 1] != 0) shifted[t] = labels[t + 1];
-  const CrossEntropyResult ce = cross_entropy(logits.data(), shifted.data(), n, vocab, dh != nullptr, 1.0f, ctx.pool, ctx.isa);
+  const CrossEntropyResult ce = ctx.op.cross_entropy(ctx.x, logits.data(), shifted.data(), n, vocab, dh != nullptr);
   if (!dh || ce.count == 0) return ce;  // logits now hold d(summed loss)/d(logits)
   g = GemmArgs();
   g.m = n, g.n = dim, g.k = vocab;
   g.a.data = logits.data(), g.a.ld = vocab;
-  g.b = frozen(ctx, lm_head, false);
+  g.b = frozen(lm_head);
   g.c = dh, g.ldc = dim, g.bf16 = ctx.o.bf16;
-  gemm(g, ctx.isa, ctx.pool);
+  ctx.op.gemm(ctx.x, g);
   if (lm_head_grad) {  // dHead += dlogitsᵀ·hf
     g = GemmArgs();
     g.m = vocab, g.n = dim, g.k = n;
     g.a.data = logits.data(), g.a.ld = vocab, g.a.trans = true;
     g.b.data = hf, g.b.ld = dim;
     g.c = lm_head_grad, g.ldc = dim, g.beta = 1.0f, g.bf16 = ctx.o.bf16;
-    gemm(g, ctx.isa, ctx.pool);
+    ctx.op.gemm(ctx.x, g);
   }
   return ce;
 }
 
 CrossEntropyResult head_step(Trainable& t, const float* features, int64_t batch, const int32_t* labels, bool backward,
-                             float* logits, ThreadPool& pool) {
+                             float* logits, const ExecContext& x) {
   check_arg(t.head.on && !t.head.token_level, "Expected a sequence classifier (addClassifier) before headStep()");
   ClassifierHead row = t.head;
   row.mean_pool = false;  // features are already one row per sequence
-  std::vector<float> dx(backward ? static_cast<size_t>(batch * row.dim) : 0);
-  return classifier_head_step(row, t.params.data(), t.grads.data(), features, batch, 1, nullptr, labels, logits,
-                              backward ? dx.data() : nullptr, pool);
-}
-
-void scatter_rows(float* de, const int32_t* ids, const float* dx, int64_t n, int64_t dim, ThreadPool& pool) {
-  const int tasks = n * dim < (1 << 16) ? 1 : std::min<int>(pool.size(), static_cast<int>((dim + 15) / 16));
-  pool.run(tasks, [&](int t) {
-    const int64_t j0 = dim * t / tasks, j1 = dim * (t + 1) / tasks;
-    for (int64_t r = 0; r < n; ++r)
-      for (int64_t j = j0; j < j1; ++j) de[static_cast<int64_t>(ids[r]) * dim + j] += dx[r * dim + j];
-  });
-}
-
-void end_step() {
-  BlockCache::instance().end_step();
-#ifdef __GLIBC__
-  malloc_trim(0);
-#endif
+  Buffer f(x, batch * row.dim), dx(x, backward ? batch * row.dim : 0);
+  x.backend->copy_to_device(f.data(), features, static_cast<size_t>(f.size()) * sizeof(float));
+  return x.op->classifier_head_step(x, row, t.params.data(), t.grads.data(), f.data(), batch, 1, nullptr, labels, logits,
+                                    backward ? dx.data() : nullptr);
 }
 
 }  // namespace tk

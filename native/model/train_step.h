@@ -8,14 +8,8 @@
 #include <memory>
 #include <vector>
 
-#include "../core/block_cache.h"
-#include "../core/cpu_features.h"
-#include "../core/thread_pool.h"
-#include "../ops/attention.h"
-#include "../ops/cross_entropy.h"
-#include "../ops/gemm.h"
+#include "../backend/backend.h"
 #include "trainable.h"
-#include "weight_panels.h"
 
 namespace tk {
 
@@ -45,23 +39,23 @@ struct StepOptions {
   // With a classifier head: tokens per sequence [batch] (the rest is padding; null: all). Labels
   // are then class ids: [batch] for a sequence head, [batch, n] for a token head.
   const int32_t* lengths = nullptr;
-  // Where to write the logits (null: nowhere): the head's [batch or batch·n, classes], or the LM
+  // Where to write the logits (host memory; null: nowhere): the head's [batch or batch·n, classes], or the LM
   // head's [batch·n, vocab].
   float* logits = nullptr;
   // Take the LM head even when the state has a classifier (the language model's logits).
   bool lm_head = false;
-  // Set: no top at all; the final normed hidden states pooled per sequence (the last real token,
+  // Set (host memory): no top at all; the final normed hidden states pooled per sequence (the last real token,
   // or the mean with mean_pool; lengths as above) are written here [batch, dim], for
   // feature-based training.
   float* features = nullptr;
   bool mean_pool = false;
-  // bf16: take the frozen weights' GEMM panels from here (packing them on first use) instead of
-  // packing them in every product. Null: pack as usual. Never with full fine-tuning.
-  WeightPanelCache* panels = nullptr;
+  // bf16: let the backend keep the frozen weights prepared for the next step (ExecContext's
+  // keep_weights). Never with full fine-tuning.
+  bool keep_weights = false;
 };
 
-// Activation and gradient buffers come from the block cache: the same sizes recur every step.
-using Buf = std::vector<float, CachedAllocator<float>>;
+// Activations and gradients are buffers of the model's backend.
+using Buf = Buffer;
 
 struct StepContext {
   Trainable& t;
@@ -70,12 +64,25 @@ struct StepContext {
   // The backward runs through the decoder: with a head over a frozen decoder only the head
   // trains, and nothing below it is kept or run back.
   bool through;
-  Isa isa;
-  ThreadPool& pool;
-  WeightPanelCache* panels;  // bf16 panels of the frozen weights, or null
+  ExecContext x;  // the call's, keep_weights settled for this step
+  const OpTable& op;
 
-  StepContext(Trainable& t, const StepOptions& o, Isa isa, ThreadPool& pool);
+  StepContext(Trainable& t, const StepOptions& o, const ExecContext& x);
+  // n values on the step's backend (zeroed when asked).
+  Buf buffer(int64_t n, bool zero = false) const { return Buf(x, n, zero); }
 };
+
+// The context of a forward alone (logits, generation): no backward, the trainable state only read
+// (t may be null: the frozen model).
+struct ForwardContext {
+  Trainable none;
+  StepOptions o;
+  StepContext ctx;
+  ForwardContext(const Trainable* t, const ExecContext& x);
+};
+
+// Position ids offset, offset + 1, …, offset + n − 1 (host data).
+std::vector<int32_t> positions_from(int64_t offset, int64_t n);
 
 // One projection: y = x·Wᵀ (W stored [out, in]) or y = x·W (a Conv1D's [in, out]), plus a bias
 // and an adapter when present; in full fine-tuning the weight's (and bias's) gradient slices.
@@ -91,7 +98,7 @@ struct Linear {
 };
 
 // y (+)= x·op(W) + bias (+ LoRA), adding into y for a residual connection; t [n, r] is saved for
-// the backward when an adapter is on. x_panels: x pre-packed (shared_input), or null.
+// the backward when an adapter is on. x_panels: x prepared (shared_input), or null.
 void project(const StepContext& ctx, const Linear& l, const float* x, int64_t n, float* y, Buf& t, bool residual = false,
              const GemmPanels* x_panels = nullptr);
 
@@ -100,19 +107,12 @@ void project(const StepContext& ctx, const Linear& l, const float* x, int64_t n,
 void project_back(const StepContext& ctx, const Linear& l, const float* x, const float* dy, int64_t n, const Buf& t, float* dx,
                   bool accumulate);
 
-// An input that several projections read, packed once for their bf16 products (null when the
-// step keeps no weight panels: each product then packs its own).
+// An input that several projections read, prepared once for their products (null when the
+// backend prepares nothing: each product then takes x as it is).
 std::unique_ptr<GemmPanels> shared_input(const StepContext& ctx, const float* x, int64_t n, int64_t dim);
 
-// y [n, dim] += bias on every row (nothing for a null bias), rows split across the pool.
-void add_bias(float* y, const float* bias, int64_t n, int64_t dim, ThreadPool& pool);
-// dst = src with the copying split across the pool.
-void copy_into(Buf& dst, const Buf& src, ThreadPool& pool);
-// a[i] += b[i], split across the pool.
-void add_into(float* a, const float* b, int64_t n, ThreadPool& pool);
-
-// The rows of a step: position ids, and the segments attention keeps apart (a sequence starts at
-// each row and wherever the position restarts at 0).
+// The rows of a step (host data): position ids, and the segments attention keeps apart (a
+// sequence starts at each row and wherever the position restarts at 0).
 struct StepRows {
   int64_t batch = 0, seq = 0;
   std::vector<int32_t> positions;
@@ -132,19 +132,15 @@ CrossEntropyResult decoder_top(const StepContext& ctx, const WeightView& lm_head
 // head's logits [batch, classes] are written, and with `backward` its gradients of the summed loss
 // added to t.grads.
 CrossEntropyResult head_step(Trainable& t, const float* features, int64_t batch, const int32_t* labels, bool backward,
-                             float* logits, ThreadPool& pool);
+                             float* logits, const ExecContext& x);
 
-// de[ids[t]] += dx[t] for n rows of `dim` (an embedding's gradient), split by columns.
-void scatter_rows(float* de, const int32_t* ids, const float* dx, int64_t n, int64_t dim, ThreadPool& pool);
-
-// After a step: the large buffers stay in the block cache for the next one, the small ones go
-// back from this worker thread's malloc arena. A step declares a StepScope before its buffers, so
-// this runs once they are freed.
-void end_step();
+// A step declares a StepScope before its buffers, so that the backend's end_step runs once they
+// are all freed.
 struct StepScope {
-  StepScope() = default;
+  Backend& backend;
+  explicit StepScope(Backend& b) : backend(b) {}
   StepScope(const StepScope&) = delete;
-  ~StepScope() { end_step(); }
+  ~StepScope() { backend.end_step(); }
 };
 
 }  // namespace tk

@@ -18,8 +18,8 @@ int64_t Trainable::append(std::string name, TrainableKind kind, std::vector<int6
   TrainableTensor t;
   t.name = std::move(name), t.kind = kind, t.shape = std::move(shape), t.group = std::move(group);
   t.offset = static_cast<int64_t>(params.size());
-  params.resize(static_cast<size_t>(t.offset + t.numel()), 0.0f);
-  grads.resize(params.size(), 0.0f);
+  params.resize(t.offset + t.numel());
+  grads.resize(params.size());
   tensors.push_back(std::move(t));
   return tensors.back().offset;
 }
@@ -62,8 +62,10 @@ WeightView Trainable::full_view(int64_t offset, int64_t rows, int64_t cols) cons
   return v;
 }
 
-void fill_lora_a(float* a, int64_t count, int64_t in, uint64_t& seed) {
-  fill_uniform(a, count, static_cast<float>(1.0 / std::sqrt(static_cast<double>(in))), seed);
+void fill_lora_a(FlatVector& v, int64_t offset, int64_t count, int64_t in, uint64_t& seed) {
+  std::vector<float> a(static_cast<size_t>(count));  // drawn on the host, in order
+  fill_uniform(a.data(), count, static_cast<float>(1.0 / std::sqrt(static_cast<double>(in))), seed);
+  v.write(offset, count, a.data());
 }
 
 void add_classifier_head(Trainable& t, ClassifierHead h, uint64_t seed) {
@@ -73,39 +75,47 @@ void add_classifier_head(Trainable& t, ClassifierHead h, uint64_t seed) {
   h.w1 = t.append("head.w1", TrainableKind::Head, {first, h.dim}, "head");
   h.b1 = t.append("head.b1", TrainableKind::Head, {first}, "head");
   // Uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)), as torch.nn.Linear initializes its weight.
-  fill_lora_a(t.params.data() + h.w1, first * h.dim, h.dim, seed);
+  fill_lora_a(t.params, h.w1, first * h.dim, h.dim, seed);
   if (h.hidden > 0) {
     h.w2 = t.append("head.w2", TrainableKind::Head, {h.classes, h.hidden}, "head");
     h.b2 = t.append("head.b2", TrainableKind::Head, {h.classes}, "head");
-    fill_lora_a(t.params.data() + h.w2, h.classes * h.hidden, h.hidden, seed);
+    fill_lora_a(t.params, h.w2, h.classes * h.hidden, h.hidden, seed);
   }
   t.head = h;
 }
 
-int64_t append_full(Trainable& t, const std::string& name, const std::string& group, const WeightView& w) {
+int64_t append_full(Trainable& t, const std::string& name, const std::string& group, const WeightView& w,
+                    const ExecContext& x) {
   const int64_t at = t.append(name, TrainableKind::Full, {w.rows, w.cols}, group);
-  for (int64_t r = 0; r < w.rows; ++r) w.decode(r, 0, w.cols, t.params.data() + at + r * w.cols);
+  std::vector<int32_t> rows(static_cast<size_t>(w.rows));
+  for (int64_t r = 0; r < w.rows; ++r) rows[r] = static_cast<int32_t>(r);
+  x.op->embedding_forward(x, w, rows.data(), w.rows, t.params.data() + at, false);  // every row, decoded
   return at;
 }
 
 int64_t append_full(Trainable& t, const std::string& name, const std::string& group, const float* v, int64_t n) {
   const int64_t at = t.append(name, TrainableKind::Full, {n}, group);
-  std::copy(v, v + n, t.params.data() + at);
+  t.params.backend()->copy(t.params.data() + at, v, static_cast<size_t>(n) * sizeof(float));  // a weight of the backend
   return at;
 }
 
 void TrainingState::fit_moments() {
-  m.resize(t.params.size(), 0.0f);
-  v.resize(t.params.size(), 0.0f);
+  m.resize(t.params.size());
+  v.resize(t.params.size());
 }
 
-double TrainingState::add_backward(int64_t count, ThreadPool* pool) {
+double TrainingState::add_backward(int64_t count, const ExecContext& x) {
   tokens += static_cast<double>(count);
-  return std::sqrt(sum_of_squares(t.grads.data(), static_cast<int64_t>(t.grads.size()), pool));
+  const int64_t n = t.grads.size(), chunks = (n + kNormChunk - 1) / kNormChunk;
+  std::vector<double> partials(static_cast<size_t>(chunks));
+  if (chunks) x.op->sum_squares_chunks(x, t.grads.data(), n, kNormChunk, partials.data());
+  double sum = 0.0;
+  for (double p : partials) sum += p;  // in chunk order
+  return std::sqrt(sum);
 }
 
 std::shared_ptr<TrainingState> TrainingState::with_head(const ClassifierHead& head, uint64_t seed) const {
-  auto next = std::make_shared<TrainingState>();
+  auto next = std::make_shared<TrainingState>(t.params.backend());
   next->t = t, next->m = m, next->v = v, next->step = step, next->tokens = tokens;
   add_classifier_head(next->t, head, seed);
   next->fit_moments();
@@ -119,13 +129,13 @@ TrainingGuard::TrainingGuard(TrainingState& s, const char* what) : flag_(s.busy)
 
 TrainingGuard::~TrainingGuard() { flag_ = false; }
 
-OptimizerStepResult step_optimizer(TrainingState& s, const OptimizerStepArgs& args, Comm& comm, ThreadPool* pool) {
+OptimizerStepResult step_optimizer(TrainingState& s, const OptimizerStepArgs& args, Comm& comm, const ExecContext& x) {
   const ShardLayout layout = shard_layout(static_cast<int64_t>(s.t.params.size()), comm.world());
   check_arg(comm.world() == 1, "Expected a single-process run: sharded training states come with data parallelism");
   OptimizerStepArgs a = args;
   a.tokens = s.tokens;
   const OptimizerStepResult r = optimizer_step(s.t.params.data(), s.t.grads.data(), s.m.data(), s.v.data(), layout, a,
-                                               s.step + 1, comm, pool);
+                                               s.step + 1, comm, x);
   if (r.tokens > 0) ++s.step;
   s.tokens = 0;
   return r;

@@ -14,11 +14,11 @@
 #include <string>
 #include <vector>
 
-#include "../core/thread_pool.h"
+#include "../backend/cpu/thread_pool.h"
 #include "../dist/comm.h"
 #include "../optim/optimizer.h"
-#include "../ops/weights.h"
-#include "classifier_head.h"
+#include "../backend/backend.h"
+#include "../ops/classifier_head.h"
 
 namespace tk {
 
@@ -63,11 +63,13 @@ struct ParamGroup {
 };
 
 struct Trainable {
+  // Empty, its vectors on `backend` (a state that never grows, as a frozen model's, may have none).
+  explicit Trainable(Backend* backend = nullptr) : params(backend), grads(backend) {}
   std::vector<std::vector<LoraSlot>> lora;  // [layer][projection in the family's order]
   FullLayout full;
   ClassifierHead head;  // replaces the LM head and its loss when on
   std::vector<TrainableTensor> tensors;
-  std::vector<float> params, grads;
+  FlatVector params, grads;  // on the model's backend
 
   // Appends a zero-filled tensor and returns its offset.
   int64_t append(std::string name, TrainableKind kind, std::vector<int64_t> shape, std::string group);
@@ -96,14 +98,16 @@ void add_lora_adapters(Trainable& t, int64_t layers, int projections, const Lora
 void add_classifier_head(Trainable& t, ClassifierHead head, uint64_t seed);
 
 // Appends a weight (decoded to fp32) or a vector as a fully trained tensor; returns its offset.
-int64_t append_full(Trainable& t, const std::string& name, const std::string& group, const WeightView& w);
+int64_t append_full(Trainable& t, const std::string& name, const std::string& group, const WeightView& w,
+                    const ExecContext& x);
 int64_t append_full(Trainable& t, const std::string& name, const std::string& group, const float* v, int64_t n);
 
 // The trainable state with its optimizer state. `busy` is held by every call that reads or
 // writes it while a step may run (see TrainingGuard).
 struct TrainingState {
+  explicit TrainingState(Backend* backend = nullptr) : t(backend), m(backend), v(backend) {}
   Trainable t;
-  std::vector<float> m, v;  // AdamW moments, the same layout
+  FlatVector m, v;  // AdamW moments, the same layout
   int64_t step = 0;
   double tokens = 0;  // labelled tokens whose gradient sums `t.grads` holds
   std::atomic<bool> busy{false};
@@ -111,7 +115,7 @@ struct TrainingState {
   void fit_moments();
   // After a step's backward: counts its labelled tokens and returns the norm of the gradient
   // sums so far (what trainStep reports; a NaN there stops the Trainer before the update).
-  double add_backward(int64_t tokens, ThreadPool* pool);
+  double add_backward(int64_t tokens, const ExecContext& x);
   // A copy with a classifier head appended (sessions may still read this state's parameters, so
   // the vector that grows is the copy's), optimizer state included.
   std::shared_ptr<TrainingState> with_head(const ClassifierHead& head, uint64_t seed) const;
@@ -131,12 +135,12 @@ class TrainingGuard {
 
 // One optimizer step of the whole state: the window's token count is s.tokens (reset to 0).
 // lr_scales: learning-rate multipliers of parameter ranges.
-OptimizerStepResult step_optimizer(TrainingState& s, const OptimizerStepArgs& args, Comm& comm, ThreadPool* pool);
+OptimizerStepResult step_optimizer(TrainingState& s, const OptimizerStepArgs& args, Comm& comm, const ExecContext& x);
 
 // ---- implementation of the template ----
 
-// A [count values, fan-in `in`] as PEFT's kaiming-uniform draws it, advancing `seed`.
-void fill_lora_a(float* a, int64_t count, int64_t in, uint64_t& seed);
+// `count` values at `offset` of `v` as PEFT's kaiming-uniform draws A [count / in, in], advancing `seed`.
+void fill_lora_a(FlatVector& v, int64_t offset, int64_t count, int64_t in, uint64_t& seed);
 
 template <class Dims, class Name>
 void add_lora_adapters(Trainable& t, int64_t layers, int projections, const LoraSpec& spec, Dims&& dims, Name&& name) {
@@ -151,7 +155,7 @@ void add_lora_adapters(Trainable& t, int64_t layers, int projections, const Lora
       s.on = true, s.r = spec.r, s.scale = spec.scale, s.dropout = spec.dropout;
       s.a_offset = t.append(base + ".lora_a", TrainableKind::Lora, {spec.r, in}, group);
       s.b_offset = t.append(base + ".lora_b", TrainableKind::Lora, {out, spec.r}, group);
-      fill_lora_a(t.params.data() + s.a_offset, spec.r * in, in, seed);
+      fill_lora_a(t.params, s.a_offset, spec.r * in, in, seed);
     }
 }
 

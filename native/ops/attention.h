@@ -14,8 +14,6 @@
 #include <utility>
 #include <vector>
 
-#include "../core/cpu_features.h"
-#include "../core/thread_pool.h"
 
 namespace tk {
 
@@ -24,26 +22,7 @@ namespace tk {
 using AttentionSegments = std::vector<std::pair<int64_t, int64_t>>;
 
 // window > 0: sliding-window attention (Mistral): query at position p sees keys p − window + 1 .. p.
-void attention_causal_forward(const float* q, const float* k, const float* v, int64_t n, int64_t offset,
-                              int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* out, Isa isa, ThreadPool& pool,
-                              bool bf16 = false, int64_t window = 0);
-
-// The same over several sequences at once (offset 0 each), all (sequence, head) tasks in one pool run.
-void attention_causal_forward(const float* q, const float* k, const float* v, const AttentionSegments& segments,
-                              int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* out, Isa isa, ThreadPool& pool,
-                              bool bf16 = false, int64_t window = 0);
-
-// Backward of the above without a cache (offset 0): recomputes the softmax rows, then
-//   dP = dO·Vᵀ, dS = P ⊙ (dP − rowsum(P ⊙ dP)), dQ = scale·dS·K, dK = scale·dSᵀ·Q, dV = Pᵀ·dO,
-// summing dK, dV over the query heads that share a key/value head (in head order, so results do
-// not depend on threads). dq, dk, dv are written.
-void attention_causal_backward(const float* q, const float* k, const float* v, const float* dout, int64_t n,
-                               int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* dq, float* dk, float* dv,
-                               Isa isa, ThreadPool& pool, bool bf16 = false, int64_t window = 0);
-
-void attention_causal_backward(const float* q, const float* k, const float* v, const float* dout,
-                               const AttentionSegments& segments, int64_t q_heads, int64_t kv_heads, int64_t head_dim,
-                               float* dq, float* dk, float* dv, Isa isa, ThreadPool& pool, bool bf16 = false,
-                               int64_t window = 0);
+// The ops: OpTable::attention_forward, attention_forward_cached and attention_backward (backend/backend.h);
+// the CPU's in backend/cpu/attention.cc.
 
 }  // namespace tk

@@ -8,8 +8,6 @@
 #pragma once
 #include <cstdint>
 
-#include "../core/cpu_features.h"
-#include "../core/thread_pool.h"
 
 namespace tk {
 
@@ -20,9 +18,7 @@ struct CrossEntropyResult {
   int64_t count = 0;   // labelled rows
 };
 
-// labels must be kIgnoreIndex or in [0, vocab) (checked by the caller). grad_scale multiplies the
-// gradient (not the loss). isa picks the exp kernel (core/vexp.h).
-CrossEntropyResult cross_entropy(float* logits, const int32_t* labels, int64_t rows, int64_t vocab, bool grad, float grad_scale,
-                                 ThreadPool& pool, Isa isa = Isa::Scalar);
+// The op: OpTable::cross_entropy (labels kIgnoreIndex or in [0, vocab), checked by the caller); the
+// CPU's in backend/cpu/cross_entropy.cc.
 
 }  // namespace tk

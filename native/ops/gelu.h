@@ -1,20 +1,16 @@
 // GELU, tanh approximation (GPT-2's "gelu_new"):
 //   gelu(x) = ½·x·(1 + tanh(u)) = x·σ(2u),  u = √(2/π)·(x + 0.044715·x³)
 //   gelu'(x) = σ(2u) + x·σ(2u)·(1 − σ(2u))·2·√(2/π)·(1 + 3·0.044715·x²)
-// Why through σ: ½(1 + tanh u) is σ(2u), and the vectorized sigmoid (core/vexp.h) runs the
+// Why through σ: ½(1 + tanh u) is σ(2u), and the vectorized sigmoid (backend/cpu/vexp.h) runs the
 // exponentials; libm's tanhf was two fifths of a GPT-2 bf16 step. gelu_tanh is the plain
 // reference (libm tanh) the tests hold the fast path to.
 #pragma once
 #include <cstdint>
 
-#include "../core/cpu_features.h"
-#include "../core/thread_pool.h"
 
 namespace tk {
 
 float gelu_tanh(float x);
-void gelu_forward(const float* x, int64_t n, float* y, ThreadPool& pool, Isa isa);
-// dx = dy ⊙ gelu'(x)
-void gelu_backward(const float* x, const float* dy, int64_t n, float* dx, ThreadPool& pool, Isa isa);
+// The ops: OpTable::gelu_forward, gelu_backward (dx = dy ⊙ gelu'(x)); the CPU's in backend/cpu/gelu.cc.
 
 }  // namespace tk

@@ -9,17 +9,15 @@
 #include <cstdlib>
 #include <memory>
 
-#include "../core/cpu_features.h"
-#include "../core/thread_pool.h"
 #include "weights.h"
 
 namespace tk {
 
-// A frozen B operand packed once, as bf16 pairs in the bf16 kernel's panel layout (NR columns
-// per panel, the whole K deep). Why: a LoRA step multiplies by the same frozen weights in every
+// A prepared operand (the CPU backend's; other backends prepare none): a frozen B operand packed
+// once, as bf16 pairs in the bf16 kernel's panel layout (NR columns per panel, the whole K deep). Why: a LoRA step multiplies by the same frozen weights in every
 // step; decoding, transposing and rounding them again each time was a twentieth of a bf16 step,
 // and with B ready every thread can take its own rows of A instead of all threads packing all of A.
-// Costs 2 bytes per weight per orientation; see gemm_pack_panels.
+// Costs 2 bytes per weight per orientation (backend/cpu/kernels.h, gemm_pack_panels).
 struct GemmPanels {
   int64_t n = 0, k = 0;  // op(B) is k x n
   int nr = 0;            // columns per panel
@@ -54,24 +52,9 @@ struct GemmArgs {
   bool bf16 = false;  // operands rounded to bf16 (round-to-nearest-even), fp32 accumulation
 };
 
-// Fast path: blocked, packed, multi-threaded; the micro-kernel is chosen by `isa` (bf16 products
-// use AMX tiles where the ISA is amx, vdpbf16ps where it has AVX512_BF16, else the fp32 kernel on
-// bf16-rounded operands).
-void gemm(const GemmArgs& args, Isa isa, ThreadPool& pool);
-
-// Packs op(W) (Wᵀ when trans) for the bf16 kernel `isa` uses; null when that kernel does not
-// read bf16 pairs (no AVX512_BF16), when pre-packing would not be used anyway.
-std::unique_ptr<GemmPanels> gemm_pack_panels(const WeightView& w, bool trans, Isa isa, ThreadPool& pool);
-
-// The same for a dense op(B) (k x n; B row-major with row stride ld, stored n x k when trans), on
-// the calling thread: attention packs a head's keys and values once for all its query blocks.
-std::unique_ptr<GemmPanels> gemm_pack_dense_panels(const float* b, int64_t ld, bool trans, int64_t k, int64_t n, Isa isa);
-
-// An A operand (m x k, row-major with row stride ld, not transposed) packed once as the bf16
-// kernel's MR-row panels, for several products that share it (q, k and v of one layer): set as
-// A's panels[0]. Used by bf16 products whose B is pre-packed too and whose K fits one block;
-// null when the kernel takes no bf16 pairs.
-std::unique_ptr<GemmPanels> gemm_pack_a_panels(const float* a, int64_t ld, int64_t m, int64_t k, Isa isa, ThreadPool& pool);
+// The op: OpTable::gemm (backend/backend.h). The CPU's (backend/cpu/gemm.cc) is blocked, packed and
+// multi-threaded, its micro-kernel chosen by the ISA (bf16 products use AMX tiles where the ISA is
+// amx, vdpbf16ps where it has AVX512_BF16, else the fp32 kernel on bf16-rounded operands).
 
 // Plain reference: triple loop with fp64 accumulation over the same (decoded, rounded) operands,
 // single-threaded. Every fast kernel is tested against an fp64 reference.

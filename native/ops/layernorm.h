@@ -4,14 +4,9 @@
 #pragma once
 #include <cstdint>
 
-#include "../core/thread_pool.h"
 
 namespace tk {
 
-void layernorm_forward(const float* x, const float* w, const float* b, int64_t rows, int64_t dim, float eps, float* y,
-                       ThreadPool& pool);
-
-void layernorm_backward(const float* x, const float* w, const float* dy, int64_t rows, int64_t dim, float eps, float* dx,
-                        float* dw, float* db, ThreadPool& pool);
+// The ops: OpTable::layernorm_forward, layernorm_backward; the CPU's in backend/cpu/layernorm.cc.
 
 }  // namespace tk

@@ -5,7 +5,7 @@
 // with s = alpha / r (or alpha / sqrt(r), rsLoRA). Fusion: the low-rank term rides along the frozen
 // product as r extra K columns ([X | sT]·[W | B]ᵀ, and [dY | dT]·[W ; A] for dX without dropout),
 // so Y and dX are each written in one pass; W may be any compact format, decoded in packing.
-// Up to r = 16 the thin products (T, dT, dB, dA) run as fp32 row passes (ops/lowrank.h), dT and
+// Up to r = 16 the thin products (T, dT, dB, dA) run as fp32 row passes (backend/cpu/lowrank.h), dT and
 // dB from one read of dY, and with bf16 only the two wide products round their operands; wider
 // adapters use GEMMs for them too.
 // Dropout is inverted dropout with a counter-based mask (seed, element index), recomputed in the
@@ -34,13 +34,10 @@ struct LoraLinearArgs {
   bool accumulate_y = false;      // forward: add into y (a residual connection) instead of overwriting it
 };
 
-// y [m, out] and t [m, r] (saved for the backward) are written.
-void lora_linear_forward(const LoraLinearArgs& args, float* y, float* t, Isa isa, ThreadPool& pool);
-
-// da [r, in] and db [out, r] are written (added to, with accumulate_grads); dx [m, in] too unless
-// null (added to, with accumulate_dx).
-void lora_linear_backward(const LoraLinearArgs& args, const float* dy, const float* t, float* dx, float* da,
-                          float* db, Isa isa, ThreadPool& pool);
+// The ops: OpTable::lora_linear_forward (y [m, out] and t [m, r], saved for the backward, are
+// written) and lora_linear_backward (da [r, in] and db [out, r] written, or added to with
+// accumulate_grads; dx [m, in] too unless null, added to with accumulate_dx). The CPU's in
+// backend/cpu/lora_linear.cc.
 
 // The dropout multiplier (0 or 1 / (1 - p)) of element i of X for a seed.
 float lora_dropout_factor(uint64_t seed, int64_t i, float p);

@@ -4,15 +4,11 @@
 #pragma once
 #include <cstdint>
 
-#include "../core/thread_pool.h"
 
 namespace tk {
 
-void rmsnorm_forward(const float* x, const float* w, int64_t rows, int64_t dim, float eps, float* y, ThreadPool& pool);
-
-// dx [rows, dim] is written — plus `residual` [rows, dim] when given (the gradient arriving by a
-// skip connection, added in the same pass); dw [dim] is accumulated into unless null.
-void rmsnorm_backward(const float* x, const float* w, const float* dy, int64_t rows, int64_t dim, float eps, float* dx,
-                      float* dw, ThreadPool& pool, const float* residual = nullptr);
+// The ops: OpTable::rmsnorm_forward, rmsnorm_backward (dx written, plus `residual` when given: the
+// gradient arriving by a skip connection, added in the same pass; dw accumulated unless null).
+// The CPU's in backend/cpu/rmsnorm.cc.
 
 }  // namespace tk

@@ -7,7 +7,6 @@
 #include <cstdint>
 #include <vector>
 
-#include "../core/thread_pool.h"
 
 namespace tk {
 
@@ -22,9 +21,7 @@ struct RopeTable {
 
 RopeTable rope_table(const int32_t* positions, int64_t tokens, int64_t head_dim, float theta, bool interleaved);
 
-// Rows split across the pool (each token's heads are independent).
-void rope_forward(float* x, int64_t heads, const RopeTable& table, ThreadPool& pool);
-// dx = R(-angle) · dy, in place on dy.
-void rope_backward(float* dy, int64_t heads, const RopeTable& table, ThreadPool& pool);
+// The ops: OpTable::rope_forward, rope_backward (dx = R(-angle) · dy, in place on dy); the CPU's in
+// backend/cpu/rope.cc.
 
 }  // namespace tk

@@ -7,6 +7,7 @@
 #include "../core/error.h"
 #include "../core/float16.h"
 #include "../core/quant_blocks.h"
+#include "../backend/cpu/kernels.h"
 #include "nf4.h"
 
 namespace tk {
@@ -155,7 +156,7 @@ void dequantize_weights(const WeightStore& s, float* out, ThreadPool& pool) {
   const WeightView v = s.view();
   const int tasks = static_cast<int>(std::min<int64_t>(pool.size(), std::max<int64_t>(s.rows, 1)));
   pool.run(tasks, [&](int t) {
-    for (int64_t r = s.rows * t / tasks; r < s.rows * (t + 1) / tasks; ++r) v.decode(r, 0, s.cols, out + r * s.cols);
+    for (int64_t r = s.rows * t / tasks; r < s.rows * (t + 1) / tasks; ++r) cpu::decode_weights(v, r, 0, s.cols, out + r * s.cols);
   });
 }
 

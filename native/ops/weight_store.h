@@ -4,7 +4,7 @@
 // they were given, so they can be exported unchanged.
 #pragma once
 #include "../core/tensor.h"
-#include "../core/thread_pool.h"
+#include "../backend/cpu/thread_pool.h"
 #include "weights.h"
 
 namespace tk {

@@ -1,4 +1,6 @@
-// A read-only view of a row-major weight matrix in any storage format the GEMM accepts.
+// A read-only view of a row-major weight matrix in any storage format the GEMM accepts: plain data
+// (where it lives is its backend's business; decoding it is an op: OpTable::embedding_forward,
+// and the CPU's decode_weights in backend/cpu/kernels.h).
 // Why: frozen weights stay compressed (bf16, f16, NF4, GGUF blocks) and are decoded a panel at a
 // time inside the GEMM's packing step, so the full-precision matrix never exists in memory.
 #pragma once
@@ -19,9 +21,6 @@ struct WeightView {
   int64_t ld = 0;              // dense formats only
   const float* absmax = nullptr;  // NF4: fp32 absmax per block (double quant resolved at load)
   int64_t blocksize = 64;         // NF4 block size
-
-  // out[i] = W[row, col + i] for i < count.
-  void decode(int64_t row, int64_t col, int64_t count, float* out) const;
 };
 
 }  // namespace tk

@@ -6,22 +6,18 @@
 #pragma once
 #include <cstdint>
 
-#include "../core/thread_pool.h"
-
 namespace tk {
 
 struct AdamWConfig {
   float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.01f;
 };
 
-// One step (t >= 1 counts steps taken, this one included) over n parameters, with the gradient
-// taken as grad · grad_scale (how the optimizer turns sums into the clipped mean without a pass
-// of its own); split across the pool when given (element-wise: any split gives the same result).
-void adamw_step(float* param, const float* grad, float* m, float* v, int64_t n, const AdamWConfig& cfg, int64_t t,
-                ThreadPool* pool = nullptr, float grad_scale = 1.0f);
-
-// Σ g² over n values, in fp64 (for the global gradient norm): fixed chunks of 64Ki values summed
-// on any thread, then added in chunk order, so the result does not depend on the thread count.
-double sum_of_squares(const float* g, int64_t n, ThreadPool* pool = nullptr);
+// The ops (backend/backend.h; the CPU's in backend/cpu/adamw.cc):
+// OpTable::adamw_step: one step (t >= 1 counts steps taken, this one included) over n
+// parameters, with the gradient taken as grad · grad_scale (how the optimizer turns sums into the
+// clipped mean without a pass of its own); element-wise, so any split gives the same result.
+// OpTable::sum_squares_chunks: Σ g² in fp64 over each chunk of `chunk` values (the last may be
+// shorter), written to a host array; the caller adds them in chunk order, so the global gradient
+// norm does not depend on the thread count or, with fixed chunk positions, the world size.
 
 }  // namespace tk

@@ -4,8 +4,8 @@
 #include <cmath>
 #include <map>
 
+#include "../backend/backend.h"
 #include "../core/error.h"
-#include "../core/fp64_sum.h"
 
 namespace tk {
 namespace {
@@ -48,7 +48,7 @@ ShardLayout shard_layout(int64_t size, int world) {
 }
 
 OptimizerStepResult optimizer_step(float* params, float* grads, float* m, float* v, const ShardLayout& L,
-                                   const OptimizerStepArgs& a, int64_t step, Comm& comm, ThreadPool* pool) {
+                                   const OptimizerStepArgs& a, int64_t step, Comm& comm, const ExecContext& x) {
   check_arg(comm.world() == L.world, "Expected the shard layout's world size to be the communicator's");
   check_arg(step >= 1, "Expected a step count >= 1");
   const int world = L.world, rank = comm.rank();
@@ -59,7 +59,7 @@ OptimizerStepResult optimizer_step(float* params, float* grads, float* m, float*
   OptimizerStepResult result;
   result.tokens = tokens;
   const int64_t begin = L.begin(rank), end = L.end(rank);
-  auto zero_grads = [&] { parallel_for(pool, 0, L.size, int64_t{1} << 16, [&](int64_t i0, int64_t i1) { std::fill(grads + i0, grads + i1, 0.0f); }); };
+  auto zero_grads = [&] { x.backend->fill_zero(grads, static_cast<size_t>(L.size) * sizeof(float)); };
   if (tokens <= 0) {  // nothing was labelled: no update
     zero_grads();
     return result;
@@ -67,16 +67,8 @@ OptimizerStepResult optimizer_step(float* params, float* grads, float* m, float*
   // Σ g² of the sums, per chunk of the shard, gathered in chunk order over the ranks.
   const int64_t chunks = (L.shard + kNormChunk - 1) / kNormChunk;
   std::vector<double> partial(static_cast<size_t>(chunks * world), 0.0);
-  double* mine = partial.data() + rank * chunks;
-  auto chunk_sums = [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) {
-      const int64_t i0 = begin + c * kNormChunk, i1 = std::min(end, i0 + kNormChunk);
-      mine[c] = i1 > i0 ? dot_f64(grads + i0, grads + i0, nullptr, i1 - i0) : 0.0;
-    }
-  };
-  const int tasks = pool && chunks > 1 ? static_cast<int>(std::min<int64_t>(pool->size(), chunks)) : 1;
-  if (tasks == 1) chunk_sums(0, chunks);
-  else pool->run(tasks, [&](int t) { chunk_sums(chunks * t / tasks, chunks * (t + 1) / tasks); });
+  double* mine = partial.data() + rank * chunks;  // chunks past the shard's end stay 0
+  if (end > begin) x.op->sum_squares_chunks(x, grads + begin, end - begin, kNormChunk, mine);
   comm.all_gather(mine, partial.data(), chunks, CommType::F64);
   double sum = 0.0;
   for (double p : partial) sum += p;
@@ -93,8 +85,8 @@ OptimizerStepResult optimizer_step(float* params, float* grads, float* m, float*
     if (s0 >= s1) continue;
     AdamWConfig c = a.adamw;
     c.lr = a.adamw.lr * s.scale;
-    adamw_step(params + s0, grads + s0, m + (s0 - begin), v + (s0 - begin), s1 - s0, c, step, pool,
-               static_cast<float>(coef));
+    x.op->adamw_step(x, params + s0, grads + s0, m + (s0 - begin), v + (s0 - begin), s1 - s0, c, step,
+                     static_cast<float>(coef));
   }
   zero_grads();
   if (world > 1) comm.all_gather(params + L.shard * rank, params, L.shard, CommType::F32);

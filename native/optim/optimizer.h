@@ -12,7 +12,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "../core/thread_pool.h"
+#include "../backend/exec_context.h"
 #include "../dist/comm.h"
 #include "adamw.h"
 
@@ -58,7 +58,8 @@ struct OptimizerStepResult {
 // m and v: the moments of this rank's shard only (layout.shard values; the whole vector at world
 // size 1). `step` is the step count after this one (>= 1). A window with no labelled token
 // leaves everything unchanged but the zeroed gradients.
+// Vectors are backend memory; the arithmetic runs through x's op table (x.backend fills zeros).
 OptimizerStepResult optimizer_step(float* params, float* grads, float* m, float* v, const ShardLayout& layout,
-                                   const OptimizerStepArgs& args, int64_t step, Comm& comm, ThreadPool* pool);
+                                   const OptimizerStepArgs& args, int64_t step, Comm& comm, const ExecContext& x);
 
 }  // namespace tk

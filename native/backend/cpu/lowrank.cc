@@ -3,9 +3,11 @@
 #include <algorithm>
 #include <vector>
 
-#include "../core/error.h"
+#include "../../core/error.h"
+#include "kernels.h"
 
 namespace tk {
+namespace cpu {
 
 void lowrank_rows_scalar(const float* y, int64_t ldy, int64_t rows, int64_t n, int64_t rp, const float* w, float* d,
                          const float* s, float* gp) {
@@ -89,4 +91,5 @@ void lowrank_pass_reference(const LowRankPass& p) {
     }
 }
 
+}  // namespace cpu
 }  // namespace tk

@@ -1,9 +1,11 @@
-#include "classifier_head.h"
+#include "../../ops/classifier_head.h"
 
 #include <algorithm>
 #include <cmath>
+#include "kernels.h"
 
 namespace tk {
+namespace cpu {
 namespace {
 
 int64_t length_of(const int32_t* lengths, int64_t b, int64_t seq) {
@@ -83,7 +85,7 @@ CrossEntropyResult classifier_head_step(const ClassifierHead& h, const float* pa
     linear(x, params + h.w1, params + h.b1, rows, dim, h.classes, logits.data());
   }
   if (logits_out) std::copy(logits.begin(), logits.end(), logits_out);
-  const CrossEntropyResult ce = cross_entropy(logits.data(), labels, rows, h.classes, dhidden != nullptr, 1.0f, pool);
+  const CrossEntropyResult ce = cross_entropy(logits.data(), labels, rows, h.classes, dhidden != nullptr, 1.0f, pool, Isa::Scalar);
   if (!dhidden || ce.count == 0) return ce;
   // logits now hold d(summed loss)/d(logits).
   std::vector<float> dx(static_cast<size_t>(rows * dim));
@@ -112,4 +114,5 @@ CrossEntropyResult classifier_head_step(const ClassifierHead& h, const float* pa
   return ce;
 }
 
+}  // namespace cpu
 }  // namespace tk

@@ -1,12 +1,15 @@
-#include "adamw.h"
+// The CPU's AdamW step and sums of squares (optim/adamw.h), element-wise across the pool.
+#include "../../optim/adamw.h"
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
-#include "../core/fp64_sum.h"
+#include "fp64_sum.h"
+#include "kernels.h"
 
 namespace tk {
+namespace cpu {
 
 namespace {
 
@@ -42,18 +45,15 @@ void adamw_step(float* p, const float* g, float* m, float* v, int64_t n, const A
   pool->run(tasks, run);
 }
 
-double sum_of_squares(const float* g, int64_t n, ThreadPool* pool) {
-  const int64_t chunks = (n + kChunk - 1) / kChunk;
-  std::vector<double> partial(static_cast<size_t>(chunks));
+void sum_squares_chunks(const float* g, int64_t n, int64_t chunk, double* partials, ThreadPool* pool) {
+  const int64_t chunks = (n + chunk - 1) / chunk;
   auto run = [&](int64_t c0, int64_t c1) {
-    for (int64_t c = c0; c < c1; ++c) partial[c] = dot_f64(g + c * kChunk, g + c * kChunk, nullptr, std::min(kChunk, n - c * kChunk));
+    for (int64_t c = c0; c < c1; ++c) partials[c] = dot_f64(g + c * chunk, g + c * chunk, nullptr, std::min(chunk, n - c * chunk));
   };
   const int tasks = pool && chunks > 1 ? static_cast<int>(std::min<int64_t>(pool->size(), chunks)) : 1;
   if (tasks == 1) run(0, chunks);
   else pool->run(tasks, [&](int t) { run(chunks * t / tasks, chunks * (t + 1) / tasks); });
-  double s = 0.0;
-  for (double x : partial) s += x;
-  return s;
 }
 
+}  // namespace cpu
 }  // namespace tk

@@ -10,10 +10,11 @@
 #pragma once
 #include <cstdint>
 
-#include "../core/cpu_features.h"
-#include "../core/thread_pool.h"
+#include "cpu_features.h"
+#include "thread_pool.h"
 
 namespace tk {
+namespace cpu {
 
 struct LowRankPass {
   int64_t m = 0, n = 0, r = 0;
@@ -43,4 +44,5 @@ void lowrank_rows_scalar(const float* y, int64_t ldy, int64_t rows, int64_t n, i
 void lowrank_rows_avx512(const float* y, int64_t ldy, int64_t rows, int64_t n, int64_t rp, const float* w, float* d,
                          const float* s, float* gp);
 
+}  // namespace cpu
 }  // namespace tk

@@ -1,10 +1,12 @@
-#include "swiglu.h"
+#include "../../ops/swiglu.h"
 
 #include <cmath>
 
-#include "../core/vexp.h"
+#include "vexp.h"
+#include "kernels.h"
 
 namespace tk {
+namespace cpu {
 
 namespace {
 
@@ -48,4 +50,5 @@ void swiglu_backward(const float* g, const float* u, const float* da, int64_t n,
   });
 }
 
+}  // namespace cpu
 }  // namespace tk

@@ -1,11 +1,13 @@
-#include "cross_entropy.h"
+#include "../../ops/cross_entropy.h"
 
 #include <cmath>
 #include <vector>
 
-#include "../core/vexp.h"
+#include "vexp.h"
+#include "kernels.h"
 
 namespace tk {
+namespace cpu {
 
 CrossEntropyResult cross_entropy(float* logits, const int32_t* labels, int64_t rows, int64_t vocab, bool grad, float grad_scale,
                                  ThreadPool& pool, Isa isa) {
@@ -42,4 +44,5 @@ CrossEntropyResult cross_entropy(float* logits, const int32_t* labels, int64_t r
   return result;
 }
 
+}  // namespace cpu
 }  // namespace tk

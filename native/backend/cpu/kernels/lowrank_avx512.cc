@@ -1,4 +1,4 @@
-// AVX-512 row kernel of lowrank_pass (ops/lowrank.h), over blocks of 32 rows of Y (which stay in
+// AVX-512 row kernel of lowrank_pass (backend/cpu/lowrank.h), over blocks of 32 rows of Y (which stay in
 // L2 between the two products):
 //   down: two rows at a time against eight rows of W — 16 accumulators, summed across lanes at
 //         the end of the row;
@@ -12,6 +12,7 @@
 #include "../lowrank.h"
 
 namespace tk {
+namespace cpu {
 namespace {
 
 template <bool kTwo>
@@ -109,4 +110,5 @@ void lowrank_rows_avx512(const float* y, int64_t ldy, int64_t count, int64_t n, 
   }
 }
 
+}  // namespace cpu
 }  // namespace tk

@@ -9,9 +9,12 @@
 #include <mutex>
 #include <utility>
 
-#include "../ops/gemm.h"
+#include "cpu_features.h"
+#include "thread_pool.h"
+#include "../../ops/gemm.h"
 
 namespace tk {
+namespace cpu {
 
 class WeightPanelCache {
  public:
@@ -30,4 +33,5 @@ class WeightPanelCache {
   size_t bytes_ = 0;
 };
 
+}  // namespace cpu
 }  // namespace tk

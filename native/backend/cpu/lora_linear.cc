@@ -1,11 +1,13 @@
-#include "lora_linear.h"
+#include "../../ops/lora_linear.h"
 
 #include <vector>
 
-#include "../core/error.h"
+#include "../../core/error.h"
 #include "lowrank.h"
+#include "kernels.h"
 
 namespace tk {
+namespace cpu {
 
 float lora_dropout_factor(uint64_t seed, int64_t i, float p) {
   if (p <= 0.0f) return 1.0f;
@@ -164,4 +166,5 @@ void lora_linear_backward(const LoraLinearArgs& g, const float* dy, const float*
   for (int64_t i = 0; i < n; ++i) dx[i] += low[i] * lora_dropout_factor(g.seed, i, g.dropout);
 }
 
+}  // namespace cpu
 }  // namespace tk

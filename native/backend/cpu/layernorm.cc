@@ -1,10 +1,12 @@
-#include "layernorm.h"
+#include "../../ops/layernorm.h"
 
 #include <vector>
 
 #include <cmath>
+#include "kernels.h"
 
 namespace tk {
+namespace cpu {
 namespace {
 
 // Mean and 1/sqrt(variance + eps) of one row, accumulated in fp64.
@@ -72,4 +74,5 @@ void layernorm_backward(const float* x, const float* w, const float* dy, int64_t
   }
 }
 
+}  // namespace cpu
 }  // namespace tk

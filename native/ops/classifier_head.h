@@ -9,10 +9,8 @@
 // like any other parameter. Plain loops: the head is dim x classes, tiny beside the decoder.
 #pragma once
 #include <cstdint>
-#include <vector>
 
-#include "../core/thread_pool.h"
-#include "../ops/cross_entropy.h"
+#include "cross_entropy.h"
 
 namespace tk {
 
@@ -26,17 +24,14 @@ struct ClassifierHead {
   int64_t w1 = 0, b1 = 0, w2 = -1, b2 = -1;
 };
 
-// hidden [batch * seq, dim] (rows of each sequence contiguous); lengths [batch] tokens per
-// sequence (the rest is padding; null: all seq). labels: [batch] class ids for a sequence head,
-// [batch * seq] for a token head (-100 ignored). Writes logits [rows, classes] (rows = batch or
-// batch * seq) when given. With `dhidden` (zeroed [batch * seq, dim]) the backward runs:
-// gradients of the summed loss are added to grads (head slices) and written to dhidden.
-CrossEntropyResult classifier_head_step(const ClassifierHead& head, const float* params, float* grads, const float* hidden,
-                                        int64_t batch, int64_t seq, const int32_t* lengths, const int32_t* labels,
-                                        float* logits_out, float* dhidden, ThreadPool& pool);
-
-// The pooled features [batch, dim] a sequence head would see (for feature-based training).
-void classifier_pool(bool mean_pool, const float* hidden, int64_t batch, int64_t seq, int64_t dim, const int32_t* lengths,
-                     float* out);
+// The ops (backend/backend.h; the CPU's in backend/cpu/classifier_head.cc):
+// OpTable::classifier_head_step: hidden [batch * seq, dim] (rows of each sequence contiguous);
+// lengths [batch] tokens per sequence (the rest is padding; null: all seq). labels: [batch] class
+// ids for a sequence head, [batch * seq] for a token head (-100 ignored). Writes logits [rows,
+// classes] (rows = batch or batch * seq) when given. With `dhidden` (zeroed [batch * seq, dim])
+// the backward runs: gradients of the summed loss are added to grads (head slices) and written
+// to dhidden.
+// OpTable::classifier_pool: the pooled features [batch, dim] a sequence head would see (for
+// feature-based training).
 
 }  // namespace tk

@@ -1,6 +1,8 @@
 #include "weight_panels.h"
+#include "kernels.h"
 
 namespace tk {
+namespace cpu {
 
 const GemmPanels* WeightPanelCache::get(const WeightView& w, bool trans, Isa isa, ThreadPool& pool) {
   std::lock_guard<std::mutex> lock(mutex_);
@@ -21,4 +23,5 @@ size_t WeightPanelCache::bytes() const {
   return bytes_;
 }
 
+}  // namespace cpu
 }  // namespace tk

@@ -1,11 +1,13 @@
-#include "rmsnorm.h"
+#include "../../ops/rmsnorm.h"
 
 #include <cmath>
 #include <vector>
 
-#include "../core/fp64_sum.h"
+#include "fp64_sum.h"
+#include "kernels.h"
 
 namespace tk {
+namespace cpu {
 
 namespace {
 
@@ -56,4 +58,5 @@ void rmsnorm_backward(const float* x, const float* w, const float* dy, int64_t r
       for (int64_t i = 0; i < dim; ++i) dw[i] += static_cast<float>(partial[t][i]);
 }
 
+}  // namespace cpu
 }  // namespace tk

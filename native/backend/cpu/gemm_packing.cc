@@ -1,4 +1,4 @@
-// GEMM packing (ops/gemm_packing.h): dense operands, weights in any format, the bf16 kernels'
+// GEMM packing (backend/cpu/gemm_packing.h): dense operands, weights in any format, the bf16 kernels'
 // pair panels and the AMX kernel's A rows, and the panels kept across products (gemm.h).
 #include "gemm_packing.h"
 
@@ -6,10 +6,12 @@
 #include <cstring>
 #include <string>
 
-#include "../core/error.h"
-#include "../core/float16.h"
+#include "../../core/error.h"
+#include "../../core/float16.h"
+#include "kernels.h"
 
 namespace tk {
+namespace cpu {
 namespace {
 
 // Per-thread scratch, grown on demand and reused across calls.
@@ -68,13 +70,13 @@ void pack_weights(const GemmOperand& x, const GemmKernel& kr, int64_t j0, int64_
     float* rowbuf = scratch(ScratchSlot::Decode, static_cast<size_t>(nr * kc));
     for (int64_t jr = 0; jr < cols; jr += nr) {
       const int64_t n = std::min<int64_t>(nr, cols - jr);
-      for (int64_t j = 0; j < n; ++j) w.decode(j0 + jr + j, p0, kc, rowbuf + j * kc);
+      for (int64_t j = 0; j < n; ++j) decode_weights(w, j0 + jr + j, p0, kc, rowbuf + j * kc);
       kr.transpose_pack(rowbuf, kc, n, kc, nr, dst + jr * depth + q0 * nr);
     }
   } else {  // op(B)[p, j] = W[p, j]: decode a row segment per step and scatter it across panels
     float* row = scratch(ScratchSlot::Decode, static_cast<size_t>(cols));
     for (int64_t p = 0; p < kc; ++p) {
-      w.decode(p0 + p, j0, cols, row);
+      decode_weights(w, p0 + p, j0, cols, row);
       for (int64_t jr = 0; jr < cols; jr += nr) {
         const int64_t n = std::min<int64_t>(nr, cols - jr);
         float* out = dst + jr * depth + (q0 + p) * nr;
@@ -244,4 +246,5 @@ std::unique_ptr<GemmPanels> gemm_pack_a_panels(const float* a, int64_t ld, int64
   });
   return p;
 }
+}  // namespace cpu
 }  // namespace tk

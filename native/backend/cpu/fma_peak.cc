@@ -67,7 +67,7 @@ __attribute__((target("avx512f,avx512bf16"))) double bf16_loop(long iters, float
 }
 
 // Six independent accumulator tiles (TDPBF16PS: latency ~52 cycles, one issue per 16) fed by the
-// same two 16 x 32 bf16 sources. Inline assembly as in ops/cpu/gemm_amx.cc.
+// same two 16 x 32 bf16 sources. Inline assembly as in backend/cpu/kernels/gemm_amx.cc.
 double amx_loop(long iters, float* sink) {
   alignas(64) uint16_t src[16 * 32];
   for (auto& v : src) v = 0x3f80;  // 1.0

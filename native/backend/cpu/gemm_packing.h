@@ -1,16 +1,19 @@
-// Internal to the GEMM (ops/gemm.cc drives, ops/gemm_packing.cc packs): the packing steps and
+// Internal to the GEMM (backend/cpu/gemm.cc drives, gemm_packing.cc packs): the packing steps and
 // the per-thread scratch they share. Packing copies a block of op(A) or op(B) into contiguous
 // panels in the order a micro-kernel reads them — transposing, decoding compressed weights and
-// rounding to bf16 on the way (see ops/cpu/gemm_kernels.h for the layouts).
+// rounding to bf16 on the way (see backend/cpu/kernels/gemm_kernels.h for the layouts).
 #pragma once
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
 
-#include "cpu/gemm_kernels.h"
-#include "gemm.h"
+#include "kernels/gemm_kernels.h"
+#include "cpu_features.h"
+#include "thread_pool.h"
+#include "../../ops/gemm.h"
 
 namespace tk {
+namespace cpu {
 
 // Per-thread buffers, grown on demand and reused across calls: packed A and B, their fp32
 // staging copies, and decoded weight rows.
@@ -53,4 +56,5 @@ void pack_b_pairs(const GemmOperand& x, const GemmKernel& kr, int64_t j0, int64_
 // Empty panels for op(X) (k x n) in panels of `nr`, depth k rounded up to depth_unit, 64-byte aligned.
 std::unique_ptr<GemmPanels> new_panels(int64_t n, int64_t k, int nr, int64_t depth_unit = 2);
 
+}  // namespace cpu
 }  // namespace tk

@@ -18,8 +18,8 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "../../core/amx_tiles.h"
-#include "../../core/float16.h"
+#include "../amx_tiles.h"
+#include "../../../core/float16.h"
 #include "gemm_kernels.h"
 #include "tile_store_avx512.h"
 #include "transpose_avx512.h"
@@ -36,7 +36,7 @@ int env_int(const char* name, int fallback) {
   return x > 0 ? x : fallback;
 }
 
-// The AMX instructions themselves, on tiles configured by amx_configure_tiles (core/amx_tiles.h),
+// The AMX instructions themselves, on tiles configured by amx_configure_tiles (backend/cpu/amx_tiles.h),
 // every one 16 rows x 64 bytes: C (tmm0-3, fp32), A (tmm4-5), B (tmm6-7).
 struct HardwareTiles {
   template <int T>

@@ -1,14 +1,16 @@
-#include "attention.h"
+#include "../../ops/attention.h"
 
 #include <algorithm>
 #include <cmath>
 #include <memory>
 #include <vector>
 
-#include "../core/vexp.h"
-#include "gemm.h"
+#include "vexp.h"
+#include "../../ops/gemm.h"
+#include "kernels.h"
 
 namespace tk {
+namespace cpu {
 
 namespace {
 
@@ -211,4 +213,5 @@ void attention_causal_backward(const float* q, const float* k, const float* v, c
   });
 }
 
+}  // namespace cpu
 }  // namespace tk

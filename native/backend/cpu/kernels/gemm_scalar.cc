@@ -2,7 +2,7 @@
 // It is the path for CPUs without AVX2 and the one CI forces with TUNEKIT_ISA=scalar.
 #include "gemm_kernels.h"
 
-#include "../../core/float16.h"
+#include "../../../core/float16.h"
 
 namespace tk {
 namespace {
