@@ -97,6 +97,7 @@ async function main() {
   const answer = async (m, term) => (await m.generateText(m.tokenizer.applyChatTemplate([{ role: 'user', content: question(term) }], { addGenerationPrompt: true }), { maxTokens: 48 })).trim();
   const bar = new ProgressBar(process.stderr, 5);
   const r = await runJob(job, {
+    overwrite: true, // each demo run starts over in demo-output/
     log: (m) => bar.message(m),
     onStep: (e) => bar.step(e),
     beforeTraining: async (m, data) => {

@@ -69,3 +69,35 @@ it('names the config file and the bad field', async () => {
   const u = await run('fly');
   expect(u.stderr).toMatch(/Unknown command fly/);
 });
+
+it('never loses a run: an output folder holding one is refused without --resume or --overwrite', async () => {
+  writeFileSync(join(work, 'ck.yaml'), `model: model
+data:
+  path: data.jsonl
+  validation: 0
+training:
+  maxSteps: 4
+  batchSize: 4
+  maxLength: 32
+  checkpointEvery: 2
+output: ck
+`);
+  const checkpoints = join(work, 'ck', 'checkpoints');
+  const fresh = await run('train', 'ck.yaml', '--resume');
+  expect(fresh.code).toBe(1);
+  expect(fresh.stderr).toMatch(/checkpoints: no checkpoint to resume from\. Run without --resume to start a new run/);
+  expect((await run('train', 'ck.yaml')).stderr).toMatch(/done in/);
+  expect(existsSync(join(checkpoints, 'checkpoint-4'))).toBe(true);
+  const again = await run('train', 'ck.yaml');
+  expect(again.code).toBe(1);
+  expect(again.stderr).toMatch(/ck holds a run \(checkpoints up to step 4 in .*checkpoints\)\. Pass --resume to continue it, or --overwrite to delete it and start over/);
+  expect(existsSync(join(checkpoints, 'checkpoint-4')), 'nothing deleted').toBe(true);
+  const resumed = await run('train', 'ck.yaml', '--resume');
+  expect(resumed.stderr).toMatch(/resumed from .*checkpoint-4 at step 4/);
+  expect(resumed.stderr).toMatch(/stopped after 4 steps \(max-steps\)/); // it had finished: no step past maxSteps
+  expect(existsSync(join(checkpoints, 'checkpoint-5'))).toBe(false);
+  expect((await run('train', 'ck.yaml', '--resume', '--overwrite')).stderr).toMatch(/Expected --resume or --overwrite, not both/);
+  const over = await run('train', 'ck.yaml', '--overwrite');
+  expect(over.stderr).toMatch(/--overwrite: deleting checkpoints up to step 4/);
+  expect(over.stderr).not.toMatch(/resumed from/);
+}, 60_000);

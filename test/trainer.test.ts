@@ -136,6 +136,23 @@ describe('Trainer', () => {
   });
 });
 
+describe('resume with nothing to resume', () => {
+  it('is refused with resume: true, and starts fresh with resume: \'auto\'', async () => {
+    const { model, data } = await setup();
+    const out = join(work, 'nothing');
+    await expect(new Trainer(model, { maxSteps: 1, batchSize: 4, outputDir: out, resume: true }).train(data)).rejects.toThrow(/no checkpoint to resume from \(resume: true\)/);
+    const resumed: number[] = [];
+    const first = new Trainer(model, { maxSteps: 2, batchSize: 4, outputDir: out, resume: 'auto' });
+    first.on('resume', (e) => resumed.push(e.step));
+    expect((await first.train(data)).steps).toBe(2);
+    const again = await setup();
+    const second = new Trainer(again.model, { maxSteps: 3, batchSize: 4, outputDir: out, resume: 'auto' });
+    second.on('resume', (e) => resumed.push(e.step));
+    expect((await second.train(again.data)).steps).toBe(3);
+    expect(resumed).toEqual([2]); // only the second run had a checkpoint to continue from
+  });
+});
+
 describe('resuming into another layout', () => {
   it('is refused when the checkpoint\'s trainable tensors sit elsewhere in the flat vector', async () => {
     const { model, data } = await setup();

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The tunekit command line:
-//   tunekit train <config.json|yaml> [--resume]      fine-tune as the config says (Ctrl-C stops with a checkpoint)
+//   tunekit train <config.json|yaml> [--resume | --overwrite]  fine-tune as the config says (Ctrl-C stops with a checkpoint)
 //   tunekit eval <config> [--adapter DIR]             validation/test loss and perplexity
 //   tunekit generate <model> [--adapter DIR] --prompt TEXT [--chat] [--max-tokens N] [--temperature T]
 //   tunekit export <model> --adapter DIR [--gguf FILE] [--merged DIR]
@@ -20,14 +20,16 @@ import { loadJobData, runJob } from './run.js';
 import { runSearch } from './search.js';
 
 const USAGE = `Usage:
-  tunekit train <config.json|config.yaml> [--resume]
+  tunekit train <config.json|config.yaml> [--resume | --overwrite]
   tunekit eval <config> [--adapter DIR]
   tunekit generate <model> [--adapter DIR] --prompt TEXT [--chat] [--max-tokens N] [--temperature T] [--top-p P] [--top-k K]
   tunekit export <model> --adapter DIR [--gguf FILE] [--merged DIR]
   tunekit search <config>     (the config's "search" section: strategy, space, trials, metric)`;
 
 async function train(args: string[]): Promise<void> {
-  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { resume: { type: 'boolean', default: false } } });
+  const { positionals, values } = parseArgs({
+    args, allowPositionals: true, options: { resume: { type: 'boolean', default: false }, overwrite: { type: 'boolean', default: false } },
+  });
   if (positionals.length !== 1) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `Expected one config file\n${USAGE}`);
   const job = await readJob(positionals[0]!);
   const bar = new ProgressBar();
@@ -37,7 +39,7 @@ async function train(args: string[]): Promise<void> {
     controller.abort();
     process.once('SIGINT', () => process.exit(130));
   });
-  const r = await runJob(job, { resume: values.resume, signal: controller.signal, onStep: (e) => bar.step(e), log: (m) => bar.message(m) });
+  const r = await runJob(job, { resume: values.resume, overwrite: values.overwrite, signal: controller.signal, onStep: (e) => bar.step(e), log: (m) => bar.message(m) });
   if (r.result.stopReason === 'aborted') bar.message(`stopped; resume with: tunekit train ${positionals[0]} --resume`);
   if (r.result.test) bar.message(`test: loss ${r.result.test.loss.toFixed(4)}, perplexity ${r.result.test.perplexity.toFixed(2)}`);
   for (const [k, v] of Object.entries(r.paths)) bar.message(`${k.padEnd(12)} ${v}`);

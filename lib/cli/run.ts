@@ -1,6 +1,7 @@
 // One training job from a config: load the model and data, add adapters (or train in full),
 // train with validation, checkpoints and metrics, export, and write the HTML report. The CLI and
 // `npm run demo` both run jobs through here.
+import { existsSync } from 'node:fs';
 import { appendFile, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadDataset, type Dataset, type DataSplit } from '../data/dataset.js';
@@ -11,6 +12,7 @@ import { TunekitError } from '../errors.js';
 import { loadModel, type Model } from '../model/load.js';
 import { setRuntimeOptions } from '../runtime.js';
 import { rankParameterImportance } from '../methods/importance.js';
+import { listCheckpoints } from '../train/checkpoint.js';
 import { Trainer, type EvalResult, type StepEvent, type TrainResult } from '../train/trainer.js';
 import type { Job } from './config.js';
 import { writeReport } from './report.js';
@@ -35,7 +37,11 @@ export interface JobResult {
 }
 
 export interface JobHooks {
+  /** Continue the run in the output folder from its newest checkpoint (refused when it has none). */
   resume?: boolean;
+  /** Delete the run in the output folder (checkpoints, metrics) and start over. Without it or
+   *  `resume`, an output folder that holds a run is refused, so that no run is lost by mistake. */
+  overwrite?: boolean;
   signal?: AbortSignal;
   onStep?: (e: StepEvent) => void;
   log?: (message: string) => void;
@@ -71,14 +77,36 @@ export async function loadJobData(job: Job, model: Model): Promise<{ dataset: Da
   return { dataset, evalSets: extra };
 }
 
+/**
+ * Makes the output folder ready for this run: a new run only into a folder that holds none (or
+ * with `overwrite`, after deleting it), a resumed one only from a checkpoint that is there.
+ */
+async function claimOutput(paths: JobPaths, hooks: JobHooks, log: (m: string) => void): Promise<void> {
+  if (hooks.resume && hooks.overwrite) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', 'Expected --resume or --overwrite, not both');
+  const newest = (await listCheckpoints(paths.checkpoints)).at(-1);
+  const metrics = existsSync(paths.metrics);
+  if (hooks.resume) {
+    if (!newest) {
+      throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${paths.checkpoints}: no checkpoint to resume from. Run without --resume to start a new run${metrics ? ` (with --overwrite: ${paths.metrics} holds an earlier run's metrics)` : ''}`);
+    }
+    return;
+  }
+  if (newest || metrics) {
+    const held = newest ? `checkpoints up to step ${newest.step} in ${paths.checkpoints}` : `the metrics of an earlier run in ${paths.metrics}`;
+    if (!hooks.overwrite) {
+      throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${paths.output} holds a run (${held}). Pass --resume to continue it, or --overwrite to delete it and start over`);
+    }
+    log(`--overwrite: deleting ${held}`);
+  }
+  await mkdir(paths.output, { recursive: true });
+  await rm(paths.checkpoints, { recursive: true, force: true });
+  await rm(paths.metrics, { force: true });
+}
+
 export async function runJob(job: Job, hooks: JobHooks = {}): Promise<JobResult> {
   const log = hooks.log ?? (() => {});
   const paths: JobPaths = { output: job.output, checkpoints: join(job.output, 'checkpoints'), metrics: join(job.output, 'metrics.jsonl'), report: join(job.output, 'report.html') };
-  await mkdir(job.output, { recursive: true });
-  if (!hooks.resume) {
-    await rm(paths.checkpoints, { recursive: true, force: true });
-    await rm(paths.metrics, { force: true });
-  }
+  await claimOutput(paths, hooks, log);
   const model = await loadJobModel(job);
   const { dataset, evalSets } = await loadJobData(job, model);
   const s = dataset.stats;
@@ -87,6 +115,7 @@ export async function runJob(job: Job, hooks: JobHooks = {}): Promise<JobResult>
   log(`model ${job.model}: ${model.config.layers} layers, dim ${model.config.dim}; ${job.method}, ${trainable.toLocaleString('en-US')} trainable parameters`);
   await hooks.beforeTraining?.(model, dataset);
   const trainer = new Trainer(model, { ...job.training, outputDir: paths.checkpoints, logFile: paths.metrics, resume: hooks.resume ?? false });
+  trainer.on('resume', (e) => log(`resumed from ${e.dir} at step ${e.step}`));
   let before: EvalResult | null = null;
   if (dataset.validation && !hooks.resume) {
     before = await trainer.evaluate(dataset.validation);

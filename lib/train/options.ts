@@ -45,7 +45,10 @@ export const TrainerOptions = z
     checkpointEvery: positiveInt().optional().describe('Write a checkpoint every N steps (needs outputDir)'),
     keepCheckpoints: positiveInt().default(2).describe('Checkpoints kept (the newest; the best is kept apart)'),
     logFile: z.string().min(1).optional().describe('Append every step and evaluation as a JSON line'),
-    resume: z.union([z.boolean(), z.string()]).default(false).describe('true: continue from the newest checkpoint in outputDir; a path: from that checkpoint'),
+    resume: z
+      .union([z.boolean(), z.literal('auto'), z.string()])
+      .default(false)
+      .describe("true: continue from the newest checkpoint in outputDir (an error when there is none); 'auto': from it when there is one, else start fresh; a path: from that checkpoint"),
   })
   .strict();
 

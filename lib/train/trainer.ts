@@ -74,6 +74,8 @@ export interface TrainerEvents {
   step: [StepEvent];
   eval: [EvalEvent];
   checkpoint: [{ step: number; dir: string }];
+  /** Training continues from a checkpoint (resume), at the step it was written. */
+  resume: [{ step: number; dir: string }];
   stop: [{ step: number; reason: StopReason }];
 }
 
@@ -138,7 +140,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     this.options = parseOptions(TrainerOptions, options, 'Trainer');
     const o = this.options;
     if (o.checkpointEvery && !o.outputDir) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', 'Expected outputDir for checkpointEvery');
-    if (o.resume === true && !o.outputDir) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', 'Expected outputDir to resume from');
+    if ((o.resume === true || o.resume === 'auto') && !o.outputDir) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', 'Expected outputDir to resume from');
   }
 
   /** Class ids by label, once a classifier's training data has been seen (or set by the caller). */
@@ -216,7 +218,11 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     // Only the best parameters are kept in memory (the moments at restore time are the current ones).
     let bestParams: Tensor<'f32'> | null = null;
     if (o.resume) {
-      const dir = typeof o.resume === 'string' ? o.resume : (await listCheckpoints(o.outputDir!)).at(-1)?.dir;
+      const newest = o.resume === true || o.resume === 'auto';
+      const dir = newest ? (await listCheckpoints(o.outputDir!)).at(-1)?.dir : (o.resume as string);
+      if (!dir && o.resume === true) {
+        throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${o.outputDir}: no checkpoint to resume from (resume: true). Start without resume, or pass resume: 'auto' to start fresh when there is none`);
+      }
       if (dir) {
         state = await readTrainerState(dir);
         if (state.trainable !== model.trainable || JSON.stringify(state.lora) !== JSON.stringify(model.lora)) {
@@ -229,6 +235,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         model.setOptimizerState(saved);
         const bestDir = o.outputDir ? join(o.outputDir, 'best') : null;
         if (state.best && bestDir) bestParams = (await readOptimizerState(bestDir).catch(() => null))?.params ?? null;
+        this.emit('resume', { step: state.step, dir });
       }
     }
 
@@ -278,6 +285,10 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       let next = await it.next();
       if (next.done && skip === 0) break;
       while (!next.done) {
+        if (o.maxSteps !== undefined && state.step >= o.maxSteps) {
+          stopReason = 'max-steps'; // a resumed run that had already finished: nothing left to do
+          break outer;
+        }
         const window: CountedBatch[] = [];
         while (!next.done && window.length < o.gradAccumulation) {
           window.push(next.value);

@@ -11,7 +11,7 @@ model.addLora({ r: 4, alpha: 8, seed: 5, dropout: 0.1 }); // dropout: resume mus
 const dataset = await loadDataset(data, model.tokenizer, { validation: 0.25, seed: 9 });
 const trainer = new Trainer(model, {
   maxSteps: Number(maxSteps), batchSize: 2, gradAccumulation: 2, lr: 5e-3, schedule: 'cosine', warmupSteps: 2,
-  evalEvery: 3, outputDir: out, checkpointEvery: 1, keepCheckpoints: 2, logFile: `${out}/metrics.jsonl`, resume: true,
+  evalEvery: 3, outputDir: out, checkpointEvery: 1, keepCheckpoints: 2, logFile: `${out}/metrics.jsonl`, resume: 'auto',
 });
 trainer.on('step', (e) => console.log(`step ${e.step}`));
 const r = await trainer.train(dataset);
