@@ -126,7 +126,7 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
     const config = llamaConfig(gguf.metadata, gguf.file, gguf.tensors.has('output.weight'), arch);
     // Tensors are read as stored (re-quantizing passes through fp32 one matrix at a time).
     checkFits(gguf.file, [...gguf.tensors.values()].reduce((a, t) => a + t.byteLength, 0));
-    const tokenizer = gguf.metadata.has('tokenizer.ggml.model') ? tokenizerFromGguf(gguf.metadata) : null;
+    const tokenizer = gguf.metadata.has('tokenizer.ggml.model') ? tokenizerFromGguf(gguf.metadata, gguf.file) : null;
     const handles: Record<string, Tensor['handle'] | Weights['handle']> = {};
     const kept: Record<string, Tensor | Weights> = {};
     for (const name of gguf.tensors.keys()) {

@@ -3,8 +3,8 @@
 // special added tokens) run by @huggingface/tokenizers, and the chat template run by
 // @huggingface/jinja. SentencePiece-style ("llama") vocabularies become BPE with byte fallback and
 // merges recovered from the scores, as transformers' LlamaTokenizer does from the same file.
-import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { chatTemplate } from './chat-template.js';
 import { TunekitError } from '../errors.js';
 import type { GgufValue } from '../gguf/format.js';
 
@@ -68,7 +68,7 @@ export function mergesFromScores(vocab: Map<string, number>, scores: Map<string,
   return out.map((m) => [m.l, m.r]);
 }
 
-export function tokenizerFromGguf(metadata: Map<string, GgufValue>): TextTokenizer {
+export function tokenizerFromGguf(metadata: Map<string, GgufValue>, source = 'the GGUF file'): TextTokenizer {
   const model = field<string>(metadata, 'tokenizer.ggml.model', (v) => typeof v === 'string', 'a tokenizer model name');
   if (model !== 'gpt2' && model !== 'llama') {
     throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `GGUF tokenizer model "${model}" is not supported yet; tunekit reads "gpt2" (byte-level BPE) and "llama" (SentencePiece BPE)`);
@@ -145,7 +145,7 @@ export function tokenizerFromGguf(metadata: Map<string, GgufValue>): TextTokeniz
   };
   const tokenizer = new Tokenizer(json, config);
   const templateText = metadata.get('tokenizer.chat_template');
-  const template = typeof templateText === 'string' ? new Template(templateText) : null;
+  const template = typeof templateText === 'string' ? chatTemplate(templateText, `${source} (tokenizer.chat_template)`) : null;
   const addBos = config.add_bos_token;
   const bosId = special.bos === null ? null : vocab[special.bos]!;
   return {

@@ -4,8 +4,8 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Template } from '@huggingface/jinja';
 import { Tokenizer } from '@huggingface/tokenizers';
+import { chatTemplate } from './chat-template.js';
 import { TunekitError } from '../errors.js';
 import type { TextTokenizer } from './gguf.js';
 
@@ -38,7 +38,7 @@ export async function tokenizerFromFolder(dir: string): Promise<TextTokenizer | 
   // transformers >= 4.43 may keep the template in chat_template.jinja beside the config.
   const templateFile = join(dir, 'chat_template.jinja');
   const templateText = existsSync(templateFile) ? await readFile(templateFile, 'utf8') : typeof config.chat_template === 'string' ? config.chat_template : null;
-  const template = templateText === null ? null : new Template(templateText);
+  const template = templateText === null ? null : chatTemplate(templateText, existsSync(templateFile) ? templateFile : join(dir, 'tokenizer_config.json'));
   return {
     vocabSize: Math.max(Object.keys(vocab).length, ...added.map((a) => a.id + 1)),
     bosToken: special.bos,
