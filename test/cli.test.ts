@@ -2,7 +2,7 @@
 // metrics JSONL, HTML report, PEFT + GGUF adapters), eval, generate with the adapter, export, and
 // a bad config named by file and field.
 import { execFile } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -101,3 +101,42 @@ output: ck
   expect(over.stderr).toMatch(/--overwrite: deleting checkpoints up to step 4/);
   expect(over.stderr).not.toMatch(/resumed from/);
 }, 60_000);
+
+it("prints each command's help, and names a mistyped flag, a bad number and an unknown command", async () => {
+  const h = await run('train', '--help');
+  expect(h.code ?? 0).toBe(0);
+  expect(h.stdout).toMatch(/^Usage: tunekit train <config\.json\|config\.yaml> \[--resume\] \[--overwrite\]/);
+  expect(h.stdout).toMatch(/--overwrite {2}delete the run in the output folder/);
+  expect((await run('help', 'generate')).stdout).toMatch(/--max-tokens N {3}most new tokens \(default 128\)/);
+  expect((await run('search', '-h')).stdout).toMatch(/^Usage: tunekit search <config>/);
+  const typo = await run('train', 'job.yaml', '--resme');
+  expect(typo.code).toBe(1);
+  expect(typo.stderr).toMatch(/tunekit: Unknown flag --resme for tunekit train \(did you mean --resume\?\); its flags: --resume, --overwrite, --help/);
+  expect((await run('generate', 'model', '--prompt', 'hi', '--max-tokens', 'ten')).stderr).toMatch(/Expected a number for --max-tokens but received "ten"/);
+  expect((await run('trian', 'job.yaml')).stderr).toMatch(/Unknown command trian \(did you mean train\?\)/);
+});
+
+it('says so when nothing was generated', async () => {
+  // A copy of the model whose end-of-sequence token is the one it picks first for a prompt (the
+  // tiny model's vocabulary is wider than its tokenizer's: take a prompt whose first pick has text).
+  const { loadModel } = await import('../lib/index.js');
+  const m = await loadModel(model);
+  const vocab = JSON.parse(readFileSync(join(model, 'tokenizer.json'), 'utf8')).model.vocab as Record<string, number>;
+  let prompt = '', eos: string | undefined;
+  for (const p of ['word 1', 'word 2', 'the cat', 'the', 'cat', 'a', 'b', 'hello', 'word', 'x y z']) {
+    const first = (await m.generate(p, { maxTokens: 1 }).next()).value!.tokenId;
+    eos = Object.keys(vocab).find((k) => vocab[k] === first);
+    if (eos) {
+      prompt = p;
+      break;
+    }
+  }
+  expect(eos, 'a prompt whose first token has text').toBeDefined();
+  const copy = join(work, 'eos-first');
+  cpSync(model, copy, { recursive: true });
+  const config = JSON.parse(readFileSync(join(copy, 'tokenizer_config.json'), 'utf8'));
+  writeFileSync(join(copy, 'tokenizer_config.json'), JSON.stringify({ ...config, eos_token: eos }));
+  const g = await run('generate', 'eos-first', '--prompt', prompt);
+  expect(g.stdout).toBe('\n');
+  expect(g.stderr).toMatch(/nothing was generated: the first token the model chose ends the text/);
+});

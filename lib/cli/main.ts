@@ -1,13 +1,8 @@
 #!/usr/bin/env node
-// The tunekit command line:
-//   tunekit train <config.json|yaml> [--resume | --overwrite]  fine-tune as the config says (Ctrl-C stops with a checkpoint)
-//   tunekit eval <config> [--adapter DIR]             validation/test loss and perplexity
-//   tunekit generate <model> [--adapter DIR] --prompt TEXT [--chat] [--max-tokens N] [--temperature T]
-//   tunekit export <model> --adapter DIR [--gguf FILE] [--merged DIR]
-//   tunekit search <config>                          hyperparameter search; resumes where it stopped
+// The tunekit command line: train, eval, generate, export, search (SPECS below declares each
+// command's arguments and flags once; `tunekit <command> --help` prints them).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseArgs } from 'node:util';
 import { TunekitError } from '../errors.js';
 import { saveGgufLora } from '../export/gguf-lora.js';
 import { saveMergedModel } from '../export/merge.js';
@@ -15,21 +10,58 @@ import { loadPeftAdapter } from '../export/peft-load.js';
 import { loadModel } from '../model/load.js';
 import { evaluate } from '../train/trainer.js';
 import { readJob } from './config.js';
+import { commandHelp, nearest, parseCommand, usageLine, type Command, type FlagValues } from './flags.js';
 import { duration, ProgressBar } from './progress.js';
 import { loadJobData, runJob } from './run.js';
 import { runSearch } from './search.js';
 
-const USAGE = `Usage:
-  tunekit train <config.json|config.yaml> [--resume | --overwrite]
-  tunekit eval <config> [--adapter DIR]
-  tunekit generate <model> [--adapter DIR] --prompt TEXT [--chat] [--max-tokens N] [--temperature T] [--top-p P] [--top-k K]
-  tunekit export <model> --adapter DIR [--gguf FILE] [--merged DIR]
-  tunekit search <config>     (the config's "search" section: strategy, space, trials, metric)`;
+const SPECS: Record<string, Command> = {
+  train: {
+    args: '<config.json|config.yaml>',
+    summary: 'Fine-tune as the config says: progress, validation, checkpoints, metrics, exports and an HTML report in its output folder. Ctrl-C stops at a step boundary with a checkpoint.',
+    flags: {
+      resume: { type: 'boolean', default: false, description: 'continue the run in the output folder from its newest checkpoint' },
+      overwrite: { type: 'boolean', default: false, description: 'delete the run in the output folder (checkpoints, metrics) and start over' },
+    },
+  },
+  eval: {
+    args: '<config>',
+    summary: "Validation, test (and evalSets) loss and perplexity of the config's model, with its trained adapter when there is one.",
+    flags: { adapter: { type: 'string', value: 'DIR', description: "a PEFT adapter folder (default: the output folder's adapter/ when present)" } },
+  },
+  generate: {
+    args: '<model>',
+    summary: 'Generate text from a prompt with a model (a GGUF file or a Hugging Face folder), optionally with a PEFT adapter.',
+    flags: {
+      prompt: { type: 'string', value: 'TEXT', description: 'the prompt (required)' },
+      adapter: { type: 'string', value: 'DIR', description: 'a PEFT adapter folder to apply' },
+      chat: { type: 'boolean', default: false, description: "wrap the prompt as a user message through the model's chat template" },
+      'max-tokens': { type: 'number', value: 'N', default: 128, description: 'most new tokens' },
+      temperature: { type: 'number', value: 'T', default: 0, description: '0 is greedy decoding; above 0 samples' },
+      'top-p': { type: 'number', value: 'P', description: 'sample among the most likely tokens up to probability P' },
+      'top-k': { type: 'number', value: 'K', description: 'sample among the K most likely tokens' },
+      seed: { type: 'number', value: 'S', description: 'seed of the sampler (default 0)' },
+    },
+  },
+  export: {
+    args: '<model>',
+    summary: 'Turn a PEFT adapter into a GGUF LoRA adapter (for llama.cpp) and/or merge it into the model.',
+    flags: {
+      adapter: { type: 'string', value: 'DIR', description: 'the PEFT adapter folder (required)' },
+      gguf: { type: 'string', value: 'FILE', description: 'write a GGUF LoRA adapter here' },
+      merged: { type: 'string', value: 'DIR', description: 'write the merged model (a Hugging Face folder) here' },
+    },
+  },
+  search: {
+    args: '<config>',
+    summary: 'Hyperparameter search as the config\'s "search" section says (strategy, space, trials, metric); resumes where it stopped and writes best.json.',
+    flags: {},
+  },
+};
 
-async function train(args: string[]): Promise<void> {
-  const { positionals, values } = parseArgs({
-    args, allowPositionals: true, options: { resume: { type: 'boolean', default: false }, overwrite: { type: 'boolean', default: false } },
-  });
+const USAGE = `Usage:\n${Object.entries(SPECS).map(([n, c]) => `  ${usageLine(n, c)}`).join('\n')}\n  tunekit help [command]\n\n\`tunekit <command> --help\` describes a command and its flags.`;
+
+async function train(positionals: string[], values: FlagValues): Promise<void> {
   if (positionals.length !== 1) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `Expected one config file\n${USAGE}`);
   const job = await readJob(positionals[0]!);
   const bar = new ProgressBar();
@@ -39,19 +71,18 @@ async function train(args: string[]): Promise<void> {
     controller.abort();
     process.once('SIGINT', () => process.exit(130));
   });
-  const r = await runJob(job, { resume: values.resume, overwrite: values.overwrite, signal: controller.signal, onStep: (e) => bar.step(e), log: (m) => bar.message(m) });
+  const r = await runJob(job, { resume: values.resume === true, overwrite: values.overwrite === true, signal: controller.signal, onStep: (e) => bar.step(e), log: (m) => bar.message(m) });
   if (r.result.stopReason === 'aborted') bar.message(`stopped; resume with: tunekit train ${positionals[0]} --resume`);
   if (r.result.test) bar.message(`test: loss ${r.result.test.loss.toFixed(4)}, perplexity ${r.result.test.perplexity.toFixed(2)}`);
   for (const [k, v] of Object.entries(r.paths)) bar.message(`${k.padEnd(12)} ${v}`);
   bar.message(`done in ${duration(r.result.seconds)}`);
 }
 
-async function evalCommand(args: string[]): Promise<void> {
-  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { adapter: { type: 'string' } } });
+async function evalCommand(positionals: string[], values: FlagValues): Promise<void> {
   if (positionals.length !== 1) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `Expected one config file\n${USAGE}`);
   const job = await readJob(positionals[0]!);
   const model = await loadModel(job.model, { quantize: job.method === 'qlora' ? 'nf4' : job.quantize });
-  const adapter = values.adapter ?? (existsSync(join(job.output, 'adapter')) ? join(job.output, 'adapter') : undefined);
+  const adapter = (values.adapter as string | undefined) ?? (existsSync(join(job.output, 'adapter')) ? join(job.output, 'adapter') : undefined);
   if (adapter) await loadPeftAdapter(model, adapter);
   const { dataset, evalSets } = await loadJobData(job, model);
   const t = job.training;
@@ -64,45 +95,43 @@ async function evalCommand(args: string[]): Promise<void> {
   }
 }
 
-async function generateCommand(args: string[]): Promise<void> {
-  const { positionals, values } = parseArgs({
-    args, allowPositionals: true,
-    options: {
-      adapter: { type: 'string' }, prompt: { type: 'string' }, chat: { type: 'boolean', default: false },
-      'max-tokens': { type: 'string', default: '128' }, temperature: { type: 'string', default: '0' },
-      'top-p': { type: 'string' }, 'top-k': { type: 'string' }, seed: { type: 'string' },
-    },
-  });
+async function generateCommand(positionals: string[], values: FlagValues): Promise<void> {
   if (positionals.length !== 1 || values.prompt === undefined) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `Expected a model and --prompt\n${USAGE}`);
   const model = await loadModel(positionals[0]!);
-  if (values.adapter) await loadPeftAdapter(model, values.adapter);
-  const prompt = values.chat ? model.tokenizer!.applyChatTemplate([{ role: 'user', content: values.prompt }], { addGenerationPrompt: true }) : values.prompt;
-  const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+  if (values.adapter) await loadPeftAdapter(model, values.adapter as string);
+  const text = values.prompt as string;
+  const prompt = values.chat ? model.tokenizer!.applyChatTemplate([{ role: 'user', content: text }], { addGenerationPrompt: true }) : text;
+  const num = (v: unknown) => v as number | undefined;
+  let tokens = 0, shown = '';
   for await (const piece of model.generate(prompt, {
     maxTokens: num(values['max-tokens']), temperature: num(values.temperature), topP: num(values['top-p']), topK: num(values['top-k']), seed: num(values.seed),
-  })) process.stdout.write(piece.text);
+  })) {
+    tokens++, (shown += piece.text);
+    process.stdout.write(piece.text);
+  }
   process.stdout.write('\n');
+  // Say why nothing shows rather than leave an empty line.
+  if (tokens === 0) console.error('tunekit: nothing was generated: the first token the model chose ends the text (its end-of-sequence token)');
+  else if (shown.trim() === '') console.error(`tunekit: ${tokens} tokens were generated, none with visible text (special tokens or whitespace)`);
 }
 
-async function exportCommand(args: string[]): Promise<void> {
-  const { positionals, values } = parseArgs({ args, allowPositionals: true, options: { adapter: { type: 'string' }, gguf: { type: 'string' }, merged: { type: 'string' } } });
+async function exportCommand(positionals: string[], values: FlagValues): Promise<void> {
   if (positionals.length !== 1 || !values.adapter || (!values.gguf && !values.merged)) {
     throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `Expected a model, --adapter and --gguf and/or --merged\n${USAGE}`);
   }
   const model = await loadModel(positionals[0]!);
-  await loadPeftAdapter(model, values.adapter);
+  await loadPeftAdapter(model, values.adapter as string);
   if (values.gguf) {
-    await saveGgufLora(model, values.gguf);
+    await saveGgufLora(model, values.gguf as string);
     console.log(`GGUF LoRA adapter: ${values.gguf}`);
   }
   if (values.merged) {
-    await saveMergedModel(model, values.merged);
+    await saveMergedModel(model, values.merged as string);
     console.log(`merged model: ${values.merged}`);
   }
 }
 
-async function searchCommand(args: string[]): Promise<void> {
-  const { positionals } = parseArgs({ args, allowPositionals: true, options: {} });
+async function searchCommand(positionals: string[]): Promise<void> {
   if (positionals.length !== 1) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `Expected one config file\n${USAGE}`);
   const job = await readJob(positionals[0]!);
   if (!job.search) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${positionals[0]}: expected a "search" section (strategy, space, ...)`);
@@ -114,24 +143,33 @@ async function searchCommand(args: string[]): Promise<void> {
   console.log(`best config: ${r.files.best} (tunekit train ${r.files.best})`);
 }
 
-const commands: Record<string, (args: string[]) => Promise<void>> = { train, eval: evalCommand, generate: generateCommand, export: exportCommand, search: searchCommand };
+const commands: Record<string, (positionals: string[], values: FlagValues) => Promise<void>> = {
+  train, eval: evalCommand, generate: generateCommand, export: exportCommand, search: searchCommand,
+};
 
 export async function main(argv = process.argv.slice(2)): Promise<number> {
   const [command, ...rest] = argv;
-  if (!command || command === '--help' || command === '-h') {
-    console.log(USAGE);
+  if (!command || command === '--help' || command === '-h' || command === 'help') {
+    const about = command === 'help' ? rest[0] : undefined;
+    if (about && !SPECS[about]) {
+      console.error(`Unknown command ${about}\n${USAGE}`);
+      return 1;
+    }
+    console.log(about ? commandHelp(about, SPECS[about]!) : USAGE);
     return command ? 0 : 1;
   }
   const run = commands[command];
   if (!run) {
-    console.error(`Unknown command ${command}\n${USAGE}`);
+    const guess = nearest(command, Object.keys(commands));
+    console.error(`Unknown command ${command}${guess ? ` (did you mean ${guess}?)` : ''}\n${USAGE}`);
     return 1;
   }
   try {
-    await run(rest);
+    const parsed = parseCommand(command, SPECS[command]!, rest);
+    if (parsed) await run(parsed.positionals, parsed.values);
     return 0;
   } catch (e) {
-    console.error(e instanceof TunekitError || (e as { code?: string }).code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' ? `tunekit: ${(e as Error).message}` : e);
+    console.error(e instanceof TunekitError ? `tunekit: ${(e as Error).message}` : e);
     return 1;
   }
 }
