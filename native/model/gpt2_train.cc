@@ -25,8 +25,7 @@ void join_qkv(const StepContext& ctx, const float* q, const float* k, const floa
 
 StepResult gpt2_step(const Gpt2Config& c, const Gpt2Weights& w, Trainable& tr, const int32_t* tokens, const int32_t* labels,
                      int64_t batch, int64_t seq, const StepOptions& so, const ExecContext& ex) {
-  const StepScope scope(*ex.backend);  // ends the step after every buffer below is freed
-  const StepContext ctx(tr, so, ex);
+  const StepContext ctx(tr, so, ex);  // declared first: ends the step after every buffer below is freed
   const OpTable& op = ctx.op;
   const ExecContext& x = ctx.x;
   const int64_t d = c.dim, n = batch * seq, hd = d / c.heads;

@@ -19,8 +19,7 @@ const float* bias_of(const LlamaLayer& L, int p) {
 // decoded once per direction), attention runs per sequence.
 StepResult llama_step(const LlamaConfig& c, const LlamaWeights& w, Trainable& tr, const int32_t* tokens, const int32_t* labels,
                       int64_t batch, int64_t seq, const StepOptions& so, const ExecContext& ex) {
-  const StepScope scope(*ex.backend);  // ends the step after every buffer below is freed
-  const StepContext ctx(tr, so, ex);
+  const StepContext ctx(tr, so, ex);  // declared first: ends the step after every buffer below is freed
   const OpTable& op = ctx.op;
   const ExecContext& x = ctx.x;
   const int64_t qdim = c.heads * c.head_dim, kvdim = c.kv_heads * c.head_dim;

@@ -35,9 +35,19 @@ LoraLinearArgs lora_args(const StepContext& ctx, const Linear& l, const float* x
 
 }  // namespace
 
-StepContext::StepContext(Trainable& t_, const StepOptions& o_, const ExecContext& x_)
-    : t(t_), o(o_), train(o_.backward), through(o_.backward && (!t_.head.on || t_.backbone_trains())), x(x_), op(*x_.op) {
+StepContext::StepContext(Trainable& t_, const StepOptions& o_, const ExecContext& x_, bool ends_step)
+    : t(t_),
+      o(o_),
+      train(o_.backward),
+      through(o_.backward && (!t_.head.on || t_.backbone_trains())),
+      x(x_),
+      op(*x_.op),
+      ends_step_(ends_step) {
   x.keep_weights = o.keep_weights && o.bf16 && !t.full.on;
+}
+
+StepContext::~StepContext() {
+  if (ends_step_) x.backend->end_step();
 }
 
 void project(const StepContext& ctx, const Linear& l, const float* x, int64_t n, float* y, Buf& t, bool residual,
@@ -107,7 +117,7 @@ StepOptions forward_only() {
 }  // namespace
 
 ForwardContext::ForwardContext(const Trainable* t, const ExecContext& x)
-    : o(forward_only()), ctx(t ? const_cast<Trainable&>(*t) : none, o, x) {}  // read-only without a backward
+    : o(forward_only()), ctx(t ? const_cast<Trainable&>(*t) : none, o, x, false) {}  // read-only without a backward
 
 std::vector<int32_t> positions_from(int64_t offset, int64_t n) {
   std::vector<int32_t> p(static_cast<size_t>(n));

@@ -67,9 +67,17 @@ struct StepContext {
   ExecContext x;  // the call's, keep_weights settled for this step
   const OpTable& op;
 
-  StepContext(Trainable& t, const StepOptions& o, const ExecContext& x);
+  // A step declares its context before its buffers: with `ends_step`, the backend's end_step
+  // runs when the context goes, after every buffer of the step is freed.
+  StepContext(Trainable& t, const StepOptions& o, const ExecContext& x, bool ends_step = true);
+  ~StepContext();
+  StepContext(const StepContext&) = delete;
+  StepContext& operator=(const StepContext&) = delete;
   // n values on the step's backend (zeroed when asked).
   Buf buffer(int64_t n, bool zero = false) const { return Buf(x, n, zero); }
+
+ private:
+  bool ends_step_;
 };
 
 // The context of a forward alone (logits, generation): no backward, the trainable state only read
@@ -134,13 +142,6 @@ CrossEntropyResult decoder_top(const StepContext& ctx, const WeightView& lm_head
 CrossEntropyResult head_step(Trainable& t, const float* features, int64_t batch, const int32_t* labels, bool backward,
                              float* logits, const ExecContext& x);
 
-// A step declares a StepScope before its buffers, so that the backend's end_step runs once they
-// are all freed.
-struct StepScope {
-  Backend& backend;
-  explicit StepScope(Backend& b) : backend(b) {}
-  StepScope(const StepScope&) = delete;
-  ~StepScope() { backend.end_step(); }
-};
+
 
 }  // namespace tk
