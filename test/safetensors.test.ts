@@ -216,6 +216,24 @@ describe('corrupt or hostile files', () => {
     );
   });
 
+  it('requires the tensors to cover the data section exactly and the header to be one clean object, as the reference does', async () => {
+    const a = JSON.stringify({ a: f32([1], [0, 4]) });
+    // A header length one byte short of the padded header: the data section would start a byte early.
+    await expectCorrupt(rawFile('short-len.safetensors', a + '  ', new Uint8Array(4), BigInt(a.length + 1)), /the tensors cover 4 bytes of the 5-byte data section/);
+    await expectCorrupt(rawFile('gap.safetensors', { a: f32([1], [0, 4]), b: f32([1], [8, 12]) }, new Uint8Array(12)), /4 bytes of the data section before tensor "b" \(data offset 4\) belong to no tensor/);
+    await expectCorrupt(rawFile('tail.safetensors', { a: f32([1], [0, 4]) }, new Uint8Array(8)), /the tensors cover 4 bytes of the 8-byte data section/);
+    await expectCorrupt(rawFile('empty.safetensors', {}, new Uint8Array(4)), /the tensors cover 0 bytes of the 4-byte data section/);
+    await expectCorrupt(rawFile('bom.safetensors', '\ufeff' + a, new Uint8Array(4)), /header is not valid JSON/);
+    await expectCorrupt(rawFile('space.safetensors', ' ' + a, new Uint8Array(4)), /header starts with " "/);
+    const dup = `{"a": ${JSON.stringify(f32([1], [0, 4]))}, "a": ${JSON.stringify(f32([1], [0, 4]))}}`;
+    await expectCorrupt(rawFile('dup.safetensors', dup, new Uint8Array(4)), /header names "a" twice/);
+    // Keys nested deeper, strings holding quotes and braces, and empty tensors are fine.
+    const ok = rawFile('ok.safetensors', { __metadata__: { 'x"}{': 'a', y: '"a"' }, e: f32([0], [0, 0]), a: f32([1], [0, 4]) }, new Uint8Array(4));
+    const f = await openSafetensors(ok);
+    expect(f.metadata).toEqual({ 'x"}{': 'a', y: '"a"' });
+    await f.close();
+  });
+
   it('rejects shape, dtype and byte-length mismatches', async () => {
     await expectCorrupt(rawFile('mismatch.safetensors', { a: f32([3], [0, 8]) }, new Uint8Array(8)), /"a" has 8 bytes of data but dtype F32 and shape \[3\] need 12/);
     await expectCorrupt(rawFile('dtype.safetensors', { a: { dtype: 'F31', shape: [1], data_offsets: [0, 4] } }, new Uint8Array(4)), /unknown dtype "F31"/);

@@ -56,7 +56,7 @@ export function headerLength(file: string, prefix: Uint8Array, fileSize: number)
 export function parseHeader(file: string, json: Uint8Array, fileSize: number): Header {
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(json);
+    text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(json); // a byte-order mark stays (and is refused)
   } catch {
     throw corrupt(file, 'header is not valid UTF-8');
   }
@@ -67,6 +67,11 @@ export function parseHeader(file: string, json: Uint8Array, fileSize: number): H
     throw corrupt(file, `header is not valid JSON (${(e as Error).message})`);
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw corrupt(file, 'header is not a JSON object');
+  // As the reference implementation: the header starts with '{' (no leading space; trailing
+  // spaces are the writers' padding) and names each tensor once.
+  if (!text.startsWith('{')) throw corrupt(file, `header starts with ${JSON.stringify(text.slice(0, 1))} instead of "{"`);
+  const repeated = repeatedKey(text);
+  if (repeated !== null) throw corrupt(file, `header names ${JSON.stringify(repeated)} twice`);
 
   const dataStart = 8 + json.length;
   const dataSize = fileSize - dataStart;
@@ -79,7 +84,7 @@ export function parseHeader(file: string, json: Uint8Array, fileSize: number): H
     }
     tensors.set(name, parseEntry(file, name, entry, dataStart, dataSize));
   }
-  checkNoOverlap(file, [...tensors.values()]);
+  checkCoverage(file, [...tensors.values()], dataStart, dataSize);
   return { tensors, metadata, dataStart };
 }
 
@@ -123,12 +128,45 @@ function parseEntry(file: string, name: string, entry: unknown, dataStart: numbe
   return { name, dtype: dtype as SafetensorsDtype, shape: shape as number[], offset: dataStart + begin, byteLength: end - begin, file };
 }
 
-function checkNoOverlap(file: string, infos: TensorInfo[]): void {
-  const sorted = infos.filter((t) => t.byteLength > 0).sort((a, b) => a.offset - b.offset);
-  for (let i = 1; i < sorted.length; i++) {
-    const prev = sorted[i - 1]!, cur = sorted[i]!;
-    if (cur.offset < prev.offset + prev.byteLength) {
-      throw corrupt(file, `tensors ${JSON.stringify(prev.name)} and ${JSON.stringify(cur.name)} overlap in the data section`);
-    }
+// The tensors tile the data section exactly, as the format specifies and the reference checks:
+// sorted by offset, each starts where the previous ends, the first at 0 and the last at its end.
+// A header length off by one (reading every tensor a byte early), gaps, overlaps and data no
+// tensor claims are all refused here.
+function checkCoverage(file: string, infos: TensorInfo[], dataStart: number, dataSize: number): void {
+  const sorted = [...infos].sort((a, b) => a.offset - b.offset || a.byteLength - b.byteLength);
+  let at = 0, prev: TensorInfo | null = null;
+  for (const t of sorted) {
+    const begin = t.offset - dataStart;
+    if (begin < at) throw corrupt(file, `tensors ${JSON.stringify(prev!.name)} and ${JSON.stringify(t.name)} overlap in the data section`);
+    if (begin > at) throw corrupt(file, `${begin - at} bytes of the data section before tensor ${JSON.stringify(t.name)} (data offset ${at}) belong to no tensor`);
+    at = begin + t.byteLength;
+    prev = t;
   }
+  if (at !== dataSize) throw corrupt(file, `the tensors cover ${at} bytes of the ${dataSize}-byte data section (the header length or the offsets are wrong)`);
+}
+
+// The first key of the top-level object that appears twice, or null (JSON.parse keeps the last
+// silently). One pass over the text, tracking strings and nesting depth.
+function repeatedKey(text: string): string | null {
+  const seen = new Set<string>();
+  let depth = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '"') {
+      let j = i + 1;
+      while (text[j] !== '"') j += text[j] === '\\' ? 2 : 1;
+      if (depth === 1) {
+        let k = j + 1;
+        while (text[k] === ' ' || text[k] === '\n' || text[k] === '\r' || text[k] === '\t') k++;
+        if (text[k] === ':') {
+          const key = JSON.parse(text.slice(i, j + 1)) as string;
+          if (seen.has(key)) return key;
+          seen.add(key);
+        }
+      }
+      i = j;
+    } else if (c === '{' || c === '[') depth++;
+    else if (c === '}' || c === ']') depth--;
+  }
+  return null;
 }
