@@ -2,7 +2,8 @@
 // to 0/1 by the typed-array copy); addLora during a running step (it replaced the adapters under
 // the step, dropping its gradients); eps or a RoPE base <= 0 (NaN logits); a GGUF alignment of
 // 2.5; a sampling temperature so small that logits / T overflowed (the least likely token won);
-// a disposed tensor written to safetensors (a file tunekit then refused).
+// a disposed tensor written to safetensors (a file tunekit then refused); and PyTorch pickles, refused
+// (never unpickled) with the reason and the conversion to safetensors.
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -89,5 +90,27 @@ describe('writeSafetensors', () => {
     t.dispose();
     const file = join(mkdtempSync(join(tmpdir(), 'tunekit-st-')), 'w.safetensors');
     await expect(writeSafetensors(file, { w: t })).rejects.toThrow('Expected a live tensor for w but it was disposed');
+  });
+});
+
+describe('PyTorch pickles', () => {
+  const work = mkdtempSync(join(tmpdir(), 'tunekit-pickle-'));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+  const refusal = (file: string, convert: RegExp) =>
+    expect.objectContaining({ code: 'ERR_TUNEKIT_UNSUPPORTED', message: expect.stringMatching(new RegExp(`^${file.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: \\S+ is a PyTorch pickle, which tunekit never loads \\(unpickling runs whatever code the file holds\\)\\. Convert it to safetensors once: .*${convert.source}`)) });
+
+  it('are refused with the reason and the conversion, as a model folder, a file or an adapter', async () => {
+    const folder = join(work, 'model');
+    mkdirSync(folder, { recursive: true });
+    copyFileSync(join(dir, 'config.json'), join(folder, 'config.json'));
+    writeFileSync(join(folder, 'pytorch_model.bin'), Buffer.from('PK\x03\x04 not really a pickle'));
+    await expect(loadModel(folder)).rejects.toEqual(refusal(join(folder, 'pytorch_model.bin'), /save_pretrained\(.*safe_serialization=True\)/));
+    await expect(loadModel(join(folder, 'pytorch_model.bin'))).rejects.toEqual(refusal(join(folder, 'pytorch_model.bin'), /save_pretrained/));
+    const adapter = join(work, 'adapter');
+    mkdirSync(adapter, { recursive: true });
+    writeFileSync(join(adapter, 'adapter_config.json'), JSON.stringify({ peft_type: 'LORA', r: 2, lora_alpha: 4, target_modules: ['q_proj'] }));
+    writeFileSync(join(adapter, 'adapter_model.bin'), Buffer.from('not really a pickle'));
+    const { loadPeftAdapter } = await import('../lib/index.js');
+    await expect(loadPeftAdapter(await loadModel(dir), adapter)).rejects.toEqual(refusal(join(adapter, 'adapter_model.bin'), /save_file\(torch\.load\(.*weights_only=True\)/));
   });
 });

@@ -1,8 +1,10 @@
 // Reading a PEFT LoRA adapter folder (ours or one PEFT saved) onto a loaded model: the inverse of
 // savePeftAdapter, so `tunekit generate --adapter` and evaluation can use a trained adapter.
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TunekitError } from '../errors.js';
+import { pickleRefusal } from '../safetensors/pickle.js';
 import type { Model } from '../model/load.js';
 import { openSafetensors } from '../safetensors/read.js';
 import type { Tensor } from '../tensor.js';
@@ -22,7 +24,9 @@ export async function loadPeftAdapter(model: Model, dir: string): Promise<void> 
     throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${dir}: expected a PEFT adapter folder with adapter_config.json (${(e as Error).message})`);
   }
   if (cfg.peft_type !== 'LORA') throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${dir}: peft_type ${JSON.stringify(cfg.peft_type)}; tunekit reads LORA adapters`);
-  const f = await openSafetensors(join(dir, 'adapter_model.safetensors'));
+  const weights = join(dir, 'adapter_model.safetensors');
+  if (!existsSync(weights) && existsSync(join(dir, 'adapter_model.bin'))) throw pickleRefusal(join(dir, 'adapter_model.bin'), 'adapter');
+  const f = await openSafetensors(weights);
   try {
     const tensors: Record<string, Tensor<'f32'>> = {};
     const layers = new Set<number>(), targets = new Set<string>();

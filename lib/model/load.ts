@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { callNative, TunekitError } from '../errors.js';
 import type { GgufValue } from '../gguf/format.js';
 import { openGguf } from '../gguf/read.js';
+import { isPickle, pickleRefusal } from '../safetensors/pickle.js';
 import { native, type NativeGpt2Config, type NativeLlamaConfig, type NativeModel } from '../native.js';
 import type { Tensor } from '../tensor.js';
 import { tokenizerFromGguf } from '../tokenizer/gguf.js';
@@ -100,6 +101,7 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
   } catch {
     throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `Expected a GGUF model file or a Hugging Face folder at ${path}`);
   }
+  if (!isDir && isPickle(path)) throw pickleRefusal(path, 'model');
   if (isDir) {
     const hf = await loadHfFolder(path, o.quantize);
     const tokenizer = await tokenizerFromFolder(path);

@@ -5,6 +5,7 @@ import { dirname, join, resolve } from 'node:path';
 import { TunekitError } from '../errors.js';
 import { Tensor } from '../tensor.js';
 import { corrupt, headerLength, LOADABLE, parseHeader, type TensorInfo } from './format.js';
+import { isPickle, pickleIn, pickleRefusal } from './pickle.js';
 
 /** Largest single read; fs reads are limited to 2 GiB - 1 bytes each. */
 const CHUNK = 1 << 30;
@@ -209,7 +210,10 @@ export async function openSafetensors(path: string): Promise<SafetensorsReader> 
       const candidate = join(path, name);
       if (await stat(candidate).then(() => true, () => false)) return opener(candidate);
     }
+    const pickle = pickleIn(resolve(path), ['pytorch_model.bin', 'pytorch_model.bin.index.json', 'model.bin', 'model.pt', 'adapter_model.bin']);
+    if (pickle) throw pickleRefusal(pickle.replace(/\.index\.json$/, ''), pickle.includes('adapter_model') ? 'adapter' : 'model');
     throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${resolve(path)}: no model.safetensors.index.json or model.safetensors in this folder`);
   }
+  if (isPickle(path)) throw pickleRefusal(resolve(path), /adapter/.test(path) ? 'adapter' : 'model');
   return path.endsWith('.json') ? openIndex(path) : SingleFileReader.open(path);
 }
