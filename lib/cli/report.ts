@@ -41,7 +41,7 @@ const escape = (s: string) => s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': 
 /** Writes report.html from a metrics JSONL file; `summary` rows are shown as a table on top. */
 export async function writeReport(metricsFile: string, reportFile: string, title: string, summary: Record<string, string | number>): Promise<void> {
   const records = (await readFile(metricsFile, 'utf8')).split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>);
-  // A resumed run logs redone steps again: the last record of a step wins.
+  // The last record of a step wins (logs written before resumes trimmed them held redone steps twice).
   const steps = new Map<number, Record<string, number>>();
   for (const r of records) if (r.type === 'step') steps.set(r.step as number, r as Record<string, number>);
   const train = [...steps.values()].sort((a, b) => a.step! - b.step!);

@@ -3,7 +3,8 @@
 // checkpoints that resume bit for bit, a final test evaluation, events for UIs, an AbortSignal
 // that stops with a checkpoint, and a NaN/Inf loss that stops with a clear error.
 import { EventEmitter } from 'node:events';
-import { appendFile, mkdir } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { appendFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { batches, type CountedBatch } from '../data/batches.js';
 import type { Dataset, DataSplit } from '../data/dataset.js';
@@ -188,6 +189,26 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     await appendFile(this.options.logFile, JSON.stringify(record) + '\n');
   }
 
+  // A run resumed from the checkpoint of `step` redoes the steps after it: their records, logged
+  // before the run stopped, are dropped so that the log holds each step once. The file is
+  // replaced whole (written beside it, then renamed), so a crash here loses nothing.
+  private async trimLog(step: number): Promise<void> {
+    const file = this.options.logFile;
+    if (!file || !existsSync(file)) return;
+    const kept = (await readFile(file, 'utf8')).split('\n').filter((line) => {
+      if (!line.trim()) return false;
+      try {
+        const r = JSON.parse(line) as { step?: unknown };
+        return typeof r.step !== 'number' || r.step <= step;
+      } catch {
+        return true; // not ours to judge: keep it
+      }
+    });
+    const tmp = `${file}.tmp-${process.pid}`;
+    await writeFile(tmp, kept.map((l) => l + '\n').join(''));
+    await rename(tmp, file);
+  }
+
   async train(data: Dataset | DataSplit, call: TrainCallOptions = {}): Promise<TrainResult> {
     const o = this.options, model = this.model;
     if (model.trainable === 'none') {
@@ -235,6 +256,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         model.setOptimizerState(saved);
         const bestDir = o.outputDir ? join(o.outputDir, 'best') : null;
         if (state.best && bestDir) bestParams = (await readOptimizerState(bestDir).catch(() => null))?.params ?? null;
+        await this.trimLog(state.step);
         this.emit('resume', { step: state.step, dir });
       }
     }
