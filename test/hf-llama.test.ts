@@ -84,10 +84,18 @@ describe('Hugging Face Llama folder', () => {
     (await import('node:fs')).mkdirSync(missing, { recursive: true });
     copyFileSync(join(dir, 'config.json'), join(missing, 'config.json'));
     await writeSafetensors(join(missing, 'model.safetensors'), { 'model.embed_tokens.weight': Tensor.zeros('f32', [1001, 40]) });
+    await expect(loadModel(missing)).rejects.toThrow(/config\.json: num_hidden_layers is 2 but .* holds the tensors of 0 layers/);
+    // The fixture's tensors less the final norm, then with an embedding of the wrong shape.
+    const src = await openSafetensors(join(dir, 'model.safetensors'));
+    const all: Record<string, Tensor> = {};
+    for (const name of src.names()) all[name] = await src.read(name);
+    await src.close();
+    const { ['model.norm.weight']: _norm, ...noNorm } = all;
+    await writeSafetensors(join(missing, 'model.safetensors'), noNorm);
     const err = await loadModel(missing).catch((e) => e);
     expect(err).toBeInstanceOf(TunekitError);
     expect(err.message).toMatch(/missing tensor model\.norm\.weight/);
-    await writeSafetensors(join(missing, 'model.safetensors'), { 'model.embed_tokens.weight': Tensor.zeros('f32', [1000, 40]) });
+    await writeSafetensors(join(missing, 'model.safetensors'), { ...all, 'model.embed_tokens.weight': Tensor.zeros('f32', [1000, 40]) });
     await expect(loadModel(missing)).rejects.toThrow('tensor model.embed_tokens.weight has shape [1000, 40] but config.json implies [1001, 40]');
   });
 });

@@ -114,3 +114,22 @@ describe('PyTorch pickles', () => {
     await expect(loadPeftAdapter(await loadModel(dir), adapter)).rejects.toEqual(refusal(join(adapter, 'adapter_model.bin'), /save_file\(torch\.load\(.*weights_only=True\)/));
   });
 });
+
+describe('config sizes', () => {
+  const work = mkdtempSync(join(tmpdir(), 'tunekit-config-'));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+  it.each([
+    ['tiny-llama', 'num_hidden_layers'],
+    ['tiny-gpt2', 'n_layer'],
+  ])('a %s config whose %s the tensors do not bear out is refused before anything per layer is built', async (family, key) => {
+    const from = fileURLToPath(new URL(`./reference/fixtures/${family}/`, import.meta.url));
+    for (const layers of [1e9, 1]) {
+      const folder = join(work, `${family}-${layers}`);
+      mkdirSync(folder, { recursive: true });
+      copyFileSync(join(from, 'model.safetensors'), join(folder, 'model.safetensors'));
+      const config = JSON.parse(readFileSync(join(from, 'config.json'), 'utf8'));
+      writeFileSync(join(folder, 'config.json'), JSON.stringify({ ...config, [key]: layers }));
+      await expect(loadModel(folder)).rejects.toThrow(new RegExp(`config\\.json: ${key} is ${layers} but .* holds the tensors of 2 layers`));
+    }
+  });
+});

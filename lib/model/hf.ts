@@ -40,6 +40,21 @@ export function f32Of(t: Tensor): Tensor<'f32'> {
   return out;
 }
 
+/**
+ * Checks that a config's layer count is the number of layers whose tensors the file holds,
+ * before anything per layer is built (an absurd num_hidden_layers once filled the heap first).
+ */
+function checkLayerCount(configFile: string, dir: string, key: string, layers: number, names: string[], prefix: RegExp): void {
+  const present = new Set<string>();
+  for (const n of names) {
+    const m = prefix.exec(n);
+    if (m) present.add(m[1]!);
+  }
+  if (layers !== present.size) {
+    throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${configFile}: ${key} is ${layers} but ${dir} holds the tensors of ${present.size} layers`);
+  }
+}
+
 export interface Gpt2Loaded {
   architecture: 'GPT2LMHeadModel';
   config: NativeGpt2Config;
@@ -63,6 +78,7 @@ async function loadGpt2(dir: string, cfg: Record<string, unknown>, configFile: s
   const reader = await openSafetensors(dir);
   const tensors: Record<string, Tensor | Weights> = {};
   try {
+    checkLayerCount(configFile, dir, 'n_layer', config.layers, reader.names(), /^(?:transformer\.)?h\.(\d+)\./);
     checkFits(dir, reader.names().reduce((a, n) => a + reader.info(n).byteLength, 0));
     for (const name of reader.names()) {
       if (name.endsWith('.attn.bias') || name.endsWith('.attn.masked_bias')) continue;  // old causal-mask buffers
@@ -132,6 +148,7 @@ export async function loadHfFolder(dir: string, quantize?: WeightFormat): Promis
   try {
     // Stored bytes, plus fp32 copies of the (small) norm vectors; quantizing passes through fp32 one
     // matrix at a time.
+    checkLayerCount(configFile, dir, 'num_hidden_layers', config.layers, reader.names(), /^model\.layers\.(\d+)\./);
     checkFits(dir, reader.names().reduce((a, n) => a + reader.info(n).byteLength, 0));
     const qd = config.heads * config.headDim, kvd = config.kvHeads * config.headDim;
     const want: [string, string, number[]][] = [['model.embed_tokens.weight', 'token_embd.weight', [config.vocab, dim]], ['model.norm.weight', 'output_norm.weight', [dim]]];
