@@ -133,3 +133,27 @@ describe('config sizes', () => {
     }
   });
 });
+
+describe('third-party failures become TunekitErrors naming the file', () => {
+  const work = mkdtempSync(join(tmpdir(), 'tunekit-thirdparty-'));
+  afterAll(() => rmSync(work, { recursive: true, force: true }));
+  const folder = (name: string, files: Record<string, string>) => {
+    const f = join(work, name);
+    mkdirSync(f, { recursive: true });
+    for (const n of ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json']) copyFileSync(join(dir, n === 'tokenizer.json' || n === 'tokenizer_config.json' ? '../tiny-tokenizer' : '', n), join(f, n));
+    for (const [n, text] of Object.entries(files)) writeFileSync(join(f, n), text);
+    return f;
+  };
+  it.each([
+    ['config.json', 'null', /config\.json: expected a JSON object but found null/],
+    ['tokenizer.json', '{"model": 5}', /tokenizer\.json: not a tokenizer tokenizers\.js can build/],
+    ['tokenizer.json', 'null', /tokenizer\.json: expected a JSON object/],
+    ['tokenizer_config.json', '[]', /tokenizer_config\.json: expected a JSON object/],
+  ])('%s holding %s', async (file, text, message) => {
+    const f = folder(`${file}-${text.length}`, { [file]: text });
+    const err = await loadModel(f).catch((e) => e);
+    expect(err).toBeInstanceOf(TunekitError);
+    expect(err.code).toBe('ERR_TUNEKIT_CORRUPT_FILE');
+    expect(err.message).toMatch(message);
+  });
+});

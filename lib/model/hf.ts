@@ -103,7 +103,11 @@ export async function loadHfFolder(dir: string, quantize?: WeightFormat): Promis
   } catch (e) {
     throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${configFile}: invalid JSON (${(e as Error).message})`);
   }
-  const arch = (cfg.architectures as string[] | undefined)?.[0] ?? String(cfg.model_type);
+  if (typeof cfg !== 'object' || cfg === null || Array.isArray(cfg)) {
+    throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${configFile}: expected a JSON object but found ${JSON.stringify(cfg)?.slice(0, 40)}`);
+  }
+  const archs = cfg.architectures;
+  const arch = Array.isArray(archs) && typeof archs[0] === 'string' ? archs[0] : String(cfg.model_type);
   if (arch === 'GPT2LMHeadModel') return loadGpt2(dir, cfg, configFile, quantize);
   if (!SUPPORTED.includes(arch)) {
     throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${configFile}: architecture ${arch} is not supported yet; tunekit loads ${SUPPORTED.join(', ')}`);

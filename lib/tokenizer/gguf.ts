@@ -143,7 +143,12 @@ export function tokenizerFromGguf(metadata: Map<string, GgufValue>, source = 'th
     add_bos_token: metadata.get('tokenizer.ggml.add_bos_token') === true,
     clean_up_tokenization_spaces: false,
   };
-  const tokenizer = new Tokenizer(json, config);
+  let tokenizer: Tokenizer;
+  try {
+    tokenizer = new Tokenizer(json, config);
+  } catch (e) {
+    throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${source}: the tokenizer.ggml.* metadata do not make a tokenizer (${(e as Error).message})`);
+  }
   const templateText = metadata.get('tokenizer.chat_template');
   const template = typeof templateText === 'string' ? chatTemplate(templateText, `${source} (tokenizer.chat_template)`) : null;
   const addBos = config.add_bos_token;

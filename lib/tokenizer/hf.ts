@@ -30,7 +30,15 @@ export async function tokenizerFromFolder(dir: string): Promise<TextTokenizer | 
   } catch (e) {
     throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${dir}: tokenizer files are not valid JSON (${(e as Error).message})`);
   }
-  const tokenizer = new Tokenizer(json, config);
+  for (const [name, v] of [['tokenizer.json', json], ['tokenizer_config.json', config]] as const) {
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${join(dir, name)}: expected a JSON object`);
+  }
+  let tokenizer: Tokenizer;
+  try {
+    tokenizer = new Tokenizer(json, config);
+  } catch (e) {
+    throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: not a tokenizer tokenizers.js can build (${(e as Error).message})`);
+  }
   const vocab = (json.model as { vocab?: Record<string, number> } | undefined)?.vocab ?? {};
   const added = (json.added_tokens as { id: number; content: string }[] | undefined) ?? [];
   const idOf = (t: string | null) => (t === null ? null : (vocab[t] ?? added.find((a) => a.content === t)?.id ?? null));
