@@ -33,9 +33,9 @@ class AddonModelSession : public Napi::ObjectWrap<AddonModelSession> {
       const Tensor& tokens = AddonTensor::unwrap(info[0], "tokens")->tensor();
       const ModelFamily& m = *state_->model;
       const int64_t n = check_tokens(tokens, m.vocab());
-      const int64_t room = state_->cache->capacity() - state_->cache->length();
+      const int64_t room = state_->cache->limit() - state_->cache->length();
       check_arg(n <= room, "Expected at most " + std::to_string(room) + " more tokens in this session (capacity " +
-                               std::to_string(state_->cache->capacity()) + ")");
+                               std::to_string(state_->cache->limit()) + ")");
       bool expected = false;
       check_arg(state_->busy.compare_exchange_strong(expected, true), "Expected one decode at a time on a session, but one is still running");
       // Clears the flag when the last holder (the worker, or this call if it throws) lets go.
@@ -62,7 +62,8 @@ class AddonModelSession : public Napi::ObjectWrap<AddonModelSession> {
     });
   }
   Napi::Value length(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(state_->cache->length())); }
-  Napi::Value capacity(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(state_->cache->capacity())); }
+  // The session's room (what createSession was given); the cache's storage grows to it as needed.
+  Napi::Value capacity(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(state_->cache->limit())); }
 
   std::shared_ptr<SessionState> state_;
 };

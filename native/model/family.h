@@ -4,6 +4,7 @@
 // generation cache. A new family is one implementation of this plus its constructor from named
 // weights (addon/model_weights.cc).
 #pragma once
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -17,12 +18,30 @@
 
 namespace tk {
 
-// The keys and values of one sequence being generated.
+// The keys and values of one sequence being generated. Why growing storage: a session is opened
+// for prompt + maxTokens, and allocating all of it at once cost 2.4 GB for a 20-token reply with
+// maxTokens 50,000 on SmolLM2; the storage starts at kInitialCacheTokens and doubles as tokens
+// arrive, up to the session's limit.
+constexpr int64_t kInitialCacheTokens = 256;
+
 struct DecodeCache {
   virtual ~DecodeCache() = default;
-  virtual int64_t capacity() const = 0;
+  // Most tokens the session may hold (the caller checks it before each decode).
+  int64_t limit() const { return limit_; }
+  virtual int64_t capacity() const = 0;  // tokens the storage holds now
   virtual int64_t length() const = 0;
   virtual void reset() = 0;
+  // Room for n more tokens (length + n <= limit), growing the storage, contents kept.
+  void make_room(int64_t n, const ExecContext& x) {
+    if (length() + n > capacity()) grow(std::min(limit_, std::max(2 * capacity(), length() + n)), x);
+  }
+
+ protected:
+  explicit DecodeCache(int64_t limit) : limit_(limit) {}
+  virtual void grow(int64_t capacity, const ExecContext& x) = 0;
+
+ private:
+  int64_t limit_;
 };
 
 class ModelFamily {
@@ -51,8 +70,10 @@ class ModelFamily {
   // The LM's logits [n, vocab] of one sequence (adapters or trained weights of t applied; t may
   // be null; a classifier head is not used).
   virtual void logits(const Trainable* t, const int32_t* tokens, int64_t n, float* out, const ExecContext& x) const = 0;
-  virtual std::unique_ptr<DecodeCache> new_cache(int64_t capacity, const ExecContext& x) const = 0;
-  // Appends tokens [n] to the cache (room checked by the caller) and writes the last one's logits [vocab].
+  // A cache for at most `limit` tokens.
+  virtual std::unique_ptr<DecodeCache> new_cache(int64_t limit, const ExecContext& x) const = 0;
+  // Appends tokens [n] to the cache (length + n <= limit, checked by the caller) and writes the
+  // last one's logits [vocab].
   virtual void decode(const Trainable* t, DecodeCache& cache, const int32_t* tokens, int64_t n, float* logits,
                       const ExecContext& x) const = 0;
 

@@ -43,7 +43,17 @@ Gpt2Weights gpt2_weights_with(const Gpt2Weights& w, const Gpt2Config& c, const T
 }
 
 Gpt2Cache::Gpt2Cache(const Gpt2Config& c, int64_t cap, const ExecContext& x)
-    : capacity(cap), k(x, c.layers * cap * c.dim, true), v(x, c.layers * cap * c.dim, true) {}
+    : capacity(cap), layers(c.layers), dim(c.dim), k(x, c.layers * cap * c.dim, true), v(x, c.layers * cap * c.dim, true) {}
+
+void Gpt2Cache::grow(int64_t cap, const ExecContext& x) {
+  for (Buffer* b : {&k, &v}) {
+    Buffer bigger(x, layers * cap * dim, true);
+    for (int64_t li = 0; li < layers && length; ++li)
+      x.backend->copy(bigger.data() + li * cap * dim, b->data() + li * capacity * dim, static_cast<size_t>(length * dim) * sizeof(float));
+    *b = std::move(bigger);
+  }
+  capacity = cap;
+}
 
 void gpt2_decode(const Gpt2Config& c, const Gpt2Weights& w, const Trainable* t, const int32_t* tokens, int64_t n,
                  Gpt2Cache& cache, float* logits, const ExecContext& ex) {

@@ -51,8 +51,11 @@ Gpt2Weights gpt2_weights_with(const Gpt2Weights& w, const Gpt2Config& c, const T
 // Keys and values of the tokens seen so far: [layers, capacity, dim] each, on the backend.
 struct Gpt2Cache {
   int64_t capacity = 0, length = 0;
+  int64_t layers = 0, dim = 0;
   Buffer k, v;
   Gpt2Cache(const Gpt2Config& c, int64_t capacity, const ExecContext& x);
+  // Room for `capacity` tokens, the cached ones kept.
+  void grow(int64_t capacity, const ExecContext& x);
 };
 
 // Incremental decoding: tokens [n] after the cached ones (whose count grows by n; the caller

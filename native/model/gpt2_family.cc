@@ -12,10 +12,14 @@ const char* const kNames[kGpt2Projections] = {"attn.c_attn", "attn.c_proj", "mlp
 
 struct Gpt2DecodeCache final : DecodeCache {
   Gpt2Cache cache;
-  Gpt2DecodeCache(const Gpt2Config& c, int64_t capacity, const ExecContext& x) : cache(c, capacity, x) {}
+  Gpt2DecodeCache(const Gpt2Config& c, int64_t limit, const ExecContext& x)
+      : DecodeCache(limit), cache(c, std::min(limit, kInitialCacheTokens), x) {}
   int64_t capacity() const override { return cache.capacity; }
   int64_t length() const override { return cache.length; }
   void reset() override { cache.length = 0; }
+
+ protected:
+  void grow(int64_t capacity, const ExecContext& x) override { cache.grow(capacity, x); }
 };
 
 class Gpt2 final : public ModelFamily {
@@ -88,12 +92,13 @@ class Gpt2 final : public ModelFamily {
     gpt2_step(c_, gpt2_weights_with(w_, c_, t), state, tokens, labels.data(), 1, n, o, x);
   }
 
-  std::unique_ptr<DecodeCache> new_cache(int64_t capacity, const ExecContext& x) const override {
-    return std::make_unique<Gpt2DecodeCache>(c_, capacity, x);
+  std::unique_ptr<DecodeCache> new_cache(int64_t limit, const ExecContext& x) const override {
+    return std::make_unique<Gpt2DecodeCache>(c_, limit, x);
   }
 
   void decode(const Trainable* t, DecodeCache& cache, const int32_t* tokens, int64_t n, float* logits,
               const ExecContext& x) const override {
+    cache.make_room(n, x);
     gpt2_decode(c_, gpt2_weights_with(w_, c_, t), t, tokens, n, static_cast<Gpt2DecodeCache&>(cache).cache, logits, x);
   }
 

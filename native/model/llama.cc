@@ -39,6 +39,17 @@ LlamaCache::LlamaCache(const LlamaConfig& c, int64_t cap, const ExecContext& x) 
     k.emplace_back(x, cap * c.kv_heads * c.head_dim, true), v.emplace_back(x, cap * c.kv_heads * c.head_dim, true);
 }
 
+void LlamaCache::grow(int64_t cap, const ExecContext& x) {
+  for (std::vector<Buffer>* kv : {&k, &v})
+    for (Buffer& b : *kv) {
+      const int64_t per_token = b.size() / capacity;
+      Buffer bigger(x, cap * per_token, true);
+      if (length) x.backend->copy(bigger.data(), b.data(), static_cast<size_t>(length * per_token) * sizeof(float));
+      b = std::move(bigger);
+    }
+  capacity = cap;
+}
+
 void llama_forward(const LlamaConfig& c, const LlamaWeights& w, const int32_t* tokens, int64_t n, LlamaCache* cache,
                    float* logits, const ExecContext& ex, const Trainable* lora) {
   const ForwardContext forward(lora, ex);

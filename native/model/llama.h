@@ -55,6 +55,8 @@ struct LlamaCache {
   int64_t capacity = 0, length = 0;
   std::vector<Buffer> k, v;  // per layer: [capacity, kv_heads * head_dim]
   LlamaCache(const LlamaConfig& cfg, int64_t capacity, const ExecContext& x);
+  // Room for `capacity` tokens, the cached ones kept.
+  void grow(int64_t capacity, const ExecContext& x);
 };
 
 // Runs tokens [n] through the decoder. Without a cache they sit at positions 0..n-1 and logits

@@ -13,10 +13,14 @@ const char* const kGgufNames[kProjections] = {"attn_q", "attn_k", "attn_v", "att
 
 struct LlamaDecodeCache final : DecodeCache {
   LlamaCache cache;
-  LlamaDecodeCache(const LlamaConfig& c, int64_t capacity, const ExecContext& x) : cache(c, capacity, x) {}
+  LlamaDecodeCache(const LlamaConfig& c, int64_t limit, const ExecContext& x)
+      : DecodeCache(limit), cache(c, std::min(limit, kInitialCacheTokens), x) {}
   int64_t capacity() const override { return cache.capacity; }
   int64_t length() const override { return cache.length; }
   void reset() override { cache.length = 0; }
+
+ protected:
+  void grow(int64_t capacity, const ExecContext& x) override { cache.grow(capacity, x); }
 };
 
 class Llama final : public ModelFamily {
@@ -76,12 +80,13 @@ class Llama final : public ModelFamily {
     llama_forward(c_, llama_weights_with(w_, c_, t), tokens, n, nullptr, out, x, t);
   }
 
-  std::unique_ptr<DecodeCache> new_cache(int64_t capacity, const ExecContext& x) const override {
-    return std::make_unique<LlamaDecodeCache>(c_, capacity, x);
+  std::unique_ptr<DecodeCache> new_cache(int64_t limit, const ExecContext& x) const override {
+    return std::make_unique<LlamaDecodeCache>(c_, limit, x);
   }
 
   void decode(const Trainable* t, DecodeCache& cache, const int32_t* tokens, int64_t n, float* logits,
               const ExecContext& x) const override {
+    cache.make_room(n, x);
     llama_forward(c_, llama_weights_with(w_, c_, t), tokens, n, &static_cast<LlamaDecodeCache&>(cache).cache, logits, x, t);
   }
 
