@@ -12,10 +12,13 @@ const close = (a: number, b: number, what: string) => expect(Math.abs(a - b), `$
 describe('BLEU (sacrebleu defaults)', () => {
   it('tokenizes as 13a', () => {
     expect([...fx.hyps, ...fx.refsA].map(tokenize13a)).toEqual(fx.tokenized);
+    // Python's whitespace: U+001C..U+001F and U+0085 separate words, U+FEFF does not.
+    expect(fx.wsHyps.map(tokenize13a)).toEqual(fx.wsTokenized);
   });
   it('scores corpora with one or two references, and none matching', () => {
     const cases: Record<string, [string[], string[][]]> = {
       one_ref: [fx.hyps, [fx.refsA]], two_refs: [fx.hyps, [fx.refsA, fx.refsB]], first_three: [fx.hyps.slice(0, 3), [fx.refsA.slice(0, 3)]], no_match: [['zzz yyy'], [['aaa bbb']]],
+      whitespace: [fx.wsHyps, [fx.wsRefs]], // segments right-stripped first, as sacrebleu does
     };
     for (const [name, [hyps, refs]] of Object.entries(cases)) {
       const ours = corpusBleu(hyps, refs), want = fx.bleu[name];

@@ -2,6 +2,11 @@
 // case-sensitive, n-grams up to 4, reference n-gram counts clipped by the maximum over references,
 // the closest reference length (ties: the shorter), brevity penalty, and 'exp' smoothing.
 
+// Python's str.split() whitespace (what sacrebleu splits and strips with), which is not JS's \s:
+// it adds U+001C..U+001F and U+0085 and leaves out U+FEFF.
+const PY_SPACE = '\\t\\n\\x0b\\x0c\\r\\x1c-\\x1f \\x85\\xa0\\u1680\\u2000-\\u200a\\u2028\\u2029\\u202f\\u205f\\u3000';
+const PY_SPLIT = new RegExp(`[${PY_SPACE}]+`), PY_RSTRIP = new RegExp(`[${PY_SPACE}]+$`);
+
 /** sacrebleu's 13a tokenizer. */
 export function tokenize13a(line: string): string {
   line = line.replaceAll('<skipped>', '').replaceAll('-\n', '').replaceAll('\n', ' ');
@@ -11,8 +16,11 @@ export function tokenize13a(line: string): string {
     .replace(/([^0-9])([.,])/g, '$1 $2 ')
     .replace(/([.,])([^0-9])/g, ' $1 $2')
     .replace(/([0-9])(-)/g, '$1 $2 ');
-  return line.trim().split(/\s+/).filter(Boolean).join(' ');
+  return line.split(PY_SPLIT).filter(Boolean).join(' ');
 }
+
+// A segment's tokens as sacrebleu's BLEU takes them: right-stripped (Python's whitespace), then 13a.
+const segmentTokens = (segment: string) => tokenize13a(segment.replace(PY_RSTRIP, '')).split(' ').filter(Boolean);
 
 function ngrams(tokens: string[], maxOrder: number): Map<string, number> {
   const out = new Map<string, number>();
@@ -44,11 +52,11 @@ export function corpusBleu(hypotheses: readonly string[], references: readonly (
     const refNgrams = new Map<string, number>();
     const refLens: number[] = [];
     for (const stream of references) {
-      const tokens = tokenize13a(stream[i] ?? '').split(' ').filter(Boolean);
+      const tokens = segmentTokens(stream[i] ?? '');
       refLens.push(tokens.length);
       for (const [k, c] of ngrams(tokens, maxOrder)) refNgrams.set(k, Math.max(refNgrams.get(k) ?? 0, c));
     }
-    const tokens = tokenize13a(hyp).split(' ').filter(Boolean);
+    const tokens = segmentTokens(hyp);
     let closest = -1, diff = -1;
     for (const len of refLens) {
       const d = Math.abs(tokens.length - len);

@@ -44,6 +44,13 @@ REFS_B = [
     "naïve café",
     "the cat",
 ]
+# Python's whitespace is not JavaScript's: str.split() also splits at U+001C..U+001F and U+0085,
+# and not at U+FEFF; BLEU right-strips each segment (Python's whitespace) before tokenizing, so a
+# trailing "-\n" keeps its hyphen.
+WS_HYPS = ["the quick\x1cbrown fox\x85jumps over the lazy dog", "a zero\ufeffwidth space stays inside one word here",
+           "a line that ends with a hyphen-\n", "two\u2029paragraphs of text are here  "]
+WS_REFS = ["the quick brown fox jumps over the lazy dog", "a zero\ufeffwidth space stays inside one word here",
+           "a line that ends with a hyphen-", "two paragraphs of text are here"]
 
 
 def main() -> None:
@@ -52,6 +59,7 @@ def main() -> None:
         "two_refs": sacrebleu.corpus_bleu(HYPS, [REFS_A, REFS_B]),
         "first_three": sacrebleu.corpus_bleu(HYPS[:3], [REFS_A[:3]]),
         "no_match": sacrebleu.corpus_bleu(["zzz yyy"], [["aaa bbb"]]),
+        "whitespace": sacrebleu.corpus_bleu(WS_HYPS, [WS_REFS]),
     }
     tok = sacrebleu.tokenizers.tokenizer_13a.Tokenizer13a()
     scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=False)
@@ -71,6 +79,8 @@ def main() -> None:
         "versions": {"sacrebleu": sacrebleu.__version__, "rouge_score": getattr(rouge_score, "__version__", "?"), "sklearn": sklearn.__version__},
         "hyps": HYPS, "refsA": REFS_A, "refsB": REFS_B,
         "tokenized": [tok(h) for h in HYPS + REFS_A],
+        "wsHyps": WS_HYPS, "wsRefs": WS_REFS,
+        "wsTokenized": [tok(h) for h in WS_HYPS],
         "bleu": {k: {"score": v.score, "precisions": v.precisions, "bp": v.bp, "sys_len": v.sys_len, "ref_len": v.ref_len} for k, v in bleu.items()},
         "rouge": rouge,
         "classification": cls,
