@@ -120,8 +120,6 @@ class Backend {
   virtual void synchronize() = 0;
   // A step's buffers are all freed: let go of what the next step will not reuse.
   virtual void end_step() {}
-  // Bytes of prepared weights kept for the model.
-  virtual size_t kept_bytes() const { return 0; }
 
   ExecContext context(Isa isa, ThreadPool* pool) {
     ExecContext x;

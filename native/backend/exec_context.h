@@ -23,9 +23,6 @@ struct ExecContext {
   // bf16 GEMM panels, 2 bytes per weight and orientation) instead of preparing them in every
   // product. Off in full fine-tuning, where the weights change every step.
   bool keep_weights = false;
-
-  // The same call on the calling thread alone (a kernel inside one task of a parallel op).
-  ExecContext serial() const;
 };
 
 }  // namespace tk

@@ -31,7 +31,6 @@ class CpuBackend final : public Backend {
     malloc_trim(0);
 #endif
   }
-  size_t kept_bytes() const override { return panels.bytes(); }
 
   cpu::WeightPanelCache panels;
 };
