@@ -15,7 +15,7 @@
       'cflags!': ['-fno-exceptions'],
       'cflags_cc!': ['-fno-exceptions', '-fno-rtti'],
       'cflags_cc': ['-std=c++17', '-O3', '-fexceptions', '-fvisibility=hidden'],
-      'conditions': [['OS=="linux"', {'ldflags': ['-Wl,-z,now']}]],
+      'conditions': [['OS=="linux"', {'ldflags': ['-Wl,-z,now'], 'libraries': ['-ldl']}]],
       'xcode_settings': {
         'GCC_ENABLE_CPP_EXCEPTIONS': 'YES',
         'CLANG_CXX_LANGUAGE_STANDARD': 'c++17',

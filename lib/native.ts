@@ -104,6 +104,21 @@ export interface NativeOptimizerState {
   v: NativeTensor;
   step: number;
   tokens: number;
+  /** Where m and v sit in the flat layout: this rank's shard at ZeRO stages 1 and 2 (m and v may be longer: padding). */
+  momentsSharded: boolean;
+  momentsOffset: number;
+  momentsLength: number;
+}
+
+/** A rank's place in the flat layout after shardTraining (native/model/trainable.h). */
+export interface NativeShard {
+  world: number;
+  rank: number;
+  stage: 0 | 1 | 2;
+  size: number;
+  padded: number;
+  momentsOffset: number;
+  momentsLength: number;
 }
 
 /** One class for every model family (native/addon/AddonModel.cc). */
@@ -129,7 +144,8 @@ export interface NativeModel {
   optimizerStep(options: {
     lr: number; beta1?: number; beta2?: number; eps?: number; weightDecay?: number; maxGradNorm?: number;
     lrScales?: { offset: number; length: number; scale: number }[];
-  }): Promise<{ gradNorm: number; step: number; tokens: number }>;
+  }): Promise<{ gradNorm: number; step: number; tokens: number; commSeconds: number; commBytes: number }>;
+  shardTraining(options: { stage: 0 | 1 | 2 }): NativeShard;
 }
 
 export interface NativeGpt2Config {
@@ -155,6 +171,11 @@ export interface NativeAddon {
   measureLimit(kind: 'fp32' | 'bf16' | 'amx' | 'memory', seconds: number): Promise<number>;
   gemm(a: NativeTensor, b: NativeTensor | NativeWeights, c: NativeTensor, options: NativeGemmOptions): Promise<void>;
   runOp(name: string, tensors: NativeTensor[], options?: Record<string, number | boolean | string>): Promise<number[]>;
+  /** Initializes MPI through the engine library (native/dist/mpi/) and joins its group. */
+  openDistributed(engineLibrary: string): { rank: number; world: number; engine: 'mpi'; version: string };
+  distAllReduce(values: Float64Array): Promise<void>;
+  distBroadcast(values: Float64Array, root: number): Promise<void>;
+  distBarrier(): Promise<void>;
   loraLinearForward(
     x: NativeTensor, w: NativeTensor | NativeWeights, a: NativeTensor, b: NativeTensor, y: NativeTensor, t: NativeTensor,
     options: NativeLoraOptions,
@@ -179,6 +200,9 @@ export function packageRoot(): string {
 
 const require = createRequire(import.meta.url);
 // node-gyp-build loads build/Release first, then prebuilds/<platform>-<arch>/.
-const loadBinding = require('node-gyp-build') as (root: string) => NativeAddon;
+const loadBinding = require('node-gyp-build') as ((root: string) => NativeAddon) & { path(root: string): string };
 
 export const native: NativeAddon = loadBinding(packageRoot());
+
+/** The file the addon was loaded from (the MPI engine library lies beside it). */
+export const nativePath = (): string => loadBinding.path(packageRoot());

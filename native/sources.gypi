@@ -3,6 +3,7 @@
 {
   'variables': {
     'tunekit_sources': [
+      'native/addon/AddonDist.cc',
       'native/addon/AddonGemm.cc',
       'native/addon/AddonLora.cc',
       'native/addon/AddonModel.cc',
@@ -48,6 +49,7 @@
       'native/core/bnb_dynamic_map.cc',
       'native/core/tensor.cc',
       'native/dist/local_comm.cc',
+      'native/dist/mpi_comm.cc',
       'native/model/gpt2.cc',
       'native/model/gpt2_family.cc',
       'native/model/gpt2_train.cc',

@@ -88,7 +88,8 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
                         InstanceMethod<&AddonModel::head_step>("headStep"),
                         InstanceMethod<&AddonModel::optimizer_step>("optimizerStep"),
                         InstanceMethod<&AddonModel::optimizer_state>("optimizerState"),
-                        InstanceMethod<&AddonModel::set_optimizer_state>("setOptimizerState")});
+                        InstanceMethod<&AddonModel::set_optimizer_state>("setOptimizerState"),
+                        InstanceMethod<&AddonModel::shard_training>("shardTraining")});
   }
 
   explicit AddonModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AddonModel>(info) {
@@ -458,11 +459,14 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
       auto pool = env_state->pool;
       const ExecContext x = model_->context(env_state->isa, pool.get());
       auto model = model_;
+      std::shared_ptr<Comm> comm = env_state->comm;  // kept alive by the call
       return PromiseWorker::start(
-          info.Env(), [train, guard, args, result, pool, model, x] { *result = step_optimizer(*train, *args, single_process_comm(), x); },
+          info.Env(),
+          [train, guard, args, result, pool, model, x, comm] { *result = step_optimizer(*train, *args, comm ? *comm : single_process_comm(), x); },
           [train, result](Napi::Env env) -> Napi::Value {
             Napi::Object out = Napi::Object::New(env);
             out.Set("gradNorm", result->grad_norm), out.Set("step", static_cast<double>(train->step)), out.Set("tokens", result->tokens);
+            out.Set("commSeconds", result->comm_seconds), out.Set("commBytes", result->comm_bytes);
             return out;
           },
           {info.This()});
@@ -489,6 +493,10 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
         out.Set(name, AddonTensor::wrap(info.Env(), t));
       };
       put("params", train_->t.params), put("grads", train_->t.grads), put("m", train_->m), put("v", train_->v);
+      // Where m and v sit in the layout: this rank's shard at ZeRO stages 1 and 2.
+      out.Set("momentsSharded", train_->moments_sharded());
+      out.Set("momentsOffset", static_cast<double>(train_->moments_begin()));
+      out.Set("momentsLength", static_cast<double>(std::min(train_->m.size(), train_->t.params.size() - train_->moments_begin())));
       out.Set("step", static_cast<double>(train_->step));
       out.Set("tokens", train_->tokens);
       return out;
@@ -513,20 +521,53 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
         const Tensor* from = nullptr;
       };
       Part parts[4] = {{"params", &train_->t.params, false}, {"m", &train_->m, false}, {"v", &train_->v, false}, {"grads", &train_->t.grads, true}};
+      // m and v: the whole vectors (this rank keeps its shard), or exactly this rank's shard.
+      const int64_t begin = train_->moments_begin(), kept = train_->m.size();
       for (Part& p : parts) {  // all checked before any is copied
         const Napi::Value v = o.Get(p.name);
         if (v.IsUndefined() && p.optional) continue;
         p.from = &AddonTensor::unwrap(v, p.name)->tensor();
-        check_arg(p.from->dtype == Dtype::F32 && p.from->numel() == size,
-                  std::string("Expected ") + p.name + " to be f32 [" + std::to_string(size) + "] but received " + p.from->shape_string());
+        const bool moment = p.into == &train_->m || p.into == &train_->v;
+        const bool fits = p.from->numel() == size || (moment && p.from->numel() == kept);
+        check_arg(p.from->dtype == Dtype::F32 && fits,
+                  std::string("Expected ") + p.name + " to be f32 [" + std::to_string(size) + "]" +
+                      (moment && kept != size ? " or this rank's shard [" + std::to_string(kept) + "]" : "") + " but received " +
+                      p.from->shape_string());
       }
       for (Part& p : parts) {
-        if (p.from) p.into->write(0, size, p.from->data<float>());
-        else p.into->fill_zero();
+        if (!p.from) {
+          p.into->fill_zero();
+        } else if (p.from->numel() == p.into->size()) {
+          p.into->write(0, p.into->size(), p.from->data<float>());
+        } else {  // whole moments into a shard
+          p.into->fill_zero();
+          p.into->write(0, std::min(kept, size - begin), p.from->data<float>() + begin);
+        }
       }
       train_->step = step;
       train_->tokens = tokens;
       return info.Env().Undefined();
+    });
+  }
+
+  // shardTraining({stage}) -> {world, rank, size, padded, momentsOffset, momentsLength}: this
+  // model trains as its rank of the group openDistributed joined, at ZeRO `stage` (0: every rank
+  // keeps whole moments; 1 and 2: its shard). Called once the trainable layout is final.
+  Napi::Value shard_training(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      check_arg(train_ && !train_->t.tensors.empty(), "Expected addLora(), enableFullTraining() or addClassifier() before shardTraining()");
+      Napi::Object o = options_arg(info, 0);
+      const int stage = static_cast<int>(option_int(o, "stage", 1, 0, 2));
+      TrainingGuard guard(*train_, "shardTraining()");
+      const Comm& comm = info.Env().GetInstanceData<AddonState>()->group();
+      train_->shard(comm.world(), comm.rank(), stage);
+      const ShardLayout l = train_->layout();
+      Napi::Object out = Napi::Object::New(info.Env());
+      out.Set("world", l.world), out.Set("rank", train_->rank), out.Set("stage", stage);
+      out.Set("size", static_cast<double>(l.size)), out.Set("padded", static_cast<double>(l.padded()));
+      out.Set("momentsOffset", static_cast<double>(train_->moments_begin()));
+      out.Set("momentsLength", static_cast<double>(std::min(train_->m.size(), l.size - train_->moments_begin())));
+      return out;
     });
   }
 

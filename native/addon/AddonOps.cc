@@ -170,7 +170,7 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
       // The sharded optimizer step on `world` in-process ranks (dist/comm.h's LocalGroup): rank r
       // holds the gradient sums tensors[1 + r] of its own tokens (tokensR); tensors[0], [3], [4]
       // are the parameters and moments, replaced by the result (all ranks' parameters must agree,
-      // and the moments are stitched from the shards). Returns [gradNorm, tokens, ranks agree].
+      // and the moments are stitched from the shards; at stage 0 every rank's must agree too). Returns [gradNorm, tokens, ranks agree].
       const int world = static_cast<int>(option_int(o, "world", 1, 1, 2));
       need(5);
       const int64_t n = t[0].numel();
@@ -179,6 +179,7 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
       OptimizerStepArgs a;
       a.adamw = adamw_options<AdamWConfig>(o, 1e-3, 0.01);
       a.max_grad_norm = option_number(o, "maxGradNorm", 0.0);
+      a.stage = static_cast<int>(option_int(o, "stage", 1, 0, 2));
       const double tokens[2] = {option_number(o, "tokens0", 1.0), option_number(o, "tokens1", 0.0)};
       if (option_number(o, "scaleLength", 0) > 0)
         a.lr_scales.push_back({option_int(o, "scaleOffset", 0, 0, n), option_int(o, "scaleLength", 0, 0, n),
@@ -186,6 +187,7 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
       const int64_t step = option_int(o, "step", 1, 1, int64_t{1} << 40);
       work = [=] {
         const ShardLayout layout = shard_layout(n, world);
+        const bool sharded = moments_sharded(layout, a.stage);
         std::vector<std::vector<float>> P(world), G(world), M(world), V(world);
         std::vector<OptimizerStepResult> r(world);
         for (int q = 0; q < world; ++q) {
@@ -193,9 +195,9 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
           std::copy(p, p + n, P[q].begin());
           const float* g = world == 1 ? grads[0] : grads[q];
           std::copy(g, g + n, G[q].begin());
-          const int64_t b = layout.begin(q), e = layout.end(q);
+          const int64_t b = sharded ? layout.begin(q) : 0, e = sharded ? layout.end(q) : n;
           M[q].assign(m + b, m + e), V[q].assign(v + b, v + e);
-          M[q].resize(static_cast<size_t>(layout.shard)), V[q].resize(static_cast<size_t>(layout.shard));
+          if (sharded) M[q].resize(static_cast<size_t>(layout.shard)), V[q].resize(static_cast<size_t>(layout.shard));
         }
         ExecContext rank_x = x;
         rank_x.pool = nullptr;  // each rank's thread steps its shard alone (the optimizer's ops take a null pool)
@@ -209,7 +211,8 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
         bool agree = true;
         for (int q = 0; q < world; ++q) {
           agree = agree && std::equal(P[q].begin(), P[q].begin() + n, P[0].begin()) && r[q].grad_norm == r[0].grad_norm;
-          const int64_t b = layout.begin(q), e = layout.end(q);
+          agree = agree && (sharded || (M[q] == M[0] && V[q] == V[0]));
+          const int64_t b = sharded ? layout.begin(q) : 0, e = sharded ? layout.end(q) : n;
           std::copy(M[q].begin(), M[q].begin() + (e - b), m + b), std::copy(V[q].begin(), V[q].begin() + (e - b), v + b);
         }
         std::copy(P[0].begin(), P[0].begin() + n, p);

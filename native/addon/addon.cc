@@ -20,6 +20,10 @@ Napi::Value lora_forward_binding(const Napi::CallbackInfo& info);
 Napi::Value lora_backward_binding(const Napi::CallbackInfo& info);
 Napi::Function define_model(Napi::Env env);
 Napi::Value run_op_binding(const Napi::CallbackInfo& info);
+Napi::Value open_distributed_binding(const Napi::CallbackInfo& info);
+Napi::Value dist_all_reduce_binding(const Napi::CallbackInfo& info);
+Napi::Value dist_broadcast_binding(const Napi::CallbackInfo& info);
+Napi::Value dist_barrier_binding(const Napi::CallbackInfo& info);
 
 namespace {
 
@@ -141,6 +145,10 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   exports.Set("gemm", Napi::Function::New(env, gemm_binding, "gemm"));
   exports.Set("loraLinearForward", Napi::Function::New(env, lora_forward_binding, "loraLinearForward"));
   exports.Set("loraLinearBackward", Napi::Function::New(env, lora_backward_binding, "loraLinearBackward"));
+  exports.Set("openDistributed", Napi::Function::New(env, open_distributed_binding, "openDistributed"));
+  exports.Set("distAllReduce", Napi::Function::New(env, dist_all_reduce_binding, "distAllReduce"));
+  exports.Set("distBroadcast", Napi::Function::New(env, dist_broadcast_binding, "distBroadcast"));
+  exports.Set("distBarrier", Napi::Function::New(env, dist_barrier_binding, "distBarrier"));
   return exports;
 }
 

@@ -9,6 +9,7 @@
 
 #include "../backend/cpu/cpu_features.h"
 #include "../backend/cpu/thread_pool.h"
+#include "../dist/comm.h"
 
 namespace tk {
 
@@ -20,6 +21,9 @@ struct AddonState {
   Napi::FunctionReference tensor_ctor;   // to wrap tensors made in native code
   Napi::FunctionReference weights_ctor;  // to wrap weights made in native code
   Napi::FunctionReference session_ctor;  // ModelSession, made by Model.createSession
+  // The data-parallel group once openDistributed joined one (null: a plain single-process run).
+  std::shared_ptr<Comm> comm;
+  Comm& group() const { return comm ? *comm : single_process_comm(); }
 };
 
 }  // namespace tk

@@ -57,6 +57,13 @@ void FlatVector::resize(int64_t n) {
   p_ = p, n_ = n, cap_ = cap;
 }
 
+void FlatVector::reserve(int64_t n) {
+  if (n <= cap_) return;
+  const int64_t size = n_;
+  resize(n);  // allocates and zero-fills [size, n)
+  n_ = size;
+}
+
 void FlatVector::fill_zero() {
   if (n_) b_->fill_zero(p_, static_cast<size_t>(n_) * sizeof(float));
 }

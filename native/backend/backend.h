@@ -182,6 +182,9 @@ class FlatVector {
   const float* data() const { return p_; }
   int64_t size() const { return n_; }
   void resize(int64_t n);
+  // Room for n values without changing size(); what lies past size() reads as zero. The sharded
+  // optimizer gathers a vector padded to a multiple of the world size into it.
+  void reserve(int64_t n);
   void fill_zero();
   // values [offset, offset + n) to or from host memory.
   void read(int64_t offset, int64_t n, float* host) const;

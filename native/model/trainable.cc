@@ -100,8 +100,31 @@ int64_t append_full(Trainable& t, const std::string& name, const std::string& gr
 }
 
 void TrainingState::fit_moments() {
-  m.resize(t.params.size());
-  v.resize(t.params.size());
+  const ShardLayout l = layout();
+  if (world > 1) t.params.reserve(l.padded()), t.grads.reserve(l.padded());
+  const int64_t n = tk::moments_sharded(l, stage) ? l.shard : l.size;
+  m.resize(n);
+  v.resize(n);
+}
+
+void TrainingState::shard(int new_world, int new_rank, int new_stage) {
+  check_arg(new_world >= 1 && new_rank >= 0 && new_rank < new_world && new_stage >= 0 && new_stage <= 2,
+            "Expected a rank in [0, world) and a ZeRO stage 0, 1 or 2");
+  if (new_world == world && new_rank == rank && new_stage == stage) return;
+  check_arg(!moments_sharded(), "Expected the training state to be sharded once (it is rank " + std::to_string(rank) + " of " +
+                                    std::to_string(world) + " at stage " + std::to_string(stage) + ")");
+  const ShardLayout l = shard_layout(t.params.size(), new_world);
+  if (tk::moments_sharded(l, new_stage)) {
+    const int64_t b = l.begin(new_rank), e = l.end(new_rank);
+    for (FlatVector* mv : {&m, &v}) {
+      FlatVector part(mv->backend());
+      part.resize(l.shard);
+      if (e > b) t.params.backend()->copy(part.data(), mv->data() + b, static_cast<size_t>(e - b) * sizeof(float));
+      mv->swap(part);
+    }
+  }
+  world = new_world, rank = new_rank, stage = new_stage;
+  fit_moments();
 }
 
 double TrainingState::add_backward(int64_t count, const ExecContext& x) {
@@ -115,6 +138,7 @@ double TrainingState::add_backward(int64_t count, const ExecContext& x) {
 }
 
 std::shared_ptr<TrainingState> TrainingState::with_head(const ClassifierHead& head, uint64_t seed) const {
+  check_arg(world == 1, "Expected addClassifier() before data-parallel training starts (the optimizer state is already split over the ranks)");
   auto next = std::make_shared<TrainingState>(t.params.backend());
   next->t = t, next->m = m, next->v = v, next->step = step, next->tokens = tokens;
   add_classifier_head(next->t, head, seed);
@@ -130,10 +154,13 @@ TrainingGuard::TrainingGuard(TrainingState& s, const char* what) : flag_(s.busy)
 TrainingGuard::~TrainingGuard() { flag_ = false; }
 
 OptimizerStepResult step_optimizer(TrainingState& s, const OptimizerStepArgs& args, Comm& comm, const ExecContext& x) {
-  const ShardLayout layout = shard_layout(static_cast<int64_t>(s.t.params.size()), comm.world());
-  check_arg(comm.world() == 1, "Expected a single-process run: sharded training states come with data parallelism");
+  const ShardLayout layout = s.layout();
+  check_arg(comm.world() == s.world && comm.rank() == s.rank,
+            "Expected the optimizer step on the group the training state was sharded for (rank " + std::to_string(s.rank) + " of " +
+                std::to_string(s.world) + ")");
   OptimizerStepArgs a = args;
   a.tokens = s.tokens;
+  a.stage = s.stage;
   const OptimizerStepResult r = optimizer_step(s.t.params.data(), s.t.grads.data(), s.m.data(), s.v.data(), layout, a,
                                                s.step + 1, comm, x);
   if (r.tokens > 0) ++s.step;

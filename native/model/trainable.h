@@ -111,8 +111,19 @@ struct TrainingState {
   int64_t step = 0;
   double tokens = 0;  // labelled tokens whose gradient sums `t.grads` holds
   std::atomic<bool> busy{false};
-  // Moments sized to the parameters (after the layout changed), new ones zero.
+  // Data parallelism: this rank's place in the group and the ZeRO stage (world 1: a plain run).
+  // At stages 1 and 2, m and v hold this rank's shard of the layout only.
+  int world = 1, rank = 0, stage = 0;
+  ShardLayout layout() const { return shard_layout(t.params.size(), world); }
+  bool moments_sharded() const { return tk::moments_sharded(layout(), stage); }
+  // The first parameter index whose moments m[0] and v[0] hold.
+  int64_t moments_begin() const { return moments_sharded() ? layout().begin(rank) : 0; }
+  // Moments sized to the parameters (after the layout changed; the shard at stages 1 and 2), new
+  // ones zero; with several ranks, room for the padded vectors the optimizer gathers.
   void fit_moments();
+  // Joins rank `rank` of `world` at ZeRO `stage`: whole moments are cut to this rank's shard.
+  // Only from an unsharded state (or the same configuration again).
+  void shard(int world, int rank, int stage);
   // After a step's backward: counts its labelled tokens and returns the norm of the gradient
   // sums so far (what trainStep reports; a NaN there stops the Trainer before the update).
   double add_backward(int64_t tokens, const ExecContext& x);

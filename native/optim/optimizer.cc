@@ -1,6 +1,7 @@
 #include "optimizer.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <map>
 
@@ -51,25 +52,44 @@ OptimizerStepResult optimizer_step(float* params, float* grads, float* m, float*
                                    const OptimizerStepArgs& a, int64_t step, Comm& comm, const ExecContext& x) {
   check_arg(comm.world() == L.world, "Expected the shard layout's world size to be the communicator's");
   check_arg(step >= 1, "Expected a step count >= 1");
+  check_arg(a.stage >= 0 && a.stage <= 2, "Expected ZeRO stage 0, 1 or 2 but received " + std::to_string(a.stage));
   const int world = L.world, rank = comm.rank();
-  // Stage 0: every rank holds the whole gradient sum (the later stages reduce-scatter instead).
-  if (world > 1) comm.all_reduce_sum(grads, L.padded(), CommType::F32);
-  double tokens = a.tokens;
-  comm.all_reduce_sum(&tokens, 1, CommType::F64);
+  const bool sharded = moments_sharded(L, a.stage);
   OptimizerStepResult result;
+  // Times a collective and counts what a ring sends per rank: (world-1)/world of the vector for a
+  // reduce-scatter or an all-gather, twice that for an all-reduce (a reduce-scatter + all-gather).
+  auto timed = [&](double ring_sends, int64_t values, int64_t bytes_per_value, auto&& call) {
+    const auto t0 = std::chrono::steady_clock::now();
+    call();
+    result.comm_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    result.comm_bytes += ring_sends * (world - 1) / world * static_cast<double>(values * bytes_per_value);
+  };
+  if (world > 1 && a.stage == 2) {
+    timed(1, L.padded(), 4, [&] { comm.reduce_scatter_sum(grads, grads + L.shard * rank, L.shard, CommType::F32); });
+  } else if (world > 1) {
+    const int64_t n = a.stage == 0 ? L.size : L.padded();
+    timed(2, n, 4, [&] { comm.all_reduce_sum(grads, n, CommType::F32); });
+  }
+  double tokens = a.tokens;
+  timed(2, 1, 8, [&] { comm.all_reduce_sum(&tokens, 1, CommType::F64); });
   result.tokens = tokens;
-  const int64_t begin = L.begin(rank), end = L.end(rank);
-  auto zero_grads = [&] { x.backend->fill_zero(grads, static_cast<size_t>(L.size) * sizeof(float)); };
+  const int64_t begin = sharded ? L.begin(rank) : 0, end = sharded ? L.end(rank) : L.size;
+  // Stage 2 leaves other shards' partial sums (and, in place, a copy of its own) across the padded
+  // vector: all of it is zeroed.
+  const int64_t used = a.stage == 2 && world > 1 ? L.padded() : L.size;
+  auto zero_grads = [&] { x.backend->fill_zero(grads, static_cast<size_t>(used) * sizeof(float)); };
   if (tokens <= 0) {  // nothing was labelled: no update
     zero_grads();
     return result;
   }
-  // Σ g² of the sums, per chunk of the shard, gathered in chunk order over the ranks.
-  const int64_t chunks = (L.shard + kNormChunk - 1) / kNormChunk;
-  std::vector<double> partial(static_cast<size_t>(chunks * world), 0.0);
-  double* mine = partial.data() + rank * chunks;  // chunks past the shard's end stay 0
+  // Σ g² of the sums, per chunk of the shard, gathered in chunk order over the ranks (unsharded:
+  // every chunk here). Shards start on chunk boundaries, so the chunks are the same either way.
+  const int64_t span = sharded ? L.shard : L.size, chunks = (span + kNormChunk - 1) / kNormChunk;
+  const int parts = sharded ? world : 1;
+  std::vector<double> partial(static_cast<size_t>(chunks * parts), 0.0);
+  double* mine = partial.data() + (sharded ? rank * chunks : 0);  // chunks past the shard's end stay 0
   if (end > begin) x.op->sum_squares_chunks(x, grads + begin, end - begin, kNormChunk, mine);
-  comm.all_gather(mine, partial.data(), chunks, CommType::F64);
+  if (sharded) timed(1, chunks * world, 8, [&] { comm.all_gather(mine, partial.data(), chunks, CommType::F64); });
   double sum = 0.0;
   for (double p : partial) sum += p;
   const double norm = std::sqrt(sum) / tokens;
@@ -89,7 +109,7 @@ OptimizerStepResult optimizer_step(float* params, float* grads, float* m, float*
                      static_cast<float>(coef));
   }
   zero_grads();
-  if (world > 1) comm.all_gather(params + L.shard * rank, params, L.shard, CommType::F32);
+  if (sharded) timed(1, L.padded(), 4, [&] { comm.all_gather(params + L.shard * rank, params, L.shard, CommType::F32); });
   return result;
 }
 

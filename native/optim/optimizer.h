@@ -1,12 +1,14 @@
 // One optimizer step of a flat trainable state, on this rank's shard (ZeRO's layout; see
 // ../../../shared/DESIGN.md "Data parallelism"):
 //   1. gradients are sums over labelled tokens (the backward never scales them); with several
-//      ranks they are summed over ranks, and so is the window's labelled-token count T;
+//      ranks they are summed over ranks (ZeRO stage 0 and 1: all-reduced, every rank holding the
+//      sum; stage 2: reduce-scattered, each rank receiving its shard's sum only), and so is the
+//      window's labelled-token count T;
 //   2. the global norm of the mean gradient, ‖g‖ / T, from per-chunk partials of every shard
 //      gathered in chunk order, so it is bit for bit the norm of the unsharded vector;
-//   3. one pass over the shard: g · (1/T) · clip (torch's clip_grad_norm_ coefficient), AdamW at
-//      each range's learning rate, the gradient zeroed;
-//   4. the updated shards gathered, so every rank holds all parameters again.
+//   3. one pass over the shard (stage 0: the whole vector): g · (1/T) · clip (torch's
+//      clip_grad_norm_ coefficient), AdamW at each range's learning rate, the gradient zeroed;
+//   4. stages 1 and 2: the updated shards gathered, so every rank holds all parameters again.
 // At world size 1 the shard is the whole vector and the collectives are no-ops.
 #pragma once
 #include <cstdint>
@@ -47,16 +49,22 @@ struct OptimizerStepArgs {
   double max_grad_norm = 0.0;  // 0: no clipping
   std::vector<LrRange> lr_scales;
   double tokens = 0.0;  // this rank's labelled tokens in the window (summed over ranks here)
+  int stage = 1;        // ZeRO stage 0, 1 or 2 (which collectives; what m and v hold) when world > 1
 };
+
+// Values of m and v a rank keeps: its shard at stages 1 and 2 (world > 1), else the whole vector.
+inline bool moments_sharded(const ShardLayout& l, int stage) { return l.world > 1 && stage >= 1; }
 
 struct OptimizerStepResult {
-  double grad_norm = 0.0;  // of the mean gradient, before clipping
-  double tokens = 0.0;     // the window's labelled tokens over all ranks
+  double grad_norm = 0.0;      // of the mean gradient, before clipping
+  double tokens = 0.0;         // the window's labelled tokens over all ranks
+  double comm_seconds = 0.0;   // wall time inside collectives (waiting for slower ranks included)
+  double comm_bytes = 0.0;     // bytes this rank sent in them, as a ring algorithm sends them
 };
 
-// params and grads: this rank's full vectors (layout.padded() values when world > 1);
-// m and v: the moments of this rank's shard only (layout.shard values; the whole vector at world
-// size 1). `step` is the step count after this one (>= 1). A window with no labelled token
+// params and grads: this rank's full vectors (room for layout.padded() values when world > 1);
+// m and v: the moments of this rank's shard only (layout.shard values) when moments_sharded, else
+// of the whole vector. `step` is the step count after this one (>= 1). A window with no labelled token
 // leaves everything unchanged but the zeroed gradients.
 // Vectors are backend memory; the arithmetic runs through x's op table (x.backend fills zeros).
 OptimizerStepResult optimizer_step(float* params, float* grads, float* m, float* v, const ShardLayout& layout,
