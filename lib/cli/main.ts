@@ -8,17 +8,19 @@ import { saveGgufLora } from '../export/gguf-lora.js';
 import { saveMergedModel } from '../export/merge.js';
 import { loadPeftAdapter } from '../export/peft-load.js';
 import { loadModel } from '../model/load.js';
+import { consolidateCheckpoint } from '../train/checkpoint.js';
 import { evaluate } from '../train/trainer.js';
 import { readJob } from './config.js';
 import { commandHelp, nearest, parseCommand, usageLine, type Command, type FlagValues } from './flags.js';
 import { duration, ProgressBar } from './progress.js';
 import { loadJobData, runJob } from './run.js';
 import { runSearch } from './search.js';
+import { processGroup } from '../dist/group.js';
 
 const SPECS: Record<string, Command> = {
   train: {
     args: '<config.json|config.yaml>',
-    summary: 'Fine-tune as the config says: progress, validation, checkpoints, metrics, exports and an HTML report in its output folder. Ctrl-C stops at a step boundary with a checkpoint.',
+    summary: 'Fine-tune as the config says: progress, validation, checkpoints, metrics, exports and an HTML report in its output folder. Ctrl-C (SIGTERM, or SIGUSR1: what mpirun forwards) stops at a step boundary with a checkpoint. Under mpirun or srun every rank trains its share of each batch.',
     flags: {
       resume: { type: 'boolean', default: false, description: 'continue the run in the output folder from its newest checkpoint' },
       overwrite: { type: 'boolean', default: false, description: 'delete the run in the output folder (checkpoints, metrics) and start over' },
@@ -52,6 +54,11 @@ const SPECS: Record<string, Command> = {
       merged: { type: 'string', value: 'DIR', description: 'write the merged model (a Hugging Face folder) here' },
     },
   },
+  consolidate: {
+    args: '<checkpoint>',
+    summary: 'Turn a checkpoint written by several ranks (one optimizer shard each) into a single-process one. Not needed to resume: a sharded checkpoint resumes on any number of ranks as it is.',
+    flags: { out: { type: 'string', value: 'DIR', description: 'write the consolidated checkpoint here (default: in place)' } },
+  },
   search: {
     args: '<config>',
     summary: 'Hyperparameter search as the config\'s "search" section says (strategy, space, trials, metric); resumes where it stopped and writes best.json.',
@@ -66,11 +73,15 @@ async function train(positionals: string[], values: FlagValues): Promise<void> {
   const job = await readJob(positionals[0]!);
   const bar = new ProgressBar();
   const controller = new AbortController();
-  process.once('SIGINT', () => {
+  const stop = (signal: NodeJS.Signals) => {
     bar.message('stopping at the next step boundary and writing a checkpoint (Ctrl-C again to quit at once)');
     controller.abort();
-    process.once('SIGINT', () => process.exit(130));
-  });
+    process.once(signal, () => process.exit(130));
+  };
+  // mpirun kills the ranks shortly after it forwards SIGINT or SIGTERM; SIGUSR1 it forwards alone
+  // (kill -USR1 <mpirun's pid> stops a data-parallel run with a checkpoint).
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGUSR1'] as const) process.once(signal, () => stop(signal));
+  if (processGroup().rank !== 0) bar.quiet();
   const r = await runJob(job, { resume: values.resume === true, overwrite: values.overwrite === true, signal: controller.signal, onStep: (e) => bar.step(e), log: (m) => bar.message(m) });
   if (r.result.stopReason === 'aborted') bar.message(`stopped; resume with: tunekit train ${positionals[0]} --resume`);
   if (r.result.test) bar.message(`test: loss ${r.result.test.loss.toFixed(4)}, perplexity ${r.result.test.perplexity.toFixed(2)}`);
@@ -131,6 +142,12 @@ async function exportCommand(positionals: string[], values: FlagValues): Promise
   }
 }
 
+async function consolidateCommand(positionals: string[], values: FlagValues): Promise<void> {
+  if (positionals.length !== 1) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `Expected one checkpoint folder\n${USAGE}`);
+  const r = await consolidateCheckpoint(positionals[0]!, (values.out as string | undefined) ?? positionals[0]!);
+  console.log(r.shards ? `${r.dir}: the moments of ${r.shards} shards in one optimizer.safetensors` : `${r.dir}: already a single-process checkpoint (rewritten as one)`);
+}
+
 async function searchCommand(positionals: string[]): Promise<void> {
   if (positionals.length !== 1) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `Expected one config file\n${USAGE}`);
   const job = await readJob(positionals[0]!);
@@ -144,7 +161,7 @@ async function searchCommand(positionals: string[]): Promise<void> {
 }
 
 const commands: Record<string, (positionals: string[], values: FlagValues) => Promise<void>> = {
-  train, eval: evalCommand, generate: generateCommand, export: exportCommand, search: searchCommand,
+  train, eval: evalCommand, generate: generateCommand, export: exportCommand, consolidate: consolidateCommand, search: searchCommand,
 };
 
 export async function main(argv = process.argv.slice(2)): Promise<number> {

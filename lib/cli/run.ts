@@ -1,6 +1,10 @@
 // One training job from a config: load the model and data, add adapters (or train in full),
 // train with validation, checkpoints and metrics, export, and write the HTML report. The CLI and
 // `npm run demo` both run jobs through here.
+//
+// Under a launcher (mpirun -np N tunekit train job.yaml) every rank runs the job: each loads the
+// model and data and trains its share (lib/train/trainer.ts); rank 0 alone claims the output
+// folder, logs, writes the metrics, the exports and the report.
 import { existsSync } from 'node:fs';
 import { appendFile, mkdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -13,6 +17,8 @@ import { loadModel, type Model } from '../model/load.js';
 import { setRuntimeOptions } from '../runtime.js';
 import { rankParameterImportance } from '../methods/importance.js';
 import { listCheckpoints } from '../train/checkpoint.js';
+import { attempt, settle } from '../dist/agree.js';
+import { processGroup } from '../dist/group.js';
 import { Trainer, type EvalResult, type StepEvent, type TrainResult } from '../train/trainer.js';
 import type { Job } from './config.js';
 import { writeReport } from './report.js';
@@ -104,9 +110,12 @@ async function claimOutput(paths: JobPaths, hooks: JobHooks, log: (m: string) =>
 }
 
 export async function runJob(job: Job, hooks: JobHooks = {}): Promise<JobResult> {
-  const log = hooks.log ?? (() => {});
+  const group = processGroup(), lead = group.rank === 0;
+  const log = lead ? (hooks.log ?? (() => {})) : () => {};
   const paths: JobPaths = { output: job.output, checkpoints: join(job.output, 'checkpoints'), metrics: join(job.output, 'metrics.jsonl'), report: join(job.output, 'report.html') };
-  await claimOutput(paths, hooks, log);
+  // Rank 0 judges and prepares the folder; the others wait for its verdict (and share its error).
+  await settle(group, await attempt(async () => { if (lead) await claimOutput(paths, hooks, log); }), 'to claim the output folder');
+  if (group.world > 1) log(`${group.world} ranks (${group.launcher}, ${group.engine}), ZeRO stage ${job.training.distributed?.zero ?? 1}; global batch ${job.training.batchSize * group.world * job.training.gradAccumulation} rows`);
   const model = await loadJobModel(job);
   const { dataset, evalSets } = await loadJobData(job, model);
   const s = dataset.stats;
@@ -119,13 +128,14 @@ export async function runJob(job: Job, hooks: JobHooks = {}): Promise<JobResult>
   let before: EvalResult | null = null;
   if (dataset.validation && !hooks.resume) {
     before = await trainer.evaluate(dataset.validation);
-    await appendFile(paths.metrics, JSON.stringify({ type: 'eval', step: 0, split: 'validation', ...before }) + '\n');
+    if (lead) await appendFile(paths.metrics, JSON.stringify({ type: 'eval', step: 0, split: 'validation', ...before }) + '\n');
     log(`validation before training: loss ${before.loss.toFixed(4)}, perplexity ${before.perplexity.toFixed(2)}`);
   }
-  if (hooks.onStep) trainer.on('step', hooks.onStep);
+  if (hooks.onStep && lead) trainer.on('step', hooks.onStep);
   trainer.on('eval', (e) => log(`step ${e.step} ${e.split}: loss ${e.loss.toFixed(4)}, perplexity ${e.perplexity.toFixed(2)}`));
   const result = await trainer.train(dataset, { evalSets, signal: hooks.signal });
   log(`stopped after ${result.steps} steps (${result.stopReason}) in ${result.seconds.toFixed(0)} s${result.best ? `; best validation ${result.best.value.toFixed(4)} at step ${result.best.step}` : ''}`);
+  if (!lead) return { model, dataset, before, result, paths, trainableParameters: trainable };
   if (result.stopReason !== 'aborted') {
     if (job.method !== 'full' && job.export.peft) await savePeftAdapter(model, (paths.adapter = join(job.output, 'adapter')), { baseModel: job.model });
     if (job.method !== 'full' && job.export.gguf) await saveGgufLora(model, (paths.ggufAdapter = join(job.output, 'adapter.gguf')));

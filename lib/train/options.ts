@@ -12,6 +12,13 @@ export const EarlyStoppingOptions = z
   })
   .strict();
 
+export const DistributedOptions = z
+  .object({
+    zero: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(1)
+      .describe('ZeRO stage when several ranks train: 0 all-reduces gradients and every rank keeps whole AdamW moments; 1 keeps each rank\'s shard of the moments only; 2 also reduce-scatters the gradients'),
+  })
+  .strict();
+
 export const TrainerOptions = z
   .object({
     epochs: positiveInt().default(1).describe('Passes over the training split (unless maxSteps ends training first)'),
@@ -45,6 +52,8 @@ export const TrainerOptions = z
     checkpointEvery: positiveInt().optional().describe('Write a checkpoint every N steps (needs outputDir)'),
     keepCheckpoints: positiveInt().default(2).describe('Checkpoints kept (the newest; the best is kept apart)'),
     logFile: z.string().min(1).optional().describe('Append every step and evaluation as a JSON line'),
+    distributed: DistributedOptions.optional()
+      .describe('Data parallelism, when a launcher (mpirun, srun) started several ranks: each rank takes batchSize rows of every global micro-batch of batchSize × ranks rows'),
     resume: z
       .union([z.boolean(), z.literal('auto'), z.string()])
       .default(false)

@@ -2,6 +2,14 @@
 // schedule, AdamW, validation every N steps, early stopping that restores the best weights,
 // checkpoints that resume bit for bit, a final test evaluation, events for UIs, an AbortSignal
 // that stops with a checkpoint, and a NaN/Inf loss that stops with a clear error.
+//
+// Data parallelism: when a launcher started several ranks (lib/dist/), every rank runs this same
+// loop on its share of each global micro-batch (lib/dist/share.ts); the optimizer step sums the
+// gradients and token counts over the ranks in native code, the loop reduces the step's loss, and
+// everything a rank could decide alone (a NaN, an abort, an early stop, a failed write) is decided
+// together, so no rank waits in a collective the others never reach. Rank 0 writes the log, the
+// checkpoints' shared parts and the exports.
+import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import { appendFile, mkdir, readFile, rename, writeFile } from 'node:fs/promises';
@@ -12,9 +20,13 @@ import { TunekitError } from '../errors.js';
 import { classificationReport, type ClassificationReport } from '../eval/classification.js';
 import type { Model } from '../model/load.js';
 import type { Tensor } from '../tensor.js';
+import { attempt, checkSame, settle } from '../dist/agree.js';
+import { processGroup, type ProcessGroup } from '../dist/group.js';
+import { rankShare } from '../dist/share.js';
 import { parseOptions } from '../validate.js';
 import {
-  checkpointDir, layoutStamp, listCheckpoints, pruneCheckpoints, readOptimizerState, readTrainerState, saveCheckpoint, type TrainerState,
+  checkpointDir, layoutStamp, listCheckpoints, pruneCheckpoints, readOptimizerState, readTrainerState, saveCheckpoint, type CheckpointGroup,
+  type TrainerState,
 } from './checkpoint.js';
 import { TrainerOptions, type TrainerConfig, type TrainerOptionsInput } from './options.js';
 import { scheduleFactor } from './schedule.js';
@@ -102,17 +114,26 @@ export async function classesOf(split: DataSplit): Promise<Map<string, number>> 
   return new Map(labels.map((l, i) => [l, i]));
 }
 
-/** Mean loss and perplexity of the model over a split (forward only); with classes, accuracy and F1 too. */
+/**
+ * Mean loss and perplexity of the model over a split (forward only); with classes, accuracy and F1
+ * too. With a group of several ranks (every rank calls it), each scores batchSize rows of every
+ * global batch and the sums are reduced: every rank returns the whole split's figures.
+ */
 export async function evaluate(
   model: Model,
   split: DataSplit,
-  o: { batchSize?: number; maxLength?: number; packing?: boolean; bf16?: boolean; classes?: ReadonlyMap<string, number> } = {},
+  o: { batchSize?: number; maxLength?: number; packing?: boolean; bf16?: boolean; classes?: ReadonlyMap<string, number>; group?: ProcessGroup } = {},
 ): Promise<EvalResult> {
   let sum = 0, tokens = 0;
-  const opts = { batchSize: o.batchSize ?? 4, maxLength: o.maxLength ?? 1024, packing: o.packing ?? false, padId: padIdOf(model), classes: o.classes };
+  const per = o.batchSize ?? 4, world = o.group?.world ?? 1;
+  const opts = { batchSize: per * world, maxLength: o.maxLength ?? 1024, packing: o.packing ?? false, padId: padIdOf(model), classes: o.classes };
   const truth: number[] = [], predicted: number[] = [];
-  for await (const b of batches(split.examples(0), opts)) {
-    const r = await model.evaluate(b, { bf16: o.bf16 ?? false });
+  let failure: unknown;
+  for await (const global of batches(split.examples(0), opts)) {
+    const b = world > 1 ? rankShare(global, o.group!.rank, per) : global;
+    if (b.inputIds.length === 0) continue;
+    const r = await (world > 1 ? model.evaluate(b, { bf16: o.bf16 ?? false }).catch((e) => { failure ??= e; return null; }) : model.evaluate(b, { bf16: o.bf16 ?? false }));
+    if (!r) continue;
     sum += r.loss * r.tokens;
     tokens += r.tokens;
     if (o.classes && r.logits) {
@@ -126,6 +147,18 @@ export async function evaluate(
         predicted.push(row.indexOf(Math.max(...row)));
       });
     }
+  }
+  if (world > 1) {
+    // The ranks' sums, and for a classifier the confusion counts (the report needs only those).
+    await settle(o.group!, failure, 'in evaluation');
+    const k = o.classes?.size ?? 0;
+    const v = new Float64Array(2 + k * k);
+    v[0] = sum, v[1] = tokens;
+    truth.forEach((t, i) => { v[2 + t * k + predicted[i]!]! += 1; });
+    await o.group!.allReduce(v);
+    sum = v[0]!, tokens = v[1]!;
+    truth.length = 0, predicted.length = 0;
+    for (let t = 0; t < k; t++) for (let p = 0; p < k; p++) for (let c = 0; c < v[2 + t * k + p]!; c++) truth.push(t), predicted.push(p);
   }
   const loss = tokens ? sum / tokens : NaN;
   if (!o.classes || truth.length === 0) return { loss, perplexity: Math.exp(loss), tokens };
@@ -147,18 +180,29 @@ export class Trainer extends EventEmitter<TrainerEvents> {
   /** Class ids by label, once a classifier's training data has been seen (or set by the caller). */
   classes: Map<string, number> | undefined;
 
+  /** The ranks training together (rank 0 of 1 unless a launcher started several). */
+  get group(): ProcessGroup {
+    return processGroup();
+  }
+
+  // Global micro-batches: batchSize rows per rank.
   private batchOptions(evaluation = false) {
     const o = this.options;
     return {
-      batchSize: evaluation ? (o.evalBatchSize ?? o.batchSize) : o.batchSize, maxLength: o.maxLength, packing: o.packing, padId: padIdOf(this.model),
-      classes: this.classes,
+      batchSize: (evaluation ? (o.evalBatchSize ?? o.batchSize) : o.batchSize) * this.group.world, maxLength: o.maxLength, packing: o.packing,
+      padId: padIdOf(this.model), classes: this.classes,
     };
   }
 
-  /** Mean loss and perplexity over a split with the current weights (accuracy and F1 for a classifier). */
+  /**
+   * Mean loss and perplexity over a split with the current weights (accuracy and F1 for a
+   * classifier); with several ranks every rank calls it and scores its share.
+   */
   evaluate(split: DataSplit): Promise<EvalResult> {
-    const b = this.batchOptions(true);
-    return evaluate(this.model, split, { ...b, bf16: this.options.bf16 });
+    const o = this.options;
+    return evaluate(this.model, split, {
+      batchSize: o.evalBatchSize ?? o.batchSize, maxLength: o.maxLength, packing: o.packing, classes: this.classes, bf16: o.bf16, group: this.group,
+    });
   }
 
   /**
@@ -176,15 +220,22 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     }));
   }
 
-  /** Optimizer steps in one epoch (counts the batches of epoch 0; the count is the same every epoch). */
-  private async stepsPerEpoch(split: DataSplit): Promise<number> {
+  /**
+   * Optimizer steps in one epoch (counts the batches of epoch 0; the count is the same every
+   * epoch), and a digest of epoch 0's token ids (ranks compare it: the same data everywhere).
+   */
+  private async stepsPerEpoch(split: DataSplit): Promise<{ steps: number; digest: string }> {
     let n = 0;
-    for await (const _ of batches(split.examples(0), this.batchOptions())) n++;
-    return Math.ceil(n / this.options.gradAccumulation);
+    const hash = createHash('sha256');
+    for await (const b of batches(split.examples(0), this.batchOptions())) {
+      n++;
+      if (this.group.world > 1) for (const row of b.inputIds) hash.update(Int32Array.from(row));
+    }
+    return { steps: Math.ceil(n / this.options.gradAccumulation), digest: hash.digest('hex') };
   }
 
   private async log(record: Record<string, unknown>): Promise<void> {
-    if (!this.options.logFile) return;
+    if (!this.options.logFile || this.group.rank !== 0) return;
     await mkdir(dirname(this.options.logFile), { recursive: true });
     await appendFile(this.options.logFile, JSON.stringify(record) + '\n');
   }
@@ -194,7 +245,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
   // replaced whole (written beside it, then renamed), so a crash here loses nothing.
   private async trimLog(step: number): Promise<void> {
     const file = this.options.logFile;
-    if (!file || !existsSync(file)) return;
+    if (!file || !existsSync(file) || this.group.rank !== 0) return;
     const kept = (await readFile(file, 'utf8')).split('\n').filter((line) => {
       if (!line.trim()) return false;
       try {
@@ -218,57 +269,79 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     const validation = 'train' in data ? data.validation : null;
     const test = 'train' in data ? data.test : null;
     const started = performance.now();
+    const group = this.group, dist = group.world > 1, rank = group.rank;
     const head = model.classifier;
-    if (head) {
-      if (o.packing) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', 'Expected packing: false with a classifier (one example per row)');
-      this.classes ??= await classesOf(train);
-      if (this.classes.size !== head.classes) {
-        throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `The classifier has ${head.classes} classes but the training split has ${this.classes.size} labels (${[...this.classes.keys()].join(', ')})`);
-      }
-    }
-    const perEpoch = await this.stepsPerEpoch(train);
-    if (perEpoch === 0) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', 'The training split holds no examples');
-    const totalSteps = o.maxSteps ?? perEpoch * o.epochs;
-    const warmupSteps = o.warmupSteps ?? Math.ceil((o.warmupRatio ?? 0) * totalSteps);
-    const schedule = { name: o.schedule, totalSteps, warmupSteps, cutFraction: o.cutFraction, ratio: o.ratio };
-
+    let perEpoch = 0;
     let state: TrainerState = {
       version: 1, step: 0, epoch: 0, position: 0, rng: { epoch: 0 }, trainable: model.trainable, lora: model.lora,
       best: null, sinceBest: 0, history: { train: [], eval: [] }, options: { ...o, resume: undefined },
     };
     // Only the best parameters are kept in memory (the moments at restore time are the current ones).
     let bestParams: Tensor<'f32'> | null = null;
-    if (o.resume) {
+    let resumedFrom: string | undefined;
+    let digest = '';
+    // Setup: what a rank can fail at alone is settled together before the first collective step.
+    const setup = await attempt(async () => {
+      if (head) {
+        if (o.packing) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', 'Expected packing: false with a classifier (one example per row)');
+        this.classes ??= await classesOf(train);
+        if (this.classes.size !== head.classes) {
+          throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `The classifier has ${head.classes} classes but the training split has ${this.classes.size} labels (${[...this.classes.keys()].join(', ')})`);
+        }
+      }
+      ({ steps: perEpoch, digest } = await this.stepsPerEpoch(train));
+      if (perEpoch === 0) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', 'The training split holds no examples');
+      // Each rank keeps its shard of the optimizer state from here on (a no-op in a plain run).
+      if (dist) model.native.shardTraining({ stage: o.distributed?.zero ?? 1 });
+      if (!o.resume) return;
       const newest = o.resume === true || o.resume === 'auto';
       const dir = newest ? (await listCheckpoints(o.outputDir!)).at(-1)?.dir : (o.resume as string);
       if (!dir && o.resume === true) {
         throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${o.outputDir}: no checkpoint to resume from (resume: true). Start without resume, or pass resume: 'auto' to start fresh when there is none`);
       }
-      if (dir) {
-        state = await readTrainerState(dir);
-        if (state.trainable !== model.trainable || JSON.stringify(state.lora) !== JSON.stringify(model.lora)) {
-          throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${dir}: the checkpoint was trained with ${state.trainable} ${JSON.stringify(state.lora)}, but the model has ${model.trainable} ${JSON.stringify(model.lora)}`);
-        }
-        const saved = await readOptimizerState(dir);
-        if (saved.layout !== undefined && saved.layout !== layoutStamp(model)) {
-          throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${dir}: the checkpoint's trainable tensors are laid out differently from this model's (written by another tunekit version, or for another model); resuming would put its values in the wrong places. Start without resume, or resume with the version that wrote it`);
-        }
-        model.setOptimizerState(saved);
-        const bestDir = o.outputDir ? join(o.outputDir, 'best') : null;
-        if (state.best && bestDir) bestParams = (await readOptimizerState(bestDir).catch(() => null))?.params ?? null;
-        await this.trimLog(state.step);
-        this.emit('resume', { step: state.step, dir });
+      if (!dir) return;
+      state = await readTrainerState(dir);
+      if (state.trainable !== model.trainable || JSON.stringify(state.lora) !== JSON.stringify(model.lora)) {
+        throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${dir}: the checkpoint was trained with ${state.trainable} ${JSON.stringify(state.lora)}, but the model has ${model.trainable} ${JSON.stringify(model.lora)}`);
       }
+      const saved = await readOptimizerState(dir);
+      if (saved.layout !== undefined && saved.layout !== layoutStamp(model)) {
+        throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${dir}: the checkpoint's trainable tensors are laid out differently from this model's (written by another tunekit version, or for another model); resuming would put its values in the wrong places. Start without resume, or resume with the version that wrote it`);
+      }
+      model.setOptimizerState(saved); // whole moments (from any world size): this rank keeps its shard
+      const bestDir = o.outputDir ? join(o.outputDir, 'best') : null;
+      if (state.best && bestDir) bestParams = (await readOptimizerState(bestDir).catch(() => null))?.params ?? null;
+      await this.trimLog(state.step);
+      resumedFrom = dir;
+    });
+    await settle(group, setup, 'to start training');
+    if (dist) {
+      // Every rank must run the same job: a mismatch would train silently wrong, or hang.
+      const { resume: _resume, ...options } = o;
+      await checkSame(group, {
+        options: JSON.stringify(options),
+        model: JSON.stringify([layoutStamp(model), model.config ?? null]),
+        'trainable weights': createHash('sha256').update(model.trainableParams().data).digest('hex'),
+        data: digest,
+        'resume point': String(state.step),
+      });
     }
+    if (resumedFrom) this.emit('resume', { step: state.step, dir: resumedFrom });
+    const totalSteps = o.maxSteps ?? perEpoch * o.epochs;
+    const warmupSteps = o.warmupSteps ?? Math.ceil((o.warmupRatio ?? 0) * totalSteps);
+    const schedule = { name: o.schedule, totalSteps, warmupSteps, cutFraction: o.cutFraction, ratio: o.ratio };
+    // The shared temporary folder of checkpoints written by several ranks is named by rank 0's pid.
+    const writers: CheckpointGroup | undefined = dist ? { group, tag: (await group.broadcast(Float64Array.of(process.pid), 0))[0]! } : undefined;
 
     let stopReason: StopReason = 'completed';
     const stepTimes: number[] = [];
     const saveTo = async (dir: string) => {
-      await saveCheckpoint(model, state, dir);
+      await saveCheckpoint(model, state, dir, false, writers);
       this.emit('checkpoint', { step: state.step, dir });
     };
 
-    // Validation, early-stopping bookkeeping; returns true when training should stop.
+    // Validation, early-stopping bookkeeping; returns true when training should stop (the same on
+    // every rank: the metrics are reduced before anything is decided).
     const validate = async (): Promise<boolean> => {
       const sets: [string, DataSplit][] = [...(validation ? [['validation', validation] as [string, DataSplit]] : []), ...Object.entries(call.evalSets ?? {})];
       let stop = false;
@@ -292,7 +365,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
           state.best = { step: state.step, value };
           state.sinceBest = 0;
           bestParams = model.trainableParams();
-          if (o.outputDir) await saveCheckpoint(model, state, join(o.outputDir, 'best'), true);
+          if (o.outputDir) await saveCheckpoint(model, state, join(o.outputDir, 'best'), true, writers);
         } else {
           state.sinceBest++;
           if (es && state.sinceBest >= es.patience) stop = true;
@@ -318,21 +391,39 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         }
         const lastOfEpoch = next.done;
         const t0 = performance.now();
+        // Global micro-batches: every rank sees the same ones, so the counts need no message.
         const targets = window.reduce((a, b) => a + b.targets, 0);
-        let lossSum = 0;
-        for (const [micro, b] of window.entries()) {
-          if (call.signal?.aborted) {
+        let lossSum = 0, failure: unknown;
+        for (const [micro, global] of window.entries()) {
+          if (!dist && call.signal?.aborted) {
             stopReason = 'aborted';
             break outer; // the model still holds the weights of the last finished step
           }
+          const b = dist ? rankShare(global, rank, o.batchSize) : global;
           if (b.targets === 0) continue;
-          // Dropout masks from (adapter seed, step, micro-batch): a resumed run draws the same ones.
-          const seed = (((model.lora?.seed ?? 0) * 1_000_003 + state.step) * 4096 + micro) % Number.MAX_SAFE_INTEGER;
-          const r = await model.trainStep(b, { bf16: o.bf16, checkpoint: o.activationCheckpointing, seed });
-          if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
-            throw new TunekitError('ERR_TUNEKIT_NUMERIC', `The loss became ${Number.isFinite(r.loss) ? `finite but the gradient norm ${r.gradNorm}` : r.loss} at step ${state.step + 1} (epoch ${epoch}); training stopped before the update, the last checkpoint is intact. Try a lower lr, bf16: false or maxGradNorm.`);
+          // Dropout masks from (adapter seed, step, micro-batch, rank): a resumed run draws the same ones.
+          const seed = ((((model.lora?.seed ?? 0) * 1_000_003 + state.step) * 4096 + micro) * (dist ? 1024 : 1) + rank) % Number.MAX_SAFE_INTEGER;
+          try {
+            const r = await model.trainStep(b, { bf16: o.bf16, checkpoint: o.activationCheckpointing, seed });
+            if (!Number.isFinite(r.loss) || !Number.isFinite(r.gradNorm)) {
+              throw new TunekitError('ERR_TUNEKIT_NUMERIC', `The loss became ${Number.isFinite(r.loss) ? `finite but the gradient norm ${r.gradNorm}` : r.loss} at step ${state.step + 1} (epoch ${epoch}); training stopped before the update, the last checkpoint is intact. Try a lower lr, bf16: false or maxGradNorm.`);
+            }
+            lossSum += r.loss * r.tokens;
+          } catch (e) {
+            if (!dist) throw e;
+            failure = e;
+            break;
           }
-          lossSum += r.loss * r.tokens;
+        }
+        if (dist) {
+          // One small all-reduce per step: the loss sum, and whether any rank failed or was asked to stop.
+          await settle(group, failure, `at step ${state.step + 1}`);
+          const v = await group.allReduce(Float64Array.of(lossSum, call.signal?.aborted ? 1 : 0));
+          lossSum = v[0]!;
+          if (v[1]! > 0) {
+            stopReason = 'aborted';
+            break outer;
+          }
         }
         if (targets === 0) continue;
         const lr = o.lr * scheduleFactor(schedule, state.step);
@@ -358,7 +449,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         const done = o.maxSteps !== undefined && state.step >= o.maxSteps;
         if (o.outputDir && (stop || done || (o.checkpointEvery && state.step % o.checkpointEvery === 0))) {
           await saveTo(checkpointDir(o.outputDir, state.step));
-          await pruneCheckpoints(o.outputDir, o.keepCheckpoints);
+          if (rank === 0) await pruneCheckpoints(o.outputDir, o.keepCheckpoints);
         }
         if (stop) {
           stopReason = 'early-stopping';
@@ -368,7 +459,8 @@ export class Trainer extends EventEmitter<TrainerEvents> {
           stopReason = 'max-steps';
           break outer;
         }
-        if (call.signal?.aborted) {
+        // With several ranks an abort is decided at the next step's reduction, by all together.
+        if (!dist && call.signal?.aborted) {
           stopReason = 'aborted';
           break outer;
         }
