@@ -146,6 +146,8 @@ export interface NativeModel {
     lrScales?: { offset: number; length: number; scale: number }[];
   }): Promise<{ gradNorm: number; step: number; tokens: number; commSeconds: number; commBytes: number }>;
   shardTraining(options: { stage: 0 | 1 | 2 }): NativeShard;
+  /** ZeRO-2: takes part in a micro-batch's gradient reductions with nothing to add (a rank whose share has no labelled token). */
+  passGradients(): Promise<void>;
 }
 
 export interface NativeGpt2Config {

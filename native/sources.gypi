@@ -65,6 +65,7 @@
       'native/ops/rope.cc',
       'native/ops/weight_store.cc',
       'native/ops/weights.cc',
+      'native/optim/gradient_reducer.cc',
       'native/optim/optimizer.cc',
     ],
   },

@@ -15,7 +15,7 @@ export const EarlyStoppingOptions = z
 export const DistributedOptions = z
   .object({
     zero: z.union([z.literal(0), z.literal(1), z.literal(2)]).default(1)
-      .describe('ZeRO stage when several ranks train: 0 all-reduces gradients and every rank keeps whole AdamW moments; 1 keeps each rank\'s shard of the moments only; 2 also reduce-scatters the gradients'),
+      .describe('ZeRO stage when several ranks train: 0 all-reduces gradients and every rank keeps whole AdamW moments; 1 keeps each rank\'s shard of the moments only; 2 also reduces each layer\'s gradient to its owner during the backward, so each rank keeps only its shard of the gradient'),
   })
   .strict();
 

@@ -270,6 +270,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     const test = 'train' in data ? data.test : null;
     const started = performance.now();
     const group = this.group, dist = group.world > 1, rank = group.rank;
+    const reducesInBackward = dist && (o.distributed?.zero ?? 1) === 2;
     const head = model.classifier;
     let perEpoch = 0;
     let state: TrainerState = {
@@ -400,7 +401,15 @@ export class Trainer extends EventEmitter<TrainerEvents> {
             break outer; // the model still holds the weights of the last finished step
           }
           const b = dist ? rankShare(global, rank, o.batchSize) : global;
-          if (b.targets === 0) continue;
+          if (b.targets === 0 || failure !== undefined) {
+            // ZeRO-2 reduces each micro-batch during its backward: a rank with nothing to add (or
+            // that already failed) still takes part, so that the others' reductions complete.
+            if (reducesInBackward && global.targets > 0) {
+              const passed = await attempt(() => model.native.passGradients());
+              failure ??= passed;
+            }
+            continue;
+          }
           // Dropout masks from (adapter seed, step, micro-batch, rank): a resumed run draws the same ones.
           const seed = ((((model.lora?.seed ?? 0) * 1_000_003 + state.step) * 4096 + micro) * (dist ? 1024 : 1) + rank) % Number.MAX_SAFE_INTEGER;
           try {
@@ -412,7 +421,6 @@ export class Trainer extends EventEmitter<TrainerEvents> {
           } catch (e) {
             if (!dist) throw e;
             failure = e;
-            break;
           }
         }
         if (dist) {

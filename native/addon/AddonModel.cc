@@ -89,7 +89,8 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
                         InstanceMethod<&AddonModel::optimizer_step>("optimizerStep"),
                         InstanceMethod<&AddonModel::optimizer_state>("optimizerState"),
                         InstanceMethod<&AddonModel::set_optimizer_state>("setOptimizerState"),
-                        InstanceMethod<&AddonModel::shard_training>("shardTraining")});
+                        InstanceMethod<&AddonModel::shard_training>("shardTraining"),
+                        InstanceMethod<&AddonModel::pass_gradients>("passGradients")});
   }
 
   explicit AddonModel(const Napi::CallbackInfo& info) : Napi::ObjectWrap<AddonModel>(info) {
@@ -352,11 +353,19 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
       auto pool = env_state->pool;
       const Isa isa = env_state->isa;
       auto result = std::make_shared<std::array<double, 3>>();
+      std::shared_ptr<Comm> comm = so.backward && train->reduces_in_backward() ? env_state->comm : nullptr;
       return PromiseWorker::start(
           info.Env(),
-          [model, train, guard, pool, isa, tokens, labels, positions, lengths, head_logits, batch, n, result, so] {
+          [model, train, guard, pool, isa, tokens, labels, positions, lengths, head_logits, batch, n, result, so, comm]() mutable {
+            std::unique_ptr<GradientReducer> reducer;
+            if (comm) {  // ZeRO-2: each group reduced to its owner as soon as the backward is done with it
+              reducer = std::make_unique<GradientReducer>(*comm, train->layout(), train->gradient_groups(), train->t.grads.data(),
+                                                          *train->t.grads.backend());
+              so.listener = reducer.get();
+            }
             const StepResult r = model->step(train->t, tokens.data<int32_t>(), labels.data<int32_t>(), batch, n, so,
                                             model->context(isa, pool.get()));
+            if (reducer) reducer->finish();
             const double norm = so.backward ? train->add_backward(r.count, model->context(isa, pool.get())) : 0.0;
             *result = {r.loss, static_cast<double>(r.count), norm};
           },
@@ -547,6 +556,26 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
       train_->step = step;
       train_->tokens = tokens;
       return info.Env().Undefined();
+    });
+  }
+
+  // passGradients() -> Promise<void>: a ZeRO-2 rank with nothing to back-propagate in a
+  // micro-batch (its share has no labelled token) adds nothing but takes part in the reductions
+  // the other ranks' backward makes, in the same order. Elsewhere it does nothing.
+  Napi::Value pass_gradients(const Napi::CallbackInfo& info) {
+    return guarded(info, [&]() -> Napi::Value {
+      check_arg(train_ && !train_->t.tensors.empty(), "Expected addLora(), enableFullTraining() or addClassifier() before passGradients()");
+      auto train = train_;
+      auto guard = std::make_shared<TrainingGuard>(*train, "passGradients()");
+      std::shared_ptr<Comm> comm = train->reduces_in_backward() ? info.Env().GetInstanceData<AddonState>()->comm : nullptr;
+      return PromiseWorker::start(
+          info.Env(),
+          [train, guard, comm] {
+            if (!comm) return;
+            GradientReducer reducer(*comm, train->layout(), train->gradient_groups(), train->t.grads.data(), *train->t.grads.backend());
+            reducer.finish();
+          },
+          [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, {info.This()});
     });
   }
 

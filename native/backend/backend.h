@@ -113,6 +113,9 @@ class Backend {
   virtual void* alloc(size_t bytes) = 0;
   virtual void free(void* p, size_t bytes) noexcept = 0;
   virtual void fill_zero(void* p, size_t bytes) = 0;
+  // Zeroes p[0..bytes) and may give its memory back until it is written again (ZeRO-2 drops the
+  // gradient of the shards other ranks own this way).
+  virtual void discard(void* p, size_t bytes) { fill_zero(p, bytes); }
   virtual void copy_to_device(void* dst, const void* src_host, size_t bytes) = 0;
   virtual void copy_to_host(void* dst_host, const void* src, size_t bytes) = 0;
   virtual void copy(void* dst, const void* src, size_t bytes) = 0;  // device to device

@@ -29,6 +29,8 @@ class Comm {
   // in[0..count) on every rank; out[0..world·count) = the ranks' blocks in rank order. `in` may be
   // out + rank·count (gathering a sharded vector in place).
   virtual void all_gather(const void* in, void* out, int64_t count, CommType type) = 0;
+  // At root, data[0..count) = the element-wise sum over ranks; elsewhere data is left as it was.
+  virtual void reduce_sum(void* data, int64_t count, CommType type, int root) = 0;
   // data[0..count) = root's data on every rank.
   virtual void broadcast(void* data, int64_t count, CommType type, int root) = 0;
   virtual void barrier() = 0;

@@ -26,6 +26,9 @@ class SingleProcess final : public Comm {
   void all_gather(const void* in, void* out, int64_t count, CommType t) override {
     if (in != out) std::memmove(out, in, static_cast<size_t>(count * comm_type_size(t)));
   }
+  void reduce_sum(void*, int64_t, CommType, int root) override {
+    check_arg(root == 0, "Expected reduce root 0 in a single-process run");
+  }
   void broadcast(void*, int64_t, CommType, int root) override {
     check_arg(root == 0, "Expected broadcast root 0 in a single-process run");
   }
@@ -105,6 +108,18 @@ struct LocalGroup::Shared {
       for (int q = 0; q < s_.world; ++q)
         if (static_cast<char*>(out) + q * bytes != s_.in[q]) std::memmove(static_cast<char*>(out) + q * bytes, s_.in[q], bytes);
       s_.rendezvous();
+    }
+    void reduce_sum(void* data, int64_t count, CommType t, int root) override {
+      check_arg(root >= 0 && root < s_.world, "Expected a reduce root in [0, " + std::to_string(s_.world) + ")");
+      const size_t bytes = static_cast<size_t>(count * comm_type_size(t));
+      std::vector<char> sum(rank_ == root ? bytes : 0);
+      post(data, data);
+      if (rank_ == root) {
+        std::memcpy(sum.data(), s_.in[0], bytes);
+        for (int q = 1; q < s_.world; ++q) add_into(sum.data(), s_.in[q], count, t);
+      }
+      s_.rendezvous();
+      if (rank_ == root) std::memcpy(data, sum.data(), bytes);
     }
     void broadcast(void* data, int64_t count, CommType t, int root) override {
       check_arg(root >= 0 && root < s_.world, "Expected a broadcast root in [0, " + std::to_string(s_.world) + ")");

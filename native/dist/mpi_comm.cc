@@ -32,6 +32,10 @@ class MpiComm final : public Comm {
     check_arg(root >= 0 && root < world_, "Expected a broadcast root in [0, " + std::to_string(world_) + ") but received " + std::to_string(root));
     check(e_->broadcast(data, count, engine_type(t), root, err_, sizeof err_));
   }
+  void reduce_sum(void* data, int64_t count, CommType t, int root) override {
+    check_arg(root >= 0 && root < world_, "Expected a reduce root in [0, " + std::to_string(world_) + ") but received " + std::to_string(root));
+    check(e_->reduce_sum(data, count, engine_type(t), root, err_, sizeof err_));
+  }
   void barrier() override { check(e_->barrier(err_, sizeof err_)); }
 
  private:

@@ -78,6 +78,7 @@ StepResult gpt2_step(const Gpt2Config& c, const Gpt2Weights& w, Trainable& tr, c
   if (!ctx.through || ce.count == 0) return result;
   op.layernorm_backward(x, h.data(), w.lnf_w, dh.data(), n, d, c.eps, dx.data(), F.on ? tr.full_grad(F.model[kLnfW]) : nullptr,
                         F.on ? tr.full_grad(F.model[kLnfB]) : nullptr);
+  ctx.group_done("output");
   for (size_t li = w.layers.size(); li-- > 0;) {
     const Gpt2Layer& L = w.layers[li];
     LayerSaved& s = saved[li];
@@ -105,6 +106,7 @@ StepResult gpt2_step(const Gpt2Config& c, const Gpt2Weights& w, Trainable& tr, c
                           full_grad(li, kGpt2Ln1B));
     op.add(x, dx.data(), dmid.data(), n * d);
     drop(s);
+    ctx.group_done("layer." + std::to_string(li));
   }
   if (F.on) {  // embeddings: token and position rows
     op.embedding_backward(x, tr.full_grad(F.model[kWte]), tokens, dx.data(), n, d);

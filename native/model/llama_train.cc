@@ -83,6 +83,7 @@ StepResult llama_step(const LlamaConfig& c, const LlamaWeights& w, Trainable& tr
   if (!ctx.through || ce.count == 0) return result;
   op.rmsnorm_backward(x, h.data(), w.out_norm, dh.data(), n, c.dim, c.eps, dx.data(),
                       F.on ? tr.full_grad(F.model[kOutNorm]) : nullptr, nullptr);
+  ctx.group_done("output");
   for (size_t li = w.layers.size(); li-- > 0;) {
     const LlamaLayer& L = w.layers[li];
     LayerSaved& s = saved[li];
@@ -116,6 +117,7 @@ StepResult llama_step(const LlamaConfig& c, const LlamaWeights& w, Trainable& tr
     if (dh1p)
       op.rmsnorm_backward(x, s.x_in.data(), L.attn_norm, dh1.data(), n, c.dim, c.eps, dx.data(), norm_grad[0], dmid.data());
     if (so.checkpoint) drop(s);
+    ctx.group_done("layer." + std::to_string(li));
   }
   if (F.on) op.embedding_backward(x, tr.full_grad(F.model[kEmbed]), tokens, dx.data(), n, c.dim);  // dE[token] += dx[t]
   return result;

@@ -6,9 +6,11 @@
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "../backend/backend.h"
+#include "../optim/gradient_reducer.h"
 #include "trainable.h"
 
 namespace tk {
@@ -42,6 +44,8 @@ struct StepOptions {
   // Where to write the logits (host memory; null: nowhere): the head's [batch or batch·n, classes], or the LM
   // head's [batch·n, vocab].
   float* logits = nullptr;
+  // Told when each group's gradient is final (ZeRO-2 reduces it then; null: nobody listens).
+  GradientListener* listener = nullptr;
   // Take the LM head even when the state has a classifier (the language model's logits).
   bool lm_head = false;
   // Set (host memory): no top at all; the final normed hidden states pooled per sequence (the last real token,
@@ -75,6 +79,10 @@ struct StepContext {
   StepContext& operator=(const StepContext&) = delete;
   // n values on the step's backend (zeroed when asked).
   Buf buffer(int64_t n, bool zero = false) const { return Buf(x, n, zero); }
+  // The backward is done with a parameter group ("layer.3", "output"): its gradient is final.
+  void group_done(const std::string& group) const {
+    if (train && o.listener) o.listener->group_done(group);
+  }
 
  private:
   bool ends_step_;

@@ -127,11 +127,21 @@ void TrainingState::shard(int new_world, int new_rank, int new_stage) {
   fit_moments();
 }
 
+std::vector<GradientGroup> TrainingState::gradient_groups() const {
+  std::vector<GradientGroup> out;
+  for (const ParamGroup& g : t.groups()) out.push_back({g.name, g.offset, g.length});
+  return out;
+}
+
 double TrainingState::add_backward(int64_t count, const ExecContext& x) {
   tokens += static_cast<double>(count);
-  const int64_t n = t.grads.size(), chunks = (n + kNormChunk - 1) / kNormChunk;
+  // ZeRO-2 keeps only this rank's shard (the others' pages were handed back: reading them would
+  // only fault them in as zeros).
+  const ShardLayout l = layout();
+  const int64_t begin = reduces_in_backward() ? l.begin(rank) : 0, end = reduces_in_backward() ? l.end(rank) : l.size;
+  const int64_t n = end - begin, chunks = (n + kNormChunk - 1) / kNormChunk;
   std::vector<double> partials(static_cast<size_t>(chunks));
-  if (chunks) x.op->sum_squares_chunks(x, t.grads.data(), n, kNormChunk, partials.data());
+  if (chunks) x.op->sum_squares_chunks(x, t.grads.data() + begin, n, kNormChunk, partials.data());
   double sum = 0.0;
   for (double p : partials) sum += p;  // in chunk order
   return std::sqrt(sum);
@@ -161,6 +171,7 @@ OptimizerStepResult step_optimizer(TrainingState& s, const OptimizerStepArgs& ar
   OptimizerStepArgs a = args;
   a.tokens = s.tokens;
   a.stage = s.stage;
+  a.grads_reduced = s.reduces_in_backward();
   const OptimizerStepResult r = optimizer_step(s.t.params.data(), s.t.grads.data(), s.m.data(), s.v.data(), layout, a,
                                                s.step + 1, comm, x);
   if (r.tokens > 0) ++s.step;

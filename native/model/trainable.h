@@ -16,6 +16,7 @@
 
 #include "../backend/cpu/thread_pool.h"
 #include "../dist/comm.h"
+#include "../optim/gradient_reducer.h"
 #include "../optim/optimizer.h"
 #include "../backend/backend.h"
 #include "../ops/classifier_head.h"
@@ -116,6 +117,11 @@ struct TrainingState {
   int world = 1, rank = 0, stage = 0;
   ShardLayout layout() const { return shard_layout(t.params.size(), world); }
   bool moments_sharded() const { return tk::moments_sharded(layout(), stage); }
+  // ZeRO-2: each micro-batch's gradient is reduced to its shards' owners during the backward
+  // (optim/gradient_reducer.h); t.grads then holds the window's sums for this rank's shard only.
+  bool reduces_in_backward() const { return world > 1 && stage == 2; }
+  // The groups as the reducer takes them.
+  std::vector<GradientGroup> gradient_groups() const;
   // The first parameter index whose moments m[0] and v[0] hold.
   int64_t moments_begin() const { return moments_sharded() ? layout().begin(rank) : 0; }
   // Moments sized to the parameters (after the layout changed; the shard at stages 1 and 2), new

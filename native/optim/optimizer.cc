@@ -64,7 +64,9 @@ OptimizerStepResult optimizer_step(float* params, float* grads, float* m, float*
     result.comm_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     result.comm_bytes += ring_sends * (world - 1) / world * static_cast<double>(values * bytes_per_value);
   };
-  if (world > 1 && a.stage == 2) {
+  if (world > 1 && a.stage == 2 && a.grads_reduced) {
+    // done in the backward
+  } else if (world > 1 && a.stage == 2) {
     timed(1, L.padded(), 4, [&] { comm.reduce_scatter_sum(grads, grads + L.shard * rank, L.shard, CommType::F32); });
   } else if (world > 1) {
     const int64_t n = a.stage == 0 ? L.size : L.padded();
@@ -77,7 +79,12 @@ OptimizerStepResult optimizer_step(float* params, float* grads, float* m, float*
   // Stage 2 leaves other shards' partial sums (and, in place, a copy of its own) across the padded
   // vector: all of it is zeroed.
   const int64_t used = a.stage == 2 && world > 1 ? L.padded() : L.size;
-  auto zero_grads = [&] { x.backend->fill_zero(grads, static_cast<size_t>(used) * sizeof(float)); };
+  auto zero_grads = [&] {
+    if (!a.grads_reduced) return x.backend->fill_zero(grads, static_cast<size_t>(used) * sizeof(float));
+    // Only the shard holds values: writing zeros over the rest would bring its memory back.
+    const int64_t b = L.begin(rank), e = L.end(rank);
+    if (e > b) x.backend->fill_zero(grads + b, static_cast<size_t>(e - b) * sizeof(float));
+  };
   if (tokens <= 0) {  // nothing was labelled: no update
     zero_grads();
     return result;

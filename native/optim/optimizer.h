@@ -2,8 +2,9 @@
 // ../../../shared/DESIGN.md "Data parallelism"):
 //   1. gradients are sums over labelled tokens (the backward never scales them); with several
 //      ranks they are summed over ranks (ZeRO stage 0 and 1: all-reduced, every rank holding the
-//      sum; stage 2: reduce-scattered, each rank receiving its shard's sum only), and so is the
-//      window's labelled-token count T;
+//      sum; stage 2: each rank receiving its shard's sum only, reduce-scattered here or, in
+//      training, reduced during each backward by gradient_reducer.h), and so is the window's
+//      labelled-token count T;
 //   2. the global norm of the mean gradient, ‖g‖ / T, from per-chunk partials of every shard
 //      gathered in chunk order, so it is bit for bit the norm of the unsharded vector;
 //   3. one pass over the shard (stage 0: the whole vector): g · (1/T) · clip (torch's
@@ -50,6 +51,9 @@ struct OptimizerStepArgs {
   std::vector<LrRange> lr_scales;
   double tokens = 0.0;  // this rank's labelled tokens in the window (summed over ranks here)
   int stage = 1;        // ZeRO stage 0, 1 or 2 (which collectives; what m and v hold) when world > 1
+  // Stage 2: the backward has already reduced each micro-batch to the shards' owners
+  // (gradient_reducer.h): grads holds this rank's shard's sums and zeros elsewhere.
+  bool grads_reduced = false;
 };
 
 // Values of m and v a rank keeps: its shard at stages 1 and 2 (world > 1), else the whole vector.

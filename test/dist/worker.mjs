@@ -13,6 +13,18 @@ Object.assign(job.trainer, job.rankTrainer?.[launchRank] ?? {});
 const model = await loadModel(job.modelDir);
 if (job.method === 'full') model.enableFullTraining();
 else model.addLora({ r: 4, alpha: 8, seed: 1 });
+if (job.probeGrads) {
+  // One micro-batch's backward, then this rank's gradient vector as it stands (ZeRO-2: reduced to
+  // the owners during the backward, the other shards dropped). Rows: job.probeGrads rows of ids.
+  const g = processGroup();
+  if (g.world > 1) model.native.shardTraining({ stage: job.trainer.distributed?.zero ?? 1 });
+  const per = job.probeGrads.length / g.world, ids = job.probeGrads.slice(g.rank * per, (g.rank + 1) * per);
+  await model.trainStep({ inputIds: ids, labels: ids });
+  const s = model.native.optimizerState(['grads']);
+  writeFileSync(`${job.out}.grads${g.rank}`, new Float32Array(new (await import('../../dist/lib/index.js')).Tensor(s.grads).data));
+  writeFileSync(`${job.out}.rank${g.rank}.json`, JSON.stringify({ rank: g.rank, world: g.world, momentsOffset: s.momentsOffset, momentsLength: s.momentsLength }));
+  process.exit(0);
+}
 const data = await loadDataset(job.dataFile, model.tokenizer, { validation: job.validation ?? 0, seed: 4 });
 const trainer = new Trainer(model, job.trainer);
 const steps = [];

@@ -1,8 +1,12 @@
 #include "cpu_backend.h"
 
+#include <cstdint>
 #include <cstring>
 #ifdef __GLIBC__
 #include <malloc.h>
+#endif
+#ifdef __linux__
+#include <sys/mman.h>
 #endif
 
 #include "block_cache.h"
@@ -19,6 +23,21 @@ class CpuBackend final : public Backend {
   void* alloc(size_t bytes) override { return BlockCache::instance().get(bytes); }
   void free(void* p, size_t bytes) noexcept override { BlockCache::instance().put(p, bytes); }
   void fill_zero(void* p, size_t bytes) override { std::memset(p, 0, bytes); }
+  // Whole pages inside the range go back to the kernel (Linux's MADV_DONTNEED: anonymous private
+  // memory then reads as zeros and costs nothing until written; other systems do not promise the
+  // zeros, so there it is a memset); the partial pages at the ends are set.
+  void discard(void* p, size_t bytes) override {
+#ifndef __linux__
+    std::memset(p, 0, bytes);
+#else
+    const uintptr_t page = 4096, a = reinterpret_cast<uintptr_t>(p), b = a + bytes;
+    const uintptr_t first = (a + page - 1) & ~(page - 1), last = b & ~(page - 1);
+    if (last <= first + page) return std::memset(p, 0, bytes), void();
+    std::memset(p, 0, first - a);
+    std::memset(reinterpret_cast<void*>(last), 0, b - last);
+    if (madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED) != 0) std::memset(reinterpret_cast<void*>(first), 0, last - first);
+#endif
+  }
   void copy_to_device(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
   void copy_to_host(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }
   void copy(void* dst, const void* src, size_t bytes) override { std::memcpy(dst, src, bytes); }

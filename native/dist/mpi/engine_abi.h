@@ -8,7 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TK_MPI_ABI_VERSION 1
+#define TK_MPI_ABI_VERSION 2
 
 enum { TK_MPI_F32 = 0, TK_MPI_F64 = 1 };
 
@@ -23,6 +23,8 @@ typedef struct tk_mpi_engine {
   // in may be out + rank·count (a sharded vector gathered in place).
   int (*all_gather)(const void* in, void* out, int64_t count, int type, char* err, size_t err_len);
   int (*broadcast)(void* data, int64_t count, int type, int root, char* err, size_t err_len);
+  // At root the sum over ranks, in place; elsewhere data is left as it was.
+  int (*reduce_sum)(void* data, int64_t count, int type, int root, char* err, size_t err_len);
   int (*barrier)(char* err, size_t err_len);
   // MPI_Finalize on the communication thread, then stops it. Idempotent; also run at exit.
   void (*finalize)(void);

@@ -203,6 +203,15 @@ int e_broadcast(void* data, int64_t count, int type, int root, char* err, size_t
   return report(engine->run([&] { return MPI_Bcast(data, static_cast<int>(count), type_of(type), root, MPI_COMM_WORLD); }), "broadcast", err, n);
 }
 
+int e_reduce_sum(void* data, int64_t count, int type, int root, char* err, size_t n) {
+  if (!ready(err, n) || !fits_int(count, "reduce", err, n)) return 1;
+  return report(engine->run([&] {
+    const int c = static_cast<int>(count);
+    return my_rank == root ? MPI_Reduce(MPI_IN_PLACE, data, c, type_of(type), MPI_SUM, root, MPI_COMM_WORLD)
+                           : MPI_Reduce(data, nullptr, c, type_of(type), MPI_SUM, root, MPI_COMM_WORLD);
+  }), "reduce", err, n);
+}
+
 int e_barrier(char* err, size_t n) {
   if (!ready(err, n)) return 1;
   return report(engine->run([&] { return MPI_Barrier(MPI_COMM_WORLD); }), "barrier", err, n);
@@ -211,7 +220,7 @@ int e_barrier(char* err, size_t n) {
 void e_finalize() { finalize_at_exit(); }
 
 const tk_mpi_engine table = {
-    TK_MPI_ABI_VERSION, e_init, e_all_reduce_sum, e_reduce_scatter_sum, e_all_gather, e_broadcast, e_barrier, e_finalize,
+    TK_MPI_ABI_VERSION, e_init, e_all_reduce_sum, e_reduce_scatter_sum, e_all_gather, e_broadcast, e_reduce_sum, e_barrier, e_finalize,
 };
 
 }  // namespace
