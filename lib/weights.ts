@@ -1,5 +1,6 @@
 // Weights: a frozen weight matrix kept in a compact format — bf16, f16, NF4 (bitsandbytes layout)
-// or a GGUF block format (Q4_0, Q4_1, Q8_0) — that GEMMs decode panel by panel.
+// or a GGUF block format (Q4_0, Q4_1, Q8_0, and the K-quants Q2_K..Q6_K, Q8_K read from files) —
+// that GEMMs decode panel by panel.
 //
 // NaN policy: quantizing weights that hold NaN or Inf is an error naming the element; GEMMs do not
 // scan their inputs (that would cost a pass per call), so NaN/Inf in activations propagate to the
@@ -16,12 +17,15 @@ const FORMATS = ['f32', 'bf16', 'f16', 'nf4', 'q4_0', 'q4_1', 'q8_0'] as const;
 
 const QuantizeOptions = z
   .object({
+    // K-quants are only read (from GGUF files, through fromParts), never made.
     format: z.enum(FORMATS).describe('Storage format: f32, bf16, f16, nf4 (bitsandbytes), q4_0, q4_1, q8_0 (GGUF)'),
     blocksize: z.number().int().min(32).max(4096).optional().describe('NF4 block size, a power of two in 32..4096 (default 64)'),
     doubleQuant: z.boolean().optional().describe('NF4: quantize the absmax statistics too (bitsandbytes compress_statistics)'),
   })
   .strict();
 export type QuantizeOptions = z.input<typeof QuantizeOptions>;
+/** The formats weights can be quantized to (every WeightFormat but the K-quants, which are only read). */
+export type QuantizeFormat = (typeof FORMATS)[number];
 
 export interface WeightParts {
   /** Elements (dense formats), packed NF4 codes (u8) or GGUF blocks (u8). */

@@ -1,12 +1,12 @@
 // Reading GGUF files: metadata and tensor infos are parsed with bounded reads (every count and
 // length is checked against the bytes left before anything is allocated), tensor data is read
-// straight into native memory. F32/F16/BF16 become Tensors; Q4_0/Q4_1/Q8_0 stay quantized as
+// straight into native memory. F32/F16/BF16 become Tensors; Q4_0/Q4_1/Q8_0 and the K-quants stay quantized as
 // Weights that GEMMs decode panel by panel.
 import { open, type FileHandle } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { TunekitError } from '../errors.js';
 import { Tensor } from '../tensor.js';
-import { Weights } from '../weights.js';
+import { Weights, type WeightFormat } from '../weights.js';
 import { GGML_TYPES, GGUF_MAGIC, GgufValueType, type GgufTensorInfo, type GgufValue } from './format.js';
 
 const CHUNK = 1 << 20;
@@ -174,7 +174,9 @@ export async function openGguf(path: string): Promise<GgufFile> {
 }
 
 const DENSE: Record<string, 'f32' | 'f16' | 'bf16'> = { F32: 'f32', F16: 'f16', BF16: 'bf16' };
-const QUANT: Record<string, 'q4_0' | 'q4_1' | 'q8_0'> = { Q4_0: 'q4_0', Q4_1: 'q4_1', Q8_0: 'q8_0' };
+const QUANT: Record<string, WeightFormat> = {
+  Q4_0: 'q4_0', Q4_1: 'q4_1', Q8_0: 'q8_0', Q2_K: 'q2_k', Q3_K: 'q3_k', Q4_K: 'q4_k', Q5_K: 'q5_k', Q6_K: 'q6_k', Q8_K: 'q8_k', Q5_0: 'q5_0', Q5_1: 'q5_1',
+};
 
 class GgufReader implements GgufFile {
   constructor(
@@ -209,7 +211,7 @@ class GgufReader implements GgufFile {
       await this.fill(blocks.bytes, info.offset);
       return Weights.fromParts({ format: quant, shape: [rows, cols], data: blocks });
     }
-    throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${this.file}: tensor ${name} has type ${info.type}; tunekit reads F32, F16, BF16, Q4_0, Q4_1, Q8_0`);
+    throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${this.file}: tensor ${name} has type ${info.type}; tunekit reads F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K`);
   }
 
   close(): Promise<void> {

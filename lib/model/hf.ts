@@ -10,7 +10,7 @@ import { TunekitError } from '../errors.js';
 import type { NativeGpt2Config, NativeLlamaConfig } from '../native.js';
 import { openSafetensors } from '../safetensors/read.js';
 import { Tensor } from '../tensor.js';
-import { quantizeWeights, Weights, type WeightFormat } from '../weights.js';
+import { quantizeWeights, Weights, type QuantizeFormat } from '../weights.js';
 import { checkFits } from './memory.js';
 
 const SUPPORTED = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM'];
@@ -62,7 +62,7 @@ export interface Gpt2Loaded {
 }
 
 /** GPT-2 folders: weights under their Hugging Face names (Conv1D matrices are [in, out]). */
-async function loadGpt2(dir: string, cfg: Record<string, unknown>, configFile: string, quantize?: WeightFormat): Promise<Gpt2Loaded> {
+async function loadGpt2(dir: string, cfg: Record<string, unknown>, configFile: string, quantize?: QuantizeFormat): Promise<Gpt2Loaded> {
   const get = (key: string, fallback?: number) => {
     const v = cfg[key] ?? fallback;
     if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${configFile}: expected a positive number ${key} but found ${JSON.stringify(v)}`);
@@ -94,7 +94,7 @@ async function loadGpt2(dir: string, cfg: Record<string, unknown>, configFile: s
   return { architecture: 'GPT2LMHeadModel', config, tensors };
 }
 
-export async function loadHfFolder(dir: string, quantize?: WeightFormat): Promise<HfLoaded | Gpt2Loaded> {
+export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Promise<HfLoaded | Gpt2Loaded> {
   const configFile = join(dir, 'config.json');
   if (!existsSync(configFile)) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${dir}: no config.json (expected a Hugging Face model folder)`);
   let cfg: Record<string, unknown>;

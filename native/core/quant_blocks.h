@@ -20,9 +20,65 @@ struct BlockQ8_0 {  // w = q * d
   uint16_t d;
   int8_t qs[32];
 };
+struct BlockQ5_0 {  // w = (q - 16) * d, q = nibble | bit << 4
+  uint16_t d;
+  uint8_t qh[4];    // bit j (little-endian uint32): the fifth bit of element j
+  uint8_t qs[16];   // nibbles as Q4_0
+};
+struct BlockQ5_1 {  // w = q * d + m
+  uint16_t d, m;
+  uint8_t qh[4];
+  uint8_t qs[16];
+};
 static_assert(sizeof(BlockQ4_0) == 18, "BlockQ4_0 must match ggml's block_q4_0");
+static_assert(sizeof(BlockQ5_0) == 22, "BlockQ5_0 must match ggml's block_q5_0");
+static_assert(sizeof(BlockQ5_1) == 24, "BlockQ5_1 must match ggml's block_q5_1");
 static_assert(sizeof(BlockQ4_1) == 20, "BlockQ4_1 must match ggml's block_q4_1");
 static_assert(sizeof(BlockQ8_0) == 34, "BlockQ8_0 must match ggml's block_q8_0");
+
+// ---- GGUF K-quants (llama.cpp): super-blocks of 256 weights in sub-blocks of 16 or 32, each
+// with its own 4-, 6- or 8-bit scale (and minimum) under the super-block's fp16 scales ----
+constexpr int kGgufSuperBlock = 256;
+
+struct BlockQ2_K {      // sub-block j of 16: w = d·(scales[j] & 15)·q − dmin·(scales[j] >> 4), q 2-bit
+  uint8_t scales[16];
+  uint8_t qs[64];       // element 128h + 32s + l: bits 2s of qs[32h + l]
+  uint16_t d, dmin;
+};
+struct BlockQ3_K {      // sub-block j of 16: w = d·(s_j − 32)·(q − 4·!hbit), s_j 6-bit, q 2-bit
+  uint8_t hmask[32];    // element 32b + l: bit b of hmask[l]
+  uint8_t qs[64];       // as Q2_K
+  uint8_t scales[12];   // s_j: low 4 bits from scales[j % 8] (nibble j / 8), high 2 from scales[8 + j % 4] (bits 2·(j / 4))
+  uint16_t d;
+};
+struct BlockQ4_K {      // sub-block j of 32: w = d·sc_j·q − dmin·m_j, sc and m 6-bit, q 4-bit
+  uint16_t d, dmin;
+  uint8_t scales[12];   // sc_j, m_j for j < 4: scales[j], scales[4 + j] (low 6 bits); j >= 4: nibbles of scales[4 + j] plus the top bits of scales[j - 4], scales[j]
+  uint8_t qs[128];      // element 64c + 32n + l: nibble n of qs[32c + l]
+};
+struct BlockQ5_K {      // as Q4_K with a fifth bit: q = nibble | (bit j of qh[l]) << 4
+  uint16_t d, dmin;
+  uint8_t scales[12];
+  uint8_t qh[32];
+  uint8_t qs[128];
+};
+struct BlockQ6_K {      // sub-block j of 16: w = d·scales[j]·(q − 32), q 6-bit
+  uint8_t ql[128];      // element 128h + 64n + l: nibble n of ql[64h + l] (low 4 bits of q)
+  uint8_t qh[64];       // element 128h + 32s + l: bits 2s of qh[32h + l] (high 2 bits of q)
+  int8_t scales[16];
+  uint16_t d;
+};
+struct BlockQ8_K {      // w = d·q (llama.cpp's intermediate format; rare in files)
+  float d;
+  int8_t qs[256];
+  int16_t bsums[16];    // sums of groups of 16 (unused when decoding)
+};
+static_assert(sizeof(BlockQ2_K) == 84, "BlockQ2_K must match ggml's block_q2_K");
+static_assert(sizeof(BlockQ3_K) == 110, "BlockQ3_K must match ggml's block_q3_K");
+static_assert(sizeof(BlockQ4_K) == 144, "BlockQ4_K must match ggml's block_q4_K");
+static_assert(sizeof(BlockQ5_K) == 176, "BlockQ5_K must match ggml's block_q5_K");
+static_assert(sizeof(BlockQ6_K) == 210, "BlockQ6_K must match ggml's block_q6_K");
+static_assert(sizeof(BlockQ8_K) == 292, "BlockQ8_K must match ggml's block_q8_K");
 
 // ---- NF4 (bitsandbytes): blocks of `blocksize` weights, one fp32 absmax each ----
 // w = kNf4Code[q] * absmax. Two codes per byte, the first element in the high nibble.

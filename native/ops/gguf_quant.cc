@@ -3,12 +3,25 @@
 #include <algorithm>
 #include <cmath>
 
+#include "../core/error.h"
 #include "../core/float16.h"
 
 namespace tk {
 namespace {
 
-void dequantize_block(GgufType t, const uint8_t* block, float out[kGgufBlock]) {
+// The 6-bit scale and minimum of sub-block j (of 8) of a Q4_K / Q5_K super-block.
+void k_scale_min(const uint8_t* q, int j, float* sc, float* m) {
+  if (j < 4) {
+    *sc = static_cast<float>(q[j] & 63), *m = static_cast<float>(q[j + 4] & 63);
+  } else {
+    *sc = static_cast<float>((q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4));
+    *m = static_cast<float>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+  }
+}
+
+// Decodes one block into out[0..gguf_block_elements(t)). The products are grouped as llama.cpp
+// and gguf-py group them ((d·scale)·q − dmin·min, in fp32), so the values are the same bits.
+void dequantize_block(GgufType t, const uint8_t* block, float* out) {
   switch (t) {
     case GgufType::Q4_0: {
       auto* b = reinterpret_cast<const BlockQ4_0*>(block);
@@ -34,6 +47,83 @@ void dequantize_block(GgufType t, const uint8_t* block, float out[kGgufBlock]) {
       for (int j = 0; j < 32; ++j) out[j] = static_cast<float>(b->qs[j]) * d;
       return;
     }
+    case GgufType::Q5_0:
+    case GgufType::Q5_1: {
+      const bool one = t == GgufType::Q5_1;
+      auto* b0 = reinterpret_cast<const BlockQ5_0*>(block);
+      auto* b1 = reinterpret_cast<const BlockQ5_1*>(block);
+      const float d = f16_to_float(one ? b1->d : b0->d), m = one ? f16_to_float(b1->m) : 0.0f;
+      const uint8_t* h = one ? b1->qh : b0->qh;
+      const uint8_t* qs = one ? b1->qs : b0->qs;
+      const uint32_t qh = static_cast<uint32_t>(h[0]) | static_cast<uint32_t>(h[1]) << 8 | static_cast<uint32_t>(h[2]) << 16 |
+                          static_cast<uint32_t>(h[3]) << 24;
+      for (int e = 0; e < 32; ++e) {
+        const int q = ((qs[e % 16] >> (4 * (e / 16))) & 0x0f) | static_cast<int>((qh >> e) & 1) << 4;
+        out[e] = one ? d * static_cast<float>(q) + m : d * static_cast<float>(q - 16);
+      }
+      return;
+    }
+    case GgufType::Q2_K: {
+      auto* b = reinterpret_cast<const BlockQ2_K*>(block);
+      const float d = f16_to_float(b->d), dmin = f16_to_float(b->dmin);
+      for (int e = 0; e < kGgufSuperBlock; ++e) {
+        const int h = e / 128, s = (e % 128) / 32, l = e % 32, j = e / 16;
+        const float q = static_cast<float>((b->qs[32 * h + l] >> (2 * s)) & 3);
+        out[e] = d * static_cast<float>(b->scales[j] & 0x0f) * q - dmin * static_cast<float>(b->scales[j] >> 4);
+      }
+      return;
+    }
+    case GgufType::Q3_K: {
+      auto* b = reinterpret_cast<const BlockQ3_K*>(block);
+      const float d = f16_to_float(b->d);
+      float dl[16];
+      for (int j = 0; j < 16; ++j) {
+        const int low = (b->scales[j % 8] >> (4 * (j / 8))) & 0x0f, high = (b->scales[8 + j % 4] >> (2 * (j / 4))) & 3;
+        dl[j] = d * static_cast<float>(static_cast<int8_t>(low | (high << 4)) - 32);
+      }
+      for (int e = 0; e < kGgufSuperBlock; ++e) {
+        const int h = e / 128, s = (e % 128) / 32, l = e % 32;
+        const int low = (b->qs[32 * h + l] >> (2 * s)) & 3, hbit = (b->hmask[l] >> (e / 32)) & 1;
+        out[e] = dl[e / 16] * static_cast<float>(low - (hbit ? 0 : 4));
+      }
+      return;
+    }
+    case GgufType::Q4_K:
+    case GgufType::Q5_K: {
+      const bool five = t == GgufType::Q5_K;
+      auto* b4 = reinterpret_cast<const BlockQ4_K*>(block);
+      auto* b5 = reinterpret_cast<const BlockQ5_K*>(block);
+      const float d = f16_to_float(five ? b5->d : b4->d), dmin = f16_to_float(five ? b5->dmin : b4->dmin);
+      const uint8_t* scales = five ? b5->scales : b4->scales;
+      const uint8_t* qs = five ? b5->qs : b4->qs;
+      for (int j = 0; j < 8; ++j) {
+        float sc, m;
+        k_scale_min(scales, j, &sc, &m);
+        const float dj = d * sc, mj = dmin * m;
+        const int c = j / 2, n = j % 2;
+        for (int l = 0; l < 32; ++l) {
+          int q = (qs[32 * c + l] >> (4 * n)) & 0x0f;
+          if (five) q |= ((b5->qh[l] >> j) & 1) << 4;
+          out[32 * j + l] = dj * static_cast<float>(q) - mj;
+        }
+      }
+      return;
+    }
+    case GgufType::Q6_K: {
+      auto* b = reinterpret_cast<const BlockQ6_K*>(block);
+      const float d = f16_to_float(b->d);
+      for (int e = 0; e < kGgufSuperBlock; ++e) {
+        const int h = e / 128, w = e % 128;
+        const int low = (b->ql[64 * h + w % 64] >> (4 * (w / 64))) & 0x0f, high = (b->qh[32 * h + w % 32] >> (2 * (w / 32))) & 3;
+        out[e] = d * static_cast<float>(b->scales[e / 16]) * static_cast<float>((low | (high << 4)) - 32);
+      }
+      return;
+    }
+    case GgufType::Q8_K: {
+      auto* b = reinterpret_cast<const BlockQ8_K*>(block);
+      for (int e = 0; e < kGgufSuperBlock; ++e) out[e] = b->d * static_cast<float>(b->qs[e]);
+      return;
+    }
   }
 }
 
@@ -44,19 +134,34 @@ int64_t gguf_block_bytes(GgufType t) {
     case GgufType::Q4_0: return sizeof(BlockQ4_0);
     case GgufType::Q4_1: return sizeof(BlockQ4_1);
     case GgufType::Q8_0: return sizeof(BlockQ8_0);
+    case GgufType::Q2_K: return sizeof(BlockQ2_K);
+    case GgufType::Q3_K: return sizeof(BlockQ3_K);
+    case GgufType::Q4_K: return sizeof(BlockQ4_K);
+    case GgufType::Q5_K: return sizeof(BlockQ5_K);
+    case GgufType::Q6_K: return sizeof(BlockQ6_K);
+    case GgufType::Q8_K: return sizeof(BlockQ8_K);
+    case GgufType::Q5_0: return sizeof(BlockQ5_0);
+    case GgufType::Q5_1: return sizeof(BlockQ5_1);
   }
   return 0;
 }
 
+int64_t gguf_block_elements(GgufType t) {
+  switch (t) {
+    case GgufType::Q4_0: case GgufType::Q4_1: case GgufType::Q5_0: case GgufType::Q5_1: case GgufType::Q8_0: return kGgufBlock;
+    default: return kGgufSuperBlock;
+  }
+}
+
 void gguf_dequantize(GgufType t, const void* blocks, int64_t start, int64_t count, float* out) {
   const auto* base = static_cast<const uint8_t*>(blocks);
-  const int64_t bytes = gguf_block_bytes(t);
-  float tmp[kGgufBlock];
+  const int64_t bytes = gguf_block_bytes(t), per = gguf_block_elements(t);
+  float tmp[kGgufSuperBlock];
   int64_t i = 0;
   while (i < count) {
-    const int64_t e = start + i, block = e / kGgufBlock, offset = e % kGgufBlock;
-    const int64_t take = std::min<int64_t>(kGgufBlock - offset, count - i);
-    if (offset == 0 && take == kGgufBlock) {
+    const int64_t e = start + i, block = e / per, offset = e % per;
+    const int64_t take = std::min<int64_t>(per - offset, count - i);
+    if (offset == 0 && take == per) {
       dequantize_block(t, base + block * bytes, out + i);
     } else {
       dequantize_block(t, base + block * bytes, tmp);
@@ -67,6 +172,8 @@ void gguf_dequantize(GgufType t, const void* blocks, int64_t start, int64_t coun
 }
 
 void gguf_quantize(GgufType t, const float* x, int64_t n, void* blocks) {
+  check_arg(t == GgufType::Q4_0 || t == GgufType::Q4_1 || t == GgufType::Q8_0,
+            "Expected Q4_0, Q4_1 or Q8_0 to quantize to (Q5_0, Q5_1 and the K-quants are read from GGUF files only)");
   auto* out = static_cast<uint8_t*>(blocks);
   for (int64_t blk = 0; blk < n / kGgufBlock; ++blk) {
     const float* v = x + blk * kGgufBlock;
@@ -100,6 +207,8 @@ void gguf_quantize(GgufType t, const float* x, int64_t n, void* blocks) {
         }
         break;
       }
+      default:
+        break;
       case GgufType::Q8_0: {
         float amax = 0.0f;
         for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(v[j]));

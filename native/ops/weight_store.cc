@@ -25,8 +25,9 @@ WeightView WeightStore::view() const {
 }
 
 bool parse_weight_format(const std::string& name, WeightFormat* out) {
-  for (WeightFormat f : {WeightFormat::F32, WeightFormat::BF16, WeightFormat::F16, WeightFormat::NF4,
-                         WeightFormat::Q4_0, WeightFormat::Q4_1, WeightFormat::Q8_0}) {
+  for (WeightFormat f : {WeightFormat::F32, WeightFormat::BF16, WeightFormat::F16, WeightFormat::NF4, WeightFormat::Q4_0,
+                         WeightFormat::Q4_1, WeightFormat::Q8_0, WeightFormat::Q2_K, WeightFormat::Q3_K, WeightFormat::Q4_K,
+                         WeightFormat::Q5_K, WeightFormat::Q6_K, WeightFormat::Q8_K, WeightFormat::Q5_0, WeightFormat::Q5_1}) {
     if (name == weight_format_name(f)) {
       *out = f;
       return true;
@@ -37,20 +38,16 @@ bool parse_weight_format(const std::string& name, WeightFormat* out) {
 
 namespace {
 
-GgufType gguf_type(WeightFormat f) {
-  return f == WeightFormat::Q4_0 ? GgufType::Q4_0 : f == WeightFormat::Q4_1 ? GgufType::Q4_1 : GgufType::Q8_0;
-}
-
-bool is_gguf(WeightFormat f) { return f == WeightFormat::Q4_0 || f == WeightFormat::Q4_1 || f == WeightFormat::Q8_0; }
-
 void check_shape(const WeightStore& s) {
   check_arg(s.rows >= 0 && s.cols >= 0, "Expected a non-negative weight shape");
   if (s.format == WeightFormat::NF4)
     check_arg(valid_nf4_blocksize(s.blocksize), "Expected blocksize a power of two in [32, 4096] but received " +
                                                     std::to_string(s.blocksize));
-  if (is_gguf(s.format))
-    check_arg(s.cols % kGgufBlock == 0, std::string("Expected a column count divisible by 32 for ") +
-                                            weight_format_name(s.format) + " but received " + std::to_string(s.cols));
+  if (is_gguf(s.format)) {
+    const int64_t per = gguf_block_elements(gguf_type(s.format));
+    check_arg(s.cols % per == 0, "Expected a column count divisible by " + std::to_string(per) + " for " +
+                                     weight_format_name(s.format) + " but received " + std::to_string(s.cols));
+  }
 }
 
 void expect_part(const Tensor& t, Dtype dtype, int64_t numel, const char* part, WeightFormat f) {
@@ -106,9 +103,7 @@ WeightStore quantize_weights(const float* w, int64_t rows, int64_t cols, WeightF
       if (s.double_quant) nf4_resolve_absmax(q.qabsmax, q.absmax2, s.offset, blocks, s.absmax.data<float>());
       break;
     }
-    case WeightFormat::Q4_0:
-    case WeightFormat::Q4_1:
-    case WeightFormat::Q8_0: {
+    default: {  // GGUF blocks (gguf_quantize refuses the K-quants)
       const GgufType t = gguf_type(format);
       s.data = Tensor::zeros(Dtype::U8, {n / kGgufBlock * gguf_block_bytes(t)});
       gguf_quantize(t, w, n, s.data.raw());
@@ -144,11 +139,10 @@ void validate_weights(WeightStore& s) {
         check_arg(std::isfinite(a[b]), "Expected finite absmax but block " + std::to_string(b) + " is not");
       return;
     }
-    case WeightFormat::Q4_0:
-    case WeightFormat::Q4_1:
-    case WeightFormat::Q8_0:
-      return expect_part(s.data, Dtype::U8, n / kGgufBlock * gguf_block_bytes(gguf_type(s.format)), "blocks",
-                         s.format);
+    default: {
+      const GgufType t = gguf_type(s.format);
+      return expect_part(s.data, Dtype::U8, n / gguf_block_elements(t) * gguf_block_bytes(t), "blocks", s.format);
+    }
   }
 }
 

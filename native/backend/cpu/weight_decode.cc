@@ -28,9 +28,7 @@ void decode_weights(const WeightView& w, int64_t row, int64_t col, int64_t count
     case WeightFormat::NF4:
       nf4_dequantize(static_cast<const uint8_t*>(w.data), w.absmax, w.blocksize, row * w.cols + col, count, out);
       return;
-    case WeightFormat::Q4_0: return gguf_dequantize(GgufType::Q4_0, w.data, row * w.cols + col, count, out);
-    case WeightFormat::Q4_1: return gguf_dequantize(GgufType::Q4_1, w.data, row * w.cols + col, count, out);
-    case WeightFormat::Q8_0: return gguf_dequantize(GgufType::Q8_0, w.data, row * w.cols + col, count, out);
+    default: return gguf_dequantize(gguf_type(w.format), w.data, row * w.cols + col, count, out);
   }
 }
 
