@@ -2,11 +2,13 @@
 // Q2_K files users download: a file written by gguf-py (test/reference/make_kquant_fixtures.py,
 // random blocks so that every bit of every field counts) read with our reader and decoded element
 // for element as gguf-py decodes it; the GEMM with each as its frozen B operand (decoded inside the
-// packing step) against fp64 over the decoded weights on every ISA; sizes checked with clear errors.
+// packing step) against fp64 over the decoded weights on every ISA; sizes checked with clear errors;
+// and a tiny Llama GGUF holding the mix (test/reference/make_tiny_kquant_gguf.py) whose logits must
+// be transformers' GGUF loader's, and which trains with LoRA and as a QLoRA base.
 import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { gemm, openGguf, openSafetensors, quantizeWeights, runtimeInfo, setRuntimeOptions, Tensor, Weights, type Isa } from '../lib/index.js';
+import { gemm, loadModel, openGguf, openSafetensors, quantizeWeights, runtimeInfo, setRuntimeOptions, Tensor, Weights, type Isa } from '../lib/index.js';
 import { randomValues } from './helpers.js';
 import { gemmReference, worstBoundRatio } from './reference.js';
 
@@ -84,6 +86,32 @@ describe.each(isas)('GEMM with K-quant weights on %s', (isa) => {
     ] as const) {
       const scale = Math.max(...Array.from(ref.data, Math.abs));
       got.data.forEach((v, i) => expect(Math.abs(v - ref.data[i]!) / scale, `bf16 element ${i}`).toBeLessThan(1e-6));
+    }
+  });
+});
+
+describe('a Llama GGUF whose matrices are K-quants (the mix of a Q4_K_M / Q5_K_M file)', () => {
+  const dir = fileURLToPath(new URL('./reference/fixtures/tiny-kquant/', import.meta.url));
+
+  it('gives the logits transformers\' GGUF loader gives on the same file, and trains (LoRA, and QLoRA re-quantized from it)', async () => {
+    const r = await openSafetensors(join(dir, 'expected.safetensors'));
+    const ids = [...(await r.read('ids')).data] as number[], want = ((await r.read('logits')) as Tensor<'f32'>).data;
+    await r.close();
+    const m = await loadModel(join(dir, 'tiny-kquant.gguf'));
+    const got = (await m.logits(ids)).data;
+    let num = 0, den = 0;
+    got.forEach((v, i) => { num += (v - want[i]!) ** 2; den += want[i]! ** 2; });
+    expect(Math.sqrt(num / den)).toBeLessThan(1e-5);
+    for (const quantize of [undefined, 'nf4'] as const) {
+      const t = await loadModel(join(dir, 'tiny-kquant.gguf'), quantize ? { quantize } : {});
+      t.addLora({ r: 4, alpha: 8, seed: 3 });
+      const batch = { inputIds: [ids], labels: [ids] };
+      const before = (await t.evaluate(batch)).loss;
+      for (let s = 0; s < 5; s++) {
+        await t.trainStep(batch, { bf16: quantize === 'nf4' });
+        await t.optimizerStep({ lr: 1e-2 });
+      }
+      expect((await t.evaluate(batch)).loss, quantize ?? 'k-quant base').toBeLessThan(before);
     }
   });
 });
