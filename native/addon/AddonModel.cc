@@ -352,7 +352,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
       auto model = model_;
       auto pool = env_state->pool;
       const Isa isa = env_state->isa;
-      auto result = std::make_shared<std::array<double, 3>>();
+      auto result = std::make_shared<std::array<double, 5>>();
       std::shared_ptr<Comm> comm = so.backward && train->reduces_in_backward() ? env_state->comm : nullptr;
       return PromiseWorker::start(
           info.Env(),
@@ -367,11 +367,12 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
                                             model->context(isa, pool.get()));
             if (reducer) reducer->finish();
             const double norm = so.backward ? train->add_backward(r.count, model->context(isa, pool.get())) : 0.0;
-            *result = {r.loss, static_cast<double>(r.count), norm};
+            *result = {r.loss, static_cast<double>(r.count), norm, reducer ? reducer->comm_seconds() : 0.0, reducer ? reducer->comm_bytes() : 0.0};
           },
           [result, head_logits](Napi::Env env) -> Napi::Value {
             Napi::Object out = Napi::Object::New(env);
             out.Set("loss", (*result)[0]), out.Set("tokens", (*result)[1]), out.Set("gradNorm", (*result)[2]);
+            out.Set("commSeconds", (*result)[3]), out.Set("commBytes", (*result)[4]);  // ZeRO-2's reductions in the backward
             if (head_logits) out.Set("logits", AddonTensor::wrap(env, *head_logits));
             return out;
           },

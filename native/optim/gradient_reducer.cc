@@ -1,6 +1,7 @@
 #include "gradient_reducer.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "../core/error.h"
 
@@ -72,7 +73,10 @@ void GradientReducer::run() {
     const Piece p = pieces_[done_];
     lock.unlock();
     try {
+      const auto t0 = std::chrono::steady_clock::now();
       comm_.reduce_sum(grads_ + p.offset, p.length, CommType::F32, p.owner);
+      seconds_ += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      bytes_ += static_cast<double>(p.length) * sizeof(float) * (comm_.world() - 1) / comm_.world();
       if (p.owner != comm_.rank()) backend_.discard(grads_ + p.offset, static_cast<size_t>(p.length) * sizeof(float));
     } catch (...) {
       lock.lock();

@@ -50,6 +50,10 @@ class GradientReducer final : public GradientListener {
   void group_done(const std::string& group) override;
   // Declares every group left, waits for every reduction; rethrows the first failure.
   void finish();
+  // Wall time inside the reductions (on the reducer's thread: it overlaps the backward), and the
+  // bytes a rank sends in them on average ((world − 1) / world of each piece, as a ring would).
+  double comm_seconds() const { return seconds_; }
+  double comm_bytes() const { return bytes_; }
 
  private:
   struct Piece {
@@ -68,6 +72,7 @@ class GradientReducer final : public GradientListener {
   size_t posted_ = 0, done_ = 0;
   bool stop_ = false;
   bool finished_ = false;
+  double seconds_ = 0, bytes_ = 0;
   std::exception_ptr failure_;
   std::mutex mutex_;
   std::condition_variable cv_;
