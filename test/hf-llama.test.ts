@@ -1,7 +1,7 @@
 // A Hugging Face folder (tiny random Llama from test/reference/make_tiny_llama.py: hidden 40,
 // 5 heads, 1 KV head, vocabulary 1001): logits against transformers, the LoRA step (all seven
 // projections, q/k included) against PEFT, NF4/bf16 quantization at load, and bad folders.
-import { copyFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -123,6 +123,59 @@ describe('Hugging Face Qwen2 folder (q/k/v biases, tied embeddings)', () => {
     expect(m.config).toMatchObject({ architecture: 'qwen2', qkvBias: true, tiedEmbeddings: true, interleavedRope: false, ropeTheta: 1000000 });
     expect(m.tokenizer).toBeNull();
     expect(relErr((await m.logits(ids)).data, logits)).toBeLessThan(1e-4);
+  });
+});
+
+describe('Llama 3.x RoPE scaling ("llama3")', () => {
+  const l3 = fileURLToPath(new URL('./reference/fixtures/tiny-llama3/', import.meta.url));
+  async function expected() {
+    const r = await openSafetensors(join(l3, 'expected.safetensors'));
+    const ids = [...(await r.read('ids')).data] as number[], logits = (await r.read('logits')).data;
+    await r.close();
+    return { ids, logits };
+  }
+
+  it('from a Hugging Face folder gives transformers\' logits (every branch of the rule taken at 24 positions)', async () => {
+    const { ids, logits } = await expected();
+    const m = await loadModel(l3);
+    const f = m.config.ropeFreqFactors!;
+    expect(f).toHaveLength(8);
+    expect(f[0]! > 1 && f[0]! < 8).toBe(true); // smoothed
+    expect(f.slice(1).every((x) => x === 8)).toBe(true); // long wavelengths: divided by the factor
+    expect(relErr((await m.logits(ids)).data, logits)).toBeLessThan(1e-4);
+    // The training step's forward scales too: its loss is the cross-entropy of transformers' logits.
+    const V = 128;
+    let ce = 0;
+    for (let t = 0; t + 1 < ids.length; t++) {
+      const row = logits.subarray(t * V, (t + 1) * V), max = Math.max(...row);
+      ce += Math.log(row.reduce((a, x) => a + Math.exp(x - max), 0)) + max - row[ids[t + 1]!]!;
+    }
+    expect(Math.abs((await m.evaluate({ inputIds: [ids], labels: [ids] })).loss - ce / (ids.length - 1))).toBeLessThan(1e-4);
+    // Without the scaling the logits differ: the test sees it.
+    const cfg = JSON.parse(readFileSync(join(l3, 'config.json'), 'utf8'));
+    const plain = mkdtempSync(join(tmpdir(), 'tunekit-l3-'));
+    for (const f of ['model.safetensors']) copyFileSync(join(l3, f), join(plain, f));
+    writeFileSync(join(plain, 'config.json'), JSON.stringify({ ...cfg, rope_scaling: null, rope_parameters: { rope_type: 'default', rope_theta: 10000 } }));
+    expect(relErr((await (await loadModel(plain)).logits(ids)).data, logits)).toBeGreaterThan(1e-3);
+    rmSync(plain, { recursive: true, force: true });
+  });
+
+  it('from a GGUF written as llama.cpp writes Llama 3 (rope_freqs.weight) gives the same logits', async () => {
+    const { ids, logits } = await expected();
+    const m = await loadModel(join(l3, 'tiny-llama3.gguf'));
+    expect(m.config.ropeFreqFactors).toHaveLength(8);
+    expect(relErr((await m.logits(ids)).data, logits)).toBeLessThan(1e-4);
+  });
+
+  it('refuses the schemes it does not implement, by name', async () => {
+    const cfg = JSON.parse(readFileSync(join(l3, 'config.json'), 'utf8'));
+    const bad = mkdtempSync(join(tmpdir(), 'tunekit-l3-'));
+    copyFileSync(join(l3, 'model.safetensors'), join(bad, 'model.safetensors'));
+    writeFileSync(join(bad, 'config.json'), JSON.stringify({ ...cfg, rope_scaling: { rope_type: 'yarn', factor: 4 }, rope_parameters: undefined }));
+    await expect(loadModel(bad)).rejects.toThrow(/RoPE scaling "yarn" is not supported yet \(tunekit reads "llama3" and "linear"\)/);
+    writeFileSync(join(bad, 'config.json'), JSON.stringify({ ...cfg, rope_scaling: { rope_type: 'llama3', factor: 8 }, rope_parameters: undefined }));
+    await expect(loadModel(bad)).rejects.toThrow(/rope_scaling "llama3" needs a positive number low_freq_factor/);
+    rmSync(bad, { recursive: true, force: true });
   });
 });
 

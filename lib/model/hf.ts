@@ -11,6 +11,7 @@ import type { NativeGpt2Config, NativeLlamaConfig } from '../native.js';
 import { openSafetensors } from '../safetensors/read.js';
 import { Tensor } from '../tensor.js';
 import { quantizeWeights, Weights, type QuantizeFormat } from '../weights.js';
+import { hfRopeFactors, type RopeScaling } from './rope-scaling.js';
 import { checkFits } from './memory.js';
 
 const SUPPORTED = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM'];
@@ -117,10 +118,9 @@ export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Prom
     if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${configFile}: expected a positive integer ${key} but found ${JSON.stringify(v)}`);
     return v;
   };
-  const scaling = cfg.rope_scaling as { rope_type?: string; type?: string } | null | undefined;
-  const ropeParams = cfg.rope_parameters as { rope_theta?: number; rope_type?: string } | undefined;
-  const ropeType = scaling?.rope_type ?? scaling?.type ?? ropeParams?.rope_type ?? 'default';
-  if (ropeType !== 'default') throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${configFile}: RoPE scaling "${ropeType}" is not supported yet`);
+  // RoPE scaling: rope_scaling (transformers 4) or rope_parameters (transformers 5, with the base).
+  const ropeParams = cfg.rope_parameters as (RopeScaling & { rope_theta?: number }) | undefined;
+  const scaling = (cfg.rope_scaling as RopeScaling | null | undefined) ?? ropeParams;
   // Qwen2 always has q/k/v biases; Llama may declare attention_bias (q/k/v and o: o's is not supported).
   const qkvBias = arch === 'Qwen2ForCausalLM';
   if (cfg.attention_bias === true || cfg.mlp_bias === true) throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${configFile}: attention_bias/mlp_bias are not supported yet`);
@@ -147,6 +147,8 @@ export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Prom
     // Mistral (v0.1) attends within a sliding window; Qwen2 only when use_sliding_window is set.
     slidingWindow: typeof cfg.sliding_window === 'number' && (arch === 'MistralForCausalLM' || cfg.use_sliding_window === true) ? cfg.sliding_window : 0,
   };
+  const ropeFreqFactors = hfRopeFactors(scaling, config.headDim, config.ropeTheta, configFile);
+  if (ropeFreqFactors) config.ropeFreqFactors = ropeFreqFactors;
   const reader = await openSafetensors(dir);
   const tensors: Record<string, Tensor | Weights> = {};
   try {

@@ -10,12 +10,13 @@ import type { GgufValue } from '../gguf/format.js';
 import { openGguf } from '../gguf/read.js';
 import { isPickle, pickleRefusal } from '../safetensors/pickle.js';
 import { native, type NativeGpt2Config, type NativeLlamaConfig, type NativeModel } from '../native.js';
-import type { Tensor } from '../tensor.js';
+import { Tensor } from '../tensor.js';
 import { tokenizerFromGguf } from '../tokenizer/gguf.js';
 import { tokenizerFromFolder } from '../tokenizer/hf.js';
 import { parseOptions } from '../validate.js';
 import { quantizeWeights, Weights } from '../weights.js';
 import { loadHfFolder } from './hf.js';
+import { ggufRopeFactors } from './rope-scaling.js';
 import { checkFits } from './memory.js';
 import type { Model, ModelConfig } from './types.js';
 import { GPT2, LLAMA, wrapModel } from './wrap.js';
@@ -126,12 +127,19 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
       throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${gguf.file}: architecture ${JSON.stringify(arch)} is not supported yet; tunekit loads ${GGUF_ARCHITECTURES.map((x) => `"${x}"`).join(', ')}`);
     }
     const config = llamaConfig(gguf.metadata, gguf.file, gguf.tensors.has('output.weight'), arch);
+    // RoPE scaling: Llama 3.x files carry it as per-pair divisors (rope_freqs.weight), older ones as metadata.
+    const freqs = gguf.tensors.has('rope_freqs.weight') ? await gguf.read('rope_freqs.weight') : undefined;
+    const scalingType = gguf.metadata.get(`${arch}.rope.scaling.type`), scalingFactor = gguf.metadata.get(`${arch}.rope.scaling.factor`);
+    const ropeFreqFactors = ggufRopeFactors(typeof scalingType === 'string' ? scalingType : undefined, typeof scalingFactor === 'number' ? scalingFactor : undefined,
+      freqs instanceof Tensor && freqs.dtype === 'f32' ? (freqs as Tensor<'f32'>).data : freqs ? new Float32Array(0) : undefined, config.headDim, gguf.file);
+    if (ropeFreqFactors) config.ropeFreqFactors = ropeFreqFactors;
     // Tensors are read as stored (re-quantizing passes through fp32 one matrix at a time).
     checkFits(gguf.file, [...gguf.tensors.values()].reduce((a, t) => a + t.byteLength, 0));
     const tokenizer = gguf.metadata.has('tokenizer.ggml.model') ? tokenizerFromGguf(gguf.metadata, gguf.file) : null;
     const handles: Record<string, Tensor['handle'] | Weights['handle']> = {};
     const kept: Record<string, Tensor | Weights> = {};
     for (const name of gguf.tensors.keys()) {
+      if (name === 'rope_freqs.weight') continue; // in the config above
       let t = await gguf.read(name);
       // Re-quantize projection matrices on request (the embedding / tied head stays as stored).
       if (o.quantize && /^blk\.\d+\.(attn_(q|k|v|output)|ffn_(gate|up|down))\.weight$/.test(name)) {

@@ -3,6 +3,8 @@
 // point into the tensors' memory, which the family keeps alive.
 #include "model_weights.h"
 
+#include <cmath>
+
 #include "operands.h"
 #include "../backend/registry.h"
 #include "options.h"
@@ -33,6 +35,17 @@ std::shared_ptr<ModelFamily> llama(const Napi::Object& cfg, const Napi::Object& 
   check_arg(c.heads % c.kv_heads == 0, "Expected heads divisible by kvHeads");
   check_arg(c.eps > 0 && c.rope_theta > 0, "Expected eps > 0 and ropeTheta > 0 (either at 0 or below gives NaN logits)");
   check_arg(c.head_dim % 2 == 0, "Expected an even headDim");
+  const Napi::Value factors = cfg.Get("ropeFreqFactors");
+  if (!factors.IsUndefined() && !factors.IsNull()) {
+    check_arg(factors.IsArray() && factors.As<Napi::Array>().Length() == static_cast<uint32_t>(c.head_dim / 2),
+              "Expected ropeFreqFactors to be an array of headDim / 2 = " + std::to_string(c.head_dim / 2) + " numbers");
+    Napi::Array a = factors.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      const double f = a.Get(i).IsNumber() ? a.Get(i).As<Napi::Number>().DoubleValue() : -1;
+      check_arg(std::isfinite(f) && f > 0, "Expected ropeFreqFactors[" + std::to_string(i) + "] to be a positive number");
+      c.rope_freq_factors.push_back(static_cast<float>(f));
+    }
+  }
   const bool tied = option_bool(cfg, "tiedEmbeddings", false);
   const bool qkv_bias = option_bool(cfg, "qkvBias", false);
   auto keep = std::make_shared<Keep>();

@@ -63,7 +63,7 @@ void llama_forward(const LlamaConfig& c, const LlamaWeights& w, const int32_t* t
   Buf k_local = ctx.buffer(cache ? 0 : n * kvdim), v_local = ctx.buffer(cache ? 0 : n * kvdim);
   const std::vector<int32_t> positions = positions_from(offset, n);
   op.embedding_forward(x, w.embed, tokens, n, h.data(), false);
-  const RopeTable rope = rope_table(positions.data(), n, c.head_dim, c.rope_theta, c.interleaved_rope);
+  const RopeTable rope = rope_table(positions.data(), n, c.head_dim, c.rope_theta, c.interleaved_rope, c.rope_freq_factors.empty() ? nullptr : c.rope_freq_factors.data());
   for (size_t layer = 0; layer < w.layers.size(); ++layer) {
     const LlamaLayer& L = w.layers[layer];
     auto linear = [&](int p) {

@@ -17,6 +17,9 @@ struct LlamaConfig {
   float eps = 1e-5f, rope_theta = 10000.0f;
   bool interleaved_rope = true;  // GGUF checkpoints; Hugging Face ones rotate halves
   int64_t sliding_window = 0;    // Mistral: attend to the last `sliding_window` positions (0: all)
+  // RoPE scaling as llama.cpp stores it (rope_freqs.weight): pair i's frequency divided by
+  // rope_freq_factors[i] (Llama 3.x's "llama3" rule, linear scaling); empty: none.
+  std::vector<float> rope_freq_factors;
 };
 
 struct LlamaLayer {

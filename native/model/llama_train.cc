@@ -25,7 +25,7 @@ StepResult llama_step(const LlamaConfig& c, const LlamaWeights& w, Trainable& tr
   const int64_t qdim = c.heads * c.head_dim, kvdim = c.kv_heads * c.head_dim;
   const int64_t n = batch * seq;  // rows
   const StepRows rows = step_rows(so.positions, batch, seq);
-  const RopeTable rope = rope_table(rows.positions.data(), n, c.head_dim, c.rope_theta, c.interleaved_rope);
+  const RopeTable rope = rope_table(rows.positions.data(), n, c.head_dim, c.rope_theta, c.interleaved_rope, c.rope_freq_factors.empty() ? nullptr : c.rope_freq_factors.data());
   auto linear = [&](size_t li, int p) {
     Linear l;
     l.w = &projection(w.layers[li], p);

@@ -4,12 +4,13 @@
 
 namespace tk {
 
-RopeTable rope_table(const int32_t* positions, int64_t tokens, int64_t head_dim, float theta, bool interleaved) {
+RopeTable rope_table(const int32_t* positions, int64_t tokens, int64_t head_dim, float theta, bool interleaved,
+                     const float* freq_factors) {
   RopeTable t;
   t.tokens = tokens, t.half = head_dim / 2, t.interleaved = interleaved;
   std::vector<float> inv_freq(static_cast<size_t>(t.half));
   for (int64_t i = 0; i < t.half; ++i)
-    inv_freq[i] = 1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(head_dim));
+    inv_freq[i] = 1.0f / std::pow(theta, static_cast<float>(2 * i) / static_cast<float>(head_dim)) / (freq_factors ? freq_factors[i] : 1.0f);
   t.cos.resize(static_cast<size_t>(tokens * t.half));
   t.sin.resize(t.cos.size());
   for (int64_t r = 0; r < tokens; ++r)

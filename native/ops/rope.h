@@ -19,7 +19,10 @@ struct RopeTable {
   std::vector<float> cos, sin;  // [tokens, half]
 };
 
-RopeTable rope_table(const int32_t* positions, int64_t tokens, int64_t head_dim, float theta, bool interleaved);
+// freq_factors (null: none): pair i's frequency is divided by freq_factors[i] (llama.cpp's
+// rope_freqs; how Llama 3.x's and linear RoPE scaling reach the kernels).
+RopeTable rope_table(const int32_t* positions, int64_t tokens, int64_t head_dim, float theta, bool interleaved,
+                     const float* freq_factors = nullptr);
 
 // The ops: OpTable::rope_forward, rope_backward (dx = R(-angle) · dy, in place on dy); the CPU's in
 // backend/cpu/rope.cc.
