@@ -85,6 +85,8 @@ export interface NativeLlamaConfig {
   slidingWindow?: number;
   /** Qwen2: q, k and v projections carry biases (blk.N.attn_q.bias, ...). */
   qkvBias?: boolean;
+  /** Qwen3: an RMSNorm over each head of q and k before RoPE (blk.N.attn_q_norm.weight, attn_k_norm, [headDim]). */
+  qkNorm?: boolean;
   /** RoPE scaling (Llama 3.x's "llama3", "linear"): pair i's frequency is divided by ropeFreqFactors[i] (llama.cpp's rope_freqs.weight); headDim / 2 numbers. */
   ropeFreqFactors?: number[];
 }

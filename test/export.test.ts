@@ -23,7 +23,7 @@ function randomize(model: Model, seed: number) {
 }
 
 describe('merged Hugging Face folder', () => {
-  for (const name of ['tiny-llama', 'tiny-qwen2']) {
+  for (const name of ['tiny-llama', 'tiny-qwen2', 'tiny-qwen3', 'tiny-llama3']) {
     it(`${name}: loads back with the adapted model's logits`, async () => {
       const m = await loadModel(join(fixtures, name));
       m.addLora({ r: 3, alpha: 5, rslora: true });

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { perToken, relErr } from './reference.js';
-import { loadModel, openSafetensors, Tensor, TunekitError, writeSafetensors } from '../lib/index.js';
+import { loadModel, openSafetensors, saveMergedModel, Tensor, TunekitError, writeSafetensors } from '../lib/index.js';
 
 const dir = fileURLToPath(new URL('./reference/fixtures/tiny-llama/', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'tunekit-hf-'));
@@ -165,6 +165,8 @@ describe('Llama 3.x RoPE scaling ("llama3")', () => {
     const m = await loadModel(join(l3, 'tiny-llama3.gguf'));
     expect(m.config.ropeFreqFactors).toHaveLength(8);
     expect(relErr((await m.logits(ids)).data, logits)).toBeLessThan(1e-4);
+    // Its merged Hugging Face folder would need rope_scaling parameters the file does not hold.
+    await expect(saveMergedModel(m, join(tmpdir(), 'never-written'))).rejects.toThrow(/RoPE scaling \(rope_freqs.weight\) into a Hugging Face folder is not supported/);
   });
 
   it('refuses the schemes it does not implement, by name', async () => {
@@ -176,6 +178,60 @@ describe('Llama 3.x RoPE scaling ("llama3")', () => {
     writeFileSync(join(bad, 'config.json'), JSON.stringify({ ...cfg, rope_scaling: { rope_type: 'llama3', factor: 8 }, rope_parameters: undefined }));
     await expect(loadModel(bad)).rejects.toThrow(/rope_scaling "llama3" needs a positive number low_freq_factor/);
     rmSync(bad, { recursive: true, force: true });
+  });
+});
+
+describe('Qwen3 (per-head q/k RMSNorm, explicit head_dim, tied embeddings)', () => {
+  const q3 = fileURLToPath(new URL('./reference/fixtures/tiny-qwen3/', import.meta.url));
+  const fixture = async () => {
+    const r = await openSafetensors(join(q3, 'expected.safetensors'));
+    const out: Record<string, Tensor> = {};
+    for (const n of r.names()) out[n] = await r.read(n);
+    await r.close();
+    return out;
+  };
+  const batchOf = (fx: Record<string, Tensor>) => {
+    const ids = [...fx.ids!.data] as number[], labels = [...fx.labels!.data] as number[];
+    return { inputIds: [ids.slice(0, 12), ids.slice(12)], labels: [labels.slice(0, 12), labels.slice(12)] };
+  };
+
+  it('from a Hugging Face folder and from its GGUF gives transformers\' logits', async () => {
+    const fx = await fixture();
+    const ids = [...fx.ids!.data] as number[];
+    for (const path of [q3, join(q3, 'tiny-qwen3.gguf')]) {
+      const m = await loadModel(path);
+      expect(m.config, path).toMatchObject({ headDim: 24, qkNorm: true, tiedEmbeddings: true, interleavedRope: false });
+      expect(relErr((await m.logits(ids.slice(0, 12))).data, fx.logits!.data), path).toBeLessThan(1e-4);
+      expect(relErr((await m.logits(ids.slice(12))).data, fx.logits1!.data), path).toBeLessThan(1e-4);
+    }
+  });
+
+  it('trains LoRA on all seven projections as PEFT, and gives every weight (the q/k norms too) the gradient transformers gives', async () => {
+    const fx = await fixture();
+    const m = await loadModel(q3);
+    m.addLora({ r: 3, alpha: 6 });
+    const names = Object.keys(m.loraTensors());
+    expect(names).toHaveLength(2 * 7 * 2);
+    m.setLoraTensors(Object.fromEntries(names.map((n) => [n, fx[n] as Tensor<'f32'>])));
+    const step = await m.trainStep(batchOf(fx));
+    expect(Math.abs(step.loss - fx.lora_loss!.data[0]!)).toBeLessThan(1e-5);
+    const grads = m.loraTensors('grads');
+    for (const n of names) expect(relErr(perToken(grads[n]!, step.tokens), fx[`${n}.grad`]!.data), n).toBeLessThan(1e-4);
+
+    const full = await loadModel(q3);
+    full.enableFullTraining();
+    const weights = Object.keys(full.fullTensors());
+    expect(weights).toContain('blk.1.attn_k_norm.weight');
+    expect(weights).toHaveLength(2 + 2 * 11); // embedding (tied head), final norm; per layer 7 projections and 4 norms
+    const s = await full.trainStep(batchOf(fx));
+    expect(Math.abs(s.loss - fx.loss!.data[0]!)).toBeLessThan(1e-5);
+    const g = full.fullTensors('grads');
+    const hf = (n: string) => n === 'token_embd.weight' ? 'model.embed_tokens.weight' : n === 'output_norm.weight' ? 'model.norm.weight'
+      : n.replace(/^blk\.(\d+)\./, 'model.layers.$1.').replace('attn_q_norm', 'self_attn.q_norm').replace('attn_k_norm', 'self_attn.k_norm')
+        .replace('attn_norm', 'input_layernorm').replace('ffn_norm', 'post_attention_layernorm').replace('attn_q', 'self_attn.q_proj')
+        .replace('attn_k', 'self_attn.k_proj').replace('attn_v', 'self_attn.v_proj').replace('attn_output', 'self_attn.o_proj')
+        .replace('ffn_gate', 'mlp.gate_proj').replace('ffn_up', 'mlp.up_proj').replace('ffn_down', 'mlp.down_proj');
+    for (const n of weights) expect(relErr(perToken(g[n]!, s.tokens), fx[`grad.${hf(n)}`]!.data), n).toBeLessThan(1e-4);
   });
 });
 

@@ -18,6 +18,7 @@ const LAYER_NAMES: Record<string, string> = {
   attn_norm: 'input_layernorm', ffn_norm: 'post_attention_layernorm',
   attn_q: 'self_attn.q_proj', attn_k: 'self_attn.k_proj', attn_v: 'self_attn.v_proj', attn_output: 'self_attn.o_proj',
   ffn_gate: 'mlp.gate_proj', ffn_up: 'mlp.up_proj', ffn_down: 'mlp.down_proj',
+  attn_q_norm: 'self_attn.q_norm', attn_k_norm: 'self_attn.k_norm', // Qwen3
 };
 
 /** Hugging Face's name for one of the engine's (GGUF-style) tensor names. */
@@ -35,14 +36,24 @@ async function asF32(t: Tensor | Weights): Promise<Tensor<'f32'>> {
 }
 
 function modelType(architecture: string): string {
-  return architecture === 'MistralForCausalLM' ? 'mistral' : architecture === 'Qwen2ForCausalLM' || architecture === 'qwen2' ? 'qwen2' : 'llama';
+  if (architecture === 'MistralForCausalLM') return 'mistral';
+  if (architecture === 'Qwen2ForCausalLM' || architecture === 'qwen2') return 'qwen2';
+  if (architecture === 'Qwen3ForCausalLM' || architecture === 'qwen3') return 'qwen3';
+  return 'llama';
 }
+
+const HF_ARCHITECTURES: Record<string, string> = { llama: 'LlamaForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM' };
 
 /** Writes the model, adapters merged, as a Hugging Face folder that transformers loads. */
 export async function saveMergedModel(model: Model, dir: string): Promise<void> {
   const c = model.config;
   if (c.architecture === 'GPT2LMHeadModel') throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', 'Merging covers the Llama family for now');
   const interleaved = c.interleavedRope !== false;
+  // RoPE scaling goes back as the rope_scaling it was read from; a GGUF file holds only the
+  // per-pair divisors (rope_freqs.weight), from which transformers' parameters cannot be recovered.
+  if (c.ropeFreqFactors && !c.ropeScaling) {
+    throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', 'Merging a GGUF model with RoPE scaling (rope_freqs.weight) into a Hugging Face folder is not supported: the file does not hold the rope_scaling parameters transformers needs. Merge from the Hugging Face folder of the same model, or export the adapter (PEFT / GGUF LoRA) instead');
+  }
   const source: Record<string, Tensor | Weights> = model.trainable === 'full' ? model.fullTensors() : model.weights;
   const lora = model.trainable === 'lora' ? model.loraTensors() : {};
   const scale = model.lora ? (model.lora.rslora ? model.lora.alpha / Math.sqrt(model.lora.r) : model.lora.alpha / model.lora.r) : 0;
@@ -68,12 +79,13 @@ export async function saveMergedModel(model: Model, dir: string): Promise<void> 
   const tok = model.tokenizer;
   const idOf = (t: string | null | undefined) => (t && tok ? (tok.encode(t, { addSpecialTokens: false })[0] ?? null) : null);
   const config = {
-    architectures: [c.architecture === 'llama' ? 'LlamaForCausalLM' : c.architecture === 'qwen2' ? 'Qwen2ForCausalLM' : c.architecture],
+    architectures: [HF_ARCHITECTURES[c.architecture] ?? c.architecture],
     model_type: modelType(c.architecture),
     hidden_size: c.dim, intermediate_size: c.ffn, num_hidden_layers: c.layers, num_attention_heads: c.heads,
     num_key_value_heads: c.kvHeads, head_dim: c.headDim, vocab_size: c.vocab, rms_norm_eps: c.eps, rope_theta: c.ropeTheta,
     tie_word_embeddings: c.tiedEmbeddings, hidden_act: 'silu', max_position_embeddings: 8192, // unknown for GGUF sources; only a limit for users, not used by the weights
     ...(modelType(c.architecture) === 'qwen2' ? {} : { attention_bias: false }),
+    ...(c.ropeScaling ? { rope_scaling: c.ropeScaling } : {}),
     ...(c.slidingWindow ? { sliding_window: c.slidingWindow, ...(modelType(c.architecture) === 'qwen2' ? { use_sliding_window: true } : {}) } : {}),
     bos_token_id: idOf(tok?.bosToken), eos_token_id: tok?.eosTokenId ?? null, torch_dtype: 'float32',
   };

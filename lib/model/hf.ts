@@ -14,11 +14,13 @@ import { quantizeWeights, Weights, type QuantizeFormat } from '../weights.js';
 import { hfRopeFactors, type RopeScaling } from './rope-scaling.js';
 import { checkFits } from './memory.js';
 
-const SUPPORTED = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM'];
+const SUPPORTED = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'Qwen3ForCausalLM'];
 
 export interface HfLoaded {
   architecture: string;
   config: NativeLlamaConfig;
+  /** The rope_scaling block when there is RoPE scaling (written back by a merged export). */
+  ropeScaling?: Record<string, unknown>;
   tensors: Record<string, Tensor | Weights>;
 }
 
@@ -123,6 +125,8 @@ export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Prom
   const scaling = (cfg.rope_scaling as RopeScaling | null | undefined) ?? ropeParams;
   // Qwen2 always has q/k/v biases; Llama may declare attention_bias (q/k/v and o: o's is not supported).
   const qkvBias = arch === 'Qwen2ForCausalLM';
+  // Qwen3: no biases, an RMSNorm over each head of q and k before RoPE.
+  const qkNorm = arch === 'Qwen3ForCausalLM';
   if (cfg.attention_bias === true || cfg.mlp_bias === true) throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${configFile}: attention_bias/mlp_bias are not supported yet`);
   const dim = int('hidden_size'), heads = int('num_attention_heads');
   // A positive finite number (eps <= 0 or a RoPE base <= 0 gives NaN logits).
@@ -144,11 +148,13 @@ export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Prom
     tiedEmbeddings: cfg.tie_word_embeddings === true,
     interleavedRope: false,
     qkvBias,
+    qkNorm,
     // Mistral (v0.1) attends within a sliding window; Qwen2 only when use_sliding_window is set.
     slidingWindow: typeof cfg.sliding_window === 'number' && (arch === 'MistralForCausalLM' || cfg.use_sliding_window === true) ? cfg.sliding_window : 0,
   };
   const ropeFreqFactors = hfRopeFactors(scaling, config.headDim, config.ropeTheta, configFile);
   if (ropeFreqFactors) config.ropeFreqFactors = ropeFreqFactors;
+  const ropeScaling = ropeFreqFactors && scaling ? Object.fromEntries(Object.entries(scaling).filter(([k]) => k !== 'rope_theta')) : undefined;
   const reader = await openSafetensors(dir);
   const tensors: Record<string, Tensor | Weights> = {};
   try {
@@ -173,6 +179,12 @@ export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Prom
               [`${p}self_attn.v_proj.bias`, `${q}attn_v.bias`, [kvd]],
             ] as [string, string, number[]][])
           : []),
+        ...(qkNorm
+          ? ([
+              [`${p}self_attn.q_norm.weight`, `${q}attn_q_norm.weight`, [config.headDim]],
+              [`${p}self_attn.k_norm.weight`, `${q}attn_k_norm.weight`, [config.headDim]],
+            ] as [string, string, number[]][])
+          : []),
         [`${p}self_attn.o_proj.weight`, `${q}attn_output.weight`, [dim, qd]],
         [`${p}post_attention_layernorm.weight`, `${q}ffn_norm.weight`, [dim]],
         [`${p}mlp.gate_proj.weight`, `${q}ffn_gate.weight`, [config.ffn, dim]],
@@ -194,5 +206,5 @@ export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Prom
   } finally {
     await reader.close();
   }
-  return { architecture: arch, config, tensors };
+  return { architecture: arch, config, tensors, ...(ropeScaling ? { ropeScaling } : {}) };
 }

@@ -39,8 +39,9 @@ function positive(metadata: Map<string, GgufValue>, key: string, file: string, f
 
 // GGUF architectures the Llama-family engine runs. llama.cpp's converter permutes q/k rows into
 // interleaved-RoPE order for "llama" (Llama, Mistral, SmolLM) only; "qwen2" keeps Hugging Face's
-// rotate-half order and adds q/k/v biases.
-const GGUF_ARCHITECTURES = ['llama', 'qwen2'];
+// rotate-half order and adds q/k/v biases; "qwen3" keeps it too, with no biases and per-head q/k
+// RMSNorms (attn_q_norm, attn_k_norm).
+const GGUF_ARCHITECTURES = ['llama', 'qwen2', 'qwen3'];
 
 function llamaConfig(metadata: Map<string, GgufValue>, file: string, hasOutput: boolean, a: string): ModelConfig {
   const dim = num(metadata, `${a}.embedding_length`, file);
@@ -53,13 +54,15 @@ function llamaConfig(metadata: Map<string, GgufValue>, file: string, hasOutput: 
     ffn: num(metadata, `${a}.feed_forward_length`, file),
     heads,
     kvHeads: num(metadata, `${a}.attention.head_count_kv`, file, heads),
-    headDim: num(metadata, `${a}.rope.dimension_count`, file, dim / heads),
+    // llama.cpp writes the head size as attention.key_length where it is not dim / heads (Qwen3).
+    headDim: num(metadata, `${a}.attention.key_length`, file, num(metadata, `${a}.rope.dimension_count`, file, dim / heads)),
     vocab: num(metadata, `${a}.vocab_size`, file, Array.isArray(tokens) ? tokens.length : undefined),
     eps: positive(metadata, `${a}.attention.layer_norm_rms_epsilon`, file, 1e-5),
     ropeTheta: positive(metadata, `${a}.rope.freq_base`, file, 10000),
     tiedEmbeddings: !hasOutput,
     interleavedRope: a === 'llama',
     qkvBias: a === 'qwen2',
+    qkNorm: a === 'qwen3',
   };
 }
 
@@ -118,7 +121,7 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
     }
     const c = hf.config as NativeLlamaConfig;
     const model: NativeModel = callNative(() => new native.Model('llama', c, handles));
-    return wrapModel(LLAMA, { ...c, architecture: hf.architecture }, tokenizer, model, hf.tensors, keepsWeightPanels(llamaMatrices(c), o));
+    return wrapModel(LLAMA, { ...c, architecture: hf.architecture, ...('ropeScaling' in hf && hf.ropeScaling ? { ropeScaling: hf.ropeScaling } : {}) }, tokenizer, model, hf.tensors, keepsWeightPanels(llamaMatrices(c), o));
   }
   const gguf = await openGguf(path);
   try {

@@ -92,6 +92,8 @@ export interface OptimizerState {
 
 export interface ModelConfig extends NativeLlamaConfig {
   architecture: string;
+  /** The Hugging Face rope_scaling the RoPE divisors came from (Hugging Face folders; a merged export writes it back). */
+  ropeScaling?: Record<string, unknown>;
 }
 
 export interface Model {

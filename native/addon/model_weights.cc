@@ -48,6 +48,7 @@ std::shared_ptr<ModelFamily> llama(const Napi::Object& cfg, const Napi::Object& 
   }
   const bool tied = option_bool(cfg, "tiedEmbeddings", false);
   const bool qkv_bias = option_bool(cfg, "qkvBias", false);
+  const bool qk_norm = option_bool(cfg, "qkNorm", false);
   auto keep = std::make_shared<Keep>();
   auto matrix = [&](const std::string& name, int64_t rows, int64_t cols) { return named_matrix(tensors, name, rows, cols, keep->matrices); };
   auto vector = [&](const std::string& name, int64_t size) { return named_vector(tensors, name, size, keep->vectors); };
@@ -65,6 +66,10 @@ std::shared_ptr<ModelFamily> llama(const Napi::Object& cfg, const Napi::Object& 
       L.q_bias = vector(p + "attn_q.bias", qdim);
       L.k_bias = vector(p + "attn_k.bias", kvdim);
       L.v_bias = vector(p + "attn_v.bias", kvdim);
+    }
+    if (qk_norm) {
+      L.q_norm = vector(p + "attn_q_norm.weight", c.head_dim);
+      L.k_norm = vector(p + "attn_k_norm.weight", c.head_dim);
     }
     L.o = matrix(p + "attn_output.weight", c.dim, qdim);
     L.ffn_norm = vector(p + "ffn_norm.weight", c.dim);

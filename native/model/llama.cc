@@ -26,6 +26,7 @@ LlamaWeights llama_weights_with(const LlamaWeights& w, const LlamaConfig& c, con
     const std::vector<int64_t>& at = F.layers[li];
     L.attn_norm = P + at[kAttnNorm];
     L.ffn_norm = P + at[kFfnNorm];
+    if (L.q_norm) L.q_norm = P + at[kQNorm], L.k_norm = P + at[kKNorm];
     for (int p = 0; p < kProjections; ++p) {
       WeightView& v = projection(L, p);
       v = t->full_view(at[p], v.rows, v.cols);
@@ -82,6 +83,10 @@ void llama_forward(const LlamaConfig& c, const LlamaWeights& w, const int32_t* t
     project(ctx, linear(kQ), hn.data(), n, q.data(), saved);
     project(ctx, linear(kK), hn.data(), n, k, saved);
     project(ctx, linear(kV), hn.data(), n, v, saved);
+    if (L.q_norm) {  // Qwen3: each head's q and k normalized (in place) before RoPE
+      op.rmsnorm_forward(x, q.data(), L.q_norm, n * c.heads, c.head_dim, c.eps, q.data());
+      op.rmsnorm_forward(x, k, L.k_norm, n * c.kv_heads, c.head_dim, c.eps, k);
+    }
     op.rope_forward(x, q.data(), c.heads, rope);
     op.rope_forward(x, k, c.kv_heads, rope);
     op.attention_forward_cached(x, q.data(), kbuf, vbuf, n, offset, c.heads, c.kv_heads, c.head_dim, att.data(), false,

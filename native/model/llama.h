@@ -1,4 +1,5 @@
-// The Llama-family decoder (Llama, Mistral, SmolLM, Qwen2 with its q/k/v biases): forward to
+// The Llama-family decoder (Llama, Mistral, SmolLM, Qwen2 with its q/k/v biases, Qwen3 with its
+// per-head q/k RMSNorm): forward to
 // logits for one sequence, with a KV cache for generation. Weights are WeightViews, so GGUF
 // quantized matrices stay quantized and are decoded inside the GEMMs. fp32 activations. The
 // training step is model/llama_train.h.
@@ -28,6 +29,8 @@ struct LlamaLayer {
   const float* q_bias = nullptr;     // Qwen2: biases of q, k, v (frozen); null for Llama
   const float* k_bias = nullptr;
   const float* v_bias = nullptr;
+  const float* q_norm = nullptr;     // Qwen3: RMSNorm weights [head_dim] of each head's q and k,
+  const float* k_norm = nullptr;     // applied before RoPE; null for the others
   const float* ffn_norm = nullptr;   // [dim]
   WeightView gate, up, down;         // [ffn, dim], [ffn, dim], [dim, ffn]
 };
@@ -42,7 +45,7 @@ struct LlamaWeights {
 enum LlamaProjection { kQ = 0, kK, kV, kO, kGate, kUp, kDown, kProjections };
 // Full fine-tuning's per-layer weights (Trainable::full.layers[layer][...]): the seven projections
 // first, then the two norms; and the model-wide ones (full.model[...]).
-enum LlamaLayerWeight { kAttnNorm = kProjections, kFfnNorm, kLlamaLayerWeights };
+enum LlamaLayerWeight { kAttnNorm = kProjections, kFfnNorm, kQNorm, kKNorm, kLlamaLayerWeights };
 enum LlamaModelWeight { kEmbed = 0, kOutNorm, kLmHead, kLlamaModelWeights };
 
 const WeightView& projection(const LlamaLayer& L, int p);

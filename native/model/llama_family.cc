@@ -65,6 +65,10 @@ class Llama final : public ModelFamily {
       std::vector<int64_t>& at = F.layers[li];
       at[kAttnNorm] = append_full(t, p + "attn_norm.weight", group, L.attn_norm, c_.dim);
       at[kFfnNorm] = append_full(t, p + "ffn_norm.weight", group, L.ffn_norm, c_.dim);
+      if (L.q_norm) {
+        at[kQNorm] = append_full(t, p + "attn_q_norm.weight", group, L.q_norm, c_.head_dim);
+        at[kKNorm] = append_full(t, p + "attn_k_norm.weight", group, L.k_norm, c_.head_dim);
+      }
       for (int k = 0; k < kProjections; ++k) at[k] = append_full(t, p + kGgufNames[k] + ".weight", group, projection(L, k), x);
     }
     F.model[kOutNorm] = append_full(t, "output_norm.weight", "output", w_.out_norm, c_.dim);

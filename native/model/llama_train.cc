@@ -6,6 +6,7 @@ namespace {
 
 struct LayerSaved {
   Buf x_in, h1, q, k, v, att, x_mid, h2, g, u, a;
+  Buf q_raw, k_raw;  // Qwen3: q and k before their per-head RMSNorm
   std::array<Buf, kProjections> t;
 };
 
@@ -50,6 +51,11 @@ StepResult llama_step(const LlamaConfig& c, const LlamaWeights& w, Trainable& tr
     project(ctx, linear(li, kQ), s.h1.data(), n, s.q.data(), s.t[kQ], false, h1p.get());
     project(ctx, linear(li, kK), s.h1.data(), n, s.k.data(), s.t[kK], false, h1p.get());
     project(ctx, linear(li, kV), s.h1.data(), n, s.v.data(), s.t[kV], false, h1p.get());
+    if (L.q_norm) {  // Qwen3: each head's q and k normalized before RoPE (the inputs kept for the backward)
+      s.q_raw = copy_of(x, s.q), s.k_raw = copy_of(x, s.k);
+      op.rmsnorm_forward(x, s.q_raw.data(), L.q_norm, n * c.heads, c.head_dim, c.eps, s.q.data());
+      op.rmsnorm_forward(x, s.k_raw.data(), L.k_norm, n * c.kv_heads, c.head_dim, c.eps, s.k.data());
+    }
     op.rope_forward(x, s.q.data(), c.heads, rope);
     op.rope_forward(x, s.k.data(), c.kv_heads, rope);
     op.attention_forward(x, s.q.data(), s.k.data(), s.v.data(), rows.segments, c.heads, c.kv_heads, c.head_dim, s.att.data(),
@@ -66,7 +72,7 @@ StepResult llama_step(const LlamaConfig& c, const LlamaWeights& w, Trainable& tr
   };
   // With checkpointing a layer keeps only its input; the backward recomputes the rest.
   auto drop = [](LayerSaved& s) {
-    for (Buf* b : {&s.h1, &s.q, &s.k, &s.v, &s.att, &s.x_mid, &s.h2, &s.g, &s.u, &s.a}) b->reset();
+    for (Buf* b : {&s.h1, &s.q, &s.k, &s.v, &s.att, &s.x_mid, &s.h2, &s.g, &s.u, &s.a, &s.q_raw, &s.k_raw}) b->reset();
     for (Buf& t : s.t) t.reset();
   };
   for (size_t li = 0; li < w.layers.size(); ++li) {
@@ -108,6 +114,15 @@ StepResult llama_step(const LlamaConfig& c, const LlamaWeights& w, Trainable& tr
                           dq.data(), dk.data(), dv.data(), so.bf16, c.sliding_window);
     op.rope_backward(x, dq.data(), c.heads, rope);
     op.rope_backward(x, dk.data(), c.kv_heads, rope);
+    if (L.q_norm) {  // back through the per-head norms (dw reads dy after dx is written: not in place)
+      Buf dq_in = ctx.buffer(n * qdim), dk_in = ctx.buffer(n * kvdim);
+      op.rmsnorm_backward(x, s.q_raw.data(), L.q_norm, dq.data(), n * c.heads, c.head_dim, c.eps, dq_in.data(),
+                          F.on ? tr.full_grad(F.layers[li][kQNorm]) : nullptr, nullptr);
+      op.rmsnorm_backward(x, s.k_raw.data(), L.k_norm, dk.data(), n * c.kv_heads, c.head_dim, c.eps, dk_in.data(),
+                          F.on ? tr.full_grad(F.layers[li][kKNorm]) : nullptr, nullptr);
+      x.backend->copy(dq.data(), dq_in.data(), static_cast<size_t>(n * qdim) * sizeof(float));
+      x.backend->copy(dk.data(), dk_in.data(), static_cast<size_t>(n * kvdim) * sizeof(float));
+    }
     // The bottom layer's input gradient only reaches the embedding, which trains only in full
     // fine-tuning: otherwise its three input products and the norm's backward are skipped.
     float* dh1p = li > 0 || F.on ? dh1.data() : nullptr;

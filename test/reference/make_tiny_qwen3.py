@@ -1,0 +1,113 @@
+"""A tiny random Qwen3 (per-head q/k RMSNorm before RoPE, no biases, an explicit head_dim that is
+not hidden / heads, tied embeddings) saved by transformers, with its logits, the full fine-tuning
+gradient of every weight and PEFT's LoRA gradients (all seven projections, seeded non-zero A and
+B) on a fixed batch; and the same model as a GGUF the way llama.cpp names a qwen3 model
+(attn_q_norm / attn_k_norm, no q/k permutation), checked here to load in transformers' GGUF loader
+with the folder's logits. test/hf-llama.test.ts loads both with tunekit.
+
+Run from the repository root in the peers' environment (bench/peers/setup.sh):
+    bench/peers/.venv/bin/python test/reference/make_tiny_qwen3.py
+"""
+import os
+
+import numpy as np
+import torch
+from gguf import GGUFWriter
+from peft import LoraConfig, get_peft_model
+from safetensors.torch import save_file
+from transformers import Qwen3Config, Qwen3ForCausalLM
+
+OUT = os.path.join(os.path.dirname(__file__), "fixtures", "tiny-qwen3")
+TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+NAMES = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
+         "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down",
+         "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
+         "self_attn.q_norm": "attn_q_norm", "self_attn.k_norm": "attn_k_norm"}
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    config = Qwen3Config(vocab_size=160, hidden_size=48, intermediate_size=80, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, head_dim=24, max_position_embeddings=64, rms_norm_eps=1e-6, rope_theta=1000000.0,
+                         tie_word_embeddings=True)
+    model = Qwen3ForCausalLM(config).eval()
+    with torch.no_grad():  # norms away from 1 so the test sees them
+        for name, p in model.named_parameters():
+            if "norm" in name:
+                p.copy_(1 + 0.2 * torch.randn(p.shape))
+    model.save_pretrained(OUT, safe_serialization=True)
+    g = torch.Generator().manual_seed(1)
+    ids = torch.randint(0, 160, (2, 12), generator=g)
+    labels = ids.clone()
+    labels[0, :3] = -100
+    with torch.no_grad():
+        logits = model(ids).logits
+    # Full fine-tuning: every weight's gradient of the mean loss.
+    model.train()
+    model.zero_grad()
+    loss = model(input_ids=ids, labels=labels).loss
+    loss.backward()
+    tensors = {"ids": ids.to(torch.int32), "labels": labels.to(torch.int32), "logits": logits[0], "logits1": logits[1], "loss": loss.detach().reshape(1)}
+    for name, p in model.named_parameters():
+        tensors[f"grad.{name}"] = p.grad.detach().clone()
+    model.zero_grad()
+    # LoRA (PEFT) with seeded non-zero A and B.
+    peft_model = get_peft_model(model, LoraConfig(r=3, lora_alpha=6, lora_dropout=0.0, target_modules=TARGETS))
+    for name, module in peft_model.named_modules():
+        if hasattr(module, "lora_A") and "default" in module.lora_A:
+            a, b = module.lora_A["default"].weight, module.lora_B["default"].weight
+            with torch.no_grad():
+                a.copy_(torch.randn(a.shape, generator=g) * 0.1)
+                b.copy_(torch.randn(b.shape, generator=g) * 0.1)
+            layer = int(name.split(".layers.")[1].split(".")[0])
+            key = f"blk.{layer}.{NAMES['.'.join(name.split('.')[-2:])]}"
+            tensors[f"{key}.lora_a"] = a.detach().clone()
+            tensors[f"{key}.lora_b"] = b.detach().clone()
+    peft_model.train()
+    lora_loss = peft_model(input_ids=ids, labels=labels).loss
+    lora_loss.backward()
+    tensors["lora_loss"] = lora_loss.detach().reshape(1)
+    for name, module in peft_model.named_modules():
+        if hasattr(module, "lora_A") and "default" in module.lora_A:
+            layer = int(name.split(".layers.")[1].split(".")[0])
+            key = f"blk.{layer}.{NAMES['.'.join(name.split('.')[-2:])]}"
+            tensors[f"{key}.lora_a.grad"] = module.lora_A["default"].weight.grad.detach().clone()
+            tensors[f"{key}.lora_b.grad"] = module.lora_B["default"].weight.grad.detach().clone()
+    save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(OUT, "expected.safetensors"))
+
+    base = Qwen3ForCausalLM.from_pretrained(OUT, dtype=torch.float32)
+    w = GGUFWriter(os.path.join(OUT, "tiny-qwen3.gguf"), arch="qwen3")
+    w.add_name("tunekit-tiny-qwen3")
+    w.add_block_count(config.num_hidden_layers)
+    w.add_context_length(config.max_position_embeddings)
+    w.add_embedding_length(config.hidden_size)
+    w.add_feed_forward_length(config.intermediate_size)
+    w.add_head_count(config.num_attention_heads)
+    w.add_head_count_kv(config.num_key_value_heads)
+    w.add_key_length(config.head_dim)
+    w.add_value_length(config.head_dim)
+    w.add_rope_freq_base(1000000.0)
+    w.add_layer_norm_rms_eps(config.rms_norm_eps)
+    w.add_vocab_size(config.vocab_size)
+    for name, t in base.state_dict().items():
+        if name == "lm_head.weight":
+            continue  # tied
+        t = t.numpy().astype(np.float32)
+        if name == "model.embed_tokens.weight":
+            out = "token_embd.weight"
+        elif name == "model.norm.weight":
+            out = "output_norm.weight"
+        else:
+            layer, rest = name[len("model.layers."):].split(".", 1)
+            module, kind = rest.rsplit(".", 1)
+            out = f"blk.{layer}.{NAMES[module]}.{kind}"
+        w.add_tensor(out, t)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    print("loss", loss.item(), "lora loss", lora_loss.item())
+
+
+if __name__ == "__main__":
+    main()
