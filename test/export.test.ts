@@ -110,4 +110,17 @@ describe('adapter files', () => {
     expect(Array.from(permuteRopeRows(stored, m.config.heads, true).data)).toEqual(Array.from(ours.data));
     expect(Array.from(stored.data)).not.toEqual(Array.from(ours.data));
   });
+
+  it.each(['tiny-qwen2', 'tiny-qwen3'])('GGUF LoRA of %s: the base\'s llama.cpp architecture, q/k B rows as they are (llama.cpp keeps Qwen in Hugging Face order)', async (name) => {
+    const m = await loadModel(join(fixtures, name));
+    m.addLora({ r: 2, alpha: 4 });
+    randomize(m, 5);
+    const file = join(work, `${name}-lora.gguf`);
+    await saveGgufLora(m, file);
+    const g = await openGguf(file);
+    expect(g.metadata.get('general.architecture')).toBe(name.replace('tiny-', ''));
+    const stored = (await g.read('blk.0.attn_q.weight.lora_b')) as Tensor<'f32'>;
+    await g.close();
+    expect(Array.from(stored.data)).toEqual(Array.from(m.loraTensors()['blk.0.attn_q.lora_b']!.data));
+  });
 });
