@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { openGguf, openSafetensors, Tensor, TunekitError, Weights } from '../lib/index.js';
+import { MAX_METADATA_ARRAY } from '../lib/gguf/read.js';
 
 const fixtures = fileURLToPath(new URL('./reference/fixtures/gguf/', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'tunekit-gguf-'));
@@ -107,6 +108,25 @@ describe('hostile GGUF files', () => {
     const hugeArray = Buffer.concat([str('arr'), Buffer.from([9, 0, 0, 0, 4, 0, 0, 0]), Buffer.from(new BigUint64Array([1n << 50n]).buffer)]);
     await expectCorrupt(build({ kv: [hugeArray] }), /metadata arr claims \d+ elements/);
     await expectCorrupt(build({ kv: [kvString('a', 'b')], kvCount: 40n }), /past the end/);
+  });
+
+  it('reads metadata arrays in bulk, bounded: a count over the cap or past the bytes left is refused before anything is read', async () => {
+    const arr = (type: number, n: bigint, body: Buffer) =>
+      Buffer.concat([str('arr'), Buffer.from([9, 0, 0, 0, type, 0, 0, 0]), Buffer.from(new BigUint64Array([n]).buffer), body]);
+    // 3 Mi u16 values: several read windows, every value back.
+    const n = 3 * 2 ** 20, values = Uint16Array.from({ length: n }, (_, i) => (i * 7919) % 65536);
+    const g = await openGguf(build({ kv: [arr(2, BigInt(n), Buffer.from(values.buffer))] }));
+    const got = g.metadata.get('arr') as number[];
+    expect(got).toHaveLength(n);
+    expect(got[0]).toBe(0);
+    expect(got[n - 1]).toBe(values[n - 1]);
+    expect(got.every((v, i) => v === values[i])).toBe(true);
+    await g.close();
+    await expectCorrupt(build({ kv: [arr(0, BigInt(MAX_METADATA_ARRAY + 1), Buffer.alloc(0))] }), new RegExp(`metadata arr claims ${MAX_METADATA_ARRAY + 1} elements; tunekit reads arrays of at most ${MAX_METADATA_ARRAY}`));
+    // f64 elements take 8 bytes each, strings at least 8: counts are held to that, not to one byte each.
+    await expectCorrupt(build({ kv: [arr(12, 1000n, Buffer.alloc(4000))] }), /metadata arr claims 1000 elements \(at least 8000 bytes\) but only \d+ bytes remain/);
+    await expectCorrupt(build({ kv: [arr(8, 1000n, Buffer.alloc(4000))] }), /metadata arr claims 1000 elements \(at least 8000 bytes\)/);
+    await expectCorrupt(build({ kv: [arr(7, 3n, Buffer.from([1, 0, 2]))] }), /metadata arr\[2\] has boolean byte 2/);
   });
 
   it('rejects bad tensor infos', async () => {

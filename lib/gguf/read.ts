@@ -11,6 +11,19 @@ import { GGML_TYPES, GGUF_MAGIC, GgufValueType, type GgufTensorInfo, type GgufVa
 
 const CHUNK = 1 << 20;
 const READ_CHUNK = 1 << 30;
+/**
+ * The most elements a metadata array may hold. Real files hold a vocabulary (Gemma 3: 262,144
+ * tokens) and its merges; a count past this is a hostile or broken file, refused before anything
+ * is read instead of building a JS array the size of the file.
+ */
+export const MAX_METADATA_ARRAY = 1 << 24;
+// Bytes per element of the fixed-size value types, read in bulk.
+const FIXED: Partial<Record<number, number>> = {
+  [GgufValueType.UINT8]: 1, [GgufValueType.INT8]: 1, [GgufValueType.UINT16]: 2, [GgufValueType.INT16]: 2,
+  [GgufValueType.UINT32]: 4, [GgufValueType.INT32]: 4, [GgufValueType.FLOAT32]: 4, [GgufValueType.BOOL]: 1,
+  [GgufValueType.UINT64]: 8, [GgufValueType.INT64]: 8, [GgufValueType.FLOAT64]: 8,
+};
+const utf8 = new TextDecoder('utf-8', { fatal: true });
 
 function corrupt(file: string, what: string): TunekitError {
   return new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: not a valid GGUF file: ${what}`);
@@ -39,6 +52,37 @@ class Cursor {
   left(): number {
     return this.size - this.pos;
   }
+  /** n values of a fixed-size type, read in windows of at most CHUNK bytes. */
+  private async fixedArray(type: number, n: number, size: number, key: string): Promise<GgufValue[]> {
+    const out: GgufValue[] = new Array(n);
+    const per = Math.max(1, Math.floor(CHUNK / size));
+    for (let i = 0; i < n; i += per) {
+      const count = Math.min(per, n - i);
+      const v = await this.need(count * size);
+      for (let j = 0; j < count; j++) {
+        const at = j * size;
+        switch (type) {
+          case GgufValueType.UINT8: out[i + j] = v.getUint8(at); break;
+          case GgufValueType.INT8: out[i + j] = v.getInt8(at); break;
+          case GgufValueType.UINT16: out[i + j] = v.getUint16(at, true); break;
+          case GgufValueType.INT16: out[i + j] = v.getInt16(at, true); break;
+          case GgufValueType.UINT32: out[i + j] = v.getUint32(at, true); break;
+          case GgufValueType.INT32: out[i + j] = v.getInt32(at, true); break;
+          case GgufValueType.FLOAT32: out[i + j] = v.getFloat32(at, true); break;
+          case GgufValueType.UINT64: out[i + j] = bigOrNumber(v.getBigUint64(at, true)); break;
+          case GgufValueType.INT64: out[i + j] = bigOrNumber(v.getBigInt64(at, true)); break;
+          case GgufValueType.FLOAT64: out[i + j] = v.getFloat64(at, true); break;
+          case GgufValueType.BOOL: {
+            const b = v.getUint8(at);
+            if (b > 1) throw corrupt(this.file, `metadata ${key}[${i + j}] has boolean byte ${b}`);
+            out[i + j] = b === 1;
+            break;
+          }
+        }
+      }
+    }
+    return out;
+  }
   async u32(): Promise<number> {
     return (await this.need(4)).getUint32(0, true);
   }
@@ -53,7 +97,7 @@ class Cursor {
     if (n > this.left()) throw corrupt(this.file, `${what} claims ${n} bytes but only ${this.left()} remain`);
     const view = await this.need(n);
     try {
-      return new TextDecoder('utf-8', { fatal: true }).decode(new Uint8Array(view.buffer, view.byteOffset, n));
+      return utf8.decode(new Uint8Array(view.buffer, view.byteOffset, n));
     } catch {
       throw corrupt(this.file, `${what} is not valid UTF-8`);
     }
@@ -80,8 +124,12 @@ class Cursor {
         if (depth > 0) throw corrupt(this.file, `metadata ${key} nests arrays`);
         const itemType = await this.u32();
         const n = await this.count(`length of metadata ${key}`);
-        // Every element takes at least one byte: a count beyond the file is a lie, not a request.
-        if (n > this.left()) throw corrupt(this.file, `metadata ${key} claims ${n} elements but only ${this.left()} bytes remain`);
+        // Every element takes at least one byte (a string eight): a count beyond the file is a lie, not a request.
+        if (n > MAX_METADATA_ARRAY) throw corrupt(this.file, `metadata ${key} claims ${n} elements; tunekit reads arrays of at most ${MAX_METADATA_ARRAY} (a vocabulary holds a few hundred thousand)`);
+        const least = FIXED[itemType] ?? (itemType === GgufValueType.STRING ? 8 : 1);
+        if (n * least > this.left()) throw corrupt(this.file, `metadata ${key} claims ${n} elements (at least ${n * least} bytes) but only ${this.left()} bytes remain`);
+        const size = FIXED[itemType];
+        if (size !== undefined) return this.fixedArray(itemType, n, size, key); // in bulk: one read, no await per element
         const out: GgufValue[] = [];
         for (let i = 0; i < n; i++) out.push(await this.value(itemType, key, depth + 1));
         return out;
