@@ -62,6 +62,23 @@ describe('formats', () => {
     expect(tok.decode(targets(ex[0]!))).toBe('Hello!<|im_end|>\n');
   });
 
+  it('messages: a long conversation stops at maxLength (the first maxLength tokens and targets of the whole), a huge one within a huge maxLength is refused by name; records over ~120k tokens load', async () => {
+    const convo = (turns: number) => ({ messages: Array.from({ length: turns }, (_, i) => ({ role: i % 2 ? 'assistant' : 'user', content: `turn ${i}` })) });
+    const whole = (await all((await loadDataset(file('c200.jsonl', JSON.stringify(convo(200)) + '\n'), tok, { shuffle: false, maxLength: 1 << 20 })).train.examples()))[0]!;
+    const cut = (await all((await loadDataset(file('c200b.jsonl', JSON.stringify(convo(200)) + '\n'), tok, { shuffle: false, maxLength: 300 })).train.examples()))[0]!;
+    expect(whole.inputIds.length).toBeGreaterThan(300);
+    expect([...cut.inputIds]).toEqual([...whole.inputIds.subarray(0, 300)]);
+    expect([...cut.labels]).toEqual([...whole.labels.subarray(0, 300)]);
+    // 10,000 turns within maxLength 1024: only the turns that fit are rendered.
+    const long = await loadDataset(file('c10k.jsonl', JSON.stringify(convo(10_000)) + '\n'), tok, { shuffle: false, maxLength: 1024 });
+    expect((await all(long.train.examples()))[0]!.inputIds.length).toBe(1024);
+    await expect(loadDataset(file('c10k2.jsonl', JSON.stringify(convo(10_000)) + '\n'), tok, { maxLength: 1 << 20 }))
+      .rejects.toThrow(/a conversation of 10000 messages is too long to locate its assistant turns within maxLength 1048576/);
+    // One text record of 200k tokens: no stack overflow from spreading its ids.
+    const big = await loadDataset(file('big.jsonl', JSON.stringify({ text: 'cat '.repeat(200_000) }) + '\n'), tok, { maxLength: 1 << 20 });
+    expect((await all(big.train.examples()))[0]!.inputIds.length).toBeGreaterThan(150_000);
+  });
+
   it('classification: text + label, no token targets', async () => {
     const p = file('c.csv', 'text,label\n"hello, world",spam\nthe cat,ham\n');
     const d = await loadDataset(p, tok, { shuffle: false });

@@ -11,6 +11,8 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { loadModel, openGguf, Tensor, TunekitError, writeGguf, writeSafetensors } from '../lib/index.js';
 import { pickToken } from '../lib/model/generate.js';
+import { tinyModelFolder } from './helpers.js';
+import { spawnSync } from 'node:child_process';
 
 const dir = fileURLToPath(new URL('./reference/fixtures/tiny-llama/', import.meta.url));
 const gpt2 = fileURLToPath(new URL(join('./reference/fixtures/tiny-gpt2/'), import.meta.url));
@@ -155,5 +157,26 @@ describe('third-party failures become TunekitErrors naming the file', () => {
     expect(err).toBeInstanceOf(TunekitError);
     expect(err.code).toBe('ERR_TUNEKIT_CORRUPT_FILE');
     expect(err.message).toMatch(message);
+  });
+});
+
+describe('a FIFO where a file is expected', () => {
+  const mkfifo = spawnSync('mkfifo', ['--version']).status === 0;
+  it.skipIf(!mkfifo)('is refused at once (a GGUF path, a folder\'s config.json and tokenizer.json), not waited on forever', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tunekit-fifo-'));
+    try {
+      const fifo = join(dir, 'model.gguf');
+      spawnSync('mkfifo', [fifo]);
+      await expect(loadModel(fifo)).rejects.toThrow(/model\.gguf: expected a regular file but it is a FIFO \(named pipe\)/);
+      const folder = tinyModelFolder(join(dir, 'folder'));
+      rmSync(join(folder, 'tokenizer.json'));
+      spawnSync('mkfifo', [join(folder, 'tokenizer.json')]);
+      await expect(loadModel(folder)).rejects.toThrow(/tokenizer\.json: expected a regular file but it is a FIFO/);
+      rmSync(join(folder, 'config.json'));
+      spawnSync('mkfifo', [join(folder, 'config.json')]);
+      await expect(loadModel(folder)).rejects.toThrow(/config\.json: expected a regular file but it is a FIFO/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

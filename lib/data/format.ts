@@ -87,17 +87,28 @@ function messages(row: Row, where: string, ctx: FormatContext): ChatMessage[] {
 
 /** Concatenates segments, each tokenized on its own, masking those that are not targets. */
 function assemble(segments: { ids: number[]; target: boolean }[], maxLength: number, eos: number | null): { inputIds: Int32Array; labels: Int32Array } {
+  // Element by element, never push(...ids): a spread of a long record (over ~120k tokens) overflows the stack.
   const ids: number[] = [], labels: number[] = [];
+  let last: number | undefined;
   for (const s of segments) {
-    ids.push(...s.ids);
-    for (const id of s.ids) labels.push(s.target ? id : -100);
+    for (const id of s.ids) {
+      if (ids.length < maxLength) ids.push(id), labels.push(s.target ? id : -100);
+      last = id;
+    }
   }
-  if (eos !== null && ids[ids.length - 1] !== eos) {
+  if (eos !== null && last !== eos && ids.length < maxLength) {
     ids.push(eos);
     labels.push(segments[segments.length - 1]!.target ? eos : -100);
   }
-  return { inputIds: Int32Array.from(ids.slice(0, maxLength)), labels: Int32Array.from(labels.slice(0, maxLength)) };
+  return { inputIds: Int32Array.from(ids), labels: Int32Array.from(labels) };
 }
+
+/**
+ * The most messages rendered, over all the prefix renders that locate one conversation's assistant
+ * turns (quadratic in its length): a few seconds of template rendering. Conversations that fit
+ * a usual maxLength stay far below; a 10,000-turn one with a huge maxLength is refused by name.
+ */
+const MAX_PREFIX_RENDERS = 200_000;
 
 /** The example for one record, or null when it is empty. Throws InvalidRecord for bad records. */
 export function toExample(row: Row, where: string, ctx: FormatContext): Example | null {
@@ -120,9 +131,17 @@ export function toExample(row: Row, where: string, ctx: FormatContext): Example 
       // Each assistant turn is the difference between the conversation rendered up to it with a
       // generation prompt and the conversation rendered through it.
       const segments: { ids: number[]; target: boolean }[] = [];
-      let done = '';
-      msgs.forEach((m, i) => {
-        if (m.role !== 'assistant') return;
+      let done = '', length = 0;
+      // Rendering the conversation up to each assistant turn costs the length so far: a long
+      // conversation is quadratic. Turns past maxLength tokens are cut anyway, so stop there.
+      let rendered = 0; // messages rendered so far, over all the prefix renders
+      for (const [i, m] of msgs.entries()) {
+        if (length >= ctx.maxLength) break;
+        if (m.role !== 'assistant') continue;
+        rendered += 2 * i + 1;
+        if (rendered > MAX_PREFIX_RENDERS) {
+          throw new InvalidRecord(where, `a conversation of ${msgs.length} messages is too long to locate its assistant turns within maxLength ${ctx.maxLength} (each turn renders the conversation up to it: over ${MAX_PREFIX_RENDERS} message renders); split it into shorter conversations or lower maxLength`);
+        }
         const before = tok.applyChatTemplate(msgs.slice(0, i), { addGenerationPrompt: true });
         const through = tok.applyChatTemplate(msgs.slice(0, i + 1));
         if (!before.startsWith(done) || !through.startsWith(before)) {
@@ -130,9 +149,10 @@ export function toExample(row: Row, where: string, ctx: FormatContext): Example 
         }
         segments.push({ ids: tok.encode(before.slice(done.length), { addSpecialTokens: done === '' }), target: false });
         segments.push({ ids: tok.encode(through.slice(before.length), { addSpecialTokens: false }), target: true });
+        length += segments[segments.length - 2]!.ids.length + segments[segments.length - 1]!.ids.length;
         done = through;
-      });
-      const all = tok.applyChatTemplate(msgs);
+      }
+      const all = length >= ctx.maxLength ? done : tok.applyChatTemplate(msgs);
       if (all.length > done.length) segments.push({ ids: tok.encode(all.slice(done.length), { addSpecialTokens: false }), target: false });
       // Templates close each turn with their own end token; no extra EOS after the closing newline.
       const closes = tok.eosToken !== null && done.trimEnd().endsWith(tok.eosToken);

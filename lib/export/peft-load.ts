@@ -1,7 +1,7 @@
 // Reading a PEFT LoRA adapter folder (ours or one PEFT saved) onto a loaded model: the inverse of
 // savePeftAdapter, so `tunekit generate --adapter` and evaluation can use a trained adapter.
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readTextFile } from '../files.js';
 import { join } from 'node:path';
 import { TunekitError } from '../errors.js';
 import { pickleRefusal } from '../safetensors/pickle.js';
@@ -19,7 +19,7 @@ const OURS: Record<string, string> = {
 export async function loadPeftAdapter(model: Model, dir: string): Promise<void> {
   let cfg: Record<string, unknown>;
   try {
-    cfg = JSON.parse(await readFile(join(dir, 'adapter_config.json'), 'utf8'));
+    cfg = JSON.parse(await readTextFile(join(dir, 'adapter_config.json')));
   } catch (e) {
     throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${dir}: expected a PEFT adapter folder with adapter_config.json (${(e as Error).message})`);
   }

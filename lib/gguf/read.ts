@@ -2,9 +2,10 @@
 // length is checked against the bytes left before anything is allocated), tensor data is read
 // straight into native memory. F32/F16/BF16 become Tensors; Q4_0/Q4_1/Q8_0 and the K-quants stay quantized as
 // Weights that GEMMs decode panel by panel.
-import { open, type FileHandle } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { TunekitError } from '../errors.js';
+import { openRegularFile } from '../files.js';
 import { Tensor } from '../tensor.js';
 import { Weights, type WeightFormat } from '../weights.js';
 import { GGML_TYPES, GGUF_MAGIC, GgufValueType, type GgufTensorInfo, type GgufValue } from './format.js';
@@ -157,12 +158,7 @@ export interface GgufFile {
 /** Opens a GGUF file and parses its header; tensor data is read on demand. */
 export async function openGguf(path: string): Promise<GgufFile> {
   const file = resolve(path);
-  let fh: FileHandle;
-  try {
-    fh = await open(file, 'r');
-  } catch (e) {
-    throw new TunekitError('ERR_TUNEKIT_IO', `${file}: ${(e as Error).message}`, { cause: e });
-  }
+  const fh: FileHandle = await openRegularFile(file);
   try {
     const { size } = await fh.stat();
     const c = new Cursor(fh, file, size);

@@ -4,7 +4,7 @@
 // Matrices stay in their stored dtype (f32/bf16/f16) or are quantized at load (NF4 for QLoRA,
 // bf16, Q8_0); norm weights become f32.
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readTextFile } from '../files.js';
 import { join } from 'node:path';
 import { TunekitError } from '../errors.js';
 import type { NativeGpt2Config, NativeLlamaConfig } from '../native.js';
@@ -102,7 +102,7 @@ export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Prom
   if (!existsSync(configFile)) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${dir}: no config.json (expected a Hugging Face model folder)`);
   let cfg: Record<string, unknown>;
   try {
-    cfg = JSON.parse(await readFile(configFile, 'utf8'));
+    cfg = JSON.parse(await readTextFile(configFile));
   } catch (e) {
     throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${configFile}: invalid JSON (${(e as Error).message})`);
   }

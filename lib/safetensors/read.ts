@@ -1,6 +1,7 @@
 // Reading safetensors files, single or sharded (model.safetensors.index.json), straight into native
 // tensor memory in bounded chunks: no whole-file Buffer, so files over 2 GiB work.
-import { open, readFile, stat, type FileHandle } from 'node:fs/promises';
+import { stat, type FileHandle } from 'node:fs/promises';
+import { openRegularFile, readTextFile } from '../files.js';
 import { dirname, join, resolve } from 'node:path';
 import { TunekitError } from '../errors.js';
 import { Tensor } from '../tensor.js';
@@ -53,12 +54,7 @@ class SingleFileReader implements SafetensorsReader {
 
   static async open(path: string): Promise<SingleFileReader> {
     const file = resolve(path);
-    let fh: FileHandle;
-    try {
-      fh = await open(file, 'r');
-    } catch (e) {
-      throw ioError(file, e);
-    }
+    const fh: FileHandle = await openRegularFile(file);
     try {
       const { size } = await fh.stat();
       const prefix = new Uint8Array(8);
@@ -153,7 +149,7 @@ async function openIndex(indexPath: string): Promise<SafetensorsReader> {
   const file = resolve(indexPath);
   let raw: unknown;
   try {
-    raw = JSON.parse(await readFile(file, 'utf8'));
+    raw = JSON.parse(await readTextFile(file));
   } catch (e) {
     if (e instanceof SyntaxError) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: invalid JSON (${e.message})`);
     throw ioError(file, e);

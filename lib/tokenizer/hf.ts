@@ -2,7 +2,7 @@
 // tokens, and the chat template from there or chat_template.jinja), run by @huggingface/tokenizers
 // and @huggingface/jinja.
 import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { readTextFile } from '../files.js';
 import { join } from 'node:path';
 import { Tokenizer } from '@huggingface/tokenizers';
 import { chatTemplate } from './chat-template.js';
@@ -22,11 +22,11 @@ export async function tokenizerFromFolder(dir: string): Promise<TextTokenizer | 
   let json: Record<string, unknown>, config: Record<string, unknown> = {};
   const raw: Record<string, string> = {};
   try {
-    raw['tokenizer.json'] = await readFile(file, 'utf8');
+    raw['tokenizer.json'] = await readTextFile(file);
     json = JSON.parse(raw['tokenizer.json']);
     const cfgFile = join(dir, 'tokenizer_config.json');
-    if (existsSync(cfgFile)) config = JSON.parse((raw['tokenizer_config.json'] = await readFile(cfgFile, 'utf8')));
-    for (const extra of ['special_tokens_map.json', 'chat_template.jinja']) if (existsSync(join(dir, extra))) raw[extra] = await readFile(join(dir, extra), 'utf8');
+    if (existsSync(cfgFile)) config = JSON.parse((raw['tokenizer_config.json'] = await readTextFile(cfgFile)));
+    for (const extra of ['special_tokens_map.json', 'chat_template.jinja']) if (existsSync(join(dir, extra))) raw[extra] = await readTextFile(join(dir, extra));
   } catch (e) {
     throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${dir}: tokenizer files are not valid JSON (${(e as Error).message})`);
   }
@@ -45,7 +45,7 @@ export async function tokenizerFromFolder(dir: string): Promise<TextTokenizer | 
   const special = { bos: tokenText(config.bos_token), eos: tokenText(config.eos_token), pad: tokenText(config.pad_token), unk: tokenText(config.unk_token) };
   // transformers >= 4.43 may keep the template in chat_template.jinja beside the config.
   const templateFile = join(dir, 'chat_template.jinja');
-  const templateText = existsSync(templateFile) ? await readFile(templateFile, 'utf8') : typeof config.chat_template === 'string' ? config.chat_template : null;
+  const templateText = existsSync(templateFile) ? await readTextFile(templateFile) : typeof config.chat_template === 'string' ? config.chat_template : null;
   const template = templateText === null ? null : chatTemplate(templateText, existsSync(templateFile) ? templateFile : join(dir, 'tokenizer_config.json'));
   return {
     vocabSize: Math.max(Object.keys(vocab).length, ...added.map((a) => a.id + 1)),
