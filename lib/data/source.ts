@@ -7,10 +7,18 @@ import { readdir, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { parse as parseCsv } from 'csv-parse';
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
-import { compressors } from 'hyparquet-compressors';
 import { TunekitError } from '../errors.js';
 
 export type Row = Record<string, unknown>;
+
+// Parquet's decompressors (zstd, brotli, ... as WebAssembly) reserve gigabytes of address space
+// when their module loads (VmSize 0.7 -> 11.5 GB): under an address-space limit (ulimit -v, some
+// containers) importing tunekit would fail. They load on the first Parquet file instead.
+let parquetCompressors: Promise<Record<string, unknown>> | undefined;
+async function compressorsOnce(): Promise<Record<string, unknown>> {
+  parquetCompressors ??= import('hyparquet-compressors').then((m) => m.compressors as Record<string, unknown>);
+  return parquetCompressors;
+}
 
 export interface SourceRecord {
   row: Row;
@@ -234,7 +242,7 @@ async function* readParquet(file: string): AsyncGenerator<SourceRecord> {
   let rowStart = 0;
   for (const group of metadata.row_groups) {
     const rowEnd = rowStart + Number(group.num_rows);
-    const rows = await parquetReadObjects({ file: buffer, metadata, rowStart, rowEnd, compressors });
+    const rows = await parquetReadObjects({ file: buffer, metadata, rowStart, rowEnd, compressors: (await compressorsOnce()) as never });
     for (let i = 0; i < rows.length; i++) yield { row: rows[i] as Row, where: `${file} row ${rowStart + i + 1}` };
     rowStart = rowEnd;
   }
