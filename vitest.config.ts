@@ -11,6 +11,8 @@ export default defineConfig({
     pool: 'forks',
     testTimeout: 120_000,
     hookTimeout: 600_000,
+    // Fetches the real model the end-to-end tests need when it is missing (or says why not).
+    globalSetup: ['test/setup/fetch-model.ts'],
     projects: [
       { extends: true, test: { name: 'default', include: ['test/**/*.test.ts'] } },
       { extends: true, test: { name: 'amx-emulated', include: amxEmulated, env: { TUNEKIT_EMULATE_AMX: '1' } } },
