@@ -197,3 +197,28 @@ describe('under an address-space limit (ulimit -v, as some containers set)', () 
     expect(JSON.parse(r.stdout.trim())).toEqual({ logits: [3, 1001], huge: 'ERR_TUNEKIT_OUT_OF_MEMORY' });
   });
 });
+
+describe('option messages', () => {
+  it('name the path of an unknown key and suggest the tunekit spelling of transformers\' and PEFT\'s names, or the nearest key; enums list their values', async () => {
+    const { JobConfig } = await import('../lib/cli/config.js');
+    const { parseOptions } = await import('../lib/validate.js');
+    const job = (extra: Record<string, unknown>) => () => parseOptions(JobConfig, { model: 'm', data: { path: 'd' }, ...extra }, 'the config');
+    expect(job({ training: { learning_rate: 1e-3 } })).toThrow('Unknown option learning_rate in training for the config (did you mean lr?)');
+    expect(job({ training: { per_device_train_batch_size: 4 } })).toThrow('Unknown option per_device_train_batch_size in training for the config (did you mean batchSize?)');
+    expect(job({ training: { batch_size: 4 } })).toThrow('(did you mean batchSize?)');
+    expect(job({ training: { lora_alpha: 16 } })).toThrow('Unknown option lora_alpha in training for the config (did you mean lora.alpha?)');
+    expect(job({ lora: { targetz: ['q_proj'] } })).toThrow('Unknown option targetz in lora for the config (did you mean targets?)');
+    expect(job({ lora: { targets: ['q', 'v'] } })).toThrow('Expected one of "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj" for lora.targets[0] but received "q"');
+    expect(job({ training: { schedule: 'cosin' } })).toThrow('Expected one of "constant", "linear", "cosine", "slanted-triangular" for training.schedule but received "cosin"');
+    expect(job({ training: { zzz: 1 } })).toThrow(/Unknown option zzz in training for the config \(known: epochs, maxSteps, batchSize, .*lr,/);
+  });
+
+  it('an adapter file where a PEFT folder is expected says what to pass instead of ENOTDIR', async () => {
+    const { loadPeftAdapter } = await import('../lib/index.js');
+    const m = await loadModel(dir);
+    const work = mkdtempSync(join(tmpdir(), 'tunekit-adapter-'));
+    writeFileSync(join(work, 'adapter.gguf'), 'GGUF');
+    await expect(loadPeftAdapter(m, join(work, 'adapter.gguf'))).rejects.toThrow(/adapter\.gguf is a GGUF LoRA adapter \(for llama\.cpp\); expected a PEFT adapter folder \(adapter_config\.json \+ adapter_model\.safetensors\), such as the adapter\/ folder/);
+    rmSync(work, { recursive: true, force: true });
+  });
+});

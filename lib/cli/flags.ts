@@ -3,6 +3,9 @@
 // message that names the flag, the text typed and the flags the command has.
 import { parseArgs } from 'node:util';
 import { TunekitError } from '../errors.js';
+import { nearest } from '../validate.js';
+
+export { nearest };
 
 export interface Flag {
   type: 'boolean' | 'string' | 'number';
@@ -33,25 +36,6 @@ export function commandHelp(name: string, c: Command): string {
   rows.push(['-h, --help', 'show this help']);
   const width = Math.max(...rows.map((r) => r[0]!.length));
   return `Usage: ${usageLine(name, c)}\n\n${c.summary}\n\nFlags:\n${rows.map(([a, b]) => `  ${a!.padEnd(width)}  ${b}`).join('\n')}`;
-}
-
-// Edit distance, for "did you mean".
-function distance(a: string, b: string): number {
-  const d = Array.from({ length: a.length + 1 }, (_, i) => [i, ...Array<number>(b.length).fill(0)]);
-  for (let j = 1; j <= b.length; j++) d[0]![j] = j;
-  for (let i = 1; i <= a.length; i++)
-    for (let j = 1; j <= b.length; j++) d[i]![j] = Math.min(d[i - 1]![j]! + 1, d[i]![j - 1]! + 1, d[i - 1]![j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1));
-  return d[a.length]![b.length]!;
-}
-
-/** The closest of `known` to `typed`, when it is close enough to be a typo. */
-export function nearest(typed: string, known: string[]): string | undefined {
-  let best: string | undefined, bestD = Infinity;
-  for (const k of known) {
-    const dist = distance(typed.toLowerCase(), k.toLowerCase());
-    if (dist < bestD) [best, bestD] = [k, dist];
-  }
-  return best !== undefined && bestD <= Math.max(2, Math.floor(typed.length / 3)) ? best : undefined;
 }
 
 /**

@@ -1,6 +1,7 @@
 // Reading a PEFT LoRA adapter folder (ours or one PEFT saved) onto a loaded model: the inverse of
 // savePeftAdapter, so `tunekit generate --adapter` and evaluation can use a trained adapter.
 import { existsSync } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { readTextFile } from '../files.js';
 import { join } from 'node:path';
 import { TunekitError } from '../errors.js';
@@ -17,6 +18,11 @@ const OURS: Record<string, string> = {
 
 /** Adds the folder's adapters to the model (replacing any it has). */
 export async function loadPeftAdapter(model: Model, dir: string): Promise<void> {
+  const st = await stat(dir).catch(() => null);
+  if (st?.isFile()) {
+    const what = dir.endsWith('.gguf') ? 'a GGUF LoRA adapter (for llama.cpp)' : dir.endsWith('.safetensors') ? 'a safetensors file' : 'a file';
+    throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${dir} is ${what}; expected a PEFT adapter folder (adapter_config.json + adapter_model.safetensors), such as the adapter/ folder a tunekit run writes beside adapter.gguf${dir.endsWith('.safetensors') ? ': pass the folder that holds it' : ''}`);
+  }
   let cfg: Record<string, unknown>;
   try {
     cfg = JSON.parse(await readTextFile(join(dir, 'adapter_config.json')));
