@@ -172,6 +172,25 @@ describe('bad input', () => {
 });
 
 describe('cleaning', () => {
+  it('redacts what a labelled sample holds: every email, phone and card form in it, and nothing of its look-alikes (IP, ZIP+4, dates, versions, ISBN)', () => {
+    const { cases } = JSON.parse(readFileSync(join(dataDir, 'redaction-sample.json'), 'utf8')) as { cases: { kind: string; text: string; find?: string }[] };
+    const tag: Record<string, string> = { email: '[EMAIL]', phone: '[PHONE]', card: '[CARD]' };
+    const missed: string[] = [];
+    const caught: Record<string, [number, number]> = {};
+    for (const c of cases) {
+      const counts = { emails: 0, phones: 0, cards: 0 };
+      const out = redact(c.text, counts);
+      const ok = c.kind === 'none' ? out === c.text : out === c.text.replace(c.find!, tag[c.kind]!);
+      (caught[c.kind] ??= [0, 0])[1]++;
+      if (ok) caught[c.kind]![0]++;
+      else missed.push(`${c.kind}: ${JSON.stringify(c.text)} -> ${JSON.stringify(out)}`);
+    }
+    console.log(`redaction sample, caught / cases: ${Object.entries(caught).map(([k, [a, n]]) => `${k} ${a}/${n}`).join(', ')}`);
+    expect(missed).toEqual([]);
+    // A number without a country code is read in the given region's formats.
+    expect(redact('ring 020 7946 0958', undefined, 'GB')).toBe('ring [PHONE]');
+  });
+
   it('drops empty and duplicate records, filters by length, redacts personal data', async () => {
     const rows = [{ text: 'hello' }, { text: '' }, { text: 'hello' }, { text: 'the cat '.repeat(20) }, { text: 'mail bob@example.com or call +1 415-555-0132, card 4111 1111 1111 1111' }];
     const d = await loadDataset(rows, tok, { dedupe: true, maxTokens: 60, redact: true, shuffle: false });

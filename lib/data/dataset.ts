@@ -6,7 +6,7 @@
 import { z } from 'zod';
 import { TunekitError } from '../errors.js';
 import type { TextTokenizer } from '../tokenizer/gguf.js';
-import { parseOptions } from '../validate.js';
+import { expected, parseOptions } from '../validate.js';
 import { fingerprint, type RedactionCounts } from './clean.js';
 import { DEFAULT_COLUMNS, detectFormat, toExample, type Example, type FormatContext, type ResolvedFormat } from './format.js';
 import { hashUnit, Random } from './random.js';
@@ -30,7 +30,9 @@ export const DatasetOptions = z
     dedupe: z.boolean().default(false).describe('Drop exact duplicate records'),
     minTokens: z.number().int().min(0).default(0).describe('Drop examples shorter than this many tokens'),
     maxTokens: z.number().int().min(1).optional().describe('Drop (rather than truncate) examples longer than this many tokens'),
-    redact: z.boolean().default(false).describe('Replace emails, phone numbers and card numbers with [EMAIL], [PHONE], [CARD] before tokenizing'),
+    redact: z.boolean().default(false).describe('Replace emails, phone numbers and card numbers with [EMAIL], [PHONE], [CARD] before tokenizing (what it catches and does not: README, "Data")'),
+    redactRegion: z.string().regex(/^[A-Z]{2}$/, expected('ISO 3166 two-letter region such as "US" or "GB"')).default('US')
+      .describe('With redact: the region whose national phone formats numbers without a country code are read in'),
     skipInvalid: z.boolean().default(false).describe('Count and skip malformed records instead of failing on the first'),
     streaming: z.boolean().default(false).describe('Re-read the source on every pass instead of keeping examples in memory'),
     shuffleBuffer: z.number().int().min(1).default(10000).describe('Streaming: examples held for shuffling'),
@@ -74,7 +76,7 @@ async function* examplesOf(source: DataSource, o: Options, tokenizer: TextTokeni
   const seen = o.dedupe ? new Set<string>() : null;
   const ctx: FormatContext = {
     tokenizer, format: formatBox.format ?? 'text', columns: { ...DEFAULT_COLUMNS, ...o.columns }, maxLength: o.maxLength,
-    redaction: o.redact ? stats.redacted : undefined, keepEmpty: !o.dropEmpty,
+    redaction: o.redact ? stats.redacted : undefined, region: o.redactRegion, keepEmpty: !o.dropEmpty,
   };
   let index = -1;
   for await (const { row, where } of readRecords(source, { textUnit: o.textUnit, delimiter: o.delimiter })) {

@@ -41,6 +41,8 @@ export interface FormatContext {
   /** Longest example in tokens; longer ones are cut (the end is dropped). */
   maxLength: number;
   redaction?: RedactionCounts;
+  /** Phone numbers without a country code are read as this region's (ISO 3166 alpha-2). */
+  region?: string;
   /** Keep records whose text is empty (they train on the EOS alone). */
   keepEmpty?: boolean;
 }
@@ -62,7 +64,7 @@ function text(row: Row, name: string, where: string, ctx: FormatContext): string
   const v = row[name];
   if (v === undefined || v === null) throw new InvalidRecord(where, `missing field "${name}"`);
   if (typeof v !== 'string') throw new InvalidRecord(where, `field "${name}" is ${Array.isArray(v) ? 'an array' : `a ${typeof v}`}; expected a string`);
-  return ctx.redaction ? redact(v, ctx.redaction) : v;
+  return ctx.redaction ? redact(v, ctx.redaction, ctx.region) : v;
 }
 
 function messages(row: Row, where: string, ctx: FormatContext): ChatMessage[] {
@@ -81,7 +83,7 @@ function messages(row: Row, where: string, ctx: FormatContext): ChatMessage[] {
     if (typeof role !== 'string' || typeof content !== 'string') {
       throw new InvalidRecord(where, `field "${name}[${i}]" must be {role: string, content: string}`);
     }
-    return { role, content: ctx.redaction ? redact(content, ctx.redaction) : content };
+    return { role, content: ctx.redaction ? redact(content, ctx.redaction, ctx.region) : content };
   });
 }
 
