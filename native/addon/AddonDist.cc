@@ -4,8 +4,13 @@
 // collectives stay in native code (optim/optimizer.cc), on the same Comm.
 #include <napi.h>
 
+#include <algorithm>
+#include <memory>
+
 #include "../core/error.h"
 #include "../dist/mpi_comm.h"
+#include "../model/trainable.h"
+#include "../optim/gradient_reducer.h"
 #include "PromiseWorker.h"
 #include "addon_state.h"
 #include "errors.h"
@@ -67,6 +72,42 @@ Napi::Value dist_broadcast_binding(const Napi::CallbackInfo& info) {
 // distBarrier() -> Promise<void>
 Napi::Value dist_barrier_binding(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value { return collective(info, [](Comm& c) { c.barrier(); }); });
+}
+
+// passGradients() -> Promise<void>: a ZeRO-2 rank with nothing to back-propagate in a micro-batch
+// (its share has no labelled token) adds nothing but takes part in the reductions the other ranks'
+// backward makes, in the same order. Elsewhere it does nothing.
+Napi::Value pass_gradients_binding(const Napi::CallbackInfo& info, const std::shared_ptr<TrainingState>& train) {
+  check_arg(train && !train->t.tensors.empty(), "Expected addLora(), enableFullTraining() or addClassifier() before passGradients()");
+  auto guard = std::make_shared<TrainingGuard>(*train, "passGradients()");
+  std::shared_ptr<Comm> comm = train->reduces_in_backward() ? info.Env().GetInstanceData<AddonState>()->comm : nullptr;
+  return PromiseWorker::start(
+      info.Env(),
+      [train, guard, comm] {
+        if (!comm) return;
+        GradientReducer reducer(*comm, train->layout(), train->gradient_groups(), train->t.grads.data(), *train->t.grads.backend());
+        reducer.finish();
+      },
+      [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, {info.This()});
+}
+
+// shardTraining({stage}) -> {world, rank, stage, size, padded, momentsOffset, momentsLength}: the
+// model trains as its rank of the group openDistributed joined, at ZeRO `stage` (0: every rank
+// keeps whole moments; 1 and 2: its shard). Called once the trainable layout is final.
+Napi::Value shard_training_binding(const Napi::CallbackInfo& info, const std::shared_ptr<TrainingState>& train) {
+  check_arg(train && !train->t.tensors.empty(), "Expected addLora(), enableFullTraining() or addClassifier() before shardTraining()");
+  Napi::Object o = options_arg(info, 0);
+  const int stage = static_cast<int>(option_int(o, "stage", 1, 0, 2));
+  TrainingGuard guard(*train, "shardTraining()");
+  const Comm& comm = info.Env().GetInstanceData<AddonState>()->group();
+  train->shard(comm.world(), comm.rank(), stage);
+  const ShardLayout l = train->layout();
+  Napi::Object out = Napi::Object::New(info.Env());
+  out.Set("world", l.world), out.Set("rank", train->rank), out.Set("stage", stage);
+  out.Set("size", static_cast<double>(l.size)), out.Set("padded", static_cast<double>(l.padded()));
+  out.Set("momentsOffset", static_cast<double>(train->moments_begin()));
+  out.Set("momentsLength", static_cast<double>(std::min(train->m.size(), l.size - train->moments_begin())));
+  return out;
 }
 
 }  // namespace tk

@@ -30,6 +30,10 @@
 #include "options.h"
 
 namespace tk {
+
+// AddonDist.cc: a model's part in data-parallel training.
+Napi::Value pass_gradients_binding(const Napi::CallbackInfo& info, const std::shared_ptr<TrainingState>& train);
+Napi::Value shard_training_binding(const Napi::CallbackInfo& info, const std::shared_ptr<TrainingState>& train);
 namespace {
 
 TrainableKind kind_arg(const Napi::CallbackInfo& info, size_t i) {
@@ -560,45 +564,12 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
     });
   }
 
-  // passGradients() -> Promise<void>: a ZeRO-2 rank with nothing to back-propagate in a
-  // micro-batch (its share has no labelled token) adds nothing but takes part in the reductions
-  // the other ranks' backward makes, in the same order. Elsewhere it does nothing.
+  // The data-parallel methods, in AddonDist.cc with the rest of the group's surface.
   Napi::Value pass_gradients(const Napi::CallbackInfo& info) {
-    return guarded(info, [&]() -> Napi::Value {
-      check_arg(train_ && !train_->t.tensors.empty(), "Expected addLora(), enableFullTraining() or addClassifier() before passGradients()");
-      auto train = train_;
-      auto guard = std::make_shared<TrainingGuard>(*train, "passGradients()");
-      std::shared_ptr<Comm> comm = train->reduces_in_backward() ? info.Env().GetInstanceData<AddonState>()->comm : nullptr;
-      return PromiseWorker::start(
-          info.Env(),
-          [train, guard, comm] {
-            if (!comm) return;
-            GradientReducer reducer(*comm, train->layout(), train->gradient_groups(), train->t.grads.data(), *train->t.grads.backend());
-            reducer.finish();
-          },
-          [](Napi::Env env) -> Napi::Value { return env.Undefined(); }, {info.This()});
-    });
+    return guarded(info, [&]() -> Napi::Value { return pass_gradients_binding(info, train_); });
   }
-
-  // shardTraining({stage}) -> {world, rank, size, padded, momentsOffset, momentsLength}: this
-  // model trains as its rank of the group openDistributed joined, at ZeRO `stage` (0: every rank
-  // keeps whole moments; 1 and 2: its shard). Called once the trainable layout is final.
   Napi::Value shard_training(const Napi::CallbackInfo& info) {
-    return guarded(info, [&]() -> Napi::Value {
-      check_arg(train_ && !train_->t.tensors.empty(), "Expected addLora(), enableFullTraining() or addClassifier() before shardTraining()");
-      Napi::Object o = options_arg(info, 0);
-      const int stage = static_cast<int>(option_int(o, "stage", 1, 0, 2));
-      TrainingGuard guard(*train_, "shardTraining()");
-      const Comm& comm = info.Env().GetInstanceData<AddonState>()->group();
-      train_->shard(comm.world(), comm.rank(), stage);
-      const ShardLayout l = train_->layout();
-      Napi::Object out = Napi::Object::New(info.Env());
-      out.Set("world", l.world), out.Set("rank", train_->rank), out.Set("stage", stage);
-      out.Set("size", static_cast<double>(l.size)), out.Set("padded", static_cast<double>(l.padded()));
-      out.Set("momentsOffset", static_cast<double>(train_->moments_begin()));
-      out.Set("momentsLength", static_cast<double>(std::min(train_->m.size(), l.size - train_->moments_begin())));
-      return out;
-    });
+    return guarded(info, [&]() -> Napi::Value { return shard_training_binding(info, train_); });
   }
 
   std::shared_ptr<const ModelFamily> model_;
