@@ -134,6 +134,20 @@ describe('config sizes', () => {
       await expect(loadModel(folder)).rejects.toThrow(new RegExp(`config\\.json: ${key} is ${layers} but .* holds the tensors of 2 layers`));
     }
   });
+
+  it('a GGUF whose block_count the tensors do not bear out is refused (one too few loaded a truncated model)', async () => {
+    const g = await openGguf(fileURLToPath(new URL('./reference/fixtures/tiny-llama3/tiny-llama3.gguf', import.meta.url)));
+    const tensors: Record<string, Tensor<'f32'>> = {};
+    for (const n of g.tensors.keys()) tensors[n] = (await g.read(n)) as Tensor<'f32'>;
+    const meta: Parameters<typeof writeGguf>[1] = { 'general.architecture': { type: 'string', value: 'llama' } };
+    for (const [k, v] of g.metadata) if (typeof v === 'number' && k.startsWith('llama.')) meta[k] = { type: Number.isInteger(v) ? 'u32' : 'f32', value: v };
+    await g.close();
+    for (const layers of [1, 3, 1e9]) {
+      const file = join(work, `blocks-${layers}.gguf`);
+      await writeGguf(file, { ...meta, 'llama.block_count': { type: 'u32', value: layers } }, tensors);
+      await expect(loadModel(file)).rejects.toThrow(new RegExp(`blocks-${layers}\\.gguf: metadata llama\\.block_count is ${layers} but the file holds the tensors of 2 layers`));
+    }
+  });
 });
 
 describe('third-party failures become TunekitErrors naming the file', () => {

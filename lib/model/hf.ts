@@ -45,9 +45,10 @@ export function f32Of(t: Tensor): Tensor<'f32'> {
 
 /**
  * Checks that a config's layer count is the number of layers whose tensors the file holds,
- * before anything per layer is built (an absurd num_hidden_layers once filled the heap first).
+ * before anything per layer is built (an absurd num_hidden_layers once filled the heap first; one
+ * too few loaded a truncated model without a word). GGUF files: block_count against blk.N.
  */
-function checkLayerCount(configFile: string, dir: string, key: string, layers: number, names: string[], prefix: RegExp): void {
+export function checkLayerCount(configFile: string, dir: string, key: string, layers: number, names: string[], prefix: RegExp): void {
   const present = new Set<string>();
   for (const n of names) {
     const m = prefix.exec(n);

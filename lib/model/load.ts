@@ -15,7 +15,7 @@ import { tokenizerFromGguf } from '../tokenizer/gguf.js';
 import { tokenizerFromFolder } from '../tokenizer/hf.js';
 import { parseOptions } from '../validate.js';
 import { quantizeWeights, Weights } from '../weights.js';
-import { loadHfFolder } from './hf.js';
+import { checkLayerCount, loadHfFolder } from './hf.js';
 import { ggufRopeFactors } from './rope-scaling.js';
 import { checkFits } from './memory.js';
 import type { Model, ModelConfig } from './types.js';
@@ -130,6 +130,7 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
       throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${gguf.file}: architecture ${JSON.stringify(arch)} is not supported yet; tunekit loads ${GGUF_ARCHITECTURES.map((x) => `"${x}"`).join(', ')}`);
     }
     const config = llamaConfig(gguf.metadata, gguf.file, gguf.tensors.has('output.weight'), arch);
+    checkLayerCount(gguf.file, 'the file', `metadata ${arch}.block_count`, config.layers, [...gguf.tensors.keys()], /^blk\.(\d+)\./);
     // RoPE scaling: Llama 3.x files carry it as per-pair divisors (rope_freqs.weight), older ones as metadata.
     const freqs = gguf.tensors.has('rope_freqs.weight') ? await gguf.read('rope_freqs.weight') : undefined;
     const scalingType = gguf.metadata.get(`${arch}.rope.scaling.type`), scalingFactor = gguf.metadata.get(`${arch}.rope.scaling.factor`);
