@@ -236,3 +236,19 @@ describe('option messages', () => {
     rmSync(work, { recursive: true, force: true });
   });
 });
+
+describe('a tokenizer.json whose normalizer multiplies the text', () => {
+  it('is refused by name before anything is encoded (30 doubling Replace rules: a billion times longer), while Llama-style rules load', async () => {
+    const { tokenizerFromFolder } = await import('../lib/index.js');
+    const src = fileURLToPath(new URL('./reference/fixtures/tiny-tokenizer/', import.meta.url));
+    const work = mkdtempSync(join(tmpdir(), 'tunekit-norm-'));
+    const t = JSON.parse(readFileSync(join(src, 'tokenizer.json'), 'utf8'));
+    copyFileSync(join(src, 'tokenizer_config.json'), join(work, 'tokenizer_config.json'));
+    const withNormalizer = (normalizers: unknown[]) => writeFileSync(join(work, 'tokenizer.json'), JSON.stringify({ ...t, normalizer: { type: 'Sequence', normalizers } }));
+    withNormalizer(Array.from({ length: 30 }, () => ({ type: 'Replace', pattern: { String: ' ' }, content: '  ' })));
+    await expect(tokenizerFromFolder(work)).rejects.toThrow(/tokenizer\.json: its normalizer can make a text 1073741824 times longer .* refuses more than 64/);
+    withNormalizer([{ type: 'Prepend', prepend: '▁' }, { type: 'Replace', pattern: { String: ' ' }, content: '▁' }]);
+    expect((await tokenizerFromFolder(work))!.encode('a b').length).toBeGreaterThan(0);
+    rmSync(work, { recursive: true, force: true });
+  });
+});

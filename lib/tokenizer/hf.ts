@@ -15,6 +15,26 @@ function tokenText(v: unknown): string | null {
   return null;
 }
 
+/**
+ * How many times longer a text can come out of the normalizer than it went in, at most: each
+ * Replace can grow it by its content's length over its pattern's (a regex, or an empty pattern,
+ * counted as content + 1), and a Sequence multiplies them. Unicode normalizers are bounded and
+ * idempotent, and Prepend / Strip add or remove a little, so they count 1.
+ */
+function normalizerGrowth(n: unknown, depth = 0): number {
+  if (typeof n !== 'object' || n === null || depth > 64) return 1;
+  const node = n as { type?: string; normalizers?: unknown[]; pattern?: { String?: string; Regex?: string }; content?: string };
+  if (node.type === 'Sequence') return (node.normalizers ?? []).reduce<number>((g, x) => g * normalizerGrowth(x, depth + 1), 1);
+  if (node.type === 'Replace') {
+    const content = typeof node.content === 'string' ? node.content.length : 0;
+    const pattern = typeof node.pattern?.String === 'string' ? node.pattern.String.length : 0;
+    return pattern > 0 ? Math.max(1, content / pattern) : content + 1;
+  }
+  return 1;
+}
+/** The most a normalizer may grow a text (a vocabulary's usual ones: 1). */
+const MAX_NORMALIZER_GROWTH = 64;
+
 /** The folder's tokenizer, or null when it has no tokenizer.json. */
 export async function tokenizerFromFolder(dir: string): Promise<TextTokenizer | null> {
   const file = join(dir, 'tokenizer.json');
@@ -32,6 +52,10 @@ export async function tokenizerFromFolder(dir: string): Promise<TextTokenizer | 
   }
   for (const [name, v] of [['tokenizer.json', json], ['tokenizer_config.json', config]] as const) {
     if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${join(dir, name)}: expected a JSON object`);
+  }
+  const growth = normalizerGrowth(json.normalizer);
+  if (growth > MAX_NORMALIZER_GROWTH) {
+    throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: its normalizer can make a text ${growth > 1e15 ? growth.toExponential(1) : growth} times longer (Replace rules that feed each other); tunekit refuses more than ${MAX_NORMALIZER_GROWTH}, so that encoding stays bounded`);
   }
   let tokenizer: Tokenizer;
   try {
