@@ -132,7 +132,9 @@ export async function evaluate(
   for await (const global of batches(split.examples(0), opts)) {
     const b = world > 1 ? rankShare(global, o.group!.rank, per) : global;
     if (b.inputIds.length === 0) continue;
-    const r = await (world > 1 ? model.evaluate(b, { bf16: o.bf16 ?? false }).catch((e) => { failure ??= e; return null; }) : model.evaluate(b, { bf16: o.bf16 ?? false }));
+    // With several ranks a failure is kept for the reduction below, so no rank is left waiting in it.
+    const scored = model.evaluate(b, { bf16: o.bf16 ?? false });
+    const r = world > 1 ? await scored.catch((e: unknown) => { failure ??= e; return null; }) : await scored;
     if (!r) continue;
     sum += r.loss * r.tokens;
     tokens += r.tokens;
@@ -186,10 +188,10 @@ export class Trainer extends EventEmitter<TrainerEvents> {
   }
 
   // Global micro-batches: batchSize rows per rank.
-  private batchOptions(evaluation = false) {
+  private batchOptions() {
     const o = this.options;
     return {
-      batchSize: (evaluation ? (o.evalBatchSize ?? o.batchSize) : o.batchSize) * this.group.world, maxLength: o.maxLength, packing: o.packing,
+      batchSize: o.batchSize * this.group.world, maxLength: o.maxLength, packing: o.packing,
       padId: padIdOf(this.model), classes: this.classes,
     };
   }

@@ -64,10 +64,9 @@ OptimizerStepResult optimizer_step(float* params, float* grads, float* m, float*
     result.comm_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     result.comm_bytes += ring_sends * (world - 1) / world * static_cast<double>(values * bytes_per_value);
   };
-  if (world > 1 && a.stage == 2 && a.grads_reduced) {
-    // done in the backward
-  } else if (world > 1 && a.stage == 2) {
-    timed(1, L.padded(), 4, [&] { comm.reduce_scatter_sum(grads, grads + L.shard * rank, L.shard, CommType::F32); });
+  if (world > 1 && a.stage == 2) {
+    if (!a.grads_reduced)  // (in training the backward has reduced them already)
+      timed(1, L.padded(), 4, [&] { comm.reduce_scatter_sum(grads, grads + L.shard * rank, L.shard, CommType::F32); });
   } else if (world > 1) {
     const int64_t n = a.stage == 0 ? L.size : L.padded();
     timed(2, n, 4, [&] { comm.all_reduce_sum(grads, n, CommType::F32); });

@@ -14,20 +14,13 @@ import os
 
 import numpy as np
 import torch
-from gguf import GGUFWriter
 from safetensors.numpy import save_file
 from transformers import LlamaConfig, LlamaForCausalLM
 
+from llama_gguf import close, gguf_name, llama_writer, permute
+
 OUT = os.path.join(os.path.dirname(__file__), "fixtures", "tiny-llama3")
 SCALING = {"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8}
-NAMES = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
-         "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down",
-         "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm"}
-
-
-def permute(w: np.ndarray, heads: int) -> np.ndarray:
-    """llama.cpp's q/k row order for interleaved RoPE (convert_hf_to_gguf.py's LlamaModel.permute)."""
-    return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
 def rope_factors(head_dim: int, theta: float) -> np.ndarray:
@@ -64,40 +57,20 @@ def main() -> None:
     save_file({"ids": ids[0].numpy().astype(np.int32), "logits": logits.numpy().astype(np.float32)}, os.path.join(OUT, "expected.safetensors"))
 
     head_dim = config.hidden_size // config.num_attention_heads
-    w = GGUFWriter(os.path.join(OUT, "tiny-llama3.gguf"), arch="llama")
-    w.add_name("tunekit-tiny-llama3")
-    w.add_block_count(config.num_hidden_layers)
-    w.add_context_length(config.max_position_embeddings)
-    w.add_embedding_length(config.hidden_size)
-    w.add_feed_forward_length(config.intermediate_size)
-    w.add_head_count(config.num_attention_heads)
-    w.add_head_count_kv(config.num_key_value_heads)
-    w.add_rope_freq_base(10000.0)
-    w.add_layer_norm_rms_eps(config.rms_norm_eps)
-    w.add_vocab_size(config.vocab_size)
+    w = llama_writer(os.path.join(OUT, "tiny-llama3.gguf"), "llama", "tunekit-tiny-llama3", layers=config.num_hidden_layers,
+                     context=config.max_position_embeddings, dim=config.hidden_size, ffn=config.intermediate_size,
+                     heads=config.num_attention_heads, kv_heads=config.num_key_value_heads, theta=10000.0,
+                     eps=config.rms_norm_eps, vocab=config.vocab_size)
     w.add_rope_dimension_count(head_dim)
     for name, t in model.state_dict().items():
         t = t.numpy().astype(np.float32)
-        if name == "model.embed_tokens.weight":
-            out = "token_embd.weight"
-        elif name == "model.norm.weight":
-            out = "output_norm.weight"
-        elif name == "lm_head.weight":
-            out = "output.weight"
-        else:
-            layer, rest = name[len("model.layers."):].split(".", 1)
-            module, kind = rest.rsplit(".", 1)
-            if module == "self_attn.q_proj":
-                t = permute(t, config.num_attention_heads)
-            elif module == "self_attn.k_proj":
-                t = permute(t, config.num_key_value_heads)
-            out = f"blk.{layer}.{NAMES[module]}.{kind}"
-        w.add_tensor(out, t)
+        if name.endswith("self_attn.q_proj.weight"):
+            t = permute(t, config.num_attention_heads)
+        elif name.endswith("self_attn.k_proj.weight"):
+            t = permute(t, config.num_key_value_heads)
+        w.add_tensor(gguf_name(name), t)
     w.add_tensor("rope_freqs.weight", rope_factors(head_dim, 10000.0))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    close(w)
 
 
 if __name__ == "__main__":

@@ -12,17 +12,14 @@ import os
 
 import numpy as np
 import torch
-from gguf import GGUFWriter
 from peft import LoraConfig, get_peft_model
 from safetensors.torch import save_file
 from transformers import Qwen3Config, Qwen3ForCausalLM
 
+from llama_gguf import LAYER_NAMES, close, gguf_name, llama_writer
+
 OUT = os.path.join(os.path.dirname(__file__), "fixtures", "tiny-qwen3")
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-NAMES = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
-         "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down",
-         "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
-         "self_attn.q_norm": "attn_q_norm", "self_attn.k_norm": "attn_k_norm"}
 
 
 def main() -> None:
@@ -60,7 +57,7 @@ def main() -> None:
                 a.copy_(torch.randn(a.shape, generator=g) * 0.1)
                 b.copy_(torch.randn(b.shape, generator=g) * 0.1)
             layer = int(name.split(".layers.")[1].split(".")[0])
-            key = f"blk.{layer}.{NAMES['.'.join(name.split('.')[-2:])]}"
+            key = f"blk.{layer}.{LAYER_NAMES['.'.join(name.split('.')[-2:])]}"
             tensors[f"{key}.lora_a"] = a.detach().clone()
             tensors[f"{key}.lora_b"] = b.detach().clone()
     peft_model.train()
@@ -70,42 +67,22 @@ def main() -> None:
     for name, module in peft_model.named_modules():
         if hasattr(module, "lora_A") and "default" in module.lora_A:
             layer = int(name.split(".layers.")[1].split(".")[0])
-            key = f"blk.{layer}.{NAMES['.'.join(name.split('.')[-2:])]}"
+            key = f"blk.{layer}.{LAYER_NAMES['.'.join(name.split('.')[-2:])]}"
             tensors[f"{key}.lora_a.grad"] = module.lora_A["default"].weight.grad.detach().clone()
             tensors[f"{key}.lora_b.grad"] = module.lora_B["default"].weight.grad.detach().clone()
     save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(OUT, "expected.safetensors"))
 
     base = Qwen3ForCausalLM.from_pretrained(OUT, dtype=torch.float32)
-    w = GGUFWriter(os.path.join(OUT, "tiny-qwen3.gguf"), arch="qwen3")
-    w.add_name("tunekit-tiny-qwen3")
-    w.add_block_count(config.num_hidden_layers)
-    w.add_context_length(config.max_position_embeddings)
-    w.add_embedding_length(config.hidden_size)
-    w.add_feed_forward_length(config.intermediate_size)
-    w.add_head_count(config.num_attention_heads)
-    w.add_head_count_kv(config.num_key_value_heads)
+    w = llama_writer(os.path.join(OUT, "tiny-qwen3.gguf"), "qwen3", "tunekit-tiny-qwen3", layers=config.num_hidden_layers,
+                     context=config.max_position_embeddings, dim=config.hidden_size, ffn=config.intermediate_size,
+                     heads=config.num_attention_heads, kv_heads=config.num_key_value_heads, theta=1000000.0,
+                     eps=config.rms_norm_eps, vocab=config.vocab_size)
     w.add_key_length(config.head_dim)
     w.add_value_length(config.head_dim)
-    w.add_rope_freq_base(1000000.0)
-    w.add_layer_norm_rms_eps(config.rms_norm_eps)
-    w.add_vocab_size(config.vocab_size)
     for name, t in base.state_dict().items():
-        if name == "lm_head.weight":
-            continue  # tied
-        t = t.numpy().astype(np.float32)
-        if name == "model.embed_tokens.weight":
-            out = "token_embd.weight"
-        elif name == "model.norm.weight":
-            out = "output_norm.weight"
-        else:
-            layer, rest = name[len("model.layers."):].split(".", 1)
-            module, kind = rest.rsplit(".", 1)
-            out = f"blk.{layer}.{NAMES[module]}.{kind}"
-        w.add_tensor(out, t)
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+        if name != "lm_head.weight":  # tied
+            w.add_tensor(gguf_name(name), t.numpy().astype(np.float32))
+    close(w)
     print("loss", loss.item(), "lora loss", lora_loss.item())
 
 

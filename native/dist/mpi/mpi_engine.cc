@@ -16,6 +16,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <functional>
 #include <mutex>
 #include <string>
@@ -68,7 +69,11 @@ class Engine {
       const std::function<int()>* job = job_;
       job_ = nullptr;
       lock.unlock();
-      const int r = (*job)();
+      int r = MPI_ERR_OTHER;
+      try {  // an exception escaping this thread would end the process
+        r = (*job)();
+      } catch (...) {
+      }
       lock.lock();
       result_ = r, done_ = true;
       cv_.notify_all();
@@ -134,8 +139,15 @@ int e_init(int* rank, int* world, char* version, size_t version_len, char* err, 
     return 0;
   }
   make_libmpi_global();
-  engine = new Engine();
-  engine->start();
+  try {
+    engine = new Engine();
+    engine->start();
+  } catch (const std::exception& e) {  // no thread (or no memory): an error, not an abort
+    delete engine;
+    engine = nullptr;
+    put(err, err_len, std::string("cannot start the MPI communication thread: ") + e.what());
+    return 1;
+  }
   std::string failure;
   const int code = engine->run([&]() -> int {
     int provided = 0;
