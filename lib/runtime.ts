@@ -1,18 +1,19 @@
 // Runtime information and settings: which ISA the kernels use, how many threads.
 import { z } from 'zod';
+import type { RuntimeOptions } from './option-types.js';
 import { awaitNative, callNative } from './errors.js';
 import { native, type Isa, type NativeRuntimeInfo } from './native.js';
-import { parseOptions } from './validate.js';
+import { parseOptions, type Same } from './validate.js';
 
 export type { Isa };
-export type RuntimeInfo = NativeRuntimeInfo;
+export type { NativeRuntimeInfo as RuntimeInfo };
 
 /** The ISA in use, the CPU's features, the thread count and how the addon was built. */
-export function runtimeInfo(): RuntimeInfo {
+export function runtimeInfo(): NativeRuntimeInfo {
   return callNative(() => native.runtimeInfo());
 }
 
-const RuntimeOptions = z
+export const RuntimeOptionsSchema = z
   .object({
     threads: z.number().int().min(1).max(1024).optional().describe('Worker threads for kernels (default: one per logical core, or TUNEKIT_THREADS)'),
     isa: z
@@ -21,11 +22,14 @@ const RuntimeOptions = z
       .describe('Kernel instruction set (default: the best the CPU supports, or TUNEKIT_ISA); must be supported by this CPU'),
   })
   .strict();
-export type RuntimeOptions = z.input<typeof RuntimeOptions>;
+export type { RuntimeOptions };
+// The schema accepts exactly the documented type (a compile-time check).
+const schemaMatchesType: Same<z.input<typeof RuntimeOptionsSchema>, RuntimeOptions> = true;
+void schemaMatchesType;
 
 /** Changes threads or ISA for calls started from now on. */
 export function setRuntimeOptions(options: RuntimeOptions): void {
-  const parsed = parseOptions(RuntimeOptions, options, 'setRuntimeOptions');
+  const parsed = parseOptions(RuntimeOptionsSchema, options, 'setRuntimeOptions');
   callNative(() => native.setRuntimeOptions(parsed));
 }
 

@@ -1,9 +1,9 @@
 // Tensor: a dense row-major array in native (64-byte aligned) memory.
 // `data` is a typed-array view straight onto that memory: writing to it writes the tensor.
 import { callNative, TunekitError } from './errors.js';
-import { native, type NativeDtype, type NativeTensor } from './native.js';
+import { native, type NativeDtype as Dtype, type NativeTensor } from './native.js';
 
-export type Dtype = NativeDtype;
+export type { Dtype };
 
 /** Bytes per element. */
 export const DTYPE_SIZE: Record<Dtype, number> = { f32: 4, bf16: 2, f16: 2, i32: 4, u8: 1 };
@@ -34,7 +34,7 @@ export function numel(shape: readonly number[]): number {
 }
 
 export class Tensor<D extends Dtype = Dtype> {
-  /** The native handle, for passing to the addon. */
+  /** @internal The native handle, for passing to the addon. */
   readonly handle: NativeTensor;
   readonly dtype: D;
   readonly shape: readonly number[];

@@ -156,3 +156,11 @@ export function parseOptions<S extends z.ZodType>(schema: S, value: unknown, wha
   }
   throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', message);
 }
+
+/**
+ * True when A and B are the same type, optional fields included (mutual assignability would let a
+ * schema gain an optional field its documented type lacks): a compile-time check that a schema
+ * accepts exactly the type it documents.
+ */
+export type Same<A, B> = (<T>() => T extends Simplify<A> ? 1 : 2) extends (<T>() => T extends Simplify<B> ? 1 : 2) ? true : never;
+type Simplify<T> = T extends object ? (T extends (...args: never[]) => unknown ? T : { [K in keyof T]: Simplify<T[K]> }) : T;

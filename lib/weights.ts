@@ -6,24 +6,28 @@
 // scan their inputs (that would cost a pass per call), so NaN/Inf in activations propagate to the
 // outputs as IEEE arithmetic says, and the training loop checks the loss.
 import { z } from 'zod';
+import type { QuantizeOptions } from './option-types.js';
 import { awaitNative, callNative, TunekitError } from './errors.js';
 import { native, type NativeWeights, type WeightFormat } from './native.js';
 import { Tensor } from './tensor.js';
-import { parseOptions } from './validate.js';
+import { parseOptions, type Same } from './validate.js';
 
 export type { WeightFormat };
 
 const FORMATS = ['f32', 'bf16', 'f16', 'nf4', 'q4_0', 'q4_1', 'q8_0'] as const;
 
-const QuantizeOptions = z
+export const QuantizeOptionsSchema = z
   .object({
     // K-quants are only read (from GGUF files, through fromParts), never made.
     format: z.enum(FORMATS).describe('Storage format: f32, bf16, f16, nf4 (bitsandbytes), q4_0, q4_1, q8_0 (GGUF)'),
     blocksize: z.number().int().min(32).max(4096).optional().describe('NF4 block size, a power of two in 32..4096 (default 64)'),
-    doubleQuant: z.boolean().optional().describe('NF4: quantize the absmax statistics too (bitsandbytes compress_statistics)'),
+    doubleQuant: z.boolean().optional().describe('NF4: quantize the absmax statistics too (bitsandbytes compress_statistics). Default false'),
   })
   .strict();
-export type QuantizeOptions = z.input<typeof QuantizeOptions>;
+export type { QuantizeOptions };
+// The schema accepts exactly the documented type (a compile-time check).
+const schemaMatchesType: Same<z.input<typeof QuantizeOptionsSchema>, QuantizeOptions> = true;
+void schemaMatchesType;
 /** The formats weights can be quantized to (every WeightFormat but the K-quants, which are only read). */
 export type QuantizeFormat = (typeof FORMATS)[number];
 
@@ -99,7 +103,7 @@ export class Weights {
 
 /** Quantizes (or converts) a 2-D f32 tensor [rows, cols] into `format`. */
 export async function quantizeWeights(weights: Tensor<'f32'>, options: QuantizeOptions): Promise<Weights> {
-  const o = parseOptions(QuantizeOptions, options, 'quantizeWeights');
+  const o = parseOptions(QuantizeOptionsSchema, options, 'quantizeWeights');
   if (!(weights instanceof Tensor) || weights.dtype !== 'f32' || weights.shape.length !== 2) {
     throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', 'Expected a 2-D f32 tensor to quantize');
   }

@@ -4,11 +4,11 @@ import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { DatasetOptions } from '../data/dataset.js';
+import { DatasetOptionsSchema } from '../data/dataset.js';
 import { TunekitError } from '../errors.js';
 import { DEFAULT_LORA_ALPHA, DEFAULT_LORA_DROPOUT, DEFAULT_LORA_RANK } from '../model/defaults.js';
-import { SearchOptions } from '../search/search.js';
-import { TrainerOptions } from '../train/options.js';
+import { SearchOptionsSchema } from '../search/search.js';
+import { TrainerOptionsSchema } from '../train/options.js';
 import { parseOptions } from '../validate.js';
 
 const Lora = z
@@ -30,12 +30,13 @@ export const JobConfig = z
     model: z.string().min(1).describe('A GGUF file or a Hugging Face folder'),
     method: z.enum(['lora', 'qlora', 'full']).default('lora').describe('lora; qlora (NF4 base + LoRA); full fine-tuning'),
     quantize: z.enum(['nf4', 'bf16', 'q8_0']).optional().describe('Store the base projections in this format (qlora implies nf4)'),
-    lora: Lora.default(Lora.parse({})),
-    data: DatasetOptions.extend({
+    lora: Lora.default(Lora.parse({})).describe('LoRA adapters (methods lora and qlora)'),
+    data: DatasetOptionsSchema.extend({
       path: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).describe('Data file(s) or folder'),
       evalSets: z.record(z.string(), z.string()).optional().describe('Extra evaluation sets by name (e.g. general text, to watch forgetting)'),
-    }),
-    training: TrainerOptions.omit({ outputDir: true, logFile: true }).default(TrainerOptions.parse({})),
+    }).describe('The training data and how it becomes examples (loadDataset\'s options)'),
+    training: TrainerOptionsSchema.omit({ outputDir: true, logFile: true }).default(TrainerOptionsSchema.parse({}))
+      .describe('The Trainer\'s options (checkpoints and metrics go to the output folder)'),
     output: z.string().min(1).default('tunekit-output').describe('Folder for checkpoints, metrics, report and exports'),
     export: z
       .object({
@@ -44,9 +45,10 @@ export const JobConfig = z
         merged: z.boolean().default(false).describe('Hugging Face folder with the adapters merged (output/merged)'),
       })
       .strict()
-      .default({ peft: true, gguf: false, merged: false }),
+      .default({ peft: true, gguf: false, merged: false })
+      .describe('What is written to the output folder after training'),
     threads: z.number().int().min(1).optional().describe('Kernel threads (default: all cores)'),
-    search: SearchOptions.omit({ stateFile: true }).optional().describe('What `tunekit search` explores'),
+    search: SearchOptionsSchema.omit({ stateFile: true }).optional().describe('What `tunekit search` explores'),
   })
   .strict();
 

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { TunekitError } from '../errors.js';
 import { loadModel } from '../model/load.js';
 import { setRuntimeOptions } from '../runtime.js';
-import { searchHyperparameters, withParams, type Params, type SearchOptionsInput, type SearchResult } from '../search/search.js';
+import { searchHyperparameters, withParams, type Params, type SearchOptions, type SearchResult } from '../search/search.js';
 import { Trainer } from '../train/trainer.js';
 import type { Job } from './config.js';
 import { loadJobData } from './run.js';
@@ -22,7 +22,7 @@ export interface SearchRun extends SearchResult {
   files: { results: string; best: string };
 }
 
-export async function runSearch(job: Job, search: SearchOptionsInput, log: (m: string) => void = () => {}): Promise<SearchRun> {
+export async function runSearch(job: Job, search: SearchOptions, log: (m: string) => void = () => {}): Promise<SearchRun> {
   if (job.method === 'full') throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', 'Search shares one loaded model across trials, so it covers lora and qlora jobs');
   const space = Object.fromEntries(Object.entries(search.space ?? {}).map(([k, v]) => {
     const path = SHORT[k] ?? k;

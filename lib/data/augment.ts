@@ -4,12 +4,13 @@
 import { Random } from './random.js';
 
 export interface AugmentOptions {
-  /** Probability of deleting each word (a text keeps at least one). */
+  /** Probability of deleting each word (a text keeps at least one). Default 0. */
   deletion?: number;
-  /** Word pairs swapped. */
+  /** Word pairs swapped. Default 0. */
   swaps?: number;
-  /** Words inserted at random places, drawn from `vocabulary`. */
+  /** Words inserted at random places, drawn from `vocabulary`. Default 0. */
   insertions?: number;
+  /** Words insertions draw from. Default: augmentText none; augmentRows the words of the rows' own field. */
   vocabulary?: readonly string[];
 }
 

@@ -13,12 +13,13 @@ export interface BatchOptions {
   batchSize: number;
   /** Row length when packing (the longest example otherwise). */
   maxLength: number;
+  /** Lay examples end to end in rows of maxLength, with position ids restarting at each. Default false. */
   packing?: boolean;
   /** Token id used for padding (its label is -100). */
   padId: number;
   /**
    * Classification: class ids by label (as strings). Each row is then one example with its class
-   * id as the row's label and its length in `lengths`; packing does not apply.
+   * id as the row's label and its length in `lengths`; packing does not apply. Default: language modelling.
    */
   classes?: ReadonlyMap<string, number>;
 }

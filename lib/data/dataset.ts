@@ -4,9 +4,10 @@
 // source, a record's split comes from a hash of (seed, record index), and shuffling uses a seeded
 // buffer — so a dataset larger than memory trains, with the same batches on every machine.
 import { z } from 'zod';
+import type { DatasetOptions } from '../option-types.js';
 import { TunekitError } from '../errors.js';
 import type { TextTokenizer } from '../tokenizer/gguf.js';
-import { expected, parseOptions } from '../validate.js';
+import { expected, parseOptions, type Same } from '../validate.js';
 import { fingerprint, type RedactionCounts } from './clean.js';
 import { DEFAULT_COLUMNS, detectFormat, toExample, type Example, type FormatContext, type ResolvedFormat } from './format.js';
 import { hashUnit, Random } from './random.js';
@@ -15,11 +16,19 @@ import { InvalidRecord, readRecords, recordError, type DataSource } from './sour
 const share = z.number().min(0).describe('A fraction of the data (< 1) or a number of examples (>= 1, whole)')
   .refine((v) => v < 1 || Number.isInteger(v), { message: 'expected:fraction < 1 or whole number of examples' });
 
-export const DatasetOptions = z
+export const DatasetOptionsSchema = z
   .object({
     format: z.enum(['auto', 'text', 'prompt-completion', 'messages', 'classification', 'token-classification']).default('auto')
       .describe('How records become examples (auto: from the first record\'s fields)'),
-    columns: z.object({ text: z.string(), prompt: z.string(), completion: z.string(), messages: z.string(), label: z.string(), tokens: z.string(), tags: z.string() }).partial().strict().default({})
+    columns: z.object({
+      text: z.string().describe('Field of plain text (default "text")'),
+      prompt: z.string().describe('Field of the prompt (default "prompt")'),
+      completion: z.string().describe('Field of the completion (default "completion")'),
+      messages: z.string().describe('Field of the chat messages (default "messages")'),
+      label: z.string().describe('Field of the class label (default "label")'),
+      tokens: z.string().describe('Token classification: field of the words (default "tokens")'),
+      tags: z.string().describe('Token classification: field of the tags, one per word (default "tags")'),
+    }).partial().strict().default({})
       .describe('Field names, when they differ from text / prompt / completion / messages / label'),
     maxLength: z.number().int().min(2).default(1024).describe('Longest example in tokens; longer ones are truncated'),
     validation: share.default(0).describe('Held-out validation share: a fraction (< 1) or a count'),
@@ -29,7 +38,7 @@ export const DatasetOptions = z
     dropEmpty: z.boolean().default(true).describe('Drop examples whose text (or completion / assistant turns) is empty'),
     dedupe: z.boolean().default(false).describe('Drop exact duplicate records'),
     minTokens: z.number().int().min(0).default(0).describe('Drop examples shorter than this many tokens'),
-    maxTokens: z.number().int().min(1).optional().describe('Drop (rather than truncate) examples longer than this many tokens'),
+    maxTokens: z.number().int().min(1).optional().describe('Drop (rather than truncate) examples longer than this many tokens (default: none dropped)'),
     redact: z.boolean().default(false).describe('Replace emails, phone numbers and card numbers with [EMAIL], [PHONE], [CARD] before tokenizing (what it catches and does not: README, "Data")'),
     redactRegion: z.string().regex(/^[A-Z]{2}$/, expected('ISO 3166 two-letter region such as "US" or "GB"')).default('US')
       .describe('With redact: the region whose national phone formats numbers without a country code are read in'),
@@ -37,11 +46,14 @@ export const DatasetOptions = z
     streaming: z.boolean().default(false).describe('Re-read the source on every pass instead of keeping examples in memory'),
     shuffleBuffer: z.number().int().min(1).default(10000).describe('Streaming: examples held for shuffling'),
     textUnit: z.enum(['line', 'paragraph', 'document']).default('line').describe('Plain-text files: one example per line, paragraph or file'),
-    delimiter: z.string().length(1).optional().describe('CSV delimiter'),
+    delimiter: z.string().length(1).optional().describe('CSV delimiter (default ",", and tab for .tsv)'),
   })
   .strict();
-export type DatasetOptionsInput = z.input<typeof DatasetOptions>;
-type Options = z.output<typeof DatasetOptions>;
+export type { DatasetOptions };
+// The schema accepts exactly the documented type (a compile-time check).
+const schemaMatchesType: Same<z.input<typeof DatasetOptionsSchema>, DatasetOptions> = true;
+void schemaMatchesType;
+type Options = z.output<typeof DatasetOptionsSchema>;
 
 export interface DataStats {
   records: number;
@@ -123,8 +135,8 @@ function count(share: number, n: number): number {
 }
 
 /** Reads, cleans, tokenizes and splits a data source for the given tokenizer. */
-export async function loadDataset(source: DataSource, tokenizer: TextTokenizer, options: DatasetOptionsInput = {}): Promise<Dataset> {
-  const o = parseOptions(DatasetOptions, options, 'loadDataset');
+export async function loadDataset(source: DataSource, tokenizer: TextTokenizer, options: DatasetOptions = {}): Promise<Dataset> {
+  const o = parseOptions(DatasetOptionsSchema, options, 'loadDataset');
   if (o.validation >= 1 !== o.test >= 1 && o.validation > 0 && o.test > 0) {
     throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', 'Expected validation and test both as fractions or both as counts');
   }

@@ -36,7 +36,7 @@ export class InvalidRecord extends TunekitError {
 export type DataSource = string | string[] | readonly Row[] | AsyncIterable<Row> | Iterable<Row>;
 
 export interface SourceOptions {
-  /** Plain-text files: one record per line (as Hugging Face's "text" loader), per blank-line-separated paragraph, or per file. */
+  /** Plain-text files: one record per line (as Hugging Face's "text" loader), per blank-line-separated paragraph, or per file. Default 'line'. */
   textUnit?: 'line' | 'paragraph' | 'document';
   /** CSV delimiter; default "," (and tab for .tsv). */
   delimiter?: string;

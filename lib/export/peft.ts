@@ -59,7 +59,7 @@ export function peftTensors(model: Model): Record<string, Tensor<'f32'>> {
 }
 
 export interface PeftExportOptions {
-  /** base_model_name_or_path in the config (the model's folder or hub id). */
+  /** base_model_name_or_path in the config (the model's folder or hub id). Default: null. */
   baseModel?: string;
 }
 

@@ -22,20 +22,24 @@ import { writeSafetensors } from '../safetensors/write.js';
 import { Tensor } from '../tensor.js';
 import { scheduleFactor } from '../train/schedule.js';
 import { classesOf, Trainer, type EvalResult, type StepEvent } from '../train/trainer.js';
-import type { TrainerOptionsInput } from '../train/options.js';
+import type { TrainerOptions } from '../train/options.js';
 
 export type ClassifierMethod = 'feature-based' | 'frozen-dense' | 'lora' | 'qlora' | 'full';
 
 export interface ClassifierRunOptions {
+  /** How the model is adapted: a LoRA or QLoRA backbone, full fine-tuning, a frozen backbone with a dense head, or features computed once (feature-based). */
   method: ClassifierMethod;
-  /** Trainer settings (epochs, lr, batchSize, maxLength, early stopping, ...). */
-  training?: TrainerOptionsInput;
+  /** Trainer settings (epochs, lr, batchSize, maxLength, early stopping, ...); default: the Trainer's defaults. */
+  training?: TrainerOptions;
+  /** The adapters of the lora and qlora methods; default: addLora's defaults. */
   lora?: LoraOptions;
   /** Hidden units of the frozen-dense head (default 256). */
   denseHidden?: number;
+  /** Sequence heads: pool the last real token or the mean of the tokens. Default 'last'. */
   pooling?: 'last' | 'mean';
   /** Where feature-based caches its features (default: no cache). */
   cacheDir?: string;
+  /** Called after each optimizer step (default: none). */
   onStep?: (e: StepEvent) => void;
 }
 
@@ -142,7 +146,7 @@ async function featureBased(model: Model, data: Dataset, classes: Map<string, nu
       if (!Number.isFinite(r.loss)) throw new TunekitError('ERR_TUNEKIT_NUMERIC', `The head's loss became ${r.loss} at step ${step + 1}`);
       const rate = lr * scheduleFactor({ name: t.schedule ?? 'linear', totalSteps: total, warmupSteps: t.warmupSteps ?? 0 }, step);
       await model.optimizerStep({ lr: rate, weightDecay: t.weightDecay ?? 0, maxGradNorm: t.maxGradNorm ?? 1 });
-      o.onStep?.({ step: ++step, totalSteps: total, epoch, loss: r.loss, lr: rate, gradNorm: r.gradNorm, tokens: ids.length, tokensPerSecond: 0, elapsedSeconds: 0, etaSeconds: 0 });
+      o.onStep?.({ step: ++step, totalSteps: total, epoch, loss: r.loss, lr: rate, gradNorm: r.gradNorm, tokens: ids.length, tokensPerSecond: 0, elapsedSeconds: 0, etaSeconds: 0, rssBytes: process.memoryUsage.rss() });
     }
     if (!val) continue;
     const v = score(model, val, labels);

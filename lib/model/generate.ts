@@ -2,27 +2,31 @@
 // top-p, repetition penalty, in transformers' order), stop tokens and stop strings, seeded, and
 // streamed to the caller as an async iterator of text pieces.
 import { z } from 'zod';
+import type { GenerateOptions } from '../option-types.js';
 import { awaitNative, callNative, TunekitError } from '../errors.js';
 import type { NativeTensor } from '../native.js';
 import { Tensor } from '../tensor.js';
 import type { TextTokenizer } from '../tokenizer/gguf.js';
-import { parseOptions } from '../validate.js';
+import { parseOptions, type Same } from '../validate.js';
 import { i32Tensor } from './ids.js';
 
-const GenerateOptions = z
+export const GenerateOptionsSchema = z
   .object({
     maxTokens: z.number().int().min(1).max(1 << 20).optional().describe('Most new tokens to generate (default 128)'),
     temperature: z.number().min(0).optional().describe('0 (default) is greedy decoding; above 0 samples from softmax(logits / temperature)'),
-    topK: z.number().int().min(0).optional().describe('Sample among the k most likely tokens (0: off)'),
-    topP: z.number().gt(0).max(1).optional().describe('Sample among the smallest set of tokens whose probability reaches p (1: off)'),
-    repetitionPenalty: z.number().gt(0).optional().describe('Divide positive (multiply negative) logits of tokens already in the sequence (1: off)'),
+    topK: z.number().int().min(0).optional().describe('Sample among the k most likely tokens (0, the default: off)'),
+    topP: z.number().gt(0).max(1).optional().describe('Sample among the smallest set of tokens whose probability reaches p (1, the default: off)'),
+    repetitionPenalty: z.number().gt(0).optional().describe('Divide positive (multiply negative) logits of tokens already in the sequence (1, the default: off)'),
     stopTokenIds: z.array(z.number().int().min(0)).optional().describe('Token ids that end generation (default: the end-of-sequence token)'),
-    stop: z.array(z.string().min(1)).optional().describe('Strings that end generation; the text stops before them'),
+    stop: z.array(z.string().min(1)).optional().describe('Strings that end generation; the text stops before them (default: none)'),
     seed: z.number().int().min(0).max(2 ** 32 - 1).optional().describe('Seed of the sampler (default 0)'),
-    signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal, 'AbortSignal').optional().describe('Stops generation when aborted'),
+    signal: z.custom<AbortSignal>((v) => v instanceof AbortSignal, 'AbortSignal').meta({ tsType: 'AbortSignal' }).optional().describe('Stops generation when aborted (default: none)'),
   })
   .strict();
-export type GenerateOptions = z.input<typeof GenerateOptions>;
+export type { GenerateOptions };
+// The schema accepts exactly the documented type (a compile-time check).
+const schemaMatchesType: Same<z.input<typeof GenerateOptionsSchema>, GenerateOptions> = true;
+void schemaMatchesType;
 
 export interface GenerateStep {
   /** The token just generated. */
@@ -44,7 +48,7 @@ function rng(seed: number): () => number {
 }
 
 /** Picks the next token from logits (modified in place). */
-export function pickToken(logits: Float32Array, seen: Set<number>, o: z.output<typeof GenerateOptions>, random: () => number): number {
+export function pickToken(logits: Float32Array, seen: Set<number>, o: z.output<typeof GenerateOptionsSchema>, random: () => number): number {
   const penalty = o.repetitionPenalty ?? 1;
   if (penalty !== 1) for (const id of seen) logits[id] = logits[id]! > 0 ? logits[id]! / penalty : logits[id]! * penalty;
   const temperature = o.temperature ?? 0;
@@ -86,7 +90,7 @@ export interface Decoder {
 export async function* generate(
   model: Decoder, tokenizer: TextTokenizer | null, prompt: string | ArrayLike<number>, options: GenerateOptions = {},
 ): AsyncGenerator<GenerateStep> {
-  const o = parseOptions(GenerateOptions, options, 'generate');
+  const o = parseOptions(GenerateOptionsSchema, options, 'generate');
   if (!tokenizer) throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', 'This model has no tokenizer, so it cannot generate text');
   const promptIds = typeof prompt === 'string' ? tokenizer.encode(prompt) : Array.from(prompt);
   if (promptIds.length === 0) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', 'Expected a non-empty prompt');

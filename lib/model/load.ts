@@ -5,6 +5,7 @@
 import { stat } from 'node:fs/promises';
 import { totalmem } from 'node:os';
 import { z } from 'zod';
+import type { LoadOptions } from '../option-types.js';
 import { callNative, TunekitError } from '../errors.js';
 import type { GgufValue } from '../gguf/format.js';
 import { openGguf } from '../gguf/read.js';
@@ -13,7 +14,7 @@ import { native, type NativeGpt2Config, type NativeLlamaConfig, type NativeModel
 import { Tensor } from '../tensor.js';
 import { tokenizerFromGguf } from '../tokenizer/gguf.js';
 import { tokenizerFromFolder } from '../tokenizer/hf.js';
-import { parseOptions } from '../validate.js';
+import { parseOptions, type Same } from '../validate.js';
 import { quantizeWeights, Weights } from '../weights.js';
 import { checkLayerCount, loadHfFolder } from './hf.js';
 import { ggufRopeFactors } from './rope-scaling.js';
@@ -66,18 +67,21 @@ function llamaConfig(metadata: Map<string, GgufValue>, file: string, hasOutput: 
   };
 }
 
-const LoadOptions = z
+export const LoadOptionsSchema = z
   .object({
     quantize: z.enum(['nf4', 'bf16', 'q8_0']).optional()
-      .describe('Store the projection matrices as NF4 (QLoRA), bf16 or Q8_0 (GGUF files are re-quantized from their own format; without this option they stay as stored)'),
+      .describe('Store the projection matrices as NF4 (QLoRA), bf16 or Q8_0 (GGUF files are re-quantized from their own format). Default: the weights stay as stored'),
     bf16WeightCache: z.boolean().optional()
       .describe('bf16 steps keep the frozen weights packed for the bf16 GEMM (2 bytes per weight for each direction, packed on the first step) instead of decoding them in every product. Default: on, unless the projections are NF4 (QLoRA: chosen to save memory) or the copy would take over a quarter of this machine\'s memory'),
   })
   .strict();
-export type LoadOptions = z.input<typeof LoadOptions>;
+export type { LoadOptions };
+// The schema accepts exactly the documented type (a compile-time check).
+const schemaMatchesType: Same<z.input<typeof LoadOptionsSchema>, LoadOptions> = true;
+void schemaMatchesType;
 
 /** Whether bf16 steps keep packed weights: the option, else on when not NF4 and under a quarter of memory. */
-function keepsWeightPanels(weights: number, o: z.output<typeof LoadOptions>): boolean {
+function keepsWeightPanels(weights: number, o: z.output<typeof LoadOptionsSchema>): boolean {
   if (o.bf16WeightCache !== undefined) return o.bf16WeightCache;
   if (o.quantize === 'nf4') return false;
   return 4 * weights <= totalmem() / 4;
@@ -98,7 +102,7 @@ function gpt2Matrices(c: NativeGpt2Config): number {
  * when it has one.
  */
 export async function loadModel(path: string, options: LoadOptions = {}): Promise<Model> {
-  const o = parseOptions(LoadOptions, options, 'loadModel');
+  const o = parseOptions(LoadOptionsSchema, options, 'loadModel');
   let isDir = false;
   try {
     isDir = (await stat(path)).isDirectory();

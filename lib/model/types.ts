@@ -64,7 +64,14 @@ export interface OptimizerOptions {
   /** Clip the global norm of the mean gradient to this (0: no clipping). Default 0. */
   maxGradNorm?: number;
   /** Learning-rate multipliers of parameter ranges (see paramGroups): discriminative rates, 0 to freeze. Default none. */
-  lrScales?: { offset: number; length: number; scale: number }[];
+  lrScales?: {
+    /** First element of the range in the flat trainable vector. */
+    offset: number;
+    /** Elements in the range. */
+    length: number;
+    /** Multiplier of the learning rate there (0: frozen). */
+    scale: number;
+  }[];
 }
 
 /**

@@ -5,7 +5,7 @@ import { awaitNative, callNative, TunekitError } from '../errors.js';
 import type { NativeModel, NativeTensor, NativeTensorKind } from '../native.js';
 import { Tensor } from '../tensor.js';
 import type { TextTokenizer } from '../tokenizer/gguf.js';
-import { parseOptions } from '../validate.js';
+import { parseOptions, type Same } from '../validate.js';
 import type { Weights } from '../weights.js';
 import {
   DEFAULT_BETA1, DEFAULT_BETA2, DEFAULT_EPS, DEFAULT_LORA_ALPHA, DEFAULT_LORA_DROPOUT, DEFAULT_LORA_RANK, DEFAULT_LR,
@@ -68,7 +68,6 @@ const OptimizerSchema = z
   .strict();
 
 // The schemas accept exactly the documented option types (a compile-time check).
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
 const schemasMatchTypes: [
   Same<z.input<typeof ClassifierSchema>, ClassifierOptions>, Same<z.input<typeof TrainStepSchema>, TrainStepOptions>,
   Same<z.input<typeof OptimizerSchema>, OptimizerOptions>,

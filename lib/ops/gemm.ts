@@ -1,27 +1,31 @@
 // fp32 matrix multiply: C = alpha * op(A) * op(B) + beta * C, on native threads.
 // The three products of a linear layer y = x·Wᵀ are named helpers below.
 import { z } from 'zod';
+import type { GemmOptions } from '../option-types.js';
 import { awaitNative, TunekitError } from '../errors.js';
 import { native } from '../native.js';
 import { Tensor } from '../tensor.js';
 import { Weights } from '../weights.js';
-import { parseOptions } from '../validate.js';
+import { parseOptions, type Same } from '../validate.js';
 
-const GemmOptions = z
+export const GemmOptionsSchema = z
   .object({
-    transposeA: z.boolean().optional().describe('Use Aᵀ (A stored as k x m)'),
-    transposeB: z.boolean().optional().describe('Use Bᵀ (B stored as n x k)'),
-    bf16: z.boolean().optional().describe('Round both operands to bf16 (round-to-nearest-even) and accumulate in fp32'),
+    transposeA: z.boolean().optional().describe('Use Aᵀ (A stored as k x m). Default false'),
+    transposeB: z.boolean().optional().describe('Use Bᵀ (B stored as n x k). Default false'),
+    bf16: z.boolean().optional().describe('Round both operands to bf16 (round-to-nearest-even) and accumulate in fp32. Default false'),
     alpha: z.number().finite().optional().describe('Scale of the product (default 1)'),
     beta: z.number().finite().optional().describe('Scale of the existing C when `out` is given (default 0: C is overwritten)'),
-    out: z.custom<Tensor<'f32'>>((v) => v instanceof Tensor, 'Tensor').optional().describe('Write into this m x n f32 tensor instead of a new one'),
-    reference: z.boolean().optional().describe('Use the plain fp64-accumulating reference instead of the fast kernel'),
-    repeat: z.number().int().min(1).max(1_000_000).optional().describe('Run the product this many times (benchmarks)'),
-    prepacked: z.boolean().optional().describe('bf16: pack B into the kernel\'s bf16 panels once, before the product(s), as a model does with its frozen weights'),
-    prepackedA: z.boolean().optional().describe('bf16 with prepacked: pack A once too, as a layer does for products that share their input'),
+    out: z.custom<Tensor<'f32'>>((v) => v instanceof Tensor, 'Tensor').meta({ tsType: "Tensor<'f32'>" }).optional().describe('Write into this m x n f32 tensor instead of a new one (default: a new tensor)'),
+    reference: z.boolean().optional().describe('Use the plain fp64-accumulating reference instead of the fast kernel. Default false'),
+    repeat: z.number().int().min(1).max(1_000_000).optional().describe('Run the product this many times (benchmarks). Default 1'),
+    prepacked: z.boolean().optional().describe('bf16: pack B into the kernel\'s bf16 panels once, before the product(s), as a model does with its frozen weights. Default false'),
+    prepackedA: z.boolean().optional().describe('bf16 with prepacked: pack A once too, as a layer does for products that share their input. Default false'),
   })
   .strict();
-export type GemmOptions = z.input<typeof GemmOptions>;
+export type { GemmOptions };
+// The schema accepts exactly the documented type (a compile-time check).
+const schemaMatchesType: Same<z.input<typeof GemmOptionsSchema>, GemmOptions> = true;
+void schemaMatchesType;
 
 function matrix(t: unknown, name: string): Tensor<'f32'> {
   if (!(t instanceof Tensor)) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `Expected a Tensor for ${name}`);
@@ -49,7 +53,7 @@ function bOperand(b: unknown): { shape: readonly number[]; handle: Tensor['handl
  * B may be compact Weights (bf16, f16, NF4, GGUF blocks), decoded inside the GEMM's packing step.
  */
 export async function gemm(a: Tensor<'f32'>, b: MatrixOperand, options: GemmOptions = {}): Promise<Tensor<'f32'>> {
-  const o = parseOptions(GemmOptions, options, 'gemm');
+  const o = parseOptions(GemmOptionsSchema, options, 'gemm');
   const A = matrix(a, 'a'), B = bOperand(b);
   const [m, k] = o.transposeA ? [A.shape[1]!, A.shape[0]!] : [A.shape[0]!, A.shape[1]!];
   const [kb, n] = o.transposeB ? [B.shape[1]!, B.shape[0]!] : [B.shape[0]!, B.shape[1]!];

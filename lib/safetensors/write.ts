@@ -12,7 +12,7 @@ const CHUNK = 1 << 30;
 export type TensorMap = Record<string, Tensor> | Map<string, Tensor>;
 
 export interface WriteOptions {
-  /** Stored as __metadata__ (string -> string), e.g. {format: 'pt'}. */
+  /** Stored as __metadata__ (string -> string), e.g. {format: 'pt'}. Default: none. */
   metadata?: Record<string, string>;
 }
 

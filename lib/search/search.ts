@@ -7,12 +7,13 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
+import type { SearchOptions } from '../option-types.js';
 import { Random } from '../data/random.js';
 import { TunekitError } from '../errors.js';
-import { parseOptions } from '../validate.js';
+import { parseOptions, type Same } from '../validate.js';
 
 const Range = z.object({ min: z.number(), max: z.number(), log: z.boolean().default(false), integer: z.boolean().default(false) }).strict();
-export const SearchOptions = z
+export const SearchOptionsSchema = z
   .object({
     strategy: z.enum(['grid', 'random', 'successive-halving']).default('random').describe('How configurations are chosen'),
     space: z.record(z.string(), z.union([z.array(z.union([z.number(), z.string(), z.boolean()])).min(1), Range]))
@@ -23,10 +24,13 @@ export const SearchOptions = z
     mode: z.enum(['min', 'max']).optional().describe('Default: min for loss/perplexity, max for accuracy/f1'),
     budgetSteps: z.number().int().min(1).default(20).describe('Successive halving: optimizer steps of the first rung'),
     eta: z.number().int().min(2).default(3).describe('Successive halving: keep 1/eta of the configurations per rung, multiply the budget by eta'),
-    stateFile: z.string().min(1).optional().describe('Where finished trials are recorded (and read back to resume)'),
+    stateFile: z.string().min(1).optional().describe('Where finished trials are recorded (and read back to resume); default: nowhere'),
   })
   .strict();
-export type SearchOptionsInput = z.input<typeof SearchOptions>;
+export type { SearchOptions };
+// The schema accepts exactly the documented type (a compile-time check).
+const schemaMatchesType: Same<z.input<typeof SearchOptionsSchema>, SearchOptions> = true;
+void schemaMatchesType;
 
 export type Params = Record<string, number | string | boolean>;
 
@@ -56,7 +60,7 @@ function grid(space: Record<string, unknown[]>): Params[] {
   return out;
 }
 
-function sample(space: z.output<typeof SearchOptions>['space'], r: Random): Params {
+function sample(space: z.output<typeof SearchOptionsSchema>['space'], r: Random): Params {
   const p: Params = {};
   for (const [k, v] of Object.entries(space)) {
     if (Array.isArray(v)) {
@@ -85,8 +89,8 @@ export function withParams<T extends Record<string, unknown>>(base: T, params: P
   return out as T;
 }
 
-export async function searchHyperparameters(options: SearchOptionsInput, objective: Objective, onTrial?: (t: Trial, resumed: boolean) => void): Promise<SearchResult> {
-  const o = parseOptions(SearchOptions, options, 'search');
+export async function searchHyperparameters(options: SearchOptions, objective: Objective, onTrial?: (t: Trial, resumed: boolean) => void): Promise<SearchResult> {
+  const o = parseOptions(SearchOptionsSchema, options, 'search');
   const higher = (o.mode ?? (o.metric === 'accuracy' || o.metric === 'f1' ? 'max' : 'min')) === 'max';
   const better = (a: Trial, b: Trial) => (higher ? a.value > b.value : a.value < b.value);
   const done = new Map<string, Trial>();

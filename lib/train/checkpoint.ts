@@ -41,6 +41,10 @@ export interface TrainerState {
   sinceBest: number;
   history: { train: Record<string, number>[]; eval: Record<string, number | string>[] };
   options: Record<string, unknown>;
+  /** Seconds spent training up to this step, over every segment of a resumed run (absent in older checkpoints: 0). */
+  seconds?: number;
+  /** The segments of the run up to this one: 1, plus one for each resume (absent in older checkpoints: 1). */
+  segments?: number;
 }
 
 const PREFIX = 'checkpoint-';

@@ -1,7 +1,8 @@
 // The Trainer's options, each documented where it is declared (as PEFT's LoraConfig does).
 import { z } from 'zod';
+import type { TrainerOptions } from '../option-types.js';
 import { DEFAULT_BETA1, DEFAULT_BETA2, DEFAULT_EPS, DEFAULT_LR } from '../model/defaults.js';
-import { expected, positiveInt } from '../validate.js';
+import { expected, positiveInt, type Same } from '../validate.js';
 
 export const EarlyStoppingOptions = z
   .object({
@@ -19,10 +20,10 @@ export const DistributedOptions = z
   })
   .strict();
 
-export const TrainerOptions = z
+export const TrainerOptionsSchema = z
   .object({
     epochs: positiveInt().default(1).describe('Passes over the training split (unless maxSteps ends training first)'),
-    maxSteps: positiveInt().optional().describe('Stop after this many optimizer steps'),
+    maxSteps: positiveInt().optional().describe('Stop after this many optimizer steps (default: when the epochs end)'),
     batchSize: positiveInt().default(4).describe('Rows per micro-batch'),
     gradAccumulation: positiveInt().default(1).describe('Micro-batches per optimizer step; the loss is the mean over all their tokens'),
     lr: z.number(expected('positive number')).positive(expected('positive number')).default(DEFAULT_LR).describe('Peak learning rate'),
@@ -32,12 +33,12 @@ export const TrainerOptions = z
     eps: z.number().positive().default(DEFAULT_EPS).describe('AdamW epsilon'),
     maxGradNorm: z.number().min(0).default(1).describe('Clip the global gradient norm to this (0: no clipping)'),
     schedule: z.enum(['constant', 'linear', 'cosine', 'slanted-triangular']).default('linear').describe('Learning-rate schedule'),
-    warmupSteps: z.number().int().min(0).optional().describe('Linear warmup steps (constant, linear, cosine)'),
-    warmupRatio: z.number().min(0).lt(1).optional().describe('Warmup as a share of all steps (when warmupSteps is not given)'),
+    warmupSteps: z.number().int().min(0).optional().describe('Linear warmup steps (constant, linear, cosine); default: warmupRatio, else 0'),
+    warmupRatio: z.number().min(0).lt(1).optional().describe('Warmup as a share of all steps, when warmupSteps is not given (default 0)'),
     cutFraction: z.number().gt(0).lt(1).default(0.1).describe('Slanted triangular: share of steps spent increasing'),
     ratio: z.number().min(1).default(32).describe('Slanted triangular: peak rate / lowest rate'),
     discriminativeLr: z.number().gt(1).optional()
-      .describe('ULMFiT discriminative rates: each lower layer group (embeddings, each layer, output/head) trains at the rate of the one above divided by this (2.6 in ULMFiT)'),
+      .describe('ULMFiT discriminative rates: each lower layer group (embeddings, each layer, output/head) trains at the rate of the one above divided by this (2.6 in ULMFiT). Default: off, one rate for all'),
     gradualUnfreezing: z.boolean().default(false)
       .describe('ULMFiT gradual unfreezing: epoch 1 trains only the top group, each later epoch one more'),
     bf16: z.boolean().default(false).describe('bf16 GEMMs with fp32 accumulation (mixed precision)'),
@@ -46,14 +47,14 @@ export const TrainerOptions = z
     packing: z.boolean().default(false).describe('Lay short examples end to end in rows of maxLength (attention stays within each)'),
     evalEvery: positiveInt().optional().describe('Evaluate on the validation split every N steps (default: at the end of each epoch)'),
     evalBatchSize: positiveInt().optional().describe('Rows per evaluation batch (default: batchSize)'),
-    earlyStopping: EarlyStoppingOptions.optional().describe('Stop when the validation metric stops improving'),
+    earlyStopping: EarlyStoppingOptions.optional().describe('Stop when the validation metric stops improving (default: off, train to the end)'),
     restoreBest: z.boolean().default(true).describe('At the end, put back the weights of the best validation evaluation'),
-    outputDir: z.string().min(1).optional().describe('Where checkpoints and the best weights go'),
-    checkpointEvery: positiveInt().optional().describe('Write a checkpoint every N steps (needs outputDir)'),
+    outputDir: z.string().min(1).optional().describe('Where checkpoints and the best weights go (default: none; the best weights are then kept in memory)'),
+    checkpointEvery: positiveInt().optional().describe('Write a checkpoint every N steps (needs outputDir; default: only at the end, and when stopped)'),
     keepCheckpoints: positiveInt().default(2).describe('Checkpoints kept (the newest; the best is kept apart)'),
-    logFile: z.string().min(1).optional().describe('Append every step and evaluation as a JSON line'),
+    logFile: z.string().min(1).optional().describe('Append every step and evaluation to this file as a JSON line (default: none)'),
     distributed: DistributedOptions.optional()
-      .describe('Data parallelism, when a launcher (mpirun, srun) started several ranks: each rank takes batchSize rows of every global micro-batch of batchSize × ranks rows'),
+      .describe('Data parallelism, when a launcher (mpirun, srun) started several ranks: each rank takes batchSize rows of every global micro-batch of batchSize × ranks rows (default: ZeRO stage 1)'),
     resume: z
       .union([z.boolean(), z.literal('auto'), z.string()])
       .default(false)
@@ -61,5 +62,8 @@ export const TrainerOptions = z
   })
   .strict();
 
-export type TrainerOptionsInput = z.input<typeof TrainerOptions>;
-export type TrainerConfig = z.output<typeof TrainerOptions>;
+export type { TrainerOptions };
+// The schema accepts exactly the documented type (a compile-time check).
+const schemaMatchesType: Same<z.input<typeof TrainerOptionsSchema>, TrainerOptions> = true;
+void schemaMatchesType;
+export type TrainerConfig = z.output<typeof TrainerOptionsSchema>;

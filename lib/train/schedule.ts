@@ -5,8 +5,11 @@
 export type ScheduleName = 'constant' | 'linear' | 'cosine' | 'slanted-triangular';
 
 export interface ScheduleOptions {
+  /** The schedule's shape after warmup: flat, linear decay to 0, cosine decay to 0, or ULMFiT's slanted triangle. */
   name: ScheduleName;
+  /** Optimizer steps of the whole run. */
   totalSteps: number;
+  /** Steps of linear warmup from 0 to the peak (constant, linear, cosine). */
   warmupSteps: number;
   /** Slanted triangular: share of the steps spent increasing (default 0.1). */
   cutFraction?: number;

@@ -28,7 +28,7 @@ import {
   checkpointDir, layoutStamp, listCheckpoints, pruneCheckpoints, readOptimizerState, readTrainerState, saveCheckpoint, type CheckpointGroup,
   type TrainerState,
 } from './checkpoint.js';
-import { TrainerOptions, type TrainerConfig, type TrainerOptionsInput } from './options.js';
+import { TrainerOptionsSchema, type TrainerConfig, type TrainerOptions } from './options.js';
 import { scheduleFactor } from './schedule.js';
 
 export interface StepEvent {
@@ -41,8 +41,11 @@ export interface StepEvent {
   /** Labelled tokens in the step. */
   tokens: number;
   tokensPerSecond: number;
+  /** Seconds spent training so far, over every segment of a resumed run. */
   elapsedSeconds: number;
   etaSeconds: number;
+  /** The process's resident memory after the step, in bytes. */
+  rssBytes: number;
 }
 
 export interface EvalResult {
@@ -73,13 +76,18 @@ export interface TrainResult {
   test: EvalResult | null;
   /** The extra evaluation sets at the end. */
   evalSets: Record<string, EvalResult>;
+  /** Seconds spent training, over every segment of a resumed run (this call's alone: segmentSeconds). */
   seconds: number;
+  /** Seconds of this call. */
+  segmentSeconds: number;
+  /** The run's segments: 1, plus one for each time it was resumed. */
+  segments: number;
 }
 
 export interface TrainCallOptions {
-  /** Extra evaluation sets reported beside the validation split (e.g. general text, to watch forgetting). */
+  /** Extra evaluation sets reported beside the validation split (e.g. general text, to watch forgetting). Default: none. */
   evalSets?: Record<string, DataSplit>;
-  /** Stops at the next micro-batch boundary, writes a checkpoint (with outputDir) and resolves. */
+  /** Stops at the next micro-batch boundary, writes a checkpoint (with outputDir) and resolves. Default: none. */
   signal?: AbortSignal;
 }
 
@@ -171,9 +179,9 @@ export async function evaluate(
 
 export class Trainer extends EventEmitter<TrainerEvents> {
   readonly options: TrainerConfig;
-  constructor(readonly model: Model, options: TrainerOptionsInput = {}) {
+  constructor(readonly model: Model, options: TrainerOptions = {}) {
     super();
-    this.options = parseOptions(TrainerOptions, options, 'Trainer');
+    this.options = parseOptions(TrainerOptionsSchema, options, 'Trainer');
     const o = this.options;
     if (o.checkpointEvery && !o.outputDir) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', 'Expected outputDir for checkpointEvery');
     if ((o.resume === true || o.resume === 'auto') && !o.outputDir) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', 'Expected outputDir to resume from');
@@ -329,7 +337,14 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         'resume point': String(state.step),
       });
     }
-    if (resumedFrom) this.emit('resume', { step: state.step, dir: resumedFrom });
+    // Time and segments continue from the checkpoint: the steps redone after it are counted once.
+    const before = state.seconds ?? 0;
+    state.segments = resumedFrom ? (state.segments ?? 1) + 1 : 1;
+    const elapsed = () => before + (performance.now() - started) / 1000;
+    if (resumedFrom) {
+      this.emit('resume', { step: state.step, dir: resumedFrom });
+      await this.log({ type: 'resume', step: state.step, dir: resumedFrom, segment: state.segments, seconds: before });
+    }
     const totalSteps = o.maxSteps ?? perEpoch * o.epochs;
     const warmupSteps = o.warmupSteps ?? Math.ceil((o.warmupRatio ?? 0) * totalSteps);
     const schedule = { name: o.schedule, totalSteps, warmupSteps, cutFraction: o.cutFraction, ratio: o.ratio };
@@ -339,8 +354,10 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     let stopReason: StopReason = 'completed';
     const stepTimes: number[] = [];
     const saveTo = async (dir: string) => {
+      state.seconds = elapsed();
       await saveCheckpoint(model, state, dir, false, writers);
       this.emit('checkpoint', { step: state.step, dir });
+      await this.log({ type: 'checkpoint', step: state.step, dir });
     };
 
     // Validation, early-stopping bookkeeping; returns true when training should stop (the same on
@@ -368,6 +385,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
           state.best = { step: state.step, value };
           state.sinceBest = 0;
           bestParams = model.trainableParams();
+          state.seconds = elapsed();
           if (o.outputDir) await saveCheckpoint(model, state, join(o.outputDir, 'best'), true, writers);
         } else {
           state.sinceBest++;
@@ -449,7 +467,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
         const event: StepEvent = {
           step: state.step, totalSteps, epoch, loss: lossSum / targets, lr, gradNorm, tokens: targets,
           tokensPerSecond: window.reduce((a, b) => a + b.inputIds.length * b.inputIds[0]!.length, 0) / seconds,
-          elapsedSeconds: (performance.now() - started) / 1000, etaSeconds: avg * (totalSteps - state.step),
+          elapsedSeconds: elapsed(), etaSeconds: avg * (totalSteps - state.step), rssBytes: process.memoryUsage.rss(),
         };
         state.history.train.push({ step: event.step, epoch, loss: event.loss, lr, gradNorm });
         this.emit('step', event);
@@ -483,7 +501,7 @@ export class Trainer extends EventEmitter<TrainerEvents> {
       if (o.outputDir) await saveTo(checkpointDir(o.outputDir, state.step));
     }
     this.emit('stop', { step: state.step, reason: stopReason });
-    await this.log({ type: 'stop', step: state.step, reason: stopReason });
+    await this.log({ type: 'stop', step: state.step, reason: stopReason, seconds: elapsed(), segments: state.segments });
     if (o.restoreBest && bestParams && state.best && state.best.step !== state.step) {
       const now = model.optimizerState();
       model.setOptimizerState({ params: bestParams, m: now.m, v: now.v, step: now.step });
@@ -492,6 +510,9 @@ export class Trainer extends EventEmitter<TrainerEvents> {
     for (const [name, split] of Object.entries(call.evalSets ?? {})) final[name] = await this.evaluate(split);
     const testResult = test && stopReason !== 'aborted' ? await this.evaluate(test) : null;
     if (testResult) await this.log({ type: 'test', step: state.step, ...testResult, report: undefined });
-    return { steps: state.step, stopReason, best: state.best, history: state.history, test: testResult, evalSets: final, seconds: (performance.now() - started) / 1000 };
+    return {
+      steps: state.step, stopReason, best: state.best, history: state.history, test: testResult, evalSets: final,
+      seconds: elapsed(), segmentSeconds: (performance.now() - started) / 1000, segments: state.segments,
+    };
   }
 }
