@@ -2,7 +2,7 @@
 // The tunekit command line: train, eval, generate, export, search (SPECS below declares each
 // command's arguments and flags once; `tunekit <command> --help` prints them).
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { TunekitError } from '../errors.js';
 import { saveGgufLora } from '../export/gguf-lora.js';
 import { saveMergedModel } from '../export/merge.js';
@@ -12,6 +12,7 @@ import { consolidateCheckpoint } from '../train/checkpoint.js';
 import { evaluate } from '../train/trainer.js';
 import { readJob } from './config.js';
 import { commandHelp, nearest, parseCommand, usageLine, type Command, type FlagValues } from './flags.js';
+import { serveDashboard } from './dashboard/server.js';
 import { duration, ProgressBar } from './progress.js';
 import { loadJobData, runJob } from './run.js';
 import { runSearch } from './search.js';
@@ -24,7 +25,14 @@ const SPECS: Record<string, Command> = {
     flags: {
       resume: { type: 'boolean', default: false, description: 'continue the run in the output folder from its newest checkpoint' },
       overwrite: { type: 'boolean', default: false, description: 'delete the run in the output folder (checkpoints, metrics) and start over' },
+      dashboard: { type: 'boolean', default: false, description: 'serve a live dashboard of the run on 127.0.0.1 (the address is printed) while it trains' },
+      'dashboard-port': { type: 'number', value: 'PORT', default: 0, description: 'the dashboard\'s port; 0 takes any free one' },
     },
+  },
+  dashboard: {
+    args: '<output folder|metrics.jsonl>',
+    summary: 'Serve the live dashboard of a run (training now in another process, or finished) on 127.0.0.1 until Ctrl-C: loss, validation, learning rate, gradient norm, throughput and memory, updated as steps arrive.',
+    flags: { port: { type: 'number', value: 'PORT', default: 0, description: 'the port; 0 takes any free one' } },
   },
   eval: {
     args: '<config>',
@@ -81,12 +89,31 @@ async function train(positionals: string[], values: FlagValues): Promise<void> {
   // mpirun kills the ranks shortly after it forwards SIGINT or SIGTERM; SIGUSR1 it forwards alone
   // (kill -USR1 <mpirun's pid> stops a data-parallel run with a checkpoint).
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGUSR1'] as const) process.once(signal, () => stop(signal));
-  if (processGroup().rank !== 0) bar.quiet();
-  const r = await runJob(job, { resume: values.resume === true, overwrite: values.overwrite === true, signal: controller.signal, onStep: (e) => bar.step(e), log: (m) => bar.message(m) });
+  const lead = processGroup().rank === 0;
+  if (!lead) bar.quiet();
+  const board = values.dashboard && lead ? await serveDashboard(join(job.output, 'metrics.jsonl'), { port: values['dashboard-port'] as number, title: `tunekit: ${job.method} fine-tuning of ${basename(job.model)}` }) : null;
+  if (board) bar.message(`dashboard: ${board.url}`);
+  let r;
+  try {
+    r = await runJob(job, { resume: values.resume === true, overwrite: values.overwrite === true, signal: controller.signal, onStep: (e) => bar.step(e), log: (m) => bar.message(m) });
+  } finally {
+    await board?.close();
+  }
   if (r.result.stopReason === 'aborted') bar.message(`stopped; resume with: tunekit train ${positionals[0]} --resume`);
   if (r.result.test) bar.message(`test: loss ${r.result.test.loss.toFixed(4)}, perplexity ${r.result.test.perplexity.toFixed(2)}`);
   for (const [k, v] of Object.entries(r.paths)) bar.message(`${k.padEnd(12)} ${v}`);
   bar.message(`done in ${duration(r.result.seconds)}`);
+}
+
+async function dashboardCommand(positionals: string[], values: FlagValues): Promise<void> {
+  if (positionals.length !== 1) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `Expected a run's output folder (or its metrics.jsonl)\n${USAGE}`);
+  const target = positionals[0]!;
+  const file = target.endsWith('.jsonl') ? target : join(target, 'metrics.jsonl');
+  if (!existsSync(file)) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${file}: no metrics to show yet (expected a run's output folder, or its metrics.jsonl); it is shown once the run starts writing it`);
+  const board = await serveDashboard(file, { port: values.port as number, title: `tunekit: ${target}` });
+  console.log(`dashboard of ${file}: ${board.url} (Ctrl-C to stop)`);
+  await new Promise<void>((resolve) => process.once('SIGINT', () => resolve()));
+  await board.close();
 }
 
 async function evalCommand(positionals: string[], values: FlagValues): Promise<void> {
@@ -161,7 +188,7 @@ async function searchCommand(positionals: string[]): Promise<void> {
 }
 
 const commands: Record<string, (positionals: string[], values: FlagValues) => Promise<void>> = {
-  train, eval: evalCommand, generate: generateCommand, export: exportCommand, consolidate: consolidateCommand, search: searchCommand,
+  train, dashboard: dashboardCommand, eval: evalCommand, generate: generateCommand, export: exportCommand, consolidate: consolidateCommand, search: searchCommand,
 };
 
 export async function main(argv = process.argv.slice(2)): Promise<number> {

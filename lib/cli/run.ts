@@ -7,7 +7,7 @@
 // folder, logs, writes the metrics, the exports and the report.
 import { existsSync } from 'node:fs';
 import { appendFile, mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { loadDataset, type Dataset, type DataSplit } from '../data/dataset.js';
 import { saveGgufLora } from '../export/gguf-lora.js';
 import { saveMergedModel } from '../export/merge.js';
@@ -109,6 +109,26 @@ async function claimOutput(paths: JobPaths, hooks: JobHooks, log: (m: string) =>
   await rm(paths.metrics, { force: true });
 }
 
+const appendRecord = (file: string, record: Record<string, unknown>) => appendFile(file, JSON.stringify(record) + '\n');
+
+/** The 'run' record of a segment: the settings and data counts the report and the dashboard show. */
+function runRecord(job: Job, model: Model, dataset: Dataset, trainable: number, ranks: number, resumed: boolean): Record<string, unknown> {
+  const t = job.training, s = dataset.stats;
+  return {
+    type: 'run', resumed, startedAt: new Date().toISOString(), model: job.model, method: job.method, trainableParameters: trainable,
+    architecture: model.config.architecture, layers: model.config.layers, dim: model.config.dim,
+    config: {
+      lr: t.lr, schedule: t.schedule, warmupSteps: t.warmupSteps, warmupRatio: t.warmupRatio, batchSize: t.batchSize, ranks, gradAccumulation: t.gradAccumulation,
+      epochs: t.epochs, maxSteps: t.maxSteps, maxLength: t.maxLength, packing: t.packing, bf16: t.bf16, weightDecay: t.weightDecay, maxGradNorm: t.maxGradNorm,
+      earlyStopping: t.earlyStopping, lora: job.method === 'full' ? undefined : model.lora,
+    },
+    data: {
+      path: job.data.path, format: dataset.format, records: s.records,
+      train: s.examples.train, validation: s.examples.validation, test: s.examples.test, skipped: s.skipped,
+    },
+  };
+}
+
 export async function runJob(job: Job, hooks: JobHooks = {}): Promise<JobResult> {
   const group = processGroup(), lead = group.rank === 0;
   const log = lead ? (hooks.log ?? (() => {})) : () => {};
@@ -123,12 +143,14 @@ export async function runJob(job: Job, hooks: JobHooks = {}): Promise<JobResult>
   const trainable = await setupTrainable(job, model, dataset, log);
   log(`model ${job.model}: ${model.config.layers} layers, dim ${model.config.dim}; ${job.method}, ${trainable.toLocaleString('en-US')} trainable parameters`);
   await hooks.beforeTraining?.(model, dataset);
+  // The run's configuration and data, once per segment: what the report and dashboard show.
+  if (lead) await appendRecord(paths.metrics, runRecord(job, model, dataset, trainable, group.world, hooks.resume === true));
   const trainer = new Trainer(model, { ...job.training, outputDir: paths.checkpoints, logFile: paths.metrics, resume: hooks.resume ?? false });
   trainer.on('resume', (e) => log(`resumed from ${e.dir} at step ${e.step}`));
   let before: EvalResult | null = null;
   if (dataset.validation && !hooks.resume) {
     before = await trainer.evaluate(dataset.validation);
-    if (lead) await appendFile(paths.metrics, JSON.stringify({ type: 'eval', step: 0, split: 'validation', ...before }) + '\n');
+    if (lead) await appendRecord(paths.metrics, { type: 'eval', step: 0, split: 'validation', ...before, report: undefined });
     log(`validation before training: loss ${before.loss.toFixed(4)}, perplexity ${before.perplexity.toFixed(2)}`);
   }
   if (hooks.onStep && lead) trainer.on('step', hooks.onStep);
@@ -141,14 +163,11 @@ export async function runJob(job: Job, hooks: JobHooks = {}): Promise<JobResult>
     if (job.method !== 'full' && job.export.gguf) await saveGgufLora(model, (paths.ggufAdapter = join(job.output, 'adapter.gguf')));
     if (job.export.merged || job.method === 'full') await saveMergedModel(model, (paths.merged = join(job.output, 'merged')));
   }
-  const summary: Record<string, string | number> = {
-    model: job.model, method: job.method, 'trainable parameters': trainable, steps: result.steps, 'stop reason': result.stopReason,
-    'seconds': Math.round(result.seconds),
-  };
-  if (before) summary['validation loss before'] = before.loss.toFixed(4);
-  if (result.best) summary[`best validation (step ${result.best.step})`] = result.best.value.toFixed(4);
-  if (result.test) summary['test loss / perplexity'] = `${result.test.loss.toFixed(4)} / ${result.test.perplexity.toFixed(2)}`;
-  for (const [k, v] of Object.entries(result.evalSets)) summary[`${k} loss`] = v.loss.toFixed(4);
-  await writeReport(paths.metrics, paths.report, `tunekit: ${job.method} fine-tuning`, summary);
+  const exports = Object.fromEntries(Object.entries({ 'PEFT adapter': paths.adapter, 'GGUF adapter': paths.ggufAdapter, 'merged model': paths.merged }).filter(([, v]) => v));
+  await appendRecord(paths.metrics, {
+    type: 'result', step: result.steps, stopReason: result.stopReason, seconds: result.seconds, segments: result.segments, best: result.best,
+    test: result.test && { loss: result.test.loss, perplexity: result.test.perplexity }, evalSets: Object.fromEntries(Object.entries(result.evalSets).map(([k, v]) => [k, { loss: v.loss, perplexity: v.perplexity }])), exports,
+  });
+  await writeReport(paths.metrics, paths.report, `tunekit: ${job.method} fine-tuning of ${basename(job.model)}`);
   return { model, dataset, before, result, paths, trainableParameters: trainable };
 }
