@@ -3,6 +3,8 @@
 // from source with cmake-js (CMakeLists.txt), else with the node-gyp that ships with npm
 // (binding.gyp, CPU only). Nothing is downloaded: cmake-js takes Node-API headers from the
 // node-api-headers package, node-gyp from this Node's own include/ folder when it has one.
+// cmake-js is a dev dependency (a clone's `npm install` has it) and an optional peer: a package
+// installed with a prebuild that loads needs no build tool at all.
 //
 // Environment:
 //   TUNEKIT_BUILD_FROM_SOURCE=1   ignore prebuilds (same as --from-source)
@@ -15,6 +17,21 @@ const path = require('node:path');
 
 const root = path.resolve(__dirname, '..');
 const log = (msg) => console.log(`tunekit: ${msg}`);
+// npm shows a dependency's install output only when it fails: what a build from source is doing
+// (a minute or more) also goes to the terminal, when there is one, so that npm is not silent.
+const dependencyInstall = process.env.INIT_CWD !== undefined && path.resolve(process.env.INIT_CWD) !== root && process.env.npm_config_foreground_scripts !== 'true';
+let tty = null;
+if (dependencyInstall) {
+  try {
+    tty = fs.openSync('/dev/tty', 'w');
+  } catch {
+    tty = null; // no terminal (CI): npm's own log has the output when it fails
+  }
+}
+const say = (msg) => {
+  log(msg);
+  if (tty !== null) fs.writeSync(tty, `tunekit: ${msg}\n`);
+};
 const fromSource = process.argv.includes('--from-source') || process.env.TUNEKIT_BUILD_FROM_SOURCE === '1';
 const only = process.env.TUNEKIT_BUILD_WITH;
 if (only && only !== 'cmake' && only !== 'node-gyp') {
@@ -50,7 +67,8 @@ function buildWithCmake() {
   try {
     cli = require.resolve('cmake-js/bin/cmake-js', { paths: [root] });
   } catch {
-    log('cmake-js is not installed; skipping the CMake build');
+    // cmake-js is a build tool, not a dependency: a prebuild needs none of it.
+    say('cmake-js is not installed, so the CMake build (CUDA, the MPI engine) is skipped; for it, `npm install cmake-js` beside tunekit and `npm rebuild tunekit`');
     return false;
   }
   if (!hasCmake()) {
@@ -59,6 +77,7 @@ function buildWithCmake() {
   }
   const args = [cli, 'compile', '--out', 'build'];
   if (process.env.TUNEKIT_CUDA === '1') args.push('--CDTUNEKIT_CUDA=ON');
+  say(`compiling the native addon with CMake (a minute or more${dependencyInstall ? '; npm install --foreground-scripts shows the compiler' : ''})`);
   return run(process.execPath, args);
 }
 
@@ -83,6 +102,7 @@ function buildWithNodeGyp() {
     return false;
   }
   const args = [gyp, 'rebuild'];
+  say(`compiling the native addon with node-gyp (CPU only; a minute or more${dependencyInstall ? '; npm install --foreground-scripts shows the compiler' : ''})`);
   // Use this Node's own headers when installed beside it (distribution packages), so no download.
   const prefix = path.resolve(path.dirname(process.execPath), '..');
   if (fs.existsSync(path.join(prefix, 'include/node/node_api.h')) && fs.existsSync(path.join(prefix, 'include/node/common.gypi'))) {
@@ -98,7 +118,8 @@ function main() {
       log(`using prebuilt binary ${path.relative(root, prebuild)}`);
       return 0;
     }
-    if (prebuild) log(`prebuilt binary ${path.relative(root, prebuild)} does not load here; building from source`);
+    if (prebuild) say(`prebuilt binary ${path.relative(root, prebuild)} does not load here; building from source`);
+    else say(`no prebuilt binary for ${process.platform}-${process.arch}; building from source`);
   }
   const builders = [
     ['cmake', buildWithCmake],
@@ -106,7 +127,7 @@ function main() {
   ].filter(([name]) => !only || name === only);
   for (const [name, build] of builders) {
     if (build() && loads(path.join(root, 'build/Release/tunekit.node'))) {
-      log(`built with ${name}: build/Release/tunekit.node`);
+      say(`built with ${name}: build/Release/tunekit.node`);
       return 0;
     }
     log(`${name} build did not produce a loadable addon`);

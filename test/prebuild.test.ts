@@ -2,7 +2,7 @@
 // loads it — both through the public entry point and through the install script, which must then
 // skip building. Runs in a copy of the package so the build/ other tests use is left alone.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -42,6 +42,30 @@ it('builds a prebuild and loads it when build/ is absent', () => {
   expect(install.stdout).toMatch(/using prebuilt binary prebuilds\//);
   expect(existsSync(join(copy, 'build'))).toBe(false);
 });
+
+// Installed as a dependency from its tarball, with a prebuild that loads: no build tool comes
+// along (cmake-js is a dev dependency and an optional peer), nothing is compiled, and it works.
+// The dependencies come from npm's cache where it has them (the clone's own npm install filled
+// it with their tarballs), else from the registry; without one, the test is skipped and says so.
+it('installs as a dependency with its prebuild and no build tools', (ctx) => {
+  const packed = execFileSync('npm', ['pack', '--ignore-scripts', '--silent', '--pack-destination', copy], { cwd: copy, encoding: 'utf8' }).trim().split('\n').pop()!;
+  const consumer = join(copy, 'consumer');
+  mkdirSync(consumer);
+  writeFileSync(join(consumer, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', type: 'module' }));
+  const npm = spawnSync('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--omit=dev', '--foreground-scripts', join(copy, packed)], { cwd: consumer, encoding: 'utf8' });
+  if (npm.status !== 0 && /ENOTFOUND|EAI_AGAIN|ECONNREFUSED|ETIMEDOUT|ENETUNREACH/.test(npm.stderr)) {
+    console.warn(`skipped: npm could not reach the registry for the dependencies npm's cache lacks\n${npm.stderr.slice(0, 500)}`);
+    return ctx.skip();
+  }
+  expect(npm.status, npm.stdout + npm.stderr).toBe(0);
+  expect(npm.stdout).toMatch(/tunekit: using prebuilt binary prebuilds\//);
+  const installed = readdirSync(join(consumer, 'node_modules'));
+  expect(installed).toContain('tunekit');
+  for (const tool of ['cmake-js', 'prebuildify', 'node-gyp', 'typescript', 'vitest']) expect(installed, tool).not.toContain(tool);
+  expect(existsSync(join(consumer, 'node_modules/tunekit/build'))).toBe(false);
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', "const m = await import('tunekit'); console.log(m.runtimeInfo().backends.join())"], { cwd: consumer, encoding: 'utf8' });
+  expect(out.trim()).toMatch(/cpu/);
+}, 180_000);
 
 const nodePrefix = join(process.execPath, '..', '..');
 const localHeaders = existsSync(join(nodePrefix, 'include/node/common.gypi'));
