@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { batches, loadDataset, readRecords, redact, tokenizerFromFolder, type Example, type TextTokenizer } from '../lib/index.js';
+import { batches, loadDataset, readRecords, redact, tokenizerFromFolder, TunekitError, type Example, type TextTokenizer } from '../lib/index.js';
 
 const tokDir = fileURLToPath(new URL('./reference/fixtures/tiny-tokenizer/', import.meta.url));
 const dataDir = fileURLToPath(new URL('./reference/fixtures/data/', import.meta.url));
@@ -101,6 +101,31 @@ describe('sources', () => {
     const got = [];
     for await (const r of readRecords(join(dataDir, 'pc.parquet'))) got.push({ ...r.row, id: Number(r.row.id) });
     expect(got).toEqual(rows);
+  });
+
+  // Issue #14: a damaged page (thrift header, compressed bytes, lengths) escaped as the decoder's
+  // own Error or RangeError, naming neither the file nor where in it. Every damaged copy now loads
+  // (the bytes hit values only) or is refused as corrupt, naming the file and the row group.
+  it('refuses damaged Parquet pages by file and row group, never with a bare decoder error', async () => {
+    const outcomes: Record<string, number> = {};
+    for (const name of ['pc.parquet', 'chat.parquet']) {
+      const original = readFileSync(join(dataDir, name));
+      const dataEnd = original.length - 8 - original.readUInt32LE(original.length - 8); // pages end where the footer starts
+      for (let seed = 0; seed < 40; seed++) {
+        const damaged = Buffer.from(original), at = 4 + ((seed * 7919) % (dataEnd - 5));
+        damaged[at]! ^= 0xff, damaged[at + 1]! ^= 0x5a;
+        const path = file(`damaged-${seed}-${name}`, '');
+        writeFileSync(path, damaged);
+        const outcome = await loadDataset(path, tok, {}).then(() => 'loaded', (e: unknown) => {
+          if (!(e instanceof TunekitError)) return `not a TunekitError: ${String(e)}`;
+          if (e.code === 'ERR_TUNEKIT_CORRUPT_FILE') expect(e.message).toMatch(new RegExp(`damaged-${seed}-${name.replace('.', '\\.')}: (row group \\d+ of \\d+ \\(rows \\d+-\\d+\\) could not be decoded|not a readable Parquet file)`));
+          return e.code;
+        });
+        outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+      }
+    }
+    expect(Object.keys(outcomes).filter((k) => k.startsWith('not a'))).toEqual([]);
+    expect(outcomes.ERR_TUNEKIT_CORRUPT_FILE).toBeGreaterThan(20);
   });
 
   it('reads CSV with quoted newlines, TSV, text by line / paragraph / document, and folders', async () => {

@@ -254,4 +254,19 @@ describe('corrupt or hostile files', () => {
     await expect(openSafetensors(folder)).rejects.toMatchObject({ code: 'ERR_TUNEKIT_IO' });
     expect(existsSync(join(folder, 'shard.safetensors'))).toBe(true);
   });
+
+  // Issue #14: metadata nested a million levels deep overflowed the stack (a RangeError) when its
+  // values were turned into strings; nested values are now left out, and a non-object is refused.
+  it('reads the scalars of an index\'s metadata however deep the rest of it nests', async () => {
+    const folder = join(work, 'deep-index');
+    mkdirSync(folder, { recursive: true });
+    await writeSafetensors(join(folder, 'shard.safetensors'), { a: Tensor.zeros('f32', [1]) });
+    const deep = '['.repeat(1_000_000) + ']'.repeat(1_000_000);
+    writeFileSync(join(folder, 'model.safetensors.index.json'), `{"metadata": {"total_size": 4, "deep": ${deep}}, "weight_map": {"a": "shard.safetensors"}}`);
+    const r = await openSafetensors(folder);
+    expect(r.metadata).toEqual({ total_size: '4' });
+    await r.close();
+    writeFileSync(join(folder, 'model.safetensors.index.json'), `{"metadata": ${deep}, "weight_map": {"a": "shard.safetensors"}}`);
+    await expect(openSafetensors(folder)).rejects.toThrow(/model\.safetensors\.index\.json: expected "metadata" to be an object .* but it is an array/);
+  });
 });

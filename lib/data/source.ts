@@ -240,9 +240,17 @@ async function* readParquet(file: string): AsyncGenerator<SourceRecord> {
     throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: not a readable Parquet file (${(e as Error).message})`, { cause: e });
   }
   let rowStart = 0;
-  for (const group of metadata.row_groups) {
+  const groups = metadata.row_groups.length;
+  for (const [g, group] of metadata.row_groups.entries()) {
     const rowEnd = rowStart + Number(group.num_rows);
-    const rows = await parquetReadObjects({ file: buffer, metadata, rowStart, rowEnd, compressors: (await compressorsOnce()) as never });
+    let rows: Record<string, unknown>[];
+    try {
+      rows = await parquetReadObjects({ file: buffer, metadata, rowStart, rowEnd, compressors: (await compressorsOnce()) as never });
+      if (rows.length !== rowEnd - rowStart) throw new Error(`${rows.length} rows decoded where the metadata says ${rowEnd - rowStart}`);
+    } catch (e) {
+      // The decoder's own errors (thrift, decompression, page bounds) say what broke, not where.
+      throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: row group ${g + 1} of ${groups} (rows ${rowStart + 1}-${rowEnd}) could not be decoded: ${(e as Error).message}. The file is damaged, or uses a Parquet feature this reader lacks`, { cause: e });
+    }
     for (let i = 0; i < rows.length; i++) yield { row: rows[i] as Row, where: `${file} row ${rowStart + i + 1}` };
     rowStart = rowEnd;
   }

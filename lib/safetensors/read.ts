@@ -181,9 +181,15 @@ async function openIndex(indexPath: string): Promise<SafetensorsReader> {
     }
     owner.set(name, reader);
   }
-  const indexMeta = (raw as { metadata?: Record<string, unknown> }).metadata ?? {};
+  const indexMeta = (raw as { metadata?: unknown }).metadata ?? {};
+  if (typeof indexMeta !== 'object' || indexMeta === null || Array.isArray(indexMeta)) {
+    await Promise.all([...shards.values()].map((s) => s.close()));
+    throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: expected "metadata" to be an object (such as {"total_size": 123}) but it is ${Array.isArray(indexMeta) ? 'an array' : typeof indexMeta}`);
+  }
   const metadata: Record<string, string> = { ...(shards.values().next().value?.metadata ?? {}) };
-  for (const [k, v] of Object.entries(indexMeta)) metadata[k] = String(v);
+  // Scalars only, as safetensors' own metadata (string -> string): a nested value is not turned
+  // into text (String() of a deeply nested array recurses until the stack overflows).
+  for (const [k, v] of Object.entries(indexMeta)) if (v === null || typeof v !== 'object') metadata[k] = String(v);
   return new ShardedReader([...shards.values()], owner, metadata);
 }
 
