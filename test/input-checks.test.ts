@@ -197,18 +197,21 @@ describe('a FIFO where a file is expected', () => {
 
 describe('under an address-space limit (ulimit -v, as some containers set)', () => {
   const bash = spawnSync('bash', ['-c', 'ulimit -v 2500000 && echo ok'], { encoding: 'utf8' }).stdout.trim() === 'ok';
-  it.skipIf(!bash)('tunekit imports, loads and runs a model, and a native allocation too large is ERR_TUNEKIT_OUT_OF_MEMORY, not an abort', () => {
+  it.skipIf(!bash)('tunekit imports, loads and runs a model; a native allocation too large, and a Parquet decompressor that cannot start, are ERR_TUNEKIT_OUT_OF_MEMORY', () => {
     const script = `
-      const { Tensor, loadModel } = await import(${JSON.stringify(new URL('../dist/lib/index.js', import.meta.url).href)});
+      const { Tensor, loadModel, loadDataset, tokenizerFromFolder } = await import(${JSON.stringify(new URL('../dist/lib/index.js', import.meta.url).href)});
       const m = await loadModel(${JSON.stringify(dir)});
       const l = await m.logits([1, 2, 3]);
-      let code = 'none';
+      let code = 'none', parquet = 'none';
       try { Tensor.zeros('f32', [2 ** 30]); } catch (e) { code = e.code; }
-      console.log(JSON.stringify({ logits: l.shape, huge: code }));`;
+      // A zstd Parquet file needs the WebAssembly decompressor, which cannot start under this limit.
+      const tok = await tokenizerFromFolder(${JSON.stringify(fileURLToPath(new URL('./reference/fixtures/tiny-tokenizer/', import.meta.url)))});
+      try { await loadDataset(${JSON.stringify(fileURLToPath(new URL('./reference/fixtures/data/chat.parquet', import.meta.url)))}, tok); } catch (e) { parquet = e.code + ': ' + /Parquet decompressors are WebAssembly/.test(e.message); }
+      console.log(JSON.stringify({ logits: l.shape, huge: code, parquet }));`;
     // The Parquet decompressors (WebAssembly) alone reserve ~11 GB of address space: they load on first use.
     const r = spawnSync('bash', ['-c', `ulimit -v 2500000 && "${process.execPath}" --input-type=module -e '${script.replace(/'/g, "'\\''")}'`], { encoding: 'utf8' });
     expect(r.status, r.stderr).toBe(0);
-    expect(JSON.parse(r.stdout.trim())).toEqual({ logits: [3, 1001], huge: 'ERR_TUNEKIT_OUT_OF_MEMORY' });
+    expect(JSON.parse(r.stdout.trim())).toEqual({ logits: [3, 1001], huge: 'ERR_TUNEKIT_OUT_OF_MEMORY', parquet: 'ERR_TUNEKIT_OUT_OF_MEMORY: true' });
   });
 });
 

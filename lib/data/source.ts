@@ -248,8 +248,14 @@ async function* readParquet(file: string): AsyncGenerator<SourceRecord> {
       rows = await parquetReadObjects({ file: buffer, metadata, rowStart, rowEnd, compressors: (await compressorsOnce()) as never });
       if (rows.length !== rowEnd - rowStart) throw new Error(`${rows.length} rows decoded where the metadata says ${rowEnd - rowStart}`);
     } catch (e) {
+      const message = (e as Error).message ?? String(e);
+      // The decompressors are WebAssembly, whose memories reserve ~10 GB of address space each:
+      // under an address-space limit (ulimit -v, some containers) they cannot start.
+      if (e instanceof RangeError && /out of memory|cannot allocate|allocation failed/i.test(message)) {
+        throw new TunekitError('ERR_TUNEKIT_OUT_OF_MEMORY', `${file}: out of memory decoding row group ${g + 1} of ${groups} (${message}); the Parquet decompressors are WebAssembly, which needs about 10 GB of address space: raise ulimit -v, or convert the file to JSONL`, { cause: e });
+      }
       // The decoder's own errors (thrift, decompression, page bounds) say what broke, not where.
-      throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: row group ${g + 1} of ${groups} (rows ${rowStart + 1}-${rowEnd}) could not be decoded: ${(e as Error).message}. The file is damaged, or uses a Parquet feature this reader lacks`, { cause: e });
+      throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: row group ${g + 1} of ${groups} (rows ${rowStart + 1}-${rowEnd}) could not be decoded: ${message}. The file is damaged, or uses a Parquet feature this reader lacks`, { cause: e });
     }
     for (let i = 0; i < rows.length; i++) yield { row: rows[i] as Row, where: `${file} row ${rowStart + i + 1}` };
     rowStart = rowEnd;
