@@ -4,15 +4,17 @@
 import { z } from 'zod';
 import { TunekitError } from './errors.js';
 
-function show(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value);
+/** A value for a message: short, and safe for any value (a deeply nested one overflows JSON.stringify and String). */
+export function show(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 80 ? value.slice(0, 77) + '...' : value);
   if (typeof value === 'bigint') return `${value}n`;
   if (value === undefined || value === null || typeof value !== 'object') return String(value);
   try {
     const s = JSON.stringify(value);
     return s.length > 80 ? s.slice(0, 77) + '...' : s;
   } catch {
-    return Object.prototype.toString.call(value);
+    // Nested too deep for JSON.stringify (or cyclic): say what it is.
+    return Array.isArray(value) ? 'an array nested too deep to show' : 'an object nested too deep to show';
   }
 }
 

@@ -128,6 +128,25 @@ describe('sources', () => {
     expect(outcomes.ERR_TUNEKIT_CORRUPT_FILE).toBeGreaterThan(20);
   });
 
+  // A column chunk naming a column the schema lacks stopped the decoder midway through starting a
+  // row group's reads; the reads it had started then failed unobserved, and the unhandled
+  // rejection ended the process (found by npm run fuzz). Each occurrence of the column name in the
+  // file is misspelt in turn: none may escape, and the chunk's is refused by name.
+  it('refuses a Parquet column chunk the schema lacks before reading, without an unhandled rejection', async () => {
+    const original = readFileSync(join(dataDir, 'chat.parquet'));
+    const messages: string[] = [];
+    for (let at = original.indexOf('messages'); at >= 0; at = original.indexOf('messages', at + 1)) {
+      const damaged = Buffer.from(original);
+      damaged.write('mmssages', at, 'latin1');
+      const path = file(`misnamed-${at}.parquet`, damaged);
+      messages.push(await loadDataset(path, tok, {}).then(() => 'loaded', (e: Error) => (e instanceof TunekitError ? e.message : `not a TunekitError: ${e}`)));
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200)); // a rejection left behind would surface here
+    expect(messages.length).toBeGreaterThan(1);
+    expect(messages.filter((m) => m.startsWith('not a'))).toEqual([]);
+    expect(messages.some((m) => /row group 1 has column chunks .* \(no column "mmssages\.list\.element\.\w+"\)/.test(m))).toBe(true);
+  });
+
   it('reads CSV with quoted newlines, TSV, text by line / paragraph / document, and folders', async () => {
     const csv = file('q.csv', 'prompt,completion\n"line one\nline two", done\nsecond, two\n');
     const recs = [];

@@ -6,8 +6,9 @@ import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
 import { extname, join } from 'node:path';
 import { parse as parseCsv } from 'csv-parse';
-import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from 'hyparquet';
+import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparquet';
 import { TunekitError } from '../errors.js';
+import { show } from '../validate.js';
 
 export type Row = Record<string, unknown>;
 
@@ -231,12 +232,37 @@ async function* readText(file: string, unit: 'line' | 'paragraph' | 'document'):
   if (unit !== 'line' && para.length) yield { row: { text: para.join('\n') }, where: `${file}:${start}` };
 }
 
+/**
+ * Every row group must hold one chunk for each of the schema's columns, and nothing else. The
+ * decoder starts reading a group's chunks before it looks each one up in the schema: a chunk
+ * naming a column the schema lacks stops it midway, and the reads it had started then fail with
+ * no one awaiting them, an unhandled rejection that ends the process.
+ */
+function checkColumnChunks(metadata: Awaited<ReturnType<typeof parquetMetadataAsync>>): void {
+  const leaves: string[] = [];
+  const walk = (node: ReturnType<typeof parquetSchema>) => {
+    if (node.children.length === 0) leaves.push(node.path.join('.'));
+    for (const child of node.children) walk(child);
+  };
+  walk(parquetSchema(metadata));
+  const expected = new Set(leaves);
+  for (const [g, group] of metadata.row_groups.entries()) {
+    const paths = group.columns.map((c) => c.meta_data?.path_in_schema?.join('.') ?? '(none)');
+    const stray = paths.find((p) => !expected.has(p));
+    if (stray !== undefined || paths.length !== expected.size || new Set(paths).size !== paths.length) {
+      throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `row group ${g + 1} has column chunks ${show(paths)} where the schema has the columns ${show(leaves)}${stray !== undefined ? ` (no column ${JSON.stringify(stray)})` : ''}`);
+    }
+  }
+}
+
 async function* readParquet(file: string): AsyncGenerator<SourceRecord> {
   let buffer, metadata;
   try {
     buffer = await asyncBufferFromFile(file);
     metadata = await parquetMetadataAsync(buffer);
+    checkColumnChunks(metadata);
   } catch (e) {
+    if (e instanceof TunekitError) throw new TunekitError(e.code, `${file}: ${e.message}`, { cause: e });
     throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: not a readable Parquet file (${(e as Error).message})`, { cause: e });
   }
   let rowStart = 0;

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { readTextFile } from '../files.js';
 import { join } from 'node:path';
 import { TunekitError } from '../errors.js';
+import { show } from '../validate.js';
 import type { NativeGpt2Config, NativeLlamaConfig } from '../native.js';
 import { openSafetensors } from '../safetensors/read.js';
 import { Tensor } from '../tensor.js';
@@ -69,11 +70,11 @@ export interface Gpt2Loaded {
 async function loadGpt2(dir: string, cfg: Record<string, unknown>, configFile: string, quantize?: QuantizeFormat): Promise<Gpt2Loaded> {
   const get = (key: string, fallback?: number) => {
     const v = cfg[key] ?? fallback;
-    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${configFile}: expected a positive number ${key} but found ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${configFile}: expected a positive number ${key} but found ${show(v)}`);
     return v;
   };
   const act = cfg.activation_function ?? 'gelu_new';
-  if (act !== 'gelu_new' && act !== 'gelu_pytorch_tanh') throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${configFile}: activation ${String(act)} is not supported yet`);
+  if (act !== 'gelu_new' && act !== 'gelu_pytorch_tanh') throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${configFile}: activation ${show(act)} is not supported yet`);
   const dim = get('n_embd');
   const config: NativeGpt2Config = {
     dim, layers: get('n_layer'), heads: get('n_head'), vocab: get('vocab_size'), positions: get('n_positions'),
@@ -108,17 +109,17 @@ export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Prom
     throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${configFile}: invalid JSON (${(e as Error).message})`);
   }
   if (typeof cfg !== 'object' || cfg === null || Array.isArray(cfg)) {
-    throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${configFile}: expected a JSON object but found ${JSON.stringify(cfg)?.slice(0, 40)}`);
+    throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${configFile}: expected a JSON object but found ${show(cfg)}`);
   }
   const archs = cfg.architectures;
-  const arch = Array.isArray(archs) && typeof archs[0] === 'string' ? archs[0] : String(cfg.model_type);
+  const arch = Array.isArray(archs) && typeof archs[0] === 'string' ? archs[0] : (typeof cfg.model_type === 'string' ? cfg.model_type : show(cfg.model_type));
   if (arch === 'GPT2LMHeadModel') return loadGpt2(dir, cfg, configFile, quantize);
   if (!SUPPORTED.includes(arch)) {
     throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${configFile}: architecture ${arch} is not supported yet; tunekit loads ${SUPPORTED.join(', ')}`);
   }
   const int = (key: string, fallback?: number): number => {
     const v = cfg[key] ?? fallback;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${configFile}: expected a positive integer ${key} but found ${JSON.stringify(v)}`);
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${configFile}: expected a positive integer ${key} but found ${show(v)}`);
     return v;
   };
   // RoPE scaling: rope_scaling (transformers 4) or rope_parameters (transformers 5, with the base).
@@ -133,7 +134,7 @@ export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Prom
   // A positive finite number (eps <= 0 or a RoPE base <= 0 gives NaN logits).
   const positive = (key: string, v: unknown, fallback: number): number => {
     const x = v ?? fallback;
-    if (typeof x !== 'number' || !Number.isFinite(x) || x <= 0) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${configFile}: expected a positive number ${key} but found ${JSON.stringify(x)}`);
+    if (typeof x !== 'number' || !Number.isFinite(x) || x <= 0) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${configFile}: expected a positive number ${key} but found ${show(x)}`);
     return x;
   };
   const config: NativeLlamaConfig = {

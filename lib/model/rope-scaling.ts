@@ -3,6 +3,7 @@
 // a GGUF file its rope_freqs tensor or its rope.scaling metadata. Schemes that also change the
 // attention (yarn, longrope) or depend on the sequence length (dynamic) are refused by name.
 import { TunekitError } from '../errors.js';
+import { show } from '../validate.js';
 
 export interface RopeScaling {
   rope_type?: string;
@@ -21,7 +22,7 @@ function baseFrequencies(headDim: number, theta: number): number[] {
 function need(s: RopeScaling, key: keyof RopeScaling, file: string, type: string): number {
   const v = s[key];
   if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) {
-    throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: rope_scaling "${type}" needs a positive number ${key} but has ${JSON.stringify(v)}`);
+    throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: rope_scaling "${type}" needs a positive number ${key} but has ${show(v)}`);
   }
   return v;
 }
@@ -34,6 +35,7 @@ function need(s: RopeScaling, key: keyof RopeScaling, file: string, type: string
  */
 export function hfRopeFactors(s: RopeScaling | null | undefined, headDim: number, theta: number, file: string): number[] | undefined {
   const type = s?.rope_type ?? s?.type ?? 'default';
+  if (typeof type !== 'string') throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: expected rope_scaling's rope_type to be a string such as "llama3" but found ${show(type)}`);
   if (!s || type === 'default') return undefined;
   if (type === 'linear') return Array(headDim / 2).fill(need(s, 'factor', file, type));
   if (type === 'llama3') {

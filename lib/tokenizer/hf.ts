@@ -63,8 +63,20 @@ export async function tokenizerFromFolder(dir: string): Promise<TextTokenizer | 
   } catch (e) {
     throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: not a tokenizer tokenizers.js can build (${(e as Error).message})`);
   }
-  const vocab = (json.model as { vocab?: Record<string, number> } | undefined)?.vocab ?? {};
-  const added = (json.added_tokens as { id: number; content: string }[] | undefined) ?? [];
+  const rawVocab = (json.model as { vocab?: unknown } | undefined)?.vocab;
+  const vocab = (typeof rawVocab === 'object' && rawVocab !== null && !Array.isArray(rawVocab) ? rawVocab : {}) as Record<string, number>;
+  const added = (Array.isArray(json.added_tokens) ? json.added_tokens : []).filter((a): a is { id: number; content: string } =>
+    typeof a === 'object' && a !== null && Number.isInteger((a as { id?: unknown }).id) && typeof (a as { content?: unknown }).content === 'string');
+  // tokenizers.js checks much of a tokenizer.json only when it first encodes: its failures there
+  // (a TypeError on a malformed field) name the file, as a failure to build it does.
+  const guarded = <T>(what: string, f: () => T): T => {
+    try {
+      return f();
+    } catch (e) {
+      if (e instanceof TunekitError) throw e;
+      throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: the tokenizer failed to ${what} (${(e as Error).message?.slice(0, 200)}); the file is damaged or uses something tokenizers.js does not support`, { cause: e });
+    }
+  };
   const idOf = (t: string | null) => (t === null ? null : (vocab[t] ?? added.find((a) => a.content === t)?.id ?? null));
   const special = { bos: tokenText(config.bos_token), eos: tokenText(config.eos_token), pad: tokenText(config.pad_token), unk: tokenText(config.unk_token) };
   // transformers >= 4.43 may keep the template in chat_template.jinja beside the config.
@@ -79,11 +91,11 @@ export async function tokenizerFromFolder(dir: string): Promise<TextTokenizer | 
     unkToken: special.unk,
     eosTokenId: idOf(special.eos),
     encode(text, options = {}) {
-      return tokenizer.encode(text, { add_special_tokens: options.addSpecialTokens !== false }).ids;
+      return guarded('encode a text', () => tokenizer.encode(text, { add_special_tokens: options.addSpecialTokens !== false }).ids);
     },
     decode(ids, options = {}) {
       if (ids.length === 0) return '';
-      return tokenizer.decode(ids, { skip_special_tokens: options.skipSpecialTokens ?? false });
+      return guarded('decode token ids', () => tokenizer.decode(ids, { skip_special_tokens: options.skipSpecialTokens ?? false }));
     },
     files() {
       return { ...raw };
