@@ -147,6 +147,18 @@ describe('sources', () => {
     expect(messages.some((m) => /row group 1 has column chunks .* \(no column "mmssages\.list\.element\.\w+"\)/.test(m))).toBe(true);
   });
 
+  // Issue #14 item 3: a CSV with a __proto__ column never settled. It loads now, as a column like
+  // any other, and nothing reaches Object.prototype.
+  it('loads a CSV whose header names __proto__ or constructor, without touching Object.prototype', async () => {
+    for (const skipInvalid of [false, true]) {
+      const d = await loadDataset(file('proto.csv', '__proto__,text,constructor\npolluted,hello world,x\nagain,the cat,y\n'), tok, { skipInvalid, shuffle: false });
+      expect(d.stats.records).toBe(2);
+      expect(d.format).toBe('text');
+    }
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(Object.getPrototypeOf({})).toBe(Object.prototype);
+  });
+
   it('reads CSV with quoted newlines, TSV, text by line / paragraph / document, and folders', async () => {
     const csv = file('q.csv', 'prompt,completion\n"line one\nline two", done\nsecond, two\n');
     const recs = [];

@@ -54,6 +54,7 @@ function optionFields(): { types: string[]; fields: number; problems: FieldProbl
 describe('option documentation', () => {
   it('documents every field of every exported option type, with its default', () => {
     const { types, fields, problems } = optionFields();
+    console.log(`${types.length} exported option types, ${fields} fields: ${types.join(', ')}`);
     // The walk must see the options users pass most, or it proves nothing.
     expect(types).toEqual(expect.arrayContaining(['TrainerOptions', 'DatasetOptions', 'LoadOptions', 'GenerateOptions', 'LoraOptions', 'ClassifierOptions', 'SearchOptions']));
     expect(fields).toBeGreaterThan(120);
