@@ -119,22 +119,8 @@ export const TARGETS = {
     },
     run: (api, dir) => loadAndRun(api, dir),
   },
-  jsonl: {
-    make(r, dir) {
-      mkdirSync(dir, { recursive: true });
-      writeFileSync(join(dir, 'data.jsonl'), mutateLines(r, DATA_TEXT.jsonl));
-      return { skipInvalid: r.below(2) === 0 };
-    },
-    run: (api, dir, options) => loadData(api, join(dir, 'data.jsonl'), options),
-  },
-  csv: {
-    make(r, dir) {
-      mkdirSync(dir, { recursive: true });
-      writeFileSync(join(dir, 'data.csv'), mutateLines(r, DATA_TEXT.csv));
-      return { skipInvalid: r.below(2) === 0 };
-    },
-    run: (api, dir, options) => loadData(api, join(dir, 'data.csv'), options),
-  },
+  jsonl: textData('jsonl'),
+  csv: textData('csv'),
   parquet: {
     make(r, dir) {
       mkdirSync(dir, { recursive: true });
@@ -145,6 +131,18 @@ export const TARGETS = {
     run: (api, dir, options) => loadData(api, join(dir, 'data.parquet'), options),
   },
 };
+
+/** A JSONL or CSV target: the seed text mutated by lines, loaded with and without skipInvalid. */
+function textData(kind) {
+  return {
+    make(r, dir) {
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(join(dir, `data.${kind}`), mutateLines(r, DATA_TEXT[kind]));
+      return { skipInvalid: r.below(2) === 0 };
+    },
+    run: (api, dir, options) => loadData(api, join(dir, `data.${kind}`), options),
+  };
+}
 
 let tokenizer;
 async function loadData(api, file, options) {
