@@ -254,4 +254,22 @@ describe('a tokenizer.json whose normalizer multiplies the text', () => {
     expect((await tokenizerFromFolder(work))!.encode('a b').length).toBeGreaterThan(0);
     rmSync(work, { recursive: true, force: true });
   });
+
+  // Found by npm run fuzz: a TemplateProcessing listing the sequence 74,113 times took minutes to
+  // encode six tokens. Bounded like the normalizers; BERT- and Llama-3-style templates load.
+  it('and a post-processor that repeats the text, likewise; real templates load', async () => {
+    const { tokenizerFromFolder } = await import('../lib/index.js');
+    const src = fileURLToPath(new URL('./reference/fixtures/tiny-tokenizer/', import.meta.url));
+    const work = mkdtempSync(join(tmpdir(), 'tunekit-post-'));
+    const t = JSON.parse(readFileSync(join(src, 'tokenizer.json'), 'utf8'));
+    copyFileSync(join(src, 'tokenizer_config.json'), join(work, 'tokenizer_config.json'));
+    const A = { Sequence: { id: 'A', type_id: 0 } }, B = { Sequence: { id: 'B', type_id: 1 } }, bos = { SpecialToken: { id: '<|im_start|>', type_id: 0 } };
+    const special_tokens = { '<|im_start|>': { id: '<|im_start|>', ids: [1], tokens: ['<|im_start|>'] } };
+    const withPost = (post_processor: unknown) => writeFileSync(join(work, 'tokenizer.json'), JSON.stringify({ ...t, post_processor }));
+    withPost({ type: 'TemplateProcessing', single: Array.from({ length: 74_113 }, () => A), pair: [A, B], special_tokens });
+    await expect(tokenizerFromFolder(work)).rejects.toThrow(/tokenizer\.json: its post_processor emits each text 74113 times .* refuses more than 4/);
+    withPost({ type: 'Sequence', processors: [{ type: 'ByteLevel' }, { type: 'TemplateProcessing', single: [bos, A], pair: [bos, A, bos, B], special_tokens }] });
+    expect((await tokenizerFromFolder(work))!.encode('a b').length).toBeGreaterThan(0);
+    rmSync(work, { recursive: true, force: true });
+  });
 });

@@ -35,6 +35,22 @@ function normalizerGrowth(n: unknown, depth = 0): number {
 /** The most a normalizer may grow a text (a vocabulary's usual ones: 1). */
 const MAX_NORMALIZER_GROWTH = 64;
 
+/**
+ * How many copies of the input a post-processor's templates emit: TemplateProcessing repeats the
+ * sequence once per {Sequence} entry (a real single template has one, a pair template two), and a
+ * Sequence of processors applies each in turn. A template listing the sequence 74,000 times makes
+ * every encoding that many times longer (and tokenizers.js took minutes on a six-token text).
+ */
+function postProcessorCopies(p: unknown, depth = 0): number {
+  if (typeof p !== 'object' || p === null || depth > 64) return 1;
+  const node = p as { type?: string; processors?: unknown[]; single?: unknown; pair?: unknown };
+  if (node.type === 'Sequence') return (Array.isArray(node.processors) ? node.processors : []).reduce<number>((n, x) => n * postProcessorCopies(x, depth + 1), 1);
+  if (node.type !== 'TemplateProcessing') return 1;
+  const copies = (template: unknown) => (Array.isArray(template) ? template.filter((piece) => typeof piece === 'object' && piece !== null && 'Sequence' in piece).length : 0);
+  return Math.max(1, copies(node.single), copies(node.pair) / 2);
+}
+const MAX_POST_PROCESSOR_COPIES = 4;
+
 /** The folder's tokenizer, or null when it has no tokenizer.json. */
 export async function tokenizerFromFolder(dir: string): Promise<TextTokenizer | null> {
   const file = join(dir, 'tokenizer.json');
@@ -56,6 +72,10 @@ export async function tokenizerFromFolder(dir: string): Promise<TextTokenizer | 
   const growth = normalizerGrowth(json.normalizer);
   if (growth > MAX_NORMALIZER_GROWTH) {
     throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: its normalizer can make a text ${growth > 1e15 ? growth.toExponential(1) : growth} times longer (Replace rules that feed each other); tunekit refuses more than ${MAX_NORMALIZER_GROWTH}, so that encoding stays bounded`);
+  }
+  const copies = postProcessorCopies(json.post_processor);
+  if (copies > MAX_POST_PROCESSOR_COPIES) {
+    throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: its post_processor emits each text ${copies} times (a template that lists the sequence over and over); tunekit refuses more than ${MAX_POST_PROCESSOR_COPIES}, so that encoding stays bounded`);
   }
   let tokenizer: Tokenizer;
   try {
