@@ -1,7 +1,8 @@
 // `npm run fuzz -- [--seconds N] [--cases N] [--seed S] [--targets a,b] [--workers W]`: a seeded
 // mutation campaign against tunekit's input layer (fuzz/targets.mjs). Each case runs in a worker
 // process under an address-space cap (ulimit -v) and a timeout; a worker that dies or goes silent
-// is replaced and the case counted. Every case ends as one of:
+// is replaced and the case counted, and each worker is replaced after --cases-per-worker cases
+// (default 100; 1 runs every case in a process of its own). Every case ends as one of:
 //   tunekit   refused with a TunekitError (what hostile input must get)
 //   accepted  loaded and ran
 //   other     refused with an error that is not a TunekitError      (a defect)
@@ -26,7 +27,7 @@ const { values: args } = parseArgs({
     seconds: { type: 'string', default: '60' }, cases: { type: 'string' }, seed: { type: 'string', default: '1' },
     targets: { type: 'string' }, workers: { type: 'string' }, timeout: { type: 'string', default: '20' },
     'memory-mib': { type: 'string', default: '12288' }, keep: { type: 'string' }, json: { type: 'string' },
-    case: { type: 'string' },
+    case: { type: 'string' }, 'cases-per-worker': { type: 'string', default: '100' },
   },
 });
 const { Random } = await import(new URL('../dist/lib/index.js', import.meta.url).href);
@@ -61,7 +62,7 @@ function startWorker() {
   });
   let stderr = '';
   child.stderr.on('data', (d) => (stderr = (stderr + d).slice(-2000)));
-  return new Promise((resolve) => child.once('message', () => resolve({ child, stderr: () => stderr })));
+  return new Promise((resolve) => child.once('message', () => resolve({ child, stderr: () => stderr, cases: 0 })));
 }
 
 let next = 0;
@@ -86,7 +87,9 @@ async function lane() {
       w.child.send({ id: c.id, target: c.target, dir: c.dir, options: c.options });
     });
     record(c, answer.kind, answer.detail ?? (answer.kind === 'other' ? `${answer.message}\n${answer.stack}` : answer.code));
-    if (answer.kind === 'hang' || answer.kind === 'signal') {
+    // A new worker after a death, and every --cases-per-worker cases (1: each case in a fresh
+    // process), so that what one case leaves behind reaches only a few after it.
+    if (answer.kind === 'hang' || answer.kind === 'signal' || ++w.cases >= Number(args['cases-per-worker'])) {
       w.child.kill('SIGKILL');
       w = await startWorker();
     }
@@ -122,8 +125,8 @@ function referencePython() {
   if (spawnSync('python3', ['-c', 'import safetensors'], { stdio: 'ignore', env }).status === 0) return { py: 'python3', env };
   return null;
 }
-let reference = 'not checked (no Python with the safetensors package; see fuzz/run.mjs)';
 const ref = acceptedSafetensors.length ? referencePython() : null;
+let reference = acceptedSafetensors.length ? 'not checked (no Python with the safetensors package; see fuzz/run.mjs)' : 'none to check (no safetensors case was accepted)';
 if (ref) {
   const files = acceptedSafetensors.map((c) => join(c.dir, 'model.safetensors'));
   const out = spawnSync(ref.py, [join(root, 'fuzz/reference.py')], { input: files.join('\n'), encoding: 'utf8', env: ref.env, maxBuffer: 64 << 20 });
@@ -140,7 +143,7 @@ if (ref) {
 const total = Object.values(tally).reduce((n, t) => n + KINDS.reduce((a, k) => a + t[k], 0), 0);
 const rows = [['target', ...KINDS], ...targets.map((t) => [t, ...KINDS.map((k) => String(tally[t][k]))]), ['all', ...KINDS.map((k) => String(targets.reduce((a, t) => a + tally[t][k], 0)))]];
 const widths = rows[0].map((_, i) => Math.max(...rows.map((r) => r[i].length)));
-console.log(`tunekit fuzz: seed ${seed}, ${total} cases in ${((Date.now() - started) / 1000).toFixed(0)} s on ${workers} workers (timeout ${timeoutMs / 1000} s, ulimit -v ${args['memory-mib']} MiB); safetensors acceptances ${reference}`);
+console.log(`tunekit fuzz: seed ${seed}, ${total} cases in ${((Date.now() - started) / 1000).toFixed(0)} s on ${workers} workers of ${args['cases-per-worker']} cases each (timeout ${timeoutMs / 1000} s, ulimit -v ${args['memory-mib']} MiB); safetensors acceptances ${reference}`);
 for (const r of rows) console.log(r.map((c, i) => (i ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join('  '));
 for (const d of defects.slice(0, 20)) console.log(`\n${d.kind} in ${d.target} case ${d.id} (seed ${seed}):\n${String(d.detail).slice(0, 1200)}`);
 if (args.keep && defects.length) {
