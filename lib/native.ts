@@ -29,7 +29,7 @@ export interface NativeRuntimeInfo {
   backends: string[];
 }
 
-export type WeightFormat = 'f32' | 'bf16' | 'f16' | 'nf4' | 'q4_0' | 'q4_1' | 'q8_0' | 'q2_k' | 'q3_k' | 'q4_k' | 'q5_k' | 'q6_k' | 'q8_k' | 'q5_0' | 'q5_1';
+export type WeightFormat = 'f32' | 'bf16' | 'f16' | 'nf4' | 'q4_0' | 'q4_1' | 'q8_0' | 'q2_k' | 'q3_k' | 'q4_k' | 'q5_k' | 'q6_k' | 'q8_k' | 'q5_0' | 'q5_1' | 'iq4_nl' | 'iq4_xs';
 
 export interface NativeWeightsSpec {
   format: WeightFormat;

@@ -1,5 +1,5 @@
 // Weights: a frozen weight matrix kept in a compact format — bf16, f16, NF4 (bitsandbytes layout)
-// or a GGUF block format (Q4_0, Q4_1, Q8_0, and the K-quants Q2_K..Q6_K, Q8_K read from files) —
+// or a GGUF block format (Q4_0, Q4_1, Q8_0, and the K-quants Q2_K..Q6_K, Q8_K and IQ4_NL / IQ4_XS read from files) —
 // that GEMMs decode panel by panel.
 //
 // NaN policy: quantizing weights that hold NaN or Inf is an error naming the element; GEMMs do not

@@ -1,4 +1,4 @@
-// GGUF K-quants (Q2_K..Q6_K) and Q5_0 / Q5_1, the formats of the Q4_K_M / Q5_K_M / Q6_K / Q3_K_M /
+// GGUF K-quants (Q2_K..Q6_K), Q5_0 / Q5_1 and IQ4_NL / IQ4_XS, the formats of the Q4_K_M / Q5_K_M / Q6_K / Q3_K_M / IQ4_XS /
 // Q2_K files users download: a file written by gguf-py (test/reference/make_kquant_fixtures.py,
 // random blocks so that every bit of every field counts) read with our reader and decoded element
 // for element as gguf-py decodes it; the GEMM with each as its frozen B operand (decoded inside the
@@ -13,7 +13,7 @@ import { randomValues } from './helpers.js';
 import { gemmReference, worstBoundRatio } from './reference.js';
 
 const fixtures = fileURLToPath(new URL('./reference/fixtures/gguf/', import.meta.url));
-const FORMATS = ['q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'q5_0', 'q5_1'] as const;
+const FORMATS = ['q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'q5_0', 'q5_1', 'iq4_nl', 'iq4_xs'] as const;
 
 async function fixtureWeights(): Promise<Map<string, { w: Weights; want: Float32Array }>> {
   const g = await openGguf(join(fixtures, 'kquants.gguf'));

@@ -219,7 +219,7 @@ export async function openGguf(path: string): Promise<GgufFile> {
 
 const DENSE: Record<string, 'f32' | 'f16' | 'bf16'> = { F32: 'f32', F16: 'f16', BF16: 'bf16' };
 const QUANT: Record<string, WeightFormat> = {
-  Q4_0: 'q4_0', Q4_1: 'q4_1', Q8_0: 'q8_0', Q2_K: 'q2_k', Q3_K: 'q3_k', Q4_K: 'q4_k', Q5_K: 'q5_k', Q6_K: 'q6_k', Q8_K: 'q8_k', Q5_0: 'q5_0', Q5_1: 'q5_1',
+  Q4_0: 'q4_0', Q4_1: 'q4_1', Q8_0: 'q8_0', Q2_K: 'q2_k', Q3_K: 'q3_k', Q4_K: 'q4_k', Q5_K: 'q5_k', Q6_K: 'q6_k', Q8_K: 'q8_k', Q5_0: 'q5_0', Q5_1: 'q5_1', IQ4_NL: 'iq4_nl', IQ4_XS: 'iq4_xs',
 };
 
 class GgufReader implements GgufFile {
@@ -255,7 +255,7 @@ class GgufReader implements GgufFile {
       await this.fill(blocks.bytes, info.offset);
       return Weights.fromParts({ format: quant, shape: [rows, cols], data: blocks });
     }
-    throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${this.file}: tensor ${name} has type ${info.type}; tunekit reads F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K`);
+    throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${this.file}: tensor ${name} has type ${info.type}; tunekit reads F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, IQ4_NL, IQ4_XS`);
   }
 
   close(): Promise<void> {

@@ -80,6 +80,22 @@ static_assert(sizeof(BlockQ5_K) == 176, "BlockQ5_K must match ggml's block_q5_K"
 static_assert(sizeof(BlockQ6_K) == 210, "BlockQ6_K must match ggml's block_q6_K");
 static_assert(sizeof(BlockQ8_K) == 292, "BlockQ8_K must match ggml's block_q8_K");
 
+// ---- IQ4_NL / IQ4_XS (llama.cpp's non-linear 4-bit): each 4-bit code picks one of 16 levels ----
+// w = d·kIq4NlLevels[q]. Elements j and j + 16 of a 32-element group share byte j (low, high nibble).
+constexpr int8_t kIq4NlLevels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+struct BlockIQ4_NL {    // 32 elements
+  uint16_t d;
+  uint8_t qs[16];
+};
+struct BlockIQ4_XS {    // 256 elements in 8 groups of 32; group g: w = d·(scale_g − 32)·level[q]
+  uint16_t d;
+  uint16_t scales_h;    // bits 2g..2g+1: the high 2 bits of scale_g
+  uint8_t scales_l[4];  // nibble g % 2 of scales_l[g / 2]: the low 4 bits of scale_g
+  uint8_t qs[128];      // group g: qs[16g..16g+15]
+};
+static_assert(sizeof(BlockIQ4_NL) == 18, "BlockIQ4_NL must match ggml's block_iq4_nl");
+static_assert(sizeof(BlockIQ4_XS) == 136, "BlockIQ4_XS must match ggml's block_iq4_xs");
+
 // ---- NF4 (bitsandbytes): blocks of `blocksize` weights, one fp32 absmax each ----
 // w = kNf4Code[q] * absmax. Two codes per byte, the first element in the high nibble.
 constexpr float kNf4Code[16] = {

@@ -41,6 +41,29 @@ void dequantize_block(GgufType t, const uint8_t* block, float* out) {
       }
       return;
     }
+    case GgufType::IQ4_NL: {
+      auto* b = reinterpret_cast<const BlockIQ4_NL*>(block);
+      const float d = f16_to_float(b->d);
+      for (int j = 0; j < 16; ++j) {
+        out[j] = d * static_cast<float>(kIq4NlLevels[b->qs[j] & 0x0f]);
+        out[j + 16] = d * static_cast<float>(kIq4NlLevels[b->qs[j] >> 4]);
+      }
+      return;
+    }
+    case GgufType::IQ4_XS: {
+      auto* b = reinterpret_cast<const BlockIQ4_XS*>(block);
+      const float d = f16_to_float(b->d);
+      for (int g = 0; g < 8; ++g) {
+        const int scale = ((b->scales_l[g / 2] >> (4 * (g % 2))) & 0x0f) | (((b->scales_h >> (2 * g)) & 3) << 4);
+        const float dl = d * static_cast<float>(scale - 32);
+        const uint8_t* q = b->qs + 16 * g;
+        for (int j = 0; j < 16; ++j) {
+          out[32 * g + j] = dl * static_cast<float>(kIq4NlLevels[q[j] & 0x0f]);
+          out[32 * g + j + 16] = dl * static_cast<float>(kIq4NlLevels[q[j] >> 4]);
+        }
+      }
+      return;
+    }
     case GgufType::Q8_0: {
       auto* b = reinterpret_cast<const BlockQ8_0*>(block);
       const float d = f16_to_float(b->d);
@@ -142,13 +165,15 @@ int64_t gguf_block_bytes(GgufType t) {
     case GgufType::Q8_K: return sizeof(BlockQ8_K);
     case GgufType::Q5_0: return sizeof(BlockQ5_0);
     case GgufType::Q5_1: return sizeof(BlockQ5_1);
+    case GgufType::IQ4_NL: return sizeof(BlockIQ4_NL);
+    case GgufType::IQ4_XS: return sizeof(BlockIQ4_XS);
   }
   return 0;
 }
 
 int64_t gguf_block_elements(GgufType t) {
   switch (t) {
-    case GgufType::Q4_0: case GgufType::Q4_1: case GgufType::Q5_0: case GgufType::Q5_1: case GgufType::Q8_0: return kGgufBlock;
+    case GgufType::Q4_0: case GgufType::Q4_1: case GgufType::Q5_0: case GgufType::Q5_1: case GgufType::Q8_0: case GgufType::IQ4_NL: return kGgufBlock;
     default: return kGgufSuperBlock;
   }
 }

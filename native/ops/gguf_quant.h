@@ -1,10 +1,10 @@
-// GGUF block quantization: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 (blocks of 32) and the K-quants Q2_K, Q3_K, Q4_K,
-// Q5_K, Q6_K, Q8_K (super-blocks of 256) — dequantized exactly as llama.cpp's dequantize_row_*
+// GGUF block quantization: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, IQ4_NL (blocks of 32) and the K-quants Q2_K,
+// Q3_K, Q4_K, Q5_K, Q6_K, Q8_K and IQ4_XS (super-blocks of 256) — dequantized exactly as llama.cpp's dequantize_row_*
 // (and gguf-py's dequantize, element for element); the 32-blocks also quantized as its
 // quantize_row_*_ref (used to make test and bench weights). K-quants are only ever read: they
 // come in the files users have (Q4_K_M, Q5_K_M, ... mix them, with Q5_0 / Q5_1 / Q8_0 where a
-// row is not a multiple of 256), and a frozen base never needs requantizing to one; so are Q5_0
-// and Q5_1.
+// row is not a multiple of 256), and a frozen base never needs requantizing to one; so are Q5_0,
+// Q5_1 and the IQ4s.
 #pragma once
 #include <cstdint>
 
@@ -13,7 +13,7 @@
 namespace tk {
 
 // In WeightFormat's order (ops/weights.h maps one to the other by position).
-enum class GgufType { Q4_0, Q4_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, Q5_0, Q5_1 };
+enum class GgufType { Q4_0, Q4_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, Q5_0, Q5_1, IQ4_NL, IQ4_XS };
 
 int64_t gguf_block_bytes(GgufType t);
 // Weights per block: 32, or 256 for the K-quants.

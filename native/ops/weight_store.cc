@@ -27,7 +27,8 @@ WeightView WeightStore::view() const {
 bool parse_weight_format(const std::string& name, WeightFormat* out) {
   for (WeightFormat f : {WeightFormat::F32, WeightFormat::BF16, WeightFormat::F16, WeightFormat::NF4, WeightFormat::Q4_0,
                          WeightFormat::Q4_1, WeightFormat::Q8_0, WeightFormat::Q2_K, WeightFormat::Q3_K, WeightFormat::Q4_K,
-                         WeightFormat::Q5_K, WeightFormat::Q6_K, WeightFormat::Q8_K, WeightFormat::Q5_0, WeightFormat::Q5_1}) {
+                         WeightFormat::Q5_K, WeightFormat::Q6_K, WeightFormat::Q8_K, WeightFormat::Q5_0, WeightFormat::Q5_1,
+                         WeightFormat::IQ4_NL, WeightFormat::IQ4_XS}) {
     if (name == weight_format_name(f)) {
       *out = f;
       return true;

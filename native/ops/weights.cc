@@ -20,6 +20,8 @@ const char* weight_format_name(WeightFormat f) {
     case WeightFormat::Q8_K: return "q8_k";
     case WeightFormat::Q5_0: return "q5_0";
     case WeightFormat::Q5_1: return "q5_1";
+    case WeightFormat::IQ4_NL: return "iq4_nl";
+    case WeightFormat::IQ4_XS: return "iq4_xs";
   }
   return "?";
 }

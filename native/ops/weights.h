@@ -10,7 +10,7 @@
 
 namespace tk {
 
-enum class WeightFormat { F32, BF16, F16, NF4, Q4_0, Q4_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, Q5_0, Q5_1 };
+enum class WeightFormat { F32, BF16, F16, NF4, Q4_0, Q4_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K, Q5_0, Q5_1, IQ4_NL, IQ4_XS };
 
 const char* weight_format_name(WeightFormat f);
 
