@@ -241,13 +241,19 @@ describe('option messages', () => {
 });
 
 describe('a tokenizer.json whose normalizer multiplies the text', () => {
-  it('is refused by name before anything is encoded (30 doubling Replace rules: a billion times longer), while Llama-style rules load', async () => {
-    const { tokenizerFromFolder } = await import('../lib/index.js');
+  /** A folder holding the tiny tokenizer, its tokenizer.json rewritten with `patch` by `write`. */
+  function tokenizerFolder(prefix: string) {
     const src = fileURLToPath(new URL('./reference/fixtures/tiny-tokenizer/', import.meta.url));
-    const work = mkdtempSync(join(tmpdir(), 'tunekit-norm-'));
+    const work = mkdtempSync(join(tmpdir(), prefix));
     const t = JSON.parse(readFileSync(join(src, 'tokenizer.json'), 'utf8'));
     copyFileSync(join(src, 'tokenizer_config.json'), join(work, 'tokenizer_config.json'));
-    const withNormalizer = (normalizers: unknown[]) => writeFileSync(join(work, 'tokenizer.json'), JSON.stringify({ ...t, normalizer: { type: 'Sequence', normalizers } }));
+    return { work, write: (patch: Record<string, unknown>) => writeFileSync(join(work, 'tokenizer.json'), JSON.stringify({ ...t, ...patch })) };
+  }
+
+  it('is refused by name before anything is encoded (30 doubling Replace rules: a billion times longer), while Llama-style rules load', async () => {
+    const { tokenizerFromFolder } = await import('../lib/index.js');
+    const { work, write } = tokenizerFolder('tunekit-norm-');
+    const withNormalizer = (normalizers: unknown[]) => write({ normalizer: { type: 'Sequence', normalizers } });
     withNormalizer(Array.from({ length: 30 }, () => ({ type: 'Replace', pattern: { String: ' ' }, content: '  ' })));
     await expect(tokenizerFromFolder(work)).rejects.toThrow(/tokenizer\.json: its normalizer can make a text 1073741824 times longer .* refuses more than 64/);
     withNormalizer([{ type: 'Prepend', prepend: '▁' }, { type: 'Replace', pattern: { String: ' ' }, content: '▁' }]);
@@ -259,13 +265,10 @@ describe('a tokenizer.json whose normalizer multiplies the text', () => {
   // encode six tokens. Bounded like the normalizers; BERT- and Llama-3-style templates load.
   it('and a post-processor that repeats the text, likewise; real templates load', async () => {
     const { tokenizerFromFolder } = await import('../lib/index.js');
-    const src = fileURLToPath(new URL('./reference/fixtures/tiny-tokenizer/', import.meta.url));
-    const work = mkdtempSync(join(tmpdir(), 'tunekit-post-'));
-    const t = JSON.parse(readFileSync(join(src, 'tokenizer.json'), 'utf8'));
-    copyFileSync(join(src, 'tokenizer_config.json'), join(work, 'tokenizer_config.json'));
+    const { work, write } = tokenizerFolder('tunekit-post-');
     const A = { Sequence: { id: 'A', type_id: 0 } }, B = { Sequence: { id: 'B', type_id: 1 } }, bos = { SpecialToken: { id: '<|im_start|>', type_id: 0 } };
     const special_tokens = { '<|im_start|>': { id: '<|im_start|>', ids: [1], tokens: ['<|im_start|>'] } };
-    const withPost = (post_processor: unknown) => writeFileSync(join(work, 'tokenizer.json'), JSON.stringify({ ...t, post_processor }));
+    const withPost = (post_processor: unknown) => write({ post_processor });
     withPost({ type: 'TemplateProcessing', single: Array.from({ length: 74_113 }, () => A), pair: [A, B], special_tokens });
     await expect(tokenizerFromFolder(work)).rejects.toThrow(/tokenizer\.json: its post_processor emits each text 74113 times .* refuses more than 4/);
     withPost({ type: 'Sequence', processors: [{ type: 'ByteLevel' }, { type: 'TemplateProcessing', single: [bos, A], pair: [bos, A, bos, B], special_tokens }] });

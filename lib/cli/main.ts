@@ -2,7 +2,7 @@
 // The tunekit command line: train, eval, generate, export, search (SPECS below declares each
 // command's arguments and flags once; `tunekit <command> --help` prints them).
 import { existsSync } from 'node:fs';
-import { basename, join } from 'node:path';
+import { join } from 'node:path';
 import { TunekitError } from '../errors.js';
 import { saveGgufLora } from '../export/gguf-lora.js';
 import { saveMergedModel } from '../export/merge.js';
@@ -14,7 +14,7 @@ import { readJob } from './config.js';
 import { commandHelp, nearest, parseCommand, usageLine, type Command, type FlagValues } from './flags.js';
 import { serveDashboard } from './dashboard/server.js';
 import { duration, ProgressBar } from './progress.js';
-import { loadJobData, runJob } from './run.js';
+import { jobTitle, loadJobData, runJob } from './run.js';
 import { runSearch } from './search.js';
 import { processGroup } from '../dist/group.js';
 
@@ -91,7 +91,7 @@ async function train(positionals: string[], values: FlagValues): Promise<void> {
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGUSR1'] as const) process.once(signal, () => stop(signal));
   const lead = processGroup().rank === 0;
   if (!lead) bar.quiet();
-  const board = values.dashboard && lead ? await serveDashboard(join(job.output, 'metrics.jsonl'), { port: values['dashboard-port'] as number, title: `tunekit: ${job.method} fine-tuning of ${basename(job.model)}` }) : null;
+  const board = values.dashboard && lead ? await serveDashboard(join(job.output, 'metrics.jsonl'), { port: values['dashboard-port'] as number, title: jobTitle(job) }) : null;
   if (board) bar.message(`dashboard: ${board.url}`);
   let r;
   try {

@@ -109,6 +109,9 @@ async function claimOutput(paths: JobPaths, hooks: JobHooks, log: (m: string) =>
   await rm(paths.metrics, { force: true });
 }
 
+/** The title of a job's report and dashboard. */
+export const jobTitle = (job: Job) => `tunekit: ${job.method} fine-tuning of ${basename(job.model)}`;
+
 const appendRecord = (file: string, record: Record<string, unknown>) => appendFile(file, JSON.stringify(record) + '\n');
 
 /** The 'run' record of a segment: the settings and data counts the report and the dashboard show. */
@@ -168,6 +171,6 @@ export async function runJob(job: Job, hooks: JobHooks = {}): Promise<JobResult>
     type: 'result', step: result.steps, stopReason: result.stopReason, seconds: result.seconds, segments: result.segments, best: result.best,
     test: result.test && { loss: result.test.loss, perplexity: result.test.perplexity }, evalSets: Object.fromEntries(Object.entries(result.evalSets).map(([k, v]) => [k, { loss: v.loss, perplexity: v.perplexity }])), exports,
   });
-  await writeReport(paths.metrics, paths.report, `tunekit: ${job.method} fine-tuning of ${basename(job.model)}`);
+  await writeReport(paths.metrics, paths.report, jobTitle(job));
   return { model, dataset, before, result, paths, trainableParameters: trainable };
 }

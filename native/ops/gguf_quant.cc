@@ -19,6 +19,14 @@ void k_scale_min(const uint8_t* q, int j, float* sc, float* m) {
   }
 }
 
+// 32 IQ4 elements of scale d: code byte j holds elements j (low nibble) and j + 16 (high).
+void iq4_group(const uint8_t* qs, float d, float* out) {
+  for (int j = 0; j < 16; ++j) {
+    out[j] = d * static_cast<float>(kIq4NlLevels[qs[j] & 0x0f]);
+    out[j + 16] = d * static_cast<float>(kIq4NlLevels[qs[j] >> 4]);
+  }
+}
+
 // Decodes one block into out[0..gguf_block_elements(t)). The products are grouped as llama.cpp
 // and gguf-py group them ((d·scale)·q − dmin·min, in fp32), so the values are the same bits.
 void dequantize_block(GgufType t, const uint8_t* block, float* out) {
@@ -43,11 +51,7 @@ void dequantize_block(GgufType t, const uint8_t* block, float* out) {
     }
     case GgufType::IQ4_NL: {
       auto* b = reinterpret_cast<const BlockIQ4_NL*>(block);
-      const float d = f16_to_float(b->d);
-      for (int j = 0; j < 16; ++j) {
-        out[j] = d * static_cast<float>(kIq4NlLevels[b->qs[j] & 0x0f]);
-        out[j + 16] = d * static_cast<float>(kIq4NlLevels[b->qs[j] >> 4]);
-      }
+      iq4_group(b->qs, f16_to_float(b->d), out);
       return;
     }
     case GgufType::IQ4_XS: {
@@ -55,12 +59,7 @@ void dequantize_block(GgufType t, const uint8_t* block, float* out) {
       const float d = f16_to_float(b->d);
       for (int g = 0; g < 8; ++g) {
         const int scale = ((b->scales_l[g / 2] >> (4 * (g % 2))) & 0x0f) | (((b->scales_h >> (2 * g)) & 3) << 4);
-        const float dl = d * static_cast<float>(scale - 32);
-        const uint8_t* q = b->qs + 16 * g;
-        for (int j = 0; j < 16; ++j) {
-          out[32 * g + j] = dl * static_cast<float>(kIq4NlLevels[q[j] & 0x0f]);
-          out[32 * g + j + 16] = dl * static_cast<float>(kIq4NlLevels[q[j] >> 4]);
-        }
+        iq4_group(b->qs + 16 * g, d * static_cast<float>(scale - 32), out + 32 * g);
       }
       return;
     }

@@ -217,7 +217,7 @@ export const CLIENT_SCRIPT = String.raw`
       if (e.type === 'resume') return 'resumed from ' + e.dir + ' (segment ' + e.segment + ')';
       if (e.type === 'stop') return 'stopped: ' + e.reason;
       if (e.type === 'test') return 'test: loss ' + fmt(e.loss) + ', perplexity ' + fmt(e.perplexity);
-      if (e.type === 'run') return (e.segment > 1 ? 'segment ' + e.segment + ' started' : 'started') + (e.startedAt ? ' ' + e.startedAt : '');
+      if (e.type === 'run') return (e.resumed ? 'resumed run started' : 'started') + (e.startedAt ? ' ' + e.startedAt : '');
       return e.type;
     };
     document.getElementById('events').innerHTML = d.events.slice(-300).reverse().map(function (e) {

@@ -31,7 +31,7 @@ class MetricsTail {
       this.records = [], this.offset = 0, this.rest = '', this.inode = -1;
       return 'reset';
     }
-    const rewritten = st.ino !== this.inode && this.inode !== -1 || st.size < this.offset;
+    const rewritten = (this.inode !== -1 && st.ino !== this.inode) || st.size < this.offset;
     if (rewritten) this.records = [], this.offset = 0, this.rest = '';
     this.inode = st.ino;
     if (st.size === this.offset) return rewritten ? 'reset' : [];
