@@ -1,5 +1,6 @@
 // `npm run bench -- <suite...> [--json] [--reps N] [--quick]`: runs benchmark suites and prints
 // ours | peer | ratio | limit for each case (or one JSON object per row with --json).
+import { runCuda } from './suites/cuda.js';
 import { runDist } from './suites/dist.js';
 import { runGemm } from './suites/gemm.js';
 import { runLora } from './suites/lora.js';
@@ -8,7 +9,7 @@ import { runStep } from './suites/step.js';
 import { printRows, type Row } from './table.js';
 
 type Suite = (o: { reps: number; quick: boolean; mode?: string }) => Promise<{ rows: Row[]; notes: string[] }>;
-const SUITES: Record<string, Suite> = { gemm: runGemm, nf4: runNf4, lora: runLora, step: runStep, dist: runDist };
+const SUITES: Record<string, Suite> = { gemm: runGemm, nf4: runNf4, lora: runLora, step: runStep, dist: runDist, cuda: runCuda };
 
 async function main(argv: string[]): Promise<number> {
   const json = argv.includes('--json');

@@ -1,6 +1,6 @@
 // tunekit: fine-tuning of large language models from Node.js. The public API.
 export { TunekitError, type TunekitErrorCode } from './errors.js';
-export { runtimeInfo, setRuntimeOptions, measureFmaPeak, measureLimit, type RuntimeInfo, type RuntimeOptions, type Isa } from './runtime.js';
+export { runtimeInfo, setRuntimeOptions, measureFmaPeak, measureLimit, type RuntimeInfo, type CudaInfo, type RuntimeOptions, type Isa } from './runtime.js';
 export { Tensor, DTYPE_SIZE, numel, type Dtype, type TypedArrayFor } from './tensor.js';
 export { gemm, linearForward, linearBackwardInput, linearBackwardWeight, type GemmOptions, type MatrixOperand } from './ops/gemm.js';
 export { loraLinearForward, loraLinearBackward, loraScale, type LoraAdapter, type LoraKernelOptions, type LoraSaved } from './ops/lora.js';

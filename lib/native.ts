@@ -2,7 +2,7 @@
 // this module; nothing outside it touches the addon directly.
 import { createRequire } from 'node:module';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export type NativeDtype = 'f32' | 'bf16' | 'f16' | 'i32' | 'u8';
@@ -27,6 +27,19 @@ export interface NativeRuntimeInfo {
   cpuFeatures: { avx2: boolean; avx512f: boolean; avx512bf16: boolean; amxBf16: boolean; amxPermissionDenied: boolean; amxEmulated: boolean };
   /** The backends this build can run a model on ('cpu'; 'cuda' in a CUDA build). */
   backends: string[];
+  /** A CUDA build's GPUs (absent in a CPU build). */
+  cuda?: NativeCudaInfo;
+}
+
+export interface NativeCudaInfo {
+  /** The CUDA runtime compiled into the addon, e.g. '13.0'. */
+  runtimeVersion: string;
+  /** The CUDA version the NVIDIA driver supports, or null without a driver. */
+  driverVersion: string | null;
+  /** Why no GPU can be used, when none can. */
+  error?: string;
+  /** usedBytes and peakBytes: tunekit's own allocations on the GPU (buffers and weights), now and at most so far. */
+  devices: { device: string; name: string; memoryBytes: number; freeBytes: number; usedBytes: number; peakBytes: number; computeCapability: string }[];
 }
 
 export type WeightFormat = 'f32' | 'bf16' | 'f16' | 'nf4' | 'q4_0' | 'q4_1' | 'q8_0' | 'q2_k' | 'q3_k' | 'q4_k' | 'q5_k' | 'q6_k' | 'q8_k' | 'q5_0' | 'q5_1' | 'iq4_nl' | 'iq4_xs';
@@ -69,6 +82,8 @@ export interface NativeLoraOptions {
 }
 
 export interface NativeLlamaConfig {
+  /** The backend the model runs on: 'cpu' (default), 'cuda', 'cuda:N'. */
+  backend?: string;
   dim: number;
   layers: number;
   ffn: number;
@@ -155,6 +170,7 @@ export interface NativeModel {
 }
 
 export interface NativeGpt2Config {
+  backend?: string;
   dim: number;
   layers: number;
   heads: number;
@@ -208,7 +224,11 @@ const require = createRequire(import.meta.url);
 // node-gyp-build loads build/Release first, then prebuilds/<platform>-<arch>/.
 const loadBinding = require('node-gyp-build') as ((root: string) => NativeAddon) & { path(root: string): string };
 
-export const native: NativeAddon = loadBinding(packageRoot());
+// TUNEKIT_ADDON: an addon file to load instead (another build of this version: a CUDA build beside
+// the CPU one, as the CUDA build test loads it).
+const addonOverride = process.env.TUNEKIT_ADDON ? resolve(process.env.TUNEKIT_ADDON) : undefined;
+
+export const native: NativeAddon = addonOverride ? (require(addonOverride) as NativeAddon) : loadBinding(packageRoot());
 
 /** The file the addon was loaded from (the MPI engine library lies beside it). */
-export const nativePath = (): string => loadBinding.path(packageRoot());
+export const nativePath = (): string => addonOverride ?? loadBinding.path(packageRoot());

@@ -338,6 +338,10 @@ export interface DatasetOptions {
 
 export interface LoadOptions {
   /**
+   * Where the model runs and trains: "cpu", "cuda" (the first NVIDIA GPU) or "cuda:N". The GPU needs a CUDA build (TUNEKIT_CUDA=1 npm install) and cuBLAS 13 (the nvidia-cublas wheel PyTorch installs, or the CUDA toolkit). Default: "cpu"
+   */
+  device?: string;
+  /**
    * Store the projection matrices as NF4 (QLoRA), bf16 or Q8_0 (GGUF files are re-quantized from their own format). Default: the weights stay as stored
    */
   quantize?: 'nf4' | 'bf16' | 'q8_0';

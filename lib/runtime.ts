@@ -2,11 +2,11 @@
 import { z } from 'zod';
 import type { RuntimeOptions } from './option-types.js';
 import { awaitNative, callNative } from './errors.js';
-import { native, type Isa, type NativeRuntimeInfo } from './native.js';
+import { native, type Isa, type NativeCudaInfo, type NativeRuntimeInfo } from './native.js';
 import { parseOptions, type Same } from './validate.js';
 
 export type { Isa };
-export type { NativeRuntimeInfo as RuntimeInfo };
+export type { NativeRuntimeInfo as RuntimeInfo, NativeCudaInfo as CudaInfo };
 
 /** The ISA in use, the CPU's features, the thread count and how the addon was built. */
 export function runtimeInfo(): NativeRuntimeInfo {

@@ -8,6 +8,7 @@
       'native/addon/AddonLora.cc',
       'native/addon/AddonModel.cc',
       'native/addon/AddonOps.cc',
+      'native/addon/table_ops.cc',
       'native/addon/AddonSession.cc',
       'native/addon/AddonTensor.cc',
       'native/addon/AddonWeights.cc',

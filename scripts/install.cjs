@@ -9,7 +9,9 @@
 // Environment:
 //   TUNEKIT_BUILD_FROM_SOURCE=1   ignore prebuilds (same as --from-source)
 //   TUNEKIT_BUILD_WITH=cmake|node-gyp   use only that build system
-//   TUNEKIT_CUDA=1                ask CMake to compile the CUDA kernels (CPU-only if no nvcc)
+//   TUNEKIT_CUDA=1                build from source with the CUDA backend: nvcc from CUDACXX, else
+//                                 PATH, else the CUDA 13.0 wheels scripts/setup-cuda.sh installs
+//                                 into .cache/cuda-toolkit; fails rather than build CPU-only
 'use strict';
 const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
@@ -32,7 +34,8 @@ const say = (msg) => {
   log(msg);
   if (tty !== null) fs.writeSync(tty, `tunekit: ${msg}\n`);
 };
-const fromSource = process.argv.includes('--from-source') || process.env.TUNEKIT_BUILD_FROM_SOURCE === '1';
+const cuda = process.env.TUNEKIT_CUDA === '1';
+const fromSource = cuda || process.argv.includes('--from-source') || process.env.TUNEKIT_BUILD_FROM_SOURCE === '1';
 const only = process.env.TUNEKIT_BUILD_WITH;
 if (only && only !== 'cmake' && only !== 'node-gyp') {
   console.error(`tunekit: Expected TUNEKIT_BUILD_WITH to be cmake or node-gyp but received ${only}`);
@@ -62,6 +65,16 @@ function hasCmake() {
   return r.status === 0;
 }
 
+// The CUDA compiler: CUDACXX, nvcc on PATH, else the toolchain scripts/setup-cuda.sh installs.
+function findNvcc() {
+  if (process.env.CUDACXX) return process.env.CUDACXX;
+  if (spawnSync('nvcc', ['--version'], { stdio: 'ignore' }).status === 0) return 'nvcc';
+  say('no nvcc found: installing the CUDA 13.0 compile toolchain from PyPI into .cache/cuda-toolkit (scripts/setup-cuda.sh)');
+  const r = spawnSync('bash', [path.join(root, 'scripts/setup-cuda.sh')], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+  if (r.status !== 0) return null;
+  return path.join(r.stdout.toString().trim(), 'bin', 'nvcc');
+}
+
 function buildWithCmake() {
   let cli;
   try {
@@ -76,7 +89,11 @@ function buildWithCmake() {
     return false;
   }
   const args = [cli, 'compile', '--out', 'build'];
-  if (process.env.TUNEKIT_CUDA === '1') args.push('--CDTUNEKIT_CUDA=ON');
+  if (cuda) {
+    const nvcc = findNvcc();
+    if (!nvcc) return false;
+    args.push('--CDTUNEKIT_CUDA=ON', `--CDCMAKE_CUDA_COMPILER=${nvcc}`);
+  }
   say(`compiling the native addon with CMake (a minute or more${dependencyInstall ? '; npm install --foreground-scripts shows the compiler' : ''})`);
   return run(process.execPath, args);
 }
@@ -121,10 +138,11 @@ function main() {
     if (prebuild) say(`prebuilt binary ${path.relative(root, prebuild)} does not load here; building from source`);
     else say(`no prebuilt binary for ${process.platform}-${process.arch}; building from source`);
   }
+  // node-gyp builds the CPU addon only: with TUNEKIT_CUDA=1 a failed CMake build is an error.
   const builders = [
     ['cmake', buildWithCmake],
     ['node-gyp', buildWithNodeGyp],
-  ].filter(([name]) => !only || name === only);
+  ].filter(([name]) => (!only || name === only) && !(cuda && name === 'node-gyp'));
   for (const [name, build] of builders) {
     if (build() && loads(path.join(root, 'build/Release/tunekit.node'))) {
       say(`built with ${name}: build/Release/tunekit.node`);
@@ -132,7 +150,8 @@ function main() {
     }
     log(`${name} build did not produce a loadable addon`);
   }
-  console.error('tunekit: could not install the native addon (no usable prebuild, CMake and node-gyp builds failed)');
+  if (cuda) console.error('tunekit: the CUDA build failed (TUNEKIT_CUDA=1); see the compiler output above, or install without TUNEKIT_CUDA for the CPU addon');
+  else console.error('tunekit: could not install the native addon (no usable prebuild, CMake and node-gyp builds failed)');
   return 1;
 }
 

@@ -7,6 +7,7 @@ import { z } from 'zod';
 import { DatasetOptionsSchema } from '../data/dataset.js';
 import { TunekitError } from '../errors.js';
 import { DEFAULT_LORA_ALPHA, DEFAULT_LORA_DROPOUT, DEFAULT_LORA_RANK } from '../model/defaults.js';
+import { LoadOptionsSchema, type LoadOptions } from '../model/load.js';
 import { SearchOptionsSchema } from '../search/search.js';
 import { TrainerOptionsSchema } from '../train/options.js';
 import { parseOptions } from '../validate.js';
@@ -30,6 +31,7 @@ export const JobConfig = z
     model: z.string().min(1).describe('A GGUF file or a Hugging Face folder'),
     method: z.enum(['lora', 'qlora', 'full']).default('lora').describe('lora; qlora (NF4 base + LoRA); full fine-tuning'),
     quantize: z.enum(['nf4', 'bf16', 'q8_0']).optional().describe('Store the base projections in this format (qlora implies nf4)'),
+    device: LoadOptionsSchema.shape.device,
     lora: Lora.default(Lora.parse({})).describe('LoRA adapters (methods lora and qlora)'),
     data: DatasetOptionsSchema.extend({
       path: z.union([z.string().min(1), z.array(z.string().min(1)).min(1)]).describe('Data file(s) or folder'),
@@ -53,6 +55,11 @@ export const JobConfig = z
   .strict();
 
 export type Job = z.output<typeof JobConfig>;
+
+/** loadModel's options for a job: qlora stores the base as NF4; the device as the job says. */
+export function jobLoadOptions(job: Job): LoadOptions {
+  return { quantize: job.method === 'qlora' ? 'nf4' : job.quantize, ...(job.device ? { device: job.device } : {}) };
+}
 
 /** Reads and validates a job file; relative paths in it are relative to the file. */
 export async function readJob(file: string): Promise<Job> {

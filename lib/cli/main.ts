@@ -10,7 +10,7 @@ import { loadPeftAdapter } from '../export/peft-load.js';
 import { loadModel } from '../model/load.js';
 import { consolidateCheckpoint } from '../train/checkpoint.js';
 import { evaluate } from '../train/trainer.js';
-import { readJob } from './config.js';
+import { jobLoadOptions, readJob } from './config.js';
 import { commandHelp, nearest, parseCommand, usageLine, type Command, type FlagValues } from './flags.js';
 import { serveDashboard } from './dashboard/server.js';
 import { duration, ProgressBar } from './progress.js';
@@ -119,7 +119,7 @@ async function dashboardCommand(positionals: string[], values: FlagValues): Prom
 async function evalCommand(positionals: string[], values: FlagValues): Promise<void> {
   if (positionals.length !== 1) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `Expected one config file\n${USAGE}`);
   const job = await readJob(positionals[0]!);
-  const model = await loadModel(job.model, { quantize: job.method === 'qlora' ? 'nf4' : job.quantize });
+  const model = await loadModel(job.model, jobLoadOptions(job));
   const adapter = (values.adapter as string | undefined) ?? (existsSync(join(job.output, 'adapter')) ? join(job.output, 'adapter') : undefined);
   if (adapter) await loadPeftAdapter(model, adapter);
   const { dataset, evalSets } = await loadJobData(job, model);

@@ -20,7 +20,7 @@ import { listCheckpoints } from '../train/checkpoint.js';
 import { attempt, settle } from '../dist/agree.js';
 import { processGroup } from '../dist/group.js';
 import { Trainer, type EvalResult, type StepEvent, type TrainResult } from '../train/trainer.js';
-import type { Job } from './config.js';
+import { jobLoadOptions, type Job } from './config.js';
 import { writeReport } from './report.js';
 
 export interface JobPaths {
@@ -57,7 +57,7 @@ export interface JobHooks {
 
 export async function loadJobModel(job: Job): Promise<Model> {
   if (job.threads) setRuntimeOptions({ threads: job.threads });
-  const model = await loadModel(job.model, { quantize: job.method === 'qlora' ? 'nf4' : job.quantize });
+  const model = await loadModel(job.model, jobLoadOptions(job));
   if (!model.tokenizer) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${job.model}: the model has no tokenizer (tokenizer.json), which training on text needs`);
   return model;
 }

@@ -9,7 +9,7 @@ import { loadModel } from '../model/load.js';
 import { setRuntimeOptions } from '../runtime.js';
 import { searchHyperparameters, withParams, type Params, type SearchOptions, type SearchResult } from '../search/search.js';
 import { Trainer } from '../train/trainer.js';
-import type { Job } from './config.js';
+import { jobLoadOptions, type Job } from './config.js';
 import { loadJobData } from './run.js';
 
 const SHORT: Record<string, string> = {
@@ -30,7 +30,7 @@ export async function runSearch(job: Job, search: SearchOptions, log: (m: string
     return [path, v];
   }));
   if (job.threads) setRuntimeOptions({ threads: job.threads });
-  const model = await loadModel(job.model, { quantize: job.method === 'qlora' ? 'nf4' : job.quantize });
+  const model = await loadModel(job.model, jobLoadOptions(job));
   const { dataset } = await loadJobData(job, model);
   if (!dataset.validation) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', 'Search compares validation results: set data.validation in the job');
   await mkdir(job.output, { recursive: true });

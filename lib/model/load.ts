@@ -14,11 +14,12 @@ import { native, type NativeGpt2Config, type NativeLlamaConfig, type NativeModel
 import { Tensor } from '../tensor.js';
 import { tokenizerFromGguf } from '../tokenizer/gguf.js';
 import { tokenizerFromFolder } from '../tokenizer/hf.js';
-import { parseOptions, type Same } from '../validate.js';
+import { expected, parseOptions, type Same } from '../validate.js';
 import { quantizeWeights, Weights } from '../weights.js';
 import { checkLayerCount, loadHfFolder } from './hf.js';
 import { ggufRopeFactors } from './rope-scaling.js';
 import { checkFits } from './memory.js';
+import { prepareDevice } from './device.js';
 import type { Model, ModelConfig } from './types.js';
 import { GPT2, LLAMA, wrapModel } from './wrap.js';
 
@@ -69,6 +70,8 @@ function llamaConfig(metadata: Map<string, GgufValue>, file: string, hasOutput: 
 
 export const LoadOptionsSchema = z
   .object({
+    device: z.string().regex(/^(cpu|cuda(:\d{1,4})?)$/, expected('"cpu", "cuda" or "cuda:N"')).optional()
+      .describe('Where the model runs and trains: "cpu", "cuda" (the first NVIDIA GPU) or "cuda:N". The GPU needs a CUDA build (TUNEKIT_CUDA=1 npm install) and cuBLAS 13 (the nvidia-cublas wheel PyTorch installs, or the CUDA toolkit). Default: "cpu"'),
     quantize: z.enum(['nf4', 'bf16', 'q8_0']).optional()
       .describe('Store the projection matrices as NF4 (QLoRA), bf16 or Q8_0 (GGUF files are re-quantized from their own format). Default: the weights stay as stored'),
     bf16WeightCache: z.boolean().optional()
@@ -103,6 +106,7 @@ function gpt2Matrices(c: NativeGpt2Config): number {
  */
 export async function loadModel(path: string, options: LoadOptions = {}): Promise<Model> {
   const o = parseOptions(LoadOptionsSchema, options, 'loadModel');
+  const backend = prepareDevice(o.device ?? 'cpu');
   let isDir = false;
   try {
     isDir = (await stat(path)).isDirectory();
@@ -116,7 +120,7 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
     const handles = Object.fromEntries(Object.entries(hf.tensors).map(([k, v]) => [k, v.handle]));
     if (hf.architecture === 'GPT2LMHeadModel') {
       const c = hf.config as NativeGpt2Config;
-      const model: NativeModel = callNative(() => new native.Model('gpt2', c, handles));
+      const model: NativeModel = callNative(() => new native.Model('gpt2', { ...c, backend }, handles));
       const config: ModelConfig = {
         architecture: 'GPT2LMHeadModel', dim: c.dim, layers: c.layers, ffn: c.ffn, heads: c.heads, kvHeads: c.heads,
         headDim: c.dim / c.heads, vocab: c.vocab, eps: c.eps, ropeTheta: 0, tiedEmbeddings: true,
@@ -124,7 +128,7 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
       return wrapModel(GPT2, config, tokenizer, model, hf.tensors, keepsWeightPanels(gpt2Matrices(c), o));
     }
     const c = hf.config as NativeLlamaConfig;
-    const model: NativeModel = callNative(() => new native.Model('llama', c, handles));
+    const model: NativeModel = callNative(() => new native.Model('llama', { ...c, backend }, handles));
     return wrapModel(LLAMA, { ...c, architecture: hf.architecture, ...('ropeScaling' in hf && hf.ropeScaling ? { ropeScaling: hf.ropeScaling } : {}) }, tokenizer, model, hf.tensors, keepsWeightPanels(llamaMatrices(c), o));
   }
   const gguf = await openGguf(path);
@@ -157,7 +161,7 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
       handles[name] = t.handle;
       kept[name] = t;
     }
-    const model: NativeModel = callNative(() => new native.Model('llama', config, handles));
+    const model: NativeModel = callNative(() => new native.Model('llama', { ...config, backend }, handles));
     return wrapModel(LLAMA, config, tokenizer, model, kept, keepsWeightPanels(llamaMatrices(config), o));
   } finally {
     await gguf.close();

@@ -2,9 +2,13 @@
 // runs whole steps natively; JS never drives a model op by op). Every op checks the sizes of the
 // tensors it gets against its options before any native loop runs. Model ops run through the op
 // table of options.backend (default "cpu"), as model code runs them, so one test can hold every
-// backend to the references; lowrank_pass and the exp kernels are the CPU backend's own.
+// backend to the references (test/backend-ops.test.ts); on a device backend the tensors are
+// copied to it before the op and back after. lowrank_pass, the exp kernels and optimizer_step are
+// the CPU backend's own.
 #include <napi.h>
 
+#include <algorithm>
+#include <chrono>
 #include <functional>
 #include <string>
 #include <vector>
@@ -15,11 +19,53 @@
 #include "../optim/adamw.h"
 #include "../optim/optimizer.h"
 #include "AddonTensor.h"
+#include "table_ops.h"
 #include "PromiseWorker.h"
 #include "addon_state.h"
 #include "options.h"
 
 namespace tk {
+namespace {
+
+// Device copies of an op's tensors on a backend whose memory the host cannot read: made when the
+// op is marshalled, filled just before it runs and copied back just after (so in-place ops and
+// outputs both come back). The same tensor named twice gets one copy.
+class Staging {
+ public:
+  explicit Staging(std::shared_ptr<Backend> b) : b_(std::move(b)) {}
+  ~Staging() {
+    for (const Item& i : items_) b_->free(i.device, i.bytes);
+  }
+  void* stage(void* host, size_t bytes) {
+    for (const Item& i : items_)
+      if (i.host == host && i.bytes == bytes) return i.device;
+    items_.push_back({host, b_->alloc(bytes ? bytes : 4), bytes});
+    return items_.back().device;
+  }
+  void in() {
+    for (const Item& i : items_) b_->copy_to_device(i.device, i.host, i.bytes);
+  }
+  void out() {
+    for (const Item& i : items_) b_->copy_to_host(i.host, i.device, i.bytes);
+  }
+
+ private:
+  struct Item {
+    void* host;
+    void* device;
+    size_t bytes;
+  };
+  std::shared_ptr<Backend> b_;
+  std::vector<Item> items_;
+};
+
+// Ops that are not in the op table: they run on the CPU alone.
+bool cpu_only(const std::string& name) {
+  return name == "lowrank_pass" || name == "lowrank_pass_reference" || name == "exp_shifted_sum" || name == "sigmoid" ||
+         name == "optimizer_step";
+}
+
+}  // namespace
 
 Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
   return guarded(info, [&]() -> Napi::Value {
@@ -38,13 +84,19 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
       check_arg(t.size() == count, name + ": expected " + std::to_string(count) + " tensors but received " +
                                        std::to_string(t.size()));
     };
+    const std::shared_ptr<Backend> backend = make_backend(option_string(o, "backend", "cpu"));
+    const bool on_device = std::string(backend->name()) != "cpu";
+    check_arg(!on_device || !cpu_only(name), name + " runs on the CPU backend only");
+    auto staging = on_device ? std::make_shared<Staging>(backend) : nullptr;
+    // A tensor the op reads or writes in the backend's memory (host data stays where it is: i32).
+    auto device = [&](size_t i) -> void* { return staging ? staging->stage(t[i].raw(), t[i].bytes()) : t[i].raw(); };
     auto f32 = [&](size_t i, int64_t numel) -> float* {
       check_arg(t[i].dtype == Dtype::F32 && t[i].numel() == numel, name + ": expected tensors[" + std::to_string(i) +
                                                                        "] to be f32 with " + std::to_string(numel) +
                                                                        " elements but received " +
                                                                        dtype_name(t[i].dtype) + " " +
                                                                        t[i].shape_string());
-      return t[i].data<float>();
+      return static_cast<float*>(device(i));
     };
     auto i32 = [&](size_t i, int64_t numel) -> int32_t* {
       check_arg(t[i].dtype == Dtype::I32 && t[i].numel() == numel,
@@ -53,7 +105,6 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
     };
     auto pool = state->pool;
     const Isa isa = state->isa;
-    const std::shared_ptr<Backend> backend = make_backend(option_string(o, "backend", "cpu"));
     const ExecContext x = backend->context(isa, pool.get());
     auto result = std::make_shared<std::vector<double>>();
     std::function<void()> work;
@@ -93,10 +144,13 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
       float *q = f32(0, n * hq * hd), *k = f32(1, n * hkv * hd), *v = f32(2, n * hkv * hd), *o3 = f32(3, n * hq * hd);
       float *dq = fwd ? nullptr : f32(4, n * hq * hd), *dk = fwd ? nullptr : f32(5, n * hkv * hd),
             *dv = fwd ? nullptr : f32(6, n * hkv * hd);
+      // Packed rows: consecutive sequences of `segment` rows (the last may be shorter).
+      const int64_t segment = option_int(o, "segment", n, 1, n);
       work = [=] {
-        const AttentionSegments one{{0, n}};
-        if (fwd) x.op->attention_forward(x, q, k, v, one, hq, hkv, hd, o3, bf16, window);
-        else x.op->attention_backward(x, q, k, v, o3, one, hq, hkv, hd, dq, dk, dv, bf16, window);
+        AttentionSegments segments;
+        for (int64_t t0 = 0; t0 < n; t0 += segment) segments.push_back({t0, std::min(segment, n - t0)});
+        if (fwd) x.op->attention_forward(x, q, k, v, segments, hq, hkv, hd, o3, bf16, window);
+        else x.op->attention_backward(x, q, k, v, o3, segments, hq, hkv, hd, dq, dk, dv, bf16, window);
       };
     } else if (name == "lowrank_pass" || name == "lowrank_pass_reference") {
       // tensors: y [m, n], w [r, n], d [m, r], s [m, r], g [r, n]; options pick the products.
@@ -218,8 +272,32 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
         std::copy(P[0].begin(), P[0].begin() + n, p);
         *result = {r[0].grad_norm, r[0].tokens, agree ? 1.0 : 0.0};
       };
-    } else {
+    } else if (!table_op({name, t, o, x, f32, i32, device, need}, work, *result)) {
       fail(ErrorCode::InvalidArgument, "Expected a known op name but received \"" + name + "\"");
+    }
+    // repeat: the op runs that many more times after the first, and the median seconds of those
+    // (the backend synchronized after each, the copies to and from a device left out) is appended
+    // to the result: how the GPU bench times single ops.
+    const int64_t repeat = option_int(o, "repeat", 0, 0, 10000);
+    check_arg(!repeat || !cpu_only(name), name + " cannot be timed with repeat");
+    if (staging || repeat) {
+      work = [work, staging, x, repeat, result] {
+        if (staging) staging->in();
+        work();
+        x.backend->synchronize();
+        std::vector<double> seconds;
+        for (int64_t i = 0; i < repeat; ++i) {
+          const auto t0 = std::chrono::steady_clock::now();
+          work();
+          x.backend->synchronize();
+          seconds.push_back(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        }
+        if (repeat) {
+          std::sort(seconds.begin(), seconds.end());
+          result->push_back(seconds[seconds.size() / 2]);
+        }
+        if (staging) staging->out();
+      };
     }
     std::vector<Tensor> hold = t;
     return PromiseWorker::start(

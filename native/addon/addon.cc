@@ -6,6 +6,9 @@
 
 #include "../backend/cpu/fma_peak.h"
 #include "../backend/registry.h"
+#ifdef TUNEKIT_WITH_CUDA
+#include "../backend/cuda/cuda_backend.h"
+#endif
 #include "AddonTensor.h"
 #include "AddonWeights.h"
 #include "PromiseWorker.h"
@@ -75,6 +78,30 @@ Napi::Value runtime_info(const Napi::CallbackInfo& info) {
     feats.Set("amxPermissionDenied", f.amx_permission_denied);
     feats.Set("amxEmulated", f.amx_emulated);
     out.Set("cpuFeatures", feats);
+#ifdef TUNEKIT_WITH_CUDA
+    // The GPUs a model can run on ("cuda:N"), with the CUDA runtime this build carries and the
+    // driver's version; `error` says why none can be used.
+    const CudaRuntimeInfo ci = cuda_runtime_info();
+    Napi::Object cuda = Napi::Object::New(env);
+    auto version = [](int v) { return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10); };
+    cuda.Set("runtimeVersion", version(ci.runtime_version));
+    cuda.Set("driverVersion", ci.driver_version ? Napi::Value(Napi::String::New(env, version(ci.driver_version))) : env.Null());
+    if (!ci.error.empty()) cuda.Set("error", ci.error);
+    Napi::Array devices = Napi::Array::New(env);
+    for (const CudaDeviceInfo& d : ci.devices) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("device", "cuda:" + std::to_string(d.index));
+      o.Set("name", d.name);
+      o.Set("memoryBytes", static_cast<double>(d.memory_bytes));
+      o.Set("freeBytes", static_cast<double>(d.free_bytes));
+      o.Set("usedBytes", static_cast<double>(d.used_bytes));
+      o.Set("peakBytes", static_cast<double>(d.peak_bytes));
+      o.Set("computeCapability", std::to_string(d.major) + "." + std::to_string(d.minor));
+      devices.Set(devices.Length(), o);
+    }
+    cuda.Set("devices", devices);
+    out.Set("cuda", cuda);
+#endif
     return out;
   });
 }

@@ -19,6 +19,29 @@ struct Keep {
 
 constexpr int64_t kMax = int64_t{1} << 31;
 
+// The backend a model runs on (config.backend: "cpu", "cuda", "cuda:1").
+std::shared_ptr<Backend> backend_of(const Napi::Object& cfg) { return make_backend(option_string(cfg, "backend", "cpu")); }
+
+// Every frozen weight of a model, so that they can be placed on its backend: the matrices, and the
+// vectors with their lengths.
+struct WeightList {
+  std::vector<WeightView*> matrices;
+  std::vector<std::pair<const float**, int64_t>> vectors;
+  void vector(const float*& v, int64_t n) {
+    if (v) vectors.push_back({&v, n});
+  }
+};
+
+// Checks that the weights fit on the backend, then places them there (the CPU keeps them as they are).
+void place(Backend& b, const WeightList& list) {
+  size_t bytes = 0;
+  for (const WeightView* w : list.matrices) bytes += weight_data_bytes(*w) + 4 * weight_absmax_count(*w);
+  for (const auto& v : list.vectors) bytes += 4 * v.second;
+  b.check_room(bytes, "the model's weights");
+  for (WeightView* w : list.matrices) *w = b.place(*w);
+  for (const auto& v : list.vectors) *v.first = b.place(*v.first, v.second);
+}
+
 std::shared_ptr<ModelFamily> llama(const Napi::Object& cfg, const Napi::Object& tensors) {
   LlamaConfig c;
   c.dim = option_int(cfg, "dim", 0, 1, kMax);
@@ -80,7 +103,18 @@ std::shared_ptr<ModelFamily> llama(const Napi::Object& cfg, const Napi::Object& 
   }
   w.out_norm = vector("output_norm.weight", c.dim);
   w.lm_head = tied ? w.embed : matrix("output.weight", c.vocab, c.dim);
-  return make_llama(c, std::move(w), keep, make_backend("cpu"));
+  std::shared_ptr<Backend> backend = backend_of(cfg);
+  WeightList list;
+  list.matrices = {&w.embed, &w.lm_head};
+  list.vector(w.out_norm, c.dim);
+  for (LlamaLayer& L : w.layers) {
+    for (int p = 0; p < kProjections; ++p) list.matrices.push_back(&projection(L, p));
+    list.vector(L.attn_norm, c.dim), list.vector(L.ffn_norm, c.dim);
+    list.vector(L.q_bias, qdim), list.vector(L.k_bias, kvdim), list.vector(L.v_bias, kvdim);
+    list.vector(L.q_norm, c.head_dim), list.vector(L.k_norm, c.head_dim);
+  }
+  place(*backend, list);
+  return make_llama(c, std::move(w), keep, std::move(backend));
 }
 
 std::shared_ptr<ModelFamily> gpt2(const Napi::Object& cfg, const Napi::Object& tensors) {
@@ -114,7 +148,17 @@ std::shared_ptr<ModelFamily> gpt2(const Napi::Object& cfg, const Napi::Object& t
   }
   w.lnf_w = vector("transformer.ln_f.weight", d);
   w.lnf_b = vector("transformer.ln_f.bias", d);
-  return make_gpt2(c, std::move(w), keep, make_backend("cpu"));
+  std::shared_ptr<Backend> backend = backend_of(cfg);
+  WeightList list;
+  list.matrices = {&w.wte};
+  list.vector(w.wpe, c.positions * d), list.vector(w.lnf_w, d), list.vector(w.lnf_b, d);
+  for (Gpt2Layer& L : w.layers) {
+    list.matrices.insert(list.matrices.end(), {&L.attn, &L.proj, &L.fc, &L.fc_proj});
+    list.vector(L.ln1_w, d), list.vector(L.ln1_b, d), list.vector(L.attn_b, 3 * d), list.vector(L.proj_b, d);
+    list.vector(L.ln2_w, d), list.vector(L.ln2_b, d), list.vector(L.fc_b, c.ffn), list.vector(L.fc_proj_b, d);
+  }
+  place(*backend, list);
+  return make_gpt2(c, std::move(w), keep, std::move(backend));
 }
 
 }  // namespace

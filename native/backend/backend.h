@@ -124,6 +124,15 @@ class Backend {
   // A step's buffers are all freed: let go of what the next step will not reuse.
   virtual void end_step() {}
 
+  // The model's frozen weights, as the loader left them in host memory, made readable by this
+  // backend's ops: the CPU reads them where they are; a device backend copies each once (the
+  // same host memory placed twice gives the same copy, so a tied head stays the embedding) and
+  // keeps the copy for its lifetime. check_room throws OutOfMemory, naming `what`, when `bytes`
+  // more would not fit, before anything is placed.
+  virtual WeightView place(const WeightView& host) { return host; }
+  virtual const float* place(const float* host, int64_t n) { return host; }
+  virtual void check_room(size_t bytes, const char* what) {}
+
   ExecContext context(Isa isa, ThreadPool* pool) {
     ExecContext x;
     x.backend = this, x.op = &ops(), x.isa = isa, x.pool = pool;

@@ -98,12 +98,13 @@ static_assert(sizeof(BlockIQ4_XS) == 136, "BlockIQ4_XS must match ggml's block_i
 
 // ---- NF4 (bitsandbytes): blocks of `blocksize` weights, one fp32 absmax each ----
 // w = kNf4Code[q] * absmax. Two codes per byte, the first element in the high nibble.
-constexpr float kNf4Code[16] = {
-    -1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f,
-    -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f,
-    0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f, 0.33791524171829224f,
-    0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f,
-};
+// (The values as a list, so that the CUDA backend's __constant__ copy is this one definition.)
+#define TK_NF4_CODE_VALUES \
+   -1.0f, -0.6961928009986877f, -0.5250730514526367f, -0.39491748809814453f, \
+   -0.28444138169288635f, -0.18477343022823334f, -0.09105003625154495f, 0.0f, \
+   0.07958029955625534f, 0.16093020141124725f, 0.24611230194568634f, 0.33791524171829224f, \
+   0.44070982933044434f, 0.5626170039176941f, 0.7229568362236023f, 1.0f,
+constexpr float kNf4Code[16] = {TK_NF4_CODE_VALUES};
 // Double quantization stores absmax - mean(absmax) as 8-bit codes of bitsandbytes' signed
 // dynamic map, in blocks of 256 with an fp32 absmax each.
 constexpr int kNf4DoubleQuantBlock = 256;

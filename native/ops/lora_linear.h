@@ -13,6 +13,7 @@
 #pragma once
 #include <cstdint>
 
+#include "../core/host_device.h"
 #include "gemm.h"
 
 namespace tk {
@@ -39,7 +40,16 @@ struct LoraLinearArgs {
 // accumulate_grads; dx [m, in] too unless null, added to with accumulate_dx). The CPU's in
 // backend/cpu/lora_linear.cc.
 
-// The dropout multiplier (0 or 1 / (1 - p)) of element i of X for a seed.
-float lora_dropout_factor(uint64_t seed, int64_t i, float p);
+// The dropout multiplier (0 or 1 / (1 - p)) of element i of X for a seed: splitmix64 of (seed, i),
+// a counter-based stream, identical on every thread, run and backend (the CUDA kernels call it too).
+TK_HOST_DEVICE inline float lora_dropout_factor(uint64_t seed, int64_t i, float p) {
+  if (p <= 0.0f) return 1.0f;
+  uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (static_cast<uint64_t>(i) + 1);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  z ^= z >> 31;
+  const float u = static_cast<float>(z >> 40) * (1.0f / 16777216.0f);  // [0, 1) with 24 bits
+  return u < p ? 0.0f : 1.0f / (1.0f - p);
+}
 
 }  // namespace tk

@@ -1,5 +1,6 @@
 #include "weights.h"
 
+#include "nf4.h"
 
 namespace tk {
 
@@ -24,6 +25,20 @@ const char* weight_format_name(WeightFormat f) {
     case WeightFormat::IQ4_XS: return "iq4_xs";
   }
   return "?";
+}
+
+int64_t weight_data_bytes(const WeightView& w) {
+  switch (w.format) {
+    case WeightFormat::F32: return ((w.rows - 1) * w.ld + w.cols) * 4;
+    case WeightFormat::BF16:
+    case WeightFormat::F16: return ((w.rows - 1) * w.ld + w.cols) * 2;
+    case WeightFormat::NF4: return (w.rows * w.cols + 1) / 2;
+    default: return w.rows * w.cols / gguf_block_elements(gguf_type(w.format)) * gguf_block_bytes(gguf_type(w.format));
+  }
+}
+
+int64_t weight_absmax_count(const WeightView& w) {
+  return w.format == WeightFormat::NF4 ? nf4_blocks(w.rows * w.cols, w.blocksize) : 0;
 }
 
 }  // namespace tk

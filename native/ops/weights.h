@@ -29,4 +29,9 @@ struct WeightView {
   int64_t blocksize = 64;         // NF4 block size
 };
 
+// Bytes of w.data a view reads (dense: up to its last row's last element), and its NF4 absmax
+// count (0 for other formats): what a device backend copies when it places the weight.
+int64_t weight_data_bytes(const WeightView& w);
+int64_t weight_absmax_count(const WeightView& w);
+
 }  // namespace tk

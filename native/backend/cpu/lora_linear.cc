@@ -9,17 +9,6 @@
 namespace tk {
 namespace cpu {
 
-float lora_dropout_factor(uint64_t seed, int64_t i, float p) {
-  if (p <= 0.0f) return 1.0f;
-  // splitmix64 of (seed, i): a counter-based stream, identical on every thread and run.
-  uint64_t z = seed + 0x9e3779b97f4a7c15ULL * (static_cast<uint64_t>(i) + 1);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-  z ^= z >> 31;
-  const float u = static_cast<float>(z >> 40) * (1.0f / 16777216.0f);  // [0, 1) with 24 bits
-  return u < p ? 0.0f : 1.0f / (1.0f - p);
-}
-
 namespace {
 
 GemmOperand dense(const float* data, int64_t ld, bool trans) {
