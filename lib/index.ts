@@ -27,7 +27,7 @@ export { savePeftAdapter, peftTensors, type PeftExportOptions } from './export/p
 export { saveGgufLora } from './export/gguf-lora.js';
 export { saveMergedModel } from './export/merge.js';
 export { loadPeftAdapter } from './export/peft-load.js';
-export { writeGguf, type GgufTypedValue } from './gguf/write.js';
+export { writeGguf, type GgufBlocks, type GgufTypedValue } from './gguf/write.js';
 export { tokenizerFromFolder } from './tokenizer/hf.js';
 export { classificationReport, type ClassificationReport, type ClassScores } from './eval/classification.js';
 export { corpusBleu, tokenize13a, type BleuScore } from './eval/bleu.js';

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { openGguf, openSafetensors, Tensor, TunekitError, Weights } from '../lib/index.js';
+import { openGguf, openSafetensors, Tensor, TunekitError, Weights, writeGguf } from '../lib/index.js';
 import { MAX_METADATA_ARRAY } from '../lib/gguf/read.js';
 
 const fixtures = fileURLToPath(new URL('./reference/fixtures/gguf/', import.meta.url));
@@ -146,5 +146,22 @@ describe('hostile GGUF files', () => {
     await expect(g.read('k')).rejects.toThrow(/tensor k has type Q8_1; tunekit reads F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K/);
     await g.close();
     expect(readFileSync(file).length).toBeGreaterThan(0);
+  });
+
+  it('writes tensors already in a block format (the benches\' quantized models) as they are', async () => {
+    // Bytes of one Q4_0 block per row: fp16 scale 0.5 (0x3800), codes 0..15 twice.
+    const rows = 3, block = Buffer.concat([Buffer.from([0x00, 0x38]), Buffer.from(Array.from({ length: 16 }, (_, j) => j | ((15 - j) << 4)))]);
+    const data = new Uint8Array(Buffer.concat(Array.from({ length: rows }, () => block)));
+    const file = join(work, 'blocks.gguf');
+    await writeGguf(file, { 'general.architecture': { type: 'string', value: 'llama' } }, { w: { ggufType: 2, shape: [rows, 32], data }, n: Tensor.from('f32', [2], [1, 2]) });
+    const g = await openGguf(file);
+    expect(g.tensors.get('w')).toMatchObject({ type: 'Q4_0', shape: [rows, 32], byteLength: data.length });
+    const w = (await g.read('w')) as Weights;
+    const got = (await w.dequantize()).data;
+    // w = (q − 8)·0.5: element j of a block is code j (low nibbles), element 16 + j is 15 − j (high).
+    const expected = Array.from({ length: 32 }, (_, e) => ((e < 16 ? e : 31 - e) - 8) * 0.5);
+    for (let r = 0; r < rows; r++) expect([...got.subarray(32 * r, 32 * (r + 1))]).toEqual(expected);
+    expect([...((await g.read('n')) as Tensor<'f32'>).data]).toEqual([1, 2]);
+    await g.close();
   });
 });

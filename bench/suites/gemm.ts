@@ -4,13 +4,17 @@
 //     and for bf16 the AMX tile peak (TDPBF16PS) where the kernels use AMX, else the vdpbf16ps peak;
 //   - peers in the same run: OpenBLAS cblas_sgemm for fp32 (when libopenblas-dev is installed),
 //     PyTorch torch.matmul for bf16 (when bench/peers/setup.sh has made its environment).
+// And the forward product with GGUF K-quant weights (Q4_K, Q6_K: the bulk of a Q4_K_M file),
+// decoded inside the packing step, against the same product with bf16 weights (ours; in the peer
+// column): issue 17's target is within 1.3x of its time, a ratio >= 0.77.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { gemm, measureLimit, runtimeInfo, Tensor } from '../../lib/index.js';
+import { gemm, measureLimit, quantizeWeights, runtimeInfo, Tensor, type Weights } from '../../lib/index.js';
 import { packageRoot } from '../../lib/native.js';
 import { peerSeconds, peerVersion } from '../peers.js';
 import { median, type Row } from '../table.js';
+import { randomKQuant } from '../kquant-blocks.js';
 import { medianSeconds, MODELS, TOKENS } from '../timing.js';
 
 type Op = { name: string; m: number; n: number; k: number; ta: boolean; tb: boolean };
@@ -94,7 +98,30 @@ export async function runGemm(options: { reps: number; quick: boolean; mode?: st
       }
     }
   }
+  const kquant: Row[] = [];
+  for (const [model, shapes] of MODELS) {
+    for (const [k, n] of options.quick ? shapes.slice(0, 1) : shapes) {
+      const flops = 2 * TOKENS * n * k;
+      const a = Tensor.from('f32', [TOKENS, k], new Float32Array(TOKENS * k).fill(0.5));
+      const out = Tensor.zeros('f32', [TOKENS, n]);
+      const bf16Weights = await quantizeWeights(Tensor.from('f32', [n, k], new Float32Array(n * k).fill(0.01)), { format: 'bf16' });
+      for (const mode of (['fp32', 'bf16'] as const).filter((m) => !options.mode || options.mode === m)) {
+        const peak = mode === 'fp32' ? fp32Peak : bf16Peak;
+        const time = (w: Weights) => medianSeconds((repeat) => gemm(a, w, { transposeB: true, out, repeat, bf16: mode === 'bf16' }), options.reps, flops / (peak * 1e9 * 0.5));
+        const reference = flops / (await time(bf16Weights)) / 1e9;
+        for (const format of ['q4_k', 'q6_k'] as const) {
+          const ours = flops / (await time(randomKQuant(format, n, k, 1))) / 1e9;
+          kquant.push({
+            suite: 'gemm', case: `${mode} ${model} ${format.toUpperCase()} weights fwd X·Wt ${TOKENS}x${n}x${k}`, ours, peer: reference, ratio: ours / reference,
+            limit: peak, unit: 'GFLOP/s', note: 'peer: the bf16-weight product (target ratio >= 0.77)',
+          });
+        }
+      }
+    }
+  }
+  notes.push('K-quant rows: random valid blocks (the values do not change the speed); peer column = our product with bf16 weights');
   const rows = [
+    ...kquant,
     ...(byMode.fp32.length ? [...byMode.fp32, summary(byMode.fp32, 'fp32', fp32Peak, 'target >= 70%, >= OpenBLAS')] : []),
     ...(byMode.bf16.length ? [...byMode.bf16, summary(byMode.bf16, 'bf16', bf16Peak, amxPeak ? 'target >= 30% of the AMX peak, >= 1.3x PyTorch' : 'target >= 1.3x PyTorch')] : []),
   ];

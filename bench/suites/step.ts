@@ -4,11 +4,15 @@
 // model (dequantized to fp32 by transformers; bf16 through autocast) in the same run; QLoRA
 // (projections re-quantized to NF4 at load, bf16 step) against our own bf16 step; and the same
 // LoRA step on GPT-2 small (random weights; c_attn, c_proj, c_fc), fp32 and bf16, beside
-// transformers + PEFT on that folder.
+// transformers + PEFT on that folder; and the fp32 step on SmolLM2 stored as llama.cpp's Q4_K_M
+// stores it (random valid blocks), against our step on the Q4_1 base (issue 17: within 1.15x).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import { openGguf } from '../../lib/gguf/read.js';
+import { writeGguf, type GgufBlocks, type GgufTypedValue } from '../../lib/gguf/write.js';
 import { measureLimit, runtimeInfo, Tensor, writeSafetensors } from '../../lib/index.js';
+import { BLOCKS, randomBlocks, type BenchBlockFormat } from '../kquant-blocks.js';
 import { packageRoot } from '../../lib/native.js';
 import { peerPython, peerVersion } from '../peers.js';
 import type { Row } from '../table.js';
@@ -96,6 +100,48 @@ async function gpt2Folder(root: string): Promise<string> {
   return dir;
 }
 
+/**
+ * SmolLM2-135M as llama.cpp's Q4_K_M stores it, with random valid blocks (the speed does not
+ * depend on the values; no K-quant quantizer exists here), made once under .bench-cache/ from the
+ * Q4_1 file's metadata and norms. llama.cpp's rules: Q4_K by default, Q6_K for the tied output
+ * (token_embd) and for attn_v / ffn_down in the layers use_more_bits picks; a tensor whose rows are
+ * not a multiple of 256 falls back (Q4_K -> Q5_0, Q6_K -> Q8_0) — here every 576-wide row, so only
+ * ffn_down (1536 wide) is K-quant.
+ */
+export async function q4kmShaped(root: string, source: string): Promise<string> {
+  const out = join(root, '.bench-cache', 'smollm2-135m-q4_k_m-shaped.gguf');
+  if (existsSync(out)) return out;
+  mkdirSync(dirname(out), { recursive: true });
+  const g = await openGguf(source);
+  try {
+    const metadata: Record<string, GgufTypedValue> = {};
+    for (const [key, v] of g.metadata) {
+      if (key.startsWith('tokenizer.')) continue; // token ids only: no tokenizer needed
+      if (typeof v === 'string') metadata[key] = { type: 'string', value: v };
+      else if (typeof v === 'number') metadata[key] = /epsilon|freq_base|scale/.test(key) ? { type: 'f32', value: v } : { type: 'u32', value: v };
+    }
+    const layers = Number(g.metadata.get('llama.block_count'));
+    const moreBits = (i: number) => i < layers / 8 || i >= (7 * layers) / 8 || (i - Math.floor(layers / 8)) % 3 === 2;
+    const tensors: Record<string, Tensor<'f32'> | GgufBlocks> = {};
+    let seed = 1;
+    for (const [name, info] of g.tensors) {
+      if (info.shape.length === 1) {
+        tensors[name] = (await g.read(name)) as Tensor<'f32'>;
+        continue;
+      }
+      const layer = Number(/^blk\.(\d+)\./.exec(name)?.[1] ?? -1);
+      let format: BenchBlockFormat = name === 'token_embd.weight' || (/attn_v|ffn_down/.test(name) && moreBits(layer)) ? 'q6_k' : 'q4_k';
+      if (info.shape[1]! % 256 !== 0) format = format === 'q6_k' ? 'q8_0' : 'q5_0';
+      const n = info.shape[0]! * info.shape[1]!;
+      tensors[name] = { ggufType: BLOCKS[format].ggufType, shape: info.shape, data: randomBlocks(format, n, seed++) };
+    }
+    await writeGguf(out, metadata, tensors);
+  } finally {
+    await g.close();
+  }
+  return out;
+}
+
 export async function runStep(options: { reps: number; quick: boolean }): Promise<{ rows: Row[]; notes: string[] }> {
   const root = packageRoot();
   const model = join(root, MODEL);
@@ -115,15 +161,16 @@ export async function runStep(options: { reps: number; quick: boolean }): Promis
     ...(['fp32', 'bf16', 'qlora'] as const).map((mode) => ({ mode, path: model, flops: llamaFlops, label: `${mode} LoRA r=${r} all 7 proj` })),
     ...(['fp32', 'bf16'] as const).map((mode) => ({ mode, path: gpt2, flops: gpt2Flops, label: `GPT-2 124M ${mode} LoRA r=${r} c_attn/c_proj/c_fc` })),
   ];
+  runs.push({ mode: 'fp32', path: await q4kmShaped(root, model), flops: llamaFlops, label: `fp32 LoRA r=${r} all 7 proj, Q4_K_M-shaped base` });
   for (const { mode, path, flops, label } of runs) {
-    const isGpt2 = path === gpt2;
+    const isGpt2 = path === gpt2, q4km = path !== model && !isGpt2;
     const out = execFileSync(process.execPath, [join(root, 'bench/step-worker.mjs'), path, String(batch), String(seq), String(r), mode, String(reps)], {
       encoding: 'utf8',
     });
     const ours = JSON.parse(out.trim().split('\n').pop()!) as { seconds: number; peakRss: number };
-    if (!isGpt2) seconds[mode] = ours.seconds;
+    if (!isGpt2 && !q4km) seconds[mode] = ours.seconds;
     let peer: { seconds: number; peak_rss: number } | null = null;
-    if (peerPython() && mode !== 'qlora') {
+    if (peerPython() && mode !== 'qlora' && !q4km) {
       const python = peerPython()!;
       const job = isGpt2
         ? { op: 'peft_step', model_dir: gpt2, batch, seq, r, dtype: mode, reps, threads: info.threads, targets: ['c_attn', 'c_proj', 'c_fc'], vocab: 49152 }
@@ -135,7 +182,8 @@ export async function runStep(options: { reps: number; quick: boolean }): Promis
       suite: 'step', case: `${label}, ${batch}x${seq}`, ours: tokens / ours.seconds, peer: peer ? tokens / peer.seconds : null,
       ratio: peer ? peer.seconds / ours.seconds : null, limit: (tokens * peak[mode === 'fp32' ? 'fp32' : 'bf16'] * 1e9) / flops, unit: 'tokens/s',
       note: `peak RSS ours ${(ours.peakRss / 2 ** 30).toFixed(2)} GiB${peer ? `, peer ${(peer.peak_rss / 2 ** 30).toFixed(2)} GiB` : ''}` +
-        (mode === 'qlora' ? `; NF4 step = ${(ours.seconds / seconds.bf16!).toFixed(2)}x our bf16 step (target <= 1.3x)` : ''),
+        (mode === 'qlora' ? `; NF4 step = ${(ours.seconds / seconds.bf16!).toFixed(2)}x our bf16 step (target <= 1.3x)` : '') +
+        (q4km ? `; = ${(ours.seconds / seconds.fp32!).toFixed(2)}x our step on the Q4_1 base (target <= 1.15x)` : ''),
     });
   }
   return {
@@ -146,6 +194,7 @@ export async function runStep(options: { reps: number; quick: boolean }): Promis
       'ratio = peer time / our time (higher is better for us)',
       `limit: tokens/s if the step's matrix products (SmolLM2 ${(llamaFlops / 1e9).toFixed(0)}, GPT-2 ${(gpt2Flops / 1e9).toFixed(0)} GFLOP) ran at the measured peak (fp32 ${peak.fp32.toFixed(0)}, bf16 ${amx ? 'AMX' : 'vdpbf16ps'} ${peak.bf16.toFixed(0)} GFLOP/s)`,
       'GPT-2 124M: GPT-2 small\'s shape with seeded random weights (.bench-cache/gpt2-small-random), fp32 safetensors; ours and the peer load the same folder',
+      'Q4_K_M-shaped: SmolLM2-135M in llama.cpp\'s Q4_K_M types (576-wide rows in its Q5_0 / Q8_0 fallbacks, ffn_down in Q4_K / Q6_K), random valid blocks (.bench-cache/smollm2-135m-q4_k_m-shaped.gguf)',
     ],
   };
 }

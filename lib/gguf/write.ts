@@ -1,5 +1,6 @@
-// Writing GGUF v3 files with f32 tensors and typed metadata (enough for LoRA adapters), through
-// the same temp-file + rename as safetensors, so a failed write leaves nothing half-done.
+// Writing GGUF v3 files with f32 tensors (or tensors already in a GGUF block format) and typed
+// metadata (enough for LoRA adapters, and the benches' quantized models), through the same
+// temp-file + rename as safetensors, so a failed write leaves nothing half-done.
 import { writeAtomically } from '../safetensors/write.js';
 import type { Tensor } from '../tensor.js';
 import { GGUF_MAGIC, GgufValueType } from './format.js';
@@ -10,6 +11,13 @@ export type GgufTypedValue =
   | { type: 'f32'; value: number }
   | { type: 'u32'; value: number }
   | { type: 'bool'; value: boolean };
+
+/** A tensor already in a GGUF format: its type id (format.ts), row-major shape and stored bytes. */
+export interface GgufBlocks {
+  ggufType: number;
+  shape: readonly number[];
+  data: Uint8Array;
+}
 
 const ALIGNMENT = 32;
 
@@ -40,8 +48,8 @@ class Bytes {
   }
 }
 
-/** Writes tensors (f32, row-major shapes as tunekit uses them) and metadata to a GGUF file. */
-export async function writeGguf(file: string, metadata: Record<string, GgufTypedValue>, tensors: Record<string, Tensor<'f32'>>): Promise<void> {
+/** Writes tensors (f32 or GGUF blocks, row-major shapes as tunekit uses them) and metadata to a GGUF file. */
+export async function writeGguf(file: string, metadata: Record<string, GgufTypedValue>, tensors: Record<string, Tensor<'f32'> | GgufBlocks>): Promise<void> {
   const h = new Bytes();
   const names = Object.keys(tensors);
   h.u32(GGUF_MAGIC);
@@ -73,7 +81,7 @@ export async function writeGguf(file: string, metadata: Record<string, GgufTyped
     h.str(name);
     h.u32(t.shape.length);
     for (const d of [...t.shape].reverse()) h.u64(d); // GGUF lists ne[0] (the contiguous dimension) first
-    h.u32(0); // F32
+    h.u32('ggufType' in t ? t.ggufType : 0); // 0: F32
     h.u64(offset);
     offsets.push(offset);
     offset += Math.ceil(t.data.byteLength / ALIGNMENT) * ALIGNMENT;
