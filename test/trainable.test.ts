@@ -121,6 +121,30 @@ describe.each(families)('$name through the shared trainable state', (f) => {
     for (const [n, g] of Object.entries(m.fullTensors('grads'))) expect(relErr(perToken(g, s.tokens), fx.grad(n).data), n).toBeLessThan(1e-4);
   });
 
+  it('the LM head a chunk of rows at a time (logitRows): the same loss and gradients, an unlabelled chunk included', async () => {
+    const fx = f.full(await read(f.fullFile));
+    const lora = await read(f.loraFile);
+    const ids = [...lora.ids!.data] as number[], labels = [...lora.labels!.data] as number[];
+    const batch = { inputIds: [ids.slice(0, 12), ids.slice(12)], labels: [labels.slice(0, 12), labels.slice(12)] };
+    const full = async () => {
+      const m = await loadModel(f.dir);
+      m.enableFullTraining();
+      return m;
+    };
+    const chunked = await full();
+    const s = await chunked.trainStep(batch, { logitRows: 5 }); // 24 rows: chunks of 5, 5, 5, 5, 4
+    expect(Math.abs(s.loss - fx.loss)).toBeLessThan(1e-5);
+    for (const [n, g] of Object.entries(chunked.fullTensors('grads'))) expect(relErr(perToken(g, s.tokens), fx.grad(n).data), n).toBeLessThan(1e-4);
+    // With 12 rows a chunk, the first row (nothing labelled) is a chunk of its own: no gradient from it.
+    const unlabelled = { inputIds: batch.inputIds, labels: [batch.labels[0]!.map(() => -100), batch.labels[1]!] };
+    const one = await full(), split = await full();
+    const a = await one.trainStep(unlabelled), b = await split.trainStep(unlabelled, { logitRows: 12 });
+    expect(b.tokens).toBe(a.tokens);
+    expect(Math.abs(b.loss - a.loss)).toBeLessThan(1e-9);
+    const ga = one.fullTensors('grads'), gb = split.fullTensors('grads');
+    for (const n of Object.keys(ga)) expect(relErr(gb[n]!.data, ga[n]!.data), n).toBeLessThan(1e-6);
+  });
+
   it('a sequence classifier over LoRA: logits, loss and gradients of transformers\' ForSequenceClassification', async () => {
     const fx = await read(f.head.file);
     const m = await loadModel(f.dir);

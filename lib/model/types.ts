@@ -48,6 +48,12 @@ export interface TrainStepOptions {
   checkpoint?: boolean;
   /** Seed of this step's LoRA dropout masks (the same seed, the same masks). Default 0. */
   seed?: number;
+  /**
+   * Rows of LM-head logits materialized at once: the loss, its gradient and the backward through
+   * the head run a chunk of rows at a time, so the rows x vocabulary logits never exist whole.
+   * Default: as many rows as fit in 2^26 values (256 MiB of fp32).
+   */
+  logitRows?: number;
 }
 
 export interface OptimizerOptions {

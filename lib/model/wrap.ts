@@ -51,6 +51,7 @@ const TrainStepSchema = z
     bf16: z.boolean().optional().describe('bf16 GEMMs with fp32 accumulation'),
     checkpoint: z.boolean().optional().describe('Activation checkpointing: recompute each layer in the backward to save memory'),
     seed: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).optional().describe('Seed of the LoRA dropout masks'),
+    logitRows: z.number().int().min(1).optional().describe('Rows of LM-head logits materialized at once (the loss and its gradient run a chunk of rows at a time)'),
   })
   .strict();
 

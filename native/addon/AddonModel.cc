@@ -332,6 +332,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
       StepOptions so;
       so.bf16 = option_bool(o, "bf16", false);
       so.checkpoint = option_bool(o, "checkpoint", false);
+      so.logit_rows = option_int(o, "logitRows", 0, 0, int64_t{1} << 40);
       so.backward = option_bool(o, "backward", true);
       so.seed = static_cast<uint64_t>(option_int(o, "seed", 0, 0, int64_t{1} << 53));
       so.keep_weights = so.bf16 && option_bool(o, "weightCache", false);

@@ -157,34 +157,49 @@ CrossEntropyResult decoder_top(const StepContext& ctx, const WeightView& lm_head
     return ctx.op.classifier_head_step(ctx.x, ctx.t.head, ctx.t.params.data(), ctx.t.grads.data(), hf, rows.batch, rows.seq,
                                        ctx.o.lengths, labels, ctx.o.logits, dh);
   }
-  Buf logits = ctx.buffer(n * vocab);
-  GemmArgs g;
-  g.m = n, g.n = vocab, g.k = dim;
-  g.a.data = hf, g.a.ld = dim;
-  g.b = frozen(lm_head), g.b.trans = true;
-  g.c = logits.data(), g.ldc = vocab, g.bf16 = ctx.o.bf16;
-  ctx.op.gemm(ctx.x, g);
-  if (ctx.o.logits) ctx.x.backend->copy_to_host(ctx.o.logits, logits.data(), static_cast<size_t>(n * vocab) * sizeof(float));
   std::vector<int32_t> shifted(static_cast<size_t>(n), kIgnoreIndex);
   for (int64_t t = 0; t + 1 < n; ++t)  // never across a row or an example boundary
     if ((t + 1) % rows.seq != 0 && rows.positions[t + 1] != 0) shifted[t] = labels[t + 1];
-  const CrossEntropyResult ce = ctx.op.cross_entropy(ctx.x, logits.data(), shifted.data(), n, vocab, dh != nullptr);
-  if (!dh || ce.count == 0) return ce;  // logits now hold d(summed loss)/d(logits)
-  g = GemmArgs();
-  g.m = n, g.n = dim, g.k = vocab;
-  g.a.data = logits.data(), g.a.ld = vocab;
-  g.b = frozen(lm_head);
-  g.c = dh, g.ldc = dim, g.bf16 = ctx.o.bf16;
-  ctx.op.gemm(ctx.x, g);
-  if (lm_head_grad) {  // dHead += dlogitsᵀ·hf
-    g = GemmArgs();
-    g.m = vocab, g.n = dim, g.k = n;
-    g.a.data = logits.data(), g.a.ld = vocab, g.a.trans = true;
-    g.b.data = hf, g.b.ld = dim;
-    g.c = lm_head_grad, g.ldc = dim, g.beta = 1.0f, g.bf16 = ctx.o.bf16;
+  const int64_t chunk = std::min(n, ctx.o.logit_rows > 0 ? ctx.o.logit_rows : std::max<int64_t>(1, kLogitChunkValues / vocab));
+  Buf logits = ctx.buffer(chunk * vocab);
+  CrossEntropyResult total;
+  double loss_sum = 0.0, last_loss = 0.0;
+  for (int64_t r0 = 0; r0 < n; r0 += chunk) {
+    const int64_t m = std::min(chunk, n - r0);
+    GemmArgs g;
+    g.m = m, g.n = vocab, g.k = dim;
+    g.a.data = hf + r0 * dim, g.a.ld = dim;
+    g.b = frozen(lm_head), g.b.trans = true;
+    g.c = logits.data(), g.ldc = vocab, g.bf16 = ctx.o.bf16;
     ctx.op.gemm(ctx.x, g);
+    if (ctx.o.logits)
+      ctx.x.backend->copy_to_host(ctx.o.logits + r0 * vocab, logits.data(), static_cast<size_t>(m * vocab) * sizeof(float));
+    const CrossEntropyResult ce = ctx.op.cross_entropy(ctx.x, logits.data(), shifted.data() + r0, m, vocab, dh != nullptr);
+    loss_sum += ce.loss * static_cast<double>(ce.count), total.count += ce.count, last_loss = ce.loss;
+    if (!dh) continue;
+    if (ce.count == 0) {  // nothing labelled here: no gradient (the logits now hold zeros)
+      ctx.x.backend->fill_zero(dh + r0 * dim, static_cast<size_t>(m * dim) * sizeof(float));
+      continue;
+    }
+    // The logits now hold d(summed loss)/d(logits) of these rows.
+    g = GemmArgs();
+    g.m = m, g.n = dim, g.k = vocab;
+    g.a.data = logits.data(), g.a.ld = vocab;
+    g.b = frozen(lm_head);
+    g.c = dh + r0 * dim, g.ldc = dim, g.bf16 = ctx.o.bf16;
+    ctx.op.gemm(ctx.x, g);
+    if (lm_head_grad) {  // dHead += dlogitsᵀ·hf
+      g = GemmArgs();
+      g.m = vocab, g.n = dim, g.k = m;
+      g.a.data = logits.data(), g.a.ld = vocab, g.a.trans = true;
+      g.b.data = hf + r0 * dim, g.b.ld = dim;
+      g.c = lm_head_grad, g.ldc = dim, g.beta = 1.0f, g.bf16 = ctx.o.bf16;
+      ctx.op.gemm(ctx.x, g);
+    }
   }
-  return ce;
+  // The mean over every labelled row (one chunk: its own mean, to the bit as before chunks).
+  total.loss = chunk >= n ? last_loss : total.count ? loss_sum / static_cast<double>(total.count) : 0.0;
+  return total;
 }
 
 CrossEntropyResult head_step(Trainable& t, const float* features, int64_t batch, const int32_t* labels, bool backward,

@@ -56,7 +56,16 @@ struct StepOptions {
   // bf16: let the backend keep the frozen weights prepared for the next step (ExecContext's
   // keep_weights). Never with full fine-tuning.
   bool keep_weights = false;
+  // Rows of LM-head logits materialized at once (0: as many as kLogitChunkValues allows): the
+  // loss, its gradient and the backward through the head run a chunk of rows at a time.
+  int64_t logit_rows = 0;
 };
+
+// Why chunks: the logits are rows x vocabulary fp32 — 4.2 GB for 8,192 tokens of Llama 3's
+// 128,256 — the largest activation of a step by far, yet each row's loss and gradient need only
+// that row. 256 MiB a chunk keeps a CPU step of a few thousand tokens in one chunk (the frozen head
+// is decoded once per chunk's product) while capping a GPU step's logits.
+constexpr int64_t kLogitChunkValues = int64_t{1} << 26;
 
 // Activations and gradients are buffers of the model's backend.
 using Buf = Buffer;
