@@ -88,11 +88,17 @@ void dequantize_block(GgufType t, const uint8_t* block, float* out) {
     case GgufType::Q2_K: {
       auto* b = reinterpret_cast<const BlockQ2_K*>(block);
       const float d = f16_to_float(b->d), dmin = f16_to_float(b->dmin);
-      for (int e = 0; e < kGgufSuperBlock; ++e) {
-        const int h = e / 128, s = (e % 128) / 32, l = e % 32, j = e / 16;
-        const float q = static_cast<float>((b->qs[32 * h + l] >> (2 * s)) & 3);
-        out[e] = d * static_cast<float>(b->scales[j] & 0x0f) * q - dmin * static_cast<float>(b->scales[j] >> 4);
-      }
+      // Element 128h + 32s + l is bit pair s of qs[32h + l], in sub-block (of 16) 8h + 2s + l / 16:
+      // loops in that order, each sub-block's scale and minimum computed once.
+      for (int h = 0; h < 2; ++h)
+        for (int s = 0; s < 4; ++s)
+          for (int half = 0; half < 2; ++half) {
+            const uint8_t sc = b->scales[8 * h + 2 * s + half];
+            const float dl = d * static_cast<float>(sc & 0x0f), ml = dmin * static_cast<float>(sc >> 4);
+            const uint8_t* q = b->qs + 32 * h + 16 * half;
+            float* y = out + 128 * h + 32 * s + 16 * half;
+            for (int l = 0; l < 16; ++l) y[l] = dl * static_cast<float>((q[l] >> (2 * s)) & 3) - ml;
+          }
       return;
     }
     case GgufType::Q3_K: {
@@ -103,11 +109,18 @@ void dequantize_block(GgufType t, const uint8_t* block, float* out) {
         const int low = (b->scales[j % 8] >> (4 * (j / 8))) & 0x0f, high = (b->scales[8 + j % 4] >> (2 * (j / 4))) & 3;
         dl[j] = d * static_cast<float>(static_cast<int8_t>(low | (high << 4)) - 32);
       }
-      for (int e = 0; e < kGgufSuperBlock; ++e) {
-        const int h = e / 128, s = (e % 128) / 32, l = e % 32;
-        const int low = (b->qs[32 * h + l] >> (2 * s)) & 3, hbit = (b->hmask[l] >> (e / 32)) & 1;
-        out[e] = dl[e / 16] * static_cast<float>(low - (hbit ? 0 : 4));
-      }
+      // Element 128h + 32s + l: bit pair s of qs[32h + l], high bit 4h + s of hmask[l].
+      for (int h = 0; h < 2; ++h)
+        for (int s = 0; s < 4; ++s) {
+          const uint8_t* q = b->qs + 32 * h;
+          const int bit = 4 * h + s;
+          float* y = out + 128 * h + 32 * s;
+          const float d0 = dl[8 * h + 2 * s], d1 = dl[8 * h + 2 * s + 1];
+          for (int l = 0; l < 32; ++l) {
+            const int low = (q[l] >> (2 * s)) & 3, hbit = (b->hmask[l] >> bit) & 1;
+            y[l] = (l < 16 ? d0 : d1) * static_cast<float>(low - (hbit ? 0 : 4));
+          }
+        }
       return;
     }
     case GgufType::Q4_K:
