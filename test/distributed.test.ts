@@ -67,9 +67,12 @@ function expectSameRun(got: Outcome, want: Outcome, paramTolerance: number) {
 
 describe('launcher detection', () => {
   it('reads Open MPI, Hydra and srun environments, and nothing from a plain process', () => {
-    expect(detectLaunch({ OMPI_COMM_WORLD_RANK: '1', OMPI_COMM_WORLD_SIZE: '4' })).toEqual({ launcher: 'openmpi', rank: 1, world: 4 });
-    expect(detectLaunch({ PMI_RANK: '0', PMI_SIZE: '2' })).toEqual({ launcher: 'mpich', rank: 0, world: 2 });
-    expect(detectLaunch({ SLURM_PROCID: '3', SLURM_STEP_NUM_TASKS: '8' })).toEqual({ launcher: 'slurm', rank: 3, world: 8 });
+    expect(detectLaunch({ OMPI_COMM_WORLD_RANK: '1', OMPI_COMM_WORLD_SIZE: '4' })).toEqual({ launcher: 'openmpi', rank: 1, world: 4, localRank: 1 });
+    expect(detectLaunch({ PMI_RANK: '0', PMI_SIZE: '2' })).toEqual({ launcher: 'mpich', rank: 0, world: 2, localRank: 0 });
+    expect(detectLaunch({ SLURM_PROCID: '3', SLURM_STEP_NUM_TASKS: '8' })).toEqual({ launcher: 'slurm', rank: 3, world: 8, localRank: 3 });
+    // The rank on this machine, where the launcher says (which GPU plain device 'cuda' takes).
+    expect(detectLaunch({ OMPI_COMM_WORLD_RANK: '5', OMPI_COMM_WORLD_SIZE: '8', OMPI_COMM_WORLD_LOCAL_RANK: '1' })).toMatchObject({ rank: 5, localRank: 1 });
+    expect(detectLaunch({ SLURM_PROCID: '6', SLURM_STEP_NUM_TASKS: '8', SLURM_LOCALID: '2' })).toMatchObject({ rank: 6, localRank: 2 });
     expect(detectLaunch({ SLURM_PROCID: '0', SLURM_NTASKS: '8' })).toBeNull(); // an sbatch script, not a step srun started
     expect(detectLaunch({})).toBeNull();
     expect(detectLaunch({ OMPI_COMM_WORLD_RANK: '2', OMPI_COMM_WORLD_SIZE: '2' })).toBeNull();

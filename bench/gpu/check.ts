@@ -1,7 +1,8 @@
 // The GPU machine's check (bench/gpu/run.sh runs it; no vitest there): every backend-ops case on
-// the device against the CPU, then the model step's agreement, as one table with a verdict per
-// row. Usage: node dist/bench/gpu/check.js [model] — a GGUF file or a Hugging Face folder.
+// the device against the CPU, NCCL on one GPU, then the model step's agreement, as one table with
+// a verdict per row. Usage: node dist/bench/gpu/check.js [model] — a GGUF file or a Hugging Face folder.
 import { runtimeInfo } from '../../lib/index.js';
+import { native } from '../../lib/native.js';
 import { caseError, cases } from './ops-cases.js';
 import { stepAgreement } from './step-check.js';
 
@@ -26,6 +27,14 @@ for (const c of cases()) {
     failed++;
     console.log(`| ${c.label.padEnd(52)} | threw: ${(e as Error).message}`);
   }
+}
+// NCCL as a group of one (issue 16: NCCL refuses two ranks on one GPU): it initializes, and every
+// collective, on GPU buffers and through host staging, gives the single-process result.
+try {
+  row('NCCL, one rank: values its collectives got wrong', (await native.runOp('nccl_check', [], {}))[0]!, 0);
+} catch (e) {
+  failed++;
+  console.log(`| NCCL check threw: ${(e as Error).message}`);
 }
 const model = process.argv[2];
 if (model) {

@@ -2,8 +2,9 @@
 // seeded data, run through runOp on a backend with its outputs poisoned first, so that a device
 // backend can be held to the CPU's results. Shared by test/backend-ops.test.ts and the GPU
 // machine's check (bench/gpu/check.mjs, which has no vitest).
-import { quantizeWeights, Tensor } from '../../lib/index.js';
-import { native } from '../../lib/native.js';
+import { join } from 'node:path';
+import { openGguf, quantizeWeights, Tensor, type Weights } from '../../lib/index.js';
+import { native, packageRoot } from '../../lib/native.js';
 import { randomValues, rng } from '../random.js';
 
 export type Options = Record<string, number | boolean | string>;
@@ -86,6 +87,21 @@ export function cases(): Case[] {
         return [p.data, ...(format === 'nf4' ? [p.absmax!] : []), Tensor.zeros('f32', [wr * wc])];
       },
       outputs: [format === 'nf4' ? 2 : 1], poison: [format === 'nf4' ? 2 : 1],
+    });
+  }
+  // Every GGUF format from the file gguf-py wrote (test/reference/make_kquant_fixtures.py), bit exact.
+  for (const format of ['q2_k', 'q3_k', 'q4_k', 'q5_k', 'q6_k', 'q5_0', 'q5_1', 'iq4_nl', 'iq4_xs'] as const) {
+    out.push({
+      label: `weight decoding, ${format} (gguf-py's file)`, op: 'decode_weights', options: { format, rows: 3, cols: 512 }, tol: 0,
+      tensors: async () => {
+        const g = await openGguf(join(packageRoot(), 'test/reference/fixtures/gguf/kquants.gguf'));
+        try {
+          return [((await g.read(format)) as Weights).parts().data, Tensor.zeros('f32', [3 * 512])];
+        } finally {
+          await g.close();
+        }
+      },
+      outputs: [1], poison: [1],
     });
   }
   out.push({ label: 'AdamW step', op: 'adamw', tensors: () => [f32(n, 91), f32(n, 92), f32(n, 93, 0.1), Tensor.from('f32', [n], randomValues(n, 94).map((v) => v * v * 0.01))], options: { lr: 1e-3, weightDecay: 0.01, step: 7 }, outputs: [0, 2, 3], tol: FP32 });

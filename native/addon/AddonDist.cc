@@ -80,7 +80,7 @@ Napi::Value dist_barrier_binding(const Napi::CallbackInfo& info) {
 Napi::Value pass_gradients_binding(const Napi::CallbackInfo& info, const std::shared_ptr<TrainingState>& train) {
   check_arg(train && !train->t.tensors.empty(), "Expected addLora(), enableFullTraining() or addClassifier() before passGradients()");
   auto guard = std::make_shared<TrainingGuard>(*train, "passGradients()");
-  std::shared_ptr<Comm> comm = train->reduces_in_backward() ? info.Env().GetInstanceData<AddonState>()->comm : nullptr;
+  std::shared_ptr<Comm> comm = train->reduces_in_backward() ? backend_comm(*train->t.grads.backend(), info.Env().GetInstanceData<AddonState>()->comm) : nullptr;
   return PromiseWorker::start(
       info.Env(),
       [train, guard, comm] {

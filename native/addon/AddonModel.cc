@@ -31,13 +31,6 @@
 
 namespace tk {
 
-// The MPI engine moves host memory: a model on a GPU reduces its gradients with NCCL, which is
-// not built yet (issue 16), so a multi-rank run on one is refused before its first step.
-void check_comm_reaches(const ModelFamily& model, const Comm* comm) {
-  if (comm && comm->world() > 1 && std::string(model.backend().name()) != "cpu")
-    fail(ErrorCode::Unsupported, std::string("Data-parallel training of a model on ") + model.backend().name() +
-                                     " needs NCCL, which this tunekit does not have yet; run the ranks on the CPU (device: 'cpu') or use one GPU");
-}
 
 // AddonDist.cc: a model's part in data-parallel training.
 Napi::Value pass_gradients_binding(const Napi::CallbackInfo& info, const std::shared_ptr<TrainingState>& train);
@@ -366,8 +359,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
       auto pool = env_state->pool;
       const Isa isa = env_state->isa;
       auto result = std::make_shared<std::array<double, 5>>();
-      std::shared_ptr<Comm> comm = so.backward && train->reduces_in_backward() ? env_state->comm : nullptr;
-      check_comm_reaches(*model_, env_state->comm.get());
+      std::shared_ptr<Comm> comm = so.backward && train->reduces_in_backward() ? backend_comm(model_->backend(), env_state->comm) : nullptr;
       return PromiseWorker::start(
           info.Env(),
           [model, train, guard, pool, isa, tokens, labels, positions, lengths, head_logits, batch, n, result, so, comm]() mutable {
@@ -483,8 +475,7 @@ class AddonModel : public Napi::ObjectWrap<AddonModel> {
       auto pool = env_state->pool;
       const ExecContext x = model_->context(env_state->isa, pool.get());
       auto model = model_;
-      std::shared_ptr<Comm> comm = env_state->comm;  // kept alive by the call
-      check_comm_reaches(*model_, comm.get());
+      std::shared_ptr<Comm> comm = backend_comm(model_->backend(), env_state->comm);  // kept alive by the call
       return PromiseWorker::start(
           info.Env(),
           [train, guard, args, result, pool, model, x, comm] { *result = step_optimizer(*train, *args, comm ? *comm : single_process_comm(), x); },

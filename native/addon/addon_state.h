@@ -9,6 +9,7 @@
 
 #include "../backend/cpu/cpu_features.h"
 #include "../backend/cpu/thread_pool.h"
+#include "../backend/backend.h"
 #include "../dist/comm.h"
 
 namespace tk {
@@ -25,5 +26,14 @@ struct AddonState {
   std::shared_ptr<Comm> comm;
   Comm& group() const { return comm ? *comm : single_process_comm(); }
 };
+
+// The group's collectives over a backend's buffers: the MPI engine's for the CPU, the backend's
+// own (NCCL) for a GPU; null without a group.
+inline std::shared_ptr<Comm> backend_comm(Backend& backend, const std::shared_ptr<Comm>& group) {
+  if (!group) return nullptr;
+  Comm& c = backend.collectives(*group);
+  if (&c == group.get()) return group;
+  return std::shared_ptr<Comm>(group, &c);  // owned by the backend; the group (its bootstrap) kept alive with it
+}
 
 }  // namespace tk

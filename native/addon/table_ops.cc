@@ -6,6 +6,9 @@
 #include "../ops/cross_entropy.h"
 #include "../ops/weight_store.h"
 #include "options.h"
+#ifdef TUNEKIT_WITH_CUDA
+#include "../backend/cuda/cuda_backend.h"
+#endif
 
 namespace tk {
 namespace {
@@ -65,6 +68,15 @@ bool table_op(const OpMarshal& m, std::function<void()>& work, std::vector<doubl
     w.data = m.device(0);
     if (nf4) w.absmax = m.f32(1, weight_absmax_count(w));
     float* y = m.f32(nf4 ? 2 : 1, w.rows * w.cols);
+    if (option_bool(o, "cudaHost", false)) {  // the GPU's decoder, compiled for the host (CUDA builds)
+#ifdef TUNEKIT_WITH_CUDA
+      check_arg(std::string(x.backend->name()) == "cpu", name + ": cudaHost decodes host memory (backend cpu)");
+      work = [=] { cuda_decode_on_host(w, y); };
+      return true;
+#else
+      fail(ErrorCode::Unsupported, name + ": cudaHost needs a CUDA build");
+#endif
+    }
     work = [=] {
       std::vector<int32_t> ids(static_cast<size_t>(w.rows));
       std::iota(ids.begin(), ids.end(), 0);
@@ -150,6 +162,14 @@ bool table_op(const OpMarshal& m, std::function<void()>& work, std::vector<doubl
             *db = m.f32(8, g.out * g.r);
       work = [=] { x.op->lora_linear_backward(x, g, dy, t, dx, da, db); };
     }
+  } else if (name == "nccl_check") {  // CUDA builds: NCCL on one GPU (nccl_self_check), [wrong values]
+    const int device = static_cast<int>(option_int(o, "device", 0, 0, 1023));
+#ifdef TUNEKIT_WITH_NCCL
+    work = [=] { *out = {static_cast<double>(nccl_self_check(device))}; };
+#else
+    (void)device;
+    fail(ErrorCode::Unsupported, "nccl_check needs a CUDA build with NCCL's header");
+#endif
   } else {
     return false;
   }

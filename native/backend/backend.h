@@ -22,6 +22,7 @@
 #include "../ops/lora_linear.h"
 #include "../ops/rope.h"
 #include "../ops/weights.h"
+#include "../dist/comm.h"
 #include "../optim/adamw.h"
 #include "exec_context.h"
 
@@ -132,6 +133,10 @@ class Backend {
   virtual WeightView place(const WeightView& host) { return host; }
   virtual const float* place(const float* host, int64_t n) { return host; }
   virtual void check_room(size_t bytes, const char* what) {}
+  // The collectives over this backend's buffers for a data-parallel run whose group is `host`
+  // (the MPI engine, over host memory): `host` itself where the host can read the buffers; a device
+  // backend's own engine (NCCL on GPUs), set up over `host` on first use and kept.
+  virtual Comm& collectives(Comm& host) { return host; }
 
   ExecContext context(Isa isa, ThreadPool* pool) {
     ExecContext x;

@@ -82,7 +82,8 @@ static_assert(sizeof(BlockQ8_K) == 292, "BlockQ8_K must match ggml's block_q8_K"
 
 // ---- IQ4_NL / IQ4_XS (llama.cpp's non-linear 4-bit): each 4-bit code picks one of 16 levels ----
 // w = d·kIq4NlLevels[q]. Elements j and j + 16 of a 32-element group share byte j (low, high nibble).
-constexpr int8_t kIq4NlLevels[16] = {-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113};
+#define TK_IQ4_NL_LEVEL_VALUES -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113
+constexpr int8_t kIq4NlLevels[16] = {TK_IQ4_NL_LEVEL_VALUES};
 struct BlockIQ4_NL {    // 32 elements
   uint16_t d;
   uint8_t qs[16];

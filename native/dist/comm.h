@@ -3,7 +3,8 @@
 // Why an interface: the same ZeRO code must run in one process (world size 1, and the threaded
 // group tests use to stand in for several ranks), over Open MPI between CPU processes and over
 // NCCL between GPUs. Model code never names an engine; a new collective is one method here plus
-// one implementation per engine (single process and threads in local_comm.cc; MPI and NCCL next).
+// one implementation per engine (single process and threads in local_comm.cc; MPI in mpi_comm.cc;
+// NCCL in backend/cuda/nccl_comm.cu, which a GPU model's backend hands out: Backend::collectives).
 // Every call is collective: all ranks make it, in the same order, with the same counts.
 #pragma once
 #include <cstdint>

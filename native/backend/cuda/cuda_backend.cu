@@ -4,10 +4,11 @@
 
 #include <cstring>
 
-#include "../cpu/kernels.h"
-#include "../../core/float16.h"
 #include "cuda_context.cuh"
 #include "kernels.cuh"
+#ifdef TUNEKIT_WITH_NCCL
+#include "nccl_comm.cuh"
+#endif
 
 namespace tk {
 namespace cuda {
@@ -65,6 +66,7 @@ CudaBackend::CudaBackend(int device) : device_(device) {
 
 CudaBackend::~CudaBackend() {
   cudaSetDevice(device_);
+  nccl_.reset();
   cudaStreamSynchronize(stream_);
   for (Scratch& s : scratch_)
     if (s.p) cudaFreeAsync(s.p, stream_);
@@ -170,42 +172,25 @@ void* CudaBackend::placed_copy(const void* host, size_t bytes) {
   return p;
 }
 
-// The formats the CUDA decode kernels read (weight_decode.cu); the rest of GGUF's formats (the
-// K-quants, Q5, IQ4) are expanded to bf16 once, on the host, when placed: 2 bytes per weight on
-// the GPU instead of their 2.5 to 6.5 bits, and a product that reads them as any bf16 weight.
-bool decodes_on_device(WeightFormat f) {
-  return f == WeightFormat::F32 || f == WeightFormat::BF16 || f == WeightFormat::F16 || f == WeightFormat::NF4 ||
-         f == WeightFormat::Q4_0 || f == WeightFormat::Q4_1 || f == WeightFormat::Q8_0;
-}
-
+// Every format stays as stored: the decode kernels read them all (weight_decode.cuh).
 WeightView CudaBackend::place(const WeightView& host) {
   WeightView w = host;
   if (!host.data) return w;
-  if (!decodes_on_device(host.format)) {
-    {
-      std::lock_guard<std::mutex> lock(placed_mutex_);
-      auto it = placed_.find(host.data);
-      if (it != placed_.end()) {
-        w.format = WeightFormat::BF16, w.ld = w.cols, w.data = it->second;
-        return w;
-      }
-    }
-    std::vector<uint16_t> bf16(static_cast<size_t>(host.rows * host.cols));
-    std::vector<float> row(static_cast<size_t>(host.cols));
-    for (int64_t r = 0; r < host.rows; ++r) {
-      cpu::decode_weights(host, r, 0, host.cols, row.data());
-      for (int64_t c = 0; c < host.cols; ++c) bf16[r * host.cols + c] = float_to_bf16(row[c]);
-    }
-    void* p = alloc(bf16.size() * 2);
-    copy_to_device(p, bf16.data(), bf16.size() * 2);
-    std::lock_guard<std::mutex> lock(placed_mutex_);
-    placed_[host.data] = p;
-    w.format = WeightFormat::BF16, w.ld = w.cols, w.data = p;
-    return w;
-  }
   w.data = placed_copy(host.data, static_cast<size_t>(weight_data_bytes(host)));
   if (host.absmax) w.absmax = static_cast<const float*>(placed_copy(host.absmax, static_cast<size_t>(weight_absmax_count(host)) * 4));
   return w;
+}
+
+Comm& CudaBackend::collectives(Comm& host) {
+  if (host.world() == 1) return host;  // nothing crosses: the single-process group's no-ops
+#ifdef TUNEKIT_WITH_NCCL
+  std::lock_guard<std::mutex> lock(nccl_mutex_);
+  if (!nccl_) activate(), nccl_ = make_nccl_comm(host, stream_);
+  return *nccl_;
+#else
+  fail(ErrorCode::Unsupported, "Data-parallel training on GPUs needs NCCL, and this CUDA build was made without its headers "
+                               "(scripts/setup-cuda.sh installs them; rebuild with TUNEKIT_CUDA=1 npm install)");
+#endif
 }
 
 const float* CudaBackend::place(const float* host, int64_t n) {

@@ -35,4 +35,13 @@ struct CudaRuntimeInfo {
 // What runtimeInfo() reports; never throws.
 CudaRuntimeInfo cuda_runtime_info();
 
+// The GPU's element decoder (weight_decode.cuh) run on the host over every element of w (host
+// memory), into out [rows, cols]: how a CUDA build checks it without a GPU.
+void cuda_decode_on_host(const WeightView& w, float* out);
+
+// NCCL on GPU `device` as a group of one: the number of values its collectives got wrong (0 when
+// it initializes and every collective, on device and through host staging, is right). CUDA builds
+// with NCCL's header only (TUNEKIT_WITH_NCCL).
+int64_t nccl_self_check(int device);
+
 }  // namespace tk

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -58,6 +59,8 @@ class CudaBackend final : public Backend {
   WeightView place(const WeightView& host) override;
   const float* place(const float* host, int64_t n) override;
   void check_room(size_t bytes, const char* what) override;
+  // NCCL over this GPU for a group of more than one rank (set up on first use; nccl_comm.cuh).
+  Comm& collectives(Comm& host) override;
 
   // Makes this backend's device current on the calling thread (ops run on libuv's pool threads).
   void activate() const;
@@ -80,7 +83,8 @@ class CudaBackend final : public Backend {
     std::vector<unsigned char> host;  // what upload() last copied into it
   };
   Scratch scratch_[kSlots];
-  std::mutex placed_mutex_;
+  std::mutex placed_mutex_, nccl_mutex_;
+  std::unique_ptr<Comm> nccl_;
   std::map<const void*, void*> placed_;  // host address -> device copy (freed with the backend)
   void* placed_copy(const void* host, size_t bytes);
 };

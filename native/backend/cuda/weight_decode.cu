@@ -1,6 +1,7 @@
 // Decoding a whole weight matrix on the GPU into a reused buffer (the frozen operand of a
 // product, a weight that full fine-tuning copies into its parameters): one thread per element
 // pair, row-major, fp32 or bf16.
+#include "cuda_backend.h"
 #include "cuda_context.cuh"
 #include "kernels.cuh"
 #include "weight_decode.cuh"
@@ -31,4 +32,10 @@ void decode_weights(const ExecContext& x, const WeightView& w, void* out, bool b
 }
 
 }  // namespace cuda
+
+void cuda_decode_on_host(const WeightView& w, float* out) {
+  for (int64_t r = 0; r < w.rows; ++r)
+    for (int64_t c = 0; c < w.cols; ++c) out[r * w.cols + c] = cuda::decode_at(w, r, c);
+}
+
 }  // namespace tk
