@@ -1,17 +1,9 @@
 // Seeded random data for the tests and the benches (test/helpers.ts re-exports these), so that a
-// failure or a figure reproduces.
+// failure or a figure reproduces; the generator is generation's own (lib/random.ts).
 
-/** Mulberry32: a small seeded PRNG. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { rng } from '../lib/random.js';
+
+export { rng };
 
 /** n values uniform in [-1, 1). */
 export function randomValues(n: number, seed: number): Float32Array {

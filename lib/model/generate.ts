@@ -9,6 +9,7 @@ import { Tensor } from '../tensor.js';
 import type { TextTokenizer } from '../tokenizer/gguf.js';
 import { parseOptions, type Same } from '../validate.js';
 import { i32Tensor } from './ids.js';
+import { rng } from '../random.js';
 
 export const GenerateOptionsSchema = z
   .object({
@@ -33,18 +34,6 @@ export interface GenerateStep {
   tokenId: number;
   /** New text since the previous step (may be empty while a multi-byte character is incomplete). */
   text: string;
-}
-
-/** Mulberry32: small, fast, seedable. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Picks the next token from logits (modified in place). */

@@ -20,28 +20,25 @@ __device__ inline float warp_max(float v) {
   return v;
 }
 
-// The sum over the block (blockDim.x a multiple of 32, at most 1024), the same order on every run;
-// every thread gets it. `shared` holds 32 values.
-template <class T>
-__device__ inline T block_sum(T v, T* shared) {
+// A reduction over the block (blockDim.x a multiple of 32, at most 1024) in a fixed order, so the
+// same on every run; every thread gets it. `shared` holds 32 values.
+template <class T, class Warp>
+__device__ inline T block_reduce(T v, T* shared, T identity, Warp warp_reduce) {
   const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp, warps = blockDim.x / kWarp;
-  v = warp_sum(v);
+  v = warp_reduce(v);
   __syncthreads();
   if (lane == 0) shared[warp] = v;
   __syncthreads();
-  T total = lane < warps ? shared[lane] : T(0);
-  total = warp_sum(total);
-  return total;
+  return warp_reduce(lane < warps ? shared[lane] : identity);
+}
+
+template <class T>
+__device__ inline T block_sum(T v, T* shared) {
+  return block_reduce(v, shared, T(0), [](T x) { return warp_sum(x); });
 }
 
 __device__ inline float block_max(float v, float* shared) {
-  const int lane = threadIdx.x % kWarp, warp = threadIdx.x / kWarp, warps = blockDim.x / kWarp;
-  v = warp_max(v);
-  __syncthreads();
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  float m = lane < warps ? shared[lane] : -INFINITY;
-  return warp_max(m);
+  return block_reduce(v, shared, -INFINITY, [](float x) { return warp_max(x); });
 }
 
 // Round to the nearest bf16, ties to even (as the CPU's float_to_bf16), back in fp32.

@@ -1,0 +1,12 @@
+// Mulberry32: a small, fast, seedable PRNG — generation's sampling, and the tests' and benches'
+// seeded data (bench/random.ts), so that a sample or a failure reproduces.
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
