@@ -178,32 +178,6 @@ void dequantize_block(GgufType t, const uint8_t* block, float* out) {
 
 }  // namespace
 
-int64_t gguf_block_bytes(GgufType t) {
-  switch (t) {
-    case GgufType::Q4_0: return sizeof(BlockQ4_0);
-    case GgufType::Q4_1: return sizeof(BlockQ4_1);
-    case GgufType::Q8_0: return sizeof(BlockQ8_0);
-    case GgufType::Q2_K: return sizeof(BlockQ2_K);
-    case GgufType::Q3_K: return sizeof(BlockQ3_K);
-    case GgufType::Q4_K: return sizeof(BlockQ4_K);
-    case GgufType::Q5_K: return sizeof(BlockQ5_K);
-    case GgufType::Q6_K: return sizeof(BlockQ6_K);
-    case GgufType::Q8_K: return sizeof(BlockQ8_K);
-    case GgufType::Q5_0: return sizeof(BlockQ5_0);
-    case GgufType::Q5_1: return sizeof(BlockQ5_1);
-    case GgufType::IQ4_NL: return sizeof(BlockIQ4_NL);
-    case GgufType::IQ4_XS: return sizeof(BlockIQ4_XS);
-  }
-  return 0;
-}
-
-int64_t gguf_block_elements(GgufType t) {
-  switch (t) {
-    case GgufType::Q4_0: case GgufType::Q4_1: case GgufType::Q5_0: case GgufType::Q5_1: case GgufType::Q8_0: case GgufType::IQ4_NL: return kGgufBlock;
-    default: return kGgufSuperBlock;
-  }
-}
-
 void gguf_dequantize(GgufType t, const void* blocks, int64_t start, int64_t count, float* out) {
   const auto* base = static_cast<const uint8_t*>(blocks);
   const int64_t bytes = gguf_block_bytes(t), per = gguf_block_elements(t);

@@ -15,8 +15,8 @@ enum class WeightFormat { F32, BF16, F16, NF4, Q4_0, Q4_1, Q8_0, Q2_K, Q3_K, Q4_
 const char* weight_format_name(WeightFormat f);
 
 // The GGUF block formats, in GgufType's order from Q4_0 on.
-inline bool is_gguf(WeightFormat f) { return f >= WeightFormat::Q4_0; }
-inline GgufType gguf_type(WeightFormat f) {
+TK_HOST_DEVICE inline bool is_gguf(WeightFormat f) { return f >= WeightFormat::Q4_0; }
+TK_HOST_DEVICE inline GgufType gguf_type(WeightFormat f) {
   return static_cast<GgufType>(static_cast<int>(f) - static_cast<int>(WeightFormat::Q4_0));
 }
 

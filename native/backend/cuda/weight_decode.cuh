@@ -142,26 +142,6 @@ TK_HOST_DEVICE inline float gguf_element(WeightFormat f, const uint8_t* block, i
   }
 }
 
-// Bytes and elements of one block of a GGUF format.
-TK_HOST_DEVICE inline void gguf_block_shape(WeightFormat f, int& bytes, int& elements) {
-  switch (f) {
-    case WeightFormat::Q4_0: bytes = sizeof(BlockQ4_0), elements = kGgufBlock; return;
-    case WeightFormat::Q4_1: bytes = sizeof(BlockQ4_1), elements = kGgufBlock; return;
-    case WeightFormat::Q8_0: bytes = sizeof(BlockQ8_0), elements = kGgufBlock; return;
-    case WeightFormat::Q5_0: bytes = sizeof(BlockQ5_0), elements = kGgufBlock; return;
-    case WeightFormat::Q5_1: bytes = sizeof(BlockQ5_1), elements = kGgufBlock; return;
-    case WeightFormat::IQ4_NL: bytes = sizeof(BlockIQ4_NL), elements = kGgufBlock; return;
-    case WeightFormat::IQ4_XS: bytes = sizeof(BlockIQ4_XS), elements = kGgufSuperBlock; return;
-    case WeightFormat::Q2_K: bytes = sizeof(BlockQ2_K), elements = kGgufSuperBlock; return;
-    case WeightFormat::Q3_K: bytes = sizeof(BlockQ3_K), elements = kGgufSuperBlock; return;
-    case WeightFormat::Q4_K: bytes = sizeof(BlockQ4_K), elements = kGgufSuperBlock; return;
-    case WeightFormat::Q5_K: bytes = sizeof(BlockQ5_K), elements = kGgufSuperBlock; return;
-    case WeightFormat::Q6_K: bytes = sizeof(BlockQ6_K), elements = kGgufSuperBlock; return;
-    case WeightFormat::Q8_K: bytes = sizeof(BlockQ8_K), elements = kGgufSuperBlock; return;
-    default: bytes = 0, elements = 1; return;
-  }
-}
-
 // Element (row, col) of w.
 TK_HOST_DEVICE inline float decode_at(const WeightView& w, int64_t row, int64_t col) {
   switch (w.format) {
@@ -174,10 +154,9 @@ TK_HOST_DEVICE inline float decode_at(const WeightView& w, int64_t row, int64_t 
       return nf4_code((e & 1) ? (byte & 0x0f) : (byte >> 4)) * w.absmax[e / w.blocksize];
     }
     default: {
-      int bytes, elements;
-      gguf_block_shape(w.format, bytes, elements);
-      const int64_t e = row * w.cols + col;
-      return gguf_element(w.format, static_cast<const uint8_t*>(w.data) + (e / elements) * bytes, static_cast<int>(e % elements));
+      const GgufType t = gguf_type(w.format);
+      const int64_t e = row * w.cols + col, per = gguf_block_elements(t);
+      return gguf_element(w.format, static_cast<const uint8_t*>(w.data) + (e / per) * gguf_block_bytes(t), static_cast<int>(e % per));
     }
   }
 }
