@@ -104,6 +104,18 @@ export interface NativeLlamaConfig {
   qkNorm?: boolean;
   /** RoPE scaling (Llama 3.x's "llama3", "linear"): pair i's frequency is divided by ropeFreqFactors[i] (llama.cpp's rope_freqs.weight); headDim / 2 numbers. */
   ropeFreqFactors?: number[];
+  /** Gemma: the embedding's rows are multiplied by this (√dim); 0 or absent: not scaled. */
+  embedScale?: number;
+  /** The MLP's gate: 'silu' (SwiGLU, default) or 'gelu_tanh' (Gemma's GeGLU). */
+  activation?: 'silu' | 'gelu_tanh';
+  /** Gemma: RMSNorms on the attention's and the MLP's outputs (blk.N.post_attention_norm.weight, blk.N.post_ffw_norm.weight). */
+  postNorms?: boolean;
+  /** Gemma: attention scores are scaled by queryPreAttnScalar^-½ instead of headDim^-½. */
+  queryPreAttnScalar?: number;
+  /** Gemma 3: each layer's sliding window (0: global); overrides slidingWindow. */
+  layerWindows?: number[];
+  /** Gemma 3: the RoPE base of the layers with a window (no frequency factors); 0 or absent: ropeTheta. */
+  ropeThetaLocal?: number;
 }
 
 export interface NativeSession {

@@ -264,6 +264,28 @@ describe('SwiGLU', () => {
   });
 });
 
+describe('GeGLU (Gemma\'s gate: tanh GELU of the gate times up)', () => {
+  it('forward is gelu_tanh(g)·u in fp64, backward matches finite differences, over several blocks and threads', async () => {
+    const gelu = (x: number) => 0.5 * x * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (x + 0.044715 * x ** 3)));
+    const ref = (g: ArrayLike<number>, u: ArrayLike<number>) => Float64Array.from(g, (x, i) => gelu(x) * u[i]!);
+    const n = 5000, gv = randomValues(n, 13).map((x) => x * 4), uv = randomValues(n, 14), da = randomValues(n, 15);
+    const a = Tensor.zeros('f32', [n]);
+    await run('geglu_forward', [f32([n], gv), f32([n], uv), a], {});
+    expectNear(a.data, ref(gv, uv), 2e-6, 'a');
+    const m = 40, dg = Tensor.zeros('f32', [m]), du = Tensor.zeros('f32', [m]);
+    const g40 = gv.slice(0, m), u40 = uv.slice(0, m), d40 = da.slice(0, m);
+    await run('geglu_backward', [f32([m], g40), f32([m], u40), f32([m], d40), dg, du], {});
+    expectNear(dg.data, numericGrad((x) => dot(ref(x, u40), d40), g40), 1e-5, 'dg');
+    expectNear(du.data, numericGrad((x) => dot(ref(g40, x), d40), u40), 1e-5, 'du');
+  });
+
+  it('scale multiplies in place', async () => {
+    const v = randomValues(70000, 16), t = f32([v.length], v);
+    await run('scale', [t], { scale: 25.3 });
+    expectNear(t.data, Float64Array.from(v, (x) => Math.fround(x) * 25.3), 1e-6, 'scaled');
+  });
+});
+
 describe('cross-entropy with ignored positions', () => {
   const [rows, vocab] = [6, 151]; // the vectorized max and scaling: whole blocks of 64 and ragged tails
   const labels = [3, -100, 0, 10, -100, 7];

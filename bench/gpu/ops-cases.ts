@@ -54,6 +54,8 @@ export function cases(): Case[] {
   out.push({ label: 'swiglu backward', op: 'swiglu_backward', tensors: () => [f32(n, 21, 4), f32(n, 22), f32(n, 23), f32(n, 24), f32(n, 25)], options: {}, outputs: [3, 4], poison: [3, 4], tol: FP32 });
   out.push({ label: 'gelu forward', op: 'gelu_forward', tensors: () => [f32(n, 26, 4), f32(n, 27)], options: {}, outputs: [1], poison: [1], tol: FP32 });
   out.push({ label: 'gelu backward', op: 'gelu_backward', tensors: () => [f32(n, 26, 4), f32(n, 27), f32(n, 28)], options: {}, outputs: [2], poison: [2], tol: FP32 });
+  out.push({ label: 'geglu forward', op: 'geglu_forward', tensors: () => [f32(n, 21, 4), f32(n, 22), f32(n, 23)], options: {}, outputs: [2], poison: [2], tol: FP32 });
+  out.push({ label: 'geglu backward', op: 'geglu_backward', tensors: () => [f32(n, 21, 4), f32(n, 22), f32(n, 23), f32(n, 24), f32(n, 25)], options: {}, outputs: [3, 4], poison: [3, 4], tol: FP32 });
   const labels = ints(19, 3000, 31).map((l, i) => (i % 5 === 3 ? -100 : l));
   out.push({ label: 'cross-entropy with its gradient', op: 'cross_entropy', tensors: () => [f32(19 * 3000, 32, 8), i32(labels)], options: { rows: 19, vocab: 3000, grad: true }, outputs: [0], result: true, tol: FP32 });
   const ids = [...ints(40, 50, 33), 7, 7, 7];
@@ -63,6 +65,7 @@ export function cases(): Case[] {
   out.push({ label: 'bias', op: 'bias_forward', tensors: () => [f32(rows * dim, 41), f32(dim, 42)], options: { rows, dim }, outputs: [0], tol: 0 });
   out.push({ label: 'bias gradient', op: 'bias_backward', tensors: () => [f32(dim, 43), f32(rows * dim, 44)], options: { rows, dim }, outputs: [0], tol: FP32 });
   out.push({ label: 'add', op: 'add', tensors: () => [f32(n, 45), f32(n, 46)], options: {}, outputs: [0], tol: 0 });
+  out.push({ label: 'scale', op: 'scale', tensors: () => [f32(n, 45)], options: { scale: 25.3 }, outputs: [0], tol: 0 });
   out.push({ label: 'strided block copy', op: 'copy_block', tensors: () => [f32(8 * 40 + 17, 47), f32(8 * 30 + 17, 48)], options: { rows: 9, cols: 17, ldd: 40, lds: 30 }, outputs: [0], tol: 0 });
   out.push({ label: 'sums of squares by chunk', op: 'sum_squares_chunks', tensors: () => [f32(10_000, 49)], options: { chunk: 4096 }, outputs: [], result: true, tol: 1e-12 });
   for (const [ta, tb, bf16, beta, k2] of [[false, false, false, 0, 0], [true, false, false, 1, 0], [false, true, false, 0.5, 0], [true, true, false, 0, 0], [false, true, true, 0, 0], [false, false, false, 0, 24], [false, true, true, 1, 24]] as const) {

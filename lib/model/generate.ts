@@ -32,7 +32,7 @@ void schemaMatchesType;
 export interface GenerateStep {
   /** The token just generated. */
   tokenId: number;
-  /** New text since the previous step (may be empty while a multi-byte character is incomplete). */
+  /** New text since the previous step (may be empty while a multi-byte character is incomplete; always empty for a model without a tokenizer). */
   text: string;
 }
 
@@ -80,12 +80,15 @@ export async function* generate(
   model: Decoder, tokenizer: TextTokenizer | null, prompt: string | ArrayLike<number>, options: GenerateOptions = {},
 ): AsyncGenerator<GenerateStep> {
   const o = parseOptions(GenerateOptionsSchema, options, 'generate');
-  if (!tokenizer) throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', 'This model has no tokenizer, so it cannot generate text');
-  const promptIds = typeof prompt === 'string' ? tokenizer.encode(prompt) : Array.from(prompt);
+  // Without a tokenizer (a bare weights folder) it generates token ids from token ids, with no text.
+  if (!tokenizer && typeof prompt === 'string') throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', 'This model has no tokenizer, so it cannot encode a text prompt; pass token ids');
+  if (!tokenizer && o.stop?.length) throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', 'This model has no tokenizer, so it cannot look for stop strings; use stopTokenIds');
+  const promptIds = typeof prompt === 'string' ? tokenizer!.encode(prompt) : Array.from(prompt);
   if (promptIds.length === 0) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', 'Expected a non-empty prompt');
   i32Tensor([promptIds.length], promptIds, (i) => `prompt[${i}]`).dispose(); // ids given as numbers: integers only
   const maxTokens = o.maxTokens ?? 128;
-  const stopIds = new Set(o.stopTokenIds ?? (tokenizer.eosTokenId === null ? [] : [tokenizer.eosTokenId]));
+  const eos = tokenizer?.eosTokenId ?? null;
+  const stopIds = new Set(o.stopTokenIds ?? (eos === null ? [] : [eos]));
   const session = callNative(() => model.createSession(promptIds.length + maxTokens));
   const random = rng(o.seed ?? 0);
   const seen = new Set(promptIds);
@@ -103,6 +106,10 @@ export async function* generate(
     generated.push(next);
     seen.add(next);
     input = [next];
+    if (!tokenizer) {
+      yield { tokenId: next, text: '' };
+      continue;
+    }
     let text = tokenizer.decode(generated, { skipSpecialTokens: true });
     const stopAt = o.stop?.map((s) => text.indexOf(s, Math.max(0, emitted.length - s.length))).filter((i) => i >= 0);
     if (stopAt?.length) {

@@ -14,8 +14,9 @@ import { Tensor } from '../tensor.js';
 import { quantizeWeights, Weights, type QuantizeFormat } from '../weights.js';
 import { hfRopeFactors, type RopeScaling } from './rope-scaling.js';
 import { checkFits } from './memory.js';
+import { GEMMA3_HF, GEMMA_NORM_NAMES, gemmaHfConfig } from './gemma.js';
 
-const SUPPORTED = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'Qwen3ForCausalLM'];
+const SUPPORTED = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'Qwen3ForCausalLM', GEMMA3_HF];
 
 export interface HfLoaded {
   architecture: string;
@@ -99,6 +100,11 @@ async function loadGpt2(dir: string, cfg: Record<string, unknown>, configFile: s
   return { architecture: 'GPT2LMHeadModel', config, tensors };
 }
 
+/** 1 + w (Gemma's RMSNorm scale as the engine's plain RMSNorm takes it), in a new tensor. */
+function plusOne(t: Tensor<'f32'>): Tensor<'f32'> {
+  return Tensor.from('f32', t.shape, Float32Array.from(t.data, (v) => 1 + v));
+}
+
 export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Promise<HfLoaded | Gpt2Loaded> {
   const configFile = join(dir, 'config.json');
   if (!existsSync(configFile)) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', `${dir}: no config.json (expected a Hugging Face model folder)`);
@@ -114,6 +120,9 @@ export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Prom
   const archs = cfg.architectures;
   const arch = Array.isArray(archs) && typeof archs[0] === 'string' ? archs[0] : (typeof cfg.model_type === 'string' ? cfg.model_type : show(cfg.model_type));
   if (arch === 'GPT2LMHeadModel') return loadGpt2(dir, cfg, configFile, quantize);
+  if (arch === 'Gemma3ForConditionalGeneration') {
+    throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${configFile}: architecture Gemma3ForConditionalGeneration (Gemma 3 with its vision tower) is not supported yet; tunekit loads the text-only Gemma3ForCausalLM (Gemma 3 270M and 1B, or a GGUF of any size)`);
+  }
   if (!SUPPORTED.includes(arch)) {
     throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${configFile}: architecture ${arch} is not supported yet; tunekit loads ${SUPPORTED.join(', ')}`);
   }
@@ -128,9 +137,11 @@ export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Prom
   // Qwen2 always has q/k/v biases; Llama may declare attention_bias (q/k/v and o: o's is not supported).
   const qkvBias = arch === 'Qwen2ForCausalLM';
   // Qwen3: no biases, an RMSNorm over each head of q and k before RoPE.
-  const qkNorm = arch === 'Qwen3ForCausalLM';
+  const gemma = arch === GEMMA3_HF;
+  const qkNorm = arch === 'Qwen3ForCausalLM' || gemma;
   if (cfg.attention_bias === true || cfg.mlp_bias === true) throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${configFile}: attention_bias/mlp_bias are not supported yet`);
   const dim = int('hidden_size'), heads = int('num_attention_heads');
+  const g = gemma ? gemmaHfConfig(cfg, configFile, dim, int('num_hidden_layers')) : undefined;
   // A positive finite number (eps <= 0 or a RoPE base <= 0 gives NaN logits).
   const positive = (key: string, v: unknown, fallback: number): number => {
     const x = v ?? fallback;
@@ -146,15 +157,17 @@ export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Prom
     headDim: int('head_dim', dim / heads),
     vocab: int('vocab_size'),
     eps: positive('rms_norm_eps', cfg.rms_norm_eps, 1e-6),
-    ropeTheta: positive('rope_theta', cfg.rope_theta ?? ropeParams?.rope_theta, 10000),
-    tiedEmbeddings: cfg.tie_word_embeddings === true,
+    ropeTheta: g ? g.rope.theta : positive('rope_theta', cfg.rope_theta ?? ropeParams?.rope_theta, 10000),
+    // Gemma's config class ties them unless told otherwise.
+    tiedEmbeddings: cfg.tie_word_embeddings === true || (gemma && cfg.tie_word_embeddings === undefined),
     interleavedRope: false,
     qkvBias,
     qkNorm,
     // Mistral (v0.1) attends within a sliding window; Qwen2 only when use_sliding_window is set.
     slidingWindow: typeof cfg.sliding_window === 'number' && (arch === 'MistralForCausalLM' || cfg.use_sliding_window === true) ? cfg.sliding_window : 0,
+    ...(g ? { ...g.native, ropeThetaLocal: g.rope.localTheta } : {}),
   };
-  const ropeFreqFactors = hfRopeFactors(scaling, config.headDim, config.ropeTheta, configFile);
+  const ropeFreqFactors = hfRopeFactors(g ? g.rope.scaling : scaling, config.headDim, config.ropeTheta, configFile);
   if (ropeFreqFactors) config.ropeFreqFactors = ropeFreqFactors;
   const ropeScaling = ropeFreqFactors && scaling ? Object.fromEntries(Object.entries(scaling).filter(([k]) => k !== 'rope_theta')) : undefined;
   const reader = await openSafetensors(dir);
@@ -188,7 +201,9 @@ export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Prom
             ] as [string, string, number[]][])
           : []),
         [`${p}self_attn.o_proj.weight`, `${q}attn_output.weight`, [dim, qd]],
-        [`${p}post_attention_layernorm.weight`, `${q}ffn_norm.weight`, [dim]],
+        ...(gemma
+          ? GEMMA_NORM_NAMES.filter(([h]) => h !== 'input_layernorm').map(([h, o]) => [`${p}${h}.weight`, `${q}${o}.weight`, [dim]] as [string, string, number[]])
+          : [[`${p}post_attention_layernorm.weight`, `${q}ffn_norm.weight`, [dim]] as [string, string, number[]]]),
         [`${p}mlp.gate_proj.weight`, `${q}ffn_gate.weight`, [config.ffn, dim]],
         [`${p}mlp.up_proj.weight`, `${q}ffn_up.weight`, [config.ffn, dim]],
         [`${p}mlp.down_proj.weight`, `${q}ffn_down.weight`, [dim, config.ffn]],
@@ -201,7 +216,7 @@ export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Prom
         throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${dir}: tensor ${hf} has shape [${info.shape.join(', ')}] but config.json implies [${shape.join(', ')}]`);
       }
       const t = await reader.read(hf);
-      if (shape.length === 1) tensors[ours] = f32Of(t);
+      if (shape.length === 1) tensors[ours] = gemma && ours.endsWith('norm.weight') ? plusOne(f32Of(t)) : f32Of(t);
       else if (quantize && quantize !== t.dtype && ours !== 'token_embd.weight') tensors[ours] = await quantizeWeights(f32Of(t), { format: quantize });
       else tensors[ours] = t.dtype === 'f32' || t.dtype === 'bf16' || t.dtype === 'f16' ? t : f32Of(t);
     }

@@ -1,7 +1,7 @@
 // loadModel: a model on disk -> weights in native memory, a tokenizer, and the Model object over
-// them: GGUF files of the `llama` and `qwen2` architectures (quantized matrices kept quantized)
-// and Hugging Face folders (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM,
-// GPT2LMHeadModel). The Model itself is model/wrap.ts; its types model/types.ts.
+// them: GGUF files of the `llama`, `qwen2`, `qwen3` and `gemma3` architectures (quantized matrices
+// kept quantized) and Hugging Face folders (LlamaForCausalLM, MistralForCausalLM, Qwen2/3ForCausalLM,
+// Gemma3ForCausalLM, GPT2LMHeadModel). The Model itself is model/wrap.ts; its types model/types.ts.
 import { stat } from 'node:fs/promises';
 import { totalmem } from 'node:os';
 import { z } from 'zod';
@@ -17,6 +17,7 @@ import { tokenizerFromFolder } from '../tokenizer/hf.js';
 import { expected, parseOptions, type Same } from '../validate.js';
 import { quantizeWeights, Weights } from '../weights.js';
 import { checkLayerCount, loadHfFolder } from './hf.js';
+import { gemmaGgufConfig } from './gemma.js';
 import { ggufRopeFactors } from './rope-scaling.js';
 import { checkFits } from './memory.js';
 import { prepareDevice } from './device.js';
@@ -42,22 +43,24 @@ function positive(metadata: Map<string, GgufValue>, key: string, file: string, f
 // GGUF architectures the Llama-family engine runs. llama.cpp's converter permutes q/k rows into
 // interleaved-RoPE order for "llama" (Llama, Mistral, SmolLM) only; "qwen2" keeps Hugging Face's
 // rotate-half order and adds q/k/v biases; "qwen3" keeps it too, with no biases and per-head q/k
-// RMSNorms (attn_q_norm, attn_k_norm).
-const GGUF_ARCHITECTURES = ['llama', 'qwen2', 'qwen3'];
+// RMSNorms (attn_q_norm, attn_k_norm); "gemma3" keeps it with Gemma's additions (model/gemma.ts).
+const GGUF_ARCHITECTURES = ['llama', 'qwen2', 'qwen3', 'gemma3'];
 
 function llamaConfig(metadata: Map<string, GgufValue>, file: string, hasOutput: boolean, a: string): ModelConfig {
   const dim = num(metadata, `${a}.embedding_length`, file);
   const heads = num(metadata, `${a}.attention.head_count`, file);
   const tokens = metadata.get('tokenizer.ggml.tokens');
+  const layers = num(metadata, `${a}.block_count`, file);
+  const headDim = num(metadata, `${a}.attention.key_length`, file, num(metadata, `${a}.rope.dimension_count`, file, dim / heads));
   return {
     architecture: a,
     dim,
-    layers: num(metadata, `${a}.block_count`, file),
+    layers,
     ffn: num(metadata, `${a}.feed_forward_length`, file),
     heads,
     kvHeads: num(metadata, `${a}.attention.head_count_kv`, file, heads),
     // llama.cpp writes the head size as attention.key_length where it is not dim / heads (Qwen3).
-    headDim: num(metadata, `${a}.attention.key_length`, file, num(metadata, `${a}.rope.dimension_count`, file, dim / heads)),
+    headDim,
     vocab: num(metadata, `${a}.vocab_size`, file, Array.isArray(tokens) ? tokens.length : undefined),
     eps: positive(metadata, `${a}.attention.layer_norm_rms_epsilon`, file, 1e-5),
     ropeTheta: positive(metadata, `${a}.rope.freq_base`, file, 10000),
@@ -65,6 +68,7 @@ function llamaConfig(metadata: Map<string, GgufValue>, file: string, hasOutput: 
     interleavedRope: a === 'llama',
     qkvBias: a === 'qwen2',
     qkNorm: a === 'qwen3',
+    ...(a === 'gemma3' ? gemmaGgufConfig(metadata, file, dim, heads, layers, headDim) : {}),
   };
 }
 
@@ -100,8 +104,9 @@ function gpt2Matrices(c: NativeGpt2Config): number {
 }
 
 /**
- * Loads a model: a GGUF file (architecture `llama` or `qwen2`) or a Hugging Face folder
- * (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, GPT2LMHeadModel), with its tokenizer
+ * Loads a model: a GGUF file (architecture `llama`, `qwen2`, `qwen3` or `gemma3`) or a Hugging Face
+ * folder (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM,
+ * Gemma3ForCausalLM, GPT2LMHeadModel), with its tokenizer
  * when it has one.
  */
 export async function loadModel(path: string, options: LoadOptions = {}): Promise<Model> {

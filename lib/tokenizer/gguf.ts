@@ -2,7 +2,9 @@
 // GPT-2-style byte-level BPE (tokenizer.ggml.model = "gpt2": tokens, merges, control tokens as
 // special added tokens) run by @huggingface/tokenizers, and the chat template run by
 // @huggingface/jinja. SentencePiece-style ("llama") vocabularies become BPE with byte fallback and
-// merges recovered from the scores, as transformers' LlamaTokenizer does from the same file.
+// merges recovered from the scores, as transformers' LlamaTokenizer does from the same file; Gemma's
+// as transformers' GemmaTokenizer does (gemma_tokenizer in its GGUF tokenizer mapping: runs of
+// spaces respelled as "▁", merges ranked by vocabulary order, spaces normalized, no prefix space).
 import { Tokenizer } from '@huggingface/tokenizers';
 import { chatTemplate } from './chat-template.js';
 import { TunekitError } from '../errors.js';
@@ -37,6 +39,9 @@ const SPLITS: Record<string, string> = {
   llama3: LLAMA3_SPLIT, 'llama-v3': LLAMA3_SPLIT, 'llama-bpe': LLAMA3_SPLIT, falcon3: LLAMA3_SPLIT, dbrx: LLAMA3_SPLIT, 'smaug-bpe': LLAMA3_SPLIT,
   qwen2: QWEN2_SPLIT, 'deepseek-r1-qwen': QWEN2_SPLIT,
 };
+
+// Architectures whose SentencePiece vocabulary is Gemma's (transformers' GGUF_SENTENCEPIECE_BUILDERS).
+const GEMMA_ARCHITECTURES = ['gemma', 'gemma2', 'gemma3'];
 
 // GGUF token types (llama.cpp's llama_token_type): 3 = control, 4 = user-defined.
 const UNKNOWN = 2, CONTROL = 3, USER_DEFINED = 4;
@@ -74,7 +79,11 @@ export function tokenizerFromGguf(metadata: Map<string, GgufValue>, source = 'th
     throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `GGUF tokenizer model "${model}" is not supported yet; tunekit reads "gpt2" (byte-level BPE) and "llama" (SentencePiece BPE)`);
   }
   const sentencepiece = model === 'llama';
-  const tokens = field<string[]>(metadata, 'tokenizer.ggml.tokens', (v) => Array.isArray(v) && v.every((t) => typeof t === 'string'), 'an array of strings');
+  const stored = field<string[]>(metadata, 'tokenizer.ggml.tokens', (v) => Array.isArray(v) && v.every((t) => typeof t === 'string'), 'an array of strings');
+  const arch = metadata.get('general.architecture');
+  const gemma = sentencepiece && typeof arch === 'string' && GEMMA_ARCHITECTURES.includes(arch);
+  // Gemma files store a token of spaces as spaces, which GemmaTokenizer looks up as "▁"s.
+  const tokens = gemma ? stored.map((t) => (t.includes(' ') && t.trim() === '' ? '\u2581'.repeat(t.length) : t)) : stored;
   const types = (metadata.get('tokenizer.ggml.token_type') as number[] | undefined) ?? [];
   const vocab: Record<string, number> = {};
   tokens.forEach((t, i) => (vocab[t] = i));
@@ -82,15 +91,19 @@ export function tokenizerFromGguf(metadata: Map<string, GgufValue>, source = 'th
   if (!sentencepiece || metadata.has('tokenizer.ggml.merges')) {
     merges = field<string[]>(metadata, 'tokenizer.ggml.merges', (v) => Array.isArray(v) && v.every((t) => typeof t === 'string'), 'an array of strings');
   } else {
-    const scores = field<number[]>(metadata, 'tokenizer.ggml.scores', (v) => Array.isArray(v) && v.length === tokens.length, 'one score per token');
+    // Gemma's scores do not follow its merge order; the vocabulary's order does.
+    const scores = gemma ? tokens.map((_, i) => -i)
+      : field<number[]>(metadata, 'tokenizer.ggml.scores', (v) => Array.isArray(v) && v.length === tokens.length, 'one score per token');
     const byPiece = new Map<string, number>();
     tokens.forEach((t, i) => byPiece.set(t, scores[i]!));
     merges = mergesFromScores(new Map(Object.entries(vocab)), byPiece);
   }
   // SentencePiece files mark <unk> as UNKNOWN (2); transformers registers it as special too.
-  const added = tokens
+  // (User-defined tokens only under a name the vocabulary has: transformers skips Gemma's
+  // respelled runs of spaces.)
+  const added = stored
     .map((content, id) => ({ content, id, type: types[id] }))
-    .filter((t) => t.type === CONTROL || t.type === USER_DEFINED || (sentencepiece && t.type === UNKNOWN))
+    .filter((t) => t.type === CONTROL || (t.type === USER_DEFINED && vocab[t.content] !== undefined) || (sentencepiece && t.type === UNKNOWN))
     .map(({ content, id, type }) => ({ id, content, single_word: false, lstrip: false, rstrip: false, normalized: false, special: type !== USER_DEFINED }));
   const tokenAt = (key: string): string | null => {
     const id = metadata.get(key);
@@ -118,11 +131,17 @@ export function tokenizerFromGguf(metadata: Map<string, GgufValue>, source = 'th
       ],
     },
   };
+  // Gemma: every space becomes "▁" before the model, none is prepended (GemmaTokenizer).
+  const gemmaSpm = {
+    normalizer: { type: 'Replace', pattern: { String: ' ' }, content: '\u2581' },
+    pre_tokenizer: { type: 'Split', pattern: { String: ' ' }, behavior: 'MergedWithPrevious', invert: false },
+    decoder: { type: 'Sequence', decoders: [{ type: 'Replace', pattern: { String: '\u2581' }, content: ' ' }, { type: 'ByteFallback' }, { type: 'Fuse' }] },
+  };
   const json = {
     version: '1.0',
     added_tokens: added,
-    normalizer: null,
-    pre_tokenizer: sentencepiece ? spm.pre_tokenizer : split
+    normalizer: gemma ? gemmaSpm.normalizer : null,
+    pre_tokenizer: gemma ? gemmaSpm.pre_tokenizer : sentencepiece ? spm.pre_tokenizer : split
       ? {
           type: 'Sequence',
           pretokenizers: [
@@ -132,7 +151,7 @@ export function tokenizerFromGguf(metadata: Map<string, GgufValue>, source = 'th
         }
       : { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
     post_processor: null,
-    decoder: sentencepiece ? spm.decoder : { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
+    decoder: gemma ? gemmaSpm.decoder : sentencepiece ? spm.decoder : { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
     model: {
       type: 'BPE', dropout: null, unk_token: sentencepiece ? special.unk : null, continuing_subword_prefix: '', end_of_word_suffix: '',
       fuse_unk: sentencepiece, byte_fallback: sentencepiece, ignore_merges: false, vocab, merges,

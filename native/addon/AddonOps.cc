@@ -170,15 +170,15 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
         if (reference) cpu::lowrank_pass_reference(p);
         else cpu::lowrank_pass(p, isa, pool_);
       };
-    } else if (name == "swiglu_forward" || name == "swiglu_backward") {
-      const bool fwd = name == "swiglu_forward";
+    } else if (name == "swiglu_forward" || name == "swiglu_backward" || name == "geglu_forward" || name == "geglu_backward") {
+      const bool fwd = name == "swiglu_forward" || name == "geglu_forward", gelu = name[1] == 'e';
       need(fwd ? 3 : 5);
       const int64_t n = t[0].numel();
       float *g = f32(0, n), *u = f32(1, n), *a = f32(2, n);
       float *dg = fwd ? nullptr : f32(3, n), *du = fwd ? nullptr : f32(4, n);
       work = [=] {
-        if (fwd) x.op->swiglu_forward(x, g, u, n, a);
-        else x.op->swiglu_backward(x, g, u, a, n, dg, du);
+        if (fwd) (gelu ? x.op->geglu_forward : x.op->swiglu_forward)(x, g, u, n, a);
+        else (gelu ? x.op->geglu_backward : x.op->swiglu_backward)(x, g, u, a, n, dg, du);
       };
     } else if (name == "gelu_forward" || name == "gelu_backward") {
       const bool fwd = name == "gelu_forward";

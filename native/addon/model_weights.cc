@@ -55,6 +55,25 @@ std::shared_ptr<ModelFamily> llama(const Napi::Object& cfg, const Napi::Object& 
   c.rope_theta = static_cast<float>(option_number(cfg, "ropeTheta", 10000.0));
   c.interleaved_rope = option_bool(cfg, "interleavedRope", true);
   c.sliding_window = option_int(cfg, "slidingWindow", 0, 0, kMax);
+  c.embed_scale = static_cast<float>(option_number(cfg, "embedScale", 0.0));
+  c.gelu_gate = option_string(cfg, "activation", "silu") == "gelu_tanh";
+  check_arg(c.gelu_gate || option_string(cfg, "activation", "silu") == "silu", "Expected activation \"silu\" or \"gelu_tanh\"");
+  c.query_pre_attn_scalar = option_number(cfg, "queryPreAttnScalar", 0.0);
+  c.rope_theta_local = static_cast<float>(option_number(cfg, "ropeThetaLocal", 0.0));
+  check_arg(std::isfinite(c.embed_scale) && c.embed_scale >= 0 && std::isfinite(c.query_pre_attn_scalar) && c.query_pre_attn_scalar >= 0 &&
+                std::isfinite(c.rope_theta_local) && c.rope_theta_local >= 0,
+            "Expected embedScale, queryPreAttnScalar and ropeThetaLocal to be finite numbers >= 0");
+  const Napi::Value windows = cfg.Get("layerWindows");
+  if (!windows.IsUndefined() && !windows.IsNull()) {
+    check_arg(windows.IsArray() && windows.As<Napi::Array>().Length() == static_cast<uint32_t>(c.layers),
+              "Expected layerWindows to be an array of one window per layer (" + std::to_string(c.layers) + ")");
+    Napi::Array a = windows.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); ++i) {
+      const double v = a.Get(i).IsNumber() ? a.Get(i).As<Napi::Number>().DoubleValue() : -1;
+      check_arg(v >= 0 && v < static_cast<double>(kMax) && v == std::floor(v), "Expected layerWindows[" + std::to_string(i) + "] to be an integer >= 0");
+      c.layer_windows.push_back(static_cast<int64_t>(v));
+    }
+  }
   check_arg(c.heads % c.kv_heads == 0, "Expected heads divisible by kvHeads");
   check_arg(c.eps > 0 && c.rope_theta > 0, "Expected eps > 0 and ropeTheta > 0 (either at 0 or below gives NaN logits)");
   check_arg(c.head_dim % 2 == 0, "Expected an even headDim");
@@ -72,6 +91,7 @@ std::shared_ptr<ModelFamily> llama(const Napi::Object& cfg, const Napi::Object& 
   const bool tied = option_bool(cfg, "tiedEmbeddings", false);
   const bool qkv_bias = option_bool(cfg, "qkvBias", false);
   const bool qk_norm = option_bool(cfg, "qkNorm", false);
+  const bool post_norms = option_bool(cfg, "postNorms", false);
   auto keep = std::make_shared<Keep>();
   auto matrix = [&](const std::string& name, int64_t rows, int64_t cols) { return named_matrix(tensors, name, rows, cols, keep->matrices); };
   auto vector = [&](const std::string& name, int64_t size) { return named_vector(tensors, name, size, keep->vectors); };
@@ -99,6 +119,10 @@ std::shared_ptr<ModelFamily> llama(const Napi::Object& cfg, const Napi::Object& 
     L.gate = matrix(p + "ffn_gate.weight", c.ffn, c.dim);
     L.up = matrix(p + "ffn_up.weight", c.ffn, c.dim);
     L.down = matrix(p + "ffn_down.weight", c.dim, c.ffn);
+    if (post_norms) {
+      L.post_attn_norm = vector(p + "post_attention_norm.weight", c.dim);
+      L.post_ffn_norm = vector(p + "post_ffw_norm.weight", c.dim);
+    }
     w.layers.push_back(L);
   }
   w.out_norm = vector("output_norm.weight", c.dim);
@@ -112,6 +136,7 @@ std::shared_ptr<ModelFamily> llama(const Napi::Object& cfg, const Napi::Object& 
     list.vector(L.attn_norm, c.dim), list.vector(L.ffn_norm, c.dim);
     list.vector(L.q_bias, qdim), list.vector(L.k_bias, kvdim), list.vector(L.v_bias, kvdim);
     list.vector(L.q_norm, c.head_dim), list.vector(L.k_norm, c.head_dim);
+    list.vector(L.post_attn_norm, c.dim), list.vector(L.post_ffn_norm, c.dim);
   }
   place(*backend, list);
   return make_llama(c, std::move(w), keep, std::move(backend));

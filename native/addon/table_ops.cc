@@ -111,6 +111,12 @@ bool table_op(const OpMarshal& m, std::function<void()>& work, std::vector<doubl
     const int64_t n = m.t[0].numel();
     float *a = m.f32(0, n), *b = m.f32(1, n);
     work = [=] { x.op->add(x, a, b, n); };
+  } else if (name == "scale") {
+    m.need(1);
+    const int64_t n = m.t[0].numel();
+    float* a = m.f32(0, n);
+    const float s = static_cast<float>(option_number(o, "scale", 1.0));
+    work = [=] { x.op->scale(x, a, s, n); };
   } else if (name == "copy_block") {
     int64_t rows, cols = option_int(o, "cols", 1, 1, int64_t{1} << 30);
     rows = option_int(o, "rows", 1, 1, kBig);

@@ -70,6 +70,10 @@ struct OpTable {
                           float* du);
   void (*gelu_forward)(const ExecContext&, const float* x, int64_t n, float* y);
   void (*gelu_backward)(const ExecContext&, const float* x, const float* dy, int64_t n, float* dx);
+  // GeGLU (Gemma's MLP gate, ops/gelu.h): a = gelu_tanh(g)·u (a may alias g); dg, du.
+  void (*geglu_forward)(const ExecContext&, const float* g, const float* u, int64_t n, float* a);
+  void (*geglu_backward)(const ExecContext&, const float* g, const float* u, const float* da, int64_t n, float* dg,
+                         float* du);
   // ops/cross_entropy.h; labels are host data, the result comes back to the host.
   CrossEntropyResult (*cross_entropy)(const ExecContext&, float* logits, const int32_t* labels, int64_t rows,
                                       int64_t vocab, bool grad);
@@ -80,11 +84,12 @@ struct OpTable {
   // dtable[ids[t]] += dx[t], rows of `dim`.
   void (*embedding_backward)(const ExecContext&, float* dtable, const int32_t* ids, const float* dx, int64_t n,
                              int64_t dim);
-  // ops/elementwise.h: y[r] += bias on every row; db += column sums of dy; a += b; a strided copy
+  // ops/elementwise.h: y[r] += bias on every row; db += column sums of dy; a += b; a *= s; a strided copy
   // of a [rows, cols] block (dst row stride ldd, src lds).
   void (*bias_forward)(const ExecContext&, float* y, const float* bias, int64_t rows, int64_t dim);
   void (*bias_backward)(const ExecContext&, float* db, const float* dy, int64_t rows, int64_t dim);
   void (*add)(const ExecContext&, float* a, const float* b, int64_t n);
+  void (*scale)(const ExecContext&, float* a, float s, int64_t n);  // a *= s
   void (*copy_block)(const ExecContext&, float* dst, int64_t ldd, const float* src, int64_t lds, int64_t rows,
                      int64_t cols);
   // ops/classifier_head.h (labels, lengths and the logits written are host data; the head's

@@ -27,12 +27,24 @@ LlamaWeights llama_weights_with(const LlamaWeights& w, const LlamaConfig& c, con
     L.attn_norm = P + at[kAttnNorm];
     L.ffn_norm = P + at[kFfnNorm];
     if (L.q_norm) L.q_norm = P + at[kQNorm], L.k_norm = P + at[kKNorm];
+    if (L.post_attn_norm) L.post_attn_norm = P + at[kPostAttnNorm], L.post_ffn_norm = P + at[kPostFfnNorm];
     for (int p = 0; p < kProjections; ++p) {
       WeightView& v = projection(L, p);
       v = t->full_view(at[p], v.rows, v.cols);
     }
   }
   return r;
+}
+
+std::array<RopeTable, 2> llama_rope_tables(const LlamaConfig& c, const int32_t* positions, int64_t n) {
+  std::array<RopeTable, 2> t;
+  t[0] = rope_table(positions, n, c.head_dim, c.rope_theta, c.interleaved_rope, c.rope_freq_factors.empty() ? nullptr : c.rope_freq_factors.data());
+  for (size_t li = 0; li < static_cast<size_t>(c.layers); ++li)
+    if (local_rope(c, li)) {
+      t[1] = rope_table(positions, n, c.head_dim, c.rope_theta_local, c.interleaved_rope, nullptr);
+      break;
+    }
+  return t;
 }
 
 LlamaCache::LlamaCache(const LlamaConfig& c, int64_t cap, const ExecContext& x) : capacity(cap) {
@@ -64,7 +76,17 @@ void llama_forward(const LlamaConfig& c, const LlamaWeights& w, const int32_t* t
   Buf k_local = ctx.buffer(cache ? 0 : n * kvdim), v_local = ctx.buffer(cache ? 0 : n * kvdim);
   const std::vector<int32_t> positions = positions_from(offset, n);
   op.embedding_forward(x, w.embed, tokens, n, h.data(), false);
-  const RopeTable rope = rope_table(positions.data(), n, c.head_dim, c.rope_theta, c.interleaved_rope, c.rope_freq_factors.empty() ? nullptr : c.rope_freq_factors.data());
+  if (c.embed_scale > 0) op.scale(x, h.data(), c.embed_scale, n * c.dim);
+  const std::array<RopeTable, 2> ropes = llama_rope_tables(c, positions.data(), n);
+  const float qf = query_factor(c);
+  Buf branch = ctx.buffer(w.layers.empty() || !w.layers[0].post_attn_norm ? 0 : n * c.dim);
+  // A branch's output joins the residual stream: straight in, or through its post-norm (Gemma).
+  auto join = [&](const Linear& l, const float* in, const float* post_norm) {
+    if (!post_norm) return project(ctx, l, in, n, h.data(), saved, true);  // h += in·Wᵀ
+    project(ctx, l, in, n, branch.data(), saved);
+    op.rmsnorm_forward(x, branch.data(), post_norm, n, c.dim, c.eps, hn.data());
+    op.add(x, h.data(), hn.data(), n * c.dim);
+  };
   for (size_t layer = 0; layer < w.layers.size(); ++layer) {
     const LlamaLayer& L = w.layers[layer];
     auto linear = [&](int p) {
@@ -83,20 +105,23 @@ void llama_forward(const LlamaConfig& c, const LlamaWeights& w, const int32_t* t
     project(ctx, linear(kQ), hn.data(), n, q.data(), saved);
     project(ctx, linear(kK), hn.data(), n, k, saved);
     project(ctx, linear(kV), hn.data(), n, v, saved);
-    if (L.q_norm) {  // Qwen3: each head's q and k normalized (in place) before RoPE
+    if (L.q_norm) {  // Qwen3, Gemma 3: each head's q and k normalized (in place) before RoPE
       op.rmsnorm_forward(x, q.data(), L.q_norm, n * c.heads, c.head_dim, c.eps, q.data());
       op.rmsnorm_forward(x, k, L.k_norm, n * c.kv_heads, c.head_dim, c.eps, k);
     }
+    const RopeTable& rope = ropes[local_rope(c, layer) ? 1 : 0];
     op.rope_forward(x, q.data(), c.heads, rope);
     op.rope_forward(x, k, c.kv_heads, rope);
+    if (qf != 1.0f) op.scale(x, q.data(), qf, n * qdim);
     op.attention_forward_cached(x, q.data(), kbuf, vbuf, n, offset, c.heads, c.kv_heads, c.head_dim, att.data(), false,
-                                c.sliding_window);
-    project(ctx, linear(kO), att.data(), n, h.data(), saved, true);  // residual: h += attn·Woᵀ
+                                layer_window(c, layer));
+    join(linear(kO), att.data(), L.post_attn_norm);
     op.rmsnorm_forward(x, h.data(), L.ffn_norm, n, c.dim, c.eps, hn.data());
     project(ctx, linear(kGate), hn.data(), n, gate.data(), saved);
     project(ctx, linear(kUp), hn.data(), n, up.data(), saved);
-    op.swiglu_forward(x, gate.data(), up.data(), n * c.ffn, gate.data());  // silu(gate) * up, in place
-    project(ctx, linear(kDown), gate.data(), n, h.data(), saved, true);  // residual: h += mlp·Wdᵀ
+    // silu(gate) * up (Gemma: gelu_tanh(gate) * up), in place
+    (c.gelu_gate ? op.geglu_forward : op.swiglu_forward)(x, gate.data(), up.data(), n * c.ffn, gate.data());
+    join(linear(kDown), gate.data(), L.post_ffn_norm);
   }
   // With a cache only the next-token distribution is needed.
   const int64_t rows = cache ? 1 : n;

@@ -1,10 +1,12 @@
 // The Llama-family decoder (Llama, Mistral, SmolLM, Qwen2 with its q/k/v biases, Qwen3 with its
-// per-head q/k RMSNorm): forward to
+// per-head q/k RMSNorm, Gemma 3 with its scaled embedding, post-norms, GeGLU and interleaved
+// sliding-window layers): forward to
 // logits for one sequence, with a KV cache for generation. Weights are WeightViews, so GGUF
 // quantized matrices stay quantized and are decoded inside the GEMMs. fp32 activations. The
 // training step is model/llama_train.h.
 #pragma once
 #include <array>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -21,7 +23,27 @@ struct LlamaConfig {
   // RoPE scaling as llama.cpp stores it (rope_freqs.weight): pair i's frequency divided by
   // rope_freq_factors[i] (Llama 3.x's "llama3" rule, linear scaling); empty: none.
   std::vector<float> rope_freq_factors;
+  // Gemma: the embedding's rows multiplied by embed_scale (√dim; 0: not scaled); the MLP gated by
+  // tanh GELU instead of SiLU; attention scores scaled by query_pre_attn_scalar^-½ instead of
+  // head_dim^-½ (0: head_dim). Its (1 + w) RMSNorms are plain ones here: the loader adds the 1.
+  float embed_scale = 0;
+  bool gelu_gate = false;
+  double query_pre_attn_scalar = 0;
+  // Gemma 3: each layer's own sliding window (0: global; empty: sliding_window for every layer);
+  // windowed layers rotate with rope_theta_local and no frequency factors where it is set.
+  std::vector<int64_t> layer_windows;
+  float rope_theta_local = 0;
 };
+
+// The attention span of layer li (0: every earlier position).
+inline int64_t layer_window(const LlamaConfig& c, size_t li) { return c.layer_windows.empty() ? c.sliding_window : c.layer_windows[li]; }
+// Whether layer li uses the local RoPE table (Gemma 3's sliding layers).
+inline bool local_rope(const LlamaConfig& c, size_t li) { return c.rope_theta_local > 0 && layer_window(c, li) > 0; }
+// What q is multiplied by after RoPE so that the attention kernels' 1/√head_dim becomes
+// 1/√query_pre_attn_scalar (1 where they agree, as in every Gemma 3 but the 27B).
+inline float query_factor(const LlamaConfig& c) {
+  return c.query_pre_attn_scalar > 0 ? static_cast<float>(std::sqrt(static_cast<double>(c.head_dim) / c.query_pre_attn_scalar)) : 1.0f;
+}
 
 struct LlamaLayer {
   const float* attn_norm = nullptr;  // [dim]
@@ -33,6 +55,9 @@ struct LlamaLayer {
   const float* k_norm = nullptr;     // applied before RoPE; null for the others
   const float* ffn_norm = nullptr;   // [dim]
   WeightView gate, up, down;         // [ffn, dim], [ffn, dim], [dim, ffn]
+  // Gemma: RMSNorms of the attention's and the MLP's outputs before they join the residual; null for the others.
+  const float* post_attn_norm = nullptr;  // [dim]
+  const float* post_ffn_norm = nullptr;   // [dim]
 };
 
 struct LlamaWeights {
@@ -45,7 +70,7 @@ struct LlamaWeights {
 enum LlamaProjection { kQ = 0, kK, kV, kO, kGate, kUp, kDown, kProjections };
 // Full fine-tuning's per-layer weights (Trainable::full.layers[layer][...]): the seven projections
 // first, then the two norms; and the model-wide ones (full.model[...]).
-enum LlamaLayerWeight { kAttnNorm = kProjections, kFfnNorm, kQNorm, kKNorm, kLlamaLayerWeights };
+enum LlamaLayerWeight { kAttnNorm = kProjections, kFfnNorm, kQNorm, kKNorm, kPostAttnNorm, kPostFfnNorm, kLlamaLayerWeights };
 enum LlamaModelWeight { kEmbed = 0, kOutNorm, kLmHead, kLlamaModelWeights };
 
 const WeightView& projection(const LlamaLayer& L, int p);
@@ -64,6 +89,10 @@ struct LlamaCache {
   // Room for `capacity` tokens, the cached ones kept.
   void grow(int64_t capacity, const ExecContext& x);
 };
+
+// The RoPE tables of rows at `positions`: [0] for global layers, [1] for local ones (empty
+// unless some layer uses it).
+std::array<RopeTable, 2> llama_rope_tables(const LlamaConfig& c, const int32_t* positions, int64_t n);
 
 // Runs tokens [n] through the decoder. Without a cache they sit at positions 0..n-1 and logits
 // [n, vocab] are written; with one they follow the cached tokens (whose count grows by n) and

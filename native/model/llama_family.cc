@@ -1,4 +1,4 @@
-// The Llama family (Llama, Mistral, Qwen2, SmolLM) behind ModelFamily: GGUF tensor names, LoRA on
+// The Llama family (Llama, Mistral, Qwen2/3, SmolLM, Gemma 3) behind ModelFamily: GGUF tensor names, LoRA on
 // the seven projections, full fine-tuning of every weight, a KV cache for generation.
 #include "family.h"
 
@@ -68,6 +68,10 @@ class Llama final : public ModelFamily {
       if (L.q_norm) {
         at[kQNorm] = append_full(t, p + "attn_q_norm.weight", group, L.q_norm, c_.head_dim);
         at[kKNorm] = append_full(t, p + "attn_k_norm.weight", group, L.k_norm, c_.head_dim);
+      }
+      if (L.post_attn_norm) {
+        at[kPostAttnNorm] = append_full(t, p + "post_attention_norm.weight", group, L.post_attn_norm, c_.dim);
+        at[kPostFfnNorm] = append_full(t, p + "post_ffw_norm.weight", group, L.post_ffn_norm, c_.dim);
       }
       for (int k = 0; k < kProjections; ++k) at[k] = append_full(t, p + kGgufNames[k] + ".weight", group, projection(L, k), x);
     }

@@ -6,7 +6,8 @@ namespace {
 
 struct LayerSaved {
   Buf x_in, h1, q, k, v, att, x_mid, h2, g, u, a;
-  Buf q_raw, k_raw;  // Qwen3: q and k before their per-head RMSNorm
+  Buf q_raw, k_raw;  // Qwen3, Gemma 3: q and k before their per-head RMSNorm
+  Buf ao, mo;        // Gemma: the attention's and the MLP's outputs before their post-norms
   std::array<Buf, kProjections> t;
 };
 
@@ -26,7 +27,8 @@ StepResult llama_step(const LlamaConfig& c, const LlamaWeights& w, Trainable& tr
   const int64_t qdim = c.heads * c.head_dim, kvdim = c.kv_heads * c.head_dim;
   const int64_t n = batch * seq;  // rows
   const StepRows rows = step_rows(so.positions, batch, seq);
-  const RopeTable rope = rope_table(rows.positions.data(), n, c.head_dim, c.rope_theta, c.interleaved_rope, c.rope_freq_factors.empty() ? nullptr : c.rope_freq_factors.data());
+  const std::array<RopeTable, 2> ropes = llama_rope_tables(c, rows.positions.data(), n);
+  const float qf = query_factor(c);
   auto linear = [&](size_t li, int p) {
     Linear l;
     l.w = &projection(w.layers[li], p);
@@ -37,7 +39,18 @@ StepResult llama_step(const LlamaConfig& c, const LlamaWeights& w, Trainable& tr
   };
   Buf h = ctx.buffer(n * c.dim);  // the residual stream
   op.embedding_forward(x, w.embed, tokens, n, h.data(), false);
+  if (c.embed_scale > 0) op.scale(x, h.data(), c.embed_scale, n * c.dim);
   std::vector<LayerSaved> saved(w.layers.size());
+  // A branch's output joins the residual h: straight in, or (Gemma) through its post-norm, the
+  // product's output kept in `out` for the backward.
+  auto join = [&](const Linear& l, const float* in, const float* post_norm, Buf& out, Buf& t, Buf& h) {
+    if (!post_norm) return project(ctx, l, in, n, h.data(), t, true);  // h += in·Wᵀ
+    out = ctx.buffer(n * c.dim);
+    project(ctx, l, in, n, out.data(), t);
+    Buf normed = ctx.buffer(n * c.dim);
+    op.rmsnorm_forward(x, out.data(), post_norm, n, c.dim, c.eps, normed.data());
+    op.add(x, h.data(), normed.data(), n * c.dim);
+  };
   // One layer forward from x (updated in place), filling everything its backward needs.
   auto layer_forward = [&](size_t li, Buf& h) {
     const LlamaLayer& L = w.layers[li];
@@ -51,28 +64,30 @@ StepResult llama_step(const LlamaConfig& c, const LlamaWeights& w, Trainable& tr
     project(ctx, linear(li, kQ), s.h1.data(), n, s.q.data(), s.t[kQ], false, h1p.get());
     project(ctx, linear(li, kK), s.h1.data(), n, s.k.data(), s.t[kK], false, h1p.get());
     project(ctx, linear(li, kV), s.h1.data(), n, s.v.data(), s.t[kV], false, h1p.get());
-    if (L.q_norm) {  // Qwen3: each head's q and k normalized before RoPE (the inputs kept for the backward)
+    if (L.q_norm) {  // Qwen3, Gemma 3: each head's q and k normalized before RoPE (the inputs kept for the backward)
       s.q_raw = copy_of(x, s.q), s.k_raw = copy_of(x, s.k);
       op.rmsnorm_forward(x, s.q_raw.data(), L.q_norm, n * c.heads, c.head_dim, c.eps, s.q.data());
       op.rmsnorm_forward(x, s.k_raw.data(), L.k_norm, n * c.kv_heads, c.head_dim, c.eps, s.k.data());
     }
+    const RopeTable& rope = ropes[local_rope(c, li) ? 1 : 0];
     op.rope_forward(x, s.q.data(), c.heads, rope);
     op.rope_forward(x, s.k.data(), c.kv_heads, rope);
+    if (qf != 1.0f) op.scale(x, s.q.data(), qf, n * qdim);  // saved scaled: the attention backward reads it
     op.attention_forward(x, s.q.data(), s.k.data(), s.v.data(), rows.segments, c.heads, c.kv_heads, c.head_dim, s.att.data(),
-                         so.bf16, c.sliding_window);
-    project(ctx, linear(li, kO), s.att.data(), n, h.data(), s.t[kO], true);  // h += attention
+                         so.bf16, layer_window(c, li));
+    join(linear(li, kO), s.att.data(), L.post_attn_norm, s.ao, s.t[kO], h);  // h += attention
     s.x_mid = copy_of(x, h);
     s.h2 = ctx.buffer(n * c.dim), s.g = ctx.buffer(n * c.ffn), s.u = ctx.buffer(n * c.ffn), s.a = ctx.buffer(n * c.ffn);
     op.rmsnorm_forward(x, h.data(), L.ffn_norm, n, c.dim, c.eps, s.h2.data());
     const auto h2p = shared_input(ctx, s.h2.data(), n, c.dim);
     project(ctx, linear(li, kGate), s.h2.data(), n, s.g.data(), s.t[kGate], false, h2p.get());
     project(ctx, linear(li, kUp), s.h2.data(), n, s.u.data(), s.t[kUp], false, h2p.get());
-    op.swiglu_forward(x, s.g.data(), s.u.data(), n * c.ffn, s.a.data());
-    project(ctx, linear(li, kDown), s.a.data(), n, h.data(), s.t[kDown], true);  // h += MLP
+    (c.gelu_gate ? op.geglu_forward : op.swiglu_forward)(x, s.g.data(), s.u.data(), n * c.ffn, s.a.data());
+    join(linear(li, kDown), s.a.data(), L.post_ffn_norm, s.mo, s.t[kDown], h);  // h += MLP
   };
   // With checkpointing a layer keeps only its input; the backward recomputes the rest.
   auto drop = [](LayerSaved& s) {
-    for (Buf* b : {&s.h1, &s.q, &s.k, &s.v, &s.att, &s.x_mid, &s.h2, &s.g, &s.u, &s.a, &s.q_raw, &s.k_raw}) b->reset();
+    for (Buf* b : {&s.h1, &s.q, &s.k, &s.v, &s.att, &s.x_mid, &s.h2, &s.g, &s.u, &s.a, &s.q_raw, &s.k_raw, &s.ao, &s.mo}) b->reset();
     for (Buf& t : s.t) t.reset();
   };
   for (size_t li = 0; li < w.layers.size(); ++li) {
@@ -97,21 +112,32 @@ StepResult llama_step(const LlamaConfig& c, const LlamaWeights& w, Trainable& tr
       Buf replay = copy_of(x, s.x_in);
       layer_forward(li, replay);
     }
-    float* norm_grad[2] = {F.on ? tr.full_grad(F.layers[li][kAttnNorm]) : nullptr, F.on ? tr.full_grad(F.layers[li][kFfnNorm]) : nullptr};
-    // MLP: x_out = x_mid + down(swiglu(gate(h2), up(h2))).
+    auto grad_of = [&](int k) { return F.on ? tr.full_grad(F.layers[li][k]) : nullptr; };
+    float* norm_grad[2] = {grad_of(kAttnNorm), grad_of(kFfnNorm)};
+    // The gradient of a branch's product output: dy itself, or (Gemma) back through its post-norm.
+    auto branch_grad = [&](const float* post_norm, const Buf& out, const float* dy, int weight) {
+      Buf d = ctx.buffer(post_norm ? n * c.dim : 0);
+      if (post_norm) op.rmsnorm_backward(x, out.data(), post_norm, dy, n, c.dim, c.eps, d.data(), grad_of(weight), nullptr);
+      return d;
+    };
+    // MLP: x_out = x_mid + [post_norm](down(act(gate(h2)) · up(h2))).
     Buf da = ctx.buffer(n * c.ffn), dg = ctx.buffer(n * c.ffn), du = ctx.buffer(n * c.ffn), dh2 = ctx.buffer(n * c.dim);
-    project_back(ctx, linear(li, kDown), s.a.data(), dx.data(), n, s.t[kDown], da.data(), false);
-    op.swiglu_backward(x, s.g.data(), s.u.data(), da.data(), n * c.ffn, dg.data(), du.data());
+    const Buf dmo = branch_grad(L.post_ffn_norm, s.mo, dx.data(), kPostFfnNorm);
+    project_back(ctx, linear(li, kDown), s.a.data(), L.post_ffn_norm ? dmo.data() : dx.data(), n, s.t[kDown], da.data(), false);
+    (c.gelu_gate ? op.geglu_backward : op.swiglu_backward)(x, s.g.data(), s.u.data(), da.data(), n * c.ffn, dg.data(), du.data());
     project_back(ctx, linear(li, kGate), s.h2.data(), dg.data(), n, s.t[kGate], dh2.data(), false);
     project_back(ctx, linear(li, kUp), s.h2.data(), du.data(), n, s.t[kUp], dh2.data(), true);
     Buf dmid = ctx.buffer(n * c.dim);
     op.rmsnorm_backward(x, s.x_mid.data(), L.ffn_norm, dh2.data(), n, c.dim, c.eps, dmid.data(), norm_grad[1], dx.data());
-    // Attention: x_mid = x_in + o(attn(rope(q(h1)), rope(k(h1)), v(h1))).
+    // Attention: x_mid = x_in + [post_norm](o(attn(rope(q(h1)), rope(k(h1)), v(h1)))).
     Buf datt = ctx.buffer(n * qdim), dq = ctx.buffer(n * qdim), dk = ctx.buffer(n * kvdim), dv = ctx.buffer(n * kvdim);
     Buf dh1 = ctx.buffer(n * c.dim);
-    project_back(ctx, linear(li, kO), s.att.data(), dmid.data(), n, s.t[kO], datt.data(), false);
+    const Buf dao = branch_grad(L.post_attn_norm, s.ao, dmid.data(), kPostAttnNorm);
+    project_back(ctx, linear(li, kO), s.att.data(), L.post_attn_norm ? dao.data() : dmid.data(), n, s.t[kO], datt.data(), false);
     op.attention_backward(x, s.q.data(), s.k.data(), s.v.data(), datt.data(), rows.segments, c.heads, c.kv_heads, c.head_dim,
-                          dq.data(), dk.data(), dv.data(), so.bf16, c.sliding_window);
+                          dq.data(), dk.data(), dv.data(), so.bf16, layer_window(c, li));
+    if (qf != 1.0f) op.scale(x, dq.data(), qf, n * qdim);
+    const RopeTable& rope = ropes[local_rope(c, li) ? 1 : 0];
     op.rope_backward(x, dq.data(), c.heads, rope);
     op.rope_backward(x, dk.data(), c.kv_heads, rope);
     if (L.q_norm) {  // back through the per-head norms (dw reads dy after dx is written: not in place)
@@ -134,7 +160,10 @@ StepResult llama_step(const LlamaConfig& c, const LlamaWeights& w, Trainable& tr
     if (so.checkpoint) drop(s);
     ctx.group_done("layer." + std::to_string(li));
   }
-  if (F.on) op.embedding_backward(x, tr.full_grad(F.model[kEmbed]), tokens, dx.data(), n, c.dim);  // dE[token] += dx[t]
+  if (F.on) {
+    if (c.embed_scale > 0) op.scale(x, dx.data(), c.embed_scale, n * c.dim);
+    op.embedding_backward(x, tr.full_grad(F.model[kEmbed]), tokens, dx.data(), n, c.dim);  // dE[token] += dx[t]
+  }
   return result;
 }
 

@@ -2,6 +2,7 @@
 //   bias_forward   y[r] += bias            (every row of y [rows, dim])
 //   bias_backward  db += Σ_r dy[r]         (each column summed in row order)
 //   add            a += b
+//   scale          a *= s                  (Gemma's embedding scale √dim and its gradient)
 //   copy_block     dst[r, 0:cols] = src[r, 0:cols] with row strides ldd, lds (GPT-2's fused qkv
 //                  rows split into q, k and v, and joined back in the backward)
 // The ops: OpTable::bias_forward, bias_backward, add, copy_block (backend/backend.h); the CPU's in

@@ -12,5 +12,8 @@ namespace tk {
 
 float gelu_tanh(float x);
 // The ops: OpTable::gelu_forward, gelu_backward (dx = dy ⊙ gelu'(x)); the CPU's in backend/cpu/gelu.cc.
+// GeGLU, Gemma's MLP gate (transformers' gelu_pytorch_tanh), the same GELU on the gate:
+//   a = gelu(g) ⊙ u;  dg = da ⊙ u ⊙ gelu'(g),  du = da ⊙ gelu(g)
+// The ops: OpTable::geglu_forward (a may alias g), geglu_backward; beside GELU in backend/cpu/gelu.cc.
 
 }  // namespace tk

@@ -131,6 +131,12 @@ const OpTable kCpuOps = {
     [](const ExecContext& x, const float* in, const float* dy, int64_t n, float* dx) {
       cpu::gelu_backward(in, dy, n, dx, pool_of(x), x.isa);
     },
+    [](const ExecContext& x, const float* g, const float* u, int64_t n, float* a) {
+      cpu::geglu_forward(g, u, n, a, pool_of(x), x.isa);
+    },
+    [](const ExecContext& x, const float* g, const float* u, const float* da, int64_t n, float* dg, float* du) {
+      cpu::geglu_backward(g, u, da, n, dg, du, pool_of(x), x.isa);
+    },
     [](const ExecContext& x, float* logits, const int32_t* labels, int64_t rows, int64_t vocab, bool grad) {
       return cpu::cross_entropy(logits, labels, rows, vocab, grad, 1.0f, pool_of(x), x.isa);
     },
@@ -147,6 +153,7 @@ const OpTable kCpuOps = {
       cpu::bias_backward(db, dy, rows, dim, pool_of(x));
     },
     [](const ExecContext& x, float* a, const float* b, int64_t n) { cpu::add(a, b, n, pool_of(x)); },
+    [](const ExecContext& x, float* a, float s, int64_t n) { cpu::scale(a, s, n, pool_of(x)); },
     [](const ExecContext& x, float* dst, int64_t ldd, const float* src, int64_t lds, int64_t rows, int64_t cols) {
       cpu::copy_block(dst, ldd, src, lds, rows, cols, pool_of(x));
     },

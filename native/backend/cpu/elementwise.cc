@@ -31,6 +31,12 @@ void add(float* a, const float* b, int64_t n, ThreadPool& pool) {
   });
 }
 
+void scale(float* a, float s, int64_t n, ThreadPool& pool) {
+  parallel_for(&pool, 0, n, int64_t{1} << 16, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) a[i] *= s;
+  });
+}
+
 void copy_block(float* dst, int64_t ldd, const float* src, int64_t lds, int64_t rows, int64_t cols, ThreadPool& pool) {
   if (ldd == cols && lds == cols) {
     parallel_for(&pool, 0, rows * cols, int64_t{1} << 16, [&](int64_t i0, int64_t i1) {

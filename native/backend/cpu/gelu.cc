@@ -49,5 +49,25 @@ void gelu_backward(const float* x, const float* dy, int64_t n, float* dx, Thread
   });
 }
 
+// GeGLU: the gate's σ(2u) once per block, then a = g·σ·u; the backward reuses it for both gradients.
+void geglu_forward(const float* g, const float* u, int64_t n, float* a, ThreadPool& pool, Isa isa) {
+  sigma_blocks(g, n, pool, isa, [&](const float* s, int64_t i0, int64_t count) {
+    for (int64_t j = 0; j < count; ++j) a[i0 + j] = g[i0 + j] * s[j] * u[i0 + j];  // a may alias g
+  });
+}
+
+void geglu_backward(const float* g, const float* u, const float* da, int64_t n, float* dg, float* du, ThreadPool& pool,
+                    Isa isa) {
+  sigma_blocks(g, n, pool, isa, [&](const float* s, int64_t i0, int64_t count) {
+    for (int64_t j = 0; j < count; ++j) {
+      const int64_t i = i0 + j;
+      const float v = g[i];
+      const float grad = s[j] + v * s[j] * (1.0f - s[j]) * 2.0f * kSqrt2OverPi * (1.0f + 3.0f * kCubic * v * v);
+      dg[i] = da[i] * u[i] * grad;
+      du[i] = da[i] * v * s[j];
+    }
+  });
+}
+
 }  // namespace cpu
 }  // namespace tk

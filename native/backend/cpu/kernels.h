@@ -76,6 +76,9 @@ void swiglu_backward(const float* g, const float* u, const float* da, int64_t n,
                      Isa isa);
 void gelu_forward(const float* x, int64_t n, float* y, ThreadPool& pool, Isa isa);
 void gelu_backward(const float* x, const float* dy, int64_t n, float* dx, ThreadPool& pool, Isa isa);
+void geglu_forward(const float* g, const float* u, int64_t n, float* a, ThreadPool& pool, Isa isa);
+void geglu_backward(const float* g, const float* u, const float* da, int64_t n, float* dg, float* du, ThreadPool& pool,
+                    Isa isa);
 
 // cross_entropy.cc: grad_scale multiplies the gradient (not the loss).
 CrossEntropyResult cross_entropy(float* logits, const int32_t* labels, int64_t rows, int64_t vocab, bool grad,
@@ -97,6 +100,7 @@ void embedding_backward(float* dtable, const int32_t* ids, const float* dx, int6
 void bias_forward(float* y, const float* bias, int64_t rows, int64_t dim, ThreadPool& pool);
 void bias_backward(float* db, const float* dy, int64_t rows, int64_t dim, ThreadPool& pool);
 void add(float* a, const float* b, int64_t n, ThreadPool& pool);
+void scale(float* a, float s, int64_t n, ThreadPool& pool);
 void copy_block(float* dst, int64_t ldd, const float* src, int64_t lds, int64_t rows, int64_t cols, ThreadPool& pool);
 
 // adamw.cc (pool may be null: the calling thread alone)

@@ -1,5 +1,5 @@
 // The small passes on the GPU (ops/elementwise.h): bias, its gradient (deterministic column
-// sums), a += b, and a strided block copy (cudaMemcpy2DAsync).
+// sums), a += b, a *= s, and a strided block copy (cudaMemcpy2DAsync).
 #include "column_sums.cuh"
 #include "kernels.cuh"
 
@@ -16,6 +16,11 @@ __global__ void add_bias(float* y, const float* bias, int64_t rows, int64_t dim)
 __global__ void add_into(float* a, const float* b, int64_t n) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
     a[i] += b[i];
+}
+
+__global__ void scale_by(float* a, float s, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    a[i] *= s;
 }
 
 struct Rows {
@@ -42,6 +47,13 @@ void add(const ExecContext& x, float* a, const float* b, int64_t n) {
   if (n <= 0) return;
   add_into<<<grid_for(n, 256), 256, 0, be.stream()>>>(a, b, n);
   TK_LAUNCHED("add");
+}
+
+void scale(const ExecContext& x, float* a, float s, int64_t n) {
+  CudaBackend& be = backend_of(x);
+  if (n <= 0) return;
+  scale_by<<<grid_for(n, 256), 256, 0, be.stream()>>>(a, s, n);
+  TK_LAUNCHED("scale");
 }
 
 void copy_block(const ExecContext& x, float* dst, int64_t ldd, const float* src, int64_t lds, int64_t rows, int64_t cols) {

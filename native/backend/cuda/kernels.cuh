@@ -40,6 +40,8 @@ void swiglu_forward(const ExecContext& x, const float* g, const float* u, int64_
 void swiglu_backward(const ExecContext& x, const float* g, const float* u, const float* da, int64_t n, float* dg, float* du);
 void gelu_forward(const ExecContext& x, const float* in, int64_t n, float* y);
 void gelu_backward(const ExecContext& x, const float* in, const float* dy, int64_t n, float* dx);
+void geglu_forward(const ExecContext& x, const float* g, const float* u, int64_t n, float* a);
+void geglu_backward(const ExecContext& x, const float* g, const float* u, const float* da, int64_t n, float* dg, float* du);
 // cross_entropy.cu
 CrossEntropyResult cross_entropy(const ExecContext& x, float* logits, const int32_t* labels, int64_t rows, int64_t vocab,
                                  bool grad);
@@ -51,6 +53,7 @@ void embedding_backward(const ExecContext& x, float* dtable, const int32_t* ids,
 void bias_forward(const ExecContext& x, float* y, const float* bias, int64_t rows, int64_t dim);
 void bias_backward(const ExecContext& x, float* db, const float* dy, int64_t rows, int64_t dim);
 void add(const ExecContext& x, float* a, const float* b, int64_t n);
+void scale(const ExecContext& x, float* a, float s, int64_t n);
 void copy_block(const ExecContext& x, float* dst, int64_t ldd, const float* src, int64_t lds, int64_t rows, int64_t cols);
 // classifier_head.cu
 CrossEntropyResult classifier_head_step(const ExecContext& x, const ClassifierHead& head, const float* params, float* grads,

@@ -1,0 +1,88 @@
+// Gemma 3 (test/reference/make_tiny_gemma3.py: a tiny random Gemma3ForCausalLM with five
+// sliding-window layers of window 4 and a global one, their own RoPE bases, query_pre_attn_scalar
+// 16 against head_dim 24, tied embeddings): logits, greedy generation, PEFT's LoRA gradients and
+// every weight's full fine-tuning gradient against transformers, from the Hugging Face folder and
+// from the GGUF llama.cpp's converter would write.
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+import { perToken, relErr } from './reference.js';
+import { loadModel, openSafetensors, Tensor } from '../lib/index.js';
+
+const dir = fileURLToPath(new URL('./reference/fixtures/tiny-gemma3/', import.meta.url));
+const gguf = join(dir, 'tiny-gemma3.gguf');
+
+async function fixture() {
+  const r = await openSafetensors(join(dir, 'expected.safetensors'));
+  const out: Record<string, Tensor> = {};
+  for (const n of r.names()) out[n] = await r.read(n);
+  await r.close();
+  return out;
+}
+
+function batchOf(fx: Record<string, Tensor>) {
+  const ids = [...fx.ids!.data] as number[], labels = [...fx.labels!.data] as number[];
+  return { inputIds: [ids.slice(0, 12), ids.slice(12)], labels: [labels.slice(0, 12), labels.slice(12)] };
+}
+
+// The engine's names -> transformers' (Gemma's four norms per layer).
+const HF_LAYER: Record<string, string> = {
+  attn_norm: 'input_layernorm', post_attention_norm: 'post_attention_layernorm', ffn_norm: 'pre_feedforward_layernorm',
+  post_ffw_norm: 'post_feedforward_layernorm', attn_q_norm: 'self_attn.q_norm', attn_k_norm: 'self_attn.k_norm',
+  attn_q: 'self_attn.q_proj', attn_k: 'self_attn.k_proj', attn_v: 'self_attn.v_proj', attn_output: 'self_attn.o_proj',
+  ffn_gate: 'mlp.gate_proj', ffn_up: 'mlp.up_proj', ffn_down: 'mlp.down_proj',
+};
+function hfName(n: string): string {
+  if (n === 'token_embd.weight') return 'model.embed_tokens.weight';
+  if (n === 'output_norm.weight') return 'model.norm.weight';
+  const m = /^blk\.(\d+)\.(\w+)\.weight$/.exec(n)!;
+  return `model.layers.${m[1]}.${HF_LAYER[m[2]!]}.weight`;
+}
+
+describe('Gemma 3', () => {
+  it('from the Hugging Face folder gives transformers\' logits and greedy continuation; from its GGUF, llama.cpp\'s reading of it', async () => {
+    const fx = await fixture();
+    const ids = [...fx.ids!.data] as number[];
+    const m = await loadModel(dir);
+    expect(m.config).toMatchObject({
+      architecture: 'Gemma3ForCausalLM', headDim: 24, qkNorm: true, postNorms: true, activation: 'gelu_tanh', tiedEmbeddings: true,
+      interleavedRope: false, queryPreAttnScalar: 16, ropeTheta: 1e6, ropeThetaLocal: 1e4, layerWindows: [4, 4, 4, 4, 4, 0],
+    });
+    expect(m.config.embedScale).toBeCloseTo(Math.sqrt(48), 12);
+    expect(relErr((await m.logits(ids.slice(0, 12))).data, fx.logits!.data)).toBeLessThan(1e-4);
+    expect(relErr((await m.logits(ids.slice(12))).data, fx.logits1!.data)).toBeLessThan(1e-4);
+    const steps = [];
+    for await (const s of m.generate(ids.slice(0, 5), { maxTokens: 10 })) steps.push(s.tokenId);
+    expect(steps).toEqual([...fx.greedy!.data]);
+
+    const g = await loadModel(gguf);
+    expect(g.config).toMatchObject({ architecture: 'gemma3', queryPreAttnScalar: 24, layerWindows: [4, 4, 4, 4, 4, 0], ropeThetaLocal: 1e4 });
+    expect(relErr((await g.logits(ids.slice(0, 12))).data, fx.gguf_logits!.data)).toBeLessThan(1e-4);
+    expect(relErr((await g.logits(ids.slice(12))).data, fx.gguf_logits1!.data)).toBeLessThan(1e-4);
+  });
+
+  it('trains LoRA on all seven projections as PEFT, and gives every weight (all four norms per layer) the gradient transformers gives', async () => {
+    const fx = await fixture();
+    const m = await loadModel(dir);
+    m.addLora({ r: 3, alpha: 6 });
+    const names = Object.keys(m.loraTensors());
+    expect(names).toHaveLength(6 * 7 * 2);
+    m.setLoraTensors(Object.fromEntries(names.map((n) => [n, fx[n] as Tensor<'f32'>])));
+    const step = await m.trainStep(batchOf(fx));
+    expect(Math.abs(step.loss - fx.lora_loss!.data[0]!)).toBeLessThan(1e-5);
+    const grads = m.loraTensors('grads');
+    for (const n of names) expect(relErr(perToken(grads[n]!, step.tokens), fx[`${n}.grad`]!.data), n).toBeLessThan(1e-4);
+
+    for (const checkpoint of [false, true]) {
+      const full = await loadModel(dir);
+      full.enableFullTraining();
+      const weights = Object.keys(full.fullTensors());
+      expect(weights).toContain('blk.5.post_ffw_norm.weight');
+      expect(weights).toHaveLength(2 + 6 * 13); // embedding (tied head), final norm; per layer 7 projections and 6 norms
+      const s = await full.trainStep({ ...batchOf(fx), checkpoint });
+      expect(Math.abs(s.loss - fx.loss!.data[0]!)).toBeLessThan(1e-5);
+      const grad = full.fullTensors('grads');
+      for (const n of weights) expect(relErr(perToken(grad[n]!, s.tokens), fx[`grad.${hfName(n)}`]!.data), `${n} checkpoint ${checkpoint}`).toBeLessThan(1e-4);
+    }
+  });
+});
