@@ -3,11 +3,13 @@
 // 16 against head_dim 24, tied embeddings): logits, greedy generation, PEFT's LoRA gradients and
 // every weight's full fine-tuning gradient against transformers, from the Hugging Face folder and
 // from the GGUF llama.cpp's converter would write.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { perToken, relErr } from './reference.js';
-import { loadModel, openSafetensors, Tensor } from '../lib/index.js';
+import { loadModel, openSafetensors, saveMergedModel, Tensor } from '../lib/index.js';
 
 const dir = fileURLToPath(new URL('./reference/fixtures/tiny-gemma3/', import.meta.url));
 const gguf = join(dir, 'tiny-gemma3.gguf');
@@ -83,6 +85,34 @@ describe('Gemma 3', () => {
       expect(Math.abs(s.loss - fx.loss!.data[0]!)).toBeLessThan(1e-5);
       const grad = full.fullTensors('grads');
       for (const n of weights) expect(relErr(perToken(grad[n]!, s.tokens), fx[`grad.${hfName(n)}`]!.data), `${n} checkpoint ${checkpoint}`).toBeLessThan(1e-4);
+    }
+  });
+
+  it('merges LoRA into a Hugging Face folder (norms back to w, Gemma\'s config) that loads with the adapted logits, from the folder and from the GGUF', async () => {
+    const fx = await fixture();
+    const ids = [...fx.ids!.data] as number[];
+    const work = mkdtempSync(join(tmpdir(), 'tunekit-gemma3-'));
+    try {
+      for (const source of [dir, gguf]) {
+        const m = await loadModel(source);
+        m.addLora({ r: 3, alpha: 6 });
+        const names = Object.keys(m.loraTensors());
+        m.setLoraTensors(Object.fromEntries(names.map((n) => [n, fx[n] as Tensor<'f32'>])));
+        const adapted = await m.logits(ids.slice(0, 12));
+        const out = join(work, source === dir ? 'from-folder' : 'from-gguf');
+        await saveMergedModel(m, out);
+        const merged = await loadModel(out);
+        expect(merged.config).toMatchObject({ architecture: 'Gemma3ForCausalLM', layerWindows: [4, 4, 4, 4, 4, 0], queryPreAttnScalar: m.config.queryPreAttnScalar });
+        expect(relErr((await merged.logits(ids.slice(0, 12))).data, adapted.data), source).toBeLessThan(1e-5);
+        const base = await openSafetensors(join(out, 'model.safetensors'));
+        const norm = await base.read('model.layers.0.input_layernorm.weight');
+        await base.close();
+        const original = await openSafetensors(join(dir, 'model.safetensors'));
+        expect(relErr(norm.data as Float32Array, (await original.read('model.layers.0.input_layernorm.weight')).data as Float32Array)).toBeLessThan(1e-6);
+        await original.close();
+      }
+    } finally {
+      rmSync(work, { recursive: true, force: true });
     }
   });
 });

@@ -43,6 +43,11 @@ it('refuses tokenizer models it does not implement yet, and broken metadata', ()
   expect(() => tokenizerFromGguf(new Map([['tokenizer.ggml.model', 't5']]))).toThrow(/"t5" is not supported yet/);
   expect(() => tokenizerFromGguf(new Map<string, import('../lib/index.js').GgufValue>([['tokenizer.ggml.model', 'llama'], ['tokenizer.ggml.tokens', ['a', 'b']]]))).toThrow(/tokenizer.ggml.scores: expected one score per token/);
   expect(() => tokenizerFromGguf(new Map([['tokenizer.ggml.model', 'gpt2'], ['tokenizer.ggml.tokens', [1, 2]]]))).toThrow(TunekitError);
+  // A pre-tokenizer llama.cpp splits with hand-written code, or one it does not know: refused by name.
+  for (const pre of ['kimi-k2', 'no-such-split']) {
+    expect(() => tokenizerFromGguf(new Map<string, import('../lib/index.js').GgufValue>([['tokenizer.ggml.model', 'gpt2'], ['tokenizer.ggml.tokens', ['a', 'b']], ['tokenizer.ggml.merges', []], ['tokenizer.ggml.pre', pre]]), 'x.gguf'))
+      .toThrow(`x.gguf: tokenizer.ggml.pre "${pre}" is not supported yet`);
+  }
 });
 
 describe.skipIf(!existsSync(model))('byte-level GGUF tokenizers with another split regex (tokenizer.ggml.pre)', () => {

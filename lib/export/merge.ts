@@ -13,6 +13,7 @@ import { writeShardedSafetensors } from '../safetensors/write.js';
 import { Tensor } from '../tensor.js';
 import { Weights } from '../weights.js';
 import { permuteRopeRows } from './peft.js';
+import { GEMMA_NORM_NAMES, gemmaHfConfigOf } from '../model/gemma.js';
 
 const LAYER_NAMES: Record<string, string> = {
   attn_norm: 'input_layernorm', ffn_norm: 'post_attention_layernorm',
@@ -21,14 +22,18 @@ const LAYER_NAMES: Record<string, string> = {
   attn_q_norm: 'self_attn.q_norm', attn_k_norm: 'self_attn.k_norm', // Qwen3
 };
 
+// Gemma's norms: four per layer, named differently (model/gemma.ts).
+const GEMMA_LAYER_NAMES: Record<string, string> = { ...LAYER_NAMES, ...Object.fromEntries(GEMMA_NORM_NAMES.map(([hf, ours]) => [ours, hf])) };
+
 /** Hugging Face's name for one of the engine's (GGUF-style) tensor names. */
-export function hfName(name: string): string {
+export function hfName(name: string, gemma = false): string {
   if (name === 'token_embd.weight') return 'model.embed_tokens.weight';
   if (name === 'output_norm.weight') return 'model.norm.weight';
   if (name === 'output.weight') return 'lm_head.weight';
+  const names = gemma ? GEMMA_LAYER_NAMES : LAYER_NAMES;
   const m = /^blk\.(\d+)\.(\w+)\.(weight|bias)$/.exec(name);
-  if (!m || !LAYER_NAMES[m[2]!]) throw new TunekitError('ERR_TUNEKIT_INTERNAL', `no Hugging Face name for ${name}`);
-  return `model.layers.${m[1]}.${LAYER_NAMES[m[2]!]}.${m[3]}`;
+  if (!m || !names[m[2]!]) throw new TunekitError('ERR_TUNEKIT_INTERNAL', `no Hugging Face name for ${name}`);
+  return `model.layers.${m[1]}.${names[m[2]!]}.${m[3]}`;
 }
 
 async function asF32(t: Tensor | Weights): Promise<Tensor<'f32'>> {
@@ -49,6 +54,7 @@ export async function saveMergedModel(model: Model, dir: string): Promise<void> 
   const c = model.config;
   if (c.architecture === 'GPT2LMHeadModel') throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', 'Merging covers the Llama family for now');
   const interleaved = c.interleavedRope !== false;
+  const gemma = c.architecture === 'gemma3' || c.architecture === 'Gemma3ForCausalLM';
   // RoPE scaling goes back as the rope_scaling it was read from; a GGUF file holds only the
   // per-pair divisors (rope_freqs.weight), from which transformers' parameters cannot be recovered.
   if (c.ropeFreqFactors && !c.ropeScaling) {
@@ -73,12 +79,14 @@ export async function saveMergedModel(model: Model, dir: string): Promise<void> 
       const rows = w.shape[0]!;
       w = w.shape.length === 2 ? permuteRopeRows(w, heads, true) : Tensor.from('f32', [rows], permuteRopeRows(Tensor.from('f32', [rows, 1], w.data), heads, true).data);
     }
-    out[hfName(name)] = w;
+    // Gemma's norms multiply by 1 + w: the engine holds 1 + w, transformers' files w.
+    if (gemma && name.endsWith('norm.weight')) w = Tensor.from('f32', w.shape, Float32Array.from(w.data, (v) => v - 1));
+    out[hfName(name, gemma)] = w;
   }
   if (c.tiedEmbeddings) delete out['lm_head.weight'];
   const tok = model.tokenizer;
   const idOf = (t: string | null | undefined) => (t && tok ? (tok.encode(t, { addSpecialTokens: false })[0] ?? null) : null);
-  const config = {
+  const config = gemma ? { ...gemmaHfConfigOf(c), bos_token_id: idOf(tok?.bosToken), eos_token_id: tok?.eosTokenId ?? null, pad_token_id: idOf(tok?.padToken) } : {
     architectures: [HF_ARCHITECTURES[c.architecture] ?? c.architecture],
     model_type: modelType(c.architecture),
     hidden_size: c.dim, intermediate_size: c.ffn, num_hidden_layers: c.layers, num_attention_heads: c.heads,

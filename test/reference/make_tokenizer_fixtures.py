@@ -1,5 +1,9 @@
 """Tokenizer fixtures from transformers loading the SmolLM2 GGUF (`npm run fetch-model -- smollm2`):
 token ids for a set of texts, their decodings, and the chat template rendered for a conversation.
+The file's tokenizer.ggml.pre is "smollm", which transformers' GGUF loader does not know (it falls
+back to GPT-2's split). The ids here are those of SmolLM2's own tokenizer: its tokenizer.json
+splits digits one by one before the byte-level split (Digits(individual_digits) then ByteLevel),
+and so does llama.cpp for "smollm" (\p{N}, then GPT-2's regex); that pre-tokenizer is put back here.
 test/tokenizer.test.ts builds our tokenizer from the same GGUF metadata and must agree exactly.
 
 Run from the repository root in the peers' environment (bench/peers/setup.sh):
@@ -9,6 +13,7 @@ import json
 import os
 
 import transformers
+from tokenizers import pre_tokenizers
 from transformers import AutoTokenizer
 
 ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
@@ -23,6 +28,8 @@ TEXTS = [
     "Don't you'll we've I'm they're",
     "def f(x):\n    return x ** 2  # square",
     "",
+    "\n\n   1",
+    "In 1999, 3.14159 × 2 = 6.28; call 555-0123!! (ok?)   \t12 apples",
 ]
 CONVERSATIONS = [
     [{"role": "user", "content": "Hi"}],
@@ -37,6 +44,8 @@ CONVERSATIONS = [
 
 def main() -> None:
     tok = AutoTokenizer.from_pretrained(MODEL_DIR, gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf")
+    tok.backend_tokenizer.pre_tokenizer = pre_tokenizers.Sequence([
+        pre_tokenizers.Digits(individual_digits=True), pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=True)])
     cases = []
     for text in TEXTS:
         ids = tok.encode(text, add_special_tokens=True)
