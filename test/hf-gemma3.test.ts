@@ -3,13 +3,13 @@
 // 16 against head_dim 24, tied embeddings): logits, greedy generation, PEFT's LoRA gradients and
 // every weight's full fine-tuning gradient against transformers, from the Hugging Face folder and
 // from the GGUF llama.cpp's converter would write.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { perToken, relErr } from './reference.js';
-import { loadModel, openSafetensors, saveMergedModel, Tensor } from '../lib/index.js';
+import { loadModel, openSafetensors, saveMergedModel, Tensor, TunekitError } from '../lib/index.js';
 
 const dir = fileURLToPath(new URL('./reference/fixtures/tiny-gemma3/', import.meta.url));
 const gguf = join(dir, 'tiny-gemma3.gguf');
@@ -110,6 +110,46 @@ describe('Gemma 3', () => {
         const original = await openSafetensors(join(dir, 'model.safetensors'));
         expect(relErr(norm.data as Float32Array, (await original.read('model.layers.0.input_layernorm.weight')).data as Float32Array)).toBeLessThan(1e-6);
         await original.close();
+      }
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+
+  it('reads transformers 4\'s spelling of the config (rope_local_base_freq, sliding_window_pattern) alike, and refuses what it does not run, by name', async () => {
+    const fx = await fixture();
+    const ids = [...fx.ids!.data] as number[];
+    const work = mkdtempSync(join(tmpdir(), 'tunekit-gemma3-cfg-'));
+    const base = JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as Record<string, unknown>;
+    const folder = (name: string, edit: (c: Record<string, unknown>) => void) => {
+      const out = join(work, name), cfg = structuredClone(base);
+      edit(cfg);
+      rmSync(out, { recursive: true, force: true });
+      mkdirSync(out);
+      writeFileSync(join(out, 'config.json'), JSON.stringify(cfg));
+      copyFileSync(join(dir, 'model.safetensors'), join(out, 'model.safetensors'));
+      return out;
+    };
+    try {
+      const v4 = folder('v4', (c) => {
+        delete c.rope_parameters, delete c.layer_types;
+        Object.assign(c, { rope_theta: 1e6, rope_local_base_freq: 1e4, sliding_window_pattern: 6, rope_scaling: null });
+      });
+      const m = await loadModel(v4);
+      expect(m.config).toMatchObject({ layerWindows: [4, 4, 4, 4, 4, 0], ropeTheta: 1e6, ropeThetaLocal: 1e4 });
+      expect(relErr((await m.logits(ids.slice(0, 12))).data, fx.logits!.data)).toBeLessThan(1e-4);
+      const refusals: [string, (c: Record<string, unknown>) => void, string][] = [
+        ['gemma2', (c) => (c.architectures = ['Gemma2ForCausalLM']), 'architecture Gemma2ForCausalLM is not supported yet'],
+        ['multimodal', (c) => (c.architectures = ['Gemma3ForConditionalGeneration']), 'Gemma3ForConditionalGeneration (Gemma 3 with its vision tower) is not supported yet'],
+        ['softcap', (c) => (c.final_logit_softcapping = 30), 'final_logit_softcapping 30 is not supported yet'],
+        ['bidirectional', (c) => (c.use_bidirectional_attention = true), 'use_bidirectional_attention (EmbeddingGemma) is not supported'],
+        ['act', (c) => (c.hidden_activation = 'relu'), 'hidden_activation "relu" is not supported yet'],
+        ['types', (c) => (c.layer_types = ['sliding_attention']), 'expected layer_types to be 6 entries'],
+      ];
+      for (const [name, edit, message] of refusals) {
+        const err = await loadModel(folder(name, edit)).catch((e: unknown) => e);
+        expect(err, name).toBeInstanceOf(TunekitError);
+        expect((err as Error).message, name).toContain(message);
       }
     } finally {
       rmSync(work, { recursive: true, force: true });
