@@ -11,6 +11,7 @@ export { SAFETENSORS_DTYPE_SIZE, type TensorInfo, type SafetensorsDtype } from '
 export { openGguf, type GgufFile } from './gguf/read.js';
 export { type GgufTensorInfo, type GgufValue } from './gguf/format.js';
 export { tokenizerFromGguf, type TextTokenizer, type ChatMessage } from './tokenizer/gguf.js';
+export { withChatTemplate } from './tokenizer/chat-template.js';
 export { loadModel, type Model, type ModelConfig, type LoadOptions, type Batch, type OptimizerState } from './model/load.js';
 export { type GenerateOptions, type GenerateStep } from './model/generate.js';
 export { loadDataset, type Dataset, type DataSplit, type DataStats, type DatasetOptions } from './data/dataset.js';

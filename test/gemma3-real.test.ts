@@ -7,7 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { relErr } from './reference.js';
 import { GEMMA3 } from './setup/fetch-model.js';
-import { loadDataset, loadModel, openSafetensors, Trainer, type Model, type Tensor } from '../lib/index.js';
+import { loadDataset, loadModel, openSafetensors, Trainer, withChatTemplate, type Model, type Tensor } from '../lib/index.js';
 
 const fixtures = fileURLToPath(new URL('./reference/fixtures/gemma3/', import.meta.url));
 let cached: Promise<Model> | undefined;
@@ -63,11 +63,18 @@ describe.skipIf(!existsSync(GEMMA3))('Gemma 3 270M Q4_K_M (a real GGUF file)', (
 
   it('QLoRA (its Q4_K / Q5_0 / Q6_K / Q8_0 bases re-quantized to NF4) on a small chat set lowers the validation loss', async () => {
     const m = await loadModel(GEMMA3, { quantize: 'nf4' });
-    // The file carries no chat template; the turns are written as Gemma's template writes them.
-    const turn = (q: string) => `<start_of_turn>user\n${q}<end_of_turn>\n<start_of_turn>model\n`;
+    // The file carries no chat template: Gemma's turn format is given as one.
+    const gemmaTurns = "{{ bos_token }}{% for m in messages %}<start_of_turn>{{ 'model' if m.role == 'assistant' else m.role }}\n{{ m.content }}<end_of_turn>\n{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}";
+    const tokenizer = withChatTemplate(m.tokenizer!, gemmaTurns);
+    expect(tokenizer.applyChatTemplate([{ role: 'user', content: 'Hi' }], { addGenerationPrompt: true })).toBe('<bos><start_of_turn>user\nHi<end_of_turn>\n<start_of_turn>model\n');
+    expect(JSON.parse(tokenizer.files()['tokenizer_config.json']!).chat_template).toBe(gemmaTurns);
     const colors = ['red', 'blue', 'green', 'amber', 'violet', 'teal', 'coral', 'olive', 'ivory', 'jade', 'ruby', 'slate', 'pearl', 'rust', 'mint', 'plum'];
-    const records = colors.map((c, i) => ({ prompt: turn(`What colour is box number ${i + 1}?`), completion: `Box number ${i + 1} is ${c}, as every box in the ${c} row is.<end_of_turn>\n` }));
-    const data = await loadDataset(records, m.tokenizer!, { validation: 4, seed: 1 });
+    const records = colors.map((c, i) => ({ messages: [{ role: 'user', content: `What colour is box number ${i + 1}?` }, { role: 'assistant', content: `Box number ${i + 1} is ${c}, as every box in the ${c} row is.` }] }));
+    const data = await loadDataset(records, tokenizer, { validation: 4, seed: 1 });
+    for await (const e of data.validation!.examples()) {  // <bos> once (the template writes it), then the user turn
+      expect([...e.inputIds].slice(0, 3)).toEqual([2, ...tokenizer.encode('<start_of_turn>user', { addSpecialTokens: false })]);
+      break;
+    }
     m.addLora({ r: 8, alpha: 16, seed: 2 });
     const trainer = new Trainer(m, { maxSteps: 12, batchSize: 4, lr: 2e-3, schedule: 'constant' });
     const before = await trainer.evaluate(data.validation!);

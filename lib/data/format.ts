@@ -149,7 +149,9 @@ export function toExample(row: Row, where: string, ctx: FormatContext): Example 
         if (!before.startsWith(done) || !through.startsWith(before)) {
           throw new InvalidRecord(where, 'the chat template does not render the conversation incrementally, so assistant turns cannot be located');
         }
-        segments.push({ ids: tok.encode(before.slice(done.length), { addSpecialTokens: done === '' }), target: false });
+        // BOS once: from the template where it writes it (Llama 3, Gemma), else as the tokenizer adds it.
+        const templateBos = tok.bosToken !== null && before.startsWith(tok.bosToken);
+        segments.push({ ids: tok.encode(before.slice(done.length), { addSpecialTokens: done === '' && !templateBos }), target: false });
         segments.push({ ids: tok.encode(through.slice(before.length), { addSpecialTokens: false }), target: true });
         length += segments[segments.length - 2]!.ids.length + segments[segments.length - 1]!.ids.length;
         done = through;

