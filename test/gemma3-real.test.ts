@@ -1,13 +1,15 @@
 // A real model no one here made: Gemma 3 270M in Q4_K_M (`npm run fetch-model -- gemma3`, fetched
 // by the tests' setup; Gemma terms, never committed). Its tokenizer (Gemma's SentencePiece
-// vocabulary from the file), its logits and its greedy continuation against transformers' GGUF
+// vocabulary from the file), its quantized tensors against gguf-py's decoding (make_gemma3_dequant.py),
+// its logits and its greedy continuation against transformers' GGUF
 // loader on the same file (test/reference/make_gemma3_real.py).
+import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { relErr } from './reference.js';
 import { GEMMA3 } from './setup/fetch-model.js';
-import { loadDataset, loadModel, openSafetensors, Trainer, withChatTemplate, type Model, type Tensor } from '../lib/index.js';
+import { loadDataset, loadModel, openGguf, openSafetensors, Trainer, Weights, withChatTemplate, type Model, type Tensor } from '../lib/index.js';
 
 const fixtures = fileURLToPath(new URL('./reference/fixtures/gemma3/', import.meta.url));
 let cached: Promise<Model> | undefined;
@@ -30,6 +32,24 @@ describe.skipIf(!existsSync(GEMMA3))('Gemma 3 270M Q4_K_M (a real GGUF file)', (
       const ids = m.tokenizer!.encode(c.text);
       expect(ids, JSON.stringify(c.text)).toEqual(c.ids);
       expect(m.tokenizer!.decode(ids.slice(1)), JSON.stringify(c.text)).toBe(c.text); // after <bos>
+    }
+  });
+
+  it('decodes its Q4_K, Q6_K, Q5_0 and Q8_0 tensors bit for bit as gguf-py does', async () => {
+    const cases = JSON.parse(readFileSync(`${fixtures}dequant.json`, 'utf8')) as { name: string; type: string; count: number; sha256: string; samples: Record<string, number> }[];
+    const g = await openGguf(GEMMA3);
+    try {
+      for (const c of cases) {
+        const w = await g.read(c.name);
+        expect(w, c.name).toBeInstanceOf(Weights);
+        const values = (await (w as Weights).dequantize()).data;
+        expect(values.length, c.name).toBe(c.count);
+        for (const [i, v] of Object.entries(c.samples)) expect(values[Number(i)], `${c.name}[${i}]`).toBe(v);
+        const bytes = Buffer.from(values.buffer, values.byteOffset, values.byteLength);
+        expect(createHash('sha256').update(bytes).digest('hex'), `${c.name} (${c.type})`).toBe(c.sha256);
+      }
+    } finally {
+      await g.close();
     }
   });
 
