@@ -116,6 +116,8 @@ export interface NativeLlamaConfig {
   layerWindows?: number[];
   /** Gemma 3: the RoPE base of the layers with a window (no frequency factors); 0 or absent: ropeTheta. */
   ropeThetaLocal?: number;
+  /** YaRN: cos and sin are multiplied by this (attention scores by its square); absent: 1. */
+  ropeAttentionFactor?: number;
 }
 
 export interface NativeSession {

@@ -126,6 +126,36 @@ describe('Hugging Face Qwen2 folder (q/k/v biases, tied embeddings)', () => {
   });
 });
 
+describe('YaRN RoPE scaling (Qwen2.5\'s long context)', () => {
+  const dir = fileURLToPath(new URL('./reference/fixtures/tiny-yarn/', import.meta.url));
+
+  it('gives transformers\' logits at 24 positions (original context 8, factor 4, attention factor 1.139) and PEFT\'s LoRA gradients', async () => {
+    const r = await openSafetensors(join(dir, 'expected.safetensors'));
+    const fx: Record<string, Tensor> = {};
+    for (const n of r.names()) fx[n] = await r.read(n);
+    await r.close();
+    const ids = [...fx.ids!.data] as number[];
+    const m = await loadModel(dir);
+    expect(m.config.ropeAttentionFactor).toBeCloseTo(0.1 * Math.log(4) + 1, 12);
+    const f = m.config.ropeFreqFactors!;
+    expect(f[0]).toBe(1); // extrapolated: kept
+    expect(f.at(-1)).toBeCloseTo(4, 6); // interpolated: divided by the factor
+    expect(relErr((await m.logits(ids)).data, fx.logits!.data)).toBeLessThan(1e-4);
+    m.addLora({ r: 2, alpha: 4, targets: ['q_proj', 'v_proj'] });
+    const names = Object.keys(m.loraTensors());
+    m.setLoraTensors(Object.fromEntries(names.map((n) => [n, fx[n] as Tensor<'f32'>])));
+    const step = await m.trainStep({ inputIds: [ids], labels: [ids] });
+    expect(Math.abs(step.loss - fx.loss!.data[0]!)).toBeLessThan(1e-5);
+    const grads = m.loraTensors('grads');
+    for (const n of names) expect(relErr(perToken(grads[n]!, step.tokens), fx[`${n}.grad`]!.data), n).toBeLessThan(1e-4);
+    // The cached decode applies the factor to the new queries alone: same next-token logits.
+    const session = [];
+    for await (const s of m.generate(ids.slice(0, 20), { maxTokens: 1 })) session.push(s.tokenId);
+    const last = (await m.logits(ids.slice(0, 20))).data.subarray(19 * 128, 20 * 128);
+    expect(session[0]).toBe(last.indexOf(Math.max(...last)));
+  });
+});
+
 describe('Llama 3.x RoPE scaling ("llama3")', () => {
   const l3 = fileURLToPath(new URL('./reference/fixtures/tiny-llama3/', import.meta.url));
   async function expected() {
@@ -173,8 +203,10 @@ describe('Llama 3.x RoPE scaling ("llama3")', () => {
     const cfg = JSON.parse(readFileSync(join(l3, 'config.json'), 'utf8'));
     const bad = mkdtempSync(join(tmpdir(), 'tunekit-l3-'));
     copyFileSync(join(l3, 'model.safetensors'), join(bad, 'model.safetensors'));
+    writeFileSync(join(bad, 'config.json'), JSON.stringify({ ...cfg, rope_scaling: { rope_type: 'dynamic', factor: 4 }, rope_parameters: undefined }));
+    await expect(loadModel(bad)).rejects.toThrow(/RoPE scaling "dynamic" is not supported yet \(tunekit reads "llama3", "linear" and "yarn"\)/);
     writeFileSync(join(bad, 'config.json'), JSON.stringify({ ...cfg, rope_scaling: { rope_type: 'yarn', factor: 4 }, rope_parameters: undefined }));
-    await expect(loadModel(bad)).rejects.toThrow(/RoPE scaling "yarn" is not supported yet \(tunekit reads "llama3" and "linear"\)/);
+    await expect(loadModel(bad)).rejects.toThrow(/rope_scaling "yarn" needs a positive number original_max_position_embeddings/);
     writeFileSync(join(bad, 'config.json'), JSON.stringify({ ...cfg, rope_scaling: { rope_type: 'llama3', factor: 8 }, rope_parameters: undefined }));
     await expect(loadModel(bad)).rejects.toThrow(/rope_scaling "llama3" needs a positive number low_freq_factor/);
     rmSync(bad, { recursive: true, force: true });

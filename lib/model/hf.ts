@@ -12,7 +12,7 @@ import type { NativeGpt2Config, NativeLlamaConfig } from '../native.js';
 import { openSafetensors } from '../safetensors/read.js';
 import { Tensor } from '../tensor.js';
 import { quantizeWeights, Weights, type QuantizeFormat } from '../weights.js';
-import { hfRopeFactors, type RopeScaling } from './rope-scaling.js';
+import { hfRopeAttentionFactor, hfRopeFactors, type RopeScaling } from './rope-scaling.js';
 import { checkFits } from './memory.js';
 import { GEMMA3_HF, GEMMA_NORM_NAMES, gemmaHfConfig } from './gemma.js';
 
@@ -167,8 +167,11 @@ export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Prom
     slidingWindow: typeof cfg.sliding_window === 'number' && (arch === 'MistralForCausalLM' || cfg.use_sliding_window === true) ? cfg.sliding_window : 0,
     ...(g ? { ...g.native, ropeThetaLocal: g.rope.localTheta } : {}),
   };
-  const ropeFreqFactors = hfRopeFactors(g ? g.rope.scaling : scaling, config.headDim, config.ropeTheta, configFile);
+  const maxPositions = typeof cfg.max_position_embeddings === 'number' ? cfg.max_position_embeddings : undefined;
+  const ropeFreqFactors = hfRopeFactors(g ? g.rope.scaling : scaling, config.headDim, config.ropeTheta, configFile, maxPositions);
   if (ropeFreqFactors) config.ropeFreqFactors = ropeFreqFactors;
+  const attentionFactor = hfRopeAttentionFactor(g ? g.rope.scaling : scaling, config.headDim, config.ropeTheta, configFile, maxPositions);
+  if (attentionFactor !== 1) config.ropeAttentionFactor = attentionFactor;
   const ropeScaling = ropeFreqFactors && scaling ? Object.fromEntries(Object.entries(scaling).filter(([k]) => k !== 'rope_theta')) : undefined;
   const reader = await openSafetensors(dir);
   const tensors: Record<string, Tensor | Weights> = {};

@@ -60,6 +60,8 @@ std::shared_ptr<ModelFamily> llama(const Napi::Object& cfg, const Napi::Object& 
   check_arg(c.gelu_gate || option_string(cfg, "activation", "silu") == "silu", "Expected activation \"silu\" or \"gelu_tanh\"");
   c.query_pre_attn_scalar = option_number(cfg, "queryPreAttnScalar", 0.0);
   c.rope_theta_local = static_cast<float>(option_number(cfg, "ropeThetaLocal", 0.0));
+  c.rope_attention_factor = option_number(cfg, "ropeAttentionFactor", 1.0);
+  check_arg(std::isfinite(c.rope_attention_factor) && c.rope_attention_factor > 0, "Expected ropeAttentionFactor to be a positive number");
   check_arg(std::isfinite(c.embed_scale) && c.embed_scale >= 0 && std::isfinite(c.query_pre_attn_scalar) && c.query_pre_attn_scalar >= 0 &&
                 std::isfinite(c.rope_theta_local) && c.rope_theta_local >= 0,
             "Expected embedScale, queryPreAttnScalar and ropeThetaLocal to be finite numbers >= 0");

@@ -33,6 +33,8 @@ struct LlamaConfig {
   // windowed layers rotate with rope_theta_local and no frequency factors where it is set.
   std::vector<int64_t> layer_windows;
   float rope_theta_local = 0;
+  // YaRN: cos and sin multiplied by this (every score by its square); 1: none.
+  double rope_attention_factor = 1;
 };
 
 // The attention span of layer li (0: every earlier position).
@@ -41,8 +43,10 @@ inline int64_t layer_window(const LlamaConfig& c, size_t li) { return c.layer_wi
 inline bool local_rope(const LlamaConfig& c, size_t li) { return c.rope_theta_local > 0 && layer_window(c, li) > 0; }
 // What q is multiplied by after RoPE so that the attention kernels' 1/√head_dim becomes
 // 1/√query_pre_attn_scalar (1 where they agree, as in every Gemma 3 but the 27B).
+// YaRN's attention factor rides on the same factor (q·af and k·af give the scores af²).
 inline float query_factor(const LlamaConfig& c) {
-  return c.query_pre_attn_scalar > 0 ? static_cast<float>(std::sqrt(static_cast<double>(c.head_dim) / c.query_pre_attn_scalar)) : 1.0f;
+  const double scalar = c.query_pre_attn_scalar > 0 ? std::sqrt(static_cast<double>(c.head_dim) / c.query_pre_attn_scalar) : 1.0;
+  return static_cast<float>(scalar * c.rope_attention_factor * c.rope_attention_factor);
 }
 
 struct LlamaLayer {

@@ -1,0 +1,56 @@
+"""A tiny random Qwen2 with YaRN RoPE scaling (rope_type "yarn", factor 4, original context 8
+tokens, so that at 24 positions the extrapolated, interpolated and ramped pairs all matter, and
+the attention factor 0.1·ln 4 + 1 scales every score), saved by transformers, with its logits on
+fixed ids and PEFT's LoRA gradients (q and v, seeded non-zero A and B). test/hf-llama.test.ts loads
+it with tunekit. (A GGUF's yarn is computed by llama.cpp its own way and is refused.)
+
+Run from the repository root in the peers' environment (bench/peers/setup.sh):
+    bench/peers/.venv/bin/python test/reference/make_tiny_yarn.py
+"""
+import os
+
+import torch
+from peft import LoraConfig, get_peft_model
+from safetensors.torch import save_file
+from transformers import Qwen2Config, Qwen2ForCausalLM
+
+OUT = os.path.join(os.path.dirname(__file__), "fixtures", "tiny-yarn")
+SCALING = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 8}
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    config = Qwen2Config(vocab_size=128, hidden_size=64, intermediate_size=96, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, max_position_embeddings=32, rms_norm_eps=1e-6, rope_theta=10000.0,
+                         rope_scaling=SCALING, tie_word_embeddings=False)
+    model = Qwen2ForCausalLM(config).eval()
+    model.save_pretrained(OUT, safe_serialization=True)
+    ids = torch.randint(0, 128, (1, 24), generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        logits = model(ids).logits[0]
+    tensors = {"ids": ids[0].to(torch.int32), "logits": logits}
+    g = torch.Generator().manual_seed(2)
+    peft_model = get_peft_model(model, LoraConfig(r=2, lora_alpha=4, lora_dropout=0.0, target_modules=["q_proj", "v_proj"]))
+    for name, module in peft_model.named_modules():
+        if hasattr(module, "lora_A") and "default" in module.lora_A:
+            a, b = module.lora_A["default"].weight, module.lora_B["default"].weight
+            with torch.no_grad():
+                a.copy_(torch.randn(a.shape, generator=g) * 0.1)
+                b.copy_(torch.randn(b.shape, generator=g) * 0.1)
+            layer, kind = int(name.split(".layers.")[1].split(".")[0]), "attn_q" if name.endswith("q_proj") else "attn_v"
+            tensors[f"blk.{layer}.{kind}.lora_a"], tensors[f"blk.{layer}.{kind}.lora_b"] = a.detach().clone(), b.detach().clone()
+    peft_model.train()
+    loss = peft_model(input_ids=ids, labels=ids).loss
+    loss.backward()
+    tensors["loss"] = loss.detach().reshape(1)
+    for name, module in peft_model.named_modules():
+        if hasattr(module, "lora_A") and "default" in module.lora_A:
+            layer, kind = int(name.split(".layers.")[1].split(".")[0]), "attn_q" if name.endswith("q_proj") else "attn_v"
+            tensors[f"blk.{layer}.{kind}.lora_a.grad"] = module.lora_A["default"].weight.grad.detach().clone()
+            tensors[f"blk.{layer}.{kind}.lora_b.grad"] = module.lora_B["default"].weight.grad.detach().clone()
+    save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(OUT, "expected.safetensors"))
+    print("attention factor", model.model.rotary_emb.attention_scaling, "loss", loss.item())
+
+
+if __name__ == "__main__":
+    main()
