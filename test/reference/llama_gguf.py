@@ -12,8 +12,8 @@ LAYER_NAMES = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self
                "self_attn.q_norm": "attn_q_norm", "self_attn.k_norm": "attn_k_norm"}
 
 
-def gguf_name(name: str) -> str:
-    """llama.cpp's name for a Hugging Face tensor name."""
+def gguf_name(name: str, layer_names: dict = LAYER_NAMES) -> str:
+    """llama.cpp's name for a Hugging Face tensor name (layer_names: a family's module table)."""
     if name == "model.embed_tokens.weight":
         return "token_embd.weight"
     if name == "model.norm.weight":
@@ -22,7 +22,7 @@ def gguf_name(name: str) -> str:
         return "output.weight"
     layer, rest = name[len("model.layers."):].split(".", 1)
     module, kind = rest.rsplit(".", 1)
-    return f"blk.{layer}.{LAYER_NAMES[module]}.{kind}"
+    return f"blk.{layer}.{layer_names[module]}.{kind}"
 
 
 def permute(w: np.ndarray, heads: int) -> np.ndarray:

@@ -21,24 +21,14 @@ from peft import LoraConfig, get_peft_model
 from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM, Gemma3ForCausalLM, Gemma3TextConfig
 
-from llama_gguf import close, llama_writer
+from llama_gguf import LAYER_NAMES, close, gguf_name, llama_writer
+from peft_fixture import lora_grads, seed_lora
 
 OUT = os.path.join(os.path.dirname(__file__), "fixtures", "tiny-gemma3")
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-GGUF_LAYER = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v", "self_attn.o_proj": "attn_output",
-              "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up", "mlp.down_proj": "ffn_down", "self_attn.q_norm": "attn_q_norm",
-              "self_attn.k_norm": "attn_k_norm", "input_layernorm": "attn_norm", "post_attention_layernorm": "post_attention_norm",
-              "pre_feedforward_layernorm": "ffn_norm", "post_feedforward_layernorm": "post_ffw_norm"}
-
-
-def gguf_name(name: str) -> str:
-    if name == "model.embed_tokens.weight":
-        return "token_embd.weight"
-    if name == "model.norm.weight":
-        return "output_norm.weight"
-    layer, rest = name[len("model.layers."):].split(".", 1)
-    module, kind = rest.rsplit(".", 1)
-    return f"blk.{layer}.{GGUF_LAYER[module]}.{kind}"
+# Gemma's norms as llama.cpp names them (post_attention_layernorm is the attention's post-norm here).
+GGUF_LAYER = {**LAYER_NAMES, "post_attention_layernorm": "post_attention_norm", "pre_feedforward_layernorm": "ffn_norm",
+              "post_feedforward_layernorm": "post_ffw_norm"}
 
 
 def config(query_pre_attn_scalar: int) -> Gemma3TextConfig:
@@ -79,22 +69,12 @@ def main() -> None:
         tensors[f"grad.{name}"] = p.grad.detach().clone()
     model.zero_grad()
     peft_model = get_peft_model(model, LoraConfig(r=3, lora_alpha=6, lora_dropout=0.0, target_modules=TARGETS))
-    for name, module in peft_model.named_modules():
-        if hasattr(module, "lora_A") and "default" in module.lora_A:
-            a, b = module.lora_A["default"].weight, module.lora_B["default"].weight
-            with torch.no_grad():
-                a.copy_(torch.randn(a.shape, generator=g) * 0.1)
-                b.copy_(torch.randn(b.shape, generator=g) * 0.1)
-            tensors[f"{lora_key(name)}.lora_a"] = a.detach().clone()
-            tensors[f"{lora_key(name)}.lora_b"] = b.detach().clone()
+    seed_lora(peft_model, g, lora_key, tensors)
     peft_model.train()
     lora_loss = peft_model(input_ids=ids, labels=labels).loss
     lora_loss.backward()
     tensors["lora_loss"] = lora_loss.detach().reshape(1)
-    for name, module in peft_model.named_modules():
-        if hasattr(module, "lora_A") and "default" in module.lora_A:
-            tensors[f"{lora_key(name)}.lora_a.grad"] = module.lora_A["default"].weight.grad.detach().clone()
-            tensors[f"{lora_key(name)}.lora_b.grad"] = module.lora_B["default"].weight.grad.detach().clone()
+    lora_grads(peft_model, lora_key, tensors)
 
     # The GGUF: the same weights; llama.cpp's attention scale for gemma3 is head_dim^-½.
     base = Gemma3ForCausalLM.from_pretrained(OUT, dtype=torch.float32).eval()
@@ -114,7 +94,7 @@ def main() -> None:
         if name == "lm_head.weight":
             continue  # tied
         v = t.numpy().astype(np.float32)
-        w.add_tensor(gguf_name(name), v + 1 if name.endswith("norm.weight") else v)  # convert_hf_to_gguf's norm_shift
+        w.add_tensor(gguf_name(name, GGUF_LAYER), v + 1 if name.endswith("norm.weight") else v)  # convert_hf_to_gguf's norm_shift
     close(w)
     # transformers' own GGUF loader (it subtracts the 1 again) must agree with the folder. It leaves
     # query_pre_attn_scalar at its default, 256, which is head_dim in every Gemma 3 but the 27B:

@@ -17,9 +17,15 @@ from safetensors.torch import save_file
 from transformers import Qwen3Config, Qwen3ForCausalLM
 
 from llama_gguf import LAYER_NAMES, close, gguf_name, llama_writer
+from peft_fixture import lora_grads, seed_lora
 
 OUT = os.path.join(os.path.dirname(__file__), "fixtures", "tiny-qwen3")
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+
+
+def lora_key(name: str) -> str:
+    layer = int(name.split(".layers.")[1].split(".")[0])
+    return f"blk.{layer}.{LAYER_NAMES['.'.join(name.split('.')[-2:])]}"
 
 
 def main() -> None:
@@ -50,26 +56,12 @@ def main() -> None:
     model.zero_grad()
     # LoRA (PEFT) with seeded non-zero A and B.
     peft_model = get_peft_model(model, LoraConfig(r=3, lora_alpha=6, lora_dropout=0.0, target_modules=TARGETS))
-    for name, module in peft_model.named_modules():
-        if hasattr(module, "lora_A") and "default" in module.lora_A:
-            a, b = module.lora_A["default"].weight, module.lora_B["default"].weight
-            with torch.no_grad():
-                a.copy_(torch.randn(a.shape, generator=g) * 0.1)
-                b.copy_(torch.randn(b.shape, generator=g) * 0.1)
-            layer = int(name.split(".layers.")[1].split(".")[0])
-            key = f"blk.{layer}.{LAYER_NAMES['.'.join(name.split('.')[-2:])]}"
-            tensors[f"{key}.lora_a"] = a.detach().clone()
-            tensors[f"{key}.lora_b"] = b.detach().clone()
+    seed_lora(peft_model, g, lora_key, tensors)
     peft_model.train()
     lora_loss = peft_model(input_ids=ids, labels=labels).loss
     lora_loss.backward()
     tensors["lora_loss"] = lora_loss.detach().reshape(1)
-    for name, module in peft_model.named_modules():
-        if hasattr(module, "lora_A") and "default" in module.lora_A:
-            layer = int(name.split(".layers.")[1].split(".")[0])
-            key = f"blk.{layer}.{LAYER_NAMES['.'.join(name.split('.')[-2:])]}"
-            tensors[f"{key}.lora_a.grad"] = module.lora_A["default"].weight.grad.detach().clone()
-            tensors[f"{key}.lora_b.grad"] = module.lora_B["default"].weight.grad.detach().clone()
+    lora_grads(peft_model, lora_key, tensors)
     save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(OUT, "expected.safetensors"))
 
     base = Qwen3ForCausalLM.from_pretrained(OUT, dtype=torch.float32)

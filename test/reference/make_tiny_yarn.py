@@ -14,7 +14,13 @@ from peft import LoraConfig, get_peft_model
 from safetensors.torch import save_file
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
+from peft_fixture import lora_grads, seed_lora
+
 OUT = os.path.join(os.path.dirname(__file__), "fixtures", "tiny-yarn")
+def key(name: str) -> str:
+    return f"blk.{int(name.split('.layers.')[1].split('.')[0])}.{'attn_q' if name.endswith('q_proj') else 'attn_v'}"
+
+
 SCALING = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 8}
 
 
@@ -31,23 +37,12 @@ def main() -> None:
     tensors = {"ids": ids[0].to(torch.int32), "logits": logits}
     g = torch.Generator().manual_seed(2)
     peft_model = get_peft_model(model, LoraConfig(r=2, lora_alpha=4, lora_dropout=0.0, target_modules=["q_proj", "v_proj"]))
-    for name, module in peft_model.named_modules():
-        if hasattr(module, "lora_A") and "default" in module.lora_A:
-            a, b = module.lora_A["default"].weight, module.lora_B["default"].weight
-            with torch.no_grad():
-                a.copy_(torch.randn(a.shape, generator=g) * 0.1)
-                b.copy_(torch.randn(b.shape, generator=g) * 0.1)
-            layer, kind = int(name.split(".layers.")[1].split(".")[0]), "attn_q" if name.endswith("q_proj") else "attn_v"
-            tensors[f"blk.{layer}.{kind}.lora_a"], tensors[f"blk.{layer}.{kind}.lora_b"] = a.detach().clone(), b.detach().clone()
+    seed_lora(peft_model, g, key, tensors)
     peft_model.train()
     loss = peft_model(input_ids=ids, labels=ids).loss
     loss.backward()
     tensors["loss"] = loss.detach().reshape(1)
-    for name, module in peft_model.named_modules():
-        if hasattr(module, "lora_A") and "default" in module.lora_A:
-            layer, kind = int(name.split(".layers.")[1].split(".")[0]), "attn_q" if name.endswith("q_proj") else "attn_v"
-            tensors[f"blk.{layer}.{kind}.lora_a.grad"] = module.lora_A["default"].weight.grad.detach().clone()
-            tensors[f"blk.{layer}.{kind}.lora_b.grad"] = module.lora_B["default"].weight.grad.detach().clone()
+    lora_grads(peft_model, key, tensors)
     save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(OUT, "expected.safetensors"))
     print("attention factor", model.model.rotary_emb.attention_scaling, "loss", loss.item())
 
