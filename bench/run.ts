@@ -5,11 +5,12 @@ import { runDist } from './suites/dist.js';
 import { runGemm } from './suites/gemm.js';
 import { runLora } from './suites/lora.js';
 import { runNf4 } from './suites/nf4.js';
+import { runScale } from './suites/scale.js';
 import { runStep } from './suites/step.js';
 import { printRows, type Row } from './table.js';
 
 type Suite = (o: { reps: number; quick: boolean; mode?: string }) => Promise<{ rows: Row[]; notes: string[] }>;
-const SUITES: Record<string, Suite> = { gemm: runGemm, nf4: runNf4, lora: runLora, step: runStep, dist: runDist, cuda: runCuda };
+const SUITES: Record<string, Suite> = { gemm: runGemm, nf4: runNf4, lora: runLora, step: runStep, scale: runScale, dist: runDist, cuda: runCuda };
 
 async function main(argv: string[]): Promise<number> {
   const json = argv.includes('--json');

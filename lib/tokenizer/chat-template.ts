@@ -6,6 +6,7 @@
 // template's own raise_exception (as in "roles must alternate") names it too.
 import { Interpreter, Template } from '@huggingface/jinja';
 import { TunekitError } from '../errors.js';
+import type { TextTokenizer } from './gguf.js';
 
 /**
  * What one render may use: far beyond any real template over any real conversation. (The
@@ -123,9 +124,9 @@ export function chatTemplate(text: string, source: string): ChatTemplate {
  * loadDataset's `messages` records and applyChatTemplate render through. The template is run with
  * the same budget as a file's.
  */
-export function withChatTemplate<T extends TextTokenizerLike>(tokenizer: T, template: string): T {
+export function withChatTemplate(tokenizer: TextTokenizer, template: string): TextTokenizer {
   const t = chatTemplate(template, 'withChatTemplate');
-  const wrapped = Object.create(tokenizer) as T;
+  const wrapped = Object.create(tokenizer) as TextTokenizer;
   wrapped.applyChatTemplate = (messages, options = {}) =>
     t.render({ messages, add_generation_prompt: options.addGenerationPrompt ?? false, bos_token: tokenizer.bosToken ?? '', eos_token: tokenizer.eosToken ?? '' });
   // A saved folder (merged export) carries the template the model was trained with.
@@ -135,11 +136,4 @@ export function withChatTemplate<T extends TextTokenizerLike>(tokenizer: T, temp
     return { ...files, 'tokenizer_config.json': JSON.stringify({ ...config, chat_template: template }, null, 2) };
   };
   return wrapped;
-}
-
-interface TextTokenizerLike {
-  readonly bosToken: string | null;
-  readonly eosToken: string | null;
-  applyChatTemplate(messages: { role: string; content: string }[], options?: { addGenerationPrompt?: boolean }): string;
-  files(): Record<string, string>;
 }
