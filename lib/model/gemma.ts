@@ -11,6 +11,7 @@ import { TunekitError } from '../errors.js';
 import type { GgufValue } from '../gguf/format.js';
 import type { NativeLlamaConfig } from '../native.js';
 import { show } from '../validate.js';
+import type { ConfigValues } from './config-values.js';
 import type { RopeScaling } from './rope-scaling.js';
 import type { ModelConfig } from './types.js';
 
@@ -39,7 +40,7 @@ export interface GemmaHfRope {
 }
 
 /** The Gemma 3 part of a text model's config.json (transformers 4 and 5 spellings). */
-export function gemmaHfConfig(cfg: Record<string, unknown>, file: string, dim: number, layers: number): {
+export function gemmaHfConfig(cfg: Record<string, unknown>, file: string, { int, positive }: ConfigValues, dim: number, layers: number): {
   native: Partial<NativeLlamaConfig>;
   rope: GemmaHfRope;
 } {
@@ -51,8 +52,7 @@ export function gemmaHfConfig(cfg: Record<string, unknown>, file: string, dim: n
   if (cfg.use_bidirectional_attention === true) throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${file}: use_bidirectional_attention (EmbeddingGemma) is not supported; tunekit trains causal language models`);
   const act = cfg.hidden_activation ?? cfg.hidden_act ?? 'gelu_pytorch_tanh';
   if (act !== 'gelu_pytorch_tanh') throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${file}: hidden_activation ${show(act)} is not supported yet; Gemma 3 uses "gelu_pytorch_tanh"`);
-  const window = cfg.sliding_window ?? 4096;
-  if (typeof window !== 'number' || !Number.isInteger(window) || window < 1) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: expected a positive integer sliding_window but found ${show(window)}`);
+  const window = int('sliding_window', 4096);
   let sliding: boolean[];
   if (cfg.layer_types !== undefined && cfg.layer_types !== null) {
     const types = cfg.layer_types;
@@ -61,20 +61,12 @@ export function gemmaHfConfig(cfg: Record<string, unknown>, file: string, dim: n
     }
     sliding = types.map((t) => t === 'sliding_attention');
   } else {
-    const every = cfg.sliding_window_pattern ?? 6;
-    if (typeof every !== 'number' || !Number.isInteger(every) || every < 1) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: expected a positive integer sliding_window_pattern but found ${show(every)}`);
-    sliding = defaultPattern(layers, every);
+    sliding = defaultPattern(layers, int('sliding_window_pattern', 6));
   }
-  const scalar = cfg.query_pre_attn_scalar ?? 256;
-  if (typeof scalar !== 'number' || !Number.isFinite(scalar) || scalar <= 0) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: expected a positive query_pre_attn_scalar but found ${show(scalar)}`);
+  const scalar = positive('query_pre_attn_scalar', cfg.query_pre_attn_scalar, 256);
   // transformers 5: rope_parameters per layer type; 4: rope_theta, rope_local_base_freq, rope_scaling.
   const params = cfg.rope_parameters as Record<string, (RopeScaling & { rope_theta?: number }) | undefined> | undefined;
   const full = params?.full_attention, local = params?.sliding_attention;
-  const number = (key: string, v: unknown, fallback: number) => {
-    const x = v ?? fallback;
-    if (typeof x !== 'number' || !Number.isFinite(x) || x <= 0) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: expected a positive number ${key} but found ${show(x)}`);
-    return x;
-  };
   if (local && (local.rope_type ?? 'default') !== 'default') {
     throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${file}: RoPE scaling ${show(local.rope_type)} on the sliding layers is not supported`);
   }
@@ -89,9 +81,9 @@ export function gemmaHfConfig(cfg: Record<string, unknown>, file: string, dim: n
       layerWindows: sliding.map((s) => (s ? window : 0)),
     },
     rope: {
-      theta: number('rope_theta', full?.rope_theta ?? cfg.rope_theta, 1_000_000),
+      theta: positive('rope_theta', full?.rope_theta ?? cfg.rope_theta, 1_000_000),
       ...(scaling ? { scaling } : {}),
-      localTheta: number('rope_local_base_freq', local?.rope_theta ?? cfg.rope_local_base_freq, 10_000),
+      localTheta: positive('rope_local_base_freq', local?.rope_theta ?? cfg.rope_local_base_freq, 10_000),
     },
   };
 }

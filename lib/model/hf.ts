@@ -15,6 +15,7 @@ import { quantizeWeights, Weights, type QuantizeFormat } from '../weights.js';
 import { hfRopeAttentionFactor, hfRopeFactors, type RopeScaling } from './rope-scaling.js';
 import { checkFits } from './memory.js';
 import { GEMMA3_HF, GEMMA_NORM_NAMES, gemmaHfConfig } from './gemma.js';
+import { configValues } from './config-values.js';
 
 const SUPPORTED = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'Qwen3ForCausalLM', GEMMA3_HF];
 
@@ -126,11 +127,7 @@ export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Prom
   if (!SUPPORTED.includes(arch)) {
     throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${configFile}: architecture ${arch} is not supported yet; tunekit loads ${SUPPORTED.join(', ')}`);
   }
-  const int = (key: string, fallback?: number): number => {
-    const v = cfg[key] ?? fallback;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${configFile}: expected a positive integer ${key} but found ${show(v)}`);
-    return v;
-  };
+  const values = configValues(cfg, configFile), { int, positive } = values;
   // RoPE scaling: rope_scaling (transformers 4) or rope_parameters (transformers 5, with the base).
   const ropeParams = cfg.rope_parameters as (RopeScaling & { rope_theta?: number }) | undefined;
   const scaling = (cfg.rope_scaling as RopeScaling | null | undefined) ?? ropeParams;
@@ -141,13 +138,7 @@ export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Prom
   const qkNorm = arch === 'Qwen3ForCausalLM' || gemma;
   if (cfg.attention_bias === true || cfg.mlp_bias === true) throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${configFile}: attention_bias/mlp_bias are not supported yet`);
   const dim = int('hidden_size'), heads = int('num_attention_heads');
-  const g = gemma ? gemmaHfConfig(cfg, configFile, dim, int('num_hidden_layers')) : undefined;
-  // A positive finite number (eps <= 0 or a RoPE base <= 0 gives NaN logits).
-  const positive = (key: string, v: unknown, fallback: number): number => {
-    const x = v ?? fallback;
-    if (typeof x !== 'number' || !Number.isFinite(x) || x <= 0) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${configFile}: expected a positive number ${key} but found ${show(x)}`);
-    return x;
-  };
+  const g = gemma ? gemmaHfConfig(cfg, configFile, values, dim, int('num_hidden_layers')) : undefined;
   const config: NativeLlamaConfig = {
     dim,
     layers: int('num_hidden_layers'),
