@@ -118,6 +118,10 @@ export interface NativeLlamaConfig {
   ropeThetaLocal?: number;
   /** YaRN: cos and sin are multiplied by this (attention scores by its square); absent: 1. */
   ropeAttentionFactor?: number;
+  /** Gemma 2: attention scores become c·tanh(s / c) before the softmax (attn_logit_softcapping); 0 or absent: none. */
+  attnSoftcap?: number;
+  /** Gemma 2: the LM head's logits become c·tanh(x / c) (final_logit_softcapping); 0 or absent: none. */
+  logitSoftcap?: number;
 }
 
 export interface NativeSession {

@@ -111,7 +111,7 @@ describe('adapter files', () => {
     expect(Array.from(stored.data)).not.toEqual(Array.from(ours.data));
   });
 
-  it.each(['tiny-qwen2', 'tiny-qwen3', 'tiny-gemma3'])('GGUF LoRA of %s: the base\'s llama.cpp architecture, q/k B rows as they are (llama.cpp keeps Qwen and Gemma in Hugging Face order)', async (name) => {
+  it.each(['tiny-qwen2', 'tiny-qwen3', 'tiny-gemma2', 'tiny-gemma3'])('GGUF LoRA of %s: the base\'s llama.cpp architecture, q/k B rows as they are (llama.cpp keeps Qwen and Gemma in Hugging Face order)', async (name) => {
     const m = await loadModel(join(fixtures, name));
     m.addLora({ r: 2, alpha: 4 });
     randomize(m, 5);

@@ -87,8 +87,9 @@ describe('RoPE (interleaved)', () => {
 });
 
 describe('causal grouped-query attention', () => {
-  // fp64 reference; window > 0 lets a query at t see keys t - window + 1 .. t only.
-  const reference = (n: number, hq: number, hkv: number, hd: number, window: number) =>
+  // fp64 reference; window > 0 lets a query at t see keys t - window + 1 .. t only; softcap > 0
+  // maps each score s to softcap·tanh(s / softcap) (Gemma 2).
+  const reference = (n: number, hq: number, hkv: number, hd: number, window: number, softcap = 0) =>
     (q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>) => {
       const out = new Float64Array(n * hq * hd), scale = 1 / Math.sqrt(hd);
       for (let h = 0; h < hq; h++) {
@@ -98,7 +99,7 @@ describe('causal grouped-query attention', () => {
           for (let j = first; j <= t; j++) {
             let d = 0;
             for (let i = 0; i < hd; i++) d += q[(t * hq + h) * hd + i]! * k[(j * hkv + g) * hd + i]!;
-            s.push(d * scale);
+            s.push(softcap > 0 ? softcap * Math.tanh((d * scale) / softcap) : d * scale);
           }
           const m = Math.max(...s), e = s.map((x) => Math.exp(x - m)), z = e.reduce((a, b) => a + b, 0);
           for (let j = first; j <= t; j++)
@@ -107,11 +108,11 @@ describe('causal grouped-query attention', () => {
       }
       return out;
     };
-  const run3 = async (n: number, hq: number, hkv: number, hd: number, window: number, seed: number, bf16 = false) => {
-    const q = randomValues(n * hq * hd, seed), k = randomValues(n * hkv * hd, seed + 1), v = randomValues(n * hkv * hd, seed + 2);
+  const run3 = async (n: number, hq: number, hkv: number, hd: number, window: number, seed: number, bf16 = false, softcap = 0) => {
+    const q = randomValues(n * hq * hd, seed).map((x) => x * (softcap > 0 ? 4 : 1)), k = randomValues(n * hkv * hd, seed + 1), v = randomValues(n * hkv * hd, seed + 2);
     const g = randomValues(n * hq * hd, seed + 3);
     const out = Tensor.zeros('f32', [n * hq * hd]);
-    const o = { tokens: n, qHeads: hq, kvHeads: hkv, headDim: hd, window, bf16 };
+    const o = { tokens: n, qHeads: hq, kvHeads: hkv, headDim: hd, window, bf16, softcap };
     await run('attention_forward', [f32([q.length], q), f32([k.length], k), f32([v.length], v), out], o);
     const dq = Tensor.zeros('f32', [q.length]), dk = Tensor.zeros('f32', [k.length]), dv = Tensor.zeros('f32', [v.length]);
     await run('attention_backward', [f32([q.length], q), f32([k.length], k), f32([v.length], v), f32([g.length], g), dq, dk, dv], o);
@@ -143,15 +144,18 @@ describe('causal grouped-query attention', () => {
   });
   // Longer than one 64-query block, with and without a sliding window: the blocks' key ranges and
   // masks. Gradients are checked along random directions and on sampled coordinates.
-  for (const [window, isa] of [[0, 'best'], [40, 'best'], [40, 'scalar']] as const) {
-    it(`spans several query blocks (150 tokens, window ${window}, ${isa} ISA)`, async () => {
+  // Soft-capped at 0.7 with q scaled up: most scores lie where tanh bends (Gemma 2's scores reach
+  // its cap of 50 the same way); without the cap the outputs differ by far more than the tolerance.
+  for (const [window, isa, softcap] of [[0, 'best', 0], [40, 'best', 0], [40, 'scalar', 0], [0, 'best', 0.7], [40, 'scalar', 0.7]] as const) {
+    it(`spans several query blocks (150 tokens, window ${window}, ${isa} ISA${softcap ? `, scores soft-capped at ${softcap}` : ''})`, async () => {
       const { runtimeInfo, setRuntimeOptions } = await import('../lib/index.js');
       const best = runtimeInfo().isa;
       const [n, hq, hkv, hd] = [150, 3, 1, 4];
-      const ref = reference(n, hq, hkv, hd, window);
+      const ref = reference(n, hq, hkv, hd, window, softcap);
       setRuntimeOptions({ isa: isa === 'best' ? best : isa });
-      const r = await run3(n, hq, hkv, hd, window, 20 + window).finally(() => setRuntimeOptions({ isa: best }));
+      const r = await run3(n, hq, hkv, hd, window, 20 + window, false, softcap).finally(() => setRuntimeOptions({ isa: best }));
       expectNear(r.out, ref(r.q, r.k, r.v), 1e-5, 'attention');
+      if (softcap) expect(() => expectNear(r.out, reference(n, hq, hkv, hd, window)(r.q, r.k, r.v), 1e-2, 'uncapped')).toThrow();
       const loss = (q: ArrayLike<number>, k: ArrayLike<number>, v: ArrayLike<number>) => dot(ref(q, k, v), r.g);
       const cases: [string, Float32Array, Float32Array, (x: Float64Array) => number][] = [
         ['dq', r.q, r.dq, (x) => loss(x, r.k, r.v)],
@@ -277,6 +281,16 @@ describe('GeGLU (Gemma\'s gate: tanh GELU of the gate times up)', () => {
     await run('geglu_backward', [f32([m], g40), f32([m], u40), f32([m], d40), dg, du], {});
     expectNear(dg.data, numericGrad((x) => dot(ref(x, u40), d40), g40), 1e-5, 'dg');
     expectNear(du.data, numericGrad((x) => dot(ref(g40, x), d40), u40), 1e-5, 'du');
+  });
+
+  it('softcap is c·tanh(x / c) in fp64; its backward multiplies by 1 − tanh², from the capped values', async () => {
+    const n = 70000, cap = 30, v = randomValues(n, 17).map((x) => x * 90), t = f32([n], v);
+    await run('softcap', [t], { cap });
+    const ref = Float64Array.from(v, (x) => cap * Math.tanh(Math.fround(x) / cap));
+    expectNear(t.data, ref, 1e-6, 'capped');
+    const dy = randomValues(n, 18), d = f32([n], dy);
+    await run('softcap_backward', [f32([n], ref), d], { cap });
+    expectNear(d.data, Float64Array.from(v, (x, i) => dy[i]! * (1 - Math.tanh(Math.fround(x) / cap) ** 2)), 1e-6, 'dx');
   });
 
   it('scale multiplies in place', async () => {

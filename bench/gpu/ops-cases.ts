@@ -42,9 +42,9 @@ export function cases(): Case[] {
   for (const interleaved of [true, false])
     for (const op of ['rope_forward', 'rope_backward'])
       out.push({ label: `${op.replace('_', ' ')}${interleaved ? ', interleaved' : ', halves'}`, op, tensors: () => [f32(23 * 3 * 64, 7), i32(ints(23, 4000, 8))], options: { tokens: 23, heads: 3, headDim: 64, theta: 10000, interleaved }, outputs: [0], tol: FP32 });
-  for (const [hd, window, segment, bf16] of [[64, 0, 70, false], [40, 0, 70, false], [128, 16, 70, false], [64, 0, 25, false], [64, 12, 25, true], [256, 0, 33, false]] as const) {
-    const n = 70, hq = 4, hkv = 2, what = `head ${hd}${window ? `, window ${window}` : ''}${segment < n ? `, packed by ${segment}` : ''}${bf16 ? ', bf16' : ''}`;
-    const o = { tokens: n, qHeads: hq, kvHeads: hkv, headDim: hd, window, segment, bf16 };
+  for (const [hd, window, segment, bf16, softcap] of [[64, 0, 70, false, 0], [40, 0, 70, false, 0], [128, 16, 70, false, 0], [64, 0, 25, false, 0], [64, 12, 25, true, 0], [256, 0, 33, false, 0], [256, 16, 70, false, 0.3]] as const) {
+    const n = 70, hq = 4, hkv = 2, what = `head ${hd}${window ? `, window ${window}` : ''}${segment < n ? `, packed by ${segment}` : ''}${bf16 ? ', bf16' : ''}${softcap ? `, soft-capped at ${softcap}` : ''}`;
+    const o = { tokens: n, qHeads: hq, kvHeads: hkv, headDim: hd, window, segment, bf16, softcap };
     const qkv = () => [f32(n * hq * hd, 11), f32(n * hkv * hd, 12), f32(n * hkv * hd, 13)];
     out.push({ label: `attention forward, ${what}`, op: 'attention_forward', tensors: () => [...qkv(), f32(n * hq * hd, 14)], options: o, outputs: [3], poison: [3], tol: bf16 ? BF16 : FP32 });
     out.push({ label: `attention backward, ${what}`, op: 'attention_backward', tensors: () => [...qkv(), f32(n * hq * hd, 14), f32(n * hq * hd, 15), f32(n * hkv * hd, 16), f32(n * hkv * hd, 17)], options: o, outputs: [4, 5, 6], poison: [4, 5, 6], tol: bf16 ? BF16 : FP32 });
@@ -65,6 +65,8 @@ export function cases(): Case[] {
   out.push({ label: 'bias', op: 'bias_forward', tensors: () => [f32(rows * dim, 41), f32(dim, 42)], options: { rows, dim }, outputs: [0], tol: 0 });
   out.push({ label: 'bias gradient', op: 'bias_backward', tensors: () => [f32(dim, 43), f32(rows * dim, 44)], options: { rows, dim }, outputs: [0], tol: FP32 });
   out.push({ label: 'add', op: 'add', tensors: () => [f32(n, 45), f32(n, 46)], options: {}, outputs: [0], tol: 0 });
+  out.push({ label: 'softcap', op: 'softcap', tensors: () => [f32(n, 46, 90)], options: { cap: 30 }, outputs: [0], tol: FP32 });
+  out.push({ label: 'softcap backward', op: 'softcap_backward', tensors: () => [f32(n, 47, 29), f32(n, 48)], options: { cap: 30 }, outputs: [1], tol: FP32 });
   out.push({ label: 'scale', op: 'scale', tensors: () => [f32(n, 45)], options: { scale: 25.3 }, outputs: [0], tol: 0 });
   out.push({ label: 'strided block copy', op: 'copy_block', tensors: () => [f32(8 * 40 + 17, 47), f32(8 * 30 + 17, 48)], options: { rows: 9, cols: 17, ldd: 40, lds: 30 }, outputs: [0], tol: 0 });
   out.push({ label: 'sums of squares by chunk', op: 'sum_squares_chunks', tensors: () => [f32(10_000, 49)], options: { chunk: 4096 }, outputs: [], result: true, tol: 1e-12 });

@@ -4,10 +4,11 @@
 // alpha / r, so rsLoRA's alpha / sqrt(r) is written as alpha · sqrt(r). The adapter names the
 // base's llama.cpp architecture (llama.cpp refuses a mismatch): "llama" for Llama, Mistral and
 // SmolLM, whose q/k rows llama.cpp keeps in interleaved-RoPE order (so models read from a Hugging
-// Face folder get their q/k B rows permuted into it), "qwen2", "qwen3" and "gemma3", which keep
+// Face folder get their q/k B rows permuted into it), "qwen2", "qwen3", "gemma2" and "gemma3", which keep
 // Hugging Face's order.
 import { TunekitError } from '../errors.js';
 import { writeGguf } from '../gguf/write.js';
+import { gemmaGeneration } from '../model/gemma.js';
 import type { Model } from '../model/load.js';
 import type { Tensor } from '../tensor.js';
 import { permuteRopeRows } from './peft.js';
@@ -21,7 +22,7 @@ export async function saveGgufLora(model: Model, file: string): Promise<void> {
   const { r, alpha, rslora } = model.lora;
   const a = model.config.architecture;
   const arch = a === 'Qwen2ForCausalLM' || a === 'qwen2' ? 'qwen2' : a === 'Qwen3ForCausalLM' || a === 'qwen3' ? 'qwen3'
-    : a === 'Gemma3ForCausalLM' || a === 'gemma3' ? 'gemma3' : 'llama';
+    : gemmaGeneration(a) ? `gemma${gemmaGeneration(a)}` : 'llama';
   const tensors: Record<string, Tensor<'f32'>> = {};
   for (const [name, t] of Object.entries(model.loraTensors())) {
     const m = /^(blk\.\d+\.(\w+))\.lora_(a|b)$/.exec(name)!;

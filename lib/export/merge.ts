@@ -13,7 +13,7 @@ import { writeShardedSafetensors } from '../safetensors/write.js';
 import { Tensor } from '../tensor.js';
 import { Weights } from '../weights.js';
 import { permuteRopeRows } from './peft.js';
-import { GEMMA_NORM_NAMES, gemmaHfConfigOf } from '../model/gemma.js';
+import { GEMMA_NORM_NAMES, gemmaGeneration, gemmaHfConfigOf } from '../model/gemma.js';
 
 const LAYER_NAMES: Record<string, string> = {
   attn_norm: 'input_layernorm', ffn_norm: 'post_attention_layernorm',
@@ -49,12 +49,22 @@ function modelType(architecture: string): string {
 
 const HF_ARCHITECTURES: Record<string, string> = { llama: 'LlamaForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM' };
 
+// Fields transformers' config classes type as float and check strictly: JSON has one number
+// type, so a whole value (Gemma 2's cap of 30) must be written as 30.0 or the class refuses it.
+const FLOAT_FIELDS = ['attn_logit_softcapping', 'final_logit_softcapping'];
+
+function configJson(config: Record<string, unknown>): string {
+  let text = JSON.stringify(config, null, 2);
+  for (const key of FLOAT_FIELDS) text = text.replace(new RegExp(`("${key}": -?\\d+)(?=,?\n)`), '$1.0');
+  return text + '\n';
+}
+
 /** Writes the model, adapters merged, as a Hugging Face folder that transformers loads. */
 export async function saveMergedModel(model: Model, dir: string): Promise<void> {
   const c = model.config;
   if (c.architecture === 'GPT2LMHeadModel') throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', 'Merging covers the Llama family for now');
   const interleaved = c.interleavedRope !== false;
-  const gemma = c.architecture === 'gemma3' || c.architecture === 'Gemma3ForCausalLM';
+  const gemma = gemmaGeneration(c.architecture) !== 0;
   // RoPE scaling goes back as the rope_scaling it was read from; a GGUF file holds only the
   // per-pair divisors (rope_freqs.weight), from which transformers' parameters cannot be recovered.
   if (c.ropeFreqFactors && !c.ropeScaling) {
@@ -99,7 +109,7 @@ export async function saveMergedModel(model: Model, dir: string): Promise<void> 
   };
   await mkdir(dir, { recursive: true });
   await writeShardedSafetensors(dir, out, { metadata: { format: 'pt' } });
-  await writeFile(join(dir, 'config.json'), JSON.stringify(config, null, 2) + '\n');
+  await writeFile(join(dir, 'config.json'), configJson(config));
   await writeFile(join(dir, 'generation_config.json'), JSON.stringify({ bos_token_id: config.bos_token_id, eos_token_id: config.eos_token_id }, null, 2) + '\n');
   for (const [file, text] of Object.entries(tok?.files() ?? {})) await writeFile(join(dir, file), text);
 }

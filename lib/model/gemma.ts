@@ -1,12 +1,13 @@
-// Gemma 3 on the Llama-family engine: what its config (Hugging Face) or metadata (GGUF) adds to
-// the Llama one. Gemma scales the embedding by √dim, gates the MLP with tanh GELU, puts an RMSNorm
-// on each branch's output as well as its input, normalizes each head's q and k, scales attention
-// by query_pre_attn_scalar^-½, and interleaves sliding-window layers (their own RoPE base) with
-// global ones. Its RMSNorms multiply by (1 + w): llama.cpp's converter stores 1 + w in GGUF
-// files, and a Hugging Face folder's norms get the 1 added here, so the engine's plain RMSNorm
-// runs both (a merged export takes it off again).
-// Gemma 2 (soft-capped attention scores and logits) and Gemma 3's multimodal folders are refused
-// by name.
+// Gemma 2 and Gemma 3 on the Llama-family engine: what their config (Hugging Face) or metadata
+// (GGUF) adds to the Llama one. Gemma scales the embedding by √dim, gates the MLP with tanh GELU,
+// puts an RMSNorm on each branch's output as well as its input, scales attention by
+// query_pre_attn_scalar^-½, and interleaves sliding-window layers with global ones. Gemma 2
+// soft-caps the attention scores and the final logits (cap·tanh(x / cap)) and alternates its
+// layers; Gemma 3 normalizes each head's q and k, gives its sliding layers their own RoPE base and
+// puts a global layer after every five. Their RMSNorms multiply by (1 + w): llama.cpp's converter
+// stores 1 + w in GGUF files, and a Hugging Face folder's norms get the 1 added here, so the
+// engine's plain RMSNorm runs both (a merged export takes it off again).
+// Gemma 3's multimodal folders are refused by name (in hf.ts).
 import { TunekitError } from '../errors.js';
 import type { GgufValue } from '../gguf/format.js';
 import type { NativeLlamaConfig } from '../native.js';
@@ -16,6 +17,12 @@ import type { RopeScaling } from './rope-scaling.js';
 import type { ModelConfig } from './types.js';
 
 export const GEMMA3_HF = 'Gemma3ForCausalLM';
+export const GEMMA2_HF = 'Gemma2ForCausalLM';
+
+/** Which Gemma an architecture (a Hugging Face class or a GGUF architecture) is; 0: none. */
+export function gemmaGeneration(architecture: string): 0 | 2 | 3 {
+  return architecture === GEMMA3_HF || architecture === 'gemma3' ? 3 : architecture === GEMMA2_HF || architecture === 'gemma2' ? 2 : 0;
+}
 
 // Hugging Face's layer module names -> the engine's (GGUF) names, where Gemma differs from Llama:
 // post_attention_layernorm is the attention's post-norm, the MLP's input norm is pre_feedforward.
@@ -26,7 +33,7 @@ export const GEMMA_NORM_NAMES: [string, string][] = [
   ['post_feedforward_layernorm', 'post_ffw_norm'],
 ];
 
-/** The transformers' default layer pattern: every sixth layer global, the others sliding. */
+/** The transformers' and llama.cpp's default layer pattern: every `every`-th layer global, the others sliding. */
 function defaultPattern(layers: number, every: number): boolean[] {
   return Array.from({ length: layers }, (_, i) => (i + 1) % every !== 0);
 }
@@ -35,23 +42,21 @@ export interface GemmaHfRope {
   /** The global layers' base and scaling block (rope_scaling / rope_parameters.full_attention). */
   theta: number;
   scaling?: RopeScaling;
-  /** The sliding layers' base. */
-  localTheta: number;
+  /** Gemma 3: the sliding layers' base (Gemma 2 has one base for all). */
+  localTheta?: number;
 }
 
-/** The Gemma 3 part of a text model's config.json (transformers 4 and 5 spellings). */
-export function gemmaHfConfig(cfg: Record<string, unknown>, file: string, { int, positive }: ConfigValues, dim: number, layers: number): {
+/** The Gemma 2 or 3 part of a text model's config.json (transformers 4 and 5 spellings). */
+export function gemmaHfConfig(cfg: Record<string, unknown>, file: string, { int, positive }: ConfigValues, dim: number, layers: number, generation: 2 | 3): {
   native: Partial<NativeLlamaConfig>;
   rope: GemmaHfRope;
 } {
-  for (const key of ['attn_logit_softcapping', 'final_logit_softcapping']) {
-    if (cfg[key] !== undefined && cfg[key] !== null) {
-      throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${file}: ${key} ${show(cfg[key])} is not supported yet (tunekit runs Gemma 3, which has none)`);
-    }
-  }
+  // Soft-capping: null turns it off; absent, the config class's default (Gemma 2: 50 and 30; Gemma 3: none).
+  const cap = (key: string, fallback: number) => (cfg[key] === null ? 0 : cfg[key] === undefined ? fallback : positive(key, cfg[key], fallback));
+  const attnSoftcap = cap('attn_logit_softcapping', generation === 2 ? 50 : 0), logitSoftcap = cap('final_logit_softcapping', generation === 2 ? 30 : 0);
   if (cfg.use_bidirectional_attention === true) throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${file}: use_bidirectional_attention (EmbeddingGemma) is not supported; tunekit trains causal language models`);
   const act = cfg.hidden_activation ?? cfg.hidden_act ?? 'gelu_pytorch_tanh';
-  if (act !== 'gelu_pytorch_tanh') throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${file}: hidden_activation ${show(act)} is not supported yet; Gemma 3 uses "gelu_pytorch_tanh"`);
+  if (act !== 'gelu_pytorch_tanh') throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${file}: hidden_activation ${show(act)} is not supported yet; Gemma uses "gelu_pytorch_tanh"`);
   const window = int('sliding_window', 4096);
   let sliding: boolean[];
   if (cfg.layer_types !== undefined && cfg.layer_types !== null) {
@@ -61,25 +66,34 @@ export function gemmaHfConfig(cfg: Record<string, unknown>, file: string, { int,
     }
     sliding = types.map((t) => t === 'sliding_attention');
   } else {
-    sliding = defaultPattern(layers, int('sliding_window_pattern', 6));
+    sliding = defaultPattern(layers, generation === 2 ? 2 : int('sliding_window_pattern', 6));
   }
   const scalar = positive('query_pre_attn_scalar', cfg.query_pre_attn_scalar, 256);
-  // transformers 5: rope_parameters per layer type; 4: rope_theta, rope_local_base_freq, rope_scaling.
-  const params = cfg.rope_parameters as Record<string, (RopeScaling & { rope_theta?: number }) | undefined> | undefined;
-  const full = params?.full_attention, local = params?.sliding_attention;
+  const native: Partial<NativeLlamaConfig> = {
+    embedScale: Math.sqrt(dim),
+    activation: 'gelu_tanh',
+    postNorms: true,
+    qkNorm: generation === 3,
+    queryPreAttnScalar: scalar,
+    layerWindows: sliding.map((s) => (s ? window : 0)),
+    ...(attnSoftcap ? { attnSoftcap } : {}),
+    ...(logitSoftcap ? { logitSoftcap } : {}),
+  };
+  // transformers 5: rope_parameters (Gemma 3: per layer type); 4: rope_theta, rope_local_base_freq, rope_scaling.
+  const params = cfg.rope_parameters as Record<string, unknown> | undefined;
+  if (generation === 2) {
+    const flat = params as (RopeScaling & { rope_theta?: number }) | undefined;
+    const scaling = (cfg.rope_scaling as RopeScaling | null | undefined) ?? flat;
+    return { native, rope: { theta: positive('rope_theta', flat?.rope_theta ?? cfg.rope_theta, 10_000), ...(scaling ? { scaling } : {}) } };
+  }
+  const full = params?.full_attention as (RopeScaling & { rope_theta?: number }) | undefined;
+  const local = params?.sliding_attention as (RopeScaling & { rope_theta?: number }) | undefined;
   if (local && (local.rope_type ?? 'default') !== 'default') {
     throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${file}: RoPE scaling ${show(local.rope_type)} on the sliding layers is not supported`);
   }
   const scaling = (cfg.rope_scaling as RopeScaling | null | undefined) ?? full;
   return {
-    native: {
-      embedScale: Math.sqrt(dim),
-      activation: 'gelu_tanh',
-      postNorms: true,
-      qkNorm: true,
-      queryPreAttnScalar: scalar,
-      layerWindows: sliding.map((s) => (s ? window : 0)),
-    },
+    native,
     rope: {
       theta: positive('rope_theta', full?.rope_theta ?? cfg.rope_theta, 1_000_000),
       ...(scaling ? { scaling } : {}),
@@ -88,40 +102,51 @@ export function gemmaHfConfig(cfg: Record<string, unknown>, file: string, { int,
   };
 }
 
-/** The Gemma 3 part of a GGUF file's metadata, as llama.cpp reads it (llama-model.cpp, LLM_ARCH_GEMMA3). */
-export function gemmaGgufConfig(metadata: Map<string, GgufValue>, file: string, dim: number, heads: number, layers: number, headDim: number): Partial<NativeLlamaConfig> {
-  const window = metadata.get('gemma3.attention.sliding_window');
-  if (typeof window !== 'number' || !Number.isInteger(window) || window < 1) {
-    throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: metadata gemma3.attention.sliding_window is missing or not a positive integer`);
+/** The Gemma 2 or 3 part of a GGUF file's metadata, as llama.cpp reads it (llama-model.cpp, LLM_ARCH_GEMMA2 / GEMMA3). */
+export function gemmaGgufConfig(metadata: Map<string, GgufValue>, file: string, arch: 'gemma2' | 'gemma3', dim: number, heads: number, layers: number, headDim: number): Partial<NativeLlamaConfig> {
+  const positiveKey = (key: string, fallback?: number) => {
+    const v = metadata.get(key) ?? fallback;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: metadata ${key} is ${v === undefined ? 'missing' : `${show(v)}`}; expected a positive number`);
+    return v;
+  };
+  // llama.cpp: Gemma 2's window defaults to 4096; Gemma 3's must be there.
+  const window = positiveKey(`${arch}.attention.sliding_window`, arch === 'gemma2' ? 4096 : undefined);
+  if (!Number.isInteger(window)) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: metadata ${arch}.attention.sliding_window ${window} is not an integer`);
+  if (arch === 'gemma3') {
+    // llama.cpp applies no soft-capping to gemma3 files: a file asking for it is not one it runs as written.
+    for (const key of ['gemma3.attn_logit_softcapping', 'gemma3.final_logit_softcapping']) {
+      if (metadata.has(key)) throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${file}: metadata ${key} (soft-capping in a gemma3 file, which llama.cpp ignores) is not supported`);
+    }
   }
-  for (const key of ['gemma3.attn_logit_softcapping', 'gemma3.final_logit_softcapping']) {
-    if (metadata.has(key)) throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${file}: metadata ${key} (soft-capping) is not supported yet`);
-  }
+  // llama.cpp: 1/√head_dim, except the 27B (Gemma 2: 46 layers, Gemma 3: 62): 1/√(dim / heads), as Google's config has it.
+  const big = arch === 'gemma2' ? layers === 46 : layers === 62;
   return {
     embedScale: Math.sqrt(dim),
     activation: 'gelu_tanh',
     postNorms: true,
-    qkNorm: true,
-    // llama.cpp: 1/√head_dim, except the 27B (62 layers): 1/√(dim / heads), as Google's config has it.
-    queryPreAttnScalar: layers === 62 ? dim / heads : headDim,
-    // llama.cpp's fixed pattern (every sixth layer global) and local base.
-    layerWindows: defaultPattern(layers, 6).map((s) => (s ? window : 0)),
-    ropeThetaLocal: 10_000,
+    qkNorm: arch === 'gemma3',
+    queryPreAttnScalar: big ? dim / heads : headDim,
+    // llama.cpp's fixed patterns (Gemma 2: every second layer global; Gemma 3: every sixth) and Gemma 3's local base.
+    layerWindows: defaultPattern(layers, arch === 'gemma2' ? 2 : 6).map((s) => (s ? window : 0)),
+    ...(arch === 'gemma3'
+      ? { ropeThetaLocal: 10_000 }
+      : { attnSoftcap: positiveKey('gemma2.attn_logit_softcapping', 50), logitSoftcap: positiveKey('gemma2.final_logit_softcapping', 30) }),
   };
 }
 
-/** The config.json transformers reads the engine's Gemma 3 as (a merged export). */
+/** The config.json transformers reads the engine's Gemma 2 or 3 as (a merged export). */
 export function gemmaHfConfigOf(c: ModelConfig): Record<string, unknown> {
   const windows = c.layerWindows ?? [];
+  const two = gemmaGeneration(c.architecture) === 2;
   return {
-    architectures: [GEMMA3_HF], model_type: 'gemma3_text',
+    architectures: [two ? GEMMA2_HF : GEMMA3_HF], model_type: two ? 'gemma2' : 'gemma3_text',
     hidden_size: c.dim, intermediate_size: c.ffn, num_hidden_layers: c.layers, num_attention_heads: c.heads,
     num_key_value_heads: c.kvHeads, head_dim: c.headDim, vocab_size: c.vocab, rms_norm_eps: c.eps,
     hidden_activation: 'gelu_pytorch_tanh', query_pre_attn_scalar: c.queryPreAttnScalar ?? c.headDim,
     sliding_window: Math.max(0, ...windows), layer_types: windows.map((w) => (w > 0 ? 'sliding_attention' : 'full_attention')),
-    rope_theta: c.ropeTheta, rope_local_base_freq: c.ropeThetaLocal ?? c.ropeTheta,
+    rope_theta: c.ropeTheta, ...(two ? {} : { rope_local_base_freq: c.ropeThetaLocal ?? c.ropeTheta }),
     ...(c.ropeScaling ? { rope_scaling: c.ropeScaling } : {}),
-    tie_word_embeddings: c.tiedEmbeddings, max_position_embeddings: 32768, attention_bias: false,
-    attn_logit_softcapping: null, final_logit_softcapping: null, torch_dtype: 'float32',
+    tie_word_embeddings: c.tiedEmbeddings, max_position_embeddings: two ? 8192 : 32768, attention_bias: false,
+    attn_logit_softcapping: c.attnSoftcap || null, final_logit_softcapping: c.logitSoftcap || null, torch_dtype: 'float32',
   };
 }

@@ -14,10 +14,10 @@ import { Tensor } from '../tensor.js';
 import { quantizeWeights, Weights, type QuantizeFormat } from '../weights.js';
 import { hfRopeAttentionFactor, hfRopeFactors, type RopeScaling } from './rope-scaling.js';
 import { checkFits } from './memory.js';
-import { GEMMA3_HF, GEMMA_NORM_NAMES, gemmaHfConfig } from './gemma.js';
+import { GEMMA2_HF, GEMMA3_HF, GEMMA_NORM_NAMES, gemmaGeneration, gemmaHfConfig } from './gemma.js';
 import { configValues } from './config-values.js';
 
-const SUPPORTED = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'Qwen3ForCausalLM', GEMMA3_HF];
+const SUPPORTED = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'Qwen3ForCausalLM', GEMMA2_HF, GEMMA3_HF];
 
 export interface HfLoaded {
   architecture: string;
@@ -134,11 +134,11 @@ export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Prom
   // Qwen2 always has q/k/v biases; Llama may declare attention_bias (q/k/v and o: o's is not supported).
   const qkvBias = arch === 'Qwen2ForCausalLM';
   // Qwen3: no biases, an RMSNorm over each head of q and k before RoPE.
-  const gemma = arch === GEMMA3_HF;
-  const qkNorm = arch === 'Qwen3ForCausalLM' || gemma;
+  const generation = gemmaGeneration(arch), gemma = generation !== 0;
+  const qkNorm = arch === 'Qwen3ForCausalLM' || generation === 3;
   if (cfg.attention_bias === true || cfg.mlp_bias === true) throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${configFile}: attention_bias/mlp_bias are not supported yet`);
   const dim = int('hidden_size'), heads = int('num_attention_heads');
-  const g = gemma ? gemmaHfConfig(cfg, configFile, values, dim, int('num_hidden_layers')) : undefined;
+  const g = generation ? gemmaHfConfig(cfg, configFile, values, dim, int('num_hidden_layers'), generation) : undefined;
   const config: NativeLlamaConfig = {
     dim,
     layers: int('num_hidden_layers'),
@@ -156,7 +156,7 @@ export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Prom
     qkNorm,
     // Mistral (v0.1) attends within a sliding window; Qwen2 only when use_sliding_window is set.
     slidingWindow: typeof cfg.sliding_window === 'number' && (arch === 'MistralForCausalLM' || cfg.use_sliding_window === true) ? cfg.sliding_window : 0,
-    ...(g ? { ...g.native, ropeThetaLocal: g.rope.localTheta } : {}),
+    ...(g ? { ...g.native, ...(g.rope.localTheta ? { ropeThetaLocal: g.rope.localTheta } : {}) } : {}),
   };
   const maxPositions = typeof cfg.max_position_embeddings === 'number' ? cfg.max_position_embeddings : undefined;
   const ropeFreqFactors = hfRopeFactors(g ? g.rope.scaling : scaling, config.headDim, config.ropeTheta, configFile, maxPositions);

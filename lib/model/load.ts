@@ -1,7 +1,7 @@
 // loadModel: a model on disk -> weights in native memory, a tokenizer, and the Model object over
-// them: GGUF files of the `llama`, `qwen2`, `qwen3` and `gemma3` architectures (quantized matrices
+// them: GGUF files of the `llama`, `qwen2`, `qwen3`, `gemma2` and `gemma3` architectures (quantized matrices
 // kept quantized) and Hugging Face folders (LlamaForCausalLM, MistralForCausalLM, Qwen2/3ForCausalLM,
-// Gemma3ForCausalLM, GPT2LMHeadModel). The Model itself is model/wrap.ts; its types model/types.ts.
+// Gemma2ForCausalLM, Gemma3ForCausalLM, GPT2LMHeadModel). The Model itself is model/wrap.ts; its types model/types.ts.
 import { stat } from 'node:fs/promises';
 import { totalmem } from 'node:os';
 import { z } from 'zod';
@@ -43,8 +43,8 @@ function positive(metadata: Map<string, GgufValue>, key: string, file: string, f
 // GGUF architectures the Llama-family engine runs. llama.cpp's converter permutes q/k rows into
 // interleaved-RoPE order for "llama" (Llama, Mistral, SmolLM) only; "qwen2" keeps Hugging Face's
 // rotate-half order and adds q/k/v biases; "qwen3" keeps it too, with no biases and per-head q/k
-// RMSNorms (attn_q_norm, attn_k_norm); "gemma3" keeps it with Gemma's additions (model/gemma.ts).
-const GGUF_ARCHITECTURES = ['llama', 'qwen2', 'qwen3', 'gemma3'];
+// RMSNorms (attn_q_norm, attn_k_norm); "gemma2" and "gemma3" keep it with Gemma's additions (model/gemma.ts).
+const GGUF_ARCHITECTURES = ['llama', 'qwen2', 'qwen3', 'gemma2', 'gemma3'];
 
 function llamaConfig(metadata: Map<string, GgufValue>, file: string, hasOutput: boolean, a: string): ModelConfig {
   const dim = num(metadata, `${a}.embedding_length`, file);
@@ -68,7 +68,7 @@ function llamaConfig(metadata: Map<string, GgufValue>, file: string, hasOutput: 
     interleavedRope: a === 'llama',
     qkvBias: a === 'qwen2',
     qkNorm: a === 'qwen3',
-    ...(a === 'gemma3' ? gemmaGgufConfig(metadata, file, dim, heads, layers, headDim) : {}),
+    ...(a === 'gemma2' || a === 'gemma3' ? gemmaGgufConfig(metadata, file, a, dim, heads, layers, headDim) : {}),
   };
 }
 
@@ -104,9 +104,9 @@ function gpt2Matrices(c: NativeGpt2Config): number {
 }
 
 /**
- * Loads a model: a GGUF file (architecture `llama`, `qwen2`, `qwen3` or `gemma3`) or a Hugging Face
+ * Loads a model: a GGUF file (architecture `llama`, `qwen2`, `qwen3`, `gemma2` or `gemma3`) or a Hugging Face
  * folder (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM,
- * Gemma3ForCausalLM, GPT2LMHeadModel), with its tokenizer
+ * Gemma2ForCausalLM, Gemma3ForCausalLM, GPT2LMHeadModel), with its tokenizer
  * when it has one.
  */
 export async function loadModel(path: string, options: LoadOptions = {}): Promise<Model> {

@@ -8,6 +8,7 @@
 #include <napi.h>
 
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <functional>
 #include <string>
@@ -137,6 +138,9 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
       const int64_t n = option_int(o, "tokens", 1, 1, 1 << 20), hq = option_int(o, "qHeads", 1, 1, 4096),
                     hkv = option_int(o, "kvHeads", 1, 1, 4096), hd = option_int(o, "headDim", 1, 1, 1 << 16),
                     window = option_int(o, "window", 0, 0, 1 << 30);
+      const float softcap = static_cast<float>(option_number(o, "softcap", 0.0));
+      check_arg(softcap >= 0 && std::isfinite(softcap), "Expected softcap >= 0");
+      const AttentionScores scores{window, softcap};
       const bool bf16 = option_bool(o, "bf16", false);
       check_arg(hq % hkv == 0, "Expected qHeads divisible by kvHeads");
       const bool fwd = name == "attention_forward";
@@ -149,8 +153,8 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
       work = [=] {
         AttentionSegments segments;
         for (int64_t t0 = 0; t0 < n; t0 += segment) segments.push_back({t0, std::min(segment, n - t0)});
-        if (fwd) x.op->attention_forward(x, q, k, v, segments, hq, hkv, hd, o3, bf16, window);
-        else x.op->attention_backward(x, q, k, v, o3, segments, hq, hkv, hd, dq, dk, dv, bf16, window);
+        if (fwd) x.op->attention_forward(x, q, k, v, segments, hq, hkv, hd, o3, bf16, scores);
+        else x.op->attention_backward(x, q, k, v, o3, segments, hq, hkv, hd, dq, dk, dv, bf16, scores);
       };
     } else if (name == "lowrank_pass" || name == "lowrank_pass_reference") {
       // tensors: y [m, n], w [r, n], d [m, r], s [m, r], g [r, n]; options pick the products.

@@ -1,5 +1,6 @@
 #include "table_ops.h"
 
+#include <cmath>
 #include <numeric>
 
 #include "../core/error.h"
@@ -117,6 +118,14 @@ bool table_op(const OpMarshal& m, std::function<void()>& work, std::vector<doubl
     float* a = m.f32(0, n);
     const float s = static_cast<float>(option_number(o, "scale", 1.0));
     work = [=] { x.op->scale(x, a, s, n); };
+  } else if (name == "softcap" || name == "softcap_backward") {
+    const bool fwd = name == "softcap";
+    m.need(fwd ? 1 : 2);  // forward: a (in place); backward: y (capped), dy (in place)
+    const int64_t n = m.t[0].numel();
+    const float cap = static_cast<float>(option_number(o, "cap", 1.0));
+    check_arg(cap > 0 && std::isfinite(cap), "Expected cap > 0");
+    float *a = m.f32(0, n), *dy = fwd ? nullptr : m.f32(1, n);
+    work = [=] { fwd ? x.op->softcap(x, a, cap, n) : x.op->softcap_backward(x, a, dy, cap, n); };
   } else if (name == "copy_block") {
     int64_t rows, cols = option_int(o, "cols", 1, 1, int64_t{1} << 30);
     rows = option_int(o, "rows", 1, 1, kBig);

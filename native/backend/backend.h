@@ -44,13 +44,13 @@ struct OpTable {
   // to offset + n keys and values.
   void (*attention_forward)(const ExecContext&, const float* q, const float* k, const float* v,
                             const AttentionSegments& segments, int64_t q_heads, int64_t kv_heads, int64_t head_dim,
-                            float* out, bool bf16, int64_t window);
+                            float* out, bool bf16, AttentionScores scores);
   void (*attention_forward_cached)(const ExecContext&, const float* q, const float* k, const float* v, int64_t n,
                                    int64_t offset, int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* out,
-                                   bool bf16, int64_t window);
+                                   bool bf16, AttentionScores scores);
   void (*attention_backward)(const ExecContext&, const float* q, const float* k, const float* v, const float* dout,
                              const AttentionSegments& segments, int64_t q_heads, int64_t kv_heads, int64_t head_dim,
-                             float* dq, float* dk, float* dv, bool bf16, int64_t window);
+                             float* dq, float* dk, float* dv, bool bf16, AttentionScores scores);
   // ops/rmsnorm.h
   void (*rmsnorm_forward)(const ExecContext&, const float* x, const float* w, int64_t rows, int64_t dim, float eps,
                           float* y);
@@ -90,6 +90,9 @@ struct OpTable {
   void (*bias_backward)(const ExecContext&, float* db, const float* dy, int64_t rows, int64_t dim);
   void (*add)(const ExecContext&, float* a, const float* b, int64_t n);
   void (*scale)(const ExecContext&, float* a, float s, int64_t n);  // a *= s
+  void (*softcap)(const ExecContext&, float* a, float cap, int64_t n);  // a = cap·tanh(a / cap)
+  // dy *= 1 − (y / cap)², y the capped values
+  void (*softcap_backward)(const ExecContext&, const float* y, float* dy, float cap, int64_t n);
   void (*copy_block)(const ExecContext&, float* dst, int64_t ldd, const float* src, int64_t lds, int64_t rows,
                      int64_t cols);
   // ops/classifier_head.h (labels, lengths and the logits written are host data; the head's

@@ -83,7 +83,7 @@ void gpt2_decode(const Gpt2Config& c, const Gpt2Weights& w, const Trainable* t, 
     op.copy_block(x, q.data(), d, qkv.data(), 3 * d, n, d);
     op.copy_block(x, kc + offset * d, d, qkv.data() + d, 3 * d, n, d);
     op.copy_block(x, vc + offset * d, d, qkv.data() + 2 * d, 3 * d, n, d);
-    op.attention_forward_cached(x, q.data(), kc, vc, n, offset, c.heads, c.heads, hd, att.data(), false, 0);
+    op.attention_forward_cached(x, q.data(), kc, vc, n, offset, c.heads, c.heads, hd, att.data(), false, {});
     project(ctx, linear(li, kGpt2Proj), att.data(), n, h.data(), saved, true);
     op.layernorm_forward(x, h.data(), L.ln2_w, L.ln2_b, n, d, c.eps, hn.data());
     project(ctx, linear(li, kGpt2Fc), hn.data(), n, f.data(), saved);

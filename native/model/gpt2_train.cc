@@ -53,7 +53,7 @@ StepResult gpt2_step(const Gpt2Config& c, const Gpt2Weights& w, Trainable& tr, c
     Buf qkv = ctx.buffer(n * 3 * d);
     project(ctx, linear(li, kGpt2Attn), s.h1.data(), n, qkv.data(), s.t[kGpt2Attn]);
     split_qkv(ctx, qkv.data(), n, d, s.q.data(), s.k.data(), s.v.data());
-    op.attention_forward(x, s.q.data(), s.k.data(), s.v.data(), rows.segments, c.heads, c.heads, hd, s.att.data(), so.bf16, 0);
+    op.attention_forward(x, s.q.data(), s.k.data(), s.v.data(), rows.segments, c.heads, c.heads, hd, s.att.data(), so.bf16, {});
     project(ctx, linear(li, kGpt2Proj), s.att.data(), n, h.data(), s.t[kGpt2Proj], true);  // residual
     s.x_mid = copy_of(x, h);
     s.h2 = ctx.buffer(n * d), s.f = ctx.buffer(n * c.ffn), s.g = ctx.buffer(n * c.ffn);
@@ -99,7 +99,7 @@ StepResult gpt2_step(const Gpt2Config& c, const Gpt2Weights& w, Trainable& tr, c
     Buf dqkv = ctx.buffer(n * 3 * d), dh1 = ctx.buffer(n * d);
     project_back(ctx, linear(li, kGpt2Proj), s.att.data(), dmid.data(), n, s.t[kGpt2Proj], datt.data(), false);
     op.attention_backward(x, s.q.data(), s.k.data(), s.v.data(), datt.data(), rows.segments, c.heads, c.heads, hd, dq.data(),
-                          dk.data(), dv.data(), so.bf16, 0);
+                          dk.data(), dv.data(), so.bf16, {});
     join_qkv(ctx, dq.data(), dk.data(), dv.data(), n, d, dqkv.data());
     project_back(ctx, linear(li, kGpt2Attn), s.h1.data(), dqkv.data(), n, s.t[kGpt2Attn], dh1.data(), false);
     op.layernorm_backward(x, s.x_in.data(), L.ln1_w, dh1.data(), n, d, c.eps, dx.data(), full_grad(li, kGpt2Ln1W),

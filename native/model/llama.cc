@@ -114,7 +114,7 @@ void llama_forward(const LlamaConfig& c, const LlamaWeights& w, const int32_t* t
     op.rope_forward(x, k, c.kv_heads, rope);
     if (qf != 1.0f) op.scale(x, q.data(), qf, n * qdim);
     op.attention_forward_cached(x, q.data(), kbuf, vbuf, n, offset, c.heads, c.kv_heads, c.head_dim, att.data(), false,
-                                layer_window(c, layer));
+                                attention_scores(c, layer));
     join(linear(kO), att.data(), L.post_attn_norm);
     op.rmsnorm_forward(x, h.data(), L.ffn_norm, n, c.dim, c.eps, hn.data());
     project(ctx, linear(kGate), hn.data(), n, gate.data(), saved);
@@ -131,6 +131,7 @@ void llama_forward(const LlamaConfig& c, const LlamaWeights& w, const int32_t* t
   Linear head;
   head.w = &w.lm_head;
   project(ctx, head, hn.data(), rows, out.data(), saved);
+  if (c.logit_softcap > 0) op.softcap(x, out.data(), c.logit_softcap, rows * c.vocab);
   x.backend->copy_to_host(logits, out.data(), static_cast<size_t>(out.size()) * sizeof(float));
 }
 

@@ -35,10 +35,15 @@ struct LlamaConfig {
   float rope_theta_local = 0;
   // YaRN: cos and sin multiplied by this (every score by its square); 1: none.
   double rope_attention_factor = 1;
+  // Gemma 2: scores soft-capped to ±attn_softcap (ops/attention.h), the LM head's logits to
+  // ±logit_softcap (cap·tanh(x / cap)); 0: none.
+  float attn_softcap = 0, logit_softcap = 0;
 };
 
 // The attention span of layer li (0: every earlier position).
 inline int64_t layer_window(const LlamaConfig& c, size_t li) { return c.layer_windows.empty() ? c.sliding_window : c.layer_windows[li]; }
+// How layer li's attention forms and masks its scores.
+inline AttentionScores attention_scores(const LlamaConfig& c, size_t li) { return {layer_window(c, li), c.attn_softcap}; }
 // Whether layer li uses the local RoPE table (Gemma 3's sliding layers).
 inline bool local_rope(const LlamaConfig& c, size_t li) { return c.rope_theta_local > 0 && layer_window(c, li) > 0; }
 // What q is multiplied by after RoPE so that the attention kernels' 1/√head_dim becomes

@@ -74,7 +74,7 @@ StepResult llama_step(const LlamaConfig& c, const LlamaWeights& w, Trainable& tr
     op.rope_forward(x, s.k.data(), c.kv_heads, rope);
     if (qf != 1.0f) op.scale(x, s.q.data(), qf, n * qdim);  // saved scaled: the attention backward reads it
     op.attention_forward(x, s.q.data(), s.k.data(), s.v.data(), rows.segments, c.heads, c.kv_heads, c.head_dim, s.att.data(),
-                         so.bf16, layer_window(c, li));
+                         so.bf16, attention_scores(c, li));
     join(linear(li, kO), s.att.data(), L.post_attn_norm, s.ao, s.t[kO], h);  // h += attention
     s.x_mid = copy_of(x, h);
     s.h2 = ctx.buffer(n * c.dim), s.g = ctx.buffer(n * c.ffn), s.u = ctx.buffer(n * c.ffn), s.a = ctx.buffer(n * c.ffn);
@@ -99,7 +99,8 @@ StepResult llama_step(const LlamaConfig& c, const LlamaWeights& w, Trainable& tr
   const FullLayout& F = tr.full;
   float* head_grad = F.on ? tr.full_grad(F.model[kLmHead] >= 0 ? F.model[kLmHead] : F.model[kEmbed]) : nullptr;  // tied: the embedding
   const CrossEntropyResult ce =
-      decoder_top(ctx, w.lm_head, head_grad, hf.data(), c.dim, c.vocab, rows, labels, so.backward ? dh.data() : nullptr);
+      decoder_top(ctx, w.lm_head, head_grad, hf.data(), c.dim, c.vocab, rows, labels, so.backward ? dh.data() : nullptr,
+                  c.logit_softcap);
   StepResult result{ce.loss, ce.count};
   if (!ctx.through || ce.count == 0) return result;
   op.rmsnorm_backward(x, h.data(), w.out_norm, dh.data(), n, c.dim, c.eps, dx.data(),
@@ -135,7 +136,7 @@ StepResult llama_step(const LlamaConfig& c, const LlamaWeights& w, Trainable& tr
     const Buf dao = branch_grad(L.post_attn_norm, s.ao, dmid.data(), kPostAttnNorm);
     project_back(ctx, linear(li, kO), s.att.data(), L.post_attn_norm ? dao.data() : dmid.data(), n, s.t[kO], datt.data(), false);
     op.attention_backward(x, s.q.data(), s.k.data(), s.v.data(), datt.data(), rows.segments, c.heads, c.kv_heads, c.head_dim,
-                          dq.data(), dk.data(), dv.data(), so.bf16, layer_window(c, li));
+                          dq.data(), dk.data(), dv.data(), so.bf16, attention_scores(c, li));
     if (qf != 1.0f) op.scale(x, dq.data(), qf, n * qdim);
     const RopeTable& rope = ropes[local_rope(c, li) ? 1 : 0];
     op.rope_backward(x, dq.data(), c.heads, rope);

@@ -144,7 +144,8 @@ StepRows step_rows(const int32_t* position_ids, int64_t batch, int64_t seq) {
 }
 
 CrossEntropyResult decoder_top(const StepContext& ctx, const WeightView& lm_head, float* lm_head_grad, const float* hf,
-                               int64_t dim, int64_t vocab, const StepRows& rows, const int32_t* labels, float* dh) {
+                               int64_t dim, int64_t vocab, const StepRows& rows, const int32_t* labels, float* dh,
+                               float logit_softcap) {
   const int64_t n = rows.batch * rows.seq;
   if (ctx.o.features) {
     Buf pooled = ctx.buffer(rows.batch * dim);
@@ -162,6 +163,8 @@ CrossEntropyResult decoder_top(const StepContext& ctx, const WeightView& lm_head
     if ((t + 1) % rows.seq != 0 && rows.positions[t + 1] != 0) shifted[t] = labels[t + 1];
   const int64_t chunk = std::min(n, ctx.o.logit_rows > 0 ? ctx.o.logit_rows : std::max<int64_t>(1, kLogitChunkValues / vocab));
   Buf logits = ctx.buffer(chunk * vocab);
+  // The capped logits, for the backward through the cap (cross_entropy overwrites its input).
+  Buf capped = ctx.buffer(logit_softcap > 0 && dh ? chunk * vocab : 0);
   CrossEntropyResult total;
   double loss_sum = 0.0, last_loss = 0.0;
   for (int64_t r0 = 0; r0 < n; r0 += chunk) {
@@ -172,6 +175,10 @@ CrossEntropyResult decoder_top(const StepContext& ctx, const WeightView& lm_head
     g.b = frozen(lm_head), g.b.trans = true;
     g.c = logits.data(), g.ldc = vocab, g.bf16 = ctx.o.bf16;
     ctx.op.gemm(ctx.x, g);
+    if (logit_softcap > 0) {
+      ctx.op.softcap(ctx.x, logits.data(), logit_softcap, m * vocab);
+      if (dh) ctx.x.backend->copy(capped.data(), logits.data(), static_cast<size_t>(m * vocab) * sizeof(float));
+    }
     if (ctx.o.logits)
       ctx.x.backend->copy_to_host(ctx.o.logits + r0 * vocab, logits.data(), static_cast<size_t>(m * vocab) * sizeof(float));
     const CrossEntropyResult ce = ctx.op.cross_entropy(ctx.x, logits.data(), shifted.data() + r0, m, vocab, dh != nullptr);
@@ -182,6 +189,7 @@ CrossEntropyResult decoder_top(const StepContext& ctx, const WeightView& lm_head
       continue;
     }
     // The logits now hold d(summed loss)/d(logits) of these rows.
+    if (logit_softcap > 0) ctx.op.softcap_backward(ctx.x, capped.data(), logits.data(), logit_softcap, m * vocab);
     g = GemmArgs();
     g.m = m, g.n = dim, g.k = vocab;
     g.a.data = logits.data(), g.a.ld = vocab;

@@ -149,9 +149,11 @@ StepRows step_rows(const int32_t* position_ids, int64_t batch, int64_t seq);
 // head when the state has one, else logits = hf·Wᵀ through the LM head and the shifted
 // cross-entropy (position t predicts labels[t + 1], never across a row or an example). With a
 // backward, dh [n, dim] receives the gradient (zeroed first) and the head's or, in full fine-tuning,
-// the LM head's gradients are added (lm_head_grad; null when frozen).
+// the LM head's gradients are added (lm_head_grad; null when frozen). logit_softcap > 0: the
+// logits are soft-capped (Gemma 2) before the loss.
 CrossEntropyResult decoder_top(const StepContext& ctx, const WeightView& lm_head, float* lm_head_grad, const float* hf,
-                               int64_t dim, int64_t vocab, const StepRows& rows, const int32_t* labels, float* dh);
+                               int64_t dim, int64_t vocab, const StepRows& rows, const int32_t* labels, float* dh,
+                               float logit_softcap = 0);
 
 // A sequence classifier alone on pooled features [batch, dim] (labels [batch], -100 ignored): the
 // head's logits [batch, classes] are written, and with `backward` its gradients of the summed loss

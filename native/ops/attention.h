@@ -21,7 +21,16 @@ namespace tk {
 // examples, or the rows of a batch laid end to end); a sequence attends only within itself.
 using AttentionSegments = std::vector<std::pair<int64_t, int64_t>>;
 
-// window > 0: sliding-window attention (Mistral): query at position p sees keys p − window + 1 .. p.
+// Which scores a query sees and how they are formed beyond q·kᵀ/√d.
+struct AttentionScores {
+  // > 0: sliding-window attention (Mistral, Gemma's local layers): the query at position p sees
+  // keys p − window + 1 .. p.
+  int64_t window = 0;
+  // > 0: each score s becomes softcap·tanh(s / softcap) before the softmax (Gemma 2's
+  // attn_logit_softcapping); the backward multiplies by 1 − tanh².
+  float softcap = 0;
+};
+
 // The ops: OpTable::attention_forward, attention_forward_cached and attention_backward (backend/backend.h);
 // the CPU's in backend/cpu/attention.cc.
 

@@ -21,12 +21,13 @@ struct Shape {
   float scale;
   bool bf16;
   int64_t window;
+  float softcap;
   Isa isa;
 };
 
-Shape make_shape(int64_t q_heads, int64_t kv_heads, int64_t head_dim, bool bf16, int64_t window, Isa isa) {
+Shape make_shape(int64_t q_heads, int64_t kv_heads, int64_t head_dim, bool bf16, AttentionScores scores, Isa isa) {
   return {q_heads, kv_heads, head_dim, q_heads / kv_heads, q_heads * head_dim, kv_heads * head_dim,
-          1.0f / std::sqrt(static_cast<float>(head_dim)), bf16, window, isa};
+          1.0f / std::sqrt(static_cast<float>(head_dim)), bf16, scores.window, scores.softcap, isa};
 }
 
 // C = alpha · op(A)·op(B) + beta · C on strided row-major views, on the calling thread alone.
@@ -56,11 +57,26 @@ Block query_block(int64_t i0, int64_t n, int64_t offset, int64_t window) {
   return {i0, rows, j0, offset + i0 + rows - j0};
 }
 
+// Soft-capping of a row's seen scores x [n] in place: x = cap·tanh(x / cap), through the
+// vectorized σ (tanh z = 2σ(2z) − 1; its absolute error, cap·1e-7, is far below a score's).
+// tanh_out [n] (may be null) keeps tanh for the backward's 1 − tanh².
+void softcap_row(float* x, int64_t n, float cap, float* tanh_out, Isa isa) {
+  scale_in_place(x, n, 2.0f / cap, isa);
+  sigmoid(x, n, x, isa);
+  for (int64_t i = 0; i < n; ++i) {
+    const float t = 2.0f * x[i] - 1.0f;
+    x[i] = cap * t;
+    if (tanh_out) tanh_out[i] = t;
+  }
+}
+
 // Scores of a block -> probabilities in place: s [rows, nk]; entries a row does not see become 0.
-void block_softmax(const Shape& sh, const Block& b, int64_t offset, float* s) {
+// With soft-capping, tanh of each seen capped score goes to tanh_out [rows, nk] when given.
+void block_softmax(const Shape& sh, const Block& b, int64_t offset, float* s, float* tanh_out) {
   for (int64_t t = 0; t < b.rows; ++t) {
     float* row = s + t * b.nk;
     const int64_t p = offset + b.i0 + t, lo = first_key(p, sh.window) - b.j0, hi = p - b.j0;
+    if (sh.softcap > 0) softcap_row(row + lo, hi - lo + 1, sh.softcap, tanh_out ? tanh_out + t * b.nk + lo : nullptr, sh.isa);
     const float max = max_of(row + lo, hi - lo + 1, sh.isa);
     const float inv = static_cast<float>(1.0 / exp_shifted_sum(row + lo, max, hi - lo + 1, row + lo, sh.isa));
     std::fill(row, row + lo, 0.0f);
@@ -77,12 +93,12 @@ std::unique_ptr<GemmPanels> head_panels(const Shape& sh, const float* x, int64_t
                : gemm_pack_dense_panels(x, sh.ldkv, false, n, sh.head_dim, sh.isa);
 }
 
-// P of a block: softmax(scale · Q_block · K_keysᵀ), into p [rows, nk].
+// P of a block: softmax([softcap] scale · Q_block · K_keysᵀ), into p [rows, nk] (tanh_out: as block_softmax).
 void block_probabilities(const Shape& sh, const Block& b, int64_t offset, const float* qh, const float* kg, float* p,
-                         const GemmPanels* kt) {
+                         const GemmPanels* kt, float* tanh_out = nullptr) {
   head_gemm(sh, b.rows, b.nk, sh.head_dim, qh + b.i0 * sh.ldq, sh.ldq, false, kg + b.j0 * sh.ldkv, sh.ldkv, true, p, b.nk,
             sh.scale, 0.0f, b.j0 == 0 ? kt : nullptr);
-  block_softmax(sh, b, offset, p);
+  block_softmax(sh, b, offset, p, tanh_out);
 }
 
 void forward_head(const Shape& sh, const float* q, const float* k, const float* v, int64_t n, int64_t offset, int64_t h,
@@ -107,13 +123,13 @@ void backward_head(const Shape& sh, const float* q, const float* k, const float*
   const int64_t g = h / sh.group, hd = sh.head_dim;
   const float *qh = q + h * hd, *kg = k + g * hd, *vg = v + g * hd, *doh = dout + h * hd;
   const size_t block_floats = static_cast<size_t>(std::min(kQueryBlock, n) * n);
-  std::vector<float> p(block_floats), dp(block_floats);
+  std::vector<float> p(block_floats), dp(block_floats), tanh(sh.softcap > 0 ? block_floats : 0);
   const bool blocks = n > kQueryBlock;
   const auto kt = blocks ? head_panels(sh, kg, n, true) : nullptr, kn = blocks ? head_panels(sh, kg, n, false) : nullptr;
   const auto vt = blocks ? head_panels(sh, vg, n, true) : nullptr;
   for (int64_t i0 = 0; i0 < n; i0 += kQueryBlock) {
     const Block b = query_block(i0, n, 0, sh.window);
-    block_probabilities(sh, b, 0, qh, kg, p.data(), kt.get());
+    block_probabilities(sh, b, 0, qh, kg, p.data(), kt.get(), tanh.empty() ? nullptr : tanh.data());
     // dP = dO·Vᵀ
     head_gemm(sh, b.rows, b.nk, hd, doh + i0 * sh.ldq, sh.ldq, false, vg + b.j0 * sh.ldkv, sh.ldkv, true, dp.data(), b.nk,
               1.0f, 0.0f, b.j0 == 0 ? vt.get() : nullptr);
@@ -123,6 +139,10 @@ void backward_head(const Shape& sh, const float* q, const float* k, const float*
       const int64_t pos = i0 + t, lo = first_key(pos, sh.window) - b.j0, hi = pos - b.j0;
       std::fill(dr, dr + lo, 0.0f);
       softmax_backward_row(pr + lo, dr + lo, hi - lo + 1, sh.scale, sh.isa);
+      if (!tanh.empty()) {  // through the cap: d score = d capped · (1 − tanh²)
+        const float* th = tanh.data() + t * b.nk;
+        for (int64_t j = lo; j <= hi; ++j) dr[j] *= 1.0f - th[j] * th[j];
+      }
       std::fill(dr + hi + 1, dr + b.nk, 0.0f);
     }
     head_gemm(sh, b.rows, hd, b.nk, dp.data(), b.nk, false, kg + b.j0 * sh.ldkv, sh.ldkv, false, dq + i0 * sh.ldq + h * hd,
@@ -138,15 +158,15 @@ void backward_head(const Shape& sh, const float* q, const float* k, const float*
 
 void attention_causal_forward(const float* q, const float* k, const float* v, int64_t n, int64_t offset,
                               int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* out, Isa isa, ThreadPool& pool,
-                              bool bf16, int64_t window) {
-  const Shape sh = make_shape(q_heads, kv_heads, head_dim, bf16, window, isa);
+                              bool bf16, AttentionScores scores) {
+  const Shape sh = make_shape(q_heads, kv_heads, head_dim, bf16, scores, isa);
   pool.run(static_cast<int>(q_heads), [&](int h) { forward_head(sh, q, k, v, n, offset, h, out); });
 }
 
 void attention_causal_forward(const float* q, const float* k, const float* v, const AttentionSegments& segments,
                               int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* out, Isa isa, ThreadPool& pool,
-                              bool bf16, int64_t window) {
-  const Shape sh = make_shape(q_heads, kv_heads, head_dim, bf16, window, isa);
+                              bool bf16, AttentionScores scores) {
+  const Shape sh = make_shape(q_heads, kv_heads, head_dim, bf16, scores, isa);
   const int tasks = static_cast<int>(segments.size() * q_heads);
   pool.run(tasks, [&](int task) {
     const auto [t0, len] = segments[task / q_heads];
@@ -154,17 +174,10 @@ void attention_causal_forward(const float* q, const float* k, const float* v, co
   });
 }
 
-void attention_causal_backward(const float* q, const float* k, const float* v, const float* dout, int64_t n,
-                               int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* dq, float* dk, float* dv,
-                               Isa isa, ThreadPool& pool, bool bf16, int64_t window) {
-  attention_causal_backward(q, k, v, dout, AttentionSegments{{0, n}}, q_heads, kv_heads, head_dim, dq, dk, dv, isa, pool,
-                            bf16, window);
-}
-
 void attention_causal_backward(const float* q, const float* k, const float* v, const float* dout,
                                const AttentionSegments& segments, int64_t q_heads, int64_t kv_heads, int64_t head_dim,
-                               float* dq, float* dk, float* dv, Isa isa, ThreadPool& pool, bool bf16, int64_t window) {
-  const Shape sh = make_shape(q_heads, kv_heads, head_dim, bf16, window, isa);
+                               float* dq, float* dk, float* dv, Isa isa, ThreadPool& pool, bool bf16, AttentionScores scores) {
+  const Shape sh = make_shape(q_heads, kv_heads, head_dim, bf16, scores, isa);
   int64_t rows = 0;
   for (auto [t0, len] : segments) rows = std::max(rows, t0 + len);
   // With one query head per key/value head each task owns its dk/dv columns; otherwise every query

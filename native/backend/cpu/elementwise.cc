@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "kernels.h"
+#include "vexp.h"
 
 namespace tk {
 namespace cpu {
@@ -34,6 +35,28 @@ void add(float* a, const float* b, int64_t n, ThreadPool& pool) {
 void scale(float* a, float s, int64_t n, ThreadPool& pool) {
   parallel_for(&pool, 0, n, int64_t{1} << 16, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) a[i] *= s;
+  });
+}
+
+// tanh z = 2σ(2z) − 1 through the vectorized σ (libm's tanhf over a 262k vocabulary's logits
+// costs more than the loss); its absolute error, cap·1e-7, is below a logit's own rounding.
+void softcap(float* a, float cap, int64_t n, Isa isa, ThreadPool& pool) {
+  parallel_for(&pool, 0, n, int64_t{1} << 16, [&](int64_t i0, int64_t i1) {
+    float* x = a + i0;
+    const int64_t m = i1 - i0;
+    scale_in_place(x, m, 2.0f / cap, isa);
+    sigmoid(x, m, x, isa);
+    for (int64_t i = 0; i < m; ++i) x[i] = cap * (2.0f * x[i] - 1.0f);
+  });
+}
+
+void softcap_backward(const float* y, float* dy, float cap, int64_t n, ThreadPool& pool) {
+  const float inv = 1.0f / cap;
+  parallel_for(&pool, 0, n, int64_t{1} << 16, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const float t = y[i] * inv;
+      dy[i] *= 1.0f - t * t;
+    }
   });
 }
 

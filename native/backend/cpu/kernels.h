@@ -45,17 +45,14 @@ void lora_linear_backward(const LoraLinearArgs& args, const float* dy, const flo
 // attention.cc: the cached form (offset > 0 keys precede the n queries) and the packed form.
 void attention_causal_forward(const float* q, const float* k, const float* v, int64_t n, int64_t offset,
                               int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* out, Isa isa, ThreadPool& pool,
-                              bool bf16 = false, int64_t window = 0);
+                              bool bf16 = false, AttentionScores scores = {});
 void attention_causal_forward(const float* q, const float* k, const float* v, const AttentionSegments& segments,
                               int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* out, Isa isa, ThreadPool& pool,
-                              bool bf16 = false, int64_t window = 0);
-void attention_causal_backward(const float* q, const float* k, const float* v, const float* dout, int64_t n,
-                               int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* dq, float* dk, float* dv,
-                               Isa isa, ThreadPool& pool, bool bf16 = false, int64_t window = 0);
+                              bool bf16 = false, AttentionScores scores = {});
 void attention_causal_backward(const float* q, const float* k, const float* v, const float* dout,
                                const AttentionSegments& segments, int64_t q_heads, int64_t kv_heads, int64_t head_dim,
                                float* dq, float* dk, float* dv, Isa isa, ThreadPool& pool, bool bf16 = false,
-                               int64_t window = 0);
+                               AttentionScores scores = {});
 
 // rmsnorm.cc, layernorm.cc
 void rmsnorm_forward(const float* x, const float* w, int64_t rows, int64_t dim, float eps, float* y, ThreadPool& pool);
@@ -101,6 +98,8 @@ void bias_forward(float* y, const float* bias, int64_t rows, int64_t dim, Thread
 void bias_backward(float* db, const float* dy, int64_t rows, int64_t dim, ThreadPool& pool);
 void add(float* a, const float* b, int64_t n, ThreadPool& pool);
 void scale(float* a, float s, int64_t n, ThreadPool& pool);
+void softcap(float* a, float cap, int64_t n, Isa isa, ThreadPool& pool);
+void softcap_backward(const float* y, float* dy, float cap, int64_t n, ThreadPool& pool);
 void copy_block(float* dst, int64_t ldd, const float* src, int64_t lds, int64_t rows, int64_t cols, ThreadPool& pool);
 
 // adamw.cc (pool may be null: the calling thread alone)

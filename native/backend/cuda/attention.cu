@@ -8,6 +8,8 @@
 // every gradient is written by one warp: no atomics, the same bits on every run.
 // Masks: a query sees keys from its sequence's first row (packed rows: AttentionSegments), and
 // with a sliding window only the last `window` positions; bf16 rounds the products' operands.
+// Soft-capping (Gemma 2) maps each score to cap·tanh(score / cap) where it is formed, and the
+// backward's dS gains the factor 1 − tanh².
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -28,6 +30,7 @@ struct Shape {
   int64_t nq;              // query rows
   int hq, hkv, d;
   float scale;
+  float softcap;           // > 0: scores soft-capped
   int64_t window, offset;  // query row i is at position offset + i; keys are indexed by position
   const int32_t* row_start;  // [nq] first row of each row's sequence (null: 0)
   const int32_t* row_end;    // [nq] one past its last row (null: nq)
@@ -37,6 +40,19 @@ struct Shape {
 };
 
 __device__ inline float maybe_bf16(float v, bool bf16) { return bf16 ? round_bf16(v) : v; }
+
+// The score of a dot product q·k: scaled, then soft-capped where asked; *slope (may be null)
+// gets d score / d (scaled dot), 1 − tanh² (1 without a cap).
+__device__ inline float score_of(const Shape& s, float dot, float* slope) {
+  const float x = dot * s.scale;
+  if (s.softcap <= 0) {
+    if (slope) *slope = 1.0f;
+    return x;
+  }
+  const float t = tanhf(x / s.softcap);
+  if (slope) *slope = 1.0f - t * t;
+  return s.softcap * t;
+}
 
 // Keys [lo, hi] that query row i sees.
 __device__ inline void key_range(const Shape& s, int64_t i, int64_t& lo, int64_t& hi) {
@@ -99,7 +115,7 @@ __global__ void forward_kernel(Shape s, float* out, float* lse, float* delta, co
     if (seen) {
       float dot = 0.0f;
       for (int c = 0; c < d; ++c) dot += qs[c] * ks[lane * (d + 1) + c];
-      score = dot * s.scale;
+      score = score_of(s, dot, nullptr);
     }
     const float m_new = fmaxf(m, warp_max(score));
     const float p = seen ? expf(score - m_new) : 0.0f, corr = expf(m - m_new);
@@ -159,8 +175,9 @@ __global__ void dq_kernel(Shape s, const float* dout, const float* lse, const fl
     if (j >= lo && j <= hi) {
       float dot = 0.0f, dp = 0.0f;
       for (int c = 0; c < d; ++c) dot += qs[c] * ks[lane * (d + 1) + c], dp += dos[c] * vs[lane * (d + 1) + c];
-      const float p = expf(dot * s.scale - L);
-      ds = maybe_bf16(p * (dp - D), s.bf16);
+      float slope;
+      const float p = expf(score_of(s, dot, &slope) - L);
+      ds = maybe_bf16(p * (dp - D) * slope, s.bf16);
     }
     for (int jj = 0; jj < kTile; ++jj) {
       const float dj = __shfl_sync(0xffffffffu, ds, jj);
@@ -213,8 +230,9 @@ __global__ void dkdv_kernel(Shape s, const float* dout, const float* lse, const 
       if (i >= j && i <= hi) {
         float dot = 0.0f, dp = 0.0f;
         for (int c = 0; c < d; ++c) dot += qt[lane * (d + 1) + c] * kw[c], dp += dot_[lane * (d + 1) + c] * vw[c];
-        p = expf(dot * s.scale - lt[lane]);
-        ds = maybe_bf16(p * (dp - lt[kTile + lane]), s.bf16);
+        float slope;
+        p = expf(score_of(s, dot, &slope) - lt[lane]);
+        ds = maybe_bf16(p * (dp - lt[kTile + lane]) * slope, s.bf16);
         p = maybe_bf16(p, s.bf16);
       }
       for (int ii = 0; ii < kTile; ++ii) {
@@ -252,14 +270,14 @@ size_t tile_bytes(int64_t d) { return static_cast<size_t>(2 * kTile * (d + 1)) *
 
 // Shape of a packed batch: each row's sequence bounds, from the segments (host data).
 Shape packed(CudaBackend& b, const float* q, const float* k, const float* v, const AttentionSegments& segments, int64_t hq,
-             int64_t hkv, int64_t d, int64_t window, bool bf16) {
+             int64_t hkv, int64_t d, AttentionScores scores, bool bf16) {
   int64_t rows = 0;
   for (auto [t0, len] : segments) rows = std::max(rows, t0 + len);
   std::vector<int32_t> start(static_cast<size_t>(rows), 0), end(static_cast<size_t>(rows), 0);
   for (auto [t0, len] : segments)
     for (int64_t r = t0; r < t0 + len; ++r) start[r] = static_cast<int32_t>(t0), end[r] = static_cast<int32_t>(t0 + len);
   Shape s{q, k, v, rows, static_cast<int>(hq), static_cast<int>(hkv), static_cast<int>(d), 1.0f / std::sqrt(static_cast<float>(d)),
-          window, 0, nullptr, nullptr, bf16};
+          scores.softcap, scores.window, 0, nullptr, nullptr, bf16};
   if (rows) {
     s.row_start = static_cast<const int32_t*>(b.upload(kRowStart, start.data(), start.size() * 4));
     s.row_end = static_cast<const int32_t*>(b.upload(kRowEnd, end.data(), end.size() * 4));
@@ -299,27 +317,27 @@ void backward_with(CudaBackend& b, const Shape& s, const float* dout, float* lse
 }  // namespace
 
 void attention_forward(const ExecContext& x, const float* q, const float* k, const float* v, const AttentionSegments& segments,
-                       int64_t hq, int64_t hkv, int64_t d, float* out, bool bf16, int64_t window) {
+                       int64_t hq, int64_t hkv, int64_t d, float* out, bool bf16, AttentionScores scores) {
   check_shape(hq, hkv, d);
   CudaBackend& b = backend_of(x);
-  forward(b, packed(b, q, k, v, segments, hq, hkv, d, window, bf16), out);
+  forward(b, packed(b, q, k, v, segments, hq, hkv, d, scores, bf16), out);
 }
 
 void attention_forward_cached(const ExecContext& x, const float* q, const float* k, const float* v, int64_t n, int64_t offset,
-                              int64_t hq, int64_t hkv, int64_t d, float* out, bool bf16, int64_t window) {
+                              int64_t hq, int64_t hkv, int64_t d, float* out, bool bf16, AttentionScores scores) {
   check_shape(hq, hkv, d);
   CudaBackend& b = backend_of(x);
   const Shape s{q, k, v, n, static_cast<int>(hq), static_cast<int>(hkv), static_cast<int>(d), 1.0f / std::sqrt(static_cast<float>(d)),
-                window, offset, nullptr, nullptr, bf16};
+                scores.softcap, scores.window, offset, nullptr, nullptr, bf16};
   forward(b, s, out);
 }
 
 void attention_backward(const ExecContext& x, const float* q, const float* k, const float* v, const float* dout,
                         const AttentionSegments& segments, int64_t hq, int64_t hkv, int64_t d, float* dq, float* dk, float* dv,
-                        bool bf16, int64_t window) {
+                        bool bf16, AttentionScores scores) {
   check_shape(hq, hkv, d);
   CudaBackend& b = backend_of(x);
-  const Shape s = packed(b, q, k, v, segments, hq, hkv, d, window, bf16);
+  const Shape s = packed(b, q, k, v, segments, hq, hkv, d, scores, bf16);
   if (s.nq <= 0) return;
   auto* stats = static_cast<float*>(b.scratch(kStats, static_cast<size_t>(2 * s.nq * hq) * sizeof(float)));
   float *lse = stats, *delta = stats + s.nq * hq;

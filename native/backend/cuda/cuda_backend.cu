@@ -203,7 +203,7 @@ const OpTable kCudaOps = {
     gemm, prepare_input, lora_linear_forward, lora_linear_backward, attention_forward, attention_forward_cached,
     attention_backward, rmsnorm_forward, rmsnorm_backward, layernorm_forward, layernorm_backward, rope_forward,
     rope_backward, swiglu_forward, swiglu_backward, gelu_forward, gelu_backward, geglu_forward, geglu_backward,
-    cross_entropy, embedding_forward, embedding_backward, bias_forward, bias_backward, add, scale, copy_block, classifier_head_step, classifier_pool, adamw_step,
+    cross_entropy, embedding_forward, embedding_backward, bias_forward, bias_backward, add, scale, softcap, softcap_backward, copy_block, classifier_head_step, classifier_pool, adamw_step,
     sum_squares_chunks,
 };
 

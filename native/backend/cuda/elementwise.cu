@@ -1,5 +1,5 @@
 // The small passes on the GPU (ops/elementwise.h): bias, its gradient (deterministic column
-// sums), a += b, a *= s, and a strided block copy (cudaMemcpy2DAsync).
+// sums), a += b, a *= s, soft-capping and its backward, and a strided block copy (cudaMemcpy2DAsync).
 #include "column_sums.cuh"
 #include "kernels.cuh"
 
@@ -21,6 +21,18 @@ __global__ void add_into(float* a, const float* b, int64_t n) {
 __global__ void scale_by(float* a, float s, int64_t n) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
     a[i] *= s;
+}
+
+__global__ void softcap_of(float* a, float cap, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    a[i] = cap * tanhf(a[i] / cap);
+}
+
+__global__ void softcap_back(const float* y, float* dy, float cap, int64_t n) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const float t = y[i] / cap;
+    dy[i] *= 1.0f - t * t;
+  }
 }
 
 struct Rows {
@@ -54,6 +66,20 @@ void scale(const ExecContext& x, float* a, float s, int64_t n) {
   if (n <= 0) return;
   scale_by<<<grid_for(n, 256), 256, 0, be.stream()>>>(a, s, n);
   TK_LAUNCHED("scale");
+}
+
+void softcap(const ExecContext& x, float* a, float cap, int64_t n) {
+  CudaBackend& be = backend_of(x);
+  if (n <= 0) return;
+  softcap_of<<<grid_for(n, 256), 256, 0, be.stream()>>>(a, cap, n);
+  TK_LAUNCHED("softcap");
+}
+
+void softcap_backward(const ExecContext& x, const float* y, float* dy, float cap, int64_t n) {
+  CudaBackend& be = backend_of(x);
+  if (n <= 0) return;
+  softcap_back<<<grid_for(n, 256), 256, 0, be.stream()>>>(y, dy, cap, n);
+  TK_LAUNCHED("softcap backward");
 }
 
 void copy_block(const ExecContext& x, float* dst, int64_t ldd, const float* src, int64_t lds, int64_t rows, int64_t cols) {

@@ -16,13 +16,13 @@ void lora_linear_backward(const ExecContext& x, const LoraLinearArgs& a, const f
                           float* da, float* db);
 // attention.cu
 void attention_forward(const ExecContext& x, const float* q, const float* k, const float* v, const AttentionSegments& s,
-                       int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* out, bool bf16, int64_t window);
+                       int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* out, bool bf16, AttentionScores scores);
 void attention_forward_cached(const ExecContext& x, const float* q, const float* k, const float* v, int64_t n,
                               int64_t offset, int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* out, bool bf16,
-                              int64_t window);
+                              AttentionScores scores);
 void attention_backward(const ExecContext& x, const float* q, const float* k, const float* v, const float* dout,
                         const AttentionSegments& s, int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* dq,
-                        float* dk, float* dv, bool bf16, int64_t window);
+                        float* dk, float* dv, bool bf16, AttentionScores scores);
 // rmsnorm.cu
 void rmsnorm_forward(const ExecContext& x, const float* in, const float* w, int64_t rows, int64_t dim, float eps, float* y);
 void rmsnorm_backward(const ExecContext& x, const float* in, const float* w, const float* dy, int64_t rows, int64_t dim,
@@ -54,6 +54,8 @@ void bias_forward(const ExecContext& x, float* y, const float* bias, int64_t row
 void bias_backward(const ExecContext& x, float* db, const float* dy, int64_t rows, int64_t dim);
 void add(const ExecContext& x, float* a, const float* b, int64_t n);
 void scale(const ExecContext& x, float* a, float s, int64_t n);
+void softcap(const ExecContext& x, float* a, float cap, int64_t n);
+void softcap_backward(const ExecContext& x, const float* y, float* dy, float cap, int64_t n);
 void copy_block(const ExecContext& x, float* dst, int64_t ldd, const float* src, int64_t lds, int64_t rows, int64_t cols);
 // classifier_head.cu
 CrossEntropyResult classifier_head_step(const ExecContext& x, const ClassifierHead& head, const float* params, float* grads,
