@@ -35,7 +35,7 @@ export { corpusBleu, tokenize13a, type BleuScore } from './eval/bleu.js';
 export { rouge, meanRouge, rougeTokens, type RougeScore } from './eval/rouge.js';
 export { trainClassifier, type ClassifierMethod, type ClassifierRunOptions, type ClassifierRunResult } from './methods/classify.js';
 export { classesOf } from './train/trainer.js';
-export { type ClassifierOptions, type LoraOptions, type TrainStepOptions, type OptimizerOptions, type LlamaLoraTarget, type Gpt2LoraTarget } from './model/types.js';
+export { type ClassifierOptions, type LoraOptions, type TrainStepOptions, type OptimizerOptions, type LlamaLoraTarget, type Phi3LoraTarget, type Gpt2LoraTarget } from './model/types.js';
 export { searchHyperparameters, withParams, type SearchOptions, type Trial, type SearchResult, type Objective, type Params } from './search/search.js';
 export { rankParameterImportance, type ImportanceRanking, type ImportanceRow, type LoraTarget } from './methods/importance.js';
 export { augmentText, augmentRows, type AugmentOptions } from './data/augment.js';

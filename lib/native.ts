@@ -118,6 +118,8 @@ export interface NativeLlamaConfig {
   ropeThetaLocal?: number;
   /** YaRN: cos and sin are multiplied by this (attention scores by its square); absent: 1. */
   ropeAttentionFactor?: number;
+  /** Phi-3: q/k/v and gate/up came fused (qkv_proj, gate_up_proj); LoRA targets are qkv_proj, o_proj, gate_up_proj, down_proj, each fused matrix adapted whole. */
+  fusedProjections?: boolean;
   /** Gemma 2: attention scores become c·tanh(s / c) before the softmax (attn_logit_softcapping); 0 or absent: none. */
   attnSoftcap?: number;
   /** Gemma 2: the LM head's logits become c·tanh(x / c) (final_logit_softcapping); 0 or absent: none. */

@@ -111,7 +111,7 @@ describe('adapter files', () => {
     expect(Array.from(stored.data)).not.toEqual(Array.from(ours.data));
   });
 
-  it.each(['tiny-qwen2', 'tiny-qwen3', 'tiny-gemma2', 'tiny-gemma3'])('GGUF LoRA of %s: the base\'s llama.cpp architecture, q/k B rows as they are (llama.cpp keeps Qwen and Gemma in Hugging Face order)', async (name) => {
+  it.each(['tiny-qwen2', 'tiny-qwen3', 'tiny-phi3', 'tiny-gemma2', 'tiny-gemma3'])('GGUF LoRA of %s: the base\'s llama.cpp architecture, q/k B rows as they are (llama.cpp keeps Qwen and Gemma in Hugging Face order)', async (name) => {
     const m = await loadModel(join(fixtures, name));
     m.addLora({ r: 2, alpha: 4 });
     randomize(m, 5);
@@ -119,8 +119,11 @@ describe('adapter files', () => {
     await saveGgufLora(m, file);
     const g = await openGguf(file);
     expect(g.metadata.get('general.architecture')).toBe(name.replace('tiny-', ''));
-    const stored = (await g.read('blk.0.attn_q.weight.lora_b')) as Tensor<'f32'>;
+    // Phi-3: the fused matrices' adapters, gate/up's under llama.cpp's phi3 name ffn_up.
+    const q = name === 'tiny-phi3' ? 'attn_qkv' : 'attn_q';
+    const stored = (await g.read(`blk.0.${q}.weight.lora_b`)) as Tensor<'f32'>;
+    if (name === 'tiny-phi3') expect(Array.from(((await g.read('blk.1.ffn_up.weight.lora_a')) as Tensor<'f32'>).data)).toEqual(Array.from(m.loraTensors()['blk.1.ffn_gate_up.lora_a']!.data));
     await g.close();
-    expect(Array.from(stored.data)).toEqual(Array.from(m.loraTensors()['blk.0.attn_q.lora_b']!.data));
+    expect(Array.from(stored.data)).toEqual(Array.from(m.loraTensors()[`blk.0.${q}.lora_b`]!.data));
   });
 });

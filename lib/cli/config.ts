@@ -18,8 +18,8 @@ const Lora = z
     alpha: z.number().positive().default(DEFAULT_LORA_ALPHA).describe('LoRA alpha (scale alpha / r)'),
     rslora: z.boolean().default(false).describe('Scale by alpha / sqrt(r)'),
     dropout: z.number().min(0).lt(1).default(DEFAULT_LORA_DROPOUT).describe('LoRA dropout'),
-    targets: z.union([z.array(z.enum(['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'])).min(1), z.literal('auto')]).optional()
-      .describe('Projections to adapt (default: all seven); "auto": the top modules by gradient-based importance on the training data'),
+    targets: z.union([z.array(z.enum(['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj', 'qkv_proj', 'gate_up_proj'])).min(1), z.literal('auto')]).optional()
+      .describe('Projections to adapt (default: all of the model\'s: the seven, or Phi-3\'s qkv_proj, o_proj, gate_up_proj, down_proj); "auto": the top modules by gradient-based importance on the training data'),
     autoTargets: z.number().int().min(1).max(7).default(3).describe('How many modules "auto" picks'),
     layers: z.array(z.number().int().min(0)).optional().describe('Layers to adapt (default: all)'),
     seed: z.number().int().min(0).default(0).describe('Seed of the A initialization'),

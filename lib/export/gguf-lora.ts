@@ -4,8 +4,8 @@
 // alpha / r, so rsLoRA's alpha / sqrt(r) is written as alpha · sqrt(r). The adapter names the
 // base's llama.cpp architecture (llama.cpp refuses a mismatch): "llama" for Llama, Mistral and
 // SmolLM, whose q/k rows llama.cpp keeps in interleaved-RoPE order (so models read from a Hugging
-// Face folder get their q/k B rows permuted into it), "qwen2", "qwen3", "gemma2" and "gemma3", which keep
-// Hugging Face's order.
+// Face folder get their q/k B rows permuted into it), "qwen2", "qwen3", "phi3", "gemma2" and "gemma3",
+// which keep Hugging Face's order. Phi-3's adapters are on its fused matrices (attn_qkv, ffn_up).
 import { TunekitError } from '../errors.js';
 import { writeGguf } from '../gguf/write.js';
 import { gemmaGeneration } from '../model/gemma.js';
@@ -22,7 +22,7 @@ export async function saveGgufLora(model: Model, file: string): Promise<void> {
   const { r, alpha, rslora } = model.lora;
   const a = model.config.architecture;
   const arch = a === 'Qwen2ForCausalLM' || a === 'qwen2' ? 'qwen2' : a === 'Qwen3ForCausalLM' || a === 'qwen3' ? 'qwen3'
-    : gemmaGeneration(a) ? `gemma${gemmaGeneration(a)}` : 'llama';
+    : a === 'Phi3ForCausalLM' || a === 'phi3' ? 'phi3' : gemmaGeneration(a) ? `gemma${gemmaGeneration(a)}` : 'llama';
   const tensors: Record<string, Tensor<'f32'>> = {};
   for (const [name, t] of Object.entries(model.loraTensors())) {
     const m = /^(blk\.\d+\.(\w+))\.lora_(a|b)$/.exec(name)!;
@@ -30,7 +30,9 @@ export async function saveGgufLora(model: Model, file: string): Promise<void> {
     if (m[3] === 'b' && arch === 'llama' && model.config.interleavedRope === false && (m[2] === 'attn_q' || m[2] === 'attn_k')) {
       tensor = permuteRopeRows(t, m[2] === 'attn_q' ? model.config.heads : model.config.kvHeads, false);
     }
-    tensors[`${m[1]}.weight.lora_${m[3]}`] = tensor;
+    // Phi-3's fused gate/up adapter goes on the matrix llama.cpp's phi3 calls ffn_up.
+    const base = m[2] === 'ffn_gate_up' ? m[1].replace(/ffn_gate_up$/, 'ffn_up') : m[1];
+    tensors[`${base}.weight.lora_${m[3]}`] = tensor;
   }
   await writeGguf(file, {
     'general.architecture': { type: 'string', value: arch },

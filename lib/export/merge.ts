@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { TunekitError } from '../errors.js';
 import { f32Of } from '../model/hf.js';
 import type { Model } from '../model/load.js';
+import type { ModelConfig } from '../model/types.js';
 import { gemm } from '../ops/gemm.js';
 import { writeShardedSafetensors } from '../safetensors/write.js';
 import { Tensor } from '../tensor.js';
@@ -20,6 +21,7 @@ const LAYER_NAMES: Record<string, string> = {
   attn_q: 'self_attn.q_proj', attn_k: 'self_attn.k_proj', attn_v: 'self_attn.v_proj', attn_output: 'self_attn.o_proj',
   ffn_gate: 'mlp.gate_proj', ffn_up: 'mlp.up_proj', ffn_down: 'mlp.down_proj',
   attn_q_norm: 'self_attn.q_norm', attn_k_norm: 'self_attn.k_norm', // Qwen3
+  attn_qkv: 'self_attn.qkv_proj', ffn_gate_up: 'mlp.gate_up_proj', // Phi-3 (joined by withFused)
 };
 
 // Gemma's norms: four per layer, named differently (model/gemma.ts).
@@ -42,12 +44,41 @@ async function asF32(t: Tensor | Weights): Promise<Tensor<'f32'>> {
 
 function modelType(architecture: string): string {
   if (architecture === 'MistralForCausalLM') return 'mistral';
+  if (architecture === 'Phi3ForCausalLM' || architecture === 'phi3') return 'phi3';
   if (architecture === 'Qwen2ForCausalLM' || architecture === 'qwen2') return 'qwen2';
   if (architecture === 'Qwen3ForCausalLM' || architecture === 'qwen3') return 'qwen3';
   return 'llama';
 }
 
-const HF_ARCHITECTURES: Record<string, string> = { llama: 'LlamaForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM' };
+const HF_ARCHITECTURES: Record<string, string> = { llama: 'LlamaForCausalLM', qwen2: 'Qwen2ForCausalLM', qwen3: 'Qwen3ForCausalLM', phi3: 'Phi3ForCausalLM' };
+
+// Phi-3: the engine's row blocks -> the fused matrix transformers stores, and the adapter on it.
+const FUSED: [string, string[]][] = [
+  ['attn_qkv', ['attn_q', 'attn_k', 'attn_v']],
+  ['ffn_gate_up', ['ffn_gate', 'ffn_up']],
+];
+
+/** The blocks of each layer's fused matrices joined (rows in order), as f32 [rows, cols]. */
+function joinRows(parts: Tensor<'f32'>[]): Tensor<'f32'> {
+  const cols = parts[0]!.shape[1]!, rows = parts.reduce((n, p) => n + p.shape[0]!, 0);
+  const out = Tensor.zeros('f32', [rows, cols]);
+  let at = 0;
+  for (const p of parts) out.data.set(p.data, at), (at += p.data.length);
+  return out;
+}
+
+/** The source weights with Phi-3's blocks joined back into its fused matrices (blk.N.attn_qkv, ffn_gate_up). */
+async function withFused(c: ModelConfig, source: Record<string, Tensor | Weights>): Promise<Record<string, Tensor | Weights>> {
+  if (!c.fusedProjections) return source;
+  const out = { ...source };
+  for (let i = 0; i < c.layers; i++)
+    for (const [fused, parts] of FUSED) {
+      const names = parts.map((p) => `blk.${i}.${p}.weight`);
+      out[`blk.${i}.${fused}.weight`] = joinRows(await Promise.all(names.map((n) => asF32(source[n]!))));
+      for (const n of names) delete out[n];
+    }
+  return out;
+}
 
 // Fields transformers' config classes type as float and check strictly: JSON has one number
 // type, so a whole value (Gemma 2's cap of 30) must be written as 30.0 or the class refuses it.
@@ -70,7 +101,7 @@ export async function saveMergedModel(model: Model, dir: string): Promise<void> 
   if (c.ropeFreqFactors && !c.ropeScaling) {
     throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', 'Merging a GGUF model with RoPE scaling (rope_freqs.weight) into a Hugging Face folder is not supported: the file does not hold the rope_scaling parameters transformers needs. Merge from the Hugging Face folder of the same model, or export the adapter (PEFT / GGUF LoRA) instead');
   }
-  const source: Record<string, Tensor | Weights> = model.trainable === 'full' ? model.fullTensors() : model.weights;
+  const source = await withFused(c, model.trainable === 'full' ? model.fullTensors() : model.weights);
   const lora = model.trainable === 'lora' ? model.loraTensors() : {};
   const scale = model.lora ? (model.lora.rslora ? model.lora.alpha / Math.sqrt(model.lora.r) : model.lora.alpha / model.lora.r) : 0;
   const out: Record<string, Tensor<'f32'>> = {};
@@ -105,7 +136,7 @@ export async function saveMergedModel(model: Model, dir: string): Promise<void> 
     ...(modelType(c.architecture) === 'qwen2' ? {} : { attention_bias: false }),
     ...(c.ropeScaling ? { rope_scaling: c.ropeScaling } : {}),
     ...(c.slidingWindow ? { sliding_window: c.slidingWindow, ...(modelType(c.architecture) === 'qwen2' ? { use_sliding_window: true } : {}) } : {}),
-    bos_token_id: idOf(tok?.bosToken), eos_token_id: tok?.eosTokenId ?? null, torch_dtype: 'float32',
+    bos_token_id: idOf(tok?.bosToken), eos_token_id: tok?.eosTokenId ?? null, pad_token_id: idOf(tok?.padToken), torch_dtype: 'float32',
   };
   await mkdir(dir, { recursive: true });
   await writeShardedSafetensors(dir, out, { metadata: { format: 'pt' } });

@@ -14,6 +14,7 @@ import { permuteRopeRows } from './peft.js';
 const OURS: Record<string, string> = {
   'self_attn.q_proj': 'attn_q', 'self_attn.k_proj': 'attn_k', 'self_attn.v_proj': 'attn_v', 'self_attn.o_proj': 'attn_output',
   'mlp.gate_proj': 'ffn_gate', 'mlp.up_proj': 'ffn_up', 'mlp.down_proj': 'ffn_down',
+  'self_attn.qkv_proj': 'attn_qkv', 'mlp.gate_up_proj': 'ffn_gate_up', // Phi-3's fused modules
 };
 
 /** Adds the folder's adapters to the model (replacing any it has). */

@@ -13,6 +13,7 @@ import { Tensor } from '../tensor.js';
 const MODULES: Record<string, string> = {
   attn_q: 'self_attn.q_proj', attn_k: 'self_attn.k_proj', attn_v: 'self_attn.v_proj', attn_output: 'self_attn.o_proj',
   ffn_gate: 'mlp.gate_proj', ffn_up: 'mlp.up_proj', ffn_down: 'mlp.down_proj',
+  attn_qkv: 'self_attn.qkv_proj', ffn_gate_up: 'mlp.gate_up_proj', // Phi-3's fused modules
 };
 
 /**

@@ -12,7 +12,9 @@ import type { Model } from '../model/load.js';
 const MODULES: Record<string, string> = {
   attn_q: 'q_proj', attn_k: 'k_proj', attn_v: 'v_proj', attn_output: 'o_proj', ffn_gate: 'gate_proj', ffn_up: 'up_proj', ffn_down: 'down_proj',
 };
-export type LoraTarget = 'q_proj' | 'k_proj' | 'v_proj' | 'o_proj' | 'gate_proj' | 'up_proj' | 'down_proj';
+// Phi-3: the blocks rank as the fused modules LoRA adapts.
+const FUSED_MODULES: Record<string, string> = { ...MODULES, attn_q: 'qkv_proj', attn_k: 'qkv_proj', attn_v: 'qkv_proj', ffn_gate: 'gate_up_proj', ffn_up: 'gate_up_proj' };
+export type LoraTarget = 'q_proj' | 'k_proj' | 'v_proj' | 'o_proj' | 'gate_proj' | 'up_proj' | 'down_proj' | 'qkv_proj' | 'gate_up_proj';
 
 export interface ImportanceRow {
   name: string;
@@ -64,10 +66,11 @@ export async function rankParameterImportance(
     seen++;
   }
   if (seen === 0) throw new TunekitError('ERR_TUNEKIT_INVALID_ARGUMENT', 'Expected at least one batch to rank importance on');
+  const modulesOf = model.config.fusedProjections ? FUSED_MODULES : MODULES;
   const tensors = [...sums.entries()].map(([name, acc]) => {
     const m = /^blk\.(\d+)\.(\w+)\.weight$/.exec(name);
     const n = params[name]!.data.length, score = acc[0]! / seen;
-    return { name, score, perElement: score / n, layer: m ? Number(m[1]) : null, module: m ? (MODULES[m[2]!] ?? m[2]!) : name.replace(/\.weight$/, '') };
+    return { name, score, perElement: score / n, layer: m ? Number(m[1]) : null, module: m ? (modulesOf[m[2]!] ?? m[2]!) : name.replace(/\.weight$/, '') };
   }).sort((a, b) => b.score - a.score);
   const group = (key: (t: (typeof tensors)[number]) => string | null) => {
     const rows = new Map<string, { score: number; n: number }>();
@@ -82,7 +85,7 @@ export async function rankParameterImportance(
     return rank(rows);
   };
   const modules = group((t) => (t.layer === null ? null : t.module));
-  const suggestedTargets = [...modules].filter((m) => Object.values(MODULES).includes(m.name)).sort((a, b) => b.perElement - a.perElement)
+  const suggestedTargets = [...modules].filter((m) => Object.values(modulesOf).includes(m.name)).sort((a, b) => b.perElement - a.perElement)
     .slice(0, o.targets ?? 3).map((m) => m.name as LoraTarget);
   return { tensors, modules, layers: group((t) => (t.layer === null ? null : `layer.${t.layer}`)), suggestedTargets, batches: seen };
 }

@@ -14,10 +14,12 @@ import { Tensor } from '../tensor.js';
 import { quantizeWeights, Weights, type QuantizeFormat } from '../weights.js';
 import { hfRopeAttentionFactor, hfRopeFactors, type RopeScaling } from './rope-scaling.js';
 import { checkFits } from './memory.js';
+import { fusedBlocks, splitRows } from './fused.js';
 import { GEMMA2_HF, GEMMA3_HF, GEMMA_NORM_NAMES, gemmaGeneration, gemmaHfConfig } from './gemma.js';
 import { configValues } from './config-values.js';
 
-const SUPPORTED = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'Qwen3ForCausalLM', GEMMA2_HF, GEMMA3_HF];
+const PHI3_HF = 'Phi3ForCausalLM';
+const SUPPORTED = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'Qwen3ForCausalLM', PHI3_HF, GEMMA2_HF, GEMMA3_HF];
 
 export interface HfLoaded {
   architecture: string;
@@ -135,6 +137,12 @@ export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Prom
   const qkvBias = arch === 'Qwen2ForCausalLM';
   // Qwen3: no biases, an RMSNorm over each head of q and k before RoPE.
   const generation = gemmaGeneration(arch), gemma = generation !== 0;
+  // Phi-3: q/k/v fused in qkv_proj and gate/up in gate_up_proj (split into row blocks below).
+  const phi3 = arch === PHI3_HF;
+  const partial = ropeParams?.partial_rotary_factor ?? cfg.partial_rotary_factor;
+  if (partial !== undefined && partial !== 1) {
+    throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${configFile}: partial_rotary_factor ${show(partial)} (RoPE on part of each head, as Phi-4-mini has) is not supported yet`);
+  }
   const qkNorm = arch === 'Qwen3ForCausalLM' || generation === 3;
   if (cfg.attention_bias === true || cfg.mlp_bias === true) throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${configFile}: attention_bias/mlp_bias are not supported yet`);
   const dim = int('hidden_size'), heads = int('num_attention_heads');
@@ -155,7 +163,8 @@ export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Prom
     qkvBias,
     qkNorm,
     // Mistral (v0.1) attends within a sliding window; Qwen2 only when use_sliding_window is set.
-    slidingWindow: typeof cfg.sliding_window === 'number' && (arch === 'MistralForCausalLM' || cfg.use_sliding_window === true) ? cfg.sliding_window : 0,
+    slidingWindow: typeof cfg.sliding_window === 'number' && (arch === 'MistralForCausalLM' || phi3 || cfg.use_sliding_window === true) ? cfg.sliding_window : 0,
+    ...(phi3 ? { fusedProjections: true } : {}),
     ...(g ? { ...g.native, ...(g.rope.localTheta ? { ropeThetaLocal: g.rope.localTheta } : {}) } : {}),
   };
   const maxPositions = typeof cfg.max_position_embeddings === 'number' ? cfg.max_position_embeddings : undefined;
@@ -178,9 +187,13 @@ export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Prom
       const p = `model.layers.${i}.`, q = `blk.${i}.`;
       want.push(
         [`${p}input_layernorm.weight`, `${q}attn_norm.weight`, [dim]],
-        [`${p}self_attn.q_proj.weight`, `${q}attn_q.weight`, [qd, dim]],
-        [`${p}self_attn.k_proj.weight`, `${q}attn_k.weight`, [kvd, dim]],
-        [`${p}self_attn.v_proj.weight`, `${q}attn_v.weight`, [kvd, dim]],
+        ...((phi3
+          ? [[`${p}self_attn.qkv_proj.weight`, `${q}attn_qkv.weight`, [qd + 2 * kvd, dim]]]
+          : [
+              [`${p}self_attn.q_proj.weight`, `${q}attn_q.weight`, [qd, dim]],
+              [`${p}self_attn.k_proj.weight`, `${q}attn_k.weight`, [kvd, dim]],
+              [`${p}self_attn.v_proj.weight`, `${q}attn_v.weight`, [kvd, dim]],
+            ]) as [string, string, number[]][]),
         ...(qkvBias
           ? ([
               [`${p}self_attn.q_proj.bias`, `${q}attn_q.bias`, [qd]],
@@ -198,8 +211,12 @@ export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Prom
         ...(gemma
           ? GEMMA_NORM_NAMES.filter(([h]) => h !== 'input_layernorm').map(([h, o]) => [`${p}${h}.weight`, `${q}${o}.weight`, [dim]] as [string, string, number[]])
           : [[`${p}post_attention_layernorm.weight`, `${q}ffn_norm.weight`, [dim]] as [string, string, number[]]]),
-        [`${p}mlp.gate_proj.weight`, `${q}ffn_gate.weight`, [config.ffn, dim]],
-        [`${p}mlp.up_proj.weight`, `${q}ffn_up.weight`, [config.ffn, dim]],
+        ...((phi3
+          ? [[`${p}mlp.gate_up_proj.weight`, `${q}ffn_gate_up.weight`, [2 * config.ffn, dim]]]
+          : [
+              [`${p}mlp.gate_proj.weight`, `${q}ffn_gate.weight`, [config.ffn, dim]],
+              [`${p}mlp.up_proj.weight`, `${q}ffn_up.weight`, [config.ffn, dim]],
+            ]) as [string, string, number[]][]),
         [`${p}mlp.down_proj.weight`, `${q}ffn_down.weight`, [dim, config.ffn]],
       );
     }
@@ -210,6 +227,15 @@ export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Prom
         throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${dir}: tensor ${hf} has shape [${info.shape.join(', ')}] but config.json implies [${shape.join(', ')}]`);
       }
       const t = await reader.read(hf);
+      const fused = /^(blk\.\d+\.)(attn_qkv|ffn_gate_up)\.weight$/.exec(ours);
+      if (fused) {  // the blocks as the engine's own projections
+        const blocks = fusedBlocks(fused[2] === 'attn_qkv' ? 'qkv' : 'gate_up', config);
+        const parts = splitRows(t.dtype === 'f32' || t.dtype === 'bf16' || t.dtype === 'f16' ? t : f32Of(t), blocks.map(([, n]) => n), `${dir}: tensor ${hf}`) as Tensor[];
+        for (const [i, block] of parts.entries()) {
+          tensors[`${fused[1]}${blocks[i]![0]}.weight`] = quantize && quantize !== block.dtype ? await quantizeWeights(f32Of(block), { format: quantize }) : block;
+        }
+        continue;
+      }
       if (shape.length === 1) tensors[ours] = gemma && ours.endsWith('norm.weight') ? plusOne(f32Of(t)) : f32Of(t);
       else if (quantize && quantize !== t.dtype && ours !== 'token_embd.weight') tensors[ours] = await quantizeWeights(f32Of(t), { format: quantize });
       else tensors[ours] = t.dtype === 'f32' || t.dtype === 'bf16' || t.dtype === 'f16' ? t : f32Of(t);

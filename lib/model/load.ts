@@ -1,6 +1,6 @@
 // loadModel: a model on disk -> weights in native memory, a tokenizer, and the Model object over
-// them: GGUF files of the `llama`, `qwen2`, `qwen3`, `gemma2` and `gemma3` architectures (quantized matrices
-// kept quantized) and Hugging Face folders (LlamaForCausalLM, MistralForCausalLM, Qwen2/3ForCausalLM,
+// them: GGUF files of the `llama`, `qwen2`, `qwen3`, `phi3`, `gemma2` and `gemma3` architectures (quantized matrices
+// kept quantized) and Hugging Face folders (LlamaForCausalLM, MistralForCausalLM, Qwen2/3ForCausalLM, Phi3ForCausalLM,
 // Gemma2ForCausalLM, Gemma3ForCausalLM, GPT2LMHeadModel). The Model itself is model/wrap.ts; its types model/types.ts.
 import { stat } from 'node:fs/promises';
 import { totalmem } from 'node:os';
@@ -17,12 +17,13 @@ import { tokenizerFromFolder } from '../tokenizer/hf.js';
 import { expected, parseOptions, type Same } from '../validate.js';
 import { quantizeWeights, Weights } from '../weights.js';
 import { checkLayerCount, loadHfFolder } from './hf.js';
+import { fusedBlocks, splitRows } from './fused.js';
 import { gemmaGgufConfig } from './gemma.js';
 import { ggufRopeFactors } from './rope-scaling.js';
 import { checkFits } from './memory.js';
 import { prepareDevice } from './device.js';
 import type { Model, ModelConfig } from './types.js';
-import { GPT2, LLAMA, wrapModel } from './wrap.js';
+import { GPT2, LLAMA, PHI3, wrapModel } from './wrap.js';
 
 export type { Batch, ClassifierOptions, LoraOptions, Model, ModelConfig, OptimizerOptions, OptimizerState, TrainStepOptions } from './types.js';
 
@@ -43,15 +44,21 @@ function positive(metadata: Map<string, GgufValue>, key: string, file: string, f
 // GGUF architectures the Llama-family engine runs. llama.cpp's converter permutes q/k rows into
 // interleaved-RoPE order for "llama" (Llama, Mistral, SmolLM) only; "qwen2" keeps Hugging Face's
 // rotate-half order and adds q/k/v biases; "qwen3" keeps it too, with no biases and per-head q/k
-// RMSNorms (attn_q_norm, attn_k_norm); "gemma2" and "gemma3" keep it with Gemma's additions (model/gemma.ts).
-const GGUF_ARCHITECTURES = ['llama', 'qwen2', 'qwen3', 'gemma2', 'gemma3'];
+// RMSNorms (attn_q_norm, attn_k_norm); "gemma2" and "gemma3" keep it with Gemma's additions (model/gemma.ts);
+// "phi3" keeps it with q/k/v fused in attn_qkv and gate/up in ffn_up (split by model/fused.ts) and a
+// sliding window on every layer.
+const GGUF_ARCHITECTURES = ['llama', 'qwen2', 'qwen3', 'phi3', 'gemma2', 'gemma3'];
 
 function llamaConfig(metadata: Map<string, GgufValue>, file: string, hasOutput: boolean, a: string): ModelConfig {
   const dim = num(metadata, `${a}.embedding_length`, file);
   const heads = num(metadata, `${a}.attention.head_count`, file);
   const tokens = metadata.get('tokenizer.ggml.tokens');
   const layers = num(metadata, `${a}.block_count`, file);
-  const headDim = num(metadata, `${a}.attention.key_length`, file, num(metadata, `${a}.rope.dimension_count`, file, dim / heads));
+  // phi3 files write rope.dimension_count as the rotated part of a head (Phi-4-mini: 3/4 of it).
+  const headDim = num(metadata, `${a}.attention.key_length`, file, a === 'phi3' ? dim / heads : num(metadata, `${a}.rope.dimension_count`, file, dim / heads));
+  if (a === 'phi3' && num(metadata, 'phi3.rope.dimension_count', file, headDim) !== headDim) {
+    throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${file}: phi3.rope.dimension_count ${metadata.get('phi3.rope.dimension_count')} is less than the head size ${headDim} (RoPE on part of each head, as Phi-4-mini has), which is not supported yet`);
+  }
   return {
     architecture: a,
     dim,
@@ -69,6 +76,7 @@ function llamaConfig(metadata: Map<string, GgufValue>, file: string, hasOutput: 
     qkvBias: a === 'qwen2',
     qkNorm: a === 'qwen3',
     ...(a === 'gemma2' || a === 'gemma3' ? gemmaGgufConfig(metadata, file, a, dim, heads, layers, headDim) : {}),
+    ...(a === 'phi3' ? { fusedProjections: true, slidingWindow: num(metadata, 'phi3.attention.sliding_window', file, 0) } : {}),
   };
 }
 
@@ -104,8 +112,8 @@ function gpt2Matrices(c: NativeGpt2Config): number {
 }
 
 /**
- * Loads a model: a GGUF file (architecture `llama`, `qwen2`, `qwen3`, `gemma2` or `gemma3`) or a Hugging Face
- * folder (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM,
+ * Loads a model: a GGUF file (architecture `llama`, `qwen2`, `qwen3`, `phi3`, `gemma2` or `gemma3`) or a Hugging Face
+ * folder (LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM, Phi3ForCausalLM,
  * Gemma2ForCausalLM, Gemma3ForCausalLM, GPT2LMHeadModel), with its tokenizer
  * when it has one.
  */
@@ -134,7 +142,7 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
     }
     const c = hf.config as NativeLlamaConfig;
     const model: NativeModel = callNative(() => new native.Model('llama', { ...c, backend }, handles));
-    return wrapModel(LLAMA, { ...c, architecture: hf.architecture, ...('ropeScaling' in hf && hf.ropeScaling ? { ropeScaling: hf.ropeScaling } : {}) }, tokenizer, model, hf.tensors, keepsWeightPanels(llamaMatrices(c), o));
+    return wrapModel(c.fusedProjections ? PHI3 : LLAMA, { ...c, architecture: hf.architecture, ...('ropeScaling' in hf && hf.ropeScaling ? { ropeScaling: hf.ropeScaling } : {}) }, tokenizer, model, hf.tensors, keepsWeightPanels(llamaMatrices(c), o));
   }
   const gguf = await openGguf(path);
   try {
@@ -146,6 +154,9 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
     checkLayerCount(gguf.file, 'the file', `metadata ${arch}.block_count`, config.layers, [...gguf.tensors.keys()], /^blk\.(\d+)\./);
     // RoPE scaling: Llama 3.x files carry it as per-pair divisors (rope_freqs.weight), older ones as metadata.
     const freqs = gguf.tensors.has('rope_freqs.weight') ? await gguf.read('rope_freqs.weight') : undefined;
+    if (gguf.tensors.has('rope_factors_long.weight')) {
+      throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${gguf.file}: RoPE scaling "longrope" (rope_factors_long.weight / rope_factors_short.weight, Phi-3 128k and Phi-3.5) is not supported yet`);
+    }
     const scalingType = gguf.metadata.get(`${arch}.rope.scaling.type`), scalingFactor = gguf.metadata.get(`${arch}.rope.scaling.factor`);
     const ropeFreqFactors = ggufRopeFactors(typeof scalingType === 'string' ? scalingType : undefined, typeof scalingFactor === 'number' ? scalingFactor : undefined,
       freqs instanceof Tensor && freqs.dtype === 'f32' ? (freqs as Tensor<'f32'>).data : freqs ? new Float32Array(0) : undefined, config.headDim, gguf.file);
@@ -157,17 +168,26 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
     const kept: Record<string, Tensor | Weights> = {};
     for (const name of gguf.tensors.keys()) {
       if (name === 'rope_freqs.weight') continue; // in the config above
-      let t = await gguf.read(name);
-      // Re-quantize projection matrices on request (the embedding / tied head stays as stored).
-      if (o.quantize && /^blk\.\d+\.(attn_(q|k|v|output)|ffn_(gate|up|down))\.weight$/.test(name)) {
-        const f32 = t instanceof Weights ? await t.dequantize() : (t as Tensor);
-        if (f32.dtype === 'f32') t = await quantizeWeights(f32 as Tensor<'f32'>, { format: o.quantize });
+      const stored = await gguf.read(name);
+      // Phi-3's fused matrices become the engine's own projections (as stored: blocks of rows).
+      const fused = arch === 'phi3' ? /^(blk\.\d+\.)(attn_qkv|ffn_up)\.weight$/.exec(name) : null;
+      const blocks = fused ? fusedBlocks(fused[2] === 'attn_qkv' ? 'qkv' : 'gate_up', config) : [];
+      const parts: [string, Tensor | Weights][] = fused
+        ? splitRows(stored, blocks.map(([, n]) => n), `${gguf.file}: tensor ${name}`).map((p, i) => [`${fused[1]}${blocks[i]![0]}.weight`, p])
+        : [[name, stored]];
+      for (const [part, value] of parts) {
+        let t = value;
+        // Re-quantize projection matrices on request (the embedding / tied head stays as stored).
+        if (o.quantize && /^blk\.\d+\.(attn_(q|k|v|output)|ffn_(gate|up|down))\.weight$/.test(part)) {
+          const f32 = t instanceof Weights ? await t.dequantize() : (t as Tensor);
+          if (f32.dtype === 'f32') t = await quantizeWeights(f32 as Tensor<'f32'>, { format: o.quantize });
+        }
+        handles[part] = t.handle;
+        kept[part] = t;
       }
-      handles[name] = t.handle;
-      kept[name] = t;
     }
     const model: NativeModel = callNative(() => new native.Model('llama', { ...config, backend }, handles));
-    return wrapModel(LLAMA, config, tokenizer, model, kept, keepsWeightPanels(llamaMatrices(config), o));
+    return wrapModel(config.fusedProjections ? PHI3 : LLAMA, config, tokenizer, model, kept, keepsWeightPanels(llamaMatrices(config), o));
   } finally {
     await gguf.close();
   }

@@ -20,6 +20,8 @@ export interface RopeScaling {
   low_freq_factor?: number;
   high_freq_factor?: number;
   original_max_position_embeddings?: number;
+  /** transformers 5 keeps Phi's partial_rotary_factor here. */
+  partial_rotary_factor?: number;
 }
 
 /** The base frequency of each pair as transformers computes it (fp32). */

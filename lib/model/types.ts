@@ -8,6 +8,8 @@ import type { GenerateOptions, GenerateStep } from './generate.js';
 
 /** The Llama family's LoRA targets (PEFT's module names). */
 export type LlamaLoraTarget = 'q_proj' | 'k_proj' | 'v_proj' | 'o_proj' | 'gate_proj' | 'up_proj' | 'down_proj';
+/** Phi-3's LoRA targets (PEFT's module names; qkv_proj and gate_up_proj are each one fused matrix). */
+export type Phi3LoraTarget = 'qkv_proj' | 'o_proj' | 'gate_up_proj' | 'down_proj';
 /** GPT-2's LoRA targets: its Conv1D modules (c_proj is attention's and the MLP's, as in PEFT). */
 export type Gpt2LoraTarget = 'c_attn' | 'c_proj' | 'c_fc';
 
@@ -20,8 +22,8 @@ export interface LoraOptions {
   rslora?: boolean;
   /** Dropout on each adapter's input during training steps (PEFT's lora_dropout). Default 0. */
   dropout?: number;
-  /** Modules to adapt. Default: all of the family's (the seven projections; GPT-2's three Conv1D names). */
-  targets?: (LlamaLoraTarget | Gpt2LoraTarget)[];
+  /** Modules to adapt. Default: all of the family's (the seven projections; Phi-3's four modules; GPT-2's three Conv1D names). */
+  targets?: (LlamaLoraTarget | Phi3LoraTarget | Gpt2LoraTarget)[];
   /** Layers to adapt. Default: all. */
   layers?: number[];
   /** Seed of the A initialization. Default 0. */

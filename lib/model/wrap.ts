@@ -22,6 +22,8 @@ export interface Family {
 }
 export const LLAMA: Family = { name: 'llama', loraTargets: ['q_proj', 'k_proj', 'v_proj', 'o_proj', 'gate_proj', 'up_proj', 'down_proj'] };
 export const GPT2: Family = { name: 'gpt2', loraTargets: ['c_attn', 'c_proj', 'c_fc'] };
+/** Phi-3 on the Llama engine: PEFT's module names, the fused ones adapted whole. */
+export const PHI3: Family = { name: 'llama', loraTargets: ['qkv_proj', 'o_proj', 'gate_up_proj', 'down_proj'] };
 
 const loraSchema = (f: Family) =>
   z

