@@ -102,7 +102,7 @@ export interface NativeLlamaConfig {
   qkvBias?: boolean;
   /** Qwen3: an RMSNorm over each head of q and k before RoPE (blk.N.attn_q_norm.weight, attn_k_norm, [headDim]). */
   qkNorm?: boolean;
-  /** RoPE scaling (Llama 3.x's "llama3", "linear"): pair i's frequency is divided by ropeFreqFactors[i] (llama.cpp's rope_freqs.weight); headDim / 2 numbers. */
+  /** RoPE scaling (Llama 3.x's "llama3", "linear"): pair i's frequency is divided by ropeFreqFactors[i] (llama.cpp's rope_freqs.weight); rotaryDim / 2 numbers (longrope: the short factors). */
   ropeFreqFactors?: number[];
   /** Gemma: the embedding's rows are multiplied by this (√dim); 0 or absent: not scaled. */
   embedScale?: number;
@@ -118,6 +118,12 @@ export interface NativeLlamaConfig {
   ropeThetaLocal?: number;
   /** YaRN: cos and sin are multiplied by this (attention scores by its square); absent: 1. */
   ropeAttentionFactor?: number;
+  /** Phi-4-mini: RoPE on the first rotaryDim dimensions of each head (partial_rotary_factor); absent: all. */
+  rotaryDim?: number;
+  /** longrope: the long factors (ropeFreqFactors holding the short ones), used by a forward whose last position is ropeLongAfter or later. */
+  ropeFreqFactorsLong?: number[];
+  /** longrope: original_max_position_embeddings. */
+  ropeLongAfter?: number;
   /** Phi-3: q/k/v and gate/up came fused (qkv_proj, gate_up_proj); LoRA targets are qkv_proj, o_proj, gate_up_proj, down_proj, each fused matrix adapted whole. */
   fusedProjections?: boolean;
   /** Gemma 2: attention scores become c·tanh(s / c) before the softmax (attn_logit_softcapping); 0 or absent: none. */

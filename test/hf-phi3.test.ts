@@ -13,8 +13,8 @@ import { loadModel, loadPeftAdapter, openSafetensors, saveMergedModel, savePeftA
 
 const dir = fileURLToPath(new URL('./reference/fixtures/tiny-phi3/', import.meta.url));
 
-async function fixture() {
-  const r = await openSafetensors(join(dir, 'expected.safetensors'));
+async function fixture(from = dir) {
+  const r = await openSafetensors(join(from, 'expected.safetensors'));
   const out: Record<string, Tensor> = {};
   for (const n of r.names()) out[n] = await r.read(n);
   await r.close();
@@ -119,6 +119,72 @@ describe('Phi-3', () => {
       expect(st.info('model.layers.1.self_attn.qkv_proj.weight').shape).toEqual([128, 64]);
       expect(st.info('model.layers.1.mlp.gate_up_proj.weight').shape).toEqual([160, 64]);
       await st.close();
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+});
+
+// test/reference/make_tiny_phi4_mini.py: partial_rotary_factor 0.75 and longrope with an original
+// context of 8, so a 6-token forward takes the short factors and a 12-token one the long ones.
+describe('Phi-4-mini\'s partial rotary and longrope', () => {
+  const mini = fileURLToPath(new URL('./reference/fixtures/tiny-phi4-mini/', import.meta.url));
+  it('gives transformers\' logits on both sides of the original context, and its greedy continuation across it', async () => {
+    const fx = await fixture(mini);
+    const ids = [...fx.ids!.data] as number[];
+    const m = await loadModel(mini);
+    expect(m.config).toMatchObject({ rotaryDim: 12, ropeLongAfter: 8, tiedEmbeddings: true });
+    expect(m.config.ropeAttentionFactor).toBeCloseTo(Math.sqrt(1 + Math.log(8) / Math.log(8)), 12);
+    expect(relErr((await m.logits(ids.slice(0, 6))).data, fx.short_logits!.data)).toBeLessThan(1e-4);
+    expect(relErr((await m.logits(ids.slice(0, 12))).data, fx.long_logits!.data)).toBeLessThan(1e-4);
+    const steps = [];
+    for await (const s of m.generate(ids.slice(0, 5), { maxTokens: 10 })) steps.push(s.tokenId);
+    expect(steps).toEqual([...fx.greedy!.data]);
+
+    // The GGUF: the rotated part as phi3.rope.dimension_count, the factors as tensors.
+    const g = await loadModel(join(mini, 'tiny-phi4-mini.gguf'));
+    expect(g.config).toMatchObject({ architecture: 'phi3', rotaryDim: 12, ropeLongAfter: 8 });
+    expect(g.config.ropeFreqFactorsLong).toEqual(m.config.ropeFreqFactorsLong!.map(Math.fround)); // stored as f32
+    expect(relErr((await g.logits(ids.slice(0, 6))).data, fx.short_logits!.data)).toBeLessThan(1e-4);
+    expect(relErr((await g.logits(ids.slice(0, 12))).data, fx.long_logits!.data)).toBeLessThan(1e-4);
+  });
+
+  it('trains as transformers and PEFT do past the original context (full and LoRA gradients)', async () => {
+    const fx = await fixture(mini);
+    const m = await loadModel(mini);
+    m.addLora({ r: 3, alpha: 6 });
+    const names = Object.keys(m.loraTensors());
+    m.setLoraTensors(Object.fromEntries(names.map((n) => [n, fx[n] as Tensor<'f32'>])));
+    const step = await m.trainStep(batchOf(fx));
+    expect(Math.abs(step.loss - fx.lora_loss!.data[0]!)).toBeLessThan(1e-5);
+    const grads = m.loraTensors('grads');
+    for (const n of names) expect(relErr(perToken(grads[n]!, step.tokens), fx[`${n}.grad`]!.data), n).toBeLessThan(1e-4);
+    const full = await loadModel(mini);
+    full.enableFullTraining();
+    const s = await full.trainStep(batchOf(fx));
+    expect(Math.abs(s.loss - fx.loss!.data[0]!)).toBeLessThan(1e-5);
+    const g = full.fullTensors('grads');
+    expect(relErr(perToken(g['token_embd.weight']!, s.tokens), fx['grad.model.embed_tokens.weight']!.data)).toBeLessThan(1e-4);
+    const qkv = (i: number) => concat(...['attn_q', 'attn_k', 'attn_v'].map((p) => perToken(g[`blk.${i}.${p}.weight`]!, s.tokens)));
+    for (const i of [0, 1]) expect(relErr(qkv(i), fx[`grad.model.layers.${i}.self_attn.qkv_proj.weight`]!.data), `qkv ${i}`).toBeLessThan(1e-4);
+  });
+
+  it('merges into a folder transformers reads with the same RoPE (partial_rotary_factor, longrope written back)', async () => {
+    const fx = await fixture(mini);
+    const ids = [...fx.ids!.data] as number[];
+    const work = mkdtempSync(join(tmpdir(), 'tunekit-phi4-'));
+    try {
+      const m = await loadModel(mini);
+      m.addLora({ r: 3, alpha: 6 });
+      const names = Object.keys(m.loraTensors());
+      m.setLoraTensors(Object.fromEntries(names.map((n) => [n, fx[n] as Tensor<'f32'>])));
+      const adapted = await m.logits(ids.slice(0, 12));
+      await saveMergedModel(m, join(work, 'merged'));
+      const cfg = JSON.parse(readFileSync(join(work, 'merged', 'config.json'), 'utf8'));
+      expect(cfg).toMatchObject({ partial_rotary_factor: 0.75, original_max_position_embeddings: 8, max_position_embeddings: 64, rope_scaling: { rope_type: 'longrope', factor: 8 } });
+      const merged = await loadModel(join(work, 'merged'));
+      expect(merged.config).toMatchObject({ rotaryDim: 12, ropeLongAfter: 8, ropeFreqFactorsLong: m.config.ropeFreqFactorsLong });
+      expect(relErr((await merged.logits(ids.slice(0, 12))).data, adapted.data)).toBeLessThan(1e-5);
     } finally {
       rmSync(work, { recursive: true, force: true });
     }

@@ -84,6 +84,32 @@ describe('RoPE (interleaved)', () => {
     await run('rope_backward', [dg, Tensor.from('i32', [n], pos)], { tokens: n, heads, headDim: hd, theta });
     expectNear(dg.data, numericGrad((xv) => dot(ref(xv), g), x), 1e-5, 'drope');
   });
+
+  // Phi-4-mini's partial rotary: halves pairing over the first rotaryDim dimensions, frequencies
+  // by 2i / rotaryDim, the rest of each head untouched.
+  it('rotates only the first rotaryDim dimensions of each head (halves pairing), the rest passing through', async () => {
+    const rot = 6, d = 8;
+    const partial = (x: ArrayLike<number>) => {
+      const y = Float64Array.from(x);
+      for (let t = 0; t < n; t++)
+        for (let h = 0; h < heads; h++)
+          for (let i = 0; i < rot / 2; i++) {
+            const a = pos[t]! * Math.pow(theta, (-2 * i) / rot), o = (t * heads + h) * d;
+            const [u, v] = [x[o + i]!, x[o + i + rot / 2]!];
+            y[o + i] = u * Math.cos(a) - v * Math.sin(a);
+            y[o + i + rot / 2] = u * Math.sin(a) + v * Math.cos(a);
+          }
+      return y;
+    };
+    const x = randomValues(n * heads * d, 6), g = randomValues(n * heads * d, 7);
+    const o = { tokens: n, heads, headDim: d, theta, interleaved: false, rotaryDim: rot };
+    const t = f32([n * heads * d], x);
+    await run('rope_forward', [t, Tensor.from('i32', [n], pos)], o);
+    expectNear(t.data, partial(x), 1e-5, 'partial rope');
+    const dg = f32([n * heads * d], g);
+    await run('rope_backward', [dg, Tensor.from('i32', [n], pos)], o);
+    expectNear(dg.data, numericGrad((xv) => dot(partial(xv), g), x), 1e-5, 'dpartial');
+  });
 });
 
 describe('causal grouped-query attention', () => {

@@ -42,6 +42,8 @@ export function cases(): Case[] {
   for (const interleaved of [true, false])
     for (const op of ['rope_forward', 'rope_backward'])
       out.push({ label: `${op.replace('_', ' ')}${interleaved ? ', interleaved' : ', halves'}`, op, tensors: () => [f32(23 * 3 * 64, 7), i32(ints(23, 4000, 8))], options: { tokens: 23, heads: 3, headDim: 64, theta: 10000, interleaved }, outputs: [0], tol: FP32 });
+  for (const op of ['rope_forward', 'rope_backward'])
+    out.push({ label: `${op.replace('_', ' ')}, partial rotary`, op, tensors: () => [f32(23 * 3 * 64, 9), i32(ints(23, 4000, 10))], options: { tokens: 23, heads: 3, headDim: 64, theta: 10000, interleaved: false, rotaryDim: 48 }, outputs: [0], tol: FP32 });
   for (const [hd, window, segment, bf16, softcap] of [[64, 0, 70, false, 0], [40, 0, 70, false, 0], [128, 16, 70, false, 0], [64, 0, 25, false, 0], [64, 12, 25, true, 0], [256, 0, 33, false, 0], [256, 16, 70, false, 0.3]] as const) {
     const n = 70, hq = 4, hkv = 2, what = `head ${hd}${window ? `, window ${window}` : ''}${segment < n ? `, packed by ${segment}` : ''}${bf16 ? ', bf16' : ''}${softcap ? `, soft-capped at ${softcap}` : ''}`;
     const o = { tokens: n, qHeads: hq, kvHeads: hkv, headDim: hd, window, segment, bf16, softcap };

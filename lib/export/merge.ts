@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { TunekitError } from '../errors.js';
 import { f32Of } from '../model/hf.js';
 import type { Model } from '../model/load.js';
+import { isLongrope } from '../model/rope-scaling.js';
 import type { ModelConfig } from '../model/types.js';
 import { gemm } from '../ops/gemm.js';
 import { writeShardedSafetensors } from '../safetensors/write.js';
@@ -135,6 +136,11 @@ export async function saveMergedModel(model: Model, dir: string): Promise<void> 
     tie_word_embeddings: c.tiedEmbeddings, hidden_act: 'silu', max_position_embeddings: 8192, // unknown for GGUF sources; only a limit for users, not used by the weights
     ...(modelType(c.architecture) === 'qwen2' ? {} : { attention_bias: false }),
     ...(c.ropeScaling ? { rope_scaling: c.ropeScaling } : {}),
+    // longrope's factor is max_position_embeddings / original_max_position_embeddings where not given.
+    ...(isLongrope(c.ropeScaling) && typeof c.ropeScaling?.original_max_position_embeddings === 'number' && typeof c.ropeScaling.factor === 'number'
+      ? { original_max_position_embeddings: c.ropeScaling.original_max_position_embeddings, max_position_embeddings: Math.round(c.ropeScaling.factor * c.ropeScaling.original_max_position_embeddings) }
+      : {}),
+    ...(c.rotaryDim ? { partial_rotary_factor: c.rotaryDim / c.headDim } : {}),
     ...(c.slidingWindow ? { sliding_window: c.slidingWindow, ...(modelType(c.architecture) === 'qwen2' ? { use_sliding_window: true } : {}) } : {}),
     bos_token_id: idOf(tok?.bosToken), eos_token_id: tok?.eosTokenId ?? null, pad_token_id: idOf(tok?.padToken), torch_dtype: 'float32',
   };

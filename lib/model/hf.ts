@@ -12,7 +12,7 @@ import type { NativeGpt2Config, NativeLlamaConfig } from '../native.js';
 import { openSafetensors } from '../safetensors/read.js';
 import { Tensor } from '../tensor.js';
 import { quantizeWeights, Weights, type QuantizeFormat } from '../weights.js';
-import { hfRopeAttentionFactor, hfRopeFactors, type RopeScaling } from './rope-scaling.js';
+import { hfLongrope, hfRopeAttentionFactor, hfRopeFactors, isLongrope, type RopeScaling } from './rope-scaling.js';
 import { checkFits } from './memory.js';
 import { fusedBlocks, splitRows } from './fused.js';
 import { GEMMA2_HF, GEMMA3_HF, GEMMA_NORM_NAMES, gemmaGeneration, gemmaHfConfig } from './gemma.js';
@@ -139,9 +139,10 @@ export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Prom
   const generation = gemmaGeneration(arch), gemma = generation !== 0;
   // Phi-3: q/k/v fused in qkv_proj and gate/up in gate_up_proj (split into row blocks below).
   const phi3 = arch === PHI3_HF;
-  const partial = ropeParams?.partial_rotary_factor ?? cfg.partial_rotary_factor;
-  if (partial !== undefined && partial !== 1) {
-    throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${configFile}: partial_rotary_factor ${show(partial)} (RoPE on part of each head, as Phi-4-mini has) is not supported yet`);
+  // Phi-4-mini rotates the first partial_rotary_factor of each head.
+  const partial = ropeParams?.partial_rotary_factor ?? cfg.partial_rotary_factor ?? 1;
+  if (typeof partial !== 'number' || !(partial > 0 && partial <= 1)) {
+    throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${configFile}: expected partial_rotary_factor in (0, 1] but found ${show(partial)}`);
   }
   const qkNorm = arch === 'Qwen3ForCausalLM' || generation === 3;
   if (cfg.attention_bias === true || cfg.mlp_bias === true) throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${configFile}: attention_bias/mlp_bias are not supported yet`);
@@ -168,11 +169,25 @@ export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Prom
     ...(g ? { ...g.native, ...(g.rope.localTheta ? { ropeThetaLocal: g.rope.localTheta } : {}) } : {}),
   };
   const maxPositions = typeof cfg.max_position_embeddings === 'number' ? cfg.max_position_embeddings : undefined;
-  const ropeFreqFactors = hfRopeFactors(g ? g.rope.scaling : scaling, config.headDim, config.ropeTheta, configFile, maxPositions);
-  if (ropeFreqFactors) config.ropeFreqFactors = ropeFreqFactors;
-  const attentionFactor = hfRopeAttentionFactor(g ? g.rope.scaling : scaling, config.headDim, config.ropeTheta, configFile, maxPositions);
-  if (attentionFactor !== 1) config.ropeAttentionFactor = attentionFactor;
-  const ropeScaling = ropeFreqFactors && scaling ? Object.fromEntries(Object.entries(scaling).filter(([k]) => k !== 'rope_theta')) : undefined;
+  const rotaryDim = Math.floor(config.headDim * partial);
+  if (rotaryDim !== config.headDim) {
+    if (rotaryDim % 2 !== 0) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${configFile}: partial_rotary_factor ${partial} of head_dim ${config.headDim} rotates an odd ${rotaryDim} dimensions`);
+    config.rotaryDim = rotaryDim;
+  }
+  let ropeScaling: Record<string, unknown> | undefined;
+  if (!g && isLongrope(scaling)) {
+    const original = typeof cfg.original_max_position_embeddings === 'number' ? cfg.original_max_position_embeddings : undefined;
+    const l = hfLongrope(scaling!, rotaryDim / 2, configFile, maxPositions, original);
+    Object.assign(config, { ropeFreqFactors: l.short, ropeFreqFactorsLong: l.long, ropeLongAfter: l.after, ...(l.attention !== 1 ? { ropeAttentionFactor: l.attention } : {}) });
+    // Written back whole by a merged export (the factor and original context made explicit).
+    ropeScaling = { ...Object.fromEntries(Object.entries(scaling!).filter(([k]) => k !== 'rope_theta' && k !== 'partial_rotary_factor')), rope_type: 'longrope', factor: l.factor, original_max_position_embeddings: l.after };
+  } else {
+    const ropeFreqFactors = hfRopeFactors(g ? g.rope.scaling : scaling, rotaryDim, config.ropeTheta, configFile, maxPositions);
+    if (ropeFreqFactors) config.ropeFreqFactors = ropeFreqFactors;
+    const attentionFactor = hfRopeAttentionFactor(g ? g.rope.scaling : scaling, rotaryDim, config.ropeTheta, configFile, maxPositions);
+    if (attentionFactor !== 1) config.ropeAttentionFactor = attentionFactor;
+    ropeScaling = ropeFreqFactors && scaling ? Object.fromEntries(Object.entries(scaling).filter(([k]) => k !== 'rope_theta')) : undefined;
+  }
   const reader = await openSafetensors(dir);
   const tensors: Record<string, Tensor | Weights> = {};
   try {

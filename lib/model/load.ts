@@ -56,8 +56,9 @@ function llamaConfig(metadata: Map<string, GgufValue>, file: string, hasOutput: 
   const layers = num(metadata, `${a}.block_count`, file);
   // phi3 files write rope.dimension_count as the rotated part of a head (Phi-4-mini: 3/4 of it).
   const headDim = num(metadata, `${a}.attention.key_length`, file, a === 'phi3' ? dim / heads : num(metadata, `${a}.rope.dimension_count`, file, dim / heads));
-  if (a === 'phi3' && num(metadata, 'phi3.rope.dimension_count', file, headDim) !== headDim) {
-    throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${file}: phi3.rope.dimension_count ${metadata.get('phi3.rope.dimension_count')} is less than the head size ${headDim} (RoPE on part of each head, as Phi-4-mini has), which is not supported yet`);
+  const rotaryDim = a === 'phi3' ? num(metadata, 'phi3.rope.dimension_count', file, headDim) : headDim;
+  if (rotaryDim > headDim || rotaryDim % 2 !== 0) {
+    throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: phi3.rope.dimension_count ${rotaryDim} is not an even number up to the head size ${headDim}`);
   }
   return {
     architecture: a,
@@ -77,6 +78,7 @@ function llamaConfig(metadata: Map<string, GgufValue>, file: string, hasOutput: 
     qkNorm: a === 'qwen3',
     ...(a === 'gemma2' || a === 'gemma3' ? gemmaGgufConfig(metadata, file, a, dim, heads, layers, headDim) : {}),
     ...(a === 'phi3' ? { fusedProjections: true, slidingWindow: num(metadata, 'phi3.attention.sliding_window', file, 0) } : {}),
+    ...(rotaryDim !== headDim ? { rotaryDim } : {}),
   };
 }
 
@@ -154,8 +156,27 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
     checkLayerCount(gguf.file, 'the file', `metadata ${arch}.block_count`, config.layers, [...gguf.tensors.keys()], /^blk\.(\d+)\./);
     // RoPE scaling: Llama 3.x files carry it as per-pair divisors (rope_freqs.weight), older ones as metadata.
     const freqs = gguf.tensors.has('rope_freqs.weight') ? await gguf.read('rope_freqs.weight') : undefined;
-    if (gguf.tensors.has('rope_factors_long.weight')) {
-      throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${gguf.file}: RoPE scaling "longrope" (rope_factors_long.weight / rope_factors_short.weight, Phi-3 128k and Phi-3.5) is not supported yet`);
+    // longrope (Phi-3 128k, Phi-3.5, Phi-4-mini): the short and long divisors as tensors; the engine
+    // switches per forward as transformers does (llama.cpp picks one by the context size instead).
+    if (gguf.tensors.has('rope_factors_long.weight') || gguf.tensors.has('rope_factors_short.weight')) {
+      const pairs = (config.rotaryDim ?? config.headDim) / 2;
+      const factors = async (name: string) => {
+        const t = gguf.tensors.has(name) ? await gguf.read(name) : undefined;
+        const v = t instanceof Tensor && t.dtype === 'f32' ? [...(t as Tensor<'f32'>).data] : [];
+        if (v.length !== pairs || !v.every((x) => Number.isFinite(x) && x > 0)) {
+          throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${gguf.file}: ${name} must hold ${pairs} positive f32 values (one per rotated pair) for longrope`);
+        }
+        return v;
+      };
+      const after = gguf.metadata.get(`${arch}.rope.scaling.original_context_length`);
+      if (typeof after !== 'number' || !Number.isInteger(after) || after < 1) {
+        throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${gguf.file}: longrope needs metadata ${arch}.rope.scaling.original_context_length (a positive integer)`);
+      }
+      const attention = gguf.metadata.get(`${arch}.rope.scaling.attn_factor`);
+      Object.assign(config, {
+        ropeFreqFactors: await factors('rope_factors_short.weight'), ropeFreqFactorsLong: await factors('rope_factors_long.weight'), ropeLongAfter: after,
+        ...(typeof attention === 'number' && attention !== 1 ? { ropeAttentionFactor: attention } : {}),
+      });
     }
     const scalingType = gguf.metadata.get(`${arch}.rope.scaling.type`), scalingFactor = gguf.metadata.get(`${arch}.rope.scaling.factor`);
     const ropeFreqFactors = ggufRopeFactors(typeof scalingType === 'string' ? scalingType : undefined, typeof scalingFactor === 'number' ? scalingFactor : undefined,
@@ -167,7 +188,7 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
     const handles: Record<string, Tensor['handle'] | Weights['handle']> = {};
     const kept: Record<string, Tensor | Weights> = {};
     for (const name of gguf.tensors.keys()) {
-      if (name === 'rope_freqs.weight') continue; // in the config above
+      if (name === 'rope_freqs.weight' || name === 'rope_factors_long.weight' || name === 'rope_factors_short.weight') continue; // in the config above
       const stored = await gguf.read(name);
       // Phi-3's fused matrices become the engine's own projections (as stored: blocks of rows).
       const fused = arch === 'phi3' ? /^(blk\.\d+\.)(attn_qkv|ffn_up)\.weight$/.exec(name) : null;

@@ -1,9 +1,9 @@
 // RoPE scaling as per-pair frequency divisors (llama.cpp's rope_freqs.weight), the one form the
 // engine takes: Llama 3.x's "llama3" rule, "linear" and YaRN ("yarn", Qwen2.5's long context) from
 // a Hugging Face config, and from a GGUF file its rope_freqs tensor or its rope.scaling metadata.
-// YaRN also scales cos and sin by its attention factor: hfRopeAttentionFactor. Schemes that depend
-// on the sequence length (dynamic, longrope's short/long switch) are refused by name, and so is a
-// GGUF file's yarn (llama.cpp computes it its own way).
+// YaRN also scales cos and sin by its attention factor: hfRopeAttentionFactor. longrope (Phi) gives
+// two sets, short and long, the engine picking one per forward as transformers does (hfLongrope).
+// dynamic is refused by name, and so is a GGUF file's yarn (llama.cpp computes it its own way).
 import { TunekitError } from '../errors.js';
 import { show } from '../validate.js';
 
@@ -22,6 +22,47 @@ export interface RopeScaling {
   original_max_position_embeddings?: number;
   /** transformers 5 keeps Phi's partial_rotary_factor here. */
   partial_rotary_factor?: number;
+  /** longrope: the divisors below and past original_max_position_embeddings. */
+  short_factor?: number[];
+  long_factor?: number[];
+}
+
+/** Whether a scaling block is longrope ("su" is its name in Phi-3's first configs). */
+export function isLongrope(s: RopeScaling | null | undefined): boolean {
+  const type = s?.rope_type ?? s?.type;
+  return type === 'longrope' || type === 'su';
+}
+
+export interface Longrope {
+  short: number[];
+  long: number[];
+  /** original_max_position_embeddings: a forward reaching this position (0-based) takes the long factors. */
+  after: number;
+  factor: number;
+  attention: number;
+}
+
+/**
+ * longrope (Phi-3 128k, Phi-3.5, Phi-4-mini) as transformers' _compute_longrope_parameters reads
+ * it: divisors per rotated pair below and past the original context, the factor (else
+ * max_position_embeddings / original), and the attention factor (else √(1 + ln factor / ln original)).
+ */
+export function hfLongrope(s: RopeScaling, pairs: number, file: string, maxPositions: number | undefined, original: number | undefined): Longrope {
+  const after = s.original_max_position_embeddings ?? original;
+  if (typeof after !== 'number' || !Number.isInteger(after) || after < 1) {
+    throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: rope_scaling "longrope" needs a positive integer original_max_position_embeddings but has ${show(after)}`);
+  }
+  const list = (key: 'short_factor' | 'long_factor') => {
+    const v = s[key];
+    if (!Array.isArray(v) || v.length !== pairs || !v.every((x) => typeof x === 'number' && Number.isFinite(x) && x > 0)) {
+      throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: rope_scaling "longrope" needs ${key} as ${pairs} positive numbers (one per rotated pair) but has ${show(v)}`);
+    }
+    return v as number[];
+  };
+  const factor = s.factor ?? (maxPositions ? maxPositions / after : 1);
+  if (typeof factor !== 'number' || !Number.isFinite(factor) || factor <= 0) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: rope_scaling "longrope" needs a positive number factor but has ${show(s.factor)}`);
+  const attention = s.attention_factor ?? (factor <= 1 ? 1 : Math.sqrt(1 + Math.log(factor) / Math.log(after)));
+  return { short: list('short_factor'), long: list('long_factor'), after, factor, attention };
 }
 
 /** The base frequency of each pair as transformers computes it (fp32). */

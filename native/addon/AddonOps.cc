@@ -122,15 +122,15 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
       };
     } else if (name == "rope_forward" || name == "rope_backward") {
       const int64_t n = option_int(o, "tokens", 1, 1, int64_t{1} << 30), heads = option_int(o, "heads", 1, 1, 4096),
-                    hd = option_int(o, "headDim", 2, 2, 1 << 16);
-      check_arg(hd % 2 == 0, "Expected an even headDim");
+                    hd = option_int(o, "headDim", 2, 2, 1 << 16), rotary = option_int(o, "rotaryDim", hd, 2, hd);
+      check_arg(hd % 2 == 0 && rotary % 2 == 0, "Expected an even headDim and rotaryDim");
       const float theta = static_cast<float>(option_number(o, "theta", 10000.0));
       need(2);
       float* v = f32(0, n * heads * hd);
       int32_t* pos = i32(1, n);
       const bool fwd = name == "rope_forward", interleaved = option_bool(o, "interleaved", true);
       work = [=] {
-        const RopeTable table = rope_table(pos, n, hd, theta, interleaved);
+        const RopeTable table = rope_table(pos, n, hd, theta, interleaved, nullptr, rotary);
         if (fwd) x.op->rope_forward(x, v, heads, table);
         else x.op->rope_backward(x, v, heads, table);
       };

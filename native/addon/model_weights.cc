@@ -84,17 +84,28 @@ std::shared_ptr<ModelFamily> llama(const Napi::Object& cfg, const Napi::Object& 
   check_arg(c.heads % c.kv_heads == 0, "Expected heads divisible by kvHeads");
   check_arg(c.eps > 0 && c.rope_theta > 0, "Expected eps > 0 and ropeTheta > 0 (either at 0 or below gives NaN logits)");
   check_arg(c.head_dim % 2 == 0, "Expected an even headDim");
-  const Napi::Value factors = cfg.Get("ropeFreqFactors");
-  if (!factors.IsUndefined() && !factors.IsNull()) {
-    check_arg(factors.IsArray() && factors.As<Napi::Array>().Length() == static_cast<uint32_t>(c.head_dim / 2),
-              "Expected ropeFreqFactors to be an array of headDim / 2 = " + std::to_string(c.head_dim / 2) + " numbers");
+  c.rotary_dim = option_int(cfg, "rotaryDim", c.head_dim, 2, c.head_dim);
+  check_arg(c.rotary_dim % 2 == 0, "Expected an even rotaryDim");
+  const int64_t pairs = c.rotary_dim / 2;
+  // RoPE divisors: one positive number per rotated pair.
+  auto read_factors = [&](const char* key, std::vector<float>& out) {
+    const Napi::Value factors = cfg.Get(key);
+    if (factors.IsUndefined() || factors.IsNull()) return;
+    check_arg(factors.IsArray() && factors.As<Napi::Array>().Length() == static_cast<uint32_t>(pairs),
+              std::string("Expected ") + key + " to be an array of rotaryDim / 2 = " + std::to_string(pairs) + " numbers");
     Napi::Array a = factors.As<Napi::Array>();
     for (uint32_t i = 0; i < a.Length(); ++i) {
       const double f = a.Get(i).IsNumber() ? a.Get(i).As<Napi::Number>().DoubleValue() : -1;
-      check_arg(std::isfinite(f) && f > 0, "Expected ropeFreqFactors[" + std::to_string(i) + "] to be a positive number");
-      c.rope_freq_factors.push_back(static_cast<float>(f));
+      check_arg(std::isfinite(f) && f > 0, std::string("Expected ") + key + "[" + std::to_string(i) + "] to be a positive number");
+      out.push_back(static_cast<float>(f));
     }
-  }
+  };
+  read_factors("ropeFreqFactors", c.rope_freq_factors);
+  read_factors("ropeFreqFactorsLong", c.rope_freq_factors_long);
+  c.rope_long_after = option_int(cfg, "ropeLongAfter", 0, 0, kMax);
+  check_arg(c.rope_freq_factors_long.empty() || (c.rope_long_after > 0 && !c.rope_freq_factors.empty()),
+            "Expected ropeFreqFactorsLong with ropeFreqFactors (the short ones) and ropeLongAfter > 0");
+  if (c.rotary_dim == c.head_dim) c.rotary_dim = 0;
   const bool tied = option_bool(cfg, "tiedEmbeddings", false);
   const bool qkv_bias = option_bool(cfg, "qkvBias", false);
   const bool qk_norm = option_bool(cfg, "qkNorm", false);

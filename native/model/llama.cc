@@ -1,5 +1,6 @@
 #include "llama.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "train_step.h"
@@ -38,10 +39,15 @@ LlamaWeights llama_weights_with(const LlamaWeights& w, const LlamaConfig& c, con
 
 std::array<RopeTable, 2> llama_rope_tables(const LlamaConfig& c, const int32_t* positions, int64_t n) {
   std::array<RopeTable, 2> t;
-  t[0] = rope_table(positions, n, c.head_dim, c.rope_theta, c.interleaved_rope, c.rope_freq_factors.empty() ? nullptr : c.rope_freq_factors.data());
+  int32_t last = 0;
+  for (int64_t i = 0; i < n; ++i) last = std::max(last, positions[i]);
+  const bool long_factors = !c.rope_freq_factors_long.empty() && last >= c.rope_long_after;
+  const std::vector<float>& factors = long_factors ? c.rope_freq_factors_long : c.rope_freq_factors;
+  t[0] = rope_table(positions, n, c.head_dim, c.rope_theta, c.interleaved_rope, factors.empty() ? nullptr : factors.data(), c.rotary_dim,
+                    static_cast<float>(c.rope_attention_factor));
   for (size_t li = 0; li < static_cast<size_t>(c.layers); ++li)
     if (local_rope(c, li)) {
-      t[1] = rope_table(positions, n, c.head_dim, c.rope_theta_local, c.interleaved_rope, nullptr);
+      t[1] = rope_table(positions, n, c.head_dim, c.rope_theta_local, c.interleaved_rope, nullptr, c.rotary_dim);
       break;
     }
   return t;
@@ -65,6 +71,16 @@ void LlamaCache::grow(int64_t cap, const ExecContext& x) {
 
 void llama_forward(const LlamaConfig& c, const LlamaWeights& w, const int32_t* tokens, int64_t n, LlamaCache* cache,
                    float* logits, const ExecContext& ex, const Trainable* lora) {
+  // longrope: the cached keys were rotated with the short factors; the first forward to pass the
+  // original context recomputes the whole sequence with the long ones (transformers' Phi-3 drops
+  // its cache there too), so every continuation equals the full forward of its sequence.
+  if (cache && cache->length > 0 && !c.rope_freq_factors_long.empty() && cache->length <= c.rope_long_after &&
+      cache->length + n > c.rope_long_after) {
+    std::vector<int32_t> all = cache->tokens;
+    all.insert(all.end(), tokens, tokens + n);
+    cache->length = 0, cache->tokens.clear();
+    return llama_forward(c, w, all.data(), static_cast<int64_t>(all.size()), cache, logits, ex, lora);
+  }
   const ForwardContext forward(lora, ex);
   const StepContext& ctx = forward.ctx;
   const OpTable& op = ctx.op;
@@ -125,7 +141,7 @@ void llama_forward(const LlamaConfig& c, const LlamaWeights& w, const int32_t* t
   }
   // With a cache only the next-token distribution is needed.
   const int64_t rows = cache ? 1 : n;
-  if (cache) cache->length += n;
+  if (cache) cache->length += n, cache->tokens.insert(cache->tokens.end(), tokens, tokens + n);
   op.rmsnorm_forward(x, h.data() + (n - rows) * c.dim, w.out_norm, rows, c.dim, c.eps, hn.data());
   Buf out = ctx.buffer(rows * c.vocab);
   Linear head;

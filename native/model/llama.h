@@ -33,7 +33,7 @@ struct LlamaConfig {
   // windowed layers rotate with rope_theta_local and no frequency factors where it is set.
   std::vector<int64_t> layer_windows;
   float rope_theta_local = 0;
-  // YaRN: cos and sin multiplied by this (every score by its square); 1: none.
+  // YaRN, longrope: the global layers' cos and sin multiplied by this; 1: none.
   double rope_attention_factor = 1;
   // Gemma 2: scores soft-capped to ±attn_softcap (ops/attention.h), the LM head's logits to
   // ±logit_softcap (cap·tanh(x / cap)); 0: none.
@@ -42,6 +42,14 @@ struct LlamaConfig {
   // blocks at load; LoRA adapts each fused matrix whole, as PEFT does (qkv_proj, gate_up_proj):
   // one A shared by the blocks, B split by rows (model/llama_family.cc).
   bool fused_projections = false;
+  // Phi-4-mini: RoPE on the first rotary_dim dimensions of each head (0: all; rope_freq_factors
+  // then has rotary_dim / 2 entries).
+  int64_t rotary_dim = 0;
+  // longrope (Phi-3 128k, Phi-3.5, Phi-4-mini): rope_freq_factors are the short factors, these the
+  // long ones, taken by a forward whose last position is at or past rope_long_after (transformers
+  // decides per call from max(position) + 1 > original_max_position_embeddings); empty: none.
+  std::vector<float> rope_freq_factors_long;
+  int64_t rope_long_after = 0;
 };
 
 // The attention span of layer li (0: every earlier position).
@@ -51,11 +59,11 @@ inline AttentionScores attention_scores(const LlamaConfig& c, size_t li) { retur
 // Whether layer li uses the local RoPE table (Gemma 3's sliding layers).
 inline bool local_rope(const LlamaConfig& c, size_t li) { return c.rope_theta_local > 0 && layer_window(c, li) > 0; }
 // What q is multiplied by after RoPE so that the attention kernels' 1/√head_dim becomes
-// 1/√query_pre_attn_scalar (1 where they agree, as in every Gemma 3 but the 27B).
-// YaRN's attention factor rides on the same factor (q·af and k·af give the scores af²).
+// 1/√query_pre_attn_scalar (1 where they agree, as in every Gemma 3 but the 27B). (YaRN's and
+// longrope's attention factor is in the global RoPE table's cos and sin, as transformers has it:
+// with partial rotary it scales only the rotated dimensions.)
 inline float query_factor(const LlamaConfig& c) {
-  const double scalar = c.query_pre_attn_scalar > 0 ? std::sqrt(static_cast<double>(c.head_dim) / c.query_pre_attn_scalar) : 1.0;
-  return static_cast<float>(scalar * c.rope_attention_factor * c.rope_attention_factor);
+  return c.query_pre_attn_scalar > 0 ? static_cast<float>(std::sqrt(static_cast<double>(c.head_dim) / c.query_pre_attn_scalar)) : 1.0f;
 }
 
 struct LlamaLayer {
@@ -98,6 +106,7 @@ LlamaWeights llama_weights_with(const LlamaWeights& w, const LlamaConfig& c, con
 struct LlamaCache {
   int64_t capacity = 0, length = 0;
   std::vector<Buffer> k, v;  // per layer: [capacity, kv_heads * head_dim]
+  std::vector<int32_t> tokens;  // the `length` tokens seen (host), for longrope's switch below
   LlamaCache(const LlamaConfig& cfg, int64_t capacity, const ExecContext& x);
   // Room for `capacity` tokens, the cached ones kept.
   void grow(int64_t capacity, const ExecContext& x);

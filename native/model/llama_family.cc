@@ -25,7 +25,7 @@ struct LlamaDecodeCache final : DecodeCache {
       : DecodeCache(limit), cache(c, std::min(limit, kInitialCacheTokens), x) {}
   int64_t capacity() const override { return cache.capacity; }
   int64_t length() const override { return cache.length; }
-  void reset() override { cache.length = 0; }
+  void reset() override { cache.length = 0, cache.tokens.clear(); }
 
  protected:
   void grow(int64_t capacity, const ExecContext& x) override { cache.grow(capacity, x); }

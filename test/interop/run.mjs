@@ -61,6 +61,7 @@ function check(what, args) {
 await peftCase('tiny-llama', join(root, 'test/reference/fixtures/tiny-llama'), [1, 5, 17, 300, 999, 42, 7, 0, 512]);
 await peftCase('tiny-gpt2', join(root, 'test/reference/fixtures/tiny-gpt2'), [1, 5, 17, 300, 999, 42, 7, 0, 512]);
 await peftCase('tiny-phi3', join(root, 'test/reference/fixtures/tiny-phi3'), [1, 5, 17, 30, 99, 42, 7, 0, 151], true); // fused qkv_proj / gate_up_proj
+await peftCase('tiny-phi4-mini', join(root, 'test/reference/fixtures/tiny-phi4-mini'), [1, 5, 17, 30, 99, 42, 7, 0, 151, 3, 9, 11], true); // partial rotary, longrope past its original context of 8
 await peftCase('tiny-gemma2', join(root, 'test/reference/fixtures/tiny-gemma2'), [2, 5, 17, 30, 99, 42, 7, 0, 151]); // soft-capped scores and logits
 for (const [name, file, ids] of [['smollm2-gguf', smollm2, [1, 504, 3458, 282, 4649, 314, 2681, 30, 2]], ['gemma3-gguf', gemma3, [2, 669, 5279, 529, 7001, 563, 9079, 236761, 107]]]) {
   if (existsSync(file)) await peftCase(name, file, ids);

@@ -9,7 +9,7 @@ namespace cpu {
 namespace {
 
 void rotate(float* x, int64_t heads, const RopeTable& table, float direction, ThreadPool& pool) {
-  const int64_t tokens = table.tokens, half = table.half, head_dim = 2 * half;
+  const int64_t tokens = table.tokens, half = table.half, head_dim = table.head_dim;
   const int tasks = tokens * heads * head_dim < 16384 ? 1 : pool.size();
   pool.run(tasks, [&](int task) {
     for (int64_t r = tokens * task / tasks; r < tokens * (task + 1) / tasks; ++r) {
