@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { perToken, relErr } from './reference.js';
-import { loadModel, openSafetensors, saveMergedModel, Tensor, TunekitError } from '../lib/index.js';
+import { loadModel, loadPeftAdapter, openSafetensors, saveMergedModel, savePeftAdapter, Tensor, TunekitError } from '../lib/index.js';
 
 interface Case {
   name: string;
@@ -183,7 +183,7 @@ describe('Gemma 3 config', () => {
       // Soft-capping, which no released Gemma 3 sets, is honored where a config does (as transformers does).
       expect((await loadModel(folder('capped', (c) => (c.final_logit_softcapping = 30)))).config.logitSoftcap).toBe(30);
       const refusals: [string, (c: Record<string, unknown>) => void, string][] = [
-        ['multimodal', (c) => (c.architectures = ['Gemma3ForConditionalGeneration']), 'Gemma3ForConditionalGeneration (Gemma 3 with its vision tower) is not supported yet'],
+        ['multimodal', (c) => (c.architectures = ['Gemma3ForConditionalGeneration']), 'expected a text_config object in a Gemma3ForConditionalGeneration config'],
         ['badcap', (c) => (c.attn_logit_softcapping = -1), 'expected a positive number attn_logit_softcapping but found -1'],
         ['bidirectional', (c) => (c.use_bidirectional_attention = true), 'use_bidirectional_attention (EmbeddingGemma) is not supported'],
         ['act', (c) => (c.hidden_activation = 'relu'), 'hidden_activation "relu" is not supported yet'],
@@ -224,6 +224,44 @@ describe('Gemma 2 config', () => {
       expect(off.config.attnSoftcap ?? 0).toBe(0);
       expect(off.config.logitSoftcap ?? 0).toBe(0);
       expect(relErr((await off.logits(ids.slice(0, 12))).data, fx.logits!.data)).toBeGreaterThan(0.05); // the caps matter here
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+});
+
+// test/reference/make_tiny_gemma3_mm.py: Gemma3ForConditionalGeneration (a tiny vision tower
+// beside a 3-layer language model), whose language model tunekit loads.
+describe('Gemma 3 with its vision tower (the 4B+ folders)', () => {
+  const mm = fixtureDir('tiny-gemma3-mm');
+  it('loads the language model: transformers\' text-only logits, greedy continuation and PEFT\'s LoRA gradients; PEFT export names its layers', async () => {
+    const fx = await fixture(mm);
+    const ids = [...fx.ids!.data] as number[];
+    const m = await loadModel(mm);
+    expect(m.config).toMatchObject({ architecture: 'Gemma3ForConditionalGeneration', layers: 3, qkNorm: true, layerWindows: [4, 4, 0], ropeThetaLocal: 1e4, tiedEmbeddings: true });
+    expect(relErr((await m.logits(ids.slice(0, 12))).data, fx.logits!.data)).toBeLessThan(1e-4);
+    expect(relErr((await m.logits(ids.slice(12))).data, fx.logits1!.data)).toBeLessThan(1e-4);
+    const steps = [];
+    for await (const s of m.generate(ids.slice(0, 5), { maxTokens: 10 })) steps.push(s.tokenId);
+    expect(steps).toEqual([...fx.greedy!.data]);
+    m.addLora({ r: 3, alpha: 6 });
+    const names = Object.keys(m.loraTensors());
+    m.setLoraTensors(Object.fromEntries(names.map((n) => [n, fx[n] as Tensor<'f32'>])));
+    const step = await m.trainStep(batchOf(fx));
+    expect(Math.abs(step.loss - fx.lora_loss!.data[0]!)).toBeLessThan(1e-5);
+    const grads = m.loraTensors('grads');
+    for (const n of names) expect(relErr(perToken(grads[n]!, step.tokens), fx[`${n}.grad`]!.data), n).toBeLessThan(1e-4);
+    const work = mkdtempSync(join(tmpdir(), 'tunekit-gemma3-mm-'));
+    try {
+      await savePeftAdapter(m, join(work, 'adapter'));
+      const cfg = JSON.parse(readFileSync(join(work, 'adapter', 'adapter_config.json'), 'utf8'));
+      expect(cfg.target_modules).toBe('.*language_model.*\\.(down_proj|gate_proj|k_proj|o_proj|q_proj|up_proj|v_proj)');
+      const st = await openSafetensors(join(work, 'adapter', 'adapter_model.safetensors'));
+      expect(st.names()).toContain('base_model.model.model.language_model.layers.2.self_attn.q_proj.lora_A.weight');
+      await st.close();
+      const again = await loadModel(mm);
+      await loadPeftAdapter(again, join(work, 'adapter'));
+      expect(relErr((await again.logits(ids.slice(0, 12))).data, (await m.logits(ids.slice(0, 12))).data)).toBeLessThan(1e-6);
     } finally {
       rmSync(work, { recursive: true, force: true });
     }

@@ -38,6 +38,9 @@ export async function loadPeftAdapter(model: Model, dir: string): Promise<void> 
     const tensors: Record<string, Tensor<'f32'>> = {};
     const layers = new Set<number>(), targets = new Set<string>();
     for (const name of f.names()) {
+      if (/vision_tower|vision_model|multi_modal_projector/.test(name)) {
+        throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${dir}: adapter tensor ${name} is on the vision tower, which tunekit does not load (it runs Gemma 3's language model)`);
+      }
       const m = /layers\.(\d+)\.(self_attn\.\w+|mlp\.\w+)\.lora_(A|B)(?:\.default)?\.weight$/.exec(name);
       if (!m || !OURS[m[2]!]) throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${dir}: adapter tensor ${name} is not a LoRA matrix of a Llama projection`);
       const t = await f.read(name);

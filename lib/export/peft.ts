@@ -6,6 +6,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { TunekitError } from '../errors.js';
+import { GEMMA3_MM_HF } from '../model/gemma.js';
 import type { Model } from '../model/load.js';
 import { writeSafetensors } from '../safetensors/write.js';
 import { Tensor } from '../tensor.js';
@@ -34,6 +35,11 @@ export function permuteRopeRows(t: Tensor<'f32'>, heads: number, toHf: boolean):
   return out;
 }
 
+/** Where PEFT finds the decoder layers: a Gemma 3 multimodal model keeps them in its language model. */
+function layersPrefix(architecture: string): string {
+  return architecture === GEMMA3_MM_HF ? 'base_model.model.model.language_model.layers.' : 'base_model.model.model.layers.';
+}
+
 /** The adapters under PEFT's names, q/k B rows in Hugging Face order. */
 export function peftTensors(model: Model): Record<string, Tensor<'f32'>> {
   if (model.trainable !== 'lora' || !model.lora) {
@@ -54,7 +60,7 @@ export function peftTensors(model: Model): Record<string, Tensor<'f32'>> {
     if (m[3] === 'b' && model.config.interleavedRope !== false && (m[2] === 'attn_q' || m[2] === 'attn_k')) {
       tensor = permuteRopeRows(t, m[2] === 'attn_q' ? model.config.heads : model.config.kvHeads, true);
     }
-    out[`base_model.model.model.layers.${m[1]}.${MODULES[m[2]!]}.lora_${m[3]!.toUpperCase()}.weight`] = tensor;
+    out[`${layersPrefix(model.config.architecture)}${m[1]}.${MODULES[m[2]!]}.lora_${m[3]!.toUpperCase()}.weight`] = tensor;
   }
   return out;
 }
@@ -78,7 +84,8 @@ export async function savePeftAdapter(model: Model, dir: string, options: PeftEx
     lora_alpha: lora.alpha,
     use_rslora: lora.rslora,
     lora_dropout: lora.dropout,
-    target_modules: [...lora.targets].sort(),
+    // A multimodal Gemma 3's vision tower has q_proj, k_proj, v_proj too: the language model's only.
+    target_modules: model.config.architecture === GEMMA3_MM_HF ? `.*language_model.*\\.(${[...lora.targets].sort().join('|')})` : [...lora.targets].sort(),
     ...(model.config.architecture === 'GPT2LMHeadModel' ? { fan_in_fan_out: true } : {}),
     layers_to_transform: allLayers ? null : [...lora.layers].sort((a, b) => a - b),
     bias: 'none',

@@ -7,7 +7,7 @@
 // puts a global layer after every five. Their RMSNorms multiply by (1 + w): llama.cpp's converter
 // stores 1 + w in GGUF files, and a Hugging Face folder's norms get the 1 added here, so the
 // engine's plain RMSNorm runs both (a merged export takes it off again).
-// Gemma 3's multimodal folders are refused by name (in hf.ts).
+// Gemma 3's multimodal folders (Gemma3ForConditionalGeneration) give their language model (hf.ts).
 import { TunekitError } from '../errors.js';
 import type { GgufValue } from '../gguf/format.js';
 import type { NativeLlamaConfig } from '../native.js';
@@ -18,10 +18,20 @@ import type { ModelConfig } from './types.js';
 
 export const GEMMA3_HF = 'Gemma3ForCausalLM';
 export const GEMMA2_HF = 'Gemma2ForCausalLM';
+/** Gemma 3 4B+ with its vision tower: tunekit runs its language model. */
+export const GEMMA3_MM_HF = 'Gemma3ForConditionalGeneration';
+
+/** What Gemma3TextConfig defaults to where a multimodal folder's text_config leaves a field out (as the hub's do). */
+export const GEMMA3_TEXT_DEFAULTS: Record<string, unknown> = {
+  vocab_size: 262_208, hidden_size: 2304, intermediate_size: 9216, num_hidden_layers: 26, num_attention_heads: 8,
+  num_key_value_heads: 4, head_dim: 256, rms_norm_eps: 1e-6, query_pre_attn_scalar: 256, sliding_window: 4096,
+  max_position_embeddings: 131_072, tie_word_embeddings: true, hidden_activation: 'gelu_pytorch_tanh',
+};
 
 /** Which Gemma an architecture (a Hugging Face class or a GGUF architecture) is; 0: none. */
 export function gemmaGeneration(architecture: string): 0 | 2 | 3 {
-  return architecture === GEMMA3_HF || architecture === 'gemma3' ? 3 : architecture === GEMMA2_HF || architecture === 'gemma2' ? 2 : 0;
+  if (architecture === GEMMA3_HF || architecture === GEMMA3_MM_HF || architecture === 'gemma3') return 3;
+  return architecture === GEMMA2_HF || architecture === 'gemma2' ? 2 : 0;
 }
 
 // Hugging Face's layer module names -> the engine's (GGUF) names, where Gemma differs from Llama:

@@ -15,11 +15,11 @@ import { quantizeWeights, Weights, type QuantizeFormat } from '../weights.js';
 import { hfLongrope, hfRopeAttentionFactor, hfRopeFactors, isLongrope, type RopeScaling } from './rope-scaling.js';
 import { checkFits } from './memory.js';
 import { fusedBlocks, splitRows } from './fused.js';
-import { GEMMA2_HF, GEMMA3_HF, GEMMA_NORM_NAMES, gemmaGeneration, gemmaHfConfig } from './gemma.js';
+import { GEMMA2_HF, GEMMA3_HF, GEMMA3_MM_HF, GEMMA3_TEXT_DEFAULTS, GEMMA_NORM_NAMES, gemmaGeneration, gemmaHfConfig } from './gemma.js';
 import { configValues } from './config-values.js';
 
 const PHI3_HF = 'Phi3ForCausalLM';
-const SUPPORTED = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'Qwen3ForCausalLM', PHI3_HF, GEMMA2_HF, GEMMA3_HF];
+const SUPPORTED = ['LlamaForCausalLM', 'MistralForCausalLM', 'Qwen2ForCausalLM', 'Qwen3ForCausalLM', PHI3_HF, GEMMA2_HF, GEMMA3_HF, GEMMA3_MM_HF];
 
 export interface HfLoaded {
   architecture: string;
@@ -123,8 +123,15 @@ export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Prom
   const archs = cfg.architectures;
   const arch = Array.isArray(archs) && typeof archs[0] === 'string' ? archs[0] : (typeof cfg.model_type === 'string' ? cfg.model_type : show(cfg.model_type));
   if (arch === 'GPT2LMHeadModel') return loadGpt2(dir, cfg, configFile, quantize);
-  if (arch === 'Gemma3ForConditionalGeneration') {
-    throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${configFile}: architecture Gemma3ForConditionalGeneration (Gemma 3 with its vision tower) is not supported yet; tunekit loads the text-only Gemma3ForCausalLM (Gemma 3 270M and 1B, or a GGUF of any size)`);
+  // Gemma 3 4B, 12B, 27B: the language model of the multimodal folder (text_config; the vision
+  // tower and projector are not loaded). On text alone it is Gemma 3's text model.
+  const multimodal = arch === GEMMA3_MM_HF;
+  if (multimodal) {
+    const text = cfg.text_config;
+    if (typeof text !== 'object' || text === null || Array.isArray(text)) {
+      throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${configFile}: expected a text_config object in a Gemma3ForConditionalGeneration config but found ${show(text)}`);
+    }
+    cfg = { ...GEMMA3_TEXT_DEFAULTS, ...(text as Record<string, unknown>) };
   }
   if (!SUPPORTED.includes(arch)) {
     throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${configFile}: architecture ${arch} is not supported yet; tunekit loads ${SUPPORTED.join(', ')}`);
@@ -193,7 +200,11 @@ export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Prom
   try {
     // Stored bytes, plus fp32 copies of the (small) norm vectors; quantizing passes through fp32 one
     // matrix at a time.
-    checkLayerCount(configFile, dir, 'num_hidden_layers', config.layers, reader.names(), /^model\.layers\.(\d+)\./);
+    // The multimodal folders keep the language model under language_model.model. (the hub's
+    // files) or model.language_model. (written by transformers 4.52 to 4.57).
+    const textPrefix = !multimodal ? 'model.' : reader.has('model.language_model.embed_tokens.weight') ? 'model.language_model.' : 'language_model.model.';
+    const stored = (name: string) => (name.startsWith('model.') ? textPrefix + name.slice('model.'.length) : name);
+    checkLayerCount(configFile, dir, 'num_hidden_layers', config.layers, reader.names(), new RegExp(`^${textPrefix.replace(/\./g, '\\.')}layers\\.(\\d+)\\.`));
     checkFits(dir, reader.names().reduce((a, n) => a + reader.info(n).byteLength, 0));
     const qd = config.heads * config.headDim, kvd = config.kvHeads * config.headDim;
     const want: [string, string, number[]][] = [['model.embed_tokens.weight', 'token_embd.weight', [config.vocab, dim]], ['model.norm.weight', 'output_norm.weight', [dim]]];
@@ -235,7 +246,8 @@ export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Prom
         [`${p}mlp.down_proj.weight`, `${q}ffn_down.weight`, [dim, config.ffn]],
       );
     }
-    for (const [hf, ours, shape] of want) {
+    for (const [name, ours, shape] of want) {
+      const hf = stored(name);
       if (!reader.has(hf)) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${dir}: missing tensor ${hf}`);
       const info = reader.info(hf);
       if (info.shape.join() !== shape.join()) {

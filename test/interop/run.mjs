@@ -1,5 +1,5 @@
 // npm run test:interop — what tunekit writes, loaded by the tools people use:
-//  1. PEFT adapter folders (tiny Llama, GPT-2, Gemma 2 and Phi-3 folders, Phi-3's merged too; SmolLM2 GGUF, whose q/k rows llama.cpp permuted)
+//  1. PEFT adapter folders (tiny Llama, GPT-2, Gemma 2, Phi-3 / Phi-4-mini and multimodal Gemma 3 folders, merged too; SmolLM2 GGUF, whose q/k rows llama.cpp permuted)
 //     loaded by transformers + peft: logits equal ours (< 1e-4, fp32).
 //     The same SmolLM2 adapter merged into a Hugging Face folder: transformers' logits equal ours.
 //     The same for Gemma 3 270M (Q4_K_M GGUF, a real file no one here made).
@@ -62,6 +62,7 @@ await peftCase('tiny-llama', join(root, 'test/reference/fixtures/tiny-llama'), [
 await peftCase('tiny-gpt2', join(root, 'test/reference/fixtures/tiny-gpt2'), [1, 5, 17, 300, 999, 42, 7, 0, 512]);
 await peftCase('tiny-phi3', join(root, 'test/reference/fixtures/tiny-phi3'), [1, 5, 17, 30, 99, 42, 7, 0, 151], true); // fused qkv_proj / gate_up_proj
 await peftCase('tiny-phi4-mini', join(root, 'test/reference/fixtures/tiny-phi4-mini'), [1, 5, 17, 30, 99, 42, 7, 0, 151, 3, 9, 11], true); // partial rotary, longrope past its original context of 8
+await peftCase('tiny-gemma3-mm', join(root, 'test/reference/fixtures/tiny-gemma3-mm'), [2, 5, 17, 30, 99, 42, 7, 0, 141], true); // the language model of Gemma3ForConditionalGeneration
 await peftCase('tiny-gemma2', join(root, 'test/reference/fixtures/tiny-gemma2'), [2, 5, 17, 30, 99, 42, 7, 0, 151]); // soft-capped scores and logits
 for (const [name, file, ids] of [['smollm2-gguf', smollm2, [1, 504, 3458, 282, 4649, 314, 2681, 30, 2]], ['gemma3-gguf', gemma3, [2, 669, 5279, 529, 7001, 563, 9079, 236761, 107]]]) {
   if (existsSync(file)) await peftCase(name, file, ids);
