@@ -8,8 +8,10 @@
 #include "../../ops/gemm.h"
 
 #include <algorithm>
+#include <numeric>
 
 #include "../../core/float16.h"
+#include "../../ops/gguf_quant.h"
 #include "gemm_packing.h"
 #include "kernels.h"
 
@@ -34,12 +36,24 @@ int64_t block_size(int64_t total, int64_t max_block, int64_t unit) {
   return round_up((total + blocks - 1) / blocks, unit);
 }
 
+// The K block a product takes: kr.kc at most, a multiple of its k_unit. With K-quant weights on
+// either side, whole 256-element super-blocks: the AMX kernel's KC of 384 (352 over K = 2048)
+// split most of them, and a split block is decoded whole by the scalar path, once per piece.
+int64_t k_block(const GemmArgs& g, const GemmKernel& kr, int64_t K) {
+  auto super = [](const GemmOperand& x) {
+    return x.weights && is_gguf(x.weights->format) && gguf_block_elements(gguf_type(x.weights->format)) == kGgufSuperBlock;
+  };
+  if (!super(g.a) && !super(g.b)) return block_size(K, kr.kc, k_unit(kr));
+  const int64_t unit = std::lcm(k_unit(kr), int64_t{kGgufSuperBlock});
+  return block_size(K, std::max(unit, kr.kc / unit * unit), unit);
+}
+
 // Runs the whole loop nest for C[m0:m1, n0:n1].
 void gemm_range(const GemmArgs& g, const GemmKernel& kr, int64_t m0, int64_t m1, int64_t n0, int64_t n1) {
   const int64_t M = m1 - m0, N = n1 - n0, K = g.k + g.k2;
   if (M <= 0 || N <= 0) return;
   const int64_t nc_max = block_size(N, kr.nc, kr.nr);
-  const int64_t kc_max = block_size(K, kr.kc, k_unit(kr));
+  const int64_t kc_max = k_block(g, kr, K);
   const int64_t mc_max = block_size(M, kr.mc, kr.mr);
   // In bf16 mode panels are first packed as fp32, then converted (in place for the fp32 kernel).
   const bool convert = g.bf16;
