@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { fixtureBatch, readFixture } from './fixture.js';
 import { perToken, relErr } from './reference.js';
 import { loadModel, loadPeftAdapter, openSafetensors, saveMergedModel, savePeftAdapter, Tensor, TunekitError } from '../lib/index.js';
 
@@ -45,18 +46,6 @@ const CASES: Case[] = [
   },
 ];
 
-async function fixture(dir: string) {
-  const r = await openSafetensors(join(dir, 'expected.safetensors'));
-  const out: Record<string, Tensor> = {};
-  for (const n of r.names()) out[n] = await r.read(n);
-  await r.close();
-  return out;
-}
-
-function batchOf(fx: Record<string, Tensor>) {
-  const ids = [...fx.ids!.data] as number[], labels = [...fx.labels!.data] as number[];
-  return { inputIds: [ids.slice(0, 12), ids.slice(12)], labels: [labels.slice(0, 12), labels.slice(12)] };
-}
 
 // The engine's names -> transformers' (Gemma's four norms per layer).
 const HF_LAYER: Record<string, string> = {
@@ -74,7 +63,7 @@ function hfName(n: string): string {
 
 describe.each(CASES)('$name', ({ dir, gguf, layers, layerWeights, folder, file }) => {
   it('from the Hugging Face folder gives transformers\' logits and greedy continuation; from its GGUF, llama.cpp\'s reading of it', async () => {
-    const fx = await fixture(dir);
+    const fx = await readFixture(dir);
     const ids = [...fx.ids!.data] as number[];
     const m = await loadModel(dir);
     expect(m.config).toMatchObject(folder);
@@ -93,13 +82,13 @@ describe.each(CASES)('$name', ({ dir, gguf, layers, layerWeights, folder, file }
   });
 
   it('trains LoRA on all seven projections as PEFT, and gives every weight (all four norms per layer) the gradient transformers gives', async () => {
-    const fx = await fixture(dir);
+    const fx = await readFixture(dir);
     const m = await loadModel(dir);
     m.addLora({ r: 3, alpha: 6 });
     const names = Object.keys(m.loraTensors());
     expect(names).toHaveLength(layers * 7 * 2);
     m.setLoraTensors(Object.fromEntries(names.map((n) => [n, fx[n] as Tensor<'f32'>])));
-    const step = await m.trainStep(batchOf(fx));
+    const step = await m.trainStep(fixtureBatch(fx));
     expect(Math.abs(step.loss - fx.lora_loss!.data[0]!)).toBeLessThan(1e-5);
     const grads = m.loraTensors('grads');
     for (const n of names) expect(relErr(perToken(grads[n]!, step.tokens), fx[`${n}.grad`]!.data), n).toBeLessThan(1e-4);
@@ -110,7 +99,7 @@ describe.each(CASES)('$name', ({ dir, gguf, layers, layerWeights, folder, file }
       const weights = Object.keys(full.fullTensors());
       expect(weights).toContain(`blk.${layers - 1}.post_ffw_norm.weight`);
       expect(weights).toHaveLength(2 + layers * layerWeights); // embedding (tied head), final norm; per layer 7 projections and the norms
-      const s = await full.trainStep(batchOf(fx), { checkpoint });
+      const s = await full.trainStep(fixtureBatch(fx), { checkpoint });
       expect(Math.abs(s.loss - fx.loss!.data[0]!)).toBeLessThan(1e-5);
       const grad = full.fullTensors('grads');
       for (const n of weights) expect(relErr(perToken(grad[n]!, s.tokens), fx[`grad.${hfName(n)}`]!.data), `${n} checkpoint ${checkpoint}`).toBeLessThan(1e-4);
@@ -118,7 +107,7 @@ describe.each(CASES)('$name', ({ dir, gguf, layers, layerWeights, folder, file }
   });
 
   it('merges LoRA into a Hugging Face folder (norms back to w, Gemma\'s config) that loads with the adapted logits, from the folder and from the GGUF', async () => {
-    const fx = await fixture(dir);
+    const fx = await readFixture(dir);
     const ids = [...fx.ids!.data] as number[];
     const work = mkdtempSync(join(tmpdir(), 'tunekit-gemma-'));
     try {
@@ -168,7 +157,7 @@ function editedFolders(dir: string, work: string) {
 describe('Gemma 3 config', () => {
   const dir = CASES[0]!.dir;
   it('reads transformers 4\'s spelling of the config (rope_local_base_freq, sliding_window_pattern) alike, and refuses what it does not run, by name', async () => {
-    const fx = await fixture(dir);
+    const fx = await readFixture(dir);
     const ids = [...fx.ids!.data] as number[];
     const work = mkdtempSync(join(tmpdir(), 'tunekit-gemma3-cfg-'));
     const folder = editedFolders(dir, work);
@@ -203,7 +192,7 @@ describe('Gemma 3 config', () => {
 describe('Gemma 2 config', () => {
   const dir = CASES[1]!.dir;
   it('reads transformers 4\'s spelling alike; a cap absent is the config class\'s default (50, 30), a cap null none', async () => {
-    const fx = await fixture(dir);
+    const fx = await readFixture(dir);
     const ids = [...fx.ids!.data] as number[];
     const work = mkdtempSync(join(tmpdir(), 'tunekit-gemma2-cfg-'));
     const folder = editedFolders(dir, work);
@@ -235,7 +224,7 @@ describe('Gemma 2 config', () => {
 describe('Gemma 3 with its vision tower (the 4B+ folders)', () => {
   const mm = fixtureDir('tiny-gemma3-mm');
   it('loads the language model: transformers\' text-only logits, greedy continuation and PEFT\'s LoRA gradients; PEFT export names its layers', async () => {
-    const fx = await fixture(mm);
+    const fx = await readFixture(mm);
     const ids = [...fx.ids!.data] as number[];
     const m = await loadModel(mm);
     expect(m.config).toMatchObject({ architecture: 'Gemma3ForConditionalGeneration', layers: 3, qkNorm: true, layerWindows: [4, 4, 0], ropeThetaLocal: 1e4, tiedEmbeddings: true });
@@ -247,7 +236,7 @@ describe('Gemma 3 with its vision tower (the 4B+ folders)', () => {
     m.addLora({ r: 3, alpha: 6 });
     const names = Object.keys(m.loraTensors());
     m.setLoraTensors(Object.fromEntries(names.map((n) => [n, fx[n] as Tensor<'f32'>])));
-    const step = await m.trainStep(batchOf(fx));
+    const step = await m.trainStep(fixtureBatch(fx));
     expect(Math.abs(step.loss - fx.lora_loss!.data[0]!)).toBeLessThan(1e-5);
     const grads = m.loraTensors('grads');
     for (const n of names) expect(relErr(perToken(grads[n]!, step.tokens), fx[`${n}.grad`]!.data), n).toBeLessThan(1e-4);

@@ -8,23 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { fixtureBatch, readFixture } from './fixture.js';
 import { perToken, relErr } from './reference.js';
 import { loadModel, loadPeftAdapter, openSafetensors, saveMergedModel, savePeftAdapter, Tensor, TunekitError } from '../lib/index.js';
 
 const dir = fileURLToPath(new URL('./reference/fixtures/tiny-phi3/', import.meta.url));
 
-async function fixture(from = dir) {
-  const r = await openSafetensors(join(from, 'expected.safetensors'));
-  const out: Record<string, Tensor> = {};
-  for (const n of r.names()) out[n] = await r.read(n);
-  await r.close();
-  return out;
-}
-
-function batchOf(fx: Record<string, Tensor>) {
-  const ids = [...fx.ids!.data] as number[], labels = [...fx.labels!.data] as number[];
-  return { inputIds: [ids.slice(0, 12), ids.slice(12)], labels: [labels.slice(0, 12), labels.slice(12)] };
-}
 
 const concat = (...parts: Float32Array[]) => {
   const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
@@ -35,7 +24,7 @@ const concat = (...parts: Float32Array[]) => {
 
 describe('Phi-3', () => {
   it('from the Hugging Face folder gives transformers\' logits and greedy continuation', async () => {
-    const fx = await fixture();
+    const fx = await readFixture(dir);
     const ids = [...fx.ids!.data] as number[];
     const m = await loadModel(dir);
     expect(m.config).toMatchObject({ architecture: 'Phi3ForCausalLM', fusedProjections: true, slidingWindow: 5, kvHeads: 2, tiedEmbeddings: false });
@@ -55,7 +44,7 @@ describe('Phi-3', () => {
   });
 
   it('adapts qkv_proj, o_proj, gate_up_proj and down_proj as PEFT does (one adapter per fused matrix), with PEFT\'s gradients', async () => {
-    const fx = await fixture();
+    const fx = await readFixture(dir);
     const m = await loadModel(dir);
     expect(() => m.addLora({ targets: ['q_proj'] })).toThrow(TunekitError);
     m.addLora({ r: 3, alpha: 6 });
@@ -63,18 +52,18 @@ describe('Phi-3', () => {
     expect(names).toHaveLength(3 * 4 * 2);
     expect(m.loraTensors()['blk.0.attn_qkv.lora_b']!.shape).toEqual([64 + 2 * 32, 3]);
     m.setLoraTensors(Object.fromEntries(names.map((n) => [n, fx[n] as Tensor<'f32'>])));
-    const step = await m.trainStep(batchOf(fx));
+    const step = await m.trainStep(fixtureBatch(fx));
     expect(Math.abs(step.loss - fx.lora_loss!.data[0]!)).toBeLessThan(1e-5);
     const grads = m.loraTensors('grads');
     for (const n of names) expect(relErr(perToken(grads[n]!, step.tokens), fx[`${n}.grad`]!.data), n).toBeLessThan(1e-4);
   });
 
   it('gives every weight the full fine-tuning gradient transformers gives (the fused matrices\' as their blocks)', async () => {
-    const fx = await fixture();
+    const fx = await readFixture(dir);
     for (const checkpoint of [false, true]) {
       const full = await loadModel(dir);
       full.enableFullTraining();
-      const s = await full.trainStep(batchOf(fx), { checkpoint });
+      const s = await full.trainStep(fixtureBatch(fx), { checkpoint });
       expect(Math.abs(s.loss - fx.loss!.data[0]!)).toBeLessThan(1e-5);
       const g = full.fullTensors('grads');
       const per = (n: string) => perToken(g[n]!, s.tokens);
@@ -93,7 +82,7 @@ describe('Phi-3', () => {
   });
 
   it('exports the adapter under PEFT\'s fused names (read back alike), and merges into a Phi-3 folder with the fused matrices', async () => {
-    const fx = await fixture();
+    const fx = await readFixture(dir);
     const ids = [...fx.ids!.data] as number[];
     const work = mkdtempSync(join(tmpdir(), 'tunekit-phi3-'));
     try {
@@ -130,7 +119,7 @@ describe('Phi-3', () => {
 describe('Phi-4-mini\'s partial rotary and longrope', () => {
   const mini = fileURLToPath(new URL('./reference/fixtures/tiny-phi4-mini/', import.meta.url));
   it('gives transformers\' logits on both sides of the original context, and its greedy continuation across it', async () => {
-    const fx = await fixture(mini);
+    const fx = await readFixture(mini);
     const ids = [...fx.ids!.data] as number[];
     const m = await loadModel(mini);
     expect(m.config).toMatchObject({ rotaryDim: 12, ropeLongAfter: 8, tiedEmbeddings: true });
@@ -150,18 +139,18 @@ describe('Phi-4-mini\'s partial rotary and longrope', () => {
   });
 
   it('trains as transformers and PEFT do past the original context (full and LoRA gradients)', async () => {
-    const fx = await fixture(mini);
+    const fx = await readFixture(mini);
     const m = await loadModel(mini);
     m.addLora({ r: 3, alpha: 6 });
     const names = Object.keys(m.loraTensors());
     m.setLoraTensors(Object.fromEntries(names.map((n) => [n, fx[n] as Tensor<'f32'>])));
-    const step = await m.trainStep(batchOf(fx));
+    const step = await m.trainStep(fixtureBatch(fx));
     expect(Math.abs(step.loss - fx.lora_loss!.data[0]!)).toBeLessThan(1e-5);
     const grads = m.loraTensors('grads');
     for (const n of names) expect(relErr(perToken(grads[n]!, step.tokens), fx[`${n}.grad`]!.data), n).toBeLessThan(1e-4);
     const full = await loadModel(mini);
     full.enableFullTraining();
-    const s = await full.trainStep(batchOf(fx));
+    const s = await full.trainStep(fixtureBatch(fx));
     expect(Math.abs(s.loss - fx.loss!.data[0]!)).toBeLessThan(1e-5);
     const g = full.fullTensors('grads');
     expect(relErr(perToken(g['token_embd.weight']!, s.tokens), fx['grad.model.embed_tokens.weight']!.data)).toBeLessThan(1e-4);
@@ -170,7 +159,7 @@ describe('Phi-4-mini\'s partial rotary and longrope', () => {
   });
 
   it('merges into a folder transformers reads with the same RoPE (partial_rotary_factor, longrope written back)', async () => {
-    const fx = await fixture(mini);
+    const fx = await readFixture(mini);
     const ids = [...fx.ids!.data] as number[];
     const work = mkdtempSync(join(tmpdir(), 'tunekit-phi4-'));
     try {

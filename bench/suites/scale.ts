@@ -7,7 +7,9 @@
 // its own. Reported: tokens/s, the share of the matmul ceiling (the step suite's limit: frozen
 // products, adapters and attention FLOPs at the measured bf16 peak), and peak RSS; plus, per
 // shape, the share's spread from the shortest to the longest sequence and the RSS growth per
-// token. `--quick`: the 135M shape at 256 and 1024 only.
+// token. `--quick`: the 135M shape at 256 and 1024 only. TUNEKIT_SCALE picks shapes and lengths,
+// e.g. TUNEKIT_SCALE='SmolLM2-360M:256,1024;Llama-3.2-1B:256' (the full grid takes hours on a
+// small machine).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -72,16 +74,29 @@ async function folder(root: string, m: Model): Promise<string> {
   return dir;
 }
 
+/** TUNEKIT_SCALE's 'Model:seq,seq;Model:seq' as the grid to run. */
+function pickedGrid(spec: string): { m: Model; seqs: number[] }[] {
+  return spec.split(';').map((part) => {
+    const [name, list] = part.split(':');
+    const m = MODELS.find((x) => x.name === name?.trim());
+    const seqs = (list ?? '').split(',').map(Number);
+    if (!m || !seqs.length || !seqs.every((s) => Number.isInteger(s) && s > 0)) {
+      throw new Error(`TUNEKIT_SCALE: expected "Model:seq,seq;..." with models among ${MODELS.map((x) => x.name).join(', ')} but found "${part}"`);
+    }
+    return { m, seqs };
+  });
+}
+
 export async function runScale(options: { reps: number; quick: boolean }): Promise<{ rows: Row[]; notes: string[] }> {
   const root = packageRoot();
   const info = runtimeInfo();
   const r = 16, reps = Math.max(1, Math.min(options.reps, 3));
   const peak = info.isa === 'amx' ? await measureLimit('amx', 1.0) : await measureLimit('bf16', 1.0);
-  const models = options.quick ? MODELS.slice(0, 1) : MODELS;
-  const seqs = options.quick ? [256, 1024] : [256, 1024, 4096];
+  const grid = process.env.TUNEKIT_SCALE ? pickedGrid(process.env.TUNEKIT_SCALE)
+    : (options.quick ? MODELS.slice(0, 1) : MODELS).map((m) => ({ m, seqs: options.quick ? [256, 1024] : [256, 1024, 4096] }));
   const rows: Row[] = [];
   const notes: string[] = [];
-  for (const m of models) {
+  for (const { m, seqs } of grid) {
     const dir = await folder(root, m);
     const byMode: Record<string, { seq: number; share: number; rss: number }[]> = {};
     for (const seq of seqs) {

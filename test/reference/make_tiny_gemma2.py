@@ -17,12 +17,11 @@ import os
 
 import numpy as np
 import torch
-from peft import LoraConfig, get_peft_model
 from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM, Gemma2Config, Gemma2ForCausalLM
 
 from llama_gguf import LAYER_NAMES, close, gguf_name, llama_writer
-from peft_fixture import lora_grads, seed_lora
+from peft_fixture import record_steps
 
 OUT = os.path.join(os.path.dirname(__file__), "fixtures", "tiny-gemma2")
 TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -72,22 +71,9 @@ def main() -> None:
         gap = (logits_with(state, ids, **caps) - logits).abs().max().item() / logits.abs().max().item()
         assert gap > 0.02, f"{caps}: the cap changes the logits by only {gap}"
         print("without", caps, "normalized logit change", gap)
-    model.train()
-    model.zero_grad()
-    loss = model(input_ids=ids, labels=labels).loss
-    loss.backward()
     tensors = {"ids": ids.to(torch.int32), "labels": labels.to(torch.int32), "logits": logits[0], "logits1": logits[1],
-               "loss": loss.detach().reshape(1), "greedy": greedy.to(torch.int32)}
-    for name, p in model.named_parameters():
-        tensors[f"grad.{name}"] = p.grad.detach().clone()
-    model.zero_grad()
-    peft_model = get_peft_model(model, LoraConfig(r=3, lora_alpha=6, lora_dropout=0.0, target_modules=TARGETS))
-    seed_lora(peft_model, g, lora_key, tensors)
-    peft_model.train()
-    lora_loss = peft_model(input_ids=ids, labels=labels).loss
-    lora_loss.backward()
-    tensors["lora_loss"] = lora_loss.detach().reshape(1)
-    lora_grads(peft_model, lora_key, tensors)
+               "greedy": greedy.to(torch.int32)}
+    record_steps(model, ids, labels, TARGETS, lora_key, g, tensors)
 
     # The GGUF: the same weights; llama.cpp's attention scale for gemma2 (but the 27B) is head_dim^-½.
     base = Gemma2ForCausalLM.from_pretrained(OUT, dtype=torch.float32, attn_implementation="eager").eval()
@@ -118,7 +104,7 @@ def main() -> None:
         err = (loaded(ids).logits - gguf_logits).abs().max().item()
     assert err < 1e-4, f"transformers' GGUF loader disagrees by {err}"
     save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(OUT, "expected.safetensors"))
-    print("loss", loss.item(), "lora loss", lora_loss.item(), "gguf loader max err", err, "max |logit|", logits.abs().max().item())
+    print("loss", tensors["loss"].item(), "lora loss", tensors["lora_loss"].item(), "gguf loader max err", err, "max |logit|", logits.abs().max().item())
 
 
 if __name__ == "__main__":

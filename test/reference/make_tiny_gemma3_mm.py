@@ -11,12 +11,11 @@ Run from the repository root in the peers' environment (bench/peers/setup.sh):
 import os
 
 import torch
-from peft import LoraConfig, get_peft_model
 from safetensors.torch import save_file
 from transformers import Gemma3Config, Gemma3ForConditionalGeneration, Gemma3TextConfig, SiglipVisionConfig
 
 from make_tiny_gemma3 import lora_key
-from peft_fixture import lora_grads, seed_lora
+from peft_fixture import record_steps
 
 OUT = os.path.join(os.path.dirname(__file__), "fixtures", "tiny-gemma3-mm")
 # PEFT's target for the language model's projections only (tunekit's PEFT export writes the same).
@@ -48,17 +47,11 @@ def main() -> None:
         greedy = model.generate(ids[:1, :5], max_new_tokens=10, do_sample=False, eos_token_id=None, pad_token_id=0)[0, 5:]
     tensors = {"ids": ids.to(torch.int32), "labels": labels.to(torch.int32), "logits": logits[0], "logits1": logits[1],
                "greedy": greedy.to(torch.int32)}
-    peft_model = get_peft_model(model, LoraConfig(r=3, lora_alpha=6, lora_dropout=0.0, target_modules=TARGET))
+    peft_model = record_steps(model, ids, labels, TARGET, lora_key, g, tensors, full=False)
     names = [n for n, m in peft_model.named_modules() if hasattr(m, "lora_A")]
     assert names and all("language_model" in n for n in names), names
-    seed_lora(peft_model, g, lora_key, tensors)
-    peft_model.train()
-    lora_loss = peft_model(input_ids=ids, labels=labels).loss
-    lora_loss.backward()
-    tensors["lora_loss"] = lora_loss.detach().reshape(1)
-    lora_grads(peft_model, lora_key, tensors)
     save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(OUT, "expected.safetensors"))
-    print("lora loss", lora_loss.item(), "adapted modules", len(names), names[0])
+    print("lora loss", tensors["lora_loss"].item(), "adapted modules", len(names), names[0])
 
 
 if __name__ == "__main__":

@@ -16,12 +16,11 @@ import os
 import numpy as np
 import torch
 from gguf import GGMLQuantizationType, quantize
-from peft import LoraConfig, get_peft_model
 from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM, Phi3Config, Phi3ForCausalLM
 
 from llama_gguf import close, llama_writer
-from peft_fixture import lora_grads, seed_lora
+from peft_fixture import record_steps
 
 OUT = os.path.join(os.path.dirname(__file__), "fixtures", "tiny-phi3")
 TARGETS = ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]
@@ -67,22 +66,9 @@ def main() -> None:
     with torch.no_grad():
         logits = model(ids).logits
         greedy = model.generate(ids[:1, :5], max_new_tokens=10, do_sample=False, eos_token_id=None, pad_token_id=0)[0, 5:]
-    model.train()
-    model.zero_grad()
-    loss = model(input_ids=ids, labels=labels).loss
-    loss.backward()
     tensors = {"ids": ids.to(torch.int32), "labels": labels.to(torch.int32), "logits": logits[0], "logits1": logits[1],
-               "loss": loss.detach().reshape(1), "greedy": greedy.to(torch.int32)}
-    for name, p in model.named_parameters():
-        tensors[f"grad.{name}"] = p.grad.detach().clone()
-    model.zero_grad()
-    peft_model = get_peft_model(model, LoraConfig(r=3, lora_alpha=6, lora_dropout=0.0, target_modules=TARGETS))
-    seed_lora(peft_model, g, lora_key, tensors)
-    peft_model.train()
-    lora_loss = peft_model(input_ids=ids, labels=labels).loss
-    lora_loss.backward()
-    tensors["lora_loss"] = lora_loss.detach().reshape(1)
-    lora_grads(peft_model, lora_key, tensors)
+               "greedy": greedy.to(torch.int32)}
+    record_steps(model, ids, labels, TARGETS, lora_key, g, tensors)
 
     base = Phi3ForCausalLM.from_pretrained(OUT, dtype=torch.float32).eval()
     path = os.path.join(OUT, "tiny-phi3.gguf")
@@ -106,7 +92,7 @@ def main() -> None:
     gap = (gguf_logits - logits).abs().max().item()
     assert 0 < gap < 0.2, f"the Q8_0 blocks change the logits by {gap}"
     save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(OUT, "expected.safetensors"))
-    print("loss", loss.item(), "lora loss", lora_loss.item(), "gguf vs folder logits", gap)
+    print("loss", tensors["loss"].item(), "lora loss", tensors["lora_loss"].item(), "gguf vs folder logits", gap)
 
 
 if __name__ == "__main__":

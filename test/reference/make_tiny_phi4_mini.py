@@ -17,13 +17,12 @@ import math
 
 import numpy as np
 import torch
-from peft import LoraConfig, get_peft_model
 from safetensors.torch import save_file
 from transformers import Phi3Config, Phi3ForCausalLM
 
 from llama_gguf import close, llama_writer
 from make_tiny_phi3 import TARGETS, gguf_name, lora_key
-from peft_fixture import lora_grads, seed_lora
+from peft_fixture import record_steps
 
 OUT = os.path.join(os.path.dirname(__file__), "fixtures", "tiny-phi4-mini")
 
@@ -69,22 +68,9 @@ def main() -> None:
         gap = (logits_of(c, x)[0] - ref).abs().max().item() / ref.abs().max().item()
         assert gap > 1e-3, f"{what} changes the logits by only {gap}"
         print(what, "normalized change", gap)
-    model.train()
-    model.zero_grad()
-    loss = model(input_ids=ids, labels=labels).loss
-    loss.backward()
     tensors = {"ids": ids.to(torch.int32), "labels": labels.to(torch.int32), "short_logits": short_logits, "long_logits": long_logits,
-               "loss": loss.detach().reshape(1), "greedy": greedy.to(torch.int32)}
-    for name, p in model.named_parameters():
-        tensors[f"grad.{name}"] = p.grad.detach().clone()
-    model.zero_grad()
-    peft_model = get_peft_model(model, LoraConfig(r=3, lora_alpha=6, lora_dropout=0.0, target_modules=TARGETS))
-    seed_lora(peft_model, g, lora_key, tensors)
-    peft_model.train()
-    lora_loss = peft_model(input_ids=ids, labels=labels).loss
-    lora_loss.backward()
-    tensors["lora_loss"] = lora_loss.detach().reshape(1)
-    lora_grads(peft_model, lora_key, tensors)
+               "greedy": greedy.to(torch.int32)}
+    record_steps(model, ids, labels, TARGETS, lora_key, g, tensors)
     save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(OUT, "expected.safetensors"))
     w = llama_writer(os.path.join(OUT, "tiny-phi4-mini.gguf"), "phi3", "tunekit-tiny-phi4-mini", layers=cfg.num_hidden_layers,
                      context=cfg.max_position_embeddings, dim=cfg.hidden_size, ffn=cfg.intermediate_size, heads=cfg.num_attention_heads,
@@ -98,7 +84,7 @@ def main() -> None:
         if name != "lm_head.weight":  # tied
             w.add_tensor(gguf_name(name), t.numpy().astype(np.float32))
     close(w)
-    print("loss", loss.item(), "lora loss", lora_loss.item())
+    print("loss", tensors["loss"].item(), "lora loss", tensors["lora_loss"].item())
 
 
 if __name__ == "__main__":

@@ -24,3 +24,28 @@ def lora_grads(peft_model, key, out: dict) -> None:
     for k, module in lora_modules(peft_model, key):
         out[f"{k}.lora_a.grad"] = module.lora_A["default"].weight.grad.detach().clone()
         out[f"{k}.lora_b.grad"] = module.lora_B["default"].weight.grad.detach().clone()
+
+
+def record_steps(model, ids, labels, targets, key, generator: torch.Generator, out: dict, full: bool = True):
+    """One batch's training references: with `full`, the loss and every weight's gradient (loss,
+    grad.<name>); then PEFT's LoRA (r 3, alpha 6, no dropout) on `targets` with seeded A and B, its
+    loss and gradients (lora_loss, <key>.lora_a.grad, ...). The model ends wrapped by PEFT."""
+    from peft import LoraConfig, get_peft_model
+
+    if full:
+        model.train()
+        model.zero_grad()
+        loss = model(input_ids=ids, labels=labels).loss
+        loss.backward()
+        out["loss"] = loss.detach().reshape(1)
+        for name, p in model.named_parameters():
+            out[f"grad.{name}"] = p.grad.detach().clone()
+        model.zero_grad()
+    peft_model = get_peft_model(model, LoraConfig(r=3, lora_alpha=6, lora_dropout=0.0, target_modules=targets))
+    seed_lora(peft_model, generator, key, out)
+    peft_model.train()
+    lora_loss = peft_model(input_ids=ids, labels=labels).loss
+    lora_loss.backward()
+    out["lora_loss"] = lora_loss.detach().reshape(1)
+    lora_grads(peft_model, key, out)
+    return peft_model
