@@ -225,7 +225,7 @@ describe('option messages', () => {
     expect(job({ training: { batch_size: 4 } })).toThrow('(did you mean batchSize?)');
     expect(job({ training: { lora_alpha: 16 } })).toThrow('Unknown option lora_alpha in training for the config (did you mean lora.alpha?)');
     expect(job({ lora: { targetz: ['q_proj'] } })).toThrow('Unknown option targetz in lora for the config (did you mean targets?)');
-    expect(job({ lora: { targets: ['q', 'v'] } })).toThrow('Expected one of "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj" for lora.targets[0] but received "q"');
+    expect(job({ lora: { targets: ['q', 'v'] } })).toThrow('Expected one of "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj", "qkv_proj", "gate_up_proj" for lora.targets[0] but received "q"');
     expect(job({ training: { schedule: 'cosin' } })).toThrow('Expected one of "constant", "linear", "cosine", "slanted-triangular" for training.schedule but received "cosin"');
     expect(job({ training: { zzz: 1 } })).toThrow(/Unknown option zzz in training for the config \(known: epochs, maxSteps, batchSize, .*lr,/);
   });
