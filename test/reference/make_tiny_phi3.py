@@ -19,7 +19,7 @@ from gguf import GGMLQuantizationType, quantize
 from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM, Phi3Config, Phi3ForCausalLM
 
-from llama_gguf import close, llama_writer
+from llama_gguf import close, gguf_name, llama_writer
 from peft_fixture import record_steps
 
 OUT = os.path.join(os.path.dirname(__file__), "fixtures", "tiny-phi3")
@@ -31,16 +31,10 @@ GGUF = {"self_attn.qkv_proj": "attn_qkv", "self_attn.o_proj": "attn_output", "ml
         "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm"}
 
 
-def gguf_name(name: str) -> str:
-    if name == "model.embed_tokens.weight":
-        return "token_embd.weight"
-    if name == "model.norm.weight":
-        return "output_norm.weight"
-    if name == "lm_head.weight":
-        return "output.weight"
-    layer, rest = name[len("model.layers."):].split(".", 1)
-    return f"blk.{layer}.{GGUF[rest.rsplit('.', 1)[0]]}.weight"
 
+def phi3_name(name: str) -> str:
+    """llama.cpp's phi3 name for a Hugging Face tensor name."""
+    return gguf_name(name, GGUF)
 
 def lora_key(name: str) -> str:
     layer = int(name.split(".layers.")[1].split(".")[0])
@@ -80,9 +74,9 @@ def main() -> None:
     for name, t in base.state_dict().items():
         v = t.numpy().astype(np.float32)
         if name.startswith("model.layers.0.") and ("qkv_proj" in name or "gate_up_proj" in name):
-            w.add_tensor(gguf_name(name), quantize(v, GGMLQuantizationType.Q8_0), raw_dtype=GGMLQuantizationType.Q8_0)
+            w.add_tensor(phi3_name(name), quantize(v, GGMLQuantizationType.Q8_0), raw_dtype=GGMLQuantizationType.Q8_0)
         else:
-            w.add_tensor(gguf_name(name), v)
+            w.add_tensor(phi3_name(name), v)
     close(w)
     loaded = AutoModelForCausalLM.from_pretrained(OUT, gguf_file="tiny-phi3.gguf", dtype=torch.float32, sliding_window=cfg.sliding_window,
                                                   pad_token_id=0).eval()

@@ -21,7 +21,7 @@ from safetensors.torch import save_file
 from transformers import Phi3Config, Phi3ForCausalLM
 
 from llama_gguf import close, llama_writer
-from make_tiny_phi3 import TARGETS, gguf_name, lora_key
+from make_tiny_phi3 import TARGETS, lora_key, phi3_name
 from peft_fixture import record_steps
 
 OUT = os.path.join(os.path.dirname(__file__), "fixtures", "tiny-phi4-mini")
@@ -82,7 +82,7 @@ def main() -> None:
     w.add_tensor("rope_factors_long.weight", np.array(long, dtype=np.float32))
     for name, t in Phi3ForCausalLM.from_pretrained(OUT, dtype=torch.float32).state_dict().items():
         if name != "lm_head.weight":  # tied
-            w.add_tensor(gguf_name(name), t.numpy().astype(np.float32))
+            w.add_tensor(phi3_name(name), t.numpy().astype(np.float32))
     close(w)
     print("loss", tensors["loss"].item(), "lora loss", tensors["lora_loss"].item())
 
