@@ -11,9 +11,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { fixtureBatch, readFixture } from './fixture.js';
+import { expectPeftLoraStep, fixtureBatch, readFixture, withFixtureLora } from './fixture.js';
 import { perToken, relErr } from './reference.js';
-import { loadModel, loadPeftAdapter, openSafetensors, saveMergedModel, savePeftAdapter, Tensor, TunekitError } from '../lib/index.js';
+import { loadModel, loadPeftAdapter, openSafetensors, saveMergedModel, savePeftAdapter, TunekitError } from '../lib/index.js';
 
 interface Case {
   name: string;
@@ -84,14 +84,9 @@ describe.each(CASES)('$name', ({ dir, gguf, layers, layerWeights, folder, file }
   it('trains LoRA on all seven projections as PEFT, and gives every weight (all four norms per layer) the gradient transformers gives', async () => {
     const fx = await readFixture(dir);
     const m = await loadModel(dir);
-    m.addLora({ r: 3, alpha: 6 });
-    const names = Object.keys(m.loraTensors());
+    const names = withFixtureLora(m, fx);
     expect(names).toHaveLength(layers * 7 * 2);
-    m.setLoraTensors(Object.fromEntries(names.map((n) => [n, fx[n] as Tensor<'f32'>])));
-    const step = await m.trainStep(fixtureBatch(fx));
-    expect(Math.abs(step.loss - fx.lora_loss!.data[0]!)).toBeLessThan(1e-5);
-    const grads = m.loraTensors('grads');
-    for (const n of names) expect(relErr(perToken(grads[n]!, step.tokens), fx[`${n}.grad`]!.data), n).toBeLessThan(1e-4);
+    await expectPeftLoraStep(m, fx, names);
 
     for (const checkpoint of [false, true]) {
       const full = await loadModel(dir);
@@ -113,9 +108,7 @@ describe.each(CASES)('$name', ({ dir, gguf, layers, layerWeights, folder, file }
     try {
       for (const source of [dir, gguf]) {
         const m = await loadModel(source);
-        m.addLora({ r: 3, alpha: 6 });
-        const names = Object.keys(m.loraTensors());
-        m.setLoraTensors(Object.fromEntries(names.map((n) => [n, fx[n] as Tensor<'f32'>])));
+        withFixtureLora(m, fx);
         const adapted = await m.logits(ids.slice(0, 12));
         const out = join(work, source === dir ? 'from-folder' : 'from-gguf');
         await saveMergedModel(m, out);
@@ -233,13 +226,7 @@ describe('Gemma 3 with its vision tower (the 4B+ folders)', () => {
     const steps = [];
     for await (const s of m.generate(ids.slice(0, 5), { maxTokens: 10 })) steps.push(s.tokenId);
     expect(steps).toEqual([...fx.greedy!.data]);
-    m.addLora({ r: 3, alpha: 6 });
-    const names = Object.keys(m.loraTensors());
-    m.setLoraTensors(Object.fromEntries(names.map((n) => [n, fx[n] as Tensor<'f32'>])));
-    const step = await m.trainStep(fixtureBatch(fx));
-    expect(Math.abs(step.loss - fx.lora_loss!.data[0]!)).toBeLessThan(1e-5);
-    const grads = m.loraTensors('grads');
-    for (const n of names) expect(relErr(perToken(grads[n]!, step.tokens), fx[`${n}.grad`]!.data), n).toBeLessThan(1e-4);
+    await expectPeftLoraStep(m, fx, withFixtureLora(m, fx));
     const work = mkdtempSync(join(tmpdir(), 'tunekit-gemma3-mm-'));
     try {
       await savePeftAdapter(m, join(work, 'adapter'));

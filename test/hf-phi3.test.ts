@@ -8,9 +8,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { fixtureBatch, readFixture } from './fixture.js';
+import { expectPeftLoraStep, fixtureBatch, readFixture, withFixtureLora } from './fixture.js';
 import { perToken, relErr } from './reference.js';
-import { loadModel, loadPeftAdapter, openSafetensors, saveMergedModel, savePeftAdapter, Tensor, TunekitError } from '../lib/index.js';
+import { loadModel, loadPeftAdapter, openSafetensors, saveMergedModel, savePeftAdapter, TunekitError } from '../lib/index.js';
 
 const dir = fileURLToPath(new URL('./reference/fixtures/tiny-phi3/', import.meta.url));
 
@@ -47,15 +47,10 @@ describe('Phi-3', () => {
     const fx = await readFixture(dir);
     const m = await loadModel(dir);
     expect(() => m.addLora({ targets: ['q_proj'] })).toThrow(TunekitError);
-    m.addLora({ r: 3, alpha: 6 });
-    const names = Object.keys(m.loraTensors());
+    const names = withFixtureLora(m, fx);
     expect(names).toHaveLength(3 * 4 * 2);
     expect(m.loraTensors()['blk.0.attn_qkv.lora_b']!.shape).toEqual([64 + 2 * 32, 3]);
-    m.setLoraTensors(Object.fromEntries(names.map((n) => [n, fx[n] as Tensor<'f32'>])));
-    const step = await m.trainStep(fixtureBatch(fx));
-    expect(Math.abs(step.loss - fx.lora_loss!.data[0]!)).toBeLessThan(1e-5);
-    const grads = m.loraTensors('grads');
-    for (const n of names) expect(relErr(perToken(grads[n]!, step.tokens), fx[`${n}.grad`]!.data), n).toBeLessThan(1e-4);
+    await expectPeftLoraStep(m, fx, names);
   });
 
   it('gives every weight the full fine-tuning gradient transformers gives (the fused matrices\' as their blocks)', async () => {
@@ -87,9 +82,7 @@ describe('Phi-3', () => {
     const work = mkdtempSync(join(tmpdir(), 'tunekit-phi3-'));
     try {
       const m = await loadModel(dir);
-      m.addLora({ r: 3, alpha: 6 });
-      const names = Object.keys(m.loraTensors());
-      m.setLoraTensors(Object.fromEntries(names.map((n) => [n, fx[n] as Tensor<'f32'>])));
+      withFixtureLora(m, fx);
       const adapted = await m.logits(ids.slice(0, 12));
       await savePeftAdapter(m, join(work, 'adapter'));
       const peft = await openSafetensors(join(work, 'adapter', 'adapter_model.safetensors'));
@@ -141,13 +134,7 @@ describe('Phi-4-mini\'s partial rotary and longrope', () => {
   it('trains as transformers and PEFT do past the original context (full and LoRA gradients)', async () => {
     const fx = await readFixture(mini);
     const m = await loadModel(mini);
-    m.addLora({ r: 3, alpha: 6 });
-    const names = Object.keys(m.loraTensors());
-    m.setLoraTensors(Object.fromEntries(names.map((n) => [n, fx[n] as Tensor<'f32'>])));
-    const step = await m.trainStep(fixtureBatch(fx));
-    expect(Math.abs(step.loss - fx.lora_loss!.data[0]!)).toBeLessThan(1e-5);
-    const grads = m.loraTensors('grads');
-    for (const n of names) expect(relErr(perToken(grads[n]!, step.tokens), fx[`${n}.grad`]!.data), n).toBeLessThan(1e-4);
+    await expectPeftLoraStep(m, fx, withFixtureLora(m, fx));
     const full = await loadModel(mini);
     full.enableFullTraining();
     const s = await full.trainStep(fixtureBatch(fx));
@@ -164,9 +151,7 @@ describe('Phi-4-mini\'s partial rotary and longrope', () => {
     const work = mkdtempSync(join(tmpdir(), 'tunekit-phi4-'));
     try {
       const m = await loadModel(mini);
-      m.addLora({ r: 3, alpha: 6 });
-      const names = Object.keys(m.loraTensors());
-      m.setLoraTensors(Object.fromEntries(names.map((n) => [n, fx[n] as Tensor<'f32'>])));
+      withFixtureLora(m, fx);
       const adapted = await m.logits(ids.slice(0, 12));
       await saveMergedModel(m, join(work, 'merged'));
       const cfg = JSON.parse(readFileSync(join(work, 'merged', 'config.json'), 'utf8'));

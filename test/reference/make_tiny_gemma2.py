@@ -8,7 +8,7 @@ And a GGUF of the same weights as llama.cpp's converter writes a gemma2 model (n
 caps in gemma2.attn_logit_softcapping / final_logit_softcapping); llama.cpp scales attention by
 head_dim^-½ except in the 27B, so the GGUF logits are those with query_pre_attn_scalar = head_dim.
 transformers' GGUF loader must give them too (checked here; it reads neither cap, so it is told).
-test/hf-gemma2.test.ts loads both with tunekit.
+test/hf-gemma.test.ts loads both with tunekit.
 
 Run from the repository root in the peers' environment (bench/peers/setup.sh):
     bench/peers/.venv/bin/python test/reference/make_tiny_gemma2.py
@@ -20,13 +20,11 @@ import torch
 from safetensors.torch import save_file
 from transformers import AutoModelForCausalLM, Gemma2Config, Gemma2ForCausalLM
 
-from llama_gguf import LAYER_NAMES, close, gguf_name, llama_writer
+from llama_gguf import close, gguf_name, llama_writer
+from make_tiny_gemma3 import GGUF_LAYER, TARGETS, lora_key
 from peft_fixture import record_steps
 
 OUT = os.path.join(os.path.dirname(__file__), "fixtures", "tiny-gemma2")
-TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
-GGUF_LAYER = {**LAYER_NAMES, "post_attention_layernorm": "post_attention_norm", "pre_feedforward_layernorm": "ffn_norm",
-              "post_feedforward_layernorm": "post_ffw_norm"}
 ATTN_CAP, FINAL_CAP = 1.0, 5.0
 
 
@@ -36,11 +34,6 @@ def config(query_pre_attn_scalar: int, attn_cap=ATTN_CAP, final_cap=FINAL_CAP) -
                         sliding_window=4, query_pre_attn_scalar=query_pre_attn_scalar, attn_logit_softcapping=attn_cap,
                         final_logit_softcapping=final_cap, initializer_range=0.25, tie_word_embeddings=True, pad_token_id=0,
                         bos_token_id=2, eos_token_id=1, attn_implementation="eager")
-
-
-def lora_key(name: str) -> str:
-    layer = int(name.split(".layers.")[1].split(".")[0])
-    return f"blk.{layer}.{GGUF_LAYER['.'.join(name.split('.')[-2:])]}"
 
 
 def logits_with(state, ids, **caps):
