@@ -124,6 +124,10 @@ export interface NativeLlamaConfig {
   ropeFreqFactorsLong?: number[];
   /** longrope: original_max_position_embeddings. */
   ropeLongAfter?: number;
+  /** Dynamic NTK ("dynamic"): a forward whose last position + 1 = L exceeds ropeDynamicAfter rotates with the base ropeTheta · (f·L / after − (f − 1))^(d / (d − 2)); 0 or absent: off. */
+  ropeDynamicFactor?: number;
+  /** Dynamic NTK: max_position_embeddings, the length up to which RoPE is plain. */
+  ropeDynamicAfter?: number;
   /** Phi-3: q/k/v and gate/up came fused (qkv_proj, gate_up_proj); LoRA targets are qkv_proj, o_proj, gate_up_proj, down_proj, each fused matrix adapted whole. */
   fusedProjections?: boolean;
   /** Gemma 2: attention scores become c·tanh(s / c) before the softmax (attn_logit_softcapping); 0 or absent: none. */

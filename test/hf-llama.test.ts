@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { perToken, relErr } from './reference.js';
-import { loadModel, openSafetensors, saveMergedModel, Tensor, TunekitError, writeSafetensors } from '../lib/index.js';
+import { loadModel, openSafetensors, saveMergedModel, Tensor, TunekitError, writeGguf, writeSafetensors } from '../lib/index.js';
 
 const dir = fileURLToPath(new URL('./reference/fixtures/tiny-llama/', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'tunekit-hf-'));
@@ -156,6 +156,82 @@ describe('YaRN RoPE scaling (Qwen2.5\'s long context)', () => {
   });
 });
 
+describe('YaRN from a GGUF file (rope.scaling.type "yarn", as llama.cpp computes it)', () => {
+  const dir = fileURLToPath(new URL('./reference/fixtures/tiny-yarn/', import.meta.url));
+  const gguf = join(dir, 'tiny-yarn.gguf');
+
+  it('reads the file as transformers reads the folder: the same divisors, attention factor and logits', async () => {
+    const r = await openSafetensors(join(dir, 'expected.safetensors'));
+    const ids = [...(await r.read('ids')).data] as number[], logits = (await r.read('logits')).data as Float32Array;
+    await r.close();
+    const [m, folder] = [await loadModel(gguf), await loadModel(dir)];
+    expect(m.config.ropeFreqFactors).toEqual(folder.config.ropeFreqFactors);
+    expect(m.config.ropeAttentionFactor).toBe(folder.config.ropeAttentionFactor);
+    expect(relErr((await m.logits(ids)).data, logits)).toBeLessThan(1e-4);
+    // The Hugging Face parameters go back into a merged folder, which reloads as the same model.
+    const out = mkdtempSync(join(tmpdir(), 'tunekit-yarn-'));
+    await saveMergedModel(m, out);
+    const cfg = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+    expect(cfg.rope_scaling).toMatchObject({ rope_type: 'yarn', factor: 4, original_max_position_embeddings: 8 });
+    expect(cfg.max_position_embeddings).toBe(32); // the file's context_length
+    expect(relErr((await (await loadModel(out)).logits(ids)).data, logits)).toBeLessThan(1e-4);
+    rmSync(out, { recursive: true, force: true });
+  });
+
+  it('refuses what llama.cpp would compute otherwise, by key', async () => {
+    // A one-layer qwen2 header: loading stops at the scaling, before any weight is read.
+    const dirOut = mkdtempSync(join(tmpdir(), 'tunekit-yarn-')), bad = join(dirOut, 'bad.gguf');
+    const u32 = (value: number) => ({ type: 'u32', value }) as const, f32 = (value: number) => ({ type: 'f32', value }) as const;
+    const base = {
+      'general.architecture': { type: 'string', value: 'qwen2' }, 'qwen2.block_count': u32(1), 'qwen2.embedding_length': u32(8), 'qwen2.feed_forward_length': u32(8),
+      'qwen2.attention.head_count': u32(2), 'qwen2.vocab_size': u32(16), 'qwen2.context_length': u32(32),
+      'qwen2.rope.scaling.type': { type: 'string', value: 'yarn' }, 'qwen2.rope.scaling.factor': f32(4), 'qwen2.rope.scaling.original_context_length': u32(8),
+    } as const;
+    for (const [extra, message] of [
+      [{ 'qwen2.rope.scaling.yarn_ext_factor': f32(0.5) }, /bad.gguf: YaRN with rope.scaling.yarn_ext_factor 0.5 is not supported yet/],
+      [{ 'qwen2.rope.scaling.yarn_log_multiplier': f32(0.25) }, /YaRN with rope.scaling.yarn_log_multiplier 0.25 \(DeepSeek's mscale_all_dim\) is not supported yet/],
+      [{ 'qwen2.rope.scaling.factor': f32(-1) }, /"yarn" RoPE scaling needs metadata rope.scaling.factor to be a positive number but it is -1/],
+      [{ 'qwen2.rope.scaling.type': { type: 'string', value: 'longrope2' } }, /RoPE scaling "longrope2" is not supported yet/],
+    ] as const) {
+      await writeGguf(bad, { ...base, ...extra }, { 'blk.0.attn_norm.weight': Tensor.from('f32', [8], new Float32Array(8).fill(1)) });
+      await expect(loadModel(bad), JSON.stringify(extra)).rejects.toThrow(message);
+    }
+    rmSync(dirOut, { recursive: true, force: true });
+  });
+});
+
+describe('Dynamic NTK RoPE scaling ("dynamic")', () => {
+  const dir = fileURLToPath(new URL('./reference/fixtures/tiny-dynamic/', import.meta.url));
+
+  it('gives transformers\' logits past max_position_embeddings and plain RoPE below it, its greedy continuation through the cache, and PEFT\'s LoRA gradients', async () => {
+    const r = await openSafetensors(join(dir, 'expected.safetensors'));
+    const fx: Record<string, Tensor> = {};
+    for (const n of r.names()) fx[n] = await r.read(n);
+    await r.close();
+    const ids = [...fx.ids!.data] as number[];
+    const m = await loadModel(dir);
+    expect(m.config).toMatchObject({ ropeDynamicFactor: 2, ropeDynamicAfter: 8 });
+    expect(relErr((await m.logits(ids)).data, fx.logits!.data)).toBeLessThan(1e-4);
+    expect(relErr((await m.logits(ids.slice(0, 6))).data, fx.short_logits!.data)).toBeLessThan(1e-4);
+    const greedy: number[] = [];
+    for await (const s of m.generate(ids.slice(0, 4), { maxTokens: 12, temperature: 0 })) greedy.push(s.tokenId);
+    expect(greedy).toEqual([...fx.greedy!.data]);
+    m.addLora({ r: 2, alpha: 4, targets: ['q_proj', 'v_proj'] });
+    const names = Object.keys(m.loraTensors());
+    m.setLoraTensors(Object.fromEntries(names.map((n) => [n, fx[n] as Tensor<'f32'>])));
+    const step = await m.trainStep({ inputIds: [ids], labels: [ids] });
+    expect(Math.abs(step.loss - fx.loss!.data[0]!)).toBeLessThan(1e-5);
+    const grads = m.loraTensors('grads');
+    for (const n of names) expect(relErr(perToken(grads[n]!, step.tokens), fx[`${n}.grad`]!.data), n).toBeLessThan(1e-4);
+    // A merged folder keeps the scaling and its threshold.
+    const out = mkdtempSync(join(tmpdir(), 'tunekit-dynamic-'));
+    await saveMergedModel(m, out);
+    const cfg = JSON.parse(readFileSync(join(out, 'config.json'), 'utf8'));
+    expect(cfg).toMatchObject({ rope_scaling: { rope_type: 'dynamic', factor: 2 }, max_position_embeddings: 8 });
+    rmSync(out, { recursive: true, force: true });
+  });
+});
+
 describe('Llama 3.x RoPE scaling ("llama3")', () => {
   const l3 = fileURLToPath(new URL('./reference/fixtures/tiny-llama3/', import.meta.url));
   async function expected() {
@@ -203,8 +279,10 @@ describe('Llama 3.x RoPE scaling ("llama3")', () => {
     const cfg = JSON.parse(readFileSync(join(l3, 'config.json'), 'utf8'));
     const bad = mkdtempSync(join(tmpdir(), 'tunekit-l3-'));
     copyFileSync(join(l3, 'model.safetensors'), join(bad, 'model.safetensors'));
-    writeFileSync(join(bad, 'config.json'), JSON.stringify({ ...cfg, rope_scaling: { rope_type: 'dynamic', factor: 4 }, rope_parameters: undefined }));
-    await expect(loadModel(bad)).rejects.toThrow(/RoPE scaling "dynamic" is not supported yet \(tunekit reads "llama3", "linear" and "yarn"\)/);
+    writeFileSync(join(bad, 'config.json'), JSON.stringify({ ...cfg, rope_scaling: { rope_type: 'ntk-mixed', factor: 4 }, rope_parameters: undefined }));
+    await expect(loadModel(bad)).rejects.toThrow(/RoPE scaling "ntk-mixed" is not supported yet \(tunekit reads "llama3", "linear", "yarn", "dynamic" and "longrope"\)/);
+    writeFileSync(join(bad, 'config.json'), JSON.stringify({ ...cfg, rope_scaling: { rope_type: 'dynamic', factor: 4 }, rope_parameters: undefined, max_position_embeddings: undefined }));
+    await expect(loadModel(bad)).rejects.toThrow(/rope_scaling "dynamic" needs max_position_embeddings \(a positive integer\)/);
     writeFileSync(join(bad, 'config.json'), JSON.stringify({ ...cfg, rope_scaling: { rope_type: 'yarn', factor: 4 }, rope_parameters: undefined }));
     await expect(loadModel(bad)).rejects.toThrow(/rope_scaling "yarn" needs a positive number original_max_position_embeddings/);
     writeFileSync(join(bad, 'config.json'), JSON.stringify({ ...cfg, rope_scaling: { rope_type: 'llama3', factor: 8 }, rope_parameters: undefined }));

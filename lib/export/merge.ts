@@ -133,7 +133,9 @@ export async function saveMergedModel(model: Model, dir: string): Promise<void> 
     model_type: modelType(c.architecture),
     hidden_size: c.dim, intermediate_size: c.ffn, num_hidden_layers: c.layers, num_attention_heads: c.heads,
     num_key_value_heads: c.kvHeads, head_dim: c.headDim, vocab_size: c.vocab, rms_norm_eps: c.eps, rope_theta: c.ropeTheta,
-    tie_word_embeddings: c.tiedEmbeddings, hidden_act: 'silu', max_position_embeddings: 8192, // unknown for GGUF sources; only a limit for users, not used by the weights
+    tie_word_embeddings: c.tiedEmbeddings, hidden_act: 'silu',
+    // The source's (a GGUF file's context_length); 8192 where neither says: a limit for users, and dynamic NTK's threshold.
+    max_position_embeddings: c.maxPositions ?? 8192,
     ...(modelType(c.architecture) === 'qwen2' ? {} : { attention_bias: false }),
     ...(c.ropeScaling ? { rope_scaling: c.ropeScaling } : {}),
     // longrope's factor is max_position_embeddings / original_max_position_embeddings where not given.

@@ -156,7 +156,7 @@ export function gemmaHfConfigOf(c: ModelConfig): Record<string, unknown> {
     sliding_window: Math.max(0, ...windows), layer_types: windows.map((w) => (w > 0 ? 'sliding_attention' : 'full_attention')),
     rope_theta: c.ropeTheta, ...(two ? {} : { rope_local_base_freq: c.ropeThetaLocal ?? c.ropeTheta }),
     ...(c.ropeScaling ? { rope_scaling: c.ropeScaling } : {}),
-    tie_word_embeddings: c.tiedEmbeddings, max_position_embeddings: two ? 8192 : 32768, attention_bias: false,
+    tie_word_embeddings: c.tiedEmbeddings, max_position_embeddings: c.maxPositions ?? (two ? 8192 : 32768), attention_bias: false,
     attn_logit_softcapping: c.attnSoftcap || null, final_logit_softcapping: c.logitSoftcap || null, torch_dtype: 'float32',
   };
 }

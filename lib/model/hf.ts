@@ -12,7 +12,7 @@ import type { NativeGpt2Config, NativeLlamaConfig } from '../native.js';
 import { openSafetensors } from '../safetensors/read.js';
 import { Tensor } from '../tensor.js';
 import { quantizeWeights, Weights, type QuantizeFormat } from '../weights.js';
-import { hfLongrope, hfRopeAttentionFactor, hfRopeFactors, isLongrope, type RopeScaling } from './rope-scaling.js';
+import { hfLongrope, hfRopeAttentionFactor, hfRopeDynamic, hfRopeFactors, isLongrope, type RopeScaling } from './rope-scaling.js';
 import { checkFits } from './memory.js';
 import { fusedBlocks, splitRows } from './fused.js';
 import { GEMMA2_HF, GEMMA3_HF, GEMMA3_MM_HF, GEMMA3_TEXT_DEFAULTS, GEMMA_NORM_NAMES, gemmaGeneration, gemmaHfConfig } from './gemma.js';
@@ -26,6 +26,8 @@ export interface HfLoaded {
   config: NativeLlamaConfig;
   /** The rope_scaling block when there is RoPE scaling (written back by a merged export). */
   ropeScaling?: Record<string, unknown>;
+  /** max_position_embeddings, where the config has it. */
+  maxPositions?: number;
   tensors: Record<string, Tensor | Weights>;
 }
 
@@ -193,7 +195,9 @@ export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Prom
     if (ropeFreqFactors) config.ropeFreqFactors = ropeFreqFactors;
     const attentionFactor = hfRopeAttentionFactor(g ? g.rope.scaling : scaling, rotaryDim, config.ropeTheta, configFile, maxPositions);
     if (attentionFactor !== 1) config.ropeAttentionFactor = attentionFactor;
-    ropeScaling = ropeFreqFactors && scaling ? Object.fromEntries(Object.entries(scaling).filter(([k]) => k !== 'rope_theta')) : undefined;
+    const dynamic = hfRopeDynamic(g ? g.rope.scaling : scaling, configFile, maxPositions);
+    if (dynamic) Object.assign(config, { ropeDynamicFactor: dynamic.factor, ropeDynamicAfter: dynamic.after });
+    ropeScaling = (ropeFreqFactors || dynamic) && scaling ? Object.fromEntries(Object.entries(scaling).filter(([k]) => k !== 'rope_theta')) : undefined;
   }
   const reader = await openSafetensors(dir);
   const tensors: Record<string, Tensor | Weights> = {};
@@ -270,5 +274,5 @@ export async function loadHfFolder(dir: string, quantize?: QuantizeFormat): Prom
   } finally {
     await reader.close();
   }
-  return { architecture: arch, config, tensors, ...(ropeScaling ? { ropeScaling } : {}) };
+  return { architecture: arch, config, tensors, ...(ropeScaling ? { ropeScaling } : {}), ...(maxPositions ? { maxPositions } : {}) };
 }

@@ -19,7 +19,7 @@ import { quantizeWeights, Weights } from '../weights.js';
 import { checkLayerCount, loadHfFolder } from './hf.js';
 import { fusedBlocks, splitRows } from './fused.js';
 import { gemmaGgufConfig } from './gemma.js';
-import { ggufRopeFactors } from './rope-scaling.js';
+import { ggufRopeScaling, type GgufRopeScaling } from './rope-scaling.js';
 import { checkFits } from './memory.js';
 import { prepareDevice } from './device.js';
 import type { Model, ModelConfig } from './types.js';
@@ -144,7 +144,7 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
     }
     const c = hf.config as NativeLlamaConfig;
     const model: NativeModel = callNative(() => new native.Model('llama', { ...c, backend }, handles));
-    return wrapModel(c.fusedProjections ? PHI3 : LLAMA, { ...c, architecture: hf.architecture, ...('ropeScaling' in hf && hf.ropeScaling ? { ropeScaling: hf.ropeScaling } : {}) }, tokenizer, model, hf.tensors, keepsWeightPanels(llamaMatrices(c), o));
+    return wrapModel(c.fusedProjections ? PHI3 : LLAMA, { ...c, architecture: hf.architecture, ...('ropeScaling' in hf && hf.ropeScaling ? { ropeScaling: hf.ropeScaling } : {}), ...('maxPositions' in hf && hf.maxPositions ? { maxPositions: hf.maxPositions } : {}) }, tokenizer, model, hf.tensors, keepsWeightPanels(llamaMatrices(c), o));
   }
   const gguf = await openGguf(path);
   try {
@@ -178,10 +178,16 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
         ...(typeof attention === 'number' && attention !== 1 ? { ropeAttentionFactor: attention } : {}),
       });
     }
-    const scalingType = gguf.metadata.get(`${arch}.rope.scaling.type`), scalingFactor = gguf.metadata.get(`${arch}.rope.scaling.factor`);
-    const ropeFreqFactors = ggufRopeFactors(typeof scalingType === 'string' ? scalingType : undefined, typeof scalingFactor === 'number' ? scalingFactor : undefined,
-      freqs instanceof Tensor && freqs.dtype === 'f32' ? (freqs as Tensor<'f32'>).data : freqs ? new Float32Array(0) : undefined, config.headDim, gguf.file);
-    if (ropeFreqFactors) config.ropeFreqFactors = ropeFreqFactors;
+    const scalingKey = (key: string) => gguf.metadata.get(`${arch}.rope.scaling.${key}`);
+    const contextLength = gguf.metadata.get(`${arch}.context_length`);
+    const scaling = config.ropeFreqFactorsLong ? { attention: 1 } as GgufRopeScaling : ggufRopeScaling({
+      type: scalingKey('type'), factor: scalingKey('factor') ?? gguf.metadata.get(`${arch}.rope.scale_linear`), original: scalingKey('original_context_length') ?? contextLength,
+      betaFast: scalingKey('yarn_beta_fast'), betaSlow: scalingKey('yarn_beta_slow'), extFactor: scalingKey('yarn_ext_factor'), attnFactor: scalingKey('attn_factor'), logMultiplier: scalingKey('yarn_log_multiplier'),
+    }, freqs instanceof Tensor && freqs.dtype === 'f32' ? (freqs as Tensor<'f32'>).data : freqs ? new Float32Array(0) : undefined, config.rotaryDim ?? config.headDim, config.ropeTheta, gguf.file);
+    if (scaling.factors) config.ropeFreqFactors = scaling.factors;
+    if (scaling.attention !== 1) config.ropeAttentionFactor = scaling.attention;
+    if (scaling.hf) config.ropeScaling = { ...scaling.hf };
+    if (typeof contextLength === 'number' && Number.isInteger(contextLength) && contextLength > 0) config.maxPositions = contextLength;
     // Tensors are read as stored (re-quantizing passes through fp32 one matrix at a time).
     checkFits(gguf.file, [...gguf.tensors.values()].reduce((a, t) => a + t.byteLength, 0));
     const tokenizer = gguf.metadata.has('tokenizer.ggml.model') ? tokenizerFromGguf(gguf.metadata, gguf.file) : null;

@@ -1,9 +1,9 @@
 // RoPE scaling as per-pair frequency divisors (llama.cpp's rope_freqs.weight), the one form the
 // engine takes: Llama 3.x's "llama3" rule, "linear" and YaRN ("yarn", Qwen2.5's long context) from
-// a Hugging Face config, and from a GGUF file its rope_freqs tensor or its rope.scaling metadata.
-// YaRN also scales cos and sin by its attention factor: hfRopeAttentionFactor. longrope (Phi) gives
-// two sets, short and long, the engine picking one per forward as transformers does (hfLongrope).
-// dynamic is refused by name, and so is a GGUF file's yarn (llama.cpp computes it its own way).
+// a Hugging Face config, and from a GGUF file its rope_freqs tensor or its rope.scaling metadata
+// (linear, yarn). YaRN also scales cos and sin by its attention factor: hfRopeAttentionFactor.
+// longrope (Phi) gives two sets, short and long, the engine picking one per forward as transformers
+// does (hfLongrope). Dynamic NTK ("dynamic") changes the base instead, per forward (hfRopeDynamic).
 import { TunekitError } from '../errors.js';
 import { show } from '../validate.js';
 
@@ -101,12 +101,28 @@ export function hfRopeFactors(s: RopeScaling | null | undefined, headDim: number
       return 1 / ((1 - smooth) / factor + smooth);
     });
   }
-  if (type === 'yarn') {
-    const y = yarn(s, headDim, theta, file, maxPositions);
-    // inv_freq = base · (e + (1 − e) / factor), e the extrapolated share of pair i (transformers' _compute_yarn_parameters).
-    return y.extrapolated.map((e) => 1 / (e + (1 - e) / y.factor));
+  if (type === 'yarn') return yarnDivisors(yarn(s, headDim, theta, file, maxPositions));
+  if (type === 'dynamic') return undefined; // the base changes per forward: hfRopeDynamic
+  throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${file}: RoPE scaling "${type}" is not supported yet (tunekit reads "llama3", "linear", "yarn", "dynamic" and "longrope")`);
+}
+
+/** inv_freq = base · (e + (1 − e) / factor), e the extrapolated share of pair i (transformers' _compute_yarn_parameters, ggml's rope_yarn). */
+function yarnDivisors(y: { factor: number; extrapolated: number[] }): number[] {
+  return y.extrapolated.map((e) => 1 / (e + (1 - e) / y.factor));
+}
+
+/**
+ * Dynamic NTK as transformers computes it (_compute_dynamic_ntk_parameters, dynamic_rope_update):
+ * the factor, and max_position_embeddings, up to which RoPE is plain; a longer forward takes the
+ * base θ·(f·L/max − (f − 1))^(d/(d − 2)) for its length L. undefined for another type.
+ */
+export function hfRopeDynamic(s: RopeScaling | null | undefined, file: string, maxPositions: number | undefined): { factor: number; after: number } | undefined {
+  if (!s || (s.rope_type ?? s.type) !== 'dynamic') return undefined;
+  const factor = need(s, 'factor', file, 'dynamic');
+  if (typeof maxPositions !== 'number' || !Number.isInteger(maxPositions) || maxPositions < 1) {
+    throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: rope_scaling "dynamic" needs max_position_embeddings (a positive integer) but has ${show(maxPositions)}`);
   }
-  throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${file}: RoPE scaling "${type}" is not supported yet (tunekit reads "llama3", "linear" and "yarn")`);
+  return { factor, after: maxPositions };
 }
 
 /** YaRN's factor, attention factor and each pair's extrapolated share, as transformers computes them. */
@@ -133,18 +149,64 @@ export function hfRopeAttentionFactor(s: RopeScaling | null | undefined, headDim
   return s && type === 'yarn' ? yarn(s, headDim, theta, file, maxPositions).attention : 1;
 }
 
-/** The divisors of a GGUF file: its rope_freqs.weight values, or its rope.scaling metadata. */
-export function ggufRopeFactors(type: string | undefined, factor: number | undefined, freqs: Float32Array | undefined, headDim: number, file: string): number[] | undefined {
+/** A GGUF file's rope.scaling metadata (llama.cpp's keys `<arch>.rope.scaling.*`), as read. */
+export interface GgufScalingKeys {
+  type?: unknown;
+  /** rope.scaling.factor, else the older rope.scale_linear. */
+  factor?: unknown;
+  /** rope.scaling.original_context_length, else context_length (llama.cpp's n_ctx_orig_yarn). */
+  original?: unknown;
+  betaFast?: unknown;
+  betaSlow?: unknown;
+  extFactor?: unknown;
+  /** rope.scaling.attn_factor: multiplies YaRN's own attention factor. */
+  attnFactor?: unknown;
+  logMultiplier?: unknown;
+}
+
+export interface GgufRopeScaling {
+  factors?: number[];
+  attention: number;
+  /** The Hugging Face rope_scaling it equals (a merged export writes it). */
+  hf?: RopeScaling;
+}
+
+/**
+ * The divisors of a GGUF file: its rope_freqs.weight values, or its rope.scaling metadata. YaRN
+ * as llama.cpp computes it (llama-context.cpp, ggml's rope_yarn): pair i mixes extrapolated and
+ * interpolated angles by ggml's ramp (yarn_ext_factor 1, its default for yarn), the correction
+ * dimensions from yarn_beta_fast / yarn_beta_slow (32, 1) over the original context, and cos and
+ * sin are scaled by (0.1·ln factor + 1) · attn_factor: transformers' YaRN for the same parameters.
+ */
+export function ggufRopeScaling(s: GgufScalingKeys, freqs: Float32Array | undefined, rotaryDim: number, theta: number, file: string): GgufRopeScaling {
   if (freqs) {
-    if (freqs.length !== headDim / 2) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: rope_freqs.weight has ${freqs.length} values but the head dimension ${headDim} needs ${headDim / 2}`);
+    if (freqs.length !== rotaryDim / 2) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: rope_freqs.weight has ${freqs.length} values but the rotated dimension ${rotaryDim} needs ${rotaryDim / 2}`);
     const bad = freqs.findIndex((x) => !(Number.isFinite(x) && x > 0));
     if (bad >= 0) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: rope_freqs.weight[${bad}] is ${freqs[bad]}, expected a positive number`);
-    return [...freqs];
+    return { factors: [...freqs], attention: 1 };
   }
-  if (type === undefined || type === 'none') return undefined;
-  if (type === 'linear') {
-    if (factor === undefined || !(factor > 0)) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: linear RoPE scaling needs a positive rope.scaling.factor but has ${factor}`);
-    return Array(headDim / 2).fill(factor);
+  const { type } = s;
+  if (type === undefined || type === 'none') return { attention: 1 };
+  const positiveKey = (v: unknown, key: string, fallback?: number): number => {
+    if (v === undefined && fallback !== undefined) return fallback;
+    if (typeof v !== 'number' || !Number.isFinite(v) || v <= 0) throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${file}: ${show(type)} RoPE scaling needs metadata rope.scaling.${key} to be a positive number but it is ${show(v)}`);
+    return v;
+  };
+  if (type === 'linear') return { factors: Array(rotaryDim / 2).fill(positiveKey(s.factor, 'factor')), attention: 1 };
+  if (type === 'yarn') {
+    // llama.cpp's sentinel -1 (or no key) means 1 for yarn; anything else changes the mix.
+    const ext = s.extFactor === undefined || (typeof s.extFactor === 'number' && s.extFactor < 0) ? 1 : s.extFactor;
+    if (ext !== 1) throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${file}: YaRN with rope.scaling.yarn_ext_factor ${show(ext)} is not supported yet (tunekit reads 1, llama.cpp's default)`);
+    if (s.logMultiplier !== undefined && s.logMultiplier !== 0) {
+      throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${file}: YaRN with rope.scaling.yarn_log_multiplier ${show(s.logMultiplier)} (DeepSeek's mscale_all_dim) is not supported yet`);
+    }
+    const hf: RopeScaling = {
+      rope_type: 'yarn', factor: positiveKey(s.factor, 'factor'), original_max_position_embeddings: positiveKey(s.original, 'original_context_length'),
+      beta_fast: positiveKey(s.betaFast, 'yarn_beta_fast', 32), beta_slow: positiveKey(s.betaSlow, 'yarn_beta_slow', 1),
+    };
+    const y = yarn(hf, rotaryDim, theta, file), attnFactor = positiveKey(s.attnFactor, 'attn_factor', 1);
+    const attention = y.attention * attnFactor;
+    return { factors: yarnDivisors(y), attention, hf: { ...hf, ...(attnFactor !== 1 ? { attention_factor: attention } : {}) } };
   }
-  throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${file}: RoPE scaling "${type}" is not supported yet (tunekit reads rope_freqs.weight and "linear")`);
+  throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${file}: RoPE scaling ${show(type)} is not supported yet (tunekit reads rope_freqs.weight, "linear" and "yarn")`);
 }

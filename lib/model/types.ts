@@ -109,6 +109,8 @@ export interface ModelConfig extends NativeLlamaConfig {
   architecture: string;
   /** The Hugging Face rope_scaling the RoPE divisors came from (Hugging Face folders; a merged export writes it back). */
   ropeScaling?: Record<string, unknown>;
+  /** max_position_embeddings (a GGUF file's context_length): written back by a merged export; dynamic NTK scales past it. */
+  maxPositions?: number;
 }
 
 export interface Model {

@@ -103,6 +103,10 @@ std::shared_ptr<ModelFamily> llama(const Napi::Object& cfg, const Napi::Object& 
   read_factors("ropeFreqFactors", c.rope_freq_factors);
   read_factors("ropeFreqFactorsLong", c.rope_freq_factors_long);
   c.rope_long_after = option_int(cfg, "ropeLongAfter", 0, 0, kMax);
+  c.rope_dynamic_factor = option_number(cfg, "ropeDynamicFactor", 0.0);
+  c.rope_dynamic_after = option_int(cfg, "ropeDynamicAfter", 0, 0, kMax);
+  check_arg(c.rope_dynamic_factor == 0 || (std::isfinite(c.rope_dynamic_factor) && c.rope_dynamic_factor > 0 && c.rope_dynamic_after > 0),
+            "Expected ropeDynamicFactor 0 (off) or a positive number with ropeDynamicAfter > 0");
   check_arg(c.rope_freq_factors_long.empty() || (c.rope_long_after > 0 && !c.rope_freq_factors.empty()),
             "Expected ropeFreqFactorsLong with ropeFreqFactors (the short ones) and ropeLongAfter > 0");
   if (c.rotary_dim == c.head_dim) c.rotary_dim = 0;

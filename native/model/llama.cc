@@ -43,7 +43,12 @@ std::array<RopeTable, 2> llama_rope_tables(const LlamaConfig& c, const int32_t* 
   for (int64_t i = 0; i < n; ++i) last = std::max(last, positions[i]);
   const bool long_factors = !c.rope_freq_factors_long.empty() && last >= c.rope_long_after;
   const std::vector<float>& factors = long_factors ? c.rope_freq_factors_long : c.rope_freq_factors;
-  t[0] = rope_table(positions, n, c.head_dim, c.rope_theta, c.interleaved_rope, factors.empty() ? nullptr : factors.data(), c.rotary_dim,
+  float theta = c.rope_theta;
+  if (c.rope_dynamic_factor > 0 && last + 1 > c.rope_dynamic_after) {
+    const double f = c.rope_dynamic_factor, d = static_cast<double>(c.rotary_dim > 0 ? c.rotary_dim : c.head_dim);
+    theta = static_cast<float>(c.rope_theta * std::pow(f * (last + 1) / static_cast<double>(c.rope_dynamic_after) - (f - 1), d / (d - 2)));
+  }
+  t[0] = rope_table(positions, n, c.head_dim, theta, c.interleaved_rope, factors.empty() ? nullptr : factors.data(), c.rotary_dim,
                     static_cast<float>(c.rope_attention_factor));
   for (size_t li = 0; li < static_cast<size_t>(c.layers); ++li)
     if (local_rope(c, li)) {

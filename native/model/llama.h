@@ -50,6 +50,13 @@ struct LlamaConfig {
   // decides per call from max(position) + 1 > original_max_position_embeddings); empty: none.
   std::vector<float> rope_freq_factors_long;
   int64_t rope_long_after = 0;
+  // Dynamic NTK (transformers' "dynamic"): a forward whose last position + 1 = L passes
+  // rope_dynamic_after (max_position_embeddings) rotates its global layers with the base
+  // rope_theta · (f · L / after − (f − 1))^(d / (d − 2)), f = rope_dynamic_factor, d the rotated
+  // dimensions; below it, plain RoPE. Cached keys keep the base they were rotated with, as in
+  // transformers' cached generation. 0: off.
+  double rope_dynamic_factor = 0;
+  int64_t rope_dynamic_after = 0;
 };
 
 // The attention span of layer li (0: every earlier position).
