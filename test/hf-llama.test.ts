@@ -178,6 +178,16 @@ describe('YaRN from a GGUF file (rope.scaling.type "yarn", as llama.cpp computes
     rmSync(out, { recursive: true, force: true });
   });
 
+  it('reads the converter\'s yarn_beta_fast / yarn_beta_slow / yarn_attn_factor keys as the config they were copied from', async () => {
+    const { ggufRopeScaling, hfRopeAttentionFactor, hfRopeFactors } = await import('../lib/model/rope-scaling.js');
+    const hf = { rope_type: 'yarn', factor: 4, original_max_position_embeddings: 4096, beta_fast: 16, beta_slow: 2, attention_factor: 1.5 };
+    const g = ggufRopeScaling({ type: 'yarn', factor: 4, original: 4096, betaFast: 16, betaSlow: 2, yarnAttnFactor: 1.5 }, undefined, 16, 10000, 'x.gguf');
+    expect(g.factors).toEqual(hfRopeFactors(hf, 16, 10000, 'config.json'));
+    expect(g.factors).not.toEqual(hfRopeFactors({ ...hf, beta_fast: 32, beta_slow: 1 }, 16, 10000, 'config.json'));
+    expect(g.attention).toBe(hfRopeAttentionFactor(hf, 16, 10000, 'config.json'));
+    expect(g.hf).toEqual(hf);
+  });
+
   it('refuses what llama.cpp would compute otherwise, by key', async () => {
     // A one-layer qwen2 header: loading stops at the scaling, before any weight is read.
     const dirOut = mkdtempSync(join(tmpdir(), 'tunekit-yarn-')), bad = join(dirOut, 'bad.gguf');

@@ -182,7 +182,7 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
     const contextLength = gguf.metadata.get(`${arch}.context_length`);
     const scaling = config.ropeFreqFactorsLong ? { attention: 1 } as GgufRopeScaling : ggufRopeScaling({
       type: scalingKey('type'), factor: scalingKey('factor') ?? gguf.metadata.get(`${arch}.rope.scale_linear`), original: scalingKey('original_context_length') ?? contextLength,
-      betaFast: scalingKey('yarn_beta_fast'), betaSlow: scalingKey('yarn_beta_slow'), extFactor: scalingKey('yarn_ext_factor'), attnFactor: scalingKey('attn_factor'), logMultiplier: scalingKey('yarn_log_multiplier'),
+      betaFast: scalingKey('yarn_beta_fast'), betaSlow: scalingKey('yarn_beta_slow'), extFactor: scalingKey('yarn_ext_factor'), attnFactor: scalingKey('attn_factor'), yarnAttnFactor: scalingKey('yarn_attn_factor'), logMultiplier: scalingKey('yarn_log_multiplier'),
     }, freqs instanceof Tensor && freqs.dtype === 'f32' ? (freqs as Tensor<'f32'>).data : freqs ? new Float32Array(0) : undefined, config.rotaryDim ?? config.headDim, config.ropeTheta, gguf.file);
     if (scaling.factors) config.ropeFreqFactors = scaling.factors;
     if (scaling.attention !== 1) config.ropeAttentionFactor = scaling.attention;

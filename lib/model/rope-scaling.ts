@@ -161,6 +161,8 @@ export interface GgufScalingKeys {
   extFactor?: unknown;
   /** rope.scaling.attn_factor: multiplies YaRN's own attention factor. */
   attnFactor?: unknown;
+  /** rope.scaling.yarn_attn_factor: the converter's copy of transformers' attention_factor. */
+  yarnAttnFactor?: unknown;
   logMultiplier?: unknown;
 }
 
@@ -177,6 +179,9 @@ export interface GgufRopeScaling {
  * interpolated angles by ggml's ramp (yarn_ext_factor 1, its default for yarn), the correction
  * dimensions from yarn_beta_fast / yarn_beta_slow (32, 1) over the original context, and cos and
  * sin are scaled by (0.1·ln factor + 1) · attn_factor: transformers' YaRN for the same parameters.
+ * The converter copies beta_fast, beta_slow and attention_factor from the config as yarn_* keys,
+ * which llama.cpp reads for a few architectures only (grok, mistral3); tunekit honors them as
+ * transformers does with the config they came from.
  */
 export function ggufRopeScaling(s: GgufScalingKeys, freqs: Float32Array | undefined, rotaryDim: number, theta: number, file: string): GgufRopeScaling {
   if (freqs) {
@@ -203,10 +208,11 @@ export function ggufRopeScaling(s: GgufScalingKeys, freqs: Float32Array | undefi
     const hf: RopeScaling = {
       rope_type: 'yarn', factor: positiveKey(s.factor, 'factor'), original_max_position_embeddings: positiveKey(s.original, 'original_context_length'),
       beta_fast: positiveKey(s.betaFast, 'yarn_beta_fast', 32), beta_slow: positiveKey(s.betaSlow, 'yarn_beta_slow', 1),
+      ...(s.yarnAttnFactor !== undefined ? { attention_factor: positiveKey(s.yarnAttnFactor, 'yarn_attn_factor') } : {}),
     };
     const y = yarn(hf, rotaryDim, theta, file), attnFactor = positiveKey(s.attnFactor, 'attn_factor', 1);
     const attention = y.attention * attnFactor;
-    return { factors: yarnDivisors(y), attention, hf: { ...hf, ...(attnFactor !== 1 ? { attention_factor: attention } : {}) } };
+    return { factors: yarnDivisors(y), attention, hf: { ...hf, ...(attention !== y.attention ? { attention_factor: attention } : {}) } };
   }
   throw new TunekitError('ERR_TUNEKIT_UNSUPPORTED', `${file}: RoPE scaling ${show(type)} is not supported yet (tunekit reads rope_freqs.weight, "linear" and "yarn")`);
 }
