@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { perToken, relErr } from './reference.js';
-import { loadModel, openSafetensors, saveMergedModel, Tensor, TunekitError, writeGguf, writeSafetensors } from '../lib/index.js';
+import { loadModel, openGguf, openSafetensors, saveMergedModel, Tensor, TunekitError, writeGguf, writeSafetensors } from '../lib/index.js';
 
 const dir = fileURLToPath(new URL('./reference/fixtures/tiny-llama/', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'tunekit-hf-'));
@@ -123,6 +123,30 @@ describe('Hugging Face Qwen2 folder (q/k/v biases, tied embeddings)', () => {
     expect(m.config).toMatchObject({ architecture: 'qwen2', qkvBias: true, tiedEmbeddings: true, interleavedRope: false, ropeTheta: 1000000 });
     expect(m.tokenizer).toBeNull();
     expect(relErr((await m.logits(ids)).data, logits)).toBeLessThan(1e-4);
+  });
+
+  it('loads a GGUF split in parts by gguf-split from its first part, and says what is wrong with a broken set', async () => {
+    const q = fileURLToPath(new URL('./reference/fixtures/tiny-qwen2/', import.meta.url));
+    const r = await openSafetensors(join(q, 'expected.safetensors'));
+    const ids = [...(await r.read('ids')).data] as number[], logits = (await r.read('logits')).data;
+    await r.close();
+    const part = (i: number) => `tiny-qwen2-0000${i}-of-00003.gguf`;
+    const whole = await openGguf(join(q, 'tiny-qwen2.gguf')), split = await openGguf(join(q, 'split', part(1)));
+    expect([...split.tensors.keys()].sort()).toEqual([...whole.tensors.keys()].sort());
+    for (const n of whole.tensors.keys()) expect(Buffer.from(((await split.read(n)) as Tensor).bytes).equals(Buffer.from(((await whole.read(n)) as Tensor).bytes)), n).toBe(true);
+    await Promise.all([whole.close(), split.close()]);
+    const m = await loadModel(join(q, 'split', part(1)));
+    expect(relErr((await m.logits(ids)).data, logits)).toBeLessThan(1e-4);
+    const dir = mkdtempSync(join(tmpdir(), 'tunekit-split-'));
+    await expect(loadModel(join(q, 'split', part(2)))).rejects.toThrow(/tiny-qwen2-00002-of-00003.gguf is part 2 of a 3-part GGUF: load the first part, .*tiny-qwen2-00001-of-00003.gguf/);
+    copyFileSync(join(q, 'split', part(1)), join(dir, part(1)));
+    copyFileSync(join(q, 'split', part(3)), join(dir, part(3)));
+    await expect(loadModel(join(dir, part(1)))).rejects.toThrow(/tiny-qwen2-00001-of-00003.gguf needs part 2 of 3 beside it: .*tiny-qwen2-00002-of-00003.gguf: ENOENT/);
+    copyFileSync(join(q, 'split', part(3)), join(dir, part(2))); // the wrong part under part 2's name
+    await expect(loadModel(join(dir, part(1)))).rejects.toThrow(/tiny-qwen2-00002-of-00003.gguf: expected split.no 1 and split.count 3 .* but found 2 and 3/);
+    copyFileSync(join(q, 'split', part(1)), join(dir, 'renamed.gguf'));
+    await expect(loadModel(join(dir, 'renamed.gguf'))).rejects.toThrow(/split.count says this is one of 3 parts, but the name does not end in -NNNNN-of-00003.gguf/);
+    rmSync(dir, { recursive: true, force: true });
   });
 });
 

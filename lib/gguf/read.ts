@@ -9,6 +9,7 @@ import { openRegularFile } from '../files.js';
 import { Tensor } from '../tensor.js';
 import { Weights, type WeightFormat } from '../weights.js';
 import { GGML_TYPES, GGUF_MAGIC, GgufValueType, type GgufTensorInfo, type GgufValue } from './format.js';
+import { joinSplitGguf, splitCount } from './split.js';
 
 const CHUNK = 1 << 20;
 const READ_CHUNK = 1 << 30;
@@ -155,8 +156,16 @@ export interface GgufFile {
   close(): Promise<void>;
 }
 
-/** Opens a GGUF file and parses its header; tensor data is read on demand. */
+/**
+ * Opens a GGUF file and parses its header; tensor data is read on demand. The first part of a file
+ * split by gguf-split (…-00001-of-00003.gguf) opens the others beside it, as one file.
+ */
 export async function openGguf(path: string): Promise<GgufFile> {
+  const first = await openGgufPart(path);
+  return splitCount(first.metadata) > 1 ? joinSplitGguf(first, openGgufPart) : first;
+}
+
+async function openGgufPart(path: string): Promise<GgufFile> {
   const file = resolve(path);
   const fh: FileHandle = await openRegularFile(file);
   try {

@@ -31,9 +31,10 @@ def permute(w: np.ndarray, heads: int) -> np.ndarray:
 
 
 def llama_writer(path: str, arch: str, name: str, *, layers: int, context: int, dim: int, ffn: int, heads: int, kv_heads: int,
-                 theta: float, eps: float, vocab: int) -> GGUFWriter:
-    """A writer with the architecture's shape metadata; the caller adds what is particular to it."""
-    w = GGUFWriter(path, arch=arch)
+                 theta: float, eps: float, vocab: int, split_max_tensors: int = 0) -> GGUFWriter:
+    """A writer with the architecture's shape metadata; the caller adds what is particular to it.
+    split_max_tensors: write parts of that many tensors, as gguf-split does (path-0000N-of-0000M.gguf)."""
+    w = GGUFWriter(path, arch=arch, split_max_tensors=split_max_tensors)
     w.add_name(name)
     w.add_block_count(layers)
     w.add_context_length(context)
