@@ -9,7 +9,7 @@
 // shape, the share's spread from the shortest to the longest sequence and the RSS growth per
 // token. `--quick`: the 135M shape at 256 and 1024 only. TUNEKIT_SCALE picks shapes and lengths,
 // e.g. TUNEKIT_SCALE='SmolLM2-360M:256,1024;Llama-3.2-1B:256' (the full grid takes hours on a
-// small machine).
+// small machine), and TUNEKIT_SCALE_MODES the steps, e.g. 'bf16,qlora' (default: all three).
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -94,13 +94,16 @@ export async function runScale(options: { reps: number; quick: boolean }): Promi
   const peak = info.isa === 'amx' ? await measureLimit('amx', 1.0) : await measureLimit('bf16', 1.0);
   const grid = process.env.TUNEKIT_SCALE ? pickedGrid(process.env.TUNEKIT_SCALE)
     : (options.quick ? MODELS.slice(0, 1) : MODELS).map((m) => ({ m, seqs: options.quick ? [256, 1024] : [256, 1024, 4096] }));
+  const all = ['bf16', 'qlora', 'bf16 checkpointed'] as const;
+  const modes = process.env.TUNEKIT_SCALE_MODES ? all.filter((x) => process.env.TUNEKIT_SCALE_MODES!.split(',').map((y) => y.trim()).includes(x)) : all;
+  if (!modes.length) throw new Error(`TUNEKIT_SCALE_MODES: expected some of ${all.join(', ')} but found "${process.env.TUNEKIT_SCALE_MODES}"`);
   const rows: Row[] = [];
   const notes: string[] = [];
   for (const { m, seqs } of grid) {
     const dir = await folder(root, m);
     const byMode: Record<string, { seq: number; share: number; rss: number }[]> = {};
     for (const seq of seqs) {
-      for (const mode of ['bf16', 'qlora', 'bf16 checkpointed'] as const) {
+      for (const mode of modes) {
         const worker = [join(root, 'bench/step-worker.mjs'), dir, '1', String(seq), String(r), mode === 'qlora' ? 'qlora' : 'bf16', String(reps)];
         if (mode === 'bf16 checkpointed') worker.push('checkpoint');
         const ours = JSON.parse(execFileSync(process.execPath, worker, { encoding: 'utf8' }).trim().split('\n').pop()!) as { seconds: number; peakRss: number };
