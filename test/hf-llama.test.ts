@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { perToken, relErr } from './reference.js';
-import { loadModel, openGguf, openSafetensors, saveMergedModel, Tensor, TunekitError, writeGguf, writeSafetensors } from '../lib/index.js';
+import { loadModel, openGguf, openSafetensors, saveMergedModel, Tensor, TunekitError, writeGguf, writeSafetensors, type Model } from '../lib/index.js';
+import { readFixture } from './fixture.js';
 
 const dir = fileURLToPath(new URL('./reference/fixtures/tiny-llama/', import.meta.url));
 const work = mkdtempSync(join(tmpdir(), 'tunekit-hf-'));
@@ -150,14 +151,22 @@ describe('Hugging Face Qwen2 folder (q/k/v biases, tied embeddings)', () => {
   });
 });
 
+/** make_tiny_yarn / make_tiny_dynamic's PEFT step (r 2, alpha 4 on q and v, one row of their ids): loss within 1e-5, gradients within 1e-4. */
+async function expectQvLoraStep(m: Model, fx: Record<string, Tensor>, ids: number[]): Promise<void> {
+  m.addLora({ r: 2, alpha: 4, targets: ['q_proj', 'v_proj'] });
+  const names = Object.keys(m.loraTensors());
+  m.setLoraTensors(Object.fromEntries(names.map((n) => [n, fx[n] as Tensor<'f32'>])));
+  const step = await m.trainStep({ inputIds: [ids], labels: [ids] });
+  expect(Math.abs(step.loss - fx.loss!.data[0]!)).toBeLessThan(1e-5);
+  const grads = m.loraTensors('grads');
+  for (const n of names) expect(relErr(perToken(grads[n]!, step.tokens), fx[`${n}.grad`]!.data), n).toBeLessThan(1e-4);
+}
+
 describe('YaRN RoPE scaling (Qwen2.5\'s long context)', () => {
   const dir = fileURLToPath(new URL('./reference/fixtures/tiny-yarn/', import.meta.url));
 
   it('gives transformers\' logits at 24 positions (original context 8, factor 4, attention factor 1.139) and PEFT\'s LoRA gradients', async () => {
-    const r = await openSafetensors(join(dir, 'expected.safetensors'));
-    const fx: Record<string, Tensor> = {};
-    for (const n of r.names()) fx[n] = await r.read(n);
-    await r.close();
+    const fx = await readFixture(dir);
     const ids = [...fx.ids!.data] as number[];
     const m = await loadModel(dir);
     expect(m.config.ropeAttentionFactor).toBeCloseTo(0.1 * Math.log(4) + 1, 12);
@@ -165,13 +174,7 @@ describe('YaRN RoPE scaling (Qwen2.5\'s long context)', () => {
     expect(f[0]).toBe(1); // extrapolated: kept
     expect(f.at(-1)).toBeCloseTo(4, 6); // interpolated: divided by the factor
     expect(relErr((await m.logits(ids)).data, fx.logits!.data)).toBeLessThan(1e-4);
-    m.addLora({ r: 2, alpha: 4, targets: ['q_proj', 'v_proj'] });
-    const names = Object.keys(m.loraTensors());
-    m.setLoraTensors(Object.fromEntries(names.map((n) => [n, fx[n] as Tensor<'f32'>])));
-    const step = await m.trainStep({ inputIds: [ids], labels: [ids] });
-    expect(Math.abs(step.loss - fx.loss!.data[0]!)).toBeLessThan(1e-5);
-    const grads = m.loraTensors('grads');
-    for (const n of names) expect(relErr(perToken(grads[n]!, step.tokens), fx[`${n}.grad`]!.data), n).toBeLessThan(1e-4);
+    await expectQvLoraStep(m, fx, ids);
     // The cached decode applies the factor to the new queries alone: same next-token logits.
     const session = [];
     for await (const s of m.generate(ids.slice(0, 20), { maxTokens: 1 })) session.push(s.tokenId);
@@ -238,10 +241,7 @@ describe('Dynamic NTK RoPE scaling ("dynamic")', () => {
   const dir = fileURLToPath(new URL('./reference/fixtures/tiny-dynamic/', import.meta.url));
 
   it('gives transformers\' logits past max_position_embeddings and plain RoPE below it, its greedy continuation through the cache, and PEFT\'s LoRA gradients', async () => {
-    const r = await openSafetensors(join(dir, 'expected.safetensors'));
-    const fx: Record<string, Tensor> = {};
-    for (const n of r.names()) fx[n] = await r.read(n);
-    await r.close();
+    const fx = await readFixture(dir);
     const ids = [...fx.ids!.data] as number[];
     const m = await loadModel(dir);
     expect(m.config).toMatchObject({ ropeDynamicFactor: 2, ropeDynamicAfter: 8 });
@@ -250,13 +250,7 @@ describe('Dynamic NTK RoPE scaling ("dynamic")', () => {
     const greedy: number[] = [];
     for await (const s of m.generate(ids.slice(0, 4), { maxTokens: 12, temperature: 0 })) greedy.push(s.tokenId);
     expect(greedy).toEqual([...fx.greedy!.data]);
-    m.addLora({ r: 2, alpha: 4, targets: ['q_proj', 'v_proj'] });
-    const names = Object.keys(m.loraTensors());
-    m.setLoraTensors(Object.fromEntries(names.map((n) => [n, fx[n] as Tensor<'f32'>])));
-    const step = await m.trainStep({ inputIds: [ids], labels: [ids] });
-    expect(Math.abs(step.loss - fx.loss!.data[0]!)).toBeLessThan(1e-5);
-    const grads = m.loraTensors('grads');
-    for (const n of names) expect(relErr(perToken(grads[n]!, step.tokens), fx[`${n}.grad`]!.data), n).toBeLessThan(1e-4);
+    await expectQvLoraStep(m, fx, ids);
     // A merged folder keeps the scaling and its threshold.
     const out = mkdtempSync(join(tmpdir(), 'tunekit-dynamic-'));
     await saveMergedModel(m, out);

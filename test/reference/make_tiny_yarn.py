@@ -12,20 +12,14 @@ Run from the repository root in the peers' environment (bench/peers/setup.sh):
 import os
 
 import torch
-from peft import LoraConfig, get_peft_model
+from gguf import RopeScalingType
 from safetensors.torch import save_file
 from transformers import Qwen2Config, Qwen2ForCausalLM
 
-from gguf import RopeScalingType
-
 from llama_gguf import close, gguf_name, llama_writer
-from peft_fixture import lora_grads, seed_lora
+from peft_fixture import qv_lora_step
 
 OUT = os.path.join(os.path.dirname(__file__), "fixtures", "tiny-yarn")
-def key(name: str) -> str:
-    return f"blk.{int(name.split('.layers.')[1].split('.')[0])}.{'attn_q' if name.endswith('q_proj') else 'attn_v'}"
-
-
 SCALING = {"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 8}
 
 
@@ -41,16 +35,9 @@ def main() -> None:
     with torch.no_grad():
         logits = model(ids).logits[0]
     tensors = {"ids": ids[0].to(torch.int32), "logits": logits}
-    g = torch.Generator().manual_seed(2)
-    peft_model = get_peft_model(model, LoraConfig(r=2, lora_alpha=4, lora_dropout=0.0, target_modules=["q_proj", "v_proj"]))
-    seed_lora(peft_model, g, key, tensors)
-    peft_model.train()
-    loss = peft_model(input_ids=ids, labels=ids).loss
-    loss.backward()
-    tensors["loss"] = loss.detach().reshape(1)
-    lora_grads(peft_model, key, tensors)
+    loss = qv_lora_step(model, ids, tensors)
     save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(OUT, "expected.safetensors"))
-    print("attention factor", model.model.rotary_emb.attention_scaling, "loss", loss.item())
+    print("attention factor", model.model.rotary_emb.attention_scaling, "loss", loss)
 
 
 def write_gguf(model: Qwen2ForCausalLM) -> None:

@@ -49,3 +49,24 @@ def record_steps(model, ids, labels, targets, key, generator: torch.Generator, o
     out["lora_loss"] = lora_loss.detach().reshape(1)
     lora_grads(peft_model, key, out)
     return peft_model
+
+
+def qv_key(name: str) -> str:
+    """The engine's key of a PEFT q_proj / v_proj module name (blk.N.attn_q, blk.N.attn_v)."""
+    return f"blk.{int(name.split('.layers.')[1].split('.')[0])}.{'attn_q' if name.endswith('q_proj') else 'attn_v'}"
+
+
+def qv_lora_step(model, ids, out: dict, seed: int = 2) -> float:
+    """PEFT's LoRA (r 2, alpha 4, no dropout) on q_proj and v_proj with A and B seeded from `seed`,
+    one training forward and backward on `ids` as labels: records the adapters, the loss and the
+    gradients in out (blk.N.attn_q.lora_a, ..., loss, ....grad); returns the loss. Wraps the model."""
+    from peft import LoraConfig, get_peft_model
+
+    peft_model = get_peft_model(model, LoraConfig(r=2, lora_alpha=4, lora_dropout=0.0, target_modules=["q_proj", "v_proj"]))
+    seed_lora(peft_model, torch.Generator().manual_seed(seed), qv_key, out)
+    peft_model.train()
+    loss = peft_model(input_ids=ids, labels=ids).loss
+    loss.backward()
+    out["loss"] = loss.detach().reshape(1)
+    lora_grads(peft_model, qv_key, out)
+    return loss.item()
