@@ -107,18 +107,24 @@ export async function runScale(options: { reps: number; quick: boolean }): Promi
         const worker = [join(root, 'bench/step-worker.mjs'), dir, '1', String(seq), String(r), mode === 'qlora' ? 'qlora' : 'bf16', String(reps)];
         if (mode === 'bf16 checkpointed') worker.push('checkpoint');
         const ours = JSON.parse(execFileSync(process.execPath, worker, { encoding: 'utf8' }).trim().split('\n').pop()!) as { seconds: number; peakRss: number };
-        let peer: { seconds: number; peak_rss: number } | null = null;
+        let peer: { seconds: number; peak_rss: number } | null = null, peerFailed = '';
         if (peerPython() && mode === 'bf16') {
           const job = { op: 'peft_step', model_dir: dir, batch: 1, seq, r, dtype: 'bf16', reps, threads: info.threads, vocab: 49152 };
-          const text = execFileSync(peerPython()!, [join(root, 'bench/peers/torch_peer.py'), JSON.stringify(job)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
-          peer = JSON.parse(text.trim().split('\n').pop()!);
+          try {
+            const text = execFileSync(peerPython()!, [join(root, 'bench/peers/torch_peer.py'), JSON.stringify(job)], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+            peer = JSON.parse(text.trim().split('\n').pop()!);
+          } catch (e) {
+            // A peer that cannot run the shape here (killed: out of memory, most often) is a result too.
+            const { signal, status } = e as { signal?: string | null; status?: number | null };
+            peerFailed = `; peer failed (${signal ? `killed by ${signal}, out of memory?` : `exit ${status}`})`;
+          }
         }
         const limit = (seq * peak * 1e9) / stepFlops(m, 1, seq, r), tokensPerSecond = seq / ours.seconds;
         (byMode[mode] ??= []).push({ seq, share: tokensPerSecond / limit, rss: ours.peakRss });
         rows.push({
           suite: 'scale', case: `${m.name} ${mode} LoRA r=${r}, 1x${seq}`, ours: tokensPerSecond, peer: peer ? seq / peer.seconds : null,
           ratio: peer ? peer.seconds / ours.seconds : null, limit, unit: 'tokens/s',
-          note: `${(100 * tokensPerSecond / limit).toFixed(0)}% of the ceiling; peak RSS ours ${(ours.peakRss / 2 ** 30).toFixed(2)} GiB${peer ? `, peer ${(peer.peak_rss / 2 ** 30).toFixed(2)} GiB` : ''}`,
+          note: `${(100 * tokensPerSecond / limit).toFixed(0)}% of the ceiling; peak RSS ours ${(ours.peakRss / 2 ** 30).toFixed(2)} GiB${peer ? `, peer ${(peer.peak_rss / 2 ** 30).toFixed(2)} GiB` : ''}${peerFailed}`,
         });
       }
     }
