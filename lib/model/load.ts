@@ -19,7 +19,7 @@ import { quantizeWeights, Weights } from '../weights.js';
 import { checkLayerCount, loadHfFolder } from './hf.js';
 import { fusedBlocks, splitRows } from './fused.js';
 import { gemmaGgufConfig } from './gemma.js';
-import { ggufRopeScaling, type GgufRopeScaling } from './rope-scaling.js';
+import { ggufRopeScaling } from './rope-scaling.js';
 import { checkFits } from './memory.js';
 import { prepareDevice } from './device.js';
 import type { Model, ModelConfig } from './types.js';
@@ -156,6 +156,9 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
     checkLayerCount(gguf.file, 'the file', `metadata ${arch}.block_count`, config.layers, [...gguf.tensors.keys()], /^blk\.(\d+)\./);
     // RoPE scaling: Llama 3.x files carry it as per-pair divisors (rope_freqs.weight), older ones as metadata.
     const freqs = gguf.tensors.has('rope_freqs.weight') ? await gguf.read('rope_freqs.weight') : undefined;
+    const scalingKey = (key: string) => gguf.metadata.get(`${arch}.rope.scaling.${key}`);
+    const contextLength = gguf.metadata.get(`${arch}.context_length`);
+    if (typeof contextLength === 'number' && Number.isInteger(contextLength) && contextLength > 0) config.maxPositions = contextLength;
     // longrope (Phi-3 128k, Phi-3.5, Phi-4-mini): the short and long divisors as tensors; the engine
     // switches per forward as transformers does (llama.cpp picks one by the context size instead).
     if (gguf.tensors.has('rope_factors_long.weight') || gguf.tensors.has('rope_factors_short.weight')) {
@@ -168,26 +171,24 @@ export async function loadModel(path: string, options: LoadOptions = {}): Promis
         }
         return v;
       };
-      const after = gguf.metadata.get(`${arch}.rope.scaling.original_context_length`);
+      const after = scalingKey('original_context_length');
       if (typeof after !== 'number' || !Number.isInteger(after) || after < 1) {
         throw new TunekitError('ERR_TUNEKIT_CORRUPT_FILE', `${gguf.file}: longrope needs metadata ${arch}.rope.scaling.original_context_length (a positive integer)`);
       }
-      const attention = gguf.metadata.get(`${arch}.rope.scaling.attn_factor`);
+      const attention = scalingKey('attn_factor');
       Object.assign(config, {
         ropeFreqFactors: await factors('rope_factors_short.weight'), ropeFreqFactorsLong: await factors('rope_factors_long.weight'), ropeLongAfter: after,
         ...(typeof attention === 'number' && attention !== 1 ? { ropeAttentionFactor: attention } : {}),
       });
+    } else {
+      const scaling = ggufRopeScaling({
+        type: scalingKey('type'), factor: scalingKey('factor') ?? gguf.metadata.get(`${arch}.rope.scale_linear`), original: scalingKey('original_context_length') ?? contextLength,
+        betaFast: scalingKey('yarn_beta_fast'), betaSlow: scalingKey('yarn_beta_slow'), extFactor: scalingKey('yarn_ext_factor'), attnFactor: scalingKey('attn_factor'), yarnAttnFactor: scalingKey('yarn_attn_factor'), logMultiplier: scalingKey('yarn_log_multiplier'),
+      }, freqs instanceof Tensor && freqs.dtype === 'f32' ? (freqs as Tensor<'f32'>).data : freqs ? new Float32Array(0) : undefined, config.rotaryDim ?? config.headDim, config.ropeTheta, gguf.file);
+      if (scaling.factors) config.ropeFreqFactors = scaling.factors;
+      if (scaling.attention !== 1) config.ropeAttentionFactor = scaling.attention;
+      if (scaling.hf) config.ropeScaling = { ...scaling.hf };
     }
-    const scalingKey = (key: string) => gguf.metadata.get(`${arch}.rope.scaling.${key}`);
-    const contextLength = gguf.metadata.get(`${arch}.context_length`);
-    const scaling = config.ropeFreqFactorsLong ? { attention: 1 } as GgufRopeScaling : ggufRopeScaling({
-      type: scalingKey('type'), factor: scalingKey('factor') ?? gguf.metadata.get(`${arch}.rope.scale_linear`), original: scalingKey('original_context_length') ?? contextLength,
-      betaFast: scalingKey('yarn_beta_fast'), betaSlow: scalingKey('yarn_beta_slow'), extFactor: scalingKey('yarn_ext_factor'), attnFactor: scalingKey('attn_factor'), yarnAttnFactor: scalingKey('yarn_attn_factor'), logMultiplier: scalingKey('yarn_log_multiplier'),
-    }, freqs instanceof Tensor && freqs.dtype === 'f32' ? (freqs as Tensor<'f32'>).data : freqs ? new Float32Array(0) : undefined, config.rotaryDim ?? config.headDim, config.ropeTheta, gguf.file);
-    if (scaling.factors) config.ropeFreqFactors = scaling.factors;
-    if (scaling.attention !== 1) config.ropeAttentionFactor = scaling.attention;
-    if (scaling.hf) config.ropeScaling = { ...scaling.hf };
-    if (typeof contextLength === 'number' && Number.isInteger(contextLength) && contextLength > 0) config.maxPositions = contextLength;
     // Tensors are read as stored (re-quantizing passes through fp32 one matrix at a time).
     checkFits(gguf.file, [...gguf.tensors.values()].reduce((a, t) => a + t.byteLength, 0));
     const tokenizer = gguf.metadata.has('tokenizer.ggml.model') ? tokenizerFromGguf(gguf.metadata, gguf.file) : null;
