@@ -11,6 +11,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { gemm, measureLimit, quantizeWeights, runtimeInfo, Tensor, type Weights } from '../../lib/index.js';
+import { bf16Ceiling } from '../ceiling.js';
 import { packageRoot } from '../../lib/native.js';
 import { peerSeconds, peerVersion } from '../peers.js';
 import { median, type Row } from '../table.js';
@@ -50,15 +51,14 @@ function summary(rows: Row[], label: string, limit: number, target: string): Row
 export async function runGemm(options: { reps: number; quick: boolean; mode?: string }): Promise<{ rows: Row[]; notes: string[] }> {
   const info = runtimeInfo();
   const fp32Peak = await measureLimit('fp32', 1.0);
-  const amxPeak = info.isa === 'amx' ? await measureLimit('amx', 1.0) : 0;
-  const bf16Peak = amxPeak || (await measureLimit('bf16', 1.0));
+  const ceiling = await bf16Ceiling(info), bf16Peak = ceiling.gflops, amx = info.isa === 'amx';
   const blas = openblasPeer();
   // OpenBLAS 0.3.21 does not know this CPU and would pick a slow SSE kernel; we name its AVX-512 one.
   const blasEnv = { ...process.env, OPENBLAS_NUM_THREADS: String(info.threads), OPENBLAS_CORETYPE: process.env.OPENBLAS_CORETYPE_PEER ?? 'SkylakeX' };
   const torch = peerVersion();
   const notes = [
     `ours: tunekit ${info.isa} kernels, ${info.threads} threads`,
-    `limit: measured fp32 FMA peak ${fp32Peak.toFixed(1)} GFLOP/s, bf16 (${amxPeak ? 'AMX tiles' : 'vdpbf16ps'}) peak ${bf16Peak.toFixed(1)} GFLOP/s`,
+    `limit: measured fp32 FMA peak ${fp32Peak.toFixed(1)} GFLOP/s, bf16 (${ceiling.unit}) peak ${bf16Peak.toFixed(1)} GFLOP/s`,
     blas ? `fp32 peer: OpenBLAS cblas_sgemm, OPENBLAS_NUM_THREADS=${info.threads}, OPENBLAS_CORETYPE=${blasEnv.OPENBLAS_CORETYPE}` : 'fp32 peer: OpenBLAS not installed (apt-get install libopenblas-dev)',
     torch ? `bf16 peer: torch.matmul in bf16 (${torch}), ${info.threads} threads` : 'bf16 peer: run bench/peers/setup.sh for PyTorch',
     `each figure: median of ${options.reps} timed runs after a warm-up`,
@@ -126,7 +126,7 @@ export async function runGemm(options: { reps: number; quick: boolean; mode?: st
   const rows = [
     ...kquant,
     ...(byMode.fp32.length ? [...byMode.fp32, summary(byMode.fp32, 'fp32', fp32Peak, 'target >= 70%, >= OpenBLAS')] : []),
-    ...(byMode.bf16.length ? [...byMode.bf16, summary(byMode.bf16, 'bf16', bf16Peak, amxPeak ? 'target >= 30% of the AMX peak, >= 1.3x PyTorch' : 'target >= 1.3x PyTorch')] : []),
+    ...(byMode.bf16.length ? [...byMode.bf16, summary(byMode.bf16, 'bf16', bf16Peak, amx ? 'target >= 30% of the AMX peak, >= 1.3x PyTorch' : 'target >= 1.3x PyTorch')] : []),
   ];
   return { rows, notes };
 }

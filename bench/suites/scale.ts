@@ -13,7 +13,8 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { measureLimit, runtimeInfo, Tensor, writeSafetensors } from '../../lib/index.js';
+import { runtimeInfo, Tensor, writeSafetensors } from '../../lib/index.js';
+import { bf16Ceiling } from '../ceiling.js';
 import { packageRoot } from '../../lib/native.js';
 import { peerPython, peerVersion } from '../peers.js';
 import type { Row } from '../table.js';
@@ -91,7 +92,7 @@ export async function runScale(options: { reps: number; quick: boolean }): Promi
   const root = packageRoot();
   const info = runtimeInfo();
   const r = 16, reps = Math.max(1, Math.min(options.reps, 3));
-  const peak = info.isa === 'amx' ? await measureLimit('amx', 1.0) : await measureLimit('bf16', 1.0);
+  const ceiling = await bf16Ceiling(info), peak = ceiling.gflops;
   const grid = process.env.TUNEKIT_SCALE ? pickedGrid(process.env.TUNEKIT_SCALE)
     : (options.quick ? MODELS.slice(0, 1) : MODELS).map((m) => ({ m, seqs: options.quick ? [256, 1024] : [256, 1024, 4096] }));
   const all = ['bf16', 'qlora', 'bf16 checkpointed'] as const;
@@ -135,9 +136,9 @@ export async function runScale(options: { reps: number; quick: boolean }): Promi
     }
   }
   notes.push(
-    `ours: tunekit ${info.isa}, ${info.threads} threads, bf16 step (weights kept as bf16 GEMM panels; QLoRA: NF4 decoded in every product), median of ${reps} steps after a warm-up`,
+    `ours: tunekit ${info.isa}, ${info.threads} threads, bf16 step (${ceiling.bf16Unit ? 'weights kept as bf16 GEMM panels' : 'weights decoded in every product'}; QLoRA: NF4 decoded in every product), median of ${reps} steps after a warm-up`,
     peerVersion() ? `peer: transformers + PEFT (${peerVersion()}), the same folder, bf16 autocast, ${info.threads} threads` : 'peer: run bench/peers/setup.sh',
-    `limit: tokens/s if the step's matrix products (attention as full score matrices included) ran at the measured bf16 peak (${peak.toFixed(0)} GFLOP/s${info.isa === 'amx' ? ', AMX tiles' : ''})`,
+    `limit: tokens/s if the step's matrix products (attention as full score matrices included) ran at the measured bf16 peak (${peak.toFixed(0)} GFLOP/s, ${ceiling.unit})`,
   );
   return { rows, notes };
 }

@@ -12,6 +12,7 @@ import { dirname, join } from 'node:path';
 import { openGguf } from '../../lib/gguf/read.js';
 import { writeGguf, type GgufBlocks, type GgufTypedValue } from '../../lib/gguf/write.js';
 import { measureLimit, runtimeInfo, Tensor, writeSafetensors } from '../../lib/index.js';
+import { bf16Ceiling } from '../ceiling.js';
 import { BLOCKS, randomBlocks, type BenchBlockFormat } from '../kquant-blocks.js';
 import { packageRoot } from '../../lib/native.js';
 import { peerPython, peerVersion } from '../peers.js';
@@ -152,9 +153,8 @@ export async function runStep(options: { reps: number; quick: boolean }): Promis
   const info = runtimeInfo();
   const rows: Row[] = [];
   const seconds: Record<string, number> = {};
-  // bf16 products run on AMX tiles where the CPU has them: their peak is the ceiling then.
-  const amx = info.isa === 'amx' ? await measureLimit('amx', 1.0) : 0;
-  const peak = { fp32: await measureLimit('fp32', 1.0), bf16: amx || (await measureLimit('bf16', 1.0)) };
+  const ceiling = await bf16Ceiling(info);
+  const peak = { fp32: await measureLimit('fp32', 1.0), bf16: ceiling.gflops };
   const llamaFlops = stepFlops(SMOLLM2, batch, seq, r), gpt2Flops = stepFlops(GPT2, batch, seq, r);
   const gpt2 = await gpt2Folder(root);
   const runs = [
@@ -192,7 +192,7 @@ export async function runStep(options: { reps: number; quick: boolean }): Promis
       `ours: tunekit ${info.isa}, ${info.threads} threads, base weights Q4_1: decoded in the GEMMs (fp32; QLoRA: NF4), kept as bf16 GEMM panels from the first step on (bf16, loadModel's default bf16WeightCache); median of ${reps} steps after a warm-up`,
       peerVersion() ? `peer: transformers + PEFT (${peerVersion()}), same model dequantized to fp32, ${info.threads} threads, torch.optim.AdamW` : 'peer: run bench/peers/setup.sh (and pip install peft)',
       'ratio = peer time / our time (higher is better for us)',
-      `limit: tokens/s if the step's matrix products (SmolLM2 ${(llamaFlops / 1e9).toFixed(0)}, GPT-2 ${(gpt2Flops / 1e9).toFixed(0)} GFLOP) ran at the measured peak (fp32 ${peak.fp32.toFixed(0)}, bf16 ${amx ? 'AMX' : 'vdpbf16ps'} ${peak.bf16.toFixed(0)} GFLOP/s)`,
+      `limit: tokens/s if the step's matrix products (SmolLM2 ${(llamaFlops / 1e9).toFixed(0)}, GPT-2 ${(gpt2Flops / 1e9).toFixed(0)} GFLOP) ran at the measured peak (fp32 ${peak.fp32.toFixed(0)}, bf16 ${peak.bf16.toFixed(0)} GFLOP/s on ${ceiling.unit})`,
       'GPT-2 124M: GPT-2 small\'s shape with seeded random weights (.bench-cache/gpt2-small-random), fp32 safetensors; ours and the peer load the same folder',
       'Q4_K_M-shaped: SmolLM2-135M in llama.cpp\'s Q4_K_M types (576-wide rows in its Q5_0 / Q8_0 fallbacks, ffn_down in Q4_K / Q6_K), random valid blocks (.bench-cache/smollm2-135m-q4_k_m-shaped.gguf)',
     ],
