@@ -36,6 +36,7 @@ int64_t round8(int64_t x) { return (x + 7) / 8 * 8; }
 LowRankRowsKernel rows_kernel(Isa isa) {
 #if defined(__x86_64__) || defined(_M_X64)
   if (isa >= Isa::Avx512) return lowrank_rows_avx512;
+  if (isa >= Isa::Avx2) return lowrank_rows_avx2;
 #else
   (void)isa;
 #endif

@@ -41,6 +41,8 @@ using LowRankRowsKernel = void (*)(const float* y, int64_t ldy, int64_t rows, in
                                    float* d, const float* s, float* gp);
 void lowrank_rows_scalar(const float* y, int64_t ldy, int64_t rows, int64_t n, int64_t rp, const float* w, float* d,
                          const float* s, float* gp);
+void lowrank_rows_avx2(const float* y, int64_t ldy, int64_t rows, int64_t n, int64_t rp, const float* w, float* d,
+                       const float* s, float* gp);
 void lowrank_rows_avx512(const float* y, int64_t ldy, int64_t rows, int64_t n, int64_t rp, const float* w, float* d,
                          const float* s, float* gp);
 

@@ -21,6 +21,7 @@ using GemmMicroKernel = void (*)(int64_t kc, const void* a, const void* b, float
 using GemmTransposePack = void (*)(const float* src, int64_t ld, int64_t rows, int64_t kc, int width,
                                    float* dst);
 void gemm_transpose_pack_scalar(const float* src, int64_t ld, int64_t rows, int64_t kc, int width, float* dst);
+void gemm_transpose_pack_avx2(const float* src, int64_t ld, int64_t rows, int64_t kc, int width, float* dst);
 void gemm_transpose_pack_avx512(const float* src, int64_t ld, int64_t rows, int64_t kc, int width, float* dst);
 
 // Rewrites `panels` fp32 panels (kc steps of `width` values each) as bf16-pair panels
