@@ -172,7 +172,7 @@ describe('causal grouped-query attention', () => {
   // masks. Gradients are checked along random directions and on sampled coordinates.
   // Soft-capped at 0.7 with q scaled up: most scores lie where tanh bends (Gemma 2's scores reach
   // its cap of 50 the same way); without the cap the outputs differ by far more than the tolerance.
-  for (const [window, isa, softcap] of [[0, 'best', 0], [40, 'best', 0], [40, 'scalar', 0], [0, 'best', 0.7], [40, 'scalar', 0.7]] as const) {
+  for (const [window, isa, softcap] of [[0, 'best', 0], [40, 'best', 0], [40, 'scalar', 0], [40, 'avx2', 0], [0, 'best', 0.7], [40, 'scalar', 0.7]] as const) {
     it(`spans several query blocks (150 tokens, window ${window}, ${isa} ISA${softcap ? `, scores soft-capped at ${softcap}` : ''})`, async () => {
       const { runtimeInfo, setRuntimeOptions } = await import('../lib/index.js');
       const best = runtimeInfo().isa;
@@ -327,7 +327,7 @@ describe('GeGLU (Gemma\'s gate: tanh GELU of the gate times up)', () => {
 });
 
 describe('cross-entropy with ignored positions', () => {
-  const [rows, vocab] = [6, 151]; // the vectorized max and scaling: whole blocks of 64 and ragged tails
+  const [rows, vocab] = [6, 151]; // the vectorized max and scaling: whole blocks (64 floats, AVX2 32) and ragged tails
   const labels = [3, -100, 0, 10, -100, 7];
   const ref = (z: ArrayLike<number>) => {
     let loss = 0, count = 0;
@@ -347,9 +347,10 @@ describe('cross-entropy with ignored positions', () => {
     const best = runtimeInfo().isa;
     const z = randomValues(rows * vocab, 13).map((x) => x * 3);
     z[2 * vocab + 128] = 100; // a row whose maximum sits in the tail: missing it would overflow exp
+    for (let i = 0; i < vocab; i++) z[5 * vocab + i] -= 300; // all far below 0: a max taken as 0 would underflow every exp
     const grad = numericGrad(ref, z);
     try {
-      for (const isa of ['scalar', best] as const) {
+      for (const isa of new Set(['scalar', 'avx2', best] as const)) {
         setRuntimeOptions({ isa });
         const logits = f32([rows, vocab], z);
         const [loss, count] = await run('cross_entropy', [logits, Tensor.from('i32', [rows], labels)], { rows, vocab, grad: true });
@@ -393,7 +394,7 @@ describe('vectorized exp (softmax, loss, SiLU)', () => {
     const n = 16 * 257 + 5; // not a multiple of the vector width
     const x = Float32Array.from({ length: n }, (_, i) => -104 + (193 * i) / n); // -104 .. 89: underflow to overflow edges
     try {
-      for (const isa of ['scalar', best] as const) {
+      for (const isa of new Set(['scalar', 'avx2', best] as const)) {
         setRuntimeOptions({ isa });
         const y = Tensor.zeros('f32', [n]);
         const [sum] = await run('exp_shifted_sum', [f32([n], x), y], { shift: 1.5 });

@@ -1,9 +1,9 @@
 // exp over arrays, vectorized where the CPU allows. Why: the training step takes ~150M
 // exponentials (softmax of attention scores, the loss over the vocabulary, SiLU in every MLP), and
-// scalar expf made those passes a fifth of a step. The AVX-512 path uses Cephes' expf: range
-// reduction by ln 2 (split in two parts), a degree-6 polynomial, 2^n applied with vscalefps —
-// within 4 ulp of exp over the range tested (test/ops.test.ts); results depend on the ISA but not
-// on threads.
+// scalar expf made those passes a fifth of a step. The AVX-512 and AVX2 paths use Cephes' expf:
+// range reduction by ln 2 (split in two parts), a degree-6 polynomial, 2^n applied with vscalefps
+// (AVX2: built from exponent bits, in two halves for the denormal range) — within 4 ulp of exp
+// over the range tested (test/ops.test.ts); results depend on the ISA but not on threads.
 #pragma once
 #include <cstdint>
 
