@@ -9,6 +9,7 @@
 #include <immintrin.h>
 
 #include "../lowrank.h"
+#include "lowrank_blocks.h"
 
 namespace tk {
 namespace cpu {
@@ -39,8 +40,10 @@ __attribute__((target("avx2,fma"), always_inline)) inline void down_step(const f
   }
 }
 
+// The two kernels lowrank_row_blocks takes.
+struct Kernels {
 template <bool kTwo>
-__attribute__((target("avx2,fma"))) void down_pair(const float* y0, const float* y1, int64_t n, int64_t rp,
+__attribute__((target("avx2,fma"))) static void down_pair(const float* y0, const float* y1, int64_t n, int64_t rp,
                                                    const float* w, float* d0, float* d1, int64_t ldy) {
   const int64_t whole = n / 8 * 8;
   const __m256i tail = lanes(n - whole);
@@ -69,7 +72,7 @@ __attribute__((target("avx2,fma"))) void down_pair(const float* y0, const float*
 }
 
 template <bool kPrefetch>
-__attribute__((target("avx2,fma"))) void up_block(const float* y, int64_t ldy, int64_t rows, int64_t n, int64_t rp,
+__attribute__((target("avx2,fma"))) static void up_block(const float* y, int64_t ldy, int64_t rows, int64_t n, int64_t rp,
                                                   const float* s, float* gp) {
   for (int64_t j0 = 0; j0 < rp; j0 += 4)
     for (int64_t c = 0; c < n; c += 16) {
@@ -101,24 +104,13 @@ __attribute__((target("avx2,fma"))) void up_block(const float* y, int64_t ldy, i
     }
 }
 
-constexpr int64_t kRowBlock = 32;
+};
 
 }  // namespace
 
 void lowrank_rows_avx2(const float* y, int64_t ldy, int64_t count, int64_t n, int64_t rp, const float* w, float* d,
                        const float* s, float* gp) {
-  for (int64_t b0 = 0; b0 < count; b0 += kRowBlock) {
-    const int64_t rows = count - b0 < kRowBlock ? count - b0 : kRowBlock;
-    const float* yb = y + b0 * ldy;
-    if (w) {
-      int64_t i = 0;
-      for (; i + 2 <= rows; i += 2)
-        down_pair<true>(yb + i * ldy, yb + (i + 1) * ldy, n, rp, w, d + (b0 + i) * rp, d + (b0 + i + 1) * rp, ldy);
-      if (i < rows) down_pair<false>(yb + i * ldy, nullptr, n, rp, w, d + (b0 + i) * rp, nullptr, ldy);
-    }
-    if (s && w) up_block<false>(yb, ldy, rows, n, rp, s + b0 * rp, gp);
-    if (s && !w) up_block<true>(yb, ldy, rows, n, rp, s + b0 * rp, gp);
-  }
+  lowrank_row_blocks<Kernels>(y, ldy, count, n, rp, w, d, s, gp);
 }
 
 }  // namespace cpu
