@@ -41,7 +41,7 @@ it('builds a prebuild and loads it when build/ is absent', () => {
   expect(install.status, install.stderr).toBe(0);
   expect(install.stdout).toMatch(/using prebuilt binary prebuilds\//);
   expect(existsSync(join(copy, 'build'))).toBe(false);
-});
+}, 300_000); // a CMake build of the whole addon and its MPI engine: 138 s on a loaded 2-core Zen 3
 
 // Installed as a dependency from its tarball, with a prebuild that loads: no build tool comes
 // along (cmake-js is a dev dependency and an optional peer), nothing is compiled, and it works.
@@ -84,4 +84,4 @@ it.skipIf(!localHeaders)('falls back to node-gyp (binding.gyp) and builds the sa
     encoding: 'utf8',
   });
   expect(info.trim()).toBe('node-gyp-cpu');
-});
+}, 300_000); // the whole addon from source: 131 s on a 2-core Zen 3 under load, past vitest's 120 s default
