@@ -7,6 +7,8 @@
 
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
+
+#include "kernels/avx2_lanes.h"
 #define TK_X86 1
 #endif
 
@@ -88,12 +90,6 @@ __attribute__((target("avx2,fma"))) inline __m256 exp256(__m256 x) {
   return _mm256_mul_ps(_mm256_mul_ps(p, two_k1), two_k2);
 }
 
-// Lanes [0, min(left, 8)) of a masked load or store.
-__attribute__((target("avx2"))) inline __m256i lanes8(int64_t left) {
-  const int k = left >= 8 ? 8 : static_cast<int>(left);
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
 __attribute__((target("avx2,fma"))) inline __m256d widen_sum(__m256 e) {
   return _mm256_add_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(e)), _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
 }
@@ -110,7 +106,7 @@ __attribute__((target("avx2,fma"))) double exp_shifted_sum_avx2(const float* x, 
     acc1 = _mm256_add_pd(acc1, widen_sum(e1));
   }
   for (; i < n; i += 8) {
-    const __m256i m = lanes8(n - i);
+    const __m256i m = avx2_first_lanes(n - i);
     const __m256 e = _mm256_and_ps(exp256(_mm256_sub_ps(_mm256_maskload_ps(x + i, m), s)), _mm256_castsi256_ps(m));
     _mm256_maskstore_ps(y + i, m, e);
     acc0 = _mm256_add_pd(acc0, widen_sum(e));
@@ -124,7 +120,7 @@ __attribute__((target("avx2,fma"))) void sigmoid_avx2(const float* x, int64_t n,
   const __m256 one = _mm256_set1_ps(1.0f);
   for (int64_t i = 0; i < n; i += 8) {
     const bool whole = i + 8 <= n;
-    const __m256i m = lanes8(n - i);
+    const __m256i m = avx2_first_lanes(n - i);
     const __m256 v = whole ? _mm256_loadu_ps(x + i) : _mm256_maskload_ps(x + i, m);
     const __m256 out = _mm256_div_ps(one, _mm256_add_ps(one, exp256(_mm256_sub_ps(_mm256_setzero_ps(), v))));
     if (whole) _mm256_storeu_ps(y + i, out);
@@ -143,7 +139,7 @@ __attribute__((target("avx2"))) float max_avx2(const float* x, int64_t n) {
     m3 = _mm256_max_ps(m3, _mm256_loadu_ps(x + i + 24));
   }
   for (; i < n; i += 8) {
-    const __m256i m = lanes8(n - i);
+    const __m256i m = avx2_first_lanes(n - i);
     m0 = _mm256_max_ps(m0, _mm256_blendv_ps(lowest, _mm256_maskload_ps(x + i, m), _mm256_castsi256_ps(m)));
   }
   const __m256 v = _mm256_max_ps(_mm256_max_ps(m0, m1), _mm256_max_ps(m2, m3));
@@ -167,13 +163,10 @@ __attribute__((target("avx2,fma"))) void softmax_backward_row_avx2(const float* 
     acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(p + i + 8), _mm256_loadu_ps(dy + i + 8), acc1);
   }
   for (; i < n; i += 8) {
-    const __m256i m = lanes8(n - i);
+    const __m256i m = avx2_first_lanes(n - i);
     acc0 = _mm256_fmadd_ps(_mm256_maskload_ps(p + i, m), _mm256_maskload_ps(dy + i, m), acc0);
   }
-  const __m256 t = _mm256_add_ps(acc0, acc1);
-  __m128 h = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
-  h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-  const __m256 d = _mm256_set1_ps(_mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)))), s = _mm256_set1_ps(scale);
+  const __m256 d = _mm256_set1_ps(avx2_sum(_mm256_add_ps(acc0, acc1))), s = _mm256_set1_ps(scale);
   for (i = 0; i + 8 <= n; i += 8) {
     const __m256 g = _mm256_sub_ps(_mm256_loadu_ps(dy + i), d);
     _mm256_storeu_ps(dy + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(p + i), g), s));
@@ -226,20 +219,12 @@ __attribute__((target("avx512f"))) void softmax_backward_row_avx512(const float*
   }
 }
 
-bool use_avx512(Isa isa) {
+// Whether the vector paths of `least` may run (none off x86).
+bool vector_isa(Isa isa, Isa least) {
 #ifdef TK_X86
-  return isa >= Isa::Avx512;
+  return isa >= least;
 #else
-  (void)isa;
-  return false;
-#endif
-}
-
-bool use_avx2(Isa isa) {
-#ifdef TK_X86
-  return isa >= Isa::Avx2;
-#else
-  (void)isa;
+  (void)isa, (void)least;
   return false;
 #endif
 }
@@ -248,8 +233,8 @@ bool use_avx2(Isa isa) {
 
 double exp_shifted_sum(const float* x, float shift, int64_t n, float* y, Isa isa) {
 #ifdef TK_X86
-  if (use_avx512(isa)) return exp_shifted_sum_avx512(x, shift, n, y);
-  if (use_avx2(isa)) return exp_shifted_sum_avx2(x, shift, n, y);
+  if (vector_isa(isa, Isa::Avx512)) return exp_shifted_sum_avx512(x, shift, n, y);
+  if (vector_isa(isa, Isa::Avx2)) return exp_shifted_sum_avx2(x, shift, n, y);
 #endif
   double sum = 0.0;
   for (int64_t i = 0; i < n; ++i) sum += (y[i] = std::exp(x[i] - shift));
@@ -258,16 +243,16 @@ double exp_shifted_sum(const float* x, float shift, int64_t n, float* y, Isa isa
 
 void sigmoid(const float* x, int64_t n, float* y, Isa isa) {
 #ifdef TK_X86
-  if (use_avx512(isa)) return sigmoid_avx512(x, n, y);
-  if (use_avx2(isa)) return sigmoid_avx2(x, n, y);
+  if (vector_isa(isa, Isa::Avx512)) return sigmoid_avx512(x, n, y);
+  if (vector_isa(isa, Isa::Avx2)) return sigmoid_avx2(x, n, y);
 #endif
   for (int64_t i = 0; i < n; ++i) y[i] = 1.0f / (1.0f + std::exp(-x[i]));
 }
 
 float max_of(const float* x, int64_t n, Isa isa) {
 #ifdef TK_X86
-  if (use_avx512(isa)) return max_avx512(x, n);
-  if (use_avx2(isa)) return max_avx2(x, n);
+  if (vector_isa(isa, Isa::Avx512)) return max_avx512(x, n);
+  if (vector_isa(isa, Isa::Avx2)) return max_avx2(x, n);
 #endif
   float m = -INFINITY;
   for (int64_t i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;
@@ -276,16 +261,16 @@ float max_of(const float* x, int64_t n, Isa isa) {
 
 void scale_in_place(float* x, int64_t n, float k, Isa isa) {
 #ifdef TK_X86
-  if (use_avx512(isa)) return scale_avx512(x, n, k);
-  if (use_avx2(isa)) return scale_avx2(x, n, k);
+  if (vector_isa(isa, Isa::Avx512)) return scale_avx512(x, n, k);
+  if (vector_isa(isa, Isa::Avx2)) return scale_avx2(x, n, k);
 #endif
   for (int64_t i = 0; i < n; ++i) x[i] *= k;
 }
 
 void softmax_backward_row(const float* p, float* dy, int64_t n, float scale, Isa isa) {
 #ifdef TK_X86
-  if (use_avx512(isa)) return softmax_backward_row_avx512(p, dy, n, scale);
-  if (use_avx2(isa)) return softmax_backward_row_avx2(p, dy, n, scale);
+  if (vector_isa(isa, Isa::Avx512)) return softmax_backward_row_avx512(p, dy, n, scale);
+  if (vector_isa(isa, Isa::Avx2)) return softmax_backward_row_avx2(p, dy, n, scale);
 #endif
   double d = 0.0;
   for (int64_t i = 0; i < n; ++i) d += static_cast<double>(p[i]) * dy[i];

@@ -2,6 +2,7 @@
 // 15 of the 16 ymm registers, the classic shape for this register file.
 #include <immintrin.h>
 
+#include "avx2_lanes.h"
 #include "gemm_kernels.h"
 
 namespace tk {
@@ -64,11 +65,6 @@ __attribute__((target("avx2"), always_inline)) inline void transpose_8x8_ps(__m2
   }
 }
 
-// Lanes [0, k) of a masked load, 0 <= k <= 8.
-__attribute__((target("avx2"))) __m256i first_lanes(int k) {
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
 }  // namespace
 
 // gemm_transpose_pack through 8 x 8 register transposes. Why: the scalar copy was 7% of the bf16
@@ -82,7 +78,7 @@ __attribute__((target("avx2"))) void gemm_transpose_pack_avx2(const float* src, 
     const int group_width = width - r0 < 8 ? width - r0 : 8;
     for (int64_t p0 = 0; p0 < kc; p0 += 8) {
       const int q = static_cast<int>(kc - p0 < 8 ? kc - p0 : 8);
-      const __m256i load_mask = first_lanes(q);
+      const __m256i load_mask = avx2_first_lanes(q);
       __m256 r[8];
       for (int i = 0; i < 8; ++i) {
         const float* at = src + (r0 + i) * ld + p0;

@@ -9,23 +9,12 @@
 #include <immintrin.h>
 
 #include "../lowrank.h"
+#include "avx2_lanes.h"
 #include "lowrank_blocks.h"
 
 namespace tk {
 namespace cpu {
 namespace {
-
-// Lanes [0, left) of a masked load or store (all eight from 8 on, none at 0 or below).
-__attribute__((target("avx2"))) __m256i lanes(int64_t left) {
-  const int k = left >= 8 ? 8 : left <= 0 ? 0 : static_cast<int>(left);
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(k), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-__attribute__((target("avx2,fma"))) float sum_lanes(__m256 v) {
-  const __m128 h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  const __m128 q = _mm_add_ps(h, _mm_movehl_ps(h, h));
-  return _mm_cvtss_f32(_mm_add_ss(q, _mm_movehdup_ps(q)));
-}
 
 // One step of eight columns: the four W rows' values at c, times one or two rows of Y.
 template <bool kTwo, bool kMasked>
@@ -46,7 +35,7 @@ template <bool kTwo>
 __attribute__((target("avx2,fma"))) static void down_pair(const float* y0, const float* y1, int64_t n, int64_t rp,
                                                    const float* w, float* d0, float* d1, int64_t ldy) {
   const int64_t whole = n / 8 * 8;
-  const __m256i tail = lanes(n - whole);
+  const __m256i tail = avx2_first_lanes(n - whole);
   for (int64_t j0 = 0; j0 < rp; j0 += 4) {
     __m256 a0[4], a1[4];
 #pragma GCC unroll 4
@@ -65,8 +54,8 @@ __attribute__((target("avx2,fma"))) static void down_pair(const float* y0, const
                             kTwo ? _mm256_maskload_ps(y1 + whole, tail) : _mm256_setzero_ps(), a0, a1);
 #pragma GCC unroll 4
     for (int jj = 0; jj < 4; ++jj) {
-      d0[j0 + jj] = sum_lanes(a0[jj]);
-      if (kTwo) d1[j0 + jj] = sum_lanes(a1[jj]);
+      d0[j0 + jj] = avx2_sum(a0[jj]);
+      if (kTwo) d1[j0 + jj] = avx2_sum(a1[jj]);
     }
   }
 }
@@ -76,7 +65,7 @@ __attribute__((target("avx2,fma"))) static void up_block(const float* y, int64_t
                                                   const float* s, float* gp) {
   for (int64_t j0 = 0; j0 < rp; j0 += 4)
     for (int64_t c = 0; c < n; c += 16) {
-      const __m256i m0 = lanes(n - c), m1 = lanes(n - c - 8);
+      const __m256i m0 = avx2_first_lanes(n - c), m1 = avx2_first_lanes(n - c - 8);
       __m256 g0[4], g1[4];
 #pragma GCC unroll 4
       for (int jj = 0; jj < 4; ++jj) {
