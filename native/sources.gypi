@@ -32,6 +32,7 @@
       'native/backend/cpu/gemm_packing.cc',
       'native/backend/cpu/kernels/gemm_amx.cc',
       'native/backend/cpu/kernels/gemm_avx2.cc',
+      'native/backend/cpu/kernels/gemm_avx2_bf16.cc',
       'native/backend/cpu/kernels/gemm_avx512.cc',
       'native/backend/cpu/kernels/gemm_avx512_bf16.cc',
       'native/backend/cpu/kernels/gemm_scalar.cc',

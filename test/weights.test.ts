@@ -141,3 +141,31 @@ describe.each(isas)('GEMM with compact weights on %s', (isa) => {
     }
   });
 });
+
+describe('bf16 rounding in the GEMM packers', () => {
+  // Bit patterns where rounding is easy to get wrong: ties to even both ways, just above a tie,
+  // denormals, the largest float (rounds to infinity), a NaN whose payload sits in the low half
+  // (truncating or adding would make it infinity), infinities and signed zeros.
+  const bits = [0x3f808000, 0x3f818000, 0x3f808001, 0xbf818000, 0x00012345, 0x80408000, 0x7f7fffff, 0x7f800001, 0xff800000, 0, 0x80000000, 0x40490fdb];
+  // Typed arrays throughout: a NaN read into a JS number loses its payload.
+  const f32 = (u: number[]) => new Float32Array(new Uint32Array(u).buffer);
+  const values = f32(bits);
+  // The software-rounding paths; AVX512_BF16's vcvtne2ps2bf16 flushes denormals, so it is left out.
+  const rounding = isas.filter((i) => i === 'scalar' || i === 'avx2');
+  it.each(rounding)('%s rounds ties to even, keeps denormals and NaN, in every packing orientation', async (isa) => {
+    setRuntimeOptions({ isa, threads: 2 });
+    const n = values.length;
+    const b = f32(bits.map((_, j) => bits[(j * 5) % n]!));  // every pair of values meets
+    for (const [ta, tb] of [[false, false], [false, true], [true, false], [true, true]] as const) {
+      // K = 1: each C element is one product of two bf16 values, exact in fp32 where it is normal.
+      const c = await gemm(Tensor.from('f32', ta ? [1, n] : [n, 1], values), Tensor.from('f32', tb ? [n, 1] : [1, n], b), {
+        transposeA: ta, transposeB: tb, bf16: true,
+      });
+      for (let i = 0; i < n; i++)
+        for (let j = 0; j < n; j++) {
+          const want = Math.fround(roundBf16(values[i]!) * roundBf16(b[j]!)), got = c.data[i * n + j]!;
+          expect(Number.isNaN(want) ? Number.isNaN(got) : got === want, `${isa} ta=${ta} tb=${tb} [${i}, ${j}]: ${got} vs ${want}`).toBe(true);
+        }
+    }
+  });
+});

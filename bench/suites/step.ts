@@ -189,7 +189,7 @@ export async function runStep(options: { reps: number; quick: boolean }): Promis
   return {
     rows,
     notes: [
-      `ours: tunekit ${info.isa}, ${info.threads} threads, base weights Q4_1: decoded in the GEMMs (fp32; QLoRA: NF4), ${ceiling.bf16Unit ? "kept as bf16 GEMM panels from the first step on (bf16, loadModel's default bf16WeightCache)" : 'decoded in every product (bf16 too: only bf16 kernels read cached panels)'}; median of ${reps} steps after a warm-up`,
+      `ours: tunekit ${info.isa}, ${info.threads} threads, base weights Q4_1: decoded in the GEMMs (fp32; QLoRA: NF4), ${ceiling.keepsPanels ? "kept as bf16 GEMM panels from the first step on (bf16, loadModel's default bf16WeightCache)" : `decoded in every product (bf16 too: the ${info.isa} kernel reads no cached panels)`}; median of ${reps} steps after a warm-up`,
       peerVersion() ? `peer: transformers + PEFT (${peerVersion()}), same model dequantized to fp32, ${info.threads} threads, torch.optim.AdamW` : 'peer: run bench/peers/setup.sh (and pip install peft)',
       'ratio = peer time / our time (higher is better for us)',
       `limit: tokens/s if the step's matrix products (SmolLM2 ${(llamaFlops / 1e9).toFixed(0)}, GPT-2 ${(gpt2Flops / 1e9).toFixed(0)} GFLOP) ran at the measured peak (fp32 ${peak.fp32.toFixed(0)}, bf16 ${peak.bf16.toFixed(0)} GFLOP/s on ${ceiling.unit})`,

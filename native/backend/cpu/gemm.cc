@@ -63,6 +63,7 @@ void gemm_range(const GemmArgs& g, const GemmKernel& kr, int64_t m0, int64_t m1,
   float* packed_a = scratch(ScratchSlot::PackA, a_floats);
   float* staged_b = convert && kr.bf16_pairs ? scratch(ScratchSlot::F32B, b_floats) : packed_b;
   float* staged_a = convert && kr.bf16_pairs ? scratch(ScratchSlot::F32A, a_floats) : packed_a;
+  float* wide_a = kr.a_widen ? scratch(ScratchSlot::WideA, a_floats + a_widen_slack) : nullptr;
   alignas(64) float edge[16 * 64];  // one MR x NR tile for ragged edges (MR*NR <= 1024)
   const KernelSession session(kr);
 
@@ -85,12 +86,15 @@ void gemm_range(const GemmArgs& g, const GemmKernel& kr, int64_t m0, int64_t m1,
           pack_block(g.a, g.a2, g.k, false, kr, kr.mr, ic, mc, pc, kc, staged_a);
           if (convert) to_bf16(kr, staged_a, (mc + kr.mr - 1) / kr.mr, kr.mr, kc, packed_a);
         }
+        if (wide_a) kr.a_widen(reinterpret_cast<const uint16_t*>(packed_a), (mc + kr.mr - 1) / kr.mr, adepth, wide_a);
+        const char* a_panels = wide_a ? reinterpret_cast<const char*>(wide_a) : reinterpret_cast<const char*>(packed_a);
+        const int64_t a_elem = wide_a ? 4 : elem;
         for (int64_t jr = 0; jr < nc; jr += kr.nr) {
           const int64_t cols = std::min<int64_t>(kr.nr, nc - jr);
           const char* bp = reinterpret_cast<const char*>(packed_b) + jr * depth * elem;
           for (int64_t ir = 0; ir < mc; ir += kr.mr) {
             const int64_t rows = std::min<int64_t>(kr.mr, mc - ir);
-            const char* ap = reinterpret_cast<const char*>(packed_a) + ir * adepth * elem;
+            const char* ap = a_panels + ir * adepth * a_elem;
             float* c = g.c + (ic + ir) * g.ldc + jc + jr;
             if (rows == kr.mr && cols == kr.nr) {
               kr.fn(kc, ap, bp, c, g.ldc, g.alpha, beta);
@@ -148,15 +152,31 @@ void gemm_range_panels(const GemmArgs& g, const GemmKernel& kr, int64_t m0, int6
         pack_block(g.a, g.a2, g.k, false, kr, kr.mr, ic, mc, pc, kc, staged);
         to_bf16(kr, staged, (mc + kr.mr - 1) / kr.mr, kr.mr, kc, packed_a);
       }
+      // A kernel with a_widen reads an fp32 copy of these panels, at the same element offsets.
+      const float *wide = nullptr, *wide2 = nullptr;
+      if (kr.a_widen) {
+        const int64_t a_panels = (mc + kr.mr - 1) / kr.mr;
+        float* w = scratch(ScratchSlot::WideA, static_cast<size_t>(a_panels * kr.mr * adepth + a_widen_slack));
+        kr.a_widen(a_block, a_panels, adepth, w);
+        wide = w;
+        if (pa && b2_len > 0) {
+          float* w2 = scratch(ScratchSlot::WideA2, static_cast<size_t>(a_panels * kr.mr * a2_depth + a_widen_slack));
+          kr.a_widen(packed_a, a_panels, a2_depth, w2);
+          wide2 = w2;
+        }
+      }
+      auto a_at = [](const uint16_t* pairs, const float* wider, int64_t offset) -> const void* {
+        return wider ? static_cast<const void*>(wider + offset) : pairs + offset;
+      };
       for (int64_t jr = n0; jr < n1; jr += kr.nr) {
         const int64_t cols = std::min<int64_t>(kr.nr, n1 - jr);
         const uint16_t* bw = P.data.get() + (jr / kr.nr) * P.depth * kr.nr + pc * kr.nr;
         const uint16_t* b2 = packed_b2 + (jr - n0) * b2_depth;
         for (int64_t ir = 0; ir < mc; ir += kr.mr) {
           const int64_t rows = std::min<int64_t>(kr.mr, mc - ir);
-          const uint16_t* ap = a_block + ir * adepth;
+          const void* ap = a_at(a_block, wide, ir * adepth);
           // A2's part: past w_len / 2 pairs of MR rows in a packed block, or its own small block.
-          const uint16_t* ap2 = pa ? packed_a + ir * a2_depth : ap + w_len * kr.mr;
+          const void* ap2 = pa ? a_at(packed_a, wide2, ir * a2_depth) : a_at(a_block, wide, ir * adepth + w_len * kr.mr);
           float* c = g.c + (ic + ir) * g.ldc + jr;
           const bool full = rows == kr.mr && cols == kr.nr;
           float* out = full ? c : edge;

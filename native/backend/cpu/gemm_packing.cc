@@ -33,7 +33,7 @@ struct Scratch {
     return data;
   }
 };
-thread_local Scratch tls_scratch[5];
+thread_local Scratch tls_scratch[7];
 
 }  // namespace
 
@@ -185,7 +185,7 @@ GemmKernel kernel_for(Isa isa, bool bf16) {
       [[fallthrough]];
     case Isa::Avx512Bf16: return bf16 ? gemm_kernel_avx512_bf16() : gemm_kernel_avx512();
     case Isa::Avx512: return gemm_kernel_avx512();
-    case Isa::Avx2: return gemm_kernel_avx2();
+    case Isa::Avx2: return bf16 ? gemm_kernel_avx2_bf16() : gemm_kernel_avx2();
     case Isa::Scalar: break;
   }
   return gemm_kernel_scalar();

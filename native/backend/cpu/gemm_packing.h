@@ -16,8 +16,8 @@ namespace tk {
 namespace cpu {
 
 // Per-thread buffers, grown on demand and reused across calls: packed A and B, their fp32
-// staging copies, and decoded weight rows.
-enum class ScratchSlot { PackA, PackB, F32A, F32B, Decode };
+// staging copies, decoded weight rows, and A widened to fp32 (GemmKernel::a_widen).
+enum class ScratchSlot { PackA, PackB, F32A, F32B, Decode, WideA, WideA2 };
 float* scratch(ScratchSlot slot, size_t floats);
 
 inline int64_t round_up(int64_t x, int64_t m) { return (x + m - 1) / m * m; }

@@ -26,7 +26,7 @@ void decode_weights(const WeightView& w, int64_t row, int64_t col, int64_t count
 // gemm.cc, gemm_packing.cc
 void gemm(const GemmArgs& args, Isa isa, ThreadPool& pool);
 // Packs op(W) (Wᵀ when trans) for the bf16 kernel `isa` uses; null when that kernel does not
-// read bf16 pairs (no AVX512_BF16), when pre-packing would not be used anyway.
+// read bf16 pairs (the scalar and the AVX-512F kernels), when pre-packing would not be used anyway.
 std::unique_ptr<GemmPanels> gemm_pack_panels(const WeightView& w, bool trans, Isa isa, ThreadPool& pool);
 // The same for a dense op(B) (k x n; B row-major with row stride ld, stored n x k when trans), on
 // the calling thread: attention packs a head's keys and values once for all its query blocks.

@@ -4,6 +4,8 @@
 
 #include "avx2_lanes.h"
 #include "gemm_kernels.h"
+#include "tile_store_avx2.h"
+#include "transpose_avx2.h"
 
 namespace tk {
 namespace {
@@ -31,38 +33,9 @@ __attribute__((target("avx2,fma"))) void kernel_6x16(int64_t kc, const void* av,
     b += NR;
   }
   const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-#define TK_ROW_STORE(i)                                                                      \
-  {                                                                                          \
-    float* ci = c + i * ldc;                                                                 \
-    __m256 r0 = _mm256_mul_ps(va, c##i##0), r1 = _mm256_mul_ps(va, c##i##1);                 \
-    if (beta != 0.0f) {                                                                      \
-      r0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci), r0);                                     \
-      r1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(ci + 8), r1);                                 \
-    }                                                                                        \
-    _mm256_storeu_ps(ci, r0);                                                                \
-    _mm256_storeu_ps(ci + 8, r1);                                                            \
-  }
+#define TK_ROW_STORE(i) store_row_avx2(c + i * ldc, c##i##0, c##i##1, va, vb, beta != 0.0f);
   TK_ROW_STORE(0) TK_ROW_STORE(1) TK_ROW_STORE(2) TK_ROW_STORE(3) TK_ROW_STORE(4) TK_ROW_STORE(5)
 #undef TK_ROW_STORE
-}
-
-// In-register 8 x 8 transpose: on return r[c] holds column c of the input rows.
-__attribute__((target("avx2"), always_inline)) inline void transpose_8x8_ps(__m256 r[8]) {
-  __m256 t[8], u[8];
-  for (int i = 0; i < 4; ++i) {
-    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int i = 0; i < 2; ++i) {  // lane l of u[4i + k]: rows 4i..4i+3 at column 4l + k
-    u[4 * i + 0] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0x44);
-    u[4 * i + 1] = _mm256_shuffle_ps(t[4 * i], t[4 * i + 2], 0xEE);
-    u[4 * i + 2] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0x44);
-    u[4 * i + 3] = _mm256_shuffle_ps(t[4 * i + 1], t[4 * i + 3], 0xEE);
-  }
-  for (int k = 0; k < 4; ++k) {
-    r[k] = _mm256_permute2f128_ps(u[k], u[4 + k], 0x20);
-    r[4 + k] = _mm256_permute2f128_ps(u[k], u[4 + k], 0x31);
-  }
 }
 
 }  // namespace

@@ -41,6 +41,10 @@ using GemmPairPackDirect = void (*)(const float* src, int64_t ld, int n, int wid
 // up to the next k_unit boundary.
 using GemmAPack = void (*)(const float* src, int64_t ld, bool k_major, int n, int64_t len, int64_t q0, uint16_t* panel);
 
+// Rewrites `panels` consecutive MR-row bf16-pair A panels of even `depth` as fp32 panels: pair step
+// q, row i, value t, at (q*MR + i)*2 + t, goes to (2q + t)*MR + i.
+using GemmAWiden = void (*)(const uint16_t* src, int64_t panels, int64_t depth, float* dst);
+
 struct GemmKernel {
   int mr, nr;  // register tile
   int kc;      // depth of a packed panel
@@ -58,10 +62,17 @@ struct GemmKernel {
   GemmAPack a_pack = nullptr;
   void (*prepare)() = nullptr;  // per thread, before its first micro-kernel call (AMX: tile configuration)
   void (*finish)() = nullptr;   // ... and after its last
+  // When set, fn reads A as fp32 panels (a[p*MR + i], depth even) made from the packed pair panels
+  // by this, once per A block; B stays in pairs. Element offsets are those of the pair panels.
+  GemmAWiden a_widen = nullptr;
 };
+
+// Floats an a_widen output may write past its last panel.
+constexpr int64_t a_widen_slack = 8;
 
 GemmKernel gemm_kernel_scalar();
 GemmKernel gemm_kernel_avx2();
+GemmKernel gemm_kernel_avx2_bf16();  // bf16 mode: bf16-pair panels, fp32 FMA
 GemmKernel gemm_kernel_avx512();
 GemmKernel gemm_kernel_avx512_bf16();
 // Only where cpu_features().amx_bf16; `emulated`: the tile instructions in C (see CpuFeatures).
