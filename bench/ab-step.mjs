@@ -1,13 +1,14 @@
 // Before/after check of a change to the training step: two builds of tunekit loaded in one
 // process (each its own addon), their SmolLM2 LoRA steps alternated, so both see the same machine
 // state — on a shared host, separate runs drift by more than the change being measured.
-// Usage: node bench/ab-step.mjs <before: path to dist/lib/index.js> <after: …> <gguf> <fp32|bf16> <pairs>
+// Usage: node bench/ab-step.mjs <before: path to dist/lib/index.js> <after: …> <model> <fp32|bf16|qlora> <pairs>
+// (qlora: the projections re-quantized to NF4, bf16 steps)
 // (a checkout of the old commit, `git worktree add /tmp/old <rev> && cd /tmp/old && npm install`,
 // gives the before build). Prints the medians, the median of the per-pair ratios after/before and the minima.
 const [before, after, path, mode, pairs] = process.argv.slice(2);
 const load = async (lib) => {
   const { loadModel } = await import(lib);
-  const m = await loadModel(path);
+  const m = await loadModel(path, mode === 'qlora' ? { quantize: 'nf4' } : {});
   m.addLora({ r: 8, alpha: 16 });
   return m;
 };
