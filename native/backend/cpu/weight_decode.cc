@@ -9,6 +9,7 @@
 #include "cpu_features.h"
 #include "kernels.h"
 #include "kquant_decode.h"
+#include "nf4_decode.h"
 
 namespace tk {
 namespace cpu {
@@ -28,9 +29,12 @@ void decode_weights(const WeightView& w, int64_t row, int64_t col, int64_t count
       for (int64_t i = 0; i < count; ++i) out[i] = f16_to_float(src[i]);
       return;
     }
-    case WeightFormat::NF4:
-      nf4_dequantize(static_cast<const uint8_t*>(w.data), w.absmax, w.blocksize, row * w.cols + col, count, out);
+    case WeightFormat::NF4: {
+      static const bool avx2 = cpu_features().avx2;
+      (avx2 ? nf4_dequantize_avx2 : nf4_dequantize)(static_cast<const uint8_t*>(w.data), w.absmax, w.blocksize,
+                                                   row * w.cols + col, count, out);
       return;
+    }
     default: {
       const int64_t start = row * w.cols + col;
       static const bool avx512 = cpu_features().avx512f;
