@@ -13,6 +13,13 @@
 
 namespace tk {
 
+// Gives a panel block back to the CPU backend's block cache, or (bytes 0) to the system
+// (defined in backend/cpu/gemm_packing.cc).
+struct PanelBlockFree {
+  size_t bytes = 0;
+  void operator()(uint16_t* p) const;
+};
+
 // A prepared operand (the CPU backend's; other backends prepare none): a frozen B operand packed
 // once, as bf16 pairs in the bf16 kernel's panel layout (NR columns per panel, the whole K deep). Why: a LoRA step multiplies by the same frozen weights in every
 // step; decoding, transposing and rounding them again each time was a twentieth of a bf16 step,
@@ -22,9 +29,7 @@ struct GemmPanels {
   int64_t n = 0, k = 0;  // op(B) is k x n
   int nr = 0;            // columns per panel
   int64_t depth = 0;     // k rounded up to even: bf16 values per panel row (pairs x 2)
-  struct Free {
-    void operator()(uint16_t* p) const { std::free(p); }
-  };
+  using Free = PanelBlockFree;
   std::unique_ptr<uint16_t[], Free> data;  // ceil(n / nr) panels of depth x nr values, 64-byte aligned
   size_t bytes = 0;
 };

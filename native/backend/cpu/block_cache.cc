@@ -8,7 +8,9 @@
 namespace tk {
 namespace {
 
-constexpr size_t kMinCached = size_t{1} << 20;
+// Below this, malloc's own free lists serve well; above it a step's buffers are refaulted each step
+// (glibc maps them afresh or the step's malloc_trim hands their pages back).
+constexpr size_t kMinCached = size_t{64} << 10;
 
 // Rounds up to the next of four steps per power of two (at most 25% more).
 size_t size_class(size_t bytes) {
@@ -37,8 +39,8 @@ BlockCache& BlockCache::instance() {
 }
 
 void* BlockCache::get(size_t bytes) {
-  if (bytes < kMinCached) {
-    void* p = std::malloc(bytes ? bytes : 1);
+  if (bytes < kMinCached) {  // 64-byte aligned like the cached blocks (the GEMM panels' aligned loads)
+    void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64 + (bytes ? 0 : 64));
     if (!p) throw std::bad_alloc();
     return p;
   }

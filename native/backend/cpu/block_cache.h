@@ -23,7 +23,7 @@ class BlockCache {
   size_t cached_bytes() const;
 };
 
-// std::allocator-compatible; blocks under 1 MiB go to malloc as usual.
+// std::allocator-compatible; blocks under 64 KiB go to malloc as usual.
 template <class T>
 struct CachedAllocator {
   using value_type = T;

@@ -8,6 +8,7 @@
 
 #include "../../core/error.h"
 #include "../../core/float16.h"
+#include "block_cache.h"
 #include "kernels.h"
 
 namespace tk {
@@ -192,19 +193,29 @@ GemmKernel kernel_for(Isa isa, bool bf16) {
 }
 
 // Empty panels for op(X) (k x n) in panels of `nr`, 64-byte aligned (the kernel's aligned loads).
-std::unique_ptr<GemmPanels> new_panels(int64_t n, int64_t k, int nr, int64_t depth_unit) {
+// Transient panels (a step's shared inputs, attention operands) come from the block cache: a step
+// packs them afresh, and fresh allocations of these sizes cost a page fault per 4 KiB every step.
+// A frozen weight's kept panels (`transient` false) live as long as the model, so they are plain
+// allocations that go back to the system when the model does.
+std::unique_ptr<GemmPanels> new_panels(int64_t n, int64_t k, int nr, int64_t depth_unit, bool transient) {
   auto p = std::make_unique<GemmPanels>();
   p->n = n, p->k = k, p->nr = nr, p->depth = round_up(k, depth_unit);
   p->bytes = static_cast<size_t>((n + nr - 1) / nr * p->depth * nr) * sizeof(uint16_t);
-  p->data.reset(static_cast<uint16_t*>(std::aligned_alloc(64, (p->bytes + 63) / 64 * 64)));
-  if (!p->data) fail(ErrorCode::OutOfMemory, "could not allocate " + std::to_string(p->bytes) + " bytes of packed panels");
+  const size_t bytes = (p->bytes + 63) / 64 * 64;
+  void* data = nullptr;
+  try {
+    data = transient ? BlockCache::instance().get(bytes) : std::aligned_alloc(64, bytes);
+  } catch (const std::bad_alloc&) {
+  }
+  if (!data) fail(ErrorCode::OutOfMemory, "could not allocate " + std::to_string(p->bytes) + " bytes of packed panels");
+  p->data = std::unique_ptr<uint16_t[], PanelBlockFree>(static_cast<uint16_t*>(data), PanelBlockFree{transient ? bytes : 0});
   return p;
 }
 
 std::unique_ptr<GemmPanels> gemm_pack_panels(const WeightView& w, bool trans, Isa isa, ThreadPool& pool) {
   const GemmKernel kr = kernel_for(isa, true);
   if (!kr.bf16_pairs) return nullptr;
-  auto p = new_panels(trans ? w.rows : w.cols, trans ? w.cols : w.rows, kr.nr);
+  auto p = new_panels(trans ? w.rows : w.cols, trans ? w.cols : w.rows, kr.nr, 2, false);
   const int64_t panels = (p->n + kr.nr - 1) / kr.nr;
   GemmOperand op;
   op.weights = &w;
@@ -224,7 +235,7 @@ std::unique_ptr<GemmPanels> gemm_pack_panels(const WeightView& w, bool trans, Is
 std::unique_ptr<GemmPanels> gemm_pack_dense_panels(const float* b, int64_t ld, bool trans, int64_t k, int64_t n, Isa isa) {
   const GemmKernel kr = kernel_for(isa, true);
   if (!kr.bf16_pairs || !kr.pair_pack_kmajor) return nullptr;
-  auto p = new_panels(n, k, kr.nr);
+  auto p = new_panels(n, k, kr.nr, 2, true);
   GemmOperand op;
   op.data = b, op.ld = ld, op.trans = trans;
   pack_block_pairs(op, op, k, true, kr, kr.nr, 0, n, 0, k, p->data.get());
@@ -234,7 +245,7 @@ std::unique_ptr<GemmPanels> gemm_pack_dense_panels(const float* b, int64_t ld, b
 std::unique_ptr<GemmPanels> gemm_pack_a_panels(const float* a, int64_t ld, int64_t m, int64_t k, Isa isa, ThreadPool& pool) {
   const GemmKernel kr = kernel_for(isa, true);
   if (!kr.bf16_pairs || !kr.pair_pack_transpose) return nullptr;
-  auto p = new_panels(m, k, kr.mr, kr.a_pack ? kr.k_unit : 2);
+  auto p = new_panels(m, k, kr.mr, kr.a_pack ? kr.k_unit : 2, true);
   const int64_t panels = (m + kr.mr - 1) / kr.mr;
   GemmOperand op;
   op.data = a, op.ld = ld;
@@ -247,4 +258,10 @@ std::unique_ptr<GemmPanels> gemm_pack_a_panels(const float* a, int64_t ld, int64
   return p;
 }
 }  // namespace cpu
+
+void PanelBlockFree::operator()(uint16_t* p) const {
+  if (bytes) return BlockCache::instance().put(p, bytes);
+  std::free(p);
+}
+
 }  // namespace tk

@@ -53,8 +53,9 @@ void to_bf16(const GemmKernel& kr, const float* src, int64_t panels, int w, int6
 void pack_b_pairs(const GemmOperand& x, const GemmKernel& kr, int64_t j0, int64_t cols, int64_t p0, int64_t len,
                   uint16_t* dst);
 
-// Empty panels for op(X) (k x n) in panels of `nr`, depth k rounded up to depth_unit, 64-byte aligned.
-std::unique_ptr<GemmPanels> new_panels(int64_t n, int64_t k, int nr, int64_t depth_unit = 2);
+// Empty panels for op(X) (k x n) in panels of `nr`, depth k rounded up to depth_unit, 64-byte aligned;
+// `transient` ones (packed afresh each step) are blocks of the block cache.
+std::unique_ptr<GemmPanels> new_panels(int64_t n, int64_t k, int nr, int64_t depth_unit, bool transient);
 
 }  // namespace cpu
 }  // namespace tk
