@@ -13,10 +13,19 @@ export interface Ceiling {
   keepsPanels: boolean;
 }
 
+// A peak is the best the unit does: the best of three runs, because on a shared host one run can
+// land in a slow second (one scale run measured 172 GFLOP/s where the runs beside it gave 204,
+// and every share of its table read 15 points high).
+async function bestOf3(kind: Parameters<typeof measureLimit>[0], seconds: number): Promise<number> {
+  let best = 0;
+  for (let i = 0; i < 3; i++) best = Math.max(best, await measureLimit(kind, seconds));
+  return best;
+}
+
 export async function bf16Ceiling(info: RuntimeInfo, seconds = 1.0): Promise<Ceiling> {
-  if (info.isa === 'amx') return { gflops: await measureLimit('amx', seconds), unit: 'AMX tiles', keepsPanels: true };
-  const dot = info.isa === 'avx512bf16' ? await measureLimit('bf16', seconds) : 0;
+  if (info.isa === 'amx') return { gflops: await bestOf3('amx', seconds), unit: 'AMX tiles', keepsPanels: true };
+  const dot = info.isa === 'avx512bf16' ? await bestOf3('bf16', seconds) : 0;
   if (dot > 0) return { gflops: dot, unit: 'vdpbf16ps', keepsPanels: true };
   const how = info.isa === 'avx2' ? 'the AVX2 kernel widens bf16-pair panels to fp32' : 'the fp32 kernel on rounded operands';
-  return { gflops: await measureLimit('fp32', seconds), unit: `fp32 FMA (${info.isa}: no bf16 dot product; ${how})`, keepsPanels: info.isa === 'avx2' };
+  return { gflops: await bestOf3('fp32', seconds), unit: `fp32 FMA (${info.isa}: no bf16 dot product; ${how})`, keepsPanels: info.isa === 'avx2' };
 }

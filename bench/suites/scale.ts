@@ -100,6 +100,7 @@ export async function runScale(options: { reps: number; quick: boolean }): Promi
   if (!modes.length) throw new Error(`TUNEKIT_SCALE_MODES: expected some of ${all.join(', ')} but found "${process.env.TUNEKIT_SCALE_MODES}"`);
   const rows: Row[] = [];
   const notes: string[] = [];
+  const shares: { name: string; share: number }[] = [];
   for (const { m, seqs } of grid) {
     const dir = await folder(root, m);
     const byMode: Record<string, { seq: number; share: number; rss: number }[]> = {};
@@ -131,14 +132,21 @@ export async function runScale(options: { reps: number; quick: boolean }): Promi
     }
     for (const [mode, list] of Object.entries(byMode)) {
       const first = list[0]!, last = list.at(-1)!;
+      shares.push(...list.map((x) => ({ name: `${m.name} ${mode} 1x${x.seq}`, share: x.share })));
+      if (list.length < 2) continue; // one length: no growth to report
       notes.push(`${m.name} ${mode}: share of the ceiling ${(100 * first.share).toFixed(0)}% at ${first.seq} -> ${(100 * last.share).toFixed(0)}% at ${last.seq}; ` +
         `RSS grows ${((last.rss - first.rss) / (last.seq - first.seq) / 2 ** 10).toFixed(0)} KiB per token`);
     }
   }
+  if (shares.length > 1) {
+    // The goal: a step runs at the same share of its ceiling whatever the model and length.
+    const lo = shares.reduce((a, b) => (b.share < a.share ? b : a)), hi = shares.reduce((a, b) => (b.share > a.share ? b : a));
+    notes.push(`share of the ceiling across shapes: ${(100 * lo.share).toFixed(0)}% (${lo.name}) to ${(100 * hi.share).toFixed(0)}% (${hi.name})`);
+  }
   notes.push(
     `ours: tunekit ${info.isa}, ${info.threads} threads, bf16 step (${ceiling.keepsPanels ? 'weights kept as bf16 GEMM panels' : 'weights decoded in every product'}; QLoRA: NF4 decoded in every product), median of ${reps} steps after a warm-up`,
     peerVersion() ? `peer: transformers + PEFT (${peerVersion()}), the same folder, bf16 autocast, ${info.threads} threads` : 'peer: run bench/peers/setup.sh',
-    `limit: tokens/s if the step's matrix products (attention as full score matrices included) ran at the measured bf16 peak (${peak.toFixed(0)} GFLOP/s, ${ceiling.unit})`,
+    `limit: tokens/s if the step's matrix products (attention as full score matrices included) ran at the measured bf16 peak (best of three runs: ${peak.toFixed(0)} GFLOP/s, ${ceiling.unit})`,
   );
   return { rows, notes };
 }
