@@ -29,8 +29,7 @@ struct GemmPanels {
   int64_t n = 0, k = 0;  // op(B) is k x n
   int nr = 0;            // columns per panel
   int64_t depth = 0;     // k rounded up to even: bf16 values per panel row (pairs x 2)
-  using Free = PanelBlockFree;
-  std::unique_ptr<uint16_t[], Free> data;  // ceil(n / nr) panels of depth x nr values, 64-byte aligned
+  std::unique_ptr<uint16_t[], PanelBlockFree> data;  // ceil(n / nr) panels of depth x nr values, 64-byte aligned
   size_t bytes = 0;
 };
 
