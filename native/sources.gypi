@@ -36,6 +36,7 @@
       'native/backend/cpu/kernels/gemm_avx512.cc',
       'native/backend/cpu/kernels/gemm_avx512_bf16.cc',
       'native/backend/cpu/kernels/gemm_scalar.cc',
+      'native/backend/cpu/kernels/kquant_avx2.cc',
       'native/backend/cpu/kernels/kquant_avx512.cc',
       'native/backend/cpu/kernels/lowrank_avx2.cc',
       'native/backend/cpu/kernels/lowrank_avx512.cc',

@@ -32,8 +32,15 @@ async function fixtureWeights(): Promise<Map<string, { w: Weights; want: Float32
   return out;
 }
 
+const info = runtimeInfo();
+const order: Isa[] = ['scalar', 'avx2', 'avx512', 'avx512bf16', 'amx'];
+const isas = order.slice(0, order.indexOf(info.detectedIsa) + 1);
+afterAll(() => setRuntimeOptions({ isa: info.isa, threads: info.threads }));
+
 describe('K-quants and Q5_0 / Q5_1 from a file gguf-py wrote', () => {
-  it.each(FORMATS)('%s decodes to the values gguf-py gives, bit for bit', async (name) => {
+  // Each ISA's decoders (the forced ISA bounds them): scalar, AVX2, AVX-512.
+  it.each(isas.flatMap((isa) => FORMATS.map((name) => [name, isa] as const)))('%s decodes to the values gguf-py gives, bit for bit (%s)', async (name, isa) => {
+    setRuntimeOptions({ isa });
     const { w, want } = (await fixtureWeights()).get(name)!;
     expect(w.format).toBe(name);
     expect(w.shape).toEqual([3, 512]);
@@ -60,11 +67,6 @@ describe('K-quants and Q5_0 / Q5_1 from a file gguf-py wrote', () => {
     expect(() => Weights.fromParts({ format: 'q5_0', shape: [1, 48], data: Tensor.zeros('u8', [22]) })).toThrow(/divisible by 32 for q5_0/);
   });
 });
-
-const info = runtimeInfo();
-const order: Isa[] = ['scalar', 'avx2', 'avx512', 'avx512bf16', 'amx'];
-const isas = order.slice(0, order.indexOf(info.detectedIsa) + 1);
-afterAll(() => setRuntimeOptions({ isa: info.isa, threads: info.threads }));
 
 describe.each(isas)('GEMM with K-quant weights on %s', (isa) => {
   it.each(FORMATS)('%s: Y = X·deq(W)ᵀ and dX = dY·deq(W) match fp64 over the decoded weights (fp32), and the dense matrix\'s GEMM (bf16)', async (name) => {

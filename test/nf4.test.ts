@@ -8,8 +8,8 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
-import { openSafetensors, quantizeWeights, Tensor, TunekitError, Weights } from '../lib/index.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { openSafetensors, quantizeWeights, runtimeInfo, setRuntimeOptions, Tensor, TunekitError, Weights, type Isa } from '../lib/index.js';
 
 const dir = fileURLToPath(new URL('./reference/fixtures/nf4/', import.meta.url));
 const cases = readdirSync(dir).filter((f) => f.endsWith('.safetensors'));
@@ -34,6 +34,18 @@ async function load(file: string) {
 
 const bytes = (t: Tensor) => Buffer.from(t.bytes);
 
+// Every ISA's decoder up to this CPU's best (a forced ISA bounds the decoders: scalar, AVX2).
+const info = runtimeInfo();
+const order: Isa[] = ['scalar', 'avx2', 'avx512', 'avx512bf16', 'amx'];
+const isas = order.slice(0, order.indexOf(info.detectedIsa) + 1);
+afterAll(() => setRuntimeOptions({ isa: info.isa }));
+async function eachIsaDequantizes(w: Weights, want: Tensor) {
+  for (const isa of isas) {
+    setRuntimeOptions({ isa });
+    expect(bytes(await w.dequantize()).equals(bytes(want)), isa).toBe(true);
+  }
+}
+
 describe.each(cases)('NF4 fixture %s', (file) => {
   it('quantizes to the same packed codes and statistics as bitsandbytes', async () => {
     const fx = await load(file);
@@ -57,7 +69,7 @@ describe.each(cases)('NF4 fixture %s', (file) => {
     }
   });
 
-  it('loads bitsandbytes parts and dequantizes them identically', async () => {
+  it('loads bitsandbytes parts and dequantizes them identically, on every ISA', async () => {
     const fx = await load(file);
     const n = fx.x.numel;
     const w = Weights.fromParts({
@@ -68,7 +80,7 @@ describe.each(cases)('NF4 fixture %s', (file) => {
       data: fx.codes,
       ...(fx.doubleQuant ? { qabsmax: fx.qabsmax, absmax2: fx.absmax2, offset: fx.offset!.data[0] } : { absmax: fx.absmax }),
     });
-    expect(bytes(await w.dequantize()).equals(bytes(fx.dequantized))).toBe(true);
+    await eachIsaDequantizes(w, fx.dequantized);
   });
 
   it('dequantizes the same parts identically as rows of an odd width (decoding from odd starts)', async (ctx) => {
@@ -85,7 +97,7 @@ describe.each(cases)('NF4 fixture %s', (file) => {
       data: fx.codes,
       ...(fx.doubleQuant ? { qabsmax: fx.qabsmax, absmax2: fx.absmax2, offset: fx.offset!.data[0] } : { absmax: fx.absmax }),
     });
-    expect(bytes(await w.dequantize()).equals(bytes(fx.dequantized))).toBe(true);
+    await eachIsaDequantizes(w, fx.dequantized);
   });
 });
 

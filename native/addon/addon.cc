@@ -5,6 +5,7 @@
 #include <string>
 
 #include "../backend/cpu/fma_peak.h"
+#include "../backend/cpu/kernels.h"
 #include "../backend/registry.h"
 #ifdef TUNEKIT_WITH_CUDA
 #include "../backend/cuda/cuda_backend.h"
@@ -46,6 +47,7 @@ void init_state(AddonState& s) {
       s.isa_forced = true;
     }
   }
+  cpu::set_decode_isa(s.isa);
   int threads = f.logical_cores;
   if (const char* env = std::getenv("TUNEKIT_THREADS")) {
     int n = std::atoi(env);
@@ -120,6 +122,7 @@ Napi::Value set_runtime_options(const Napi::CallbackInfo& info) {
                                          isa_name(s->detected_isa) + ")");
       s->isa = isa;
       s->isa_forced = isa != s->detected_isa;
+      cpu::set_decode_isa(isa);
     }
     if (!o.Get("threads").IsUndefined()) {
       int n = static_cast<int>(option_int(o, "threads", 1, 1, 1024));

@@ -3,6 +3,8 @@
 #pragma once
 #include <cstdint>
 
+#include "host_device.h"
+
 namespace tk {
 
 // ---- GGUF (llama.cpp): 32 weights per block, fp16 scales ----
@@ -56,6 +58,16 @@ struct BlockQ4_K {      // sub-block j of 32: w = d·sc_j·q − dmin·m_j, sc a
   uint8_t scales[12];   // sc_j, m_j for j < 4: scales[j], scales[4 + j] (low 6 bits); j >= 4: nibbles of scales[4 + j] plus the top bits of scales[j - 4], scales[j]
   uint8_t qs[128];      // element 64c + 32n + l: nibble n of qs[32c + l]
 };
+// The 6-bit scale and minimum of sub-block j (of 8) of a Q4_K / Q5_K super-block: every decoder
+// (scalar, each vector ISA, CUDA) reads them through this one definition.
+TK_HOST_DEVICE inline void kquant_scale_min(const uint8_t* q, int j, float& sc, float& m) {
+  if (j < 4) {
+    sc = static_cast<float>(q[j] & 63), m = static_cast<float>(q[j + 4] & 63);
+  } else {
+    sc = static_cast<float>((q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4));
+    m = static_cast<float>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
+  }
+}
 struct BlockQ5_K {      // as Q4_K with a fifth bit: q = nibble | (bit j of qh[l]) << 4
   uint16_t d, dmin;
   uint8_t scales[12];

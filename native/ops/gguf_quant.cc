@@ -9,16 +9,6 @@
 namespace tk {
 namespace {
 
-// The 6-bit scale and minimum of sub-block j (of 8) of a Q4_K / Q5_K super-block.
-void k_scale_min(const uint8_t* q, int j, float* sc, float* m) {
-  if (j < 4) {
-    *sc = static_cast<float>(q[j] & 63), *m = static_cast<float>(q[j + 4] & 63);
-  } else {
-    *sc = static_cast<float>((q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4));
-    *m = static_cast<float>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-  }
-}
-
 // 32 IQ4 elements of scale d: code byte j holds elements j (low nibble) and j + 16 (high).
 void iq4_group(const uint8_t* qs, float d, float* out) {
   for (int j = 0; j < 16; ++j) {
@@ -133,7 +123,7 @@ void dequantize_block(GgufType t, const uint8_t* block, float* out) {
       const uint8_t* qs = five ? b5->qs : b4->qs;
       for (int j = 0; j < 8; ++j) {
         float sc, m;
-        k_scale_min(scales, j, &sc, &m);
+        kquant_scale_min(scales, j, sc, m);
         const float dj = d * sc, mj = dmin * m;
         const int c = j / 2, n = j % 2;
         for (int l = 0; l < 32; ++l) {

@@ -22,6 +22,11 @@ namespace cpu {
 
 // out[i] = W[row, col + i] for i < count, any format (weight_decode.cc).
 void decode_weights(const WeightView& w, int64_t row, int64_t col, int64_t count, float* out);
+// The most decode_weights' vector decoders may use (default: the CPU's best). The addon sets it to
+// the kernels' ISA (TUNEKIT_ISA, setRuntimeOptions), so a forced ISA runs, and tests, its own
+// decoders on any CPU. Process-wide, last setting wins: every decoder gives the same bits, so only
+// the speed depends on it.
+void set_decode_isa(Isa isa);
 
 // gemm.cc, gemm_packing.cc
 void gemm(const GemmArgs& args, Isa isa, ThreadPool& pool);

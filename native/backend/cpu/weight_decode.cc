@@ -1,6 +1,7 @@
 // Decoding a weight matrix's elements to fp32 on the CPU, from any WeightFormat: the GEMM's
 // packing step, the embedding gather and dequantize_weights all read weights through this.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 
 #include "../../core/float16.h"
@@ -13,6 +14,13 @@
 
 namespace tk {
 namespace cpu {
+namespace {
+
+std::atomic<Isa> decode_isa{best_isa(cpu_features())};
+
+}  // namespace
+
+void set_decode_isa(Isa isa) { decode_isa.store(std::min(isa, best_isa(cpu_features())), std::memory_order_relaxed); }
 
 void decode_weights(const WeightView& w, int64_t row, int64_t col, int64_t count, float* out) {
   switch (w.format) {
@@ -30,21 +38,22 @@ void decode_weights(const WeightView& w, int64_t row, int64_t col, int64_t count
       return;
     }
     case WeightFormat::NF4: {
-      static const bool avx2 = cpu_features().avx2;
+      const bool avx2 = decode_isa.load(std::memory_order_relaxed) >= Isa::Avx2;
       (avx2 ? nf4_dequantize_avx2 : nf4_dequantize)(static_cast<const uint8_t*>(w.data), w.absmax, w.blocksize,
                                                    row * w.cols + col, count, out);
       return;
     }
     default: {
       const int64_t start = row * w.cols + col;
-      static const bool avx512 = cpu_features().avx512f;
-      if (!avx512 || !has_kquant_avx512(w.format)) return gguf_dequantize(gguf_type(w.format), w.data, start, count, out);
+      const Isa isa = decode_isa.load(std::memory_order_relaxed);
+      if (isa < Isa::Avx2 || !has_kquant_vector(w.format)) return gguf_dequantize(gguf_type(w.format), w.data, start, count, out);
+      const auto decode_whole = isa >= Isa::Avx512 ? decode_kquant_avx512 : decode_kquant_avx2;
       // Whole super-blocks through the vector decoder; a partial one at either end as stored.
       const GgufType t = gguf_type(w.format);
       const int64_t head = std::min<int64_t>(count, (kGgufSuperBlock - start % kGgufSuperBlock) % kGgufSuperBlock);
       if (head) gguf_dequantize(t, w.data, start, head, out);
       const int64_t whole = (count - head) / kGgufSuperBlock;
-      decode_kquant_avx512(w.format, static_cast<const uint8_t*>(w.data) + (start + head) / kGgufSuperBlock * gguf_block_bytes(t), whole, out + head);
+      decode_whole(w.format, static_cast<const uint8_t*>(w.data) + (start + head) / kGgufSuperBlock * gguf_block_bytes(t), whole, out + head);
       const int64_t done = head + whole * kGgufSuperBlock;
       if (done < count) gguf_dequantize(t, w.data, start + done, count - done, out + done);
       return;

@@ -51,16 +51,6 @@ TK_HOST_DEVICE inline float half_bits(uint16_t h) {
 #endif
 }
 
-// The 6-bit scale and minimum of sub-block j (of 8) of a Q4_K / Q5_K super-block (as the CPU's k_scale_min).
-TK_HOST_DEVICE inline void k_scale_min(const uint8_t* q, int j, float& sc, float& m) {
-  if (j < 4) {
-    sc = static_cast<float>(q[j] & 63), m = static_cast<float>(q[j + 4] & 63);
-  } else {
-    sc = static_cast<float>((q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4));
-    m = static_cast<float>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-  }
-}
-
 // Element e (< 32) of a 32-element IQ4 group: byte e holds e (low nibble), byte e - 16 holds e (high).
 TK_HOST_DEVICE inline int iq4_code(const uint8_t* qs, int e) { return e < 16 ? (qs[e] & 0x0f) : (qs[e - 16] >> 4); }
 
@@ -122,7 +112,7 @@ TK_HOST_DEVICE inline float gguf_element(WeightFormat f, const uint8_t* block, i
       auto* b5 = reinterpret_cast<const BlockQ5_K*>(block);
       const int j = e / 32, l = e % 32;
       float sc, m;
-      k_scale_min(five ? b5->scales : b4->scales, j, sc, m);
+      kquant_scale_min(five ? b5->scales : b4->scales, j, sc, m);
       const float dj = half_bits(five ? b5->d : b4->d) * sc, mj = half_bits(five ? b5->dmin : b4->dmin) * m;
       int q = ((five ? b5->qs : b4->qs)[32 * (j / 2) + l] >> (4 * (j % 2))) & 0x0f;
       if (five) q |= ((b5->qh[l] >> j) & 1) << 4;

@@ -26,16 +26,6 @@ namespace {
 // 16 bytes widened to 16 int32 lanes.
 TK_KQUANT_TARGET inline __m512i bytes16(const uint8_t* p) { return _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
 
-// The 6-bit scale and minimum of sub-block j (as gguf_quant.cc's k_scale_min).
-inline void scale_min(const uint8_t* q, int j, float* sc, float* m) {
-  if (j < 4) {
-    *sc = static_cast<float>(q[j] & 63), *m = static_cast<float>(q[j + 4] & 63);
-  } else {
-    *sc = static_cast<float>((q[j + 4] & 0x0f) | ((q[j - 4] >> 6) << 4));
-    *m = static_cast<float>((q[j + 4] >> 4) | ((q[j] >> 6) << 4));
-  }
-}
-
 // Q4_K / Q5_K: element 32j + l = (d·sc_j)·q − dmin·m_j, q = nibble j % 2 of qs[32(j / 2) + l]
 // (Q5_K: | bit j of qh[l] << 4).
 template <bool kFive>
@@ -48,7 +38,7 @@ TK_KQUANT_TARGET void decode_q45_k(const uint8_t* block, float* out) {
   const __m512i nibble = _mm512_set1_epi32(0x0f), one = _mm512_set1_epi32(1);
   for (int j = 0; j < 8; ++j) {
     float sc, m;
-    scale_min(scales, j, &sc, &m);
+    kquant_scale_min(scales, j, sc, m);
     const __m512 dj = _mm512_set1_ps(d * sc), mj = _mm512_set1_ps(dmin * m);
     const int c = j / 2, n = j % 2;
     for (int l = 0; l < 32; l += 16) {
@@ -88,7 +78,7 @@ TK_KQUANT_TARGET void decode_q6_k(const uint8_t* block, float* out) {
 
 }  // namespace
 
-bool has_kquant_avx512(WeightFormat format) {
+bool has_kquant_vector(WeightFormat format) {
   return format == WeightFormat::Q4_K || format == WeightFormat::Q5_K || format == WeightFormat::Q6_K;
 }
 
