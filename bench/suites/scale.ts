@@ -146,7 +146,7 @@ export async function runScale(options: { reps: number; quick: boolean }): Promi
   notes.push(
     `ours: tunekit ${info.isa}, ${info.threads} threads, bf16 step (${ceiling.keepsPanels ? 'weights kept as bf16 GEMM panels' : 'weights decoded in every product'}; QLoRA: NF4 decoded in every product), median of ${reps} steps after a warm-up`,
     peerVersion() ? `peer: transformers + PEFT (${peerVersion()}), the same folder, bf16 autocast, ${info.threads} threads` : 'peer: run bench/peers/setup.sh',
-    `limit: tokens/s if the step's matrix products (attention as full score matrices included) ran at the measured bf16 peak (best of three runs: ${peak.toFixed(0)} GFLOP/s, ${ceiling.unit})`,
+    `limit: tokens/s if the step's matrix products (causal attention's seq·(seq + 1)/2 scores included) ran at the measured bf16 peak (best of three runs: ${peak.toFixed(0)} GFLOP/s, ${ceiling.unit})`,
   );
   return { rows, notes };
 }

@@ -43,8 +43,10 @@ const GPT2: Shape = {
 
 /**
  * Matrix-multiply FLOPs of one LoRA step: the frozen projections and the LM head forward and
- * backward to their inputs (no weight gradients), the adapters, and attention as computed (full
- * score matrices: 2 GEMMs forward, 5 backward). The `limit` column is the tokens/s these FLOPs
+ * backward to their inputs (no weight gradients), the adapters, and causal attention's scores, the
+ * seq·(seq + 1)/2 a query sees (2 GEMMs forward, 5 backward with the recomputed scores). Not the
+ * full score matrices: a causal kernel, ours and PyTorch's, skips the masked half, and counting it
+ * would credit a step at 4096 tokens with 1.5x the work it has to do. The `limit` column is the tokens/s these FLOPs
  * would allow at the measured peak — a ceiling no step reaches (norms, RoPE, softmax, the
  * optimizer are left out).
  */
@@ -52,7 +54,7 @@ export function stepFlops(m: Shape, batch: number, seq: number, r: number): numb
   const tokens = batch * seq;
   const frozen = m.projections.reduce((a, [i, o]) => a + i * o, 0) * m.layers + m.vocab * m.dim;
   const lora = m.projections.reduce((a, [i, o]) => a + r * (i + o), 0) * m.layers;
-  const attention = 2 * 2 * seq * seq * m.headDim * m.heads * m.layers * batch; // forward: Q·Kᵀ and P·V
+  const attention = 2 * 2 * ((seq * (seq + 1)) / 2) * m.headDim * m.heads * m.layers * batch; // forward: Q·Kᵀ and P·V
   return 2 * tokens * frozen * 2 + 2 * tokens * lora * 3 + attention * (1 + 2.5);
 }
 
