@@ -109,6 +109,37 @@ void pack_block(const GemmOperand& x, const GemmOperand& x2, int64_t k1, bool b_
 
 constexpr int64_t kKmajorChunk = 16;  // K rows per pass of the K-major packers (even: pairs stay whole)
 
+namespace {
+
+// A B operand held as weights, K range [from, from + len), straight into bf16-pair panels of
+// `depth` (dst: this range's first pair): decoded a few rows at a time into fp32 and paired from
+// there. Why: staging whole fp32 panels (a transposing or scattering copy) and pairing them after
+// were two more passes over every weight of a product that decodes its weights (QLoRA's NF4,
+// GGUF bases without kept panels).
+void pack_weight_pairs(const GemmOperand& x, const GemmKernel& kr, int w, int64_t j0, int64_t cols, int64_t from,
+                       int64_t len, int64_t depth, uint16_t* dst) {
+  const WeightView& wv = *x.weights;
+  if (x.trans) {  // op(B)[p, j] = W[j, p]: w rows of W, K-contiguous, one panel at a time
+    float* rows = scratch(ScratchSlot::Decode, static_cast<size_t>(w * len));
+    for (int64_t jr = 0; jr < cols; jr += w) {
+      const int n = static_cast<int>(std::min<int64_t>(w, cols - jr));
+      for (int j = 0; j < n; ++j) decode_weights(wv, j0 + jr + j, from, len, rows + j * len);
+      kr.pair_pack_transpose(rows, len, n, w, len, dst + jr * depth);
+    }
+    return;
+  }
+  // op(B)[p, j] = W[p, j]: kKmajorChunk K rows' segments at a time, paired across every panel.
+  float* chunk = scratch(ScratchSlot::Decode, static_cast<size_t>(kKmajorChunk * cols));
+  for (int64_t p = 0; p < len; p += kKmajorChunk) {
+    const int64_t kn = std::min(kKmajorChunk, len - p);
+    for (int64_t i = 0; i < kn; ++i) decode_weights(wv, from + p + i, j0, cols, chunk + i * cols);
+    for (int64_t jr = 0; jr < cols; jr += w)
+      kr.pair_pack_kmajor(chunk + jr, cols, static_cast<int>(std::min<int64_t>(w, cols - jr)), w, kn, dst + jr * depth + p * w);
+  }
+}
+
+}  // namespace
+
 // Packs the same block straight into bf16-pair panels when the kernel can (dense operands, and a
 // segment split on a pair boundary); returns false when the fp32 staging path must be used.
 bool pack_block_pairs(const GemmOperand& x, const GemmOperand& x2, int64_t k1, bool b_side, const GemmKernel& kr,
@@ -132,10 +163,12 @@ bool pack_block_pairs(const GemmOperand& x, const GemmOperand& x2, int64_t k1, b
     pack(x2, p0 + split - k1, kc - split, split);
     return true;
   }
-  if ((split > 0 && x.weights) || (split < kc && x2.weights) || (split % 2 && split < kc)) return false;
+  const bool weights = (split > 0 && x.weights) || (split < kc && x2.weights);
+  if ((weights && !b_side) || (split % 2 && split < kc)) return false;
   const int64_t depth = round_up(kc, 2);
   auto pack = [&](const GemmOperand& op, int64_t from, int64_t len, int64_t q0) {
     if (len <= 0) return;
+    if (op.weights) return pack_weight_pairs(op, kr, w, r0, rows, from, len, depth, dst + q0 * w);
     const bool k_major = b_side ? !op.trans : op.trans;
     if (k_major) {
       // Sixteen K rows at a time across all panels: one panel's walk down every row of K would
