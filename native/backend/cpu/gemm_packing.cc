@@ -140,8 +140,9 @@ void pack_weight_pairs(const GemmOperand& x, const GemmKernel& kr, int w, int64_
 
 }  // namespace
 
-// Packs the same block straight into bf16-pair panels when the kernel can (dense operands, and a
-// segment split on a pair boundary); returns false when the fp32 staging path must be used.
+// Packs the same block straight into bf16-pair panels when the kernel can (dense operands, or
+// weights on the B side; a segment split on a pair boundary); returns false when the fp32 staging
+// path must be used.
 bool pack_block_pairs(const GemmOperand& x, const GemmOperand& x2, int64_t k1, bool b_side, const GemmKernel& kr,
                       int w, int64_t r0, int64_t rows, int64_t p0, int64_t kc, uint16_t* dst) {
   if (!kr.pair_pack_kmajor) return false;
