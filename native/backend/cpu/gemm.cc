@@ -121,7 +121,12 @@ void gemm_range_panels(const GemmArgs& g, const GemmKernel& kr, int64_t m0, int6
   const int64_t M = m1 - m0, N = n1 - n0, K = g.k + g.k2;
   if (M <= 0 || N <= 0) return;
   const int64_t kc_max = block_size(K, kr.kc, k_unit(kr));
-  const GemmPanels* pa = kc_max == K ? g.a.panels[0] : nullptr;  // used with a single K block
+  // A pre-packed (a layer's input shared by its products) serves every K block: in both A layouts
+  // a panel's block at pc starts pc · MR values in. Not where a kernel widens A (it would widen the
+  // whole depth once per block), nor where A2's columns straddle two blocks (they are packed per
+  // product, from column 0 of the last block).
+  const bool a2_in_last_block = g.k2 == 0 || (K - 1) / kc_max * kc_max <= g.k;
+  const GemmPanels* pa = kc_max == K || (!kr.a_widen && a2_in_last_block) ? g.a.panels[0] : nullptr;
   // Every block of A streams all of B's panels (for this K block) past it. Those usually stay in
   // L3 and A takes a modest share of L2; when they cannot (an LM head: 56 MB of panels), A takes
   // up to 1 MiB of L2 so that B comes from memory fewer times (the SmolLM2 head: +12%).
@@ -142,9 +147,9 @@ void gemm_range_panels(const GemmArgs& g, const GemmKernel& kr, int64_t m0, int6
     const float beta0 = pc == 0 ? g.beta : 1.0f;
     for (int64_t ic = m0; ic < m1; ic += mc_max) {
       const int64_t mc = std::min(mc_max, m1 - ic);
-      // A's own part comes pre-packed (one K block, see gemm()): only A2's columns are packed here.
+      // A's own part comes pre-packed (see gemm()): only A2's columns are packed here.
       const int64_t adepth = pa ? pa->depth : a_depth(kr, kc), a2_depth = a_depth(kr, b2_len);
-      const uint16_t* a_block = pa ? pa->data.get() + ic * pa->depth : packed_a;
+      const uint16_t* a_block = pa ? pa->data.get() + ic * pa->depth + pc * kr.mr : packed_a;
       if (pa) {
         if (b2_len > 0) pack_block_pairs(g.a2, g.a2, b2_len, false, kr, kr.mr, ic, mc, 0, b2_len, packed_a);
       } else if (!pack_block_pairs(g.a, g.a2, g.k, false, kr, kr.mr, ic, mc, pc, kc, packed_a)) {

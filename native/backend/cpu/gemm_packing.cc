@@ -279,6 +279,7 @@ std::unique_ptr<GemmPanels> gemm_pack_dense_panels(const float* b, int64_t ld, b
 std::unique_ptr<GemmPanels> gemm_pack_a_panels(const float* a, int64_t ld, int64_t m, int64_t k, Isa isa, ThreadPool& pool) {
   const GemmKernel kr = kernel_for(isa, true);
   if (!kr.bf16_pairs || !kr.pair_pack_transpose) return nullptr;
+  if (kr.a_widen && k > kr.kc) return nullptr;  // products in several K blocks pack their own (gemm_range_panels)
   auto p = new_panels(m, k, kr.mr, kr.a_pack ? kr.k_unit : 2, true);
   const int64_t panels = (m + kr.mr - 1) / kr.mr;
   GemmOperand op;
