@@ -3,6 +3,7 @@
 #include <vector>
 
 #include <cmath>
+#include "fp64_sum.h"
 #include "kernels.h"
 
 namespace tk {
@@ -11,10 +12,8 @@ namespace {
 
 // Mean and 1/sqrt(variance + eps) of one row, accumulated in fp64.
 void row_stats(const float* x, int64_t dim, float eps, double& mean, double& rstd) {
-  double m = 0.0, var = 0.0;
-  for (int64_t i = 0; i < dim; ++i) m += x[i];
-  m /= static_cast<double>(dim);
-  for (int64_t i = 0; i < dim; ++i) var += (x[i] - m) * (x[i] - m);
+  const double m = sum_f64(dim, [&](int64_t i) { return static_cast<double>(x[i]); }) / static_cast<double>(dim);
+  const double var = sum_f64(dim, [&](int64_t i) { return (x[i] - m) * (x[i] - m); });
   mean = m;
   rstd = 1.0 / std::sqrt(var / static_cast<double>(dim) + eps);
 }
@@ -47,15 +46,12 @@ void layernorm_backward(const float* x, const float* w, const float* dy, int64_t
       const float* g = dy + r * dim;
       double mean = 0.0, rstd = 0.0;
       row_stats(xr, dim, eps, mean, rstd);
-      double mean_d = 0.0, mean_dx = 0.0;
       for (int64_t i = 0; i < dim; ++i) {
         xhat[i] = (xr[i] - mean) * rstd;
         dxhat[i] = static_cast<double>(g[i]) * w[i];
-        mean_d += dxhat[i];
-        mean_dx += dxhat[i] * xhat[i];
       }
-      mean_d /= static_cast<double>(dim);
-      mean_dx /= static_cast<double>(dim);
+      const double mean_d = sum_f64(dim, [&](int64_t i) { return dxhat[i]; }) / static_cast<double>(dim);
+      const double mean_dx = sum_f64(dim, [&](int64_t i) { return dxhat[i] * xhat[i]; }) / static_cast<double>(dim);
       for (int64_t i = 0; i < dim; ++i) dx[r * dim + i] = static_cast<float>(rstd * (dxhat[i] - mean_d - xhat[i] * mean_dx));
     }
   });
