@@ -2,8 +2,8 @@
 // forward against fp64 references written here, backward against central finite differences of
 // those references (so neither side shares code with the C++), AdamW against torch.optim.AdamW.
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
-import { Tensor, runtimeInfo } from '../lib/index.js';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Tensor, runtimeInfo, setRuntimeOptions, type Isa } from '../lib/index.js';
 import { native } from '../lib/native.js';
 import { randomValues } from './helpers.js';
 
@@ -57,6 +57,25 @@ describe('RMSNorm', () => {
     await run('rmsnorm_backward', [f32([rows, dim], x), f32([dim], w), f32([rows, dim], g), dx, dw], { rows, dim, eps });
     expectNear(dx.data, numericGrad((xv) => dot(ref(xv, w), g), x), 1e-5, 'dx');
     expectNear(dw.data, numericGrad((wv) => dot(ref(x, wv), g), w), 1e-5, 'dw');
+  });
+  // The rows are compiled for each ISA (backend/cpu/rmsnorm.cc) with the same fp64 lanes: widths
+  // with several 16-lane blocks and ragged tails, dw summed over rows split across two threads.
+  const before = runtimeInfo();
+  afterAll(() => setRuntimeOptions({ isa: before.isa, threads: before.threads }));
+  it('gives the same bits on every ISA', async () => {
+    const info = runtimeInfo(), order: Isa[] = ['scalar', 'avx2', 'avx512', 'avx512bf16', 'amx'];
+    for (const d of [7, 24, 70, 576]) {
+      const n = 9, x = randomValues(n * d, d), w = randomValues(d, d + 1), g = randomValues(n * d, d + 2);
+      const outputs = [];
+      for (const isa of order.slice(0, order.indexOf(info.detectedIsa) + 1)) {
+        setRuntimeOptions({ isa, threads: 2 });
+        const y = Tensor.zeros('f32', [n, d]), dx = Tensor.zeros('f32', [n, d]), dw = Tensor.zeros('f32', [d]);
+        await run('rmsnorm_forward', [f32([n, d], x), f32([d], w), y], { rows: n, dim: d, eps });
+        await run('rmsnorm_backward', [f32([n, d], x), f32([d], w), f32([n, d], g), dx, dw], { rows: n, dim: d, eps });
+        outputs.push({ isa, bits: [y, dx, dw].map((t) => Array.from(new Uint32Array((t.data as Float32Array).buffer))) });
+      }
+      for (const o of outputs.slice(1)) expect(o.bits, `dim ${d}: ${o.isa} against ${outputs[0]!.isa}`).toEqual(outputs[0]!.bits);
+    }
   });
 });
 

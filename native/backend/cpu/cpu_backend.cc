@@ -109,11 +109,11 @@ const OpTable kCpuOps = {
       cpu::attention_causal_backward(q, k, v, dout, s, hq, hkv, hd, dq, dk, dv, x.isa, pool_of(x), bf16, scores);
     },
     [](const ExecContext& x, const float* in, const float* w, int64_t rows, int64_t dim, float eps, float* y) {
-      cpu::rmsnorm_forward(in, w, rows, dim, eps, y, pool_of(x));
+      cpu::rmsnorm_forward(in, w, rows, dim, eps, y, pool_of(x), x.isa);
     },
     [](const ExecContext& x, const float* in, const float* w, const float* dy, int64_t rows, int64_t dim, float eps,
        float* dx, float* dw, const float* residual) {
-      cpu::rmsnorm_backward(in, w, dy, rows, dim, eps, dx, dw, pool_of(x), residual);
+      cpu::rmsnorm_backward(in, w, dy, rows, dim, eps, dx, dw, pool_of(x), x.isa, residual);
     },
     [](const ExecContext& x, const float* in, const float* w, const float* b, int64_t rows, int64_t dim, float eps,
        float* y) { cpu::layernorm_forward(in, w, b, rows, dim, eps, y, pool_of(x)); },

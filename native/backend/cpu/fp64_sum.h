@@ -7,13 +7,17 @@
 
 namespace tk {
 
-// Σ term(i) for i < n.
-template <class Term>
-inline double sum_f64(int64_t n, Term term) {
-  double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+// Σ term(i) for i < n, over kLanes partial sums (a power of two from 8), folded to eight lane by
+// lane and those summed as a tree.
+template <int kLanes = 8, class Term>
+inline __attribute__((always_inline)) double sum_f64(int64_t n, Term term) {
+  static_assert(kLanes >= 8 && (kLanes & (kLanes - 1)) == 0, "kLanes: a power of two from 8");
+  double lane[kLanes] = {};
   int64_t i = 0;
-  for (; i + 8 <= n; i += 8)
-    for (int j = 0; j < 8; ++j) lane[j] += term(i + j);
+  for (; i + kLanes <= n; i += kLanes)
+    for (int j = 0; j < kLanes; ++j) lane[j] += term(i + j);
+  for (int half = kLanes / 2; half >= 8; half /= 2)
+    for (int j = 0; j < half; ++j) lane[j] += lane[j + half];
   double sum = ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
   for (; i < n; ++i) sum += term(i);
   return sum;

@@ -60,9 +60,11 @@ void attention_causal_backward(const float* q, const float* k, const float* v, c
                                AttentionScores scores = {});
 
 // rmsnorm.cc, layernorm.cc
-void rmsnorm_forward(const float* x, const float* w, int64_t rows, int64_t dim, float eps, float* y, ThreadPool& pool);
+// (vectorized for the ISA; the same bits on every one)
+void rmsnorm_forward(const float* x, const float* w, int64_t rows, int64_t dim, float eps, float* y, ThreadPool& pool,
+                     Isa isa);
 void rmsnorm_backward(const float* x, const float* w, const float* dy, int64_t rows, int64_t dim, float eps, float* dx,
-                      float* dw, ThreadPool& pool, const float* residual = nullptr);
+                      float* dw, ThreadPool& pool, Isa isa, const float* residual = nullptr);
 void layernorm_forward(const float* x, const float* w, const float* b, int64_t rows, int64_t dim, float eps, float* y,
                        ThreadPool& pool);
 void layernorm_backward(const float* x, const float* w, const float* dy, int64_t rows, int64_t dim, float eps, float* dx,
