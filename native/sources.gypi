@@ -41,6 +41,7 @@
       'native/backend/cpu/kernels/lowrank_avx2.cc',
       'native/backend/cpu/kernels/lowrank_avx512.cc',
       'native/backend/cpu/kernels/nf4_avx2.cc',
+      'native/backend/cpu/kernels/nf4_avx512.cc',
       'native/backend/cpu/layernorm.cc',
       'native/backend/cpu/lora_linear.cc',
       'native/backend/cpu/lowrank.cc',

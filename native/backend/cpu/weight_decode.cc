@@ -38,9 +38,9 @@ void decode_weights(const WeightView& w, int64_t row, int64_t col, int64_t count
       return;
     }
     case WeightFormat::NF4: {
-      const bool avx2 = decode_isa.load(std::memory_order_relaxed) >= Isa::Avx2;
-      (avx2 ? nf4_dequantize_avx2 : nf4_dequantize)(static_cast<const uint8_t*>(w.data), w.absmax, w.blocksize,
-                                                   row * w.cols + col, count, out);
+      const Isa isa = decode_isa.load(std::memory_order_relaxed);
+      const auto decode = isa >= Isa::Avx512 ? nf4_dequantize_avx512 : isa >= Isa::Avx2 ? nf4_dequantize_avx2 : nf4_dequantize;
+      decode(static_cast<const uint8_t*>(w.data), w.absmax, w.blocksize, row * w.cols + col, count, out);
       return;
     }
     default: {
