@@ -16,7 +16,6 @@ namespace {
 // interleaved lanes (two AVX-512 registers, four AVX2 ones; 8 lanes made one dependent chain of
 // vector adds) and the wrappers keep fp-contract off (no FMA), so every ISA gives the same bits.
 // Everything they call is always_inline, so it compiles under their target and contract setting.
-#define TK_RMSNORM_ROWS(isa) __attribute__((target(isa), optimize("fp-contract=off")))
 constexpr int kLanes = 16;
 
 inline __attribute__((always_inline)) float inverse_rms(const float* x, int64_t dim, float eps) {
@@ -58,70 +57,51 @@ inline __attribute__((always_inline)) void backward_rows(const float* x, const f
   }
 }
 
-__attribute__((optimize("fp-contract=off"))) void forward_baseline(const float* x, const float* w, int64_t r0, int64_t r1, int64_t dim, float eps, float* y) {
-  forward_rows(x, w, r0, r1, dim, eps, y);
-}
-__attribute__((optimize("fp-contract=off"))) void backward_baseline(const float* x, const float* w, const float* dy, const float* residual, int64_t r0, int64_t r1,
-                       int64_t dim, float eps, float* dx, double* dw_sum) {
-  backward_rows(x, w, dy, residual, r0, r1, dim, eps, dx, dw_sum);
-}
-
-#if defined(__x86_64__) || defined(_M_X64)
-#define TK_RMSNORM_X86 1
-TK_RMSNORM_ROWS("avx2") void forward_avx2(const float* x, const float* w, int64_t r0, int64_t r1, int64_t dim,
-                                                  float eps, float* y) {
-  forward_rows(x, w, r0, r1, dim, eps, y);
-}
-TK_RMSNORM_ROWS("avx2") void backward_avx2(const float* x, const float* w, const float* dy, const float* residual,
-                                                   int64_t r0, int64_t r1, int64_t dim, float eps, float* dx,
-                                                   double* dw_sum) {
-  backward_rows(x, w, dy, residual, r0, r1, dim, eps, dx, dw_sum);
-}
-TK_RMSNORM_ROWS("avx512f") void forward_avx512(const float* x, const float* w, int64_t r0, int64_t r1,
-                                                       int64_t dim, float eps, float* y) {
-  forward_rows(x, w, r0, r1, dim, eps, y);
-}
-TK_RMSNORM_ROWS("avx512f") void backward_avx512(const float* x, const float* w, const float* dy,
-                                                        const float* residual, int64_t r0, int64_t r1, int64_t dim,
-                                                        float eps, float* dx, double* dw_sum) {
-  backward_rows(x, w, dy, residual, r0, r1, dim, eps, dx, dw_sum);
-}
-#endif
-
 using ForwardRows = void (*)(const float*, const float*, int64_t, int64_t, int64_t, float, float*);
 using BackwardRows = void (*)(const float*, const float*, const float*, const float*, int64_t, int64_t, int64_t, float,
                               float*, double*);
+struct RowFns {
+  ForwardRows forward;
+  BackwardRows backward;
+};
 
-ForwardRows forward_for(Isa isa) {
-#ifdef TK_RMSNORM_X86
-  if (isa >= Isa::Avx512) return forward_avx512;
-  if (isa >= Isa::Avx2) return forward_avx2;
+// One ISA's pair of wrappers; attrs: its target and fp-contract off.
+#define TK_RMSNORM_ROWS(suffix, attrs)                                                                               \
+  attrs void forward_##suffix(const float* x, const float* w, int64_t r0, int64_t r1, int64_t dim, float eps,        \
+                              float* y) {                                                                          \
+    forward_rows(x, w, r0, r1, dim, eps, y);                                                                       \
+  }                                                                                                                \
+  attrs void backward_##suffix(const float* x, const float* w, const float* dy, const float* residual, int64_t r0,  \
+                               int64_t r1, int64_t dim, float eps, float* dx, double* dw_sum) {                    \
+    backward_rows(x, w, dy, residual, r0, r1, dim, eps, dx, dw_sum);                                               \
+  }
+TK_RMSNORM_ROWS(baseline, __attribute__((optimize("fp-contract=off"))))
+#if defined(__x86_64__) || defined(_M_X64)
+TK_RMSNORM_ROWS(avx2, __attribute__((target("avx2"), optimize("fp-contract=off"))))
+TK_RMSNORM_ROWS(avx512, __attribute__((target("avx512f"), optimize("fp-contract=off"))))
+#endif
+
+RowFns rows_for(Isa isa) {
+#if defined(__x86_64__) || defined(_M_X64)
+  if (isa >= Isa::Avx512) return {forward_avx512, backward_avx512};
+  if (isa >= Isa::Avx2) return {forward_avx2, backward_avx2};
 #endif
   (void)isa;
-  return forward_baseline;
-}
-
-BackwardRows backward_for(Isa isa) {
-#ifdef TK_RMSNORM_X86
-  if (isa >= Isa::Avx512) return backward_avx512;
-  if (isa >= Isa::Avx2) return backward_avx2;
-#endif
-  (void)isa;
-  return backward_baseline;
+  return {forward_baseline, backward_baseline};
 }
 
 }  // namespace
 
 void rmsnorm_forward(const float* x, const float* w, int64_t rows, int64_t dim, float eps, float* y, ThreadPool& pool,
                      Isa isa) {
-  const ForwardRows run = forward_for(isa);
+  const ForwardRows run = rows_for(isa).forward;
   const int tasks = static_cast<int>(rows < pool.size() ? rows : pool.size());
   pool.run(tasks, [&](int t) { run(x, w, rows * t / tasks, rows * (t + 1) / tasks, dim, eps, y); });
 }
 
 void rmsnorm_backward(const float* x, const float* w, const float* dy, int64_t rows, int64_t dim, float eps, float* dx,
                       float* dw, ThreadPool& pool, Isa isa, const float* residual) {
-  const BackwardRows run = backward_for(isa);
+  const BackwardRows run = rows_for(isa).backward;
   const int tasks = static_cast<int>(rows < pool.size() ? rows : pool.size());
   // dw is a sum over rows: each task sums its rows privately, then the partial sums are added in
   // task order, so the result does not depend on scheduling.

@@ -29,7 +29,6 @@ struct Avx2Steps {
       _mm256_storeu_ps(out + 8 * h, _mm256_mul_ps(code, scale));
     }
   }
-  static void thirty_two(const uint8_t*, __m256, float*) {}
 };
 
 }  // namespace

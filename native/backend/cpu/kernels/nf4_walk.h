@@ -12,8 +12,8 @@ namespace tk {
 namespace cpu {
 namespace {
 
-// Steps::Scale: the block's absmax in a register; sixteen(bytes, scale, out) decodes 8 bytes,
-// thirty_two(bytes, scale, out) 16 (Steps::kThirtyTwo says whether it has one).
+// Steps::scale(absmax): the block's absmax in a register; sixteen(bytes, scale, out) decodes 8
+// bytes, and thirty_two(bytes, scale, out) 16 where Steps::kThirtyTwo says it has one.
 template <class Steps>
 TK_NF4_TARGET inline void nf4_walk(const uint8_t* codes, const float* absmax, int64_t blocksize, int64_t start,
                                    int64_t count, float* out) {
@@ -26,7 +26,7 @@ TK_NF4_TARGET inline void nf4_walk(const uint8_t* codes, const float* absmax, in
       nf4_dequantize(codes, absmax, blocksize, e, 1, out);
       ++e, ++out;
     }
-    if (Steps::kThirtyTwo)
+    if constexpr (Steps::kThirtyTwo)
       for (; e + 32 <= stop; e += 32, out += 32) Steps::thirty_two(codes + (e >> 1), scale, out);
     for (; e + 16 <= stop; e += 16, out += 16) Steps::sixteen(codes + (e >> 1), scale, out);
     if (e < stop) {
