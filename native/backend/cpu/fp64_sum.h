@@ -1,7 +1,7 @@
-// Sums of fp32 terms in fp64 over eight interleaved partial sums: independent chains the CPU
-// overlaps (and the compiler vectorizes) in a fixed order, so results are reproducible. Norms
-// (RMSNorm, LayerNorm, the global gradient norm) use them: a plain running sum waits on each add
-// (RMSNorm's was a twentieth of a training step, LayerNorm's a tenth of GPT-2's).
+// Sums of fp32 terms in fp64 over interleaved partial sums: independent chains the CPU overlaps
+// (and the compiler vectorizes) in a fixed order, so results are reproducible. Norms (RMSNorm,
+// LayerNorm, the global gradient norm) use them: a plain running sum waits on each add (RMSNorm's
+// took a twentieth of a training step; LayerNorm's about 6% of GPT-2's bf16 step on AMX).
 #pragma once
 #include <cstdint>
 

@@ -1,8 +1,8 @@
-// NF4 weights decoded with AVX2 or AVX-512, sixteen codes a step. Why: QLoRA keeps no bf16 panels (that would
-// undo its memory saving), so every frozen product decodes its NF4 weights again, and the scalar
-// pair-table loop (ops/nf4.cc) took 3.7% of the SmolLM2-135M QLoRA step on a Zen 3. Each value is
-// nf4_dequantize's own fp32 product, code times absmax, so the two agree bit for bit (test/nf4.test.ts
-// holds them to bitsandbytes). Call only where cpu_features() has the ISA.
+// NF4 weights decoded with AVX2 or AVX-512 (kernels/nf4_walk.h). Why: QLoRA keeps no bf16 panels
+// (that would undo its memory saving), so every frozen product decodes its NF4 weights again, and
+// the scalar pair-table loop (ops/nf4.cc) took 3.7% of the SmolLM2-135M QLoRA step on a Zen 3.
+// Each value is nf4_dequantize's own fp32 product, code times absmax, so they agree bit for bit
+// (test/nf4.test.ts holds them to bitsandbytes). Call only where cpu_features() has the ISA.
 #pragma once
 #include <cstdint>
 
