@@ -156,11 +156,12 @@ describe('causal grouped-query attention', () => {
   const run3 = async (n: number, hq: number, hkv: number, hd: number, window: number, seed: number, bf16 = false, softcap = 0) => {
     const q = randomValues(n * hq * hd, seed).map((x) => x * (softcap > 0 ? 4 : 1)), k = randomValues(n * hkv * hd, seed + 1), v = randomValues(n * hkv * hd, seed + 2);
     const g = randomValues(n * hq * hd, seed + 3);
-    const out = Tensor.zeros('f32', [n * hq * hd]);
+    const out = Tensor.zeros('f32', [n * hq * hd]), lse = Tensor.zeros('f32', [n * hq]);
     const o = { tokens: n, qHeads: hq, kvHeads: hkv, headDim: hd, window, bf16, softcap };
-    await run('attention_forward', [f32([q.length], q), f32([k.length], k), f32([v.length], v), out], o);
+    await run('attention_forward', [f32([q.length], q), f32([k.length], k), f32([v.length], v), out, lse], o);
     const dq = Tensor.zeros('f32', [q.length]), dk = Tensor.zeros('f32', [k.length]), dv = Tensor.zeros('f32', [v.length]);
-    await run('attention_backward', [f32([q.length], q), f32([k.length], k), f32([v.length], v), f32([g.length], g), dq, dk, dv], o);
+    // The backward reads the forward's output and row statistics.
+    await run('attention_backward', [f32([q.length], q), f32([k.length], k), f32([v.length], v), f32([g.length], g), dq, dk, dv, out, lse], o);
     return { q, k, v, g, out: out.data, dq: dq.data, dk: dk.data, dv: dv.data };
   };
   it('forward matches fp64; backward matches finite differences for q, k and v', async () => {
@@ -172,8 +173,10 @@ describe('causal grouped-query attention', () => {
     expectNear(dk, numericGrad((x) => dot(ref(q, x, v), g), k), 1e-4, 'dk');
     expectNear(dv, numericGrad((x) => dot(ref(q, k, x), g), v), 1e-4, 'dv');
   });
-  it('in bf16 (keys and values packed once per head for all query blocks) stays within bf16 error of fp32', async () => {
-    const [n, hq, hkv, hd] = [150, 3, 1, 64];
+  // 600 tokens: the backward's key tiles (256) read the heads' panels at an offset.
+  for (const n of [150, 600])
+  it(`in bf16 (keys and values packed once per head for all query blocks, ${n} tokens) stays within bf16 error of fp32`, async () => {
+    const [hq, hkv, hd] = [3, 1, 64];
     const norm = (a: ArrayLike<number>, b: ArrayLike<number>) => {
       let d = 0, s = 0;
       for (let i = 0; i < a.length; i++) (d += (a[i]! - b[i]!) ** 2), (s += b[i]! ** 2);
@@ -188,14 +191,16 @@ describe('causal grouped-query attention', () => {
     }
   });
   // Longer than one 64-query block, with and without a sliding window: the blocks' key ranges and
-  // masks. Gradients are checked along random directions and on sampled coordinates.
+  // masks; at 600 tokens also the backward's tiles of 256 keys (a window of 300 starts them
+  // mid-sequence). Gradients are checked along random directions and on sampled coordinates.
   // Soft-capped at 0.7 with q scaled up: most scores lie where tanh bends (Gemma 2's scores reach
   // its cap of 50 the same way); without the cap the outputs differ by far more than the tolerance.
-  for (const [window, isa, softcap] of [[0, 'best', 0], [40, 'best', 0], [40, 'scalar', 0], [40, 'avx2', 0], [0, 'best', 0.7], [40, 'scalar', 0.7]] as const) {
-    it(`spans several query blocks (150 tokens, window ${window}, ${isa} ISA${softcap ? `, scores soft-capped at ${softcap}` : ''})`, async () => {
+  for (const [window, isa, softcap, n] of [[0, 'best', 0, 150], [40, 'best', 0, 150], [40, 'scalar', 0, 150], [40, 'avx2', 0, 150], [0, 'best', 0.7, 150], [40, 'scalar', 0.7, 150],
+    [0, 'best', 0, 600], [300, 'avx2', 0, 600], [300, 'scalar', 0.7, 600]] as const) {
+    it(`spans several query blocks (${n} tokens, window ${window}, ${isa} ISA${softcap ? `, scores soft-capped at ${softcap}` : ''})`, async () => {
       const { runtimeInfo, setRuntimeOptions } = await import('../lib/index.js');
       const best = runtimeInfo().isa;
-      const [n, hq, hkv, hd] = [150, 3, 1, 4];
+      const [hq, hkv, hd] = [3, 1, 4];
       const ref = reference(n, hq, hkv, hd, window, softcap);
       setRuntimeOptions({ isa: isa === 'best' ? best : isa });
       const r = await run3(n, hq, hkv, hd, window, 20 + window, false, softcap).finally(() => setRuntimeOptions({ isa: best }));

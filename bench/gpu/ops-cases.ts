@@ -48,8 +48,18 @@ export function cases(): Case[] {
     const n = 70, hq = 4, hkv = 2, what = `head ${hd}${window ? `, window ${window}` : ''}${segment < n ? `, packed by ${segment}` : ''}${bf16 ? ', bf16' : ''}${softcap ? `, soft-capped at ${softcap}` : ''}`;
     const o = { tokens: n, qHeads: hq, kvHeads: hkv, headDim: hd, window, segment, bf16, softcap };
     const qkv = () => [f32(n * hq * hd, 11), f32(n * hkv * hd, 12), f32(n * hkv * hd, 13)];
-    out.push({ label: `attention forward, ${what}`, op: 'attention_forward', tensors: () => [...qkv(), f32(n * hq * hd, 14)], options: o, outputs: [3], poison: [3], tol: bf16 ? BF16 : FP32 });
-    out.push({ label: `attention backward, ${what}`, op: 'attention_backward', tensors: () => [...qkv(), f32(n * hq * hd, 14), f32(n * hq * hd, 15), f32(n * hkv * hd, 16), f32(n * hkv * hd, 17)], options: o, outputs: [4, 5, 6], poison: [4, 5, 6], tol: bf16 ? BF16 : FP32 });
+    // lse: row statistics the CPU's forward keeps for its backward (CUDA's backward recomputes them).
+    out.push({ label: `attention forward, ${what}`, op: 'attention_forward', tensors: () => [...qkv(), f32(n * hq * hd, 14), f32(n * hq, 18)], options: o, outputs: [3], poison: [3], tol: bf16 ? BF16 : FP32 });
+    // The backward reads the forward's out and lse: the CPU's, on every backend.
+    const forwardOnCpu = async () => {
+      const [q, k, v] = qkv(), att = f32(n * hq * hd, 14), lse = f32(n * hq, 18);
+      await native.runOp('attention_forward', [q, k, v, att, lse].map((x) => x!.handle), { ...o, backend: 'cpu' });
+      return { q: q!, k: k!, v: v!, att, lse };
+    };
+    out.push({ label: `attention backward, ${what}`, op: 'attention_backward', tensors: async () => {
+      const f = await forwardOnCpu();
+      return [f.q, f.k, f.v, f32(n * hq * hd, 15), f32(n * hq * hd, 16), f32(n * hkv * hd, 17), f32(n * hkv * hd, 19), f.att, f.lse];
+    }, options: o, outputs: [4, 5, 6], poison: [4, 5, 6], tol: bf16 ? BF16 : FP32 });
   }
   const n = 5000;
   out.push({ label: 'swiglu forward', op: 'swiglu_forward', tensors: () => [f32(n, 21, 4), f32(n, 22), f32(n, 23)], options: {}, outputs: [2], poison: [2], tol: FP32 });

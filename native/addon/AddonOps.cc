@@ -144,17 +144,19 @@ Napi::Value run_op_binding(const Napi::CallbackInfo& info) {
       const bool bf16 = option_bool(o, "bf16", false);
       check_arg(hq % hkv == 0, "Expected qHeads divisible by kvHeads");
       const bool fwd = name == "attention_forward";
-      need(fwd ? 4 : 7);
+      // forward: q, k, v -> out, lse; backward: q, k, v, dout, then dq, dk, dv, and the forward's out and lse.
+      need(fwd ? 5 : 9);
       float *q = f32(0, n * hq * hd), *k = f32(1, n * hkv * hd), *v = f32(2, n * hkv * hd), *o3 = f32(3, n * hq * hd);
       float *dq = fwd ? nullptr : f32(4, n * hq * hd), *dk = fwd ? nullptr : f32(5, n * hkv * hd),
             *dv = fwd ? nullptr : f32(6, n * hkv * hd);
+      float *out = fwd ? o3 : f32(7, n * hq * hd), *lse = f32(fwd ? 4 : 8, n * hq);
       // Packed rows: consecutive sequences of `segment` rows (the last may be shorter).
       const int64_t segment = option_int(o, "segment", n, 1, n);
       work = [=] {
         AttentionSegments segments;
         for (int64_t t0 = 0; t0 < n; t0 += segment) segments.push_back({t0, std::min(segment, n - t0)});
-        if (fwd) x.op->attention_forward(x, q, k, v, segments, hq, hkv, hd, o3, bf16, scores);
-        else x.op->attention_backward(x, q, k, v, o3, segments, hq, hkv, hd, dq, dk, dv, bf16, scores);
+        if (fwd) x.op->attention_forward(x, q, k, v, segments, hq, hkv, hd, out, lse, bf16, scores);
+        else x.op->attention_backward(x, q, k, v, out, lse, o3, segments, hq, hkv, hd, dq, dk, dv, bf16, scores);
       };
     } else if (name == "lowrank_pass" || name == "lowrank_pass_reference") {
       // tensors: y [m, n], w [r, n], d [m, r], s [m, r], g [r, n]; options pick the products.

@@ -41,14 +41,17 @@ struct OpTable {
   void (*lora_linear_backward)(const ExecContext&, const LoraLinearArgs&, const float* dy, const float* t, float* dx,
                                float* da, float* db);
   // ops/attention.h; segments are host data. The cached form attends n new queries at `offset`
-  // to offset + n keys and values.
+  // to offset + n keys and values. lse [rows, q_heads] (may be null where no backward follows):
+  // what the forward keeps for the backward, which gets the same buffer and the forward's `out`
+  // back; a backend whose backward recomputes its own row statistics (CUDA's) leaves it unwritten.
   void (*attention_forward)(const ExecContext&, const float* q, const float* k, const float* v,
                             const AttentionSegments& segments, int64_t q_heads, int64_t kv_heads, int64_t head_dim,
-                            float* out, bool bf16, AttentionScores scores);
+                            float* out, float* lse, bool bf16, AttentionScores scores);
   void (*attention_forward_cached)(const ExecContext&, const float* q, const float* k, const float* v, int64_t n,
                                    int64_t offset, int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* out,
                                    bool bf16, AttentionScores scores);
-  void (*attention_backward)(const ExecContext&, const float* q, const float* k, const float* v, const float* dout,
+  void (*attention_backward)(const ExecContext&, const float* q, const float* k, const float* v, const float* out,
+                             const float* lse, const float* dout,
                              const AttentionSegments& segments, int64_t q_heads, int64_t kv_heads, int64_t head_dim,
                              float* dq, float* dk, float* dv, bool bf16, AttentionScores scores);
   // ops/rmsnorm.h

@@ -8,6 +8,7 @@ namespace {
 
 struct LayerSaved {
   Buf x_in, h1, q, k, v, att, x_mid, h2, f, g;
+  Buf lse;  // the attention's row statistics for its backward
   std::array<Buf, kGpt2Projections> t;
 };
 
@@ -48,12 +49,12 @@ StepResult gpt2_step(const Gpt2Config& c, const Gpt2Weights& w, Trainable& tr, c
     LayerSaved& s = saved[li];
     s.x_in = copy_of(x, h);
     s.h1 = ctx.buffer(n * d), s.q = ctx.buffer(n * d), s.k = ctx.buffer(n * d), s.v = ctx.buffer(n * d);
-    s.att = ctx.buffer(n * d);
+    s.att = ctx.buffer(n * d), s.lse = ctx.buffer(n * c.heads);
     op.layernorm_forward(x, h.data(), L.ln1_w, L.ln1_b, n, d, c.eps, s.h1.data());
     Buf qkv = ctx.buffer(n * 3 * d);
     project(ctx, linear(li, kGpt2Attn), s.h1.data(), n, qkv.data(), s.t[kGpt2Attn]);
     split_qkv(ctx, qkv.data(), n, d, s.q.data(), s.k.data(), s.v.data());
-    op.attention_forward(x, s.q.data(), s.k.data(), s.v.data(), rows.segments, c.heads, c.heads, hd, s.att.data(), so.bf16, {});
+    op.attention_forward(x, s.q.data(), s.k.data(), s.v.data(), rows.segments, c.heads, c.heads, hd, s.att.data(), s.lse.data(), so.bf16, {});
     project(ctx, linear(li, kGpt2Proj), s.att.data(), n, h.data(), s.t[kGpt2Proj], true);  // residual
     s.x_mid = copy_of(x, h);
     s.h2 = ctx.buffer(n * d), s.f = ctx.buffer(n * c.ffn), s.g = ctx.buffer(n * c.ffn);
@@ -63,7 +64,7 @@ StepResult gpt2_step(const Gpt2Config& c, const Gpt2Weights& w, Trainable& tr, c
     project(ctx, linear(li, kGpt2FcProj), s.g.data(), n, h.data(), s.t[kGpt2FcProj], true);  // residual
   };
   auto drop = [](LayerSaved& s) {
-    for (Buf* b : {&s.h1, &s.q, &s.k, &s.v, &s.att, &s.x_mid, &s.h2, &s.f, &s.g}) b->reset();
+    for (Buf* b : {&s.h1, &s.q, &s.k, &s.v, &s.att, &s.lse, &s.x_mid, &s.h2, &s.f, &s.g}) b->reset();
     for (Buf& t : s.t) t.reset();
   };
   for (size_t li = 0; li < w.layers.size(); ++li) {
@@ -98,8 +99,8 @@ StepResult gpt2_step(const Gpt2Config& c, const Gpt2Weights& w, Trainable& tr, c
     Buf datt = ctx.buffer(n * d), dq = ctx.buffer(n * d), dk = ctx.buffer(n * d), dv = ctx.buffer(n * d);
     Buf dqkv = ctx.buffer(n * 3 * d), dh1 = ctx.buffer(n * d);
     project_back(ctx, linear(li, kGpt2Proj), s.att.data(), dmid.data(), n, s.t[kGpt2Proj], datt.data(), false);
-    op.attention_backward(x, s.q.data(), s.k.data(), s.v.data(), datt.data(), rows.segments, c.heads, c.heads, hd, dq.data(),
-                          dk.data(), dv.data(), so.bf16, {});
+    op.attention_backward(x, s.q.data(), s.k.data(), s.v.data(), s.att.data(), s.lse.data(), datt.data(), rows.segments,
+                          c.heads, c.heads, hd, dq.data(), dk.data(), dv.data(), so.bf16, {});
     join_qkv(ctx, dq.data(), dk.data(), dv.data(), n, d, dqkv.data());
     project_back(ctx, linear(li, kGpt2Attn), s.h1.data(), dqkv.data(), n, s.t[kGpt2Attn], dh1.data(), false);
     op.layernorm_backward(x, s.x_in.data(), L.ln1_w, dh1.data(), n, d, c.eps, dx.data(), full_grad(li, kGpt2Ln1W),

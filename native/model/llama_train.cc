@@ -6,6 +6,7 @@ namespace {
 
 struct LayerSaved {
   Buf x_in, h1, q, k, v, att, x_mid, h2, g, u, a;
+  Buf lse;           // the attention's row statistics for its backward
   Buf q_raw, k_raw;  // Qwen3, Gemma 3: q and k before their per-head RMSNorm
   Buf ao, mo;        // Gemma: the attention's and the MLP's outputs before their post-norms
   std::array<Buf, kProjections> t;
@@ -57,7 +58,7 @@ StepResult llama_step(const LlamaConfig& c, const LlamaWeights& w, Trainable& tr
     LayerSaved& s = saved[li];
     s.x_in = copy_of(x, h);
     s.h1 = ctx.buffer(n * c.dim), s.q = ctx.buffer(n * qdim), s.k = ctx.buffer(n * kvdim), s.v = ctx.buffer(n * kvdim);
-    s.att = ctx.buffer(n * qdim);
+    s.att = ctx.buffer(n * qdim), s.lse = ctx.buffer(n * c.heads);
     op.rmsnorm_forward(x, h.data(), L.attn_norm, n, c.dim, c.eps, s.h1.data());
     // q, k and v read the same input: with the weights' panels kept, pack it once for all three.
     const auto h1p = shared_input(ctx, s.h1.data(), n, c.dim);
@@ -74,7 +75,7 @@ StepResult llama_step(const LlamaConfig& c, const LlamaWeights& w, Trainable& tr
     op.rope_forward(x, s.k.data(), c.kv_heads, rope);
     if (qf != 1.0f) op.scale(x, s.q.data(), qf, n * qdim);  // saved scaled: the attention backward reads it
     op.attention_forward(x, s.q.data(), s.k.data(), s.v.data(), rows.segments, c.heads, c.kv_heads, c.head_dim, s.att.data(),
-                         so.bf16, attention_scores(c, li));
+                         s.lse.data(), so.bf16, attention_scores(c, li));
     join(linear(li, kO), s.att.data(), L.post_attn_norm, s.ao, s.t[kO], h);  // h += attention
     s.x_mid = copy_of(x, h);
     s.h2 = ctx.buffer(n * c.dim), s.g = ctx.buffer(n * c.ffn), s.u = ctx.buffer(n * c.ffn), s.a = ctx.buffer(n * c.ffn);
@@ -87,7 +88,7 @@ StepResult llama_step(const LlamaConfig& c, const LlamaWeights& w, Trainable& tr
   };
   // With checkpointing a layer keeps only its input; the backward recomputes the rest.
   auto drop = [](LayerSaved& s) {
-    for (Buf* b : {&s.h1, &s.q, &s.k, &s.v, &s.att, &s.x_mid, &s.h2, &s.g, &s.u, &s.a, &s.q_raw, &s.k_raw, &s.ao, &s.mo}) b->reset();
+    for (Buf* b : {&s.h1, &s.q, &s.k, &s.v, &s.att, &s.lse, &s.x_mid, &s.h2, &s.g, &s.u, &s.a, &s.q_raw, &s.k_raw, &s.ao, &s.mo}) b->reset();
     for (Buf& t : s.t) t.reset();
   };
   for (size_t li = 0; li < w.layers.size(); ++li) {
@@ -135,7 +136,7 @@ StepResult llama_step(const LlamaConfig& c, const LlamaWeights& w, Trainable& tr
     Buf dh1 = ctx.buffer(n * c.dim);
     const Buf dao = branch_grad(L.post_attn_norm, s.ao, dmid.data(), kPostAttnNorm);
     project_back(ctx, linear(li, kO), s.att.data(), L.post_attn_norm ? dao.data() : dmid.data(), n, s.t[kO], datt.data(), false);
-    op.attention_backward(x, s.q.data(), s.k.data(), s.v.data(), datt.data(), rows.segments, c.heads, c.kv_heads, c.head_dim,
+    op.attention_backward(x, s.q.data(), s.k.data(), s.v.data(), s.att.data(), s.lse.data(), datt.data(), rows.segments, c.heads, c.kv_heads, c.head_dim,
                           dq.data(), dk.data(), dv.data(), so.bf16, attention_scores(c, li));
     if (qf != 1.0f) op.scale(x, dq.data(), qf, n * qdim);
     const RopeTable& rope = ropes[local_rope(c, li) ? 1 : 0];

@@ -5,6 +5,7 @@
 #include <memory>
 #include <vector>
 
+#include "fp64_sum.h"
 #include "vexp.h"
 #include "../../ops/gemm.h"
 #include "kernels.h"
@@ -15,6 +16,9 @@ namespace cpu {
 namespace {
 
 constexpr int64_t kQueryBlock = 64;
+// Keys per tile of the backward: a tile's P and dP (64 x 256 fp32, 64 KB each) and its rows of dK
+// and dV stay in a 512 KB L2; whole rows of P and dP (1 MB each at 4096 tokens) did not.
+constexpr int64_t kKeyTile = 256;
 
 struct Shape {
   int64_t q_heads, kv_heads, head_dim, group, ldq, ldkv;
@@ -30,15 +34,22 @@ Shape make_shape(int64_t q_heads, int64_t kv_heads, int64_t head_dim, bool bf16,
           1.0f / std::sqrt(static_cast<float>(head_dim)), bf16, scores.window, scores.softcap, isa};
 }
 
+// Packed B for a product: panels (or none) and where in their op(B) the product's part starts.
+struct PanelTile {
+  const GemmPanels* panels = nullptr;
+  int64_t k0 = 0, n0 = 0;
+};
+
 // C = alpha · op(A)·op(B) + beta · C on strided row-major views, on the calling thread alone.
 void head_gemm(const Shape& sh, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, bool ta, const float* b,
-               int64_t ldb, bool tb, float* c, int64_t ldc, float alpha, float beta, const GemmPanels* panels = nullptr) {
+               int64_t ldb, bool tb, float* c, int64_t ldc, float alpha, float beta, PanelTile panels = {}) {
   thread_local ThreadPool serial(1);
   GemmArgs g;
   g.m = m, g.n = n, g.k = k;
   g.a.data = a, g.a.ld = lda, g.a.trans = ta;
   g.b.data = b, g.b.ld = ldb, g.b.trans = tb;
-  g.b.panels[tb ? 1 : 0] = panels;
+  g.b.panels[tb ? 1 : 0] = panels.panels;
+  g.b.panel_k0 = panels.k0, g.b.panel_n0 = panels.n0;
   g.c = c, g.ldc = ldc, g.alpha = alpha, g.beta = beta, g.bf16 = sh.bf16;
   gemm(g, sh.isa, serial);
 }
@@ -72,85 +83,100 @@ void softcap_row(float* x, int64_t n, float cap, float* tanh_out, Isa isa) {
 
 // Scores of a block -> probabilities in place: s [rows, nk]; entries a row does not see become 0.
 // With soft-capping, tanh of each seen capped score goes to tanh_out [rows, nk] when given.
-void block_softmax(const Shape& sh, const Block& b, int64_t offset, float* s, float* tanh_out) {
+// lse (may be null): each row's log Σ exp of its (capped) scores, at lse[t · lse_stride].
+void block_softmax(const Shape& sh, const Block& b, int64_t offset, float* s, float* tanh_out, float* lse,
+                   int64_t lse_stride) {
   for (int64_t t = 0; t < b.rows; ++t) {
     float* row = s + t * b.nk;
     const int64_t p = offset + b.i0 + t, lo = first_key(p, sh.window) - b.j0, hi = p - b.j0;
     if (sh.softcap > 0) softcap_row(row + lo, hi - lo + 1, sh.softcap, tanh_out ? tanh_out + t * b.nk + lo : nullptr, sh.isa);
     const float max = max_of(row + lo, hi - lo + 1, sh.isa);
-    const float inv = static_cast<float>(1.0 / exp_shifted_sum(row + lo, max, hi - lo + 1, row + lo, sh.isa));
+    const double sum = exp_shifted_sum(row + lo, max, hi - lo + 1, row + lo, sh.isa);
+    if (lse) lse[t * lse_stride] = max + std::log(static_cast<float>(sum));
     std::fill(row, row + lo, 0.0f);
-    scale_in_place(row + lo, hi - lo + 1, inv, sh.isa);
+    scale_in_place(row + lo, hi - lo + 1, static_cast<float>(1.0 / sum), sh.isa);
     std::fill(row + hi + 1, row + b.nk, 0.0f);
   }
 }
 
 // A head's keys or values packed once for the bf16 products of all its query blocks (as Kᵀ, K,
-// Vᵀ or V); none without bf16, or with a sliding window (blocks would start mid-panel).
+// Vᵀ or V); none without bf16.
 std::unique_ptr<GemmPanels> head_panels(const Shape& sh, const float* x, int64_t n, bool trans) {
-  if (!sh.bf16 || sh.window > 0) return nullptr;
+  if (!sh.bf16) return nullptr;
   return trans ? gemm_pack_dense_panels(x, sh.ldkv, true, sh.head_dim, n, sh.isa)
                : gemm_pack_dense_panels(x, sh.ldkv, false, n, sh.head_dim, sh.isa);
 }
 
-// P of a block: softmax([softcap] scale · Q_block · K_keysᵀ), into p [rows, nk] (tanh_out: as block_softmax).
-void block_probabilities(const Shape& sh, const Block& b, int64_t offset, const float* qh, const float* kg, float* p,
-                         const GemmPanels* kt, float* tanh_out = nullptr) {
-  head_gemm(sh, b.rows, b.nk, sh.head_dim, qh + b.i0 * sh.ldq, sh.ldq, false, kg + b.j0 * sh.ldkv, sh.ldkv, true, p, b.nk,
-            sh.scale, 0.0f, b.j0 == 0 ? kt : nullptr);
-  block_softmax(sh, b, offset, p, tanh_out);
-}
-
 void forward_head(const Shape& sh, const float* q, const float* k, const float* v, int64_t n, int64_t offset, int64_t h,
-                  float* out) {
+                  float* out, float* lse) {
   const int64_t g = h / sh.group;
   const float *qh = q + h * sh.head_dim, *kg = k + g * sh.head_dim, *vg = v + g * sh.head_dim;
   std::vector<float> p(static_cast<size_t>(std::min(kQueryBlock, n) * (offset + n)));
-  const bool blocks = n > kQueryBlock;  // one block: nothing to share
+  const bool blocks = n > kQueryBlock && sh.window == 0;  // one block: nothing to share; a window's blocks start mid-panel
   const auto kt = blocks ? head_panels(sh, kg, offset + n, true) : nullptr, vn = blocks ? head_panels(sh, vg, offset + n, false) : nullptr;
   for (int64_t i0 = 0; i0 < n; i0 += kQueryBlock) {
     const Block b = query_block(i0, n, offset, sh.window);
-    block_probabilities(sh, b, offset, qh, kg, p.data(), kt.get());
+    // P = softmax([softcap] scale · Q_block · K_keysᵀ), then out = P · V_keys.
+    head_gemm(sh, b.rows, b.nk, sh.head_dim, qh + i0 * sh.ldq, sh.ldq, false, kg + b.j0 * sh.ldkv, sh.ldkv, true, p.data(),
+              b.nk, sh.scale, 0.0f, {kt.get()});
+    block_softmax(sh, b, offset, p.data(), nullptr, lse ? lse + i0 * sh.q_heads + h : nullptr, sh.q_heads);
     head_gemm(sh, b.rows, sh.head_dim, b.nk, p.data(), b.nk, false, vg + b.j0 * sh.ldkv, sh.ldkv, false,
-              out + i0 * sh.ldq + h * sh.head_dim, sh.ldq, 1.0f, 0.0f, b.j0 == 0 ? vn.get() : nullptr);
+              out + i0 * sh.ldq + h * sh.head_dim, sh.ldq, 1.0f, 0.0f, {vn.get()});
   }
 }
 
 // One head of one sequence: writes dq's columns of head h, adds into dk_h / dv_h (row stride ld,
-// zeroed by the caller) this head's share of its key/value head's gradients.
-void backward_head(const Shape& sh, const float* q, const float* k, const float* v, const float* dout, int64_t n,
-                   int64_t h, float* dq, float* dk_h, float* dv_h, int64_t ld) {
+// zeroed by the caller) this head's share of its key/value head's gradients. Each block of queries
+// goes over its keys in tiles: P of a tile is exp(score − the forward's log Σ exp), exact without
+// the rest of the row, and the softmax backward's row sum Σ P·dP is dO·O.
+void backward_head(const Shape& sh, const float* q, const float* k, const float* v, const float* out, const float* lse,
+                   const float* dout, int64_t n, int64_t h, float* dq, float* dk_h, float* dv_h, int64_t ld) {
   const int64_t g = h / sh.group, hd = sh.head_dim;
-  const float *qh = q + h * hd, *kg = k + g * hd, *vg = v + g * hd, *doh = dout + h * hd;
-  const size_t block_floats = static_cast<size_t>(std::min(kQueryBlock, n) * n);
-  std::vector<float> p(block_floats), dp(block_floats), tanh(sh.softcap > 0 ? block_floats : 0);
-  const bool blocks = n > kQueryBlock;
-  const auto kt = blocks ? head_panels(sh, kg, n, true) : nullptr, kn = blocks ? head_panels(sh, kg, n, false) : nullptr;
-  const auto vt = blocks ? head_panels(sh, vg, n, true) : nullptr;
+  const float *qh = q + h * hd, *kg = k + g * hd, *vg = v + g * hd, *doh = dout + h * hd, *oh = out + h * hd;
+  const int64_t tile = std::min(kKeyTile, n);
+  const size_t tile_floats = static_cast<size_t>(std::min(kQueryBlock, n) * tile);
+  std::vector<float> p(tile_floats), dp(tile_floats), tanh(sh.softcap > 0 ? tile_floats : 0), dot(kQueryBlock);
+  // Tiles start at multiples of kKeyTile without a window, so they can read a head's panels.
+  const bool panels = n > kQueryBlock && sh.window == 0;
+  const auto kt = panels ? head_panels(sh, kg, n, true) : nullptr, kn = panels ? head_panels(sh, kg, n, false) : nullptr;
+  const auto vt = panels ? head_panels(sh, vg, n, true) : nullptr;
   for (int64_t i0 = 0; i0 < n; i0 += kQueryBlock) {
     const Block b = query_block(i0, n, 0, sh.window);
-    block_probabilities(sh, b, 0, qh, kg, p.data(), kt.get(), tanh.empty() ? nullptr : tanh.data());
-    // dP = dO·Vᵀ
-    head_gemm(sh, b.rows, b.nk, hd, doh + i0 * sh.ldq, sh.ldq, false, vg + b.j0 * sh.ldkv, sh.ldkv, true, dp.data(), b.nk,
-              1.0f, 0.0f, b.j0 == 0 ? vt.get() : nullptr);
-    for (int64_t t = 0; t < b.rows; ++t) {  // dS = P ⊙ (dP − rowsum(P ⊙ dP)), times the score scale
-      const float* pr = p.data() + t * b.nk;
-      float* dr = dp.data() + t * b.nk;
-      const int64_t pos = i0 + t, lo = first_key(pos, sh.window) - b.j0, hi = pos - b.j0;
-      std::fill(dr, dr + lo, 0.0f);
-      softmax_backward_row(pr + lo, dr + lo, hi - lo + 1, sh.scale, sh.isa);
-      if (!tanh.empty()) {  // through the cap: d score = d capped · (1 − tanh²)
-        const float* th = tanh.data() + t * b.nk;
-        for (int64_t j = lo; j <= hi; ++j) dr[j] *= 1.0f - th[j] * th[j];
+    // One tile holds the whole row: Σ P·dP from the tile itself, without reading O.
+    const bool one_tile = b.nk <= tile;
+    if (!one_tile)
+      for (int64_t t = 0; t < b.rows; ++t)
+        dot[t] = static_cast<float>(dot_f64(doh + (i0 + t) * sh.ldq, oh + (i0 + t) * sh.ldq, nullptr, hd));
+    for (int64_t j = b.j0; j < b.j0 + b.nk; j += tile) {
+      const int64_t nt = std::min(tile, b.j0 + b.nk - j);
+      // S = scale · Q_block · K_tileᵀ, then P in place (a row's keys outside what it sees: 0).
+      head_gemm(sh, b.rows, nt, hd, qh + i0 * sh.ldq, sh.ldq, false, kg + j * sh.ldkv, sh.ldkv, true, p.data(), nt,
+                sh.scale, 0.0f, {kt.get(), 0, j});
+      // dP = dO·V_tileᵀ
+      head_gemm(sh, b.rows, nt, hd, doh + i0 * sh.ldq, sh.ldq, false, vg + j * sh.ldkv, sh.ldkv, true, dp.data(), nt, 1.0f,
+                0.0f, {vt.get(), 0, j});
+      for (int64_t t = 0; t < b.rows; ++t) {
+        float *pr = p.data() + t * nt, *dr = dp.data() + t * nt;
+        const int64_t pos = i0 + t, lo = std::max<int64_t>(first_key(pos, sh.window) - j, 0), hi = std::min(pos - j, nt - 1);
+        if (hi < lo) {
+          std::fill(pr, pr + nt, 0.0f), std::fill(dr, dr + nt, 0.0f);
+          continue;
+        }
+        float* th = tanh.empty() ? nullptr : tanh.data() + t * nt;
+        if (th) softcap_row(pr + lo, hi - lo + 1, sh.softcap, th + lo, sh.isa);
+        exp_shifted_sum(pr + lo, lse[pos * sh.q_heads + h], hi - lo + 1, pr + lo, sh.isa);
+        // dS = P ⊙ (dP − Σ P·dP), times the score scale; through the cap, times 1 − tanh².
+        softmax_backward_row(pr + lo, dr + lo, hi - lo + 1, sh.scale, one_tile ? nullptr : &dot[t], sh.isa);
+        if (th)
+          for (int64_t c = lo; c <= hi; ++c) dr[c] *= 1.0f - th[c] * th[c];
+        std::fill(pr, pr + lo, 0.0f), std::fill(dr, dr + lo, 0.0f);
+        std::fill(pr + hi + 1, pr + nt, 0.0f), std::fill(dr + hi + 1, dr + nt, 0.0f);
       }
-      std::fill(dr + hi + 1, dr + b.nk, 0.0f);
+      head_gemm(sh, b.rows, hd, nt, dp.data(), nt, false, kg + j * sh.ldkv, sh.ldkv, false, dq + i0 * sh.ldq + h * hd,
+                sh.ldq, 1.0f, j == b.j0 ? 0.0f : 1.0f, {kn.get(), j, 0});
+      head_gemm(sh, nt, hd, b.rows, dp.data(), nt, true, qh + i0 * sh.ldq, sh.ldq, false, dk_h + j * ld, ld, 1.0f, 1.0f);
+      head_gemm(sh, nt, hd, b.rows, p.data(), nt, true, doh + i0 * sh.ldq, sh.ldq, false, dv_h + j * ld, ld, 1.0f, 1.0f);
     }
-    head_gemm(sh, b.rows, hd, b.nk, dp.data(), b.nk, false, kg + b.j0 * sh.ldkv, sh.ldkv, false, dq + i0 * sh.ldq + h * hd,
-              sh.ldq, 1.0f, 0.0f, b.j0 == 0 ? kn.get() : nullptr);
-    head_gemm(sh, b.nk, hd, b.rows, dp.data(), b.nk, true, qh + i0 * sh.ldq, sh.ldq, false, dk_h + b.j0 * ld, ld, 1.0f,
-              1.0f);
-    head_gemm(sh, b.nk, hd, b.rows, p.data(), b.nk, true, doh + i0 * sh.ldq, sh.ldq, false, dv_h + b.j0 * ld, ld, 1.0f,
-              1.0f);
   }
 }
 
@@ -160,22 +186,23 @@ void attention_causal_forward(const float* q, const float* k, const float* v, in
                               int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* out, Isa isa, ThreadPool& pool,
                               bool bf16, AttentionScores scores) {
   const Shape sh = make_shape(q_heads, kv_heads, head_dim, bf16, scores, isa);
-  pool.run(static_cast<int>(q_heads), [&](int h) { forward_head(sh, q, k, v, n, offset, h, out); });
+  pool.run(static_cast<int>(q_heads), [&](int h) { forward_head(sh, q, k, v, n, offset, h, out, nullptr); });
 }
 
 void attention_causal_forward(const float* q, const float* k, const float* v, const AttentionSegments& segments,
-                              int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* out, Isa isa, ThreadPool& pool,
-                              bool bf16, AttentionScores scores) {
+                              int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* out, float* lse, Isa isa,
+                              ThreadPool& pool, bool bf16, AttentionScores scores) {
   const Shape sh = make_shape(q_heads, kv_heads, head_dim, bf16, scores, isa);
   const int tasks = static_cast<int>(segments.size() * q_heads);
   pool.run(tasks, [&](int task) {
     const auto [t0, len] = segments[task / q_heads];
-    forward_head(sh, q + t0 * sh.ldq, k + t0 * sh.ldkv, v + t0 * sh.ldkv, len, 0, task % q_heads, out + t0 * sh.ldq);
+    forward_head(sh, q + t0 * sh.ldq, k + t0 * sh.ldkv, v + t0 * sh.ldkv, len, 0, task % q_heads, out + t0 * sh.ldq,
+                 lse ? lse + t0 * q_heads : nullptr);
   });
 }
 
-void attention_causal_backward(const float* q, const float* k, const float* v, const float* dout,
-                               const AttentionSegments& segments, int64_t q_heads, int64_t kv_heads, int64_t head_dim,
+void attention_causal_backward(const float* q, const float* k, const float* v, const float* out, const float* lse,
+                               const float* dout, const AttentionSegments& segments, int64_t q_heads, int64_t kv_heads, int64_t head_dim,
                                float* dq, float* dk, float* dv, Isa isa, ThreadPool& pool, bool bf16, AttentionScores scores) {
   const Shape sh = make_shape(q_heads, kv_heads, head_dim, bf16, scores, isa);
   int64_t rows = 0;
@@ -206,8 +233,8 @@ void attention_causal_backward(const float* q, const float* k, const float* v, c
       dv_h = dv + t0 * sh.ldkv + h * head_dim;
       ld = sh.ldkv;
     }
-    backward_head(sh, q + t0 * sh.ldq, k + t0 * sh.ldkv, v + t0 * sh.ldkv, dout + t0 * sh.ldq, len, h, dq + t0 * sh.ldq,
-                  dk_h, dv_h, ld);
+    backward_head(sh, q + t0 * sh.ldq, k + t0 * sh.ldkv, v + t0 * sh.ldkv, out + t0 * sh.ldq, lse + t0 * q_heads,
+                  dout + t0 * sh.ldq, len, h, dq + t0 * sh.ldq, dk_h, dv_h, ld);
   });
   if (!shared) return;
   const int chunks = static_cast<int>(std::min<int64_t>(pool.size(), rows));

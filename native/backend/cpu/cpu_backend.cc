@@ -96,17 +96,17 @@ const OpTable kCpuOps = {
     lora_linear_forward,
     lora_linear_backward,
     [](const ExecContext& x, const float* q, const float* k, const float* v, const AttentionSegments& s, int64_t hq,
-       int64_t hkv, int64_t hd, float* out, bool bf16, AttentionScores scores) {
-      cpu::attention_causal_forward(q, k, v, s, hq, hkv, hd, out, x.isa, pool_of(x), bf16, scores);
+       int64_t hkv, int64_t hd, float* out, float* lse, bool bf16, AttentionScores scores) {
+      cpu::attention_causal_forward(q, k, v, s, hq, hkv, hd, out, lse, x.isa, pool_of(x), bf16, scores);
     },
     [](const ExecContext& x, const float* q, const float* k, const float* v, int64_t n, int64_t offset, int64_t hq,
        int64_t hkv, int64_t hd, float* out, bool bf16, AttentionScores scores) {
       cpu::attention_causal_forward(q, k, v, n, offset, hq, hkv, hd, out, x.isa, pool_of(x), bf16, scores);
     },
-    [](const ExecContext& x, const float* q, const float* k, const float* v, const float* dout,
-       const AttentionSegments& s, int64_t hq, int64_t hkv, int64_t hd, float* dq, float* dk, float* dv, bool bf16,
-       AttentionScores scores) {
-      cpu::attention_causal_backward(q, k, v, dout, s, hq, hkv, hd, dq, dk, dv, x.isa, pool_of(x), bf16, scores);
+    [](const ExecContext& x, const float* q, const float* k, const float* v, const float* out, const float* lse,
+       const float* dout, const AttentionSegments& s, int64_t hq, int64_t hkv, int64_t hd, float* dq, float* dk, float* dv,
+       bool bf16, AttentionScores scores) {
+      cpu::attention_causal_backward(q, k, v, out, lse, dout, s, hq, hkv, hd, dq, dk, dv, x.isa, pool_of(x), bf16, scores);
     },
     [](const ExecContext& x, const float* in, const float* w, int64_t rows, int64_t dim, float eps, float* y) {
       cpu::rmsnorm_forward(in, w, rows, dim, eps, y, pool_of(x), x.isa);

@@ -175,7 +175,7 @@ void gemm_range_panels(const GemmArgs& g, const GemmKernel& kr, int64_t m0, int6
       };
       for (int64_t jr = n0; jr < n1; jr += kr.nr) {
         const int64_t cols = std::min<int64_t>(kr.nr, n1 - jr);
-        const uint16_t* bw = P.data.get() + (jr / kr.nr) * P.depth * kr.nr + pc * kr.nr;
+        const uint16_t* bw = P.data.get() + ((g.b.panel_n0 + jr) / kr.nr) * P.depth * kr.nr + (g.b.panel_k0 + pc) * kr.nr;
         const uint16_t* b2 = packed_b2 + (jr - n0) * b2_depth;
         for (int64_t ir = 0; ir < mc; ir += kr.mr) {
           const int64_t rows = std::min<int64_t>(kr.mr, mc - ir);
@@ -221,7 +221,8 @@ void gemm(const GemmArgs& g, Isa isa, ThreadPool& pool) {
   const double flops = 2.0 * g.m * g.n * (g.k + g.k2);
   int threads = flops < 4e6 ? 1 : pool.size();
   const GemmPanels* panels = g.b.panels[g.b.trans ? 1 : 0];
-  if (panels && g.bf16 && kr.bf16_pairs && panels->nr == kr.nr && panels->k >= g.k && panels->n >= g.n && g.k % 2 == 0 &&
+  if (panels && g.bf16 && kr.bf16_pairs && panels->nr == kr.nr && panels->k >= g.b.panel_k0 + g.k &&
+      panels->n >= g.b.panel_n0 + g.n && g.k % 2 == 0 && g.b.panel_k0 % 2 == 0 && g.b.panel_n0 % kr.nr == 0 &&
       (g.k2 == 0 || g.k % k_unit(kr) == 0)) {
     const GemmPanels* pa = g.a.panels[0];
     GemmArgs gp;

@@ -51,10 +51,13 @@ void lora_linear_backward(const LoraLinearArgs& args, const float* dy, const flo
 void attention_causal_forward(const float* q, const float* k, const float* v, int64_t n, int64_t offset,
                               int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* out, Isa isa, ThreadPool& pool,
                               bool bf16 = false, AttentionScores scores = {});
+// The packed form's forward writes each row's log Σ exp of its scores to lse [rows, q_heads] (if
+// not null); the backward reads them and the forward's out.
 void attention_causal_forward(const float* q, const float* k, const float* v, const AttentionSegments& segments,
-                              int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* out, Isa isa, ThreadPool& pool,
-                              bool bf16 = false, AttentionScores scores = {});
-void attention_causal_backward(const float* q, const float* k, const float* v, const float* dout,
+                              int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* out, float* lse, Isa isa,
+                              ThreadPool& pool, bool bf16 = false, AttentionScores scores = {});
+void attention_causal_backward(const float* q, const float* k, const float* v, const float* out, const float* lse,
+                               const float* dout,
                                const AttentionSegments& segments, int64_t q_heads, int64_t kv_heads, int64_t head_dim,
                                float* dq, float* dk, float* dv, Isa isa, ThreadPool& pool, bool bf16 = false,
                                AttentionScores scores = {});

@@ -155,7 +155,7 @@ __attribute__((target("avx2"))) void scale_avx2(float* x, int64_t n, float k) {
   for (; i < n; ++i) x[i] *= k;
 }
 
-__attribute__((target("avx2,fma"))) void softmax_backward_row_avx2(const float* p, float* dy, int64_t n, float scale) {
+__attribute__((target("avx2,fma"))) float dot_avx2(const float* p, const float* dy, int64_t n) {
   __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 16 <= n; i += 16) {
@@ -166,8 +166,14 @@ __attribute__((target("avx2,fma"))) void softmax_backward_row_avx2(const float* 
     const __m256i m = avx2_first_lanes(n - i);
     acc0 = _mm256_fmadd_ps(_mm256_maskload_ps(p + i, m), _mm256_maskload_ps(dy + i, m), acc0);
   }
-  const __m256 d = _mm256_set1_ps(avx2_sum(_mm256_add_ps(acc0, acc1))), s = _mm256_set1_ps(scale);
-  for (i = 0; i + 8 <= n; i += 8) {
+  return avx2_sum(_mm256_add_ps(acc0, acc1));
+}
+
+__attribute__((target("avx2,fma"))) void softmax_backward_row_avx2(const float* p, float* dy, int64_t n, float scale,
+                                                                  const float* row_dot) {
+  const __m256 d = _mm256_set1_ps(row_dot ? *row_dot : dot_avx2(p, dy, n)), s = _mm256_set1_ps(scale);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
     const __m256 g = _mm256_sub_ps(_mm256_loadu_ps(dy + i), d);
     _mm256_storeu_ps(dy + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(p + i), g), s));
   }
@@ -200,7 +206,7 @@ __attribute__((target("avx512f"))) void scale_avx512(float* x, int64_t n, float 
   for (; i < n; ++i) x[i] *= k;
 }
 
-__attribute__((target("avx512f"))) void softmax_backward_row_avx512(const float* p, float* dy, int64_t n, float scale) {
+__attribute__((target("avx512f"))) float dot_avx512(const float* p, const float* dy, int64_t n) {
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
   int64_t i = 0;
   for (; i + 32 <= n; i += 32) {
@@ -211,8 +217,13 @@ __attribute__((target("avx512f"))) void softmax_backward_row_avx512(const float*
     const __mmask16 m = lanes(n - i);
     acc0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, p + i), _mm512_maskz_loadu_ps(m, dy + i), acc0);
   }
-  const __m512 d = _mm512_set1_ps(_mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1))), s = _mm512_set1_ps(scale);
-  for (i = 0; i < n; i += 16) {
+  return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+}
+
+__attribute__((target("avx512f"))) void softmax_backward_row_avx512(const float* p, float* dy, int64_t n, float scale,
+                                                                    const float* row_dot) {
+  const __m512 d = _mm512_set1_ps(row_dot ? *row_dot : dot_avx512(p, dy, n)), s = _mm512_set1_ps(scale);
+  for (int64_t i = 0; i < n; i += 16) {
     const __mmask16 m = lanes(n - i);
     const __m512 pv = _mm512_maskz_loadu_ps(m, p + i), g = _mm512_sub_ps(_mm512_maskz_loadu_ps(m, dy + i), d);
     _mm512_mask_storeu_ps(dy + i, m, _mm512_mul_ps(_mm512_mul_ps(pv, g), s));
@@ -267,13 +278,15 @@ void scale_in_place(float* x, int64_t n, float k, Isa isa) {
   for (int64_t i = 0; i < n; ++i) x[i] *= k;
 }
 
-void softmax_backward_row(const float* p, float* dy, int64_t n, float scale, Isa isa) {
+void softmax_backward_row(const float* p, float* dy, int64_t n, float scale, const float* row_dot, Isa isa) {
 #ifdef TK_X86
-  if (vector_isa(isa, Isa::Avx512)) return softmax_backward_row_avx512(p, dy, n, scale);
-  if (vector_isa(isa, Isa::Avx2)) return softmax_backward_row_avx2(p, dy, n, scale);
+  if (vector_isa(isa, Isa::Avx512)) return softmax_backward_row_avx512(p, dy, n, scale, row_dot);
+  if (vector_isa(isa, Isa::Avx2)) return softmax_backward_row_avx2(p, dy, n, scale, row_dot);
 #endif
   double d = 0.0;
-  for (int64_t i = 0; i < n; ++i) d += static_cast<double>(p[i]) * dy[i];
+  if (row_dot) d = *row_dot;
+  else
+    for (int64_t i = 0; i < n; ++i) d += static_cast<double>(p[i]) * dy[i];
   for (int64_t i = 0; i < n; ++i) dy[i] = p[i] * (dy[i] - static_cast<float>(d)) * scale;
 }
 

@@ -21,8 +21,10 @@ float max_of(const float* x, int64_t n, Isa isa);
 // x[i] *= k: the softmax's normalization.
 void scale_in_place(float* x, int64_t n, float k, Isa isa);
 
-// The backward of a softmax row p given dy = dL/dp, in place: dy[i] = scale · p[i] · (dy[i] − Σ_j p[j]·dy[j]).
-void softmax_backward_row(const float* p, float* dy, int64_t n, float scale, Isa isa);
+// The backward of a softmax row p given dy = dL/dp, in place: dy[i] = scale · p[i] · (dy[i] − d),
+// d = Σ_j p[j]·dy[j] over the row. row_dot: d when the caller has it (attention's tiles of a row's
+// keys take it as dO·O); null: [0, n) is the whole row and d is summed here.
+void softmax_backward_row(const float* p, float* dy, int64_t n, float scale, const float* row_dot, Isa isa);
 
 // y[i] = 1 / (1 + exp(−x[i])). y may alias x.
 void sigmoid(const float* x, int64_t n, float* y, Isa isa);

@@ -317,7 +317,8 @@ void backward_with(CudaBackend& b, const Shape& s, const float* dout, float* lse
 }  // namespace
 
 void attention_forward(const ExecContext& x, const float* q, const float* k, const float* v, const AttentionSegments& segments,
-                       int64_t hq, int64_t hkv, int64_t d, float* out, bool bf16, AttentionScores scores) {
+                       int64_t hq, int64_t hkv, int64_t d, float* out, float* /*lse: the backward recomputes its own*/,
+                       bool bf16, AttentionScores scores) {
   check_shape(hq, hkv, d);
   CudaBackend& b = backend_of(x);
   forward(b, packed(b, q, k, v, segments, hq, hkv, d, scores, bf16), out);
@@ -332,7 +333,8 @@ void attention_forward_cached(const ExecContext& x, const float* q, const float*
   forward(b, s, out);
 }
 
-void attention_backward(const ExecContext& x, const float* q, const float* k, const float* v, const float* dout,
+void attention_backward(const ExecContext& x, const float* q, const float* k, const float* v, const float* /*out*/,
+                        const float* /*lse*/, const float* dout,
                         const AttentionSegments& segments, int64_t hq, int64_t hkv, int64_t d, float* dq, float* dk, float* dv,
                         bool bf16, AttentionScores scores) {
   check_shape(hq, hkv, d);

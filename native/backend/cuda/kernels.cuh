@@ -16,11 +16,13 @@ void lora_linear_backward(const ExecContext& x, const LoraLinearArgs& a, const f
                           float* da, float* db);
 // attention.cu
 void attention_forward(const ExecContext& x, const float* q, const float* k, const float* v, const AttentionSegments& s,
-                       int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* out, bool bf16, AttentionScores scores);
+                       int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* out, float* lse, bool bf16,
+                       AttentionScores scores);
 void attention_forward_cached(const ExecContext& x, const float* q, const float* k, const float* v, int64_t n,
                               int64_t offset, int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* out, bool bf16,
                               AttentionScores scores);
-void attention_backward(const ExecContext& x, const float* q, const float* k, const float* v, const float* dout,
+void attention_backward(const ExecContext& x, const float* q, const float* k, const float* v, const float* out,
+                        const float* lse, const float* dout,
                         const AttentionSegments& s, int64_t q_heads, int64_t kv_heads, int64_t head_dim, float* dq,
                         float* dk, float* dv, bool bf16, AttentionScores scores);
 // rmsnorm.cu
