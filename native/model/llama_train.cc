@@ -136,8 +136,9 @@ StepResult llama_step(const LlamaConfig& c, const LlamaWeights& w, Trainable& tr
     Buf dh1 = ctx.buffer(n * c.dim);
     const Buf dao = branch_grad(L.post_attn_norm, s.ao, dmid.data(), kPostAttnNorm);
     project_back(ctx, linear(li, kO), s.att.data(), L.post_attn_norm ? dao.data() : dmid.data(), n, s.t[kO], datt.data(), false);
-    op.attention_backward(x, s.q.data(), s.k.data(), s.v.data(), s.att.data(), s.lse.data(), datt.data(), rows.segments, c.heads, c.kv_heads, c.head_dim,
-                          dq.data(), dk.data(), dv.data(), so.bf16, attention_scores(c, li));
+    op.attention_backward(x, s.q.data(), s.k.data(), s.v.data(), s.att.data(), s.lse.data(), datt.data(),
+                          rows.segments, c.heads, c.kv_heads, c.head_dim, dq.data(), dk.data(), dv.data(), so.bf16,
+                          attention_scores(c, li));
     if (qf != 1.0f) op.scale(x, dq.data(), qf, n * qdim);
     const RopeTable& rope = ropes[local_rope(c, li) ? 1 : 0];
     op.rope_backward(x, dq.data(), c.heads, rope);

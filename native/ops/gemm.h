@@ -41,7 +41,8 @@ struct GemmOperand {
   // B operand: the matrix already packed, as op(B) = W ([0]) and Wᵀ ([1]); the product uses the
   // one its `trans` picks when it runs in bf16 on a kernel with that panel width (its leading
   // k x n part when the panels hold more, or the k x n part at row panel_k0 and column panel_n0:
-  // attention takes a tile of keys from a head's panels).
+  // attention takes a tile of keys from a head's panels). Where the panels cannot serve (another
+  // kernel, an odd k), B is packed from `data`, which must therefore point at that same part.
   const GemmPanels* panels[2] = {nullptr, nullptr};
   int64_t panel_k0 = 0;  // even
   int64_t panel_n0 = 0;  // a multiple of the panels' width

@@ -112,7 +112,8 @@ void forward_head(const Shape& sh, const float* q, const float* k, const float* 
   const int64_t g = h / sh.group;
   const float *qh = q + h * sh.head_dim, *kg = k + g * sh.head_dim, *vg = v + g * sh.head_dim;
   std::vector<float> p(static_cast<size_t>(std::min(kQueryBlock, n) * (offset + n)));
-  const bool blocks = n > kQueryBlock && sh.window == 0;  // one block: nothing to share; a window's blocks start mid-panel
+  // One block: nothing to share; with a window, blocks start mid-panel.
+  const bool blocks = n > kQueryBlock && sh.window == 0;
   const auto kt = blocks ? head_panels(sh, kg, offset + n, true) : nullptr, vn = blocks ? head_panels(sh, vg, offset + n, false) : nullptr;
   for (int64_t i0 = 0; i0 < n; i0 += kQueryBlock) {
     const Block b = query_block(i0, n, offset, sh.window);
@@ -157,18 +158,19 @@ void backward_head(const Shape& sh, const float* q, const float* k, const float*
                 0.0f, {vt.get(), 0, j});
       for (int64_t t = 0; t < b.rows; ++t) {
         float *pr = p.data() + t * nt, *dr = dp.data() + t * nt;
-        const int64_t pos = i0 + t, lo = std::max<int64_t>(first_key(pos, sh.window) - j, 0), hi = std::min(pos - j, nt - 1);
-        if (hi < lo) {
-          std::fill(pr, pr + nt, 0.0f), std::fill(dr, dr + nt, 0.0f);
-          continue;
+        const int64_t pos = i0 + t;
+        int64_t lo = std::max<int64_t>(first_key(pos, sh.window) - j, 0), hi = std::min(pos - j, nt - 1);
+        if (hi >= lo) {
+          float* th = tanh.empty() ? nullptr : tanh.data() + t * nt;
+          if (th) softcap_row(pr + lo, hi - lo + 1, sh.softcap, th + lo, sh.isa);
+          exp_shifted_sum(pr + lo, lse[pos * sh.q_heads + h], hi - lo + 1, pr + lo, sh.isa);
+          // dS = P ⊙ (dP − Σ P·dP), times the score scale; through the cap, times 1 − tanh².
+          softmax_backward_row(pr + lo, dr + lo, hi - lo + 1, sh.scale, one_tile ? nullptr : &dot[t], sh.isa);
+          if (th)
+            for (int64_t c = lo; c <= hi; ++c) dr[c] *= 1.0f - th[c] * th[c];
+        } else {
+          lo = nt, hi = nt - 1;  // the row sees none of this tile: all of it becomes 0 below
         }
-        float* th = tanh.empty() ? nullptr : tanh.data() + t * nt;
-        if (th) softcap_row(pr + lo, hi - lo + 1, sh.softcap, th + lo, sh.isa);
-        exp_shifted_sum(pr + lo, lse[pos * sh.q_heads + h], hi - lo + 1, pr + lo, sh.isa);
-        // dS = P ⊙ (dP − Σ P·dP), times the score scale; through the cap, times 1 − tanh².
-        softmax_backward_row(pr + lo, dr + lo, hi - lo + 1, sh.scale, one_tile ? nullptr : &dot[t], sh.isa);
-        if (th)
-          for (int64_t c = lo; c <= hi; ++c) dr[c] *= 1.0f - th[c] * th[c];
         std::fill(pr, pr + lo, 0.0f), std::fill(dr, dr + lo, 0.0f);
         std::fill(pr + hi + 1, pr + nt, 0.0f), std::fill(dr + hi + 1, dr + nt, 0.0f);
       }
@@ -202,8 +204,8 @@ void attention_causal_forward(const float* q, const float* k, const float* v, co
 }
 
 void attention_causal_backward(const float* q, const float* k, const float* v, const float* out, const float* lse,
-                               const float* dout, const AttentionSegments& segments, int64_t q_heads, int64_t kv_heads, int64_t head_dim,
-                               float* dq, float* dk, float* dv, Isa isa, ThreadPool& pool, bool bf16, AttentionScores scores) {
+                               const float* dout, const AttentionSegments& segments, int64_t q_heads, int64_t kv_heads,
+                               int64_t head_dim, float* dq, float* dk, float* dv, Isa isa, ThreadPool& pool, bool bf16, AttentionScores scores) {
   const Shape sh = make_shape(q_heads, kv_heads, head_dim, bf16, scores, isa);
   int64_t rows = 0;
   for (auto [t0, len] : segments) rows = std::max(rows, t0 + len);
