@@ -39,6 +39,18 @@ describe('Hugging Face Llama folder', () => {
     expect(relErr((await nf4.logits(ids.slice(0, 12))).data, fx.logits!.data)).toBeLessThan(0.25);
   });
 
+  it('gives the full forward\'s logits through a KV cache longer than one key tile (300 keys)', async () => {
+    // Attention takes keys in tiles of 256 with an online softmax; a cached decode's queries start at
+    // an offset, and the full forward's 300 tokens are themselves checked against fp64 in ops.test.ts.
+    const m = await loadModel(dir);
+    const n = 300, ids = Array.from({ length: n }, (_, i) => (i * 7919 + 13) % 1001);
+    const full = await m.logits(ids);
+    const session = m.native.createSession(n);
+    await session.decode(Tensor.from('i32', [280], ids.slice(0, 280)).handle);
+    const last = new Tensor(await session.decode(Tensor.from('i32', [20], ids.slice(280)).handle)).data as Float32Array;
+    expect(relErr(last, full.data.subarray((n - 1) * 1001))).toBeLessThan(1e-5);
+  });
+
   it('trains LoRA on all seven projections exactly as PEFT', async () => {
     const fx = await expected();
     const m = await loadModel(dir);

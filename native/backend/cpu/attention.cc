@@ -16,8 +16,8 @@ namespace cpu {
 namespace {
 
 constexpr int64_t kQueryBlock = 64;
-// Keys per tile of the backward: a tile's P and dP (64 x 256 fp32, 64 KB each) and its rows of dK
-// and dV stay in a 512 KB L2; whole rows of P and dP (1 MB each at 4096 tokens) did not.
+// Keys per tile, forward and backward: a tile's P and dP (64 x 256 fp32, 64 KB each) and its rows
+// of dK and dV stay in a 512 KB L2; whole rows of P and dP (1 MB each at 4096 tokens) did not.
 constexpr int64_t kKeyTile = 256;
 
 struct Shape {
@@ -107,22 +107,82 @@ std::unique_ptr<GemmPanels> head_panels(const Shape& sh, const float* x, int64_t
                : gemm_pack_dense_panels(x, sh.ldkv, false, n, sh.head_dim, sh.isa);
 }
 
+// Of a key tile [j, j + nt), the keys [j + lo, j + hi] that the query at position pos sees (lo > hi:
+// none).
+struct Seen {
+  int64_t lo, hi;
+};
+
+Seen seen_in_tile(const Shape& sh, int64_t pos, int64_t j, int64_t nt) {
+  return {std::max<int64_t>(first_key(pos, sh.window) - j, 0), std::min(pos - j, nt - 1)};
+}
+
+// A block whose keys span several tiles, with an online softmax (FlashAttention's forward): each
+// tile's scores are exponentiated against the row's running maximum, and what the earlier tiles put
+// in the output row is rescaled when that maximum grows; the row is divided by Σ exp at the end. So
+// no whole row of scores (1 MB per block at 4096 tokens, past a 512 KB L2) is formed.
+void forward_block_tiled(const Shape& sh, const Block& b, int64_t offset, const float* qh, const float* kg,
+                         const float* vg, const GemmPanels* kt, const GemmPanels* vn, float* p, float* o, float* lse) {
+  const int64_t hd = sh.head_dim, tile = kKeyTile;
+  float max[kQueryBlock];
+  double sum[kQueryBlock];
+  std::fill(max, max + b.rows, -INFINITY), std::fill(sum, sum + b.rows, 0.0);
+  for (int64_t j = b.j0; j < b.j0 + b.nk; j += tile) {
+    const int64_t nt = std::min(tile, b.j0 + b.nk - j);
+    head_gemm(sh, b.rows, nt, hd, qh + b.i0 * sh.ldq, sh.ldq, false, kg + j * sh.ldkv, sh.ldkv, true, p, nt, sh.scale,
+              0.0f, {kt, 0, j});
+    for (int64_t t = 0; t < b.rows; ++t) {
+      float* row = p + t * nt;
+      const Seen s = seen_in_tile(sh, offset + b.i0 + t, j, nt);
+      if (s.hi < s.lo) {  // sees none of this tile: adds nothing, keeps its statistics
+        std::fill(row, row + nt, 0.0f);
+        continue;
+      }
+      const int64_t len = s.hi - s.lo + 1;
+      if (sh.softcap > 0) softcap_row(row + s.lo, len, sh.softcap, nullptr, sh.isa);
+      const float grown = std::max(max[t], max_of(row + s.lo, len, sh.isa));
+      // What earlier tiles added was weighted by exp(score − the old maximum).
+      if (grown > max[t] && sum[t] > 0) {
+        const float rescale = std::exp(max[t] - grown);
+        scale_in_place(o + t * sh.ldq, hd, rescale, sh.isa);
+        sum[t] *= rescale;
+      }
+      max[t] = grown;
+      sum[t] += exp_shifted_sum(row + s.lo, grown, len, row + s.lo, sh.isa);
+      std::fill(row, row + s.lo, 0.0f), std::fill(row + s.hi + 1, row + nt, 0.0f);
+    }
+    // out_block (+)= P_tile · V_tile; the first tile overwrites (rows that saw none of it get 0).
+    head_gemm(sh, b.rows, hd, nt, p, nt, false, vg + j * sh.ldkv, sh.ldkv, false, o, sh.ldq, 1.0f,
+              j == b.j0 ? 0.0f : 1.0f, {vn, j, 0});
+  }
+  for (int64_t t = 0; t < b.rows; ++t) {
+    scale_in_place(o + t * sh.ldq, hd, static_cast<float>(1.0 / sum[t]), sh.isa);
+    if (lse) lse[t * sh.q_heads] = max[t] + std::log(static_cast<float>(sum[t]));
+  }
+}
+
 void forward_head(const Shape& sh, const float* q, const float* k, const float* v, int64_t n, int64_t offset, int64_t h,
                   float* out, float* lse) {
   const int64_t g = h / sh.group;
   const float *qh = q + h * sh.head_dim, *kg = k + g * sh.head_dim, *vg = v + g * sh.head_dim;
-  std::vector<float> p(static_cast<size_t>(std::min(kQueryBlock, n) * (offset + n)));
+  // A block's scores: its whole row when that fits one key tile, else one tile at a time.
+  std::vector<float> p(static_cast<size_t>(std::min(kQueryBlock, n) * std::min(kKeyTile, offset + n)));
   // One block: nothing to share; with a window, blocks start mid-panel.
   const bool blocks = n > kQueryBlock && sh.window == 0;
   const auto kt = blocks ? head_panels(sh, kg, offset + n, true) : nullptr, vn = blocks ? head_panels(sh, vg, offset + n, false) : nullptr;
   for (int64_t i0 = 0; i0 < n; i0 += kQueryBlock) {
     const Block b = query_block(i0, n, offset, sh.window);
+    float *o = out + i0 * sh.ldq + h * sh.head_dim, *lse_b = lse ? lse + i0 * sh.q_heads + h : nullptr;
+    if (b.nk > kKeyTile) {
+      forward_block_tiled(sh, b, offset, qh, kg, vg, kt.get(), vn.get(), p.data(), o, lse_b);
+      continue;
+    }
     // P = softmax([softcap] scale · Q_block · K_keysᵀ), then out = P · V_keys.
     head_gemm(sh, b.rows, b.nk, sh.head_dim, qh + i0 * sh.ldq, sh.ldq, false, kg + b.j0 * sh.ldkv, sh.ldkv, true, p.data(),
               b.nk, sh.scale, 0.0f, {kt.get()});
-    block_softmax(sh, b, offset, p.data(), nullptr, lse ? lse + i0 * sh.q_heads + h : nullptr, sh.q_heads);
-    head_gemm(sh, b.rows, sh.head_dim, b.nk, p.data(), b.nk, false, vg + b.j0 * sh.ldkv, sh.ldkv, false,
-              out + i0 * sh.ldq + h * sh.head_dim, sh.ldq, 1.0f, 0.0f, {vn.get()});
+    block_softmax(sh, b, offset, p.data(), nullptr, lse_b, sh.q_heads);
+    head_gemm(sh, b.rows, sh.head_dim, b.nk, p.data(), b.nk, false, vg + b.j0 * sh.ldkv, sh.ldkv, false, o, sh.ldq, 1.0f,
+              0.0f, {vn.get()});
   }
 }
 
@@ -159,7 +219,7 @@ void backward_head(const Shape& sh, const float* q, const float* k, const float*
       for (int64_t t = 0; t < b.rows; ++t) {
         float *pr = p.data() + t * nt, *dr = dp.data() + t * nt;
         const int64_t pos = i0 + t;
-        int64_t lo = std::max<int64_t>(first_key(pos, sh.window) - j, 0), hi = std::min(pos - j, nt - 1);
+        auto [lo, hi] = seen_in_tile(sh, pos, j, nt);
         if (hi >= lo) {
           float* th = tanh.empty() ? nullptr : tanh.data() + t * nt;
           if (th) softcap_row(pr + lo, hi - lo + 1, sh.softcap, th + lo, sh.isa);
